@@ -1,0 +1,557 @@
+// CodeZone: mode selection (dual mapping -> toggled -> RWX), lazy commit, the locked allocator
+// path, the write path of each mode, and fork() protection. See jitkit/code/code_zone.h and
+// docs/code-zones.md for the rules this file implements.
+#include "jitkit/code/code_zone.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "code/block_allocator_p.h"
+#include "code/linux/os_memory_p.h"
+#include "jitkit/base/bits.h"
+#include "jitkit/base/platform.h"
+#include "jitkit/code/sync.h"
+
+namespace jitkit::code {
+
+using internal::Access;
+
+namespace {
+
+constexpr std::uint8_t kInt3 = 0xCC;
+
+// Incremented in every child of fork(). A zone remembers the value at its creation; a
+// mismatch means "this object was inherited through fork()": its write view is gone
+// (MADV_DONTFORK) and its lock may have been held by a thread that does not exist here, so
+// every mutating call refuses before touching either.
+std::atomic<std::uint64_t> g_fork_generation{0};
+std::once_flag g_atfork_once;
+void on_fork_child() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+std::string hex(std::uintptr_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, v);
+  return buf;
+}
+
+Error forked_error(const char* op) {
+  return Error(ErrorCode::kInvalidState,
+               std::string("code zone: ") + op +
+                   ": this zone was inherited through fork(); a child may run the parent's code but not change "
+                   "it — create a fresh CodeZone in the child");
+}
+
+}  // namespace
+
+struct CodeZone::Impl {
+  ZoneOptions options;
+  ZoneMode mode = ZoneMode::kDualMapped;
+  DualBacking backing = DualBacking::kMemfd;
+  std::vector<std::string> reasons;
+
+  std::size_t page = 4096;
+  std::size_t granule = 64;
+  unsigned granule_shift = 6;
+  std::size_t unit = 64;  // block size unit: granule, or page in kToggled mode
+  std::size_t chunk = 256 << 10;
+
+  std::uintptr_t base = 0;  // start of the reservation = start of code
+  std::size_t code_bytes = 0, ro_bytes = 0, rw_bytes = 0, total = 0;
+  std::uintptr_t write_base = 0;  // kDualMapped: write view of [code | ro data]
+  std::ptrdiff_t delta = 0;
+  std::uint64_t generation = 0;
+
+  mutable std::mutex mu;
+  internal::BlockAllocator allocator;  // guarded by mu
+  // Committed prefixes. Advanced under mu, after the memory is accessible; read without the
+  // lock by write()/writable() (acquire pairs with the release store: a reader that sees the
+  // new size also sees the protection change's effects ordered before it).
+  std::atomic<std::size_t> code_committed{0};
+  std::atomic<std::size_t> ro_committed{0};
+  std::size_t rw_committed = 0;  // under mu
+  std::size_t ro_used = 0, rw_used = 0;  // under mu
+  std::vector<std::uint64_t> sealed;  // kToggled: one bit per code page that is r-x; under mu
+
+  explicit Impl(std::size_t granules) : allocator(granules) {}
+
+  std::uintptr_t ro_base() const { return base + code_bytes; }
+  std::uintptr_t rw_base() const { return ro_base() + ro_bytes; }
+  bool forked() const { return g_fork_generation.load(std::memory_order_relaxed) != generation; }
+
+  bool page_sealed(std::size_t p) const { return (sealed[p >> 6] >> (p & 63)) & 1; }
+  void set_sealed(std::size_t p, bool v) {
+    if (v) {
+      sealed[p >> 6] |= std::uint64_t{1} << (p & 63);
+    } else {
+      sealed[p >> 6] &= ~(std::uint64_t{1} << (p & 63));
+    }
+  }
+
+  // Makes code bytes [code_committed, to) usable: int3-filled, writable through the write path
+  // and executable where code runs. The fill happens before the pages become executable, so no
+  // thread can ever execute zero bytes left by the kernel.
+  Status commit_code(std::size_t to) {
+    const std::size_t from = code_committed.load(std::memory_order_relaxed);
+    to = std::min(align_up(to, chunk), code_bytes);
+    if (to <= from) return ok();
+    const std::size_t len = to - from;
+    switch (mode) {
+      case ZoneMode::kDualMapped:
+        JITKIT_TRY(internal::protect(write_base + from, len, Access::kReadWrite));
+        std::memset(reinterpret_cast<void*>(write_base + from), kInt3, len);
+        JITKIT_TRY(internal::protect(base + from, len, Access::kReadExecute));
+        break;
+      case ZoneMode::kToggled:
+        // Not executable until make_executable(): W^X by construction.
+        JITKIT_TRY(internal::protect(base + from, len, Access::kReadWrite));
+        std::memset(reinterpret_cast<void*>(base + from), kInt3, len);
+        break;
+      case ZoneMode::kRwx:
+        JITKIT_TRY(internal::protect(base + from, len, Access::kReadWriteExecute));
+        std::memset(reinterpret_cast<void*>(base + from), kInt3, len);
+        break;
+    }
+    code_committed.store(to, std::memory_order_release);
+    return ok();
+  }
+
+  Status commit_ro(std::size_t to) {
+    const std::size_t from = ro_committed.load(std::memory_order_relaxed);
+    to = std::min(align_up(to, chunk), ro_bytes);
+    if (to <= from) return ok();
+    const std::size_t len = to - from;
+    switch (mode) {
+      case ZoneMode::kDualMapped:
+        JITKIT_TRY(internal::protect(write_base + code_bytes + from, len, Access::kReadWrite));
+        JITKIT_TRY(internal::protect(ro_base() + from, len, Access::kRead));
+        break;
+      case ZoneMode::kToggled:
+        JITKIT_TRY(internal::protect(ro_base() + from, len, Access::kRead));
+        break;
+      case ZoneMode::kRwx:
+        // Writes go to the same address in RWX mode, so read-only data is writable here too.
+        JITKIT_TRY(internal::protect(ro_base() + from, len, Access::kReadWrite));
+        break;
+    }
+    ro_committed.store(to, std::memory_order_release);
+    return ok();
+  }
+
+  Status commit_rw(std::size_t to) {
+    to = std::min(align_up(to, chunk), rw_bytes);
+    if (to <= rw_committed) return ok();
+    JITKIT_TRY(internal::protect(rw_base() + rw_committed, to - rw_committed, Access::kReadWrite));
+    rw_committed = to;
+    return ok();
+  }
+
+  // Dual mapping on one backing. On failure the reservation is restored and nothing leaks.
+  Status setup_dual(DualBacking b) {
+    const std::size_t shared_bytes = code_bytes + ro_bytes;
+    Result<int> fd = Error(ErrorCode::kUnsupported, "");
+    switch (b) {
+      case DualBacking::kMemfd:
+        fd = internal::create_memfd(options.name, shared_bytes, options.simulate_memfd_errno);
+        break;
+      case DualBacking::kPosixShm:
+        fd = internal::create_posix_shm(options.name, shared_bytes, options.simulate_shm_errno);
+        break;
+      case DualBacking::kTmpFile:
+        fd = internal::create_tmp_file(options.tmp_dir, shared_bytes, options.simulate_tmpfile_errno);
+        break;
+    }
+    if (!fd) return std::move(fd).error();
+    auto fail = [&](Error e) -> Status {
+      if (write_base != 0) internal::release_range(write_base, shared_bytes);
+      write_base = 0;
+      delta = 0;
+      code_committed.store(0, std::memory_order_relaxed);
+      internal::close_fd(*fd);
+      if (auto r = internal::reset_to_reservation(base, shared_bytes); !r) return std::move(r).error();
+      return e;
+    };
+    // The RX view replaces the private reservation at the same addresses, so placement holds.
+    if (auto r = internal::map_shared(*fd, base, shared_bytes); !r) return fail(std::move(r).error());
+    auto w = internal::map_shared(*fd, 0, shared_bytes);
+    if (!w) return fail(std::move(w).error());
+    write_base = *w;
+    delta = static_cast<std::ptrdiff_t>(write_base - base);
+    mode = ZoneMode::kDualMapped;
+    // A fork() child must not inherit the write view: it shares the object with the parent
+    // (MAP_SHARED), so a child writing through it would change the parent's running code.
+    if (auto r = internal::dont_fork(write_base, shared_bytes); !r) return fail(std::move(r).error());
+    // Committing the first chunk proves that the object may be mapped executable: a noexec
+    // /dev/shm or $TMPDIR, or vm.memfd_noexec, refuses PROT_EXEC here.
+    if (auto r = commit_code(chunk); !r) return fail(std::move(r).error());
+    internal::close_fd(*fd);  // the two mappings keep the object alive
+    backing = b;
+    return ok();
+  }
+
+  Status setup_toggled() {
+    mode = ZoneMode::kToggled;
+    if (auto r = commit_code(chunk); !r) return r;
+    // Probe that pages may become executable at all (SELinux execmem and PaX MPROTECT refuse
+    // PROT_EXEC on anonymous memory) before promising this mode.
+    if (auto r = internal::protect(base, page, Access::kReadExecute); !r) {
+      code_committed.store(0, std::memory_order_relaxed);
+      (void)internal::protect(base, chunk, Access::kNone);
+      return std::move(r).error();
+    }
+    JITKIT_TRY(internal::protect(base, page, Access::kReadWrite));
+    sealed.assign(code_bytes / page / 64 + 1, 0);
+    return ok();
+  }
+
+  Status setup_rwx() {
+    mode = ZoneMode::kRwx;
+    return commit_code(chunk);
+  }
+
+  // Which area an executable-side address range [addr, addr + n) lies in.
+  enum class Area { kNone, kCode, kRoData };
+  Area locate(std::uintptr_t addr, std::size_t n) const {
+    if (addr >= base && addr < base + code_bytes) {
+      const std::size_t off = addr - base;
+      const std::size_t limit = code_committed.load(std::memory_order_acquire);
+      return (off <= limit && n <= limit - off) ? Area::kCode : Area::kNone;
+    }
+    if (addr >= ro_base() && addr < ro_base() + ro_bytes) {
+      const std::size_t off = addr - ro_base();
+      const std::size_t limit = ro_committed.load(std::memory_order_acquire);
+      return (off <= limit && n <= limit - off) ? Area::kRoData : Area::kNone;
+    }
+    return Area::kNone;
+  }
+};
+
+CodeZone::CodeZone(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CodeZone::~CodeZone() {
+  Impl& z = *impl_;
+  // In a fork() child the write view was never inherited; that address range may now hold an
+  // unrelated mapping of the child, so it must not be unmapped.
+  if (z.write_base != 0 && !z.forked()) internal::release_range(z.write_base, z.code_bytes + z.ro_bytes);
+  internal::release_range(z.base, z.total);
+}
+
+Result<std::unique_ptr<CodeZone>> CodeZone::create(const ZoneOptions& o) {
+  const std::size_t page = platform_facts().page_size;
+  if (o.reserve_bytes == 0) return Error(ErrorCode::kInvalidArgument, "code zone: reserve_bytes is 0");
+  if (!is_power_of_two(o.granularity) || o.granularity < 16 || o.granularity > 4096) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: granularity " + std::to_string(o.granularity) +
+                                                  " is not a power of two in [16, 4096]");
+  }
+  if (o.force_mode == ZoneMode::kRwx && !o.allow_rwx) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: force_mode kRwx requires allow_rwx = true");
+  }
+  const std::size_t code_bytes = align_up(o.reserve_bytes, page);
+  if (code_bytes / o.granularity > std::size_t{0xFFFFFFFF}) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: reserve_bytes too large for the granularity");
+  }
+  std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, on_fork_child); });
+
+  auto impl = std::make_unique<Impl>(code_bytes / o.granularity);
+  Impl& z = *impl;
+  z.options = o;
+  z.page = page;
+  z.granule = o.granularity;
+  z.granule_shift = static_cast<unsigned>(std::countr_zero(o.granularity));
+  z.chunk = align_up(std::max(o.commit_chunk, page), page);
+  z.code_bytes = code_bytes;
+  z.ro_bytes = align_up(o.ro_data_bytes, page);
+  z.rw_bytes = align_up(o.rw_data_bytes, page);
+  z.total = z.code_bytes + z.ro_bytes + z.rw_bytes;
+  z.generation = g_fork_generation.load(std::memory_order_relaxed);
+
+  JITKIT_TRY(z.base, internal::reserve_range(z.total, o.near, o.near_span));
+
+  std::vector<ZoneMode> order;
+  if (o.force_mode) {
+    order.push_back(*o.force_mode);
+  } else {
+    order = {ZoneMode::kDualMapped, ZoneMode::kToggled};
+    if (o.allow_rwx) order.push_back(ZoneMode::kRwx);
+  }
+  bool ready = false;
+  ErrorCode last_code = ErrorCode::kUnsupported;
+  for (ZoneMode m : order) {
+    if (m == ZoneMode::kDualMapped) {
+      for (DualBacking b : {DualBacking::kMemfd, DualBacking::kPosixShm, DualBacking::kTmpFile}) {
+        Status s = z.setup_dual(b);
+        if (s) {
+          ready = true;
+          break;
+        }
+        last_code = s.error().code();
+        z.reasons.push_back("dual mapping on " + std::string(backing_name(b)) + " failed: " + s.error().message());
+      }
+    } else {
+      Status s = m == ZoneMode::kToggled ? z.setup_toggled() : z.setup_rwx();
+      if (s) {
+        ready = true;
+      } else {
+        last_code = s.error().code();
+        z.reasons.push_back(std::string(mode_name(m)) + " mode failed: " + s.error().message());
+      }
+    }
+    if (ready) break;
+  }
+  if (!ready) {
+    std::string msg = "code zone: no usable mode";
+    for (const std::string& r : z.reasons) msg += "; " + r;
+    if (!o.allow_rwx && !o.force_mode) msg += "; RWX not allowed (ZoneOptions::allow_rwx)";
+    internal::release_range(z.base, z.total);
+    z.base = 0;
+    return Error(last_code, std::move(msg));
+  }
+  z.unit = z.mode == ZoneMode::kToggled ? std::max(z.granule, page) : z.granule;
+  return std::unique_ptr<CodeZone>(new CodeZone(std::move(impl)));
+}
+
+ZoneMode CodeZone::mode() const noexcept { return impl_->mode; }
+DualBacking CodeZone::backing() const noexcept { return impl_->backing; }
+const std::vector<std::string>& CodeZone::fallback_reasons() const noexcept { return impl_->reasons; }
+std::uintptr_t CodeZone::begin() const noexcept { return impl_->base; }
+std::uintptr_t CodeZone::end() const noexcept { return impl_->base + impl_->code_bytes; }
+std::uintptr_t CodeZone::zone_end() const noexcept { return impl_->base + impl_->total; }
+bool CodeZone::contains(const void* addr) const noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(addr);
+  return a >= impl_->base && a < impl_->base + impl_->total;
+}
+std::ptrdiff_t CodeZone::write_view_delta() const noexcept { return impl_->delta; }
+std::size_t CodeZone::granularity() const noexcept { return impl_->granule; }
+
+Result<CodeBlock> CodeZone::allocate(std::size_t size, std::size_t alignment) {
+  Impl& z = *impl_;
+  if (z.forked()) return forked_error("allocate");
+  if (alignment == 0) alignment = z.granule;
+  if (size == 0 || size > z.code_bytes) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: allocate " + std::to_string(size) +
+                                                  " bytes: size must be in [1, " + std::to_string(z.code_bytes) + "]");
+  }
+  if (!is_power_of_two(alignment) || alignment > z.page) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: allocate: alignment " + std::to_string(alignment) +
+                                                  " is not a power of two no larger than the page size");
+  }
+  const std::size_t bytes = align_up(size, z.unit);
+  const std::size_t n = bytes >> z.granule_shift;
+  const std::size_t align_g = std::max(alignment, z.unit) >> z.granule_shift;
+  std::size_t first;
+  {
+    std::lock_guard<std::mutex> lock(z.mu);
+    first = z.allocator.allocate(n, align_g);
+    if (first == internal::BlockAllocator::kNone) {
+      return Error(ErrorCode::kOutOfMemory,
+                   "code zone: allocate " + std::to_string(bytes) + " bytes (alignment " + std::to_string(alignment) +
+                       "): no free run in the " + std::to_string(z.code_bytes) + "-byte code area (used " +
+                       std::to_string(z.allocator.used_granules() << z.granule_shift) + ", largest free " +
+                       std::to_string(z.allocator.largest_free_run() << z.granule_shift) + ")");
+    }
+    const std::size_t end = (first + n) << z.granule_shift;
+    if (end > z.code_committed.load(std::memory_order_relaxed)) {
+      // Slow path: system calls under the lock, once per commit chunk.
+      if (Status s = z.commit_code(end); !s) {
+        z.allocator.release(first, n);
+        return std::move(s).error().context("code zone: allocate");
+      }
+    }
+  }
+  return CodeBlock{reinterpret_cast<std::uint8_t*>(z.base + (first << z.granule_shift)), bytes};
+}
+
+Status CodeZone::free(CodeBlock block) {
+  Impl& z = *impl_;
+  if (z.forked()) return forked_error("free");
+  const auto addr = reinterpret_cast<std::uintptr_t>(block.exec);
+  const std::size_t off = addr - z.base;
+  auto bad = [&](const char* why) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: free(" + hex(addr) + ", " + std::to_string(block.size) +
+                                                  " bytes): " + why);
+  };
+  if (addr < z.base || off >= z.code_bytes || block.size == 0) return bad("not inside this zone's code area");
+  if (!is_aligned(off, z.unit)) return bad("not the start of a block");
+  const std::size_t bytes = align_up(block.size, z.unit);
+  const std::size_t first = off >> z.granule_shift;
+  const std::size_t n = bytes >> z.granule_shift;
+  std::lock_guard<std::mutex> lock(z.mu);
+  if (!z.allocator.is_block(first, n)) return bad("not a block allocated by this zone (double free or wrong size?)");
+  switch (z.mode) {
+    case ZoneMode::kDualMapped:
+      std::memset(reinterpret_cast<void*>(addr + z.delta), kInt3, bytes);
+      break;
+    case ZoneMode::kRwx:
+      std::memset(block.exec, kInt3, bytes);
+      break;
+    case ZoneMode::kToggled: {
+      // Blocks own whole pages here, and the caller guarantees no thread executes the block
+      // any more, so re-protecting its pages cannot fault anyone.
+      bool any_sealed = false;
+      for (std::size_t p = off / z.page; p < (off + bytes) / z.page; ++p) any_sealed |= z.page_sealed(p);
+      if (any_sealed) {
+        JITKIT_TRY(internal::protect(addr, bytes, Access::kReadWrite));
+        for (std::size_t p = off / z.page; p < (off + bytes) / z.page; ++p) z.set_sealed(p, false);
+      }
+      std::memset(block.exec, kInt3, bytes);
+      break;
+    }
+  }
+  z.allocator.release(first, n);
+  return ok();
+}
+
+Result<DataBlock> CodeZone::allocate_data(std::size_t size, std::size_t alignment, DataAccess access) {
+  Impl& z = *impl_;
+  if (z.forked()) return forked_error("allocate_data");
+  if (alignment == 0) alignment = 8;
+  if (size == 0 || !is_power_of_two(alignment) || alignment > z.page) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: allocate_data(" + std::to_string(size) + ", alignment " +
+                                                  std::to_string(alignment) +
+                                                  "): size must be > 0 and alignment a power of two <= page size");
+  }
+  const bool ro = access == DataAccess::kReadOnly;
+  std::lock_guard<std::mutex> lock(z.mu);
+  std::size_t& used = ro ? z.ro_used : z.rw_used;
+  const std::size_t area = ro ? z.ro_bytes : z.rw_bytes;
+  const std::size_t off = align_up(used, alignment);
+  if (off > area || size > area - off) {
+    return Error(ErrorCode::kOutOfMemory, std::string("code zone: allocate_data: the ") +
+                                              (ro ? "read-only" : "read-write") + " data area (" +
+                                              std::to_string(area) + " bytes, ZoneOptions::" +
+                                              (ro ? "ro" : "rw") + "_data_bytes) cannot hold " +
+                                              std::to_string(size) + " more bytes");
+  }
+  if (ro) {
+    JITKIT_TRY(z.commit_ro(off + size));
+  } else {
+    JITKIT_TRY(z.commit_rw(off + size));
+  }
+  used = off + size;
+  return DataBlock{reinterpret_cast<std::uint8_t*>((ro ? z.ro_base() : z.rw_base()) + off), size, access};
+}
+
+Status CodeZone::write(std::uint8_t* exec_dst, const void* src, std::size_t n) {
+  Impl& z = *impl_;
+  if (z.forked()) return forked_error("write");
+  if (n == 0) return ok();
+  const auto addr = reinterpret_cast<std::uintptr_t>(exec_dst);
+  const Impl::Area area = z.locate(addr, n);
+  if (area == Impl::Area::kNone) {
+    return Error(ErrorCode::kOutOfRange, "code zone: write of " + std::to_string(n) + " bytes at " + hex(addr) +
+                                             ": not inside the zone's committed code or read-only data");
+  }
+  switch (z.mode) {
+    case ZoneMode::kDualMapped:
+      // The RW view: the RX pages at exec_dst are never writable.
+      std::memcpy(reinterpret_cast<void*>(addr + z.delta), src, n);
+      return ok();
+    case ZoneMode::kRwx:
+      std::memcpy(exec_dst, src, n);
+      return ok();
+    case ZoneMode::kToggled:
+      break;
+  }
+  std::lock_guard<std::mutex> lock(z.mu);
+  if (area == Impl::Area::kCode) {
+    const std::size_t off = addr - z.base;
+    for (std::size_t p = off / z.page; p <= (off + n - 1) / z.page; ++p) {
+      if (z.page_sealed(p)) {
+        return Error(ErrorCode::kInvalidState,
+                     "code zone: write at " + hex(addr) +
+                         ": the block is already executable and this zone is in toggled mode, where live code is "
+                         "never re-protected (use a dual-mapped zone to patch live code)");
+      }
+    }
+    std::memcpy(exec_dst, src, n);
+    return ok();
+  }
+  // Read-only data in toggled mode: r-- -> rw- -> r--. Readers never fault on either change
+  // and the pages are never executable, so this is safe while code reads the data.
+  const std::uintptr_t pb = align_down(addr, z.page);
+  const std::size_t plen = align_up(addr + n, z.page) - pb;
+  JITKIT_TRY(internal::protect(pb, plen, Access::kReadWrite));
+  std::memcpy(exec_dst, src, n);
+  return internal::protect(pb, plen, Access::kRead);
+}
+
+std::uint8_t* CodeZone::writable(std::uint8_t* exec_addr) noexcept {
+  Impl& z = *impl_;
+  if (z.mode == ZoneMode::kToggled || z.forked()) return nullptr;
+  if (z.locate(reinterpret_cast<std::uintptr_t>(exec_addr), 1) == Impl::Area::kNone) return nullptr;
+  return exec_addr + z.delta;
+}
+
+Status CodeZone::make_executable(CodeBlock block, Visibility visibility) {
+  Impl& z = *impl_;
+  if (z.forked()) return forked_error("make_executable");
+  const auto addr = reinterpret_cast<std::uintptr_t>(block.exec);
+  if (block.size == 0 || z.locate(addr, block.size) != Impl::Area::kCode) {
+    return Error(ErrorCode::kOutOfRange, "code zone: make_executable(" + hex(addr) + ", " +
+                                             std::to_string(block.size) + " bytes): not inside the committed code");
+  }
+  if (z.mode == ZoneMode::kToggled) {
+    const std::size_t off = addr - z.base;
+    const std::size_t pfirst = off / z.page;
+    const std::size_t pend = (off + block.size + z.page - 1) / z.page;
+    std::lock_guard<std::mutex> lock(z.mu);
+    bool all_sealed = true;
+    for (std::size_t p = pfirst; p < pend; ++p) all_sealed &= z.page_sealed(p);
+    if (!all_sealed) {
+      // rw- -> r-x: the block's pages hold no other block (page-granular allocation), so
+      // nothing else is being written there.
+      JITKIT_TRY(internal::protect(z.base + pfirst * z.page, (pend - pfirst) * z.page, Access::kReadExecute));
+      for (std::size_t p = pfirst; p < pend; ++p) z.set_sealed(p, true);
+    }
+  }
+  flush_icache(block.exec, block.size);
+  if (visibility == Visibility::kOtherThreads) {
+    // Other cores may hold instruction bytes fetched before the write (a reused address, or a
+    // patched site): make each of them serialize before running anything of this process.
+    JITKIT_TRY(serialize_all_cores());
+  }
+  return ok();
+}
+
+ZoneStats CodeZone::stats() const {
+  const Impl& z = *impl_;
+  std::lock_guard<std::mutex> lock(z.mu);
+  ZoneStats s;
+  s.reserved_bytes = z.code_bytes;
+  s.committed_bytes = z.code_committed.load(std::memory_order_relaxed);
+  s.used_bytes = z.allocator.used_granules() << z.granule_shift;
+  s.free_bytes = s.reserved_bytes - s.used_bytes;
+  s.largest_free_block = z.allocator.largest_free_run() << z.granule_shift;
+  s.block_count = z.allocator.block_count();
+  s.ro_data_reserved = z.ro_bytes;
+  s.ro_data_used = z.ro_used;
+  s.rw_data_reserved = z.rw_bytes;
+  s.rw_data_used = z.rw_used;
+  return s;
+}
+
+std::string_view mode_name(ZoneMode mode) noexcept {
+  switch (mode) {
+    case ZoneMode::kDualMapped: return "dual-mapped";
+    case ZoneMode::kToggled: return "toggled";
+    case ZoneMode::kRwx: return "rwx";
+  }
+  return "?";
+}
+
+std::string_view backing_name(DualBacking backing) noexcept {
+  switch (backing) {
+    case DualBacking::kMemfd: return "memfd";
+    case DualBacking::kPosixShm: return "posix-shm";
+    case DualBacking::kTmpFile: return "tmpfile";
+  }
+  return "?";
+}
+
+}  // namespace jitkit::code
