@@ -1,0 +1,560 @@
+// src/patch/patcher.cpp — the three patch paths of jitkit/patch/patcher.h: aligned stores,
+// trampoline slots, and the breakpoint-first protocol with its batches.
+#include "jitkit/patch/patcher.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "jitkit/code/sync.h"
+#include "jitkit/patch/trap.h"
+#include "patch/trap_table.h"
+#include "patch/x86_64/insn.h"
+
+namespace jitkit::patch {
+namespace {
+
+constexpr std::size_t kCacheLine = 64;
+
+std::string hex(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, reinterpret_cast<std::uintptr_t>(p));
+  return buf;
+}
+std::string hex(std::uintptr_t p) { return hex(reinterpret_cast<const void*>(p)); }
+
+const char* kind_name(SiteKind k) {
+  switch (k) {
+    case SiteKind::kCall: return "call";
+    case SiteKind::kJump: return "jump";
+    case SiteKind::kImm32: return "imm32";
+    case SiteKind::kImm64: return "imm64";
+    case SiteKind::kStaticKey: return "static key";
+  }
+  return "?";
+}
+
+std::uint32_t load_u32(const std::uint8_t* p) {
+  // The field is read through the executable view as a data load; aligned or not, it is the
+  // value the patcher (the only writer, under its mutex) stored last.
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Patcher: creation and checks
+
+Result<std::unique_ptr<Patcher>> Patcher::create(code::CodeZone& zone) {
+  if (zone.mode() == code::ZoneMode::kToggled) {
+    return Error(ErrorCode::kUnsupported,
+                 "patch: the code zone is in toggled mode: it has no writable view of live code, "
+                 "and re-protecting pages that other threads execute would fault them; create "
+                 "the zone dual-mapped (or RWX with allow_rwx) to patch it live");
+  }
+  if (Status s = code::serialize_all_cores(); !s) {
+    return std::move(s).error().context("patch: cross-core serialization is required");
+  }
+  JITKIT_TRY(install_trap_handler());
+  if (!detail::register_patch_range(zone.begin(), zone.end())) {
+    return Error(ErrorCode::kOutOfMemory, "patch: too many zones with a Patcher (64 at most)");
+  }
+  return std::unique_ptr<Patcher>(new Patcher(zone));
+}
+
+Patcher::~Patcher() {
+  // Trampolines stay in the zone (freed with it): a site may still route through one, and a
+  // thread may be inside one (see "Reclamation" in the header).
+  detail::unregister_patch_range(zone_->begin(), zone_->end());
+}
+
+Status Patcher::check_call_or_jump(const PatchSite& site, bool require_aligned) const {
+  if (site.kind != SiteKind::kCall && site.kind != SiteKind::kJump) {
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string("patch: retarget needs a call or jump site, got a ") +
+                     kind_name(site.kind) + " site at " + hex(site.insn));
+  }
+  if (site.insn == nullptr || site.insn_size != 5 || site.field != site.insn + 1 ||
+      site.field_size != 4) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: " + std::string(kind_name(site.kind)) + " site at " + hex(site.insn) +
+                     " is not a 5-byte opcode+rel32 instruction with its field at byte 1");
+  }
+  if (!zone_->contains(site.insn) || !zone_->contains(site.insn + 4)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: site at " + hex(site.insn) + " is not inside the patcher's code zone");
+  }
+  const std::uint8_t want = site.kind == SiteKind::kCall ? x86_64::kCallRel32 : x86_64::kJmpRel32;
+  const std::uint8_t have = __atomic_load_n(site.insn, __ATOMIC_ACQUIRE);
+  if (have != want) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "patch: %s site at %s starts with byte 0x%02x, not 0x%02x%s",
+                  kind_name(site.kind), hex(site.insn).c_str(), have, want,
+                  have == x86_64::kInt3 ? " (a breakpoint is in place)" : "");
+    return Error(ErrorCode::kInvalidState, buf);
+  }
+  if (require_aligned && reinterpret_cast<std::uintptr_t>(site.field) % 4 != 0) {
+    const std::uintptr_t f = reinterpret_cast<std::uintptr_t>(site.field);
+    const bool crosses = f / kCacheLine != (f + 3) / kCacheLine;
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: " + std::string(kind_name(site.kind)) + " site at " + hex(site.insn) +
+                     ": rel32 at " + hex(f) + " is not 4-byte aligned" +
+                     (crosses ? " and crosses a cache line" : "") +
+                     ", so instruction fetch may see a torn target; the aligned-store path "
+                     "refuses it (use retarget_by_breakpoint or a PatchBatch)");
+  }
+  return ok();
+}
+
+Status Patcher::check_field(const PatchSite& site, SiteKind kind, std::uint8_t size) const {
+  if (site.kind != kind || site.field_size != size || site.field == nullptr) {
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string("patch: expected a ") + kind_name(kind) + " site with a " +
+                     std::to_string(size) + "-byte field, got a " + kind_name(site.kind) +
+                     " site with a " + std::to_string(site.field_size) + "-byte field at " +
+                     hex(site.field));
+  }
+  if (!zone_->contains(site.field) || !zone_->contains(site.field + size - 1)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: field at " + hex(site.field) + " is not inside the patcher's code zone");
+  }
+  if (reinterpret_cast<std::uintptr_t>(site.field) % size != 0) {
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string("patch: ") + kind_name(kind) + " field at " + hex(site.field) +
+                     " is not " + std::to_string(size) +
+                     "-byte aligned; one atomic store cannot update it");
+  }
+  return ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores and serialization
+
+Status Patcher::store_field(std::uint8_t* field, std::uint8_t size, std::uint64_t value) {
+  std::uint8_t* w = zone_->writable(field);
+  if (w == nullptr) {
+    return Error(ErrorCode::kInvalidState,
+                 "patch: the zone gives no writable alias for " + hex(field) +
+                     " (toggled mode, uncommitted memory, or a forked child)");
+  }
+  // Release: the new target's code and data (and a trampoline slot) are stored before the field
+  // that makes them reachable. The store is one aligned access through the writable view, so
+  // instruction fetch through the executable view observes the old or the new field, never a
+  // mix (the empirical rule of the header; the field never crosses a cache line).
+  if (size == 4) {
+    __atomic_store_n(reinterpret_cast<std::uint32_t*>(w), static_cast<std::uint32_t>(value),
+                     __ATOMIC_RELEASE);
+  } else {
+    __atomic_store_n(reinterpret_cast<std::uint64_t*>(w), value, __ATOMIC_RELEASE);
+  }
+  code::flush_icache(field, size);
+  return ok();
+}
+
+Status Patcher::serialize() {
+  // Hazard: a core may hold the old bytes in its prefetch queue / decoded-icache; the SDM's
+  // cross-modifying-code rule (Vol. 3A §8.1.3) requires it to serialize before it may be
+  // assumed to execute the new ones.
+  ++stats_.serializations;
+  return code::serialize_all_cores();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trampolines
+
+Result<Patcher::Trampoline> Patcher::trampoline_for(const PatchSite& site) {
+  const auto key = reinterpret_cast<std::uintptr_t>(site.field);
+  if (auto it = trampolines_.find(key); it != trampolines_.end()) return it->second;
+
+  // The slot is in the zone's read-write data area: a plain data word, so storing to it never
+  // disturbs a cache line that holds instructions (no self-modifying-code pipeline clears), and
+  // its aligned 8-byte store is atomic for the `jmp [rip+disp32]` load (SDM Vol. 3A §8.1.1).
+  JITKIT_TRY(code::DataBlock slot_block, zone_->allocate_data(8, 8, code::DataAccess::kReadWrite));
+  auto* slot = reinterpret_cast<std::uint64_t*>(slot_block.data);
+  JITKIT_TRY(code::CodeBlock block, zone_->allocate(16));
+  const auto code = reinterpret_cast<std::uintptr_t>(block.exec);
+  auto disp = x86_64::rel32_between(code + 6, reinterpret_cast<std::uintptr_t>(slot));
+  if (!disp) {
+    return Error(ErrorCode::kOutOfRange, "patch: trampoline at " + hex(code) +
+                                             " cannot reach its address slot at " + hex(slot));
+  }
+  if (!x86_64::rel32_between(reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size, code)) {
+    return Error(ErrorCode::kOutOfRange, "patch: site at " + hex(site.insn) +
+                                             " cannot reach its trampoline at " + hex(code));
+  }
+  // The slot starts at the site's current target, so the trampoline is valid before the slot
+  // is first set by route().
+  const std::uintptr_t current =
+      reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
+      static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
+  __atomic_store_n(slot, static_cast<std::uint64_t>(current), __ATOMIC_RELEASE);
+  std::uint8_t bytes[16];
+  std::memset(bytes, x86_64::kInt3, sizeof bytes);
+  bytes[0] = 0xFF;  // jmp qword ptr [rip + disp32]  (FF /4, ModRM 00 100 101)
+  bytes[1] = 0x25;
+  std::memcpy(bytes + 2, &*disp, 4);
+  JITKIT_TRY(zone_->write(block.exec, bytes, sizeof bytes));
+  // Other threads reach the trampoline as soon as a site's rel32 points at it: serialize now.
+  JITKIT_TRY(zone_->make_executable(block, code::Visibility::kOtherThreads));
+  ++stats_.serializations;
+  ++stats_.trampolines;
+  Trampoline t{block.exec, slot};
+  trampolines_.emplace(key, t);
+  return t;
+}
+
+Result<std::uintptr_t> Patcher::route(const PatchSite& site, std::uintptr_t target,
+                                      bool* slot_store) {
+  *slot_store = false;
+  const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;
+  if (x86_64::rel32_between(next, target)) return target;
+  JITKIT_TRY(Trampoline t, trampoline_for(site));
+  // Hazard: the rel32 may already point at the trampoline; a thread then loads the slot at any
+  // time. One aligned 8-byte release store: the load sees the old or the new target, whole.
+  __atomic_store_n(t.slot, static_cast<std::uint64_t>(target), __ATOMIC_RELEASE);
+  ++stats_.slot_stores;
+  *slot_store = true;
+  return reinterpret_cast<std::uintptr_t>(t.code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path 1 and 2: aligned stores
+
+Result<RetargetPath> Patcher::retarget(const PatchSite& site, const void* target, Sync sync) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/true));
+  bool slot_store = false;
+  JITKIT_TRY(std::uintptr_t dest, route(site, reinterpret_cast<std::uintptr_t>(target), &slot_store));
+  const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + 5;
+  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(next, dest));
+  RetargetPath path = RetargetPath::kDirect;
+  if (slot_store && load_u32(site.field) == rel) {
+    path = RetargetPath::kTrampolineSlot;  // already routed: the slot store was the patch
+  } else {
+    JITKIT_TRY(store_field(site.field, 4, rel));
+    ++stats_.aligned_stores;
+    path = slot_store ? RetargetPath::kViaTrampoline : RetargetPath::kDirect;
+  }
+  if (sync == Sync::kAllCores) JITKIT_TRY(serialize());
+  return path;
+}
+
+Status Patcher::set_imm32(const PatchSite& site, std::int32_t value, Sync sync) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  JITKIT_TRY(check_field(site, SiteKind::kImm32, 4));
+  JITKIT_TRY(store_field(site.field, 4, static_cast<std::uint32_t>(value)));
+  ++stats_.aligned_stores;
+  if (sync == Sync::kAllCores) JITKIT_TRY(serialize());
+  return ok();
+}
+
+Status Patcher::set_imm64(const PatchSite& site, std::uint64_t value, Sync sync) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  JITKIT_TRY(check_field(site, SiteKind::kImm64, 8));
+  JITKIT_TRY(store_field(site.field, 8, value));
+  ++stats_.aligned_stores;
+  if (sync == Sync::kAllCores) JITKIT_TRY(serialize());
+  return ok();
+}
+
+Result<std::uintptr_t> Patcher::current_target(const PatchSite& site) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::uint8_t op = __atomic_load_n(site.insn, __ATOMIC_ACQUIRE);
+  if (site.kind == SiteKind::kStaticKey) {
+    if (op == x86_64::kJmpRel32) {
+      return reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
+             static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.insn + 1)));
+    }
+    return reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;  // disabled: falls through
+  }
+  JITKIT_TRY(check_call_or_jump(site, false));
+  const std::uintptr_t dest =
+      reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
+      static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
+  if (auto it = trampolines_.find(reinterpret_cast<std::uintptr_t>(site.field));
+      it != trampolines_.end() && reinterpret_cast<std::uintptr_t>(it->second.code) == dest) {
+    return static_cast<std::uintptr_t>(__atomic_load_n(it->second.slot, __ATOMIC_ACQUIRE));
+  }
+  return dest;
+}
+
+PatchStats Patcher::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path 3: the breakpoint-first protocol
+
+Result<RetargetPath> Patcher::retarget_by_breakpoint(const PatchSite& site, const void* target) {
+  PatchBatch batch(*this);
+  JITKIT_TRY(batch.retarget(site, target));
+  JITKIT_TRY(commit(batch));
+  return RetargetPath::kBreakpoint;
+}
+
+Status Patcher::set_static_key(const PatchSite& site, bool enabled) {
+  PatchBatch batch(*this);
+  JITKIT_TRY(batch.set_static_key(site, enabled));
+  return commit(batch);
+}
+
+Status Patcher::replace(std::uint8_t* insn, std::span<const std::uint8_t> old_bytes,
+                        std::span<const std::uint8_t> new_bytes) {
+  PatchBatch batch(*this);
+  JITKIT_TRY(batch.replace(insn, old_bytes, new_bytes));
+  return commit(batch);
+}
+
+Status PatchBatch::retarget(const PatchSite& site, const void* target) {
+  if (site.kind != SiteKind::kCall && site.kind != SiteKind::kJump) {
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string("patch: batch retarget needs a call or jump site, got ") +
+                     kind_name(site.kind));
+  }
+  ops_.push_back(Op{OpKind::kRetarget, site, reinterpret_cast<std::uintptr_t>(target), {}});
+  return ok();
+}
+
+Status PatchBatch::set_static_key(const PatchSite& site, bool enabled) {
+  if (site.kind != SiteKind::kStaticKey || site.insn_size != 5 || site.key_target == nullptr) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: static key site at " + hex(site.insn) +
+                     " must be a 5-byte kStaticKey site with a key_target");
+  }
+  ops_.push_back(Op{OpKind::kStaticKey, site, enabled ? 1u : 0u, {}});
+  return ok();
+}
+
+Status PatchBatch::set_imm32(const PatchSite& site, std::int32_t value) {
+  ops_.push_back(Op{OpKind::kImm32, site, static_cast<std::uint32_t>(value), {}});
+  return ok();
+}
+
+Status PatchBatch::set_imm64(const PatchSite& site, std::uint64_t value) {
+  ops_.push_back(Op{OpKind::kImm64, site, value, {}});
+  return ok();
+}
+
+Status PatchBatch::replace(std::uint8_t* insn, std::span<const std::uint8_t> old_bytes,
+                           std::span<const std::uint8_t> new_bytes) {
+  if (insn == nullptr || old_bytes.size() != new_bytes.size() || old_bytes.empty() ||
+      old_bytes.size() > 15) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: replacement at " + hex(insn) + " must replace 1..15 bytes by as many (got " +
+                     std::to_string(old_bytes.size()) + " old, " +
+                     std::to_string(new_bytes.size()) + " new)");
+  }
+  Op op{OpKind::kReplace, {}, 0, {}};
+  op.edit.insn = insn;
+  op.edit.length = static_cast<std::uint8_t>(old_bytes.size());
+  std::copy(old_bytes.begin(), old_bytes.end(), op.edit.old_bytes.begin());
+  std::copy(new_bytes.begin(), new_bytes.end(), op.edit.new_bytes.begin());
+  ops_.push_back(op);
+  return ok();
+}
+
+namespace {
+
+struct PendingStore {
+  std::uint8_t* field;
+  std::uint8_t size;
+  std::uint64_t value;
+};
+
+}  // namespace
+
+Status Patcher::commit(PatchBatch& batch, CommitObserver* observer) {
+  if (batch.patcher_ != this) {
+    return Error(ErrorCode::kInvalidArgument, "patch: batch was built for another Patcher");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  JITKIT_TRY(commit_locked(batch, observer));
+  batch.clear();
+  return ok();
+}
+
+Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
+  // 1. Resolve every operation into an aligned store or an instruction edit. Trampoline slots
+  //    are written here (before any rel32 can point at their trampoline).
+  std::vector<PendingStore> stores;
+  std::vector<InstructionEdit> edits;
+  bool slot_stored = false;
+  for (const PatchBatch::Op& op : batch.ops_) {
+    const PatchSite& site = op.site;
+    switch (op.kind) {
+      case PatchBatch::OpKind::kRetarget: {
+        JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/false));
+        bool slot_store = false;
+        JITKIT_TRY(std::uintptr_t dest, route(site, op.value, &slot_store));
+        slot_stored = slot_stored || slot_store;
+        const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + 5;
+        const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(next, dest));
+        if (load_u32(site.field) == rel) break;  // already there (or the slot store sufficed)
+        if (reinterpret_cast<std::uintptr_t>(site.field) % 4 == 0) {
+          stores.push_back({site.field, 4, rel});
+        } else {
+          InstructionEdit e;
+          e.insn = site.insn;
+          e.length = 5;
+          std::memcpy(e.old_bytes.data(), site.insn, 5);
+          e.new_bytes[0] = e.old_bytes[0];
+          std::memcpy(e.new_bytes.data() + 1, &rel, 4);
+          edits.push_back(e);
+        }
+        break;
+      }
+      case PatchBatch::OpKind::kStaticKey: {
+        if (!zone_->contains(site.insn) || !zone_->contains(site.insn + 4)) {
+          return Error(ErrorCode::kInvalidArgument,
+                       "patch: static key at " + hex(site.insn) + " is not inside the zone");
+        }
+        InstructionEdit e;
+        e.insn = site.insn;
+        e.length = 5;
+        std::memcpy(e.old_bytes.data(), site.insn, 5);
+        const bool is_nop = std::memcmp(e.old_bytes.data(), x86_64::kNop5, 5) == 0;
+        if (!is_nop && e.old_bytes[0] != x86_64::kJmpRel32) {
+          char buf[128];
+          std::snprintf(buf, sizeof buf,
+                        "patch: static key at %s holds neither a 5-byte NOP nor a jmp rel32 "
+                        "(first byte 0x%02x)",
+                        hex(site.insn).c_str(), e.old_bytes[0]);
+          return Error(ErrorCode::kInvalidState, buf);
+        }
+        if (op.value != 0) {
+          auto rel = x86_64::rel32_between(reinterpret_cast<std::uintptr_t>(site.insn) + 5,
+                                           reinterpret_cast<std::uintptr_t>(site.key_target));
+          if (!rel) {
+            return Error(ErrorCode::kOutOfRange, "patch: static key at " + hex(site.insn) +
+                                                     " cannot reach its target " +
+                                                     hex(site.key_target));
+          }
+          e.new_bytes[0] = x86_64::kJmpRel32;
+          std::memcpy(e.new_bytes.data() + 1, &*rel, 4);
+        } else {
+          std::memcpy(e.new_bytes.data(), x86_64::kNop5, 5);
+        }
+        if (std::memcmp(e.old_bytes.data(), e.new_bytes.data(), 5) != 0) edits.push_back(e);
+        break;
+      }
+      case PatchBatch::OpKind::kImm32:
+        JITKIT_TRY(check_field(site, SiteKind::kImm32, 4));
+        stores.push_back({site.field, 4, op.value});
+        break;
+      case PatchBatch::OpKind::kImm64:
+        JITKIT_TRY(check_field(site, SiteKind::kImm64, 8));
+        stores.push_back({site.field, 8, op.value});
+        break;
+      case PatchBatch::OpKind::kReplace: {
+        const InstructionEdit& e = op.edit;
+        if (!zone_->contains(e.insn) || !zone_->contains(e.insn + e.length - 1)) {
+          return Error(ErrorCode::kInvalidArgument,
+                       "patch: replacement at " + hex(e.insn) + " is not inside the zone");
+        }
+        if (std::memcmp(e.insn, e.old_bytes.data(), e.length) != 0) {
+          return Error(ErrorCode::kInvalidState,
+                       "patch: bytes at " + hex(e.insn) +
+                           " differ from the expected old instruction (changed by someone else?)");
+        }
+        if (std::memcmp(e.old_bytes.data(), e.new_bytes.data(), e.length) != 0) edits.push_back(e);
+        break;
+      }
+    }
+  }
+
+  if (edits.empty()) {
+    for (const PendingStore& s : stores) {
+      JITKIT_TRY(store_field(s.field, s.size, s.value));
+      ++stats_.aligned_stores;
+    }
+    if (!stores.empty() || slot_stored) JITKIT_TRY(serialize());
+    return ok();
+  }
+
+  // 2. Emulation of each edit for threads that hit its int3: the new instruction if it can be
+  //    emulated (it is what the thread would run a moment later), else the old one.
+  std::sort(edits.begin(), edits.end(),
+            [](const InstructionEdit& a, const InstructionEdit& b) { return a.insn < b.insn; });
+  auto table = std::make_unique<detail::TrapTable>();
+  table->entries.reserve(edits.size());
+  for (std::size_t i = 0; i < edits.size(); ++i) {
+    const InstructionEdit& e = edits[i];
+    if (i > 0 && edits[i - 1].insn + edits[i - 1].length > e.insn) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "patch: edits at " + hex(edits[i - 1].insn) + " and " + hex(e.insn) + " overlap");
+    }
+    const auto addr = reinterpret_cast<std::uintptr_t>(e.insn);
+    auto em = x86_64::emulation_of(e.new_bytes.data(), e.length, addr);
+    if (!em) em = x86_64::emulation_of(e.old_bytes.data(), e.length, addr);
+    if (!em) {
+      return Error(ErrorCode::kUnsupported,
+                   "patch: edit at " + hex(e.insn) +
+                       ": neither the old nor the new instruction is a call rel32, jmp or NOP, so "
+                       "a thread hitting the breakpoint could not be emulated");
+    }
+    if (zone_->writable(e.insn) == nullptr || zone_->writable(e.insn + e.length - 1) == nullptr) {
+      return Error(ErrorCode::kInvalidState,
+                   "patch: no writable alias for the edit at " + hex(e.insn));
+    }
+    table->entries.push_back({addr, *em});
+  }
+  if (!trap_handler_installed()) {
+    return Error(ErrorCode::kInvalidState,
+                 "patch: jitkit's SIGTRAP handler was replaced by another one; a thread hitting "
+                 "a breakpoint would not be emulated (call patch::install_trap_handler() again "
+                 "to chain to the new handler)");
+  }
+
+  std::lock_guard<std::mutex> round(detail::breakpoint_round_mutex());
+  // Hazard: a thread may hit an int3 as soon as it is written; its emulation must be findable.
+  detail::publish_trap_table(table.get());
+  auto write_byte = [&](std::uint8_t* exec, std::uint8_t b) {
+    // A single byte store cannot tear: a fetching core sees the old byte or the new one.
+    __atomic_store_n(zone_->writable(exec), b, __ATOMIC_RELEASE);
+  };
+
+  // Step 1: int3 over each first byte. From here on, no core that fetches the first byte can
+  // run on into the tail; it traps, and the handler emulates.
+  for (const InstructionEdit& e : edits) write_byte(e.insn, x86_64::kInt3);
+  if (observer) observer->after_step(1);
+  // Step 2: every core serialized, so none still executes the old first byte from its pipeline
+  // (a core past the old first byte before step 1 has retired the whole old instruction: an
+  // instruction is not interrupted half way).
+  if (Status s = serialize(); !s) {
+    // Nothing but the int3s was written: restore the old first bytes and give up cleanly.
+    for (const InstructionEdit& e : edits) write_byte(e.insn, e.old_bytes[0]);
+    detail::retire_trap_table();
+    return std::move(s).error().context("patch: breakpoint round, step 2");
+  }
+  // Step 3: the tails, and the batch's aligned stores. No core executes a tail now: every
+  // path into it goes through an int3. The tail bytes need no atomicity.
+  for (const InstructionEdit& e : edits) {
+    std::memcpy(zone_->writable(e.insn + 1), e.new_bytes.data() + 1, e.length - 1u);
+  }
+  for (const PendingStore& s : stores) {
+    JITKIT_TRY(store_field(s.field, s.size, s.value));
+    ++stats_.aligned_stores;
+  }
+  if (observer) observer->after_step(3);
+  // Step 4: every core serialized, so none holds a stale tail when the first byte reappears.
+  Status s4 = serialize();
+  // Step 5: the new first bytes. A core now fetches the whole new instruction.
+  for (const InstructionEdit& e : edits) write_byte(e.insn, e.new_bytes[0]);
+  if (observer) observer->after_step(5);
+  // Step 6: every core serialized, so no core still has the int3 in flight; a thread that
+  // trapped before this point and runs its handler later is restarted on the new instruction.
+  Status s6 = serialize();
+  detail::retire_trap_table();
+  ++stats_.breakpoint_commits;
+  stats_.breakpoint_edits += edits.size();
+  if (!s4) return std::move(s4).error().context("patch: breakpoint round, step 4");
+  if (!s6) return std::move(s6).error().context("patch: breakpoint round, step 6");
+  return ok();
+}
+
+}  // namespace jitkit::patch

@@ -1,0 +1,286 @@
+// tests/patch/patcher_test.cpp — single-threaded behaviour of the three patch paths on
+// hand-encoded code: what each path accepts, refuses (with which error), and what the code does
+// afterwards; the trap handler's emulation while an int3 is in place (observed between the
+// protocol's steps); and the serialization count of a batch.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "jitkit/code/code_zone.h"
+#include "jitkit/patch/patcher.h"
+#include "jitkit/patch/trap.h"
+#include "patch_test_util.h"
+
+namespace jitkit::patch {
+namespace {
+
+using testing::addr;
+using testing::kTargets;
+
+struct Fixture : ::testing::Test {
+  void SetUp() override {
+    zone = testing::make_zone_near_binary();
+    ASSERT_NE(zone, nullptr);
+    auto p = Patcher::create(*zone);
+    ASSERT_TRUE(p.has_value()) << p.error().message();
+    patcher = std::move(p).value();
+  }
+  std::unique_ptr<code::CodeZone> zone;
+  std::unique_ptr<Patcher> patcher;
+};
+
+using PatcherTest = Fixture;
+
+TEST_F(PatcherTest, AlignedCallSiteIsRetargetedByOneStore) {
+  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  EXPECT_EQ(stub.fn()(nullptr), 1);
+  const auto before = patcher->stats();
+  auto path = patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[2]));
+  ASSERT_TRUE(path.has_value()) << path.error().message();
+  EXPECT_EQ(*path, RetargetPath::kDirect);
+  EXPECT_EQ(stub.fn()(nullptr), 3);
+  const auto after = patcher->stats();
+  EXPECT_EQ(after.aligned_stores, before.aligned_stores + 1);
+  EXPECT_EQ(after.serializations, before.serializations + 1);  // Sync::kAllCores
+  EXPECT_EQ(after.breakpoint_commits, before.breakpoint_commits);
+  auto cur = patcher->current_target(stub.site);
+  ASSERT_TRUE(cur.has_value());
+  EXPECT_EQ(*cur, addr(kTargets[2]));
+}
+
+TEST_F(PatcherTest, StoreOnlyRetargetDoesNotSerialize) {
+  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  const auto before = patcher->stats();
+  ASSERT_TRUE(patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[1]), Sync::kNone));
+  EXPECT_EQ(patcher->stats().serializations, before.serializations);
+  EXPECT_EQ(stub.fn()(nullptr), 2);
+}
+
+TEST_F(PatcherTest, JumpSiteIsRetargeted) {
+  auto stub = testing::make_caller(*zone, addr(kTargets[4]), 12, /*jump_site=*/true);
+  EXPECT_EQ(stub.fn()(nullptr), 5);
+  ASSERT_TRUE(patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[5])));
+  EXPECT_EQ(stub.fn()(nullptr), 6);
+}
+
+TEST_F(PatcherTest, MisalignedSiteIsRefusedByTheStorePathAndPatchedByBreakpoints) {
+  // rel32 at byte 62..65 of a 64-byte aligned block: not 4-byte aligned and across a cache line.
+  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 62);
+  ASSERT_EQ(addr(stub.site.field) % 64, 62u);
+  EXPECT_EQ(stub.fn()(nullptr), 1);
+  auto refused = patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[1]));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.error().message().find("not 4-byte aligned and crosses a cache line"),
+            std::string::npos)
+      << refused.error().message();
+  EXPECT_EQ(stub.fn()(nullptr), 1) << "a refused patch must leave the code unchanged";
+
+  const auto before = patcher->stats();
+  auto path = patcher->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(kTargets[1]));
+  ASSERT_TRUE(path.has_value()) << path.error().message();
+  EXPECT_EQ(*path, RetargetPath::kBreakpoint);
+  EXPECT_EQ(stub.fn()(nullptr), 2);
+  const auto after = patcher->stats();
+  EXPECT_EQ(after.breakpoint_commits, before.breakpoint_commits + 1);
+  EXPECT_EQ(after.serializations, before.serializations + 3);
+}
+
+TEST_F(PatcherTest, MisalignedImmediateIsRefused) {
+  auto imm = testing::make_imm_stub(*zone, 1, 2);
+  PatchSite bad = imm.imm64;
+  bad.field += 1;
+  auto s = patcher->set_imm64(bad, 5);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_NE(s.error().message().find("not 8-byte aligned"), std::string::npos) << s.error().message();
+  EXPECT_EQ(imm.fn64()(), 1u);
+}
+
+TEST_F(PatcherTest, SiteOutsideTheZoneIsRefused) {
+  std::uint8_t bytes[8] = {0xE8, 0, 0, 0, 0};
+  PatchSite site{SiteKind::kCall, bytes, 5, bytes + 1, 4, nullptr};
+  auto r = patcher->retarget(site, reinterpret_cast<const void*>(kTargets[0]));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("not inside the patcher's code zone"), std::string::npos);
+}
+
+TEST_F(PatcherTest, WrongOpcodeIsRefused) {
+  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  PatchSite as_jump = stub.site;
+  as_jump.kind = SiteKind::kJump;  // the bytes hold a call
+  auto r = patcher->retarget(as_jump, reinterpret_cast<const void*>(kTargets[1]));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidState);
+  EXPECT_EQ(stub.fn()(nullptr), 1);
+}
+
+TEST_F(PatcherTest, ImmediatesAreUpdatedByOneStore) {
+  auto imm = testing::make_imm_stub(*zone, 0x1111111111111111ull, 0x22222222u);
+  EXPECT_EQ(imm.fn64()(), 0x1111111111111111ull);
+  EXPECT_EQ(imm.fn32()(), 0x22222222u);
+  ASSERT_TRUE(patcher->set_imm64(imm.imm64, 0xAAAABBBBCCCCDDDDull));
+  ASSERT_TRUE(patcher->set_imm32(imm.imm32, -5));
+  EXPECT_EQ(imm.fn64()(), 0xAAAABBBBCCCCDDDDull);
+  EXPECT_EQ(imm.fn32()(), static_cast<std::uint32_t>(-5));
+}
+
+TEST_F(PatcherTest, FarTargetGoesThroughOneTrampolineAndItsSlot) {
+  auto far_zone = testing::make_far_zone(*zone);
+  ASSERT_NE(far_zone, nullptr);
+  const std::uintptr_t far1 = testing::make_thunk(*far_zone, addr(kTargets[1]));
+  const std::uintptr_t far2 = testing::make_thunk(*far_zone, addr(kTargets[2]));
+  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+
+  auto p1 = patcher->retarget(stub.site, reinterpret_cast<const void*>(far1));
+  ASSERT_TRUE(p1.has_value()) << p1.error().message();
+  EXPECT_EQ(*p1, RetargetPath::kViaTrampoline);
+  EXPECT_EQ(stub.fn()(nullptr), 2);
+  auto p2 = patcher->retarget(stub.site, reinterpret_cast<const void*>(far2));
+  ASSERT_TRUE(p2.has_value());
+  EXPECT_EQ(*p2, RetargetPath::kTrampolineSlot);
+  EXPECT_EQ(stub.fn()(nullptr), 3);
+  EXPECT_EQ(*patcher->current_target(stub.site), far2);
+  // Back in reach: a direct rel32 again; the trampoline stays for the next far target.
+  auto p3 = patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[3]));
+  ASSERT_TRUE(p3.has_value());
+  EXPECT_EQ(*p3, RetargetPath::kDirect);
+  EXPECT_EQ(stub.fn()(nullptr), 4);
+  auto p4 = patcher->retarget(stub.site, reinterpret_cast<const void*>(far1));
+  ASSERT_TRUE(p4.has_value());
+  EXPECT_EQ(*p4, RetargetPath::kViaTrampoline);
+  EXPECT_EQ(stub.fn()(nullptr), 2);
+  EXPECT_EQ(patcher->stats().trampolines, 1u) << "a site is routed to one trampoline, once";
+}
+
+TEST_F(PatcherTest, StaticKeyTogglesBetweenNopAndJump) {
+  auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
+  EXPECT_EQ(key.fn()(nullptr), 1);  // disabled: falls through to call A
+  ASSERT_TRUE(patcher->set_static_key(key.site, true));
+  EXPECT_EQ(key.site.insn[0], 0xE9);
+  EXPECT_EQ(key.fn()(nullptr), 2);  // enabled: jumps to call B
+  ASSERT_TRUE(patcher->set_static_key(key.site, false));
+  EXPECT_EQ(key.fn()(nullptr), 1);
+  const std::uint8_t nop5[5] = {0x0F, 0x1F, 0x44, 0x00, 0x00};
+  EXPECT_EQ(std::memcmp(key.site.insn, nop5, 5), 0);
+}
+
+TEST_F(PatcherTest, ReplaceChecksTheOldBytesAndNeedsAnEmulatableInstruction) {
+  auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
+  const std::uint8_t wrong_old[5] = {0x90, 0x90, 0x90, 0x90, 0x90};
+  const std::uint8_t nop5[5] = {0x0F, 0x1F, 0x44, 0x00, 0x00};
+  std::uint8_t call_b[5] = {0xE8};
+  const std::int32_t rel = static_cast<std::int32_t>(addr(kTargets[1]) - addr(key.site.insn + 5));
+  std::memcpy(call_b + 1, &rel, 4);
+  auto s = patcher->replace(key.site.insn, wrong_old, call_b);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code(), ErrorCode::kInvalidState);
+
+  // NOP -> call B: the key's NOP becomes a call; B runs, then execution continues with call A.
+  ASSERT_TRUE(patcher->replace(key.site.insn, nop5, call_b));
+  testing::Counters c;
+  EXPECT_EQ(key.fn()(&c), 1);
+  EXPECT_EQ(c.hits[0], 1u);
+  EXPECT_EQ(c.hits[1], 1u);
+
+  // Neither side emulatable (mov eax, 1 <-> mov eax, 2 at the call A site): refused.
+  const std::uint8_t mov1[5] = {0xB8, 1, 0, 0, 0};
+  const std::uint8_t mov2[5] = {0xB8, 2, 0, 0, 0};
+  std::uint8_t cur[5];
+  std::memcpy(cur, key.block.exec + 12, 5);
+  (void)mov1;
+  PatchBatch batch(*patcher);
+  ASSERT_TRUE(batch.replace(key.block.exec + 12, cur, mov2));
+  ASSERT_TRUE(patcher->commit(batch));  // old is a call: emulatable
+  std::uint8_t now[5];
+  std::memcpy(now, key.block.exec + 12, 5);
+  auto s2 = patcher->replace(key.block.exec + 12, now, mov1);
+  ASSERT_FALSE(s2.has_value());
+  EXPECT_EQ(s2.error().code(), ErrorCode::kUnsupported);
+}
+
+// Calls the code from the patcher thread between the protocol's steps, while the int3 is in
+// place: the handler must make the call land in the old or the new target.
+struct CallBetweenSteps : CommitObserver {
+  std::vector<testing::CallerStub>* stubs;
+  std::vector<int> results;
+  void after_step(int) override {
+    for (auto& s : *stubs) results.push_back(s.fn()(nullptr));
+  }
+};
+
+TEST_F(PatcherTest, ThreadHittingTheBreakpointRunsOldOrNewInstruction) {
+  std::vector<testing::CallerStub> stubs;
+  stubs.push_back(testing::make_caller(*zone, addr(kTargets[0]), 62));  // misaligned: edit
+  stubs.push_back(testing::make_caller(*zone, addr(kTargets[0]), 9));   // misaligned
+  auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
+  const auto traps_before = trap_stats();
+  PatchBatch batch(*patcher);
+  for (auto& s : stubs) ASSERT_TRUE(batch.retarget(s.site, reinterpret_cast<const void*>(kTargets[6])));
+  ASSERT_TRUE(batch.set_static_key(key.site, true));
+  struct Obs : CallBetweenSteps {
+    testing::KeyStub* key;
+    std::vector<int> key_results;
+    void after_step(int step) override {
+      CallBetweenSteps::after_step(step);
+      key_results.push_back(key->fn()(nullptr));
+    }
+  } obs;
+  obs.stubs = &stubs;
+  obs.key = &key;
+  ASSERT_TRUE(patcher->commit(batch, &obs));
+  ASSERT_EQ(obs.results.size(), 6u);
+  for (int r : obs.results) EXPECT_TRUE(r == 1 || r == 7) << r;
+  for (int r : obs.key_results) EXPECT_TRUE(r == 1 || r == 2) << r;
+  // During steps 1 and 3 the int3 is in place: those calls were emulated (the new instruction).
+  EXPECT_EQ(obs.results[0], 7);
+  EXPECT_EQ(obs.results[2], 7);
+  EXPECT_EQ(obs.key_results[0], 2);
+  EXPECT_GE(trap_stats().emulated, traps_before.emulated + 6);
+  for (auto& s : stubs) EXPECT_EQ(s.fn()(nullptr), 7);
+  EXPECT_EQ(key.fn()(nullptr), 2);
+}
+
+TEST_F(PatcherTest, BatchOfManySitesCostsThreeSerializations) {
+  constexpr int kSites = 64;
+  std::vector<testing::CallerStub> stubs;
+  for (int i = 0; i < kSites; ++i) {
+    // Every other site misaligned, so the batch mixes edits and aligned stores.
+    stubs.push_back(testing::make_caller(*zone, addr(kTargets[0]), i % 2 ? 9 : 8));
+  }
+  PatchBatch batch(*patcher);
+  for (auto& s : stubs) ASSERT_TRUE(batch.retarget(s.site, reinterpret_cast<const void*>(kTargets[3])));
+  const auto before = patcher->stats();
+  ASSERT_TRUE(patcher->commit(batch));
+  const auto after = patcher->stats();
+  EXPECT_EQ(after.serializations - before.serializations, 3u);
+  EXPECT_EQ(after.breakpoint_edits - before.breakpoint_edits, kSites / 2u);
+  EXPECT_EQ(after.aligned_stores - before.aligned_stores, kSites / 2u);
+  for (auto& s : stubs) EXPECT_EQ(s.fn()(nullptr), 4);
+  EXPECT_TRUE(batch.empty());
+}
+
+TEST_F(PatcherTest, OverlappingEditsAreRefused) {
+  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 9);
+  PatchBatch batch(*patcher);
+  ASSERT_TRUE(batch.retarget(stub.site, reinterpret_cast<const void*>(kTargets[1])));
+  ASSERT_TRUE(batch.retarget(stub.site, reinterpret_cast<const void*>(kTargets[2])));
+  auto s = patcher->commit(batch);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_NE(s.error().message().find("overlap"), std::string::npos);
+  EXPECT_EQ(stub.fn()(nullptr), 1);
+}
+
+TEST(PatcherCreate, ToggledZoneIsRefused) {
+  code::ZoneOptions o;
+  o.force_mode = code::ZoneMode::kToggled;
+  o.reserve_bytes = 1u << 20;
+  auto zone = code::CodeZone::create(o);
+  ASSERT_TRUE(zone.has_value()) << zone.error().message();
+  auto p = Patcher::create(**zone);
+  ASSERT_FALSE(p.has_value());
+  EXPECT_EQ(p.error().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(p.error().message().find("toggled"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace jitkit::patch
