@@ -1,0 +1,80 @@
+// Bytecode tables and the disassembler (used by `som -d` and the compiler tests).
+#include "bytecode.h"
+
+#include "object.h"
+#include "vm.h"
+
+#include <cstring>
+
+namespace som {
+
+namespace {
+const char* const kNames[] = {
+#define SOM_OP_NAME(name, layout) #name,
+    SOM_BYTECODES(SOM_OP_NAME)
+#undef SOM_OP_NAME
+};
+const char* const kLayouts[] = {
+#define SOM_OP_LAYOUT(name, layout) layout,
+    SOM_BYTECODES(SOM_OP_LAYOUT)
+#undef SOM_OP_LAYOUT
+};
+} // namespace
+
+const char* opName(uint8_t op) { return op < OP_COUNT ? kNames[op] : "?"; }
+const char* opLayout(uint8_t op) { return op < OP_COUNT ? kLayouts[op] : ""; }
+
+int opLength(uint8_t op) {
+  int n = 1;
+  for (const char* l = opLayout(op); *l; l++) n += *l == 'w' ? 2 : 1;
+  return n;
+}
+
+std::string disassemble(VM& vm, Method* m) {
+  std::string out;
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%s>>%s%s args=%d locals=%d ctx=%d%s maxStack=%d\n",
+                m->holder && m->holder->name ? m->holder->name->text.c_str() : "?",
+                m->signature ? m->signature->text.c_str() : "?", m->isBlock ? " [block]" : "",
+                m->numArgs, m->numLocals, m->numCtxVars, m->hasContext ? " (context)" : "",
+                m->maxStack);
+  out += buf;
+  size_t pc = 0;
+  while (pc < m->code.size()) {
+    uint8_t op = m->code[pc];
+    std::snprintf(buf, sizeof buf, "  %4zu %-16s", pc, opName(op));
+    out += buf;
+    size_t p = pc + 1;
+    std::vector<int> operands;
+    for (const char* l = opLayout(op); *l; l++) {
+      if (p >= m->code.size()) break;
+      if (*l == 'w') {
+        operands.push_back(m->code[p] | (p + 1 < m->code.size() ? m->code[p + 1] << 8 : 0));
+        p += 2;
+      } else {
+        operands.push_back(m->code[p]);
+        p += 1;
+      }
+    }
+    for (int v : operands) {
+      std::snprintf(buf, sizeof buf, " %d", v);
+      out += buf;
+    }
+    // Symbolic comment for sends and globals.
+    bool isSend = op == OP_SEND || op == OP_SUPER_SEND || (op >= OP_SEND_ADD && op <= OP_SEND_EQ);
+    if (isSend && !operands.empty() && static_cast<size_t>(operands[0]) < m->sites.size())
+      out += "  ; #" + m->sites[operands[0]].selector->text;
+    if ((op == OP_JUMP_IF_TRUE || op == OP_JUMP_IF_FALSE) && operands.size() == 2 &&
+        static_cast<size_t>(operands[1]) < m->sites.size())
+      out += "  ; fallback #" + m->sites[operands[1]].selector->text;
+    if (op == OP_PUSH_GLOBAL && !operands.empty() &&
+        static_cast<size_t>(operands[0]) < m->literals.size())
+      out += "  ; " + std::string(vm.stringOf(m->literals[operands[0]]));
+    out += "\n";
+    pc += static_cast<size_t>(opLength(op));
+  }
+  for (size_t i = 0; i < m->blocks.size(); i++) out += disassemble(vm, m->blocks[i]);
+  return out;
+}
+
+} // namespace som

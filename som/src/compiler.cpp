@@ -1,0 +1,689 @@
+// The bytecode compiler. See compiler.h for the passes and docs/som-bytecode.md for the code.
+#include "compiler.h"
+
+#include "bytecode.h"
+#include "vm.h"
+
+#include <climits>
+#include <memory>
+#include <unordered_map>
+
+namespace som {
+
+namespace {
+
+struct CompileError {
+  SrcPos pos;
+  std::string message;
+};
+
+struct RealScope;
+
+struct Var {
+  std::string name;
+  RealScope* owner = nullptr;
+  bool isArg = false; // an argument of the owner (method or real block)
+  int argIndex = 0;   // 1-based
+  bool captured = false;
+  int slot = -1;      // frame local, context slot, or argument index
+};
+
+struct Scope {
+  Scope* parent = nullptr;
+  RealScope* real = nullptr;
+  std::vector<Var*> vars;
+};
+
+// A method or a non-inlined block: one Method object and one activation at run time.
+struct RealScope {
+  RealScope* parent = nullptr;
+  int level = 0; // 0 = method
+  bool hasContext = false;
+  std::vector<Var*> owned;
+  int numLocals = 0;
+  int numCtx = 0;
+};
+
+bool isBlockWith(const NodePtr& n, size_t params) {
+  return n && n->kind == NodeKind::Block && n->block->params.size() == params;
+}
+
+// Which control-structure sends get inlined (all of their block arguments must be literal
+// blocks of the right arity).
+bool inlineCandidate(Node& n) {
+  if (n.kind != NodeKind::Send || n.isSuper) return false;
+  const std::string& s = n.name;
+  if (s == "ifTrue:" || s == "ifFalse:" || s == "and:" || s == "or:" || s == "&&" ||
+      s == "||" || s == "ifNil:" || s == "ifNotNil:" || s == "timesRepeat:")
+    return isBlockWith(n.args[0], 0);
+  if (s == "ifTrue:ifFalse:" || s == "ifFalse:ifTrue:" || s == "ifNil:ifNotNil:" ||
+      s == "ifNotNil:ifNil:")
+    return isBlockWith(n.args[0], 0) && isBlockWith(n.args[1], 0);
+  if (s == "whileTrue:" || s == "whileFalse:")
+    return isBlockWith(n.receiver, 0) && isBlockWith(n.args[0], 0);
+  if (s == "to:do:" || s == "downTo:do:") return isBlockWith(n.args[1], 1);
+  return false;
+}
+
+class Compiler {
+ public:
+  Compiler(VM& vm, Class* holder, const std::string& file)
+      : vm_(vm), holder_(holder), file_(file) {}
+
+  Method* compile(MethodDef& def) {
+    BlockNode& body = def.body;
+    markInlining(body);
+    auto* root = newReal(nullptr);
+    analyzeBlock(body, nullptr, root, true);
+    allocate();
+    Method* m = newMethod(false);
+    m->signature = vm_.intern(def.selector);
+    m->numArgs = static_cast<int>(body.params.size());
+    Emitter e{m, root};
+    e.line(def.pos);
+    genMethodBody(e, body);
+    finish(e);
+    return m;
+  }
+
+ private:
+  struct Emitter {
+    Method* m;
+    RealScope* scope;
+    int depth = 0;
+    int maxDepth = 0;
+    int lastLine = -1;
+    void line(SrcPos p) {
+      if (p.line != lastLine && p.line > 0) {
+        m->lines.push_back({static_cast<uint32_t>(m->code.size()), p.line});
+        lastLine = p.line;
+      }
+    }
+    void adjust(int d) {
+      depth += d;
+      if (depth > maxDepth) maxDepth = depth;
+    }
+    void op(Op o, int stackEffect) {
+      m->code.push_back(o);
+      adjust(stackEffect);
+    }
+    void u8(int v) { m->code.push_back(static_cast<uint8_t>(v)); }
+    void u16(int v) {
+      m->code.push_back(static_cast<uint8_t>(v & 0xff));
+      m->code.push_back(static_cast<uint8_t>((v >> 8) & 0xff));
+    }
+    size_t here() const { return m->code.size(); }
+    void patch(size_t at, size_t target) {
+      m->code[at] = static_cast<uint8_t>(target & 0xff);
+      m->code[at + 1] = static_cast<uint8_t>((target >> 8) & 0xff);
+    }
+  };
+
+  [[noreturn]] void fail(SrcPos p, const std::string& msg) { throw CompileError{p, msg}; }
+
+  RealScope* newReal(RealScope* parent) {
+    reals_.push_back(std::make_unique<RealScope>());
+    RealScope* r = reals_.back().get();
+    r->parent = parent;
+    r->level = parent ? parent->level + 1 : 0;
+    return r;
+  }
+
+  Method* newMethod(bool isBlock) {
+    auto* m = new Method();
+    std::memset(static_cast<Object*>(m), 0, sizeof(Object));
+    m->cls = vm_.methodClass ? vm_.methodClass->tag : 0;
+    m->hash = vm_.heap.nextHash();
+    m->kind = K_METHOD;
+    m->flags = F_PERMANENT;
+    m->holder = holder_;
+    m->isBlock = isBlock;
+    m->fileName = file_;
+    return m;
+  }
+
+  // --- pass 1: inlining decisions -------------------------------------------------------
+  void markInlining(BlockNode& b) {
+    for (auto& s : b.body) markNode(*s);
+  }
+  void markNode(Node& n) {
+    switch (n.kind) {
+      case NodeKind::Assign:
+      case NodeKind::Return:
+        markNode(*n.receiver);
+        break;
+      case NodeKind::Block:
+        markInlining(*n.block);
+        break;
+      case NodeKind::Send:
+        markNode(*n.receiver);
+        for (auto& a : n.args) markNode(*a);
+        if (inlineCandidate(n)) {
+          if (n.receiver->kind == NodeKind::Block &&
+              (n.name == "whileTrue:" || n.name == "whileFalse:"))
+            n.receiver->block->inlined = true;
+          for (auto& a : n.args)
+            if (a->kind == NodeKind::Block) a->block->inlined = true;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  // --- pass 2: scopes, name resolution, capture analysis ------------------------------------
+  Var* declare(Scope* s, const std::string& name, bool isArg, int argIndex) {
+    vars_.push_back(std::make_unique<Var>());
+    Var* v = vars_.back().get();
+    v->name = name;
+    v->owner = s->real;
+    v->isArg = isArg;
+    v->argIndex = argIndex;
+    s->vars.push_back(v);
+    s->real->owned.push_back(v);
+    return v;
+  }
+
+  void analyzeBlock(BlockNode& b, Scope* parent, RealScope* real, bool isRealRoot) {
+    scopes_.push_back(std::make_unique<Scope>());
+    Scope* s = scopes_.back().get();
+    s->parent = parent;
+    s->real = real;
+    scopeOf_[&b] = s;
+    for (size_t i = 0; i < b.params.size(); i++)
+      declare(s, b.params[i], isRealRoot, static_cast<int>(i + 1));
+    for (size_t i = 0; i < b.locals.size(); i++) {
+      for (size_t j = 0; j < b.params.size(); j++)
+        if (b.params[j] == b.locals[i])
+          fail(b.localPos[i], "local '" + b.locals[i] + "' has the same name as an argument");
+      declare(s, b.locals[i], false, 0);
+    }
+    for (auto& n : b.body) analyzeNode(*n, s);
+  }
+
+  Var* resolve(const std::string& name, Scope* s) {
+    for (; s; s = s->parent)
+      for (size_t i = s->vars.size(); i-- > 0;)
+        if (s->vars[i]->name == name) return s->vars[i];
+    return nullptr;
+  }
+
+  static bool isPseudo(const std::string& n) {
+    return n == "self" || n == "super" || n == "nil" || n == "true" || n == "false";
+  }
+
+  void analyzeNode(Node& n, Scope* s) {
+    switch (n.kind) {
+      case NodeKind::Variable:
+      case NodeKind::Assign:
+        if (!isPseudo(n.name)) {
+          Var* v = resolve(n.name, s);
+          if (v && v->owner != s->real) v->captured = true;
+        }
+        if (n.kind == NodeKind::Assign) analyzeNode(*n.receiver, s);
+        break;
+      case NodeKind::Return:
+        analyzeNode(*n.receiver, s);
+        break;
+      case NodeKind::Literal:
+        break;
+      case NodeKind::Send:
+        analyzeNode(*n.receiver, s);
+        for (auto& a : n.args) analyzeNode(*a, s);
+        break;
+      case NodeKind::Block:
+        if (n.block->inlined) {
+          analyzeBlock(*n.block, s, s->real, false);
+        } else {
+          s->real->hasContext = true;
+          RealScope* r = newReal(s->real);
+          blockReal_[n.block.get()] = r;
+          analyzeBlock(*n.block, s, r, true);
+        }
+        break;
+    }
+  }
+
+  // --- pass 3: slot allocation -----------------------------------------------------------------
+  void allocate() {
+    for (auto& r : reals_) {
+      for (Var* v : r->owned) {
+        if (v->captured) v->slot = r->numCtx++;
+        else if (v->isArg) v->slot = v->argIndex;
+        else v->slot = r->numLocals++;
+      }
+    }
+  }
+
+  // --- pass 4: code generation -----------------------------------------------------------------
+  int addLiteral(Method* m, Value v) {
+    for (size_t i = 0; i < m->literals.size(); i++)
+      if (m->literals[i] == v) return static_cast<int>(i);
+    m->literals.push_back(v);
+    return static_cast<int>(m->literals.size() - 1);
+  }
+  int addSite(Method* m, const std::string& sel, int argc) {
+    SendSite s{};
+    s.selector = vm_.intern(sel);
+    s.argc = static_cast<uint32_t>(argc);
+    s.cachedTag = UINT32_MAX;
+    s.cachedTarget = nullptr;
+    s.superStart = nullptr;
+    s.contPc = 0;
+    m->sites.push_back(s);
+    if (m->sites.size() > 65535) fail({}, "too many send sites in one method");
+    return static_cast<int>(m->sites.size() - 1);
+  }
+
+  Value literalValue(const Literal& l) {
+    switch (l.kind) {
+      case LitKind::Integer:
+        if (fitsSmall(l.i)) return fromInt(l.i);
+        return vm_.bigFromDecimal(std::to_string(l.i), true);
+      case LitKind::BigInteger:
+        return vm_.bigFromDecimal(l.text, true);
+      case LitKind::Double:
+        return vm_.permDouble(l.d);
+      case LitKind::String:
+        return vm_.permString(l.text);
+      case LitKind::Symbol:
+        return val(vm_.intern(l.text));
+      case LitKind::Array: {
+        Value a = vm_.permArray(static_cast<uint32_t>(l.elems.size()));
+        for (size_t i = 0; i < l.elems.size(); i++) obj(a)->slots()[i] = literalValue(l.elems[i]);
+        return a;
+      }
+    }
+    return vm_.nilV;
+  }
+
+  void finish(Emitter& e) {
+    Method* m = e.m;
+    if (m->code.size() > 65535) fail({}, "method too large (more than 64 KiB of bytecode)");
+    RealScope* r = e.scope;
+    if (r->numLocals > 255 || r->numCtx > 255 || m->numArgs > 255)
+      fail({}, "too many variables in one method or block (limit 255)");
+    m->numLocals = r->numLocals;
+    m->numCtxVars = r->numCtx;
+    m->hasContext = r->hasContext;
+    m->maxStack = e.maxDepth + 4; // + room for fallback-send placeholder arguments
+    for (Var* v : r->owned)
+      if (v->captured && v->isArg) m->ctxArgs.push_back({v->argIndex, v->slot});
+  }
+
+  void genMethodBody(Emitter& e, BlockNode& b) {
+    Scope* s = scopeOf_.at(&b);
+    for (auto& st : b.body) {
+      if (st->kind == NodeKind::Return) {
+        genReturn(e, *st, s);
+        return;
+      }
+      genExpr(e, *st, s);
+      e.op(OP_POP, -1);
+    }
+    e.op(OP_RETURN_SELF, 0);
+  }
+
+  void genReturn(Emitter& e, Node& ret, Scope* s) {
+    genExpr(e, *ret.receiver, s);
+    e.line(ret.pos);
+    if (s->real->level == 0) {
+      e.op(OP_RETURN_LOCAL, 0);
+    } else {
+      e.op(OP_RETURN_NONLOCAL, 0);
+      e.u8(s->real->level);
+    }
+  }
+
+  // Statements of an inlined block, leaving exactly one value (the last statement's).
+  void genInlinedBody(Emitter& e, BlockNode& b) {
+    Scope* s = scopeOf_.at(&b);
+    // Inlined block locals are fresh variables on every entry.
+    for (Var* v : s->vars) {
+      if (v->isArg) continue;
+      bool isParam = false;
+      for (auto& p : b.params)
+        if (p == v->name) isParam = true;
+      if (isParam) continue;
+      e.op(OP_PUSH_NIL, 1);
+      genStoreVar(e, v, s);
+      e.op(OP_POP, -1);
+    }
+    if (b.body.empty()) {
+      e.op(OP_PUSH_NIL, 1);
+      return;
+    }
+    for (size_t i = 0; i < b.body.size(); i++) {
+      Node& st = *b.body[i];
+      if (st.kind == NodeKind::Return) {
+        genReturn(e, st, s);
+        return; // the return leaves its value "on the stack" for depth bookkeeping
+      }
+      genExpr(e, st, s);
+      if (i + 1 < b.body.size()) e.op(OP_POP, -1);
+    }
+  }
+
+  void genBlockMethod(Emitter& outer, Node& n) {
+    BlockNode& b = *n.block;
+    RealScope* r = blockReal_.at(&b);
+    Method* m = newMethod(true);
+    m->signature = outer.m->signature;
+    m->outer = outer.m;
+    m->numArgs = static_cast<int>(b.params.size());
+    Emitter e{m, r};
+    e.line(b.pos);
+    Scope* s = scopeOf_.at(&b);
+    if (b.body.empty()) {
+      e.op(OP_PUSH_NIL, 1);
+      e.op(OP_RETURN_LOCAL, 0);
+    } else {
+      for (size_t i = 0; i < b.body.size(); i++) {
+        Node& st = *b.body[i];
+        if (st.kind == NodeKind::Return) {
+          genReturn(e, st, s);
+          break;
+        }
+        genExpr(e, st, s);
+        if (i + 1 < b.body.size()) {
+          e.op(OP_POP, -1);
+        } else {
+          e.op(OP_RETURN_LOCAL, 0);
+        }
+      }
+    }
+    finish(e);
+    outer.m->blocks.push_back(m);
+    if (outer.m->blocks.size() > 65535) fail(n.pos, "too many blocks in one method");
+    outer.op(OP_PUSH_BLOCK, 1);
+    outer.u16(static_cast<int>(outer.m->blocks.size() - 1));
+  }
+
+  int fieldIndex(const std::string& name) {
+    auto& f = holder_->fields;
+    for (size_t i = f.size(); i-- > 0;)
+      if (f[i]->text == name) return static_cast<int>(i);
+    return -1;
+  }
+
+  void genLoadVar(Emitter& e, Var* v, Scope* s) {
+    if (v->captured) {
+      e.op(OP_PUSH_CTX, 1);
+      e.u8(s->real->level - v->owner->level);
+      e.u8(v->slot);
+    } else if (v->isArg) {
+      e.op(OP_PUSH_ARG, 1);
+      e.u8(v->slot);
+    } else {
+      e.op(OP_PUSH_LOCAL, 1);
+      e.u8(v->slot);
+    }
+  }
+  void genStoreVar(Emitter& e, Var* v, Scope* s) {
+    if (v->captured) {
+      e.op(OP_STORE_CTX, 0);
+      e.u8(s->real->level - v->owner->level);
+      e.u8(v->slot);
+    } else if (v->isArg) {
+      e.op(OP_STORE_ARG, 0);
+      e.u8(v->slot);
+    } else {
+      e.op(OP_STORE_LOCAL, 0);
+      e.u8(v->slot);
+    }
+  }
+
+  void genExpr(Emitter& e, Node& n, Scope* s) {
+    e.line(n.pos);
+    switch (n.kind) {
+      case NodeKind::Variable: {
+        const std::string& name = n.name;
+        if (name == "self" || name == "super") return e.op(OP_PUSH_SELF, 1);
+        if (name == "nil") return e.op(OP_PUSH_NIL, 1);
+        if (name == "true") return e.op(OP_PUSH_TRUE, 1);
+        if (name == "false") return e.op(OP_PUSH_FALSE, 1);
+        if (Var* v = resolve(name, s)) return genLoadVar(e, v, s);
+        int f = fieldIndex(name);
+        if (f >= 0) {
+          if (f > 255) fail(n.pos, "too many fields (limit 256)");
+          e.op(OP_PUSH_FIELD, 1);
+          e.u8(f);
+          return;
+        }
+        e.op(OP_PUSH_GLOBAL, 1);
+        e.u16(addLiteral(e.m, val(vm_.intern(name))));
+        return;
+      }
+      case NodeKind::Assign: {
+        genExpr(e, *n.receiver, s);
+        e.line(n.pos);
+        if (isPseudo(n.name)) fail(n.pos, "cannot assign to '" + n.name + "'");
+        if (Var* v = resolve(n.name, s)) return genStoreVar(e, v, s);
+        int f = fieldIndex(n.name);
+        if (f >= 0) {
+          e.op(OP_STORE_FIELD, 0);
+          e.u8(f);
+          return;
+        }
+        fail(n.pos, "cannot assign to '" + n.name +
+                        "': not a local, argument or field (globals are not assignable)");
+      }
+      case NodeKind::Literal: {
+        const Literal& l = n.lit;
+        e.op(OP_PUSH_LITERAL, 1);
+        e.u16(addLiteral(e.m, literalValue(l)));
+        if (e.m->literals.size() > 65535) fail(n.pos, "too many literals in one method");
+        return;
+      }
+      case NodeKind::Block:
+        if (n.block->inlined) fail(n.pos, "internal error: inlined block used as a value");
+        return genBlockMethod(e, n);
+      case NodeKind::Send:
+        return genSend(e, n, s);
+      case NodeKind::Return:
+        fail(n.pos, "'^' is only allowed at the start of a statement");
+    }
+  }
+
+  void jumpOp(Emitter& e, Op o, int stackEffect, size_t* patchAt) {
+    e.op(o, stackEffect);
+    *patchAt = e.here();
+    e.u16(0);
+  }
+  void condJump(Emitter& e, Op o, Method* m, const std::string& sel, int argc, size_t* patchAt,
+                int* site) {
+    e.op(o, -1);
+    *patchAt = e.here();
+    e.u16(0);
+    *site = addSite(m, sel, argc);
+    e.u16(*site);
+  }
+
+  bool genInlined(Emitter& e, Node& n, Scope* s) {
+    if (!inlineCandidate(n)) return false;
+    const std::string& sel = n.name;
+    Method* m = e.m;
+    size_t p1 = 0, p2 = 0;
+    int site = 0;
+    if (sel == "ifTrue:" || sel == "ifFalse:" || sel == "and:" || sel == "or:" || sel == "&&" ||
+        sel == "||") {
+      bool onTrue = sel == "ifTrue:" || sel == "and:" || sel == "&&";
+      genExpr(e, *n.receiver, s);
+      condJump(e, onTrue ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, sel, 1, &p1, &site);
+      int d = e.depth;
+      genInlinedBody(e, *n.args[0]->block);
+      jumpOp(e, OP_JUMP, 0, &p2);
+      e.patch(p1, e.here());
+      e.depth = d;
+      if (sel == "ifTrue:" || sel == "ifFalse:") e.op(OP_PUSH_NIL, 1);
+      else e.op(onTrue ? OP_PUSH_FALSE : OP_PUSH_TRUE, 1);
+      e.patch(p2, e.here());
+      m->sites[site].contPc = static_cast<uint32_t>(e.here());
+      return true;
+    }
+    if (sel == "ifTrue:ifFalse:" || sel == "ifFalse:ifTrue:") {
+      genExpr(e, *n.receiver, s);
+      condJump(e, sel == "ifTrue:ifFalse:" ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, sel, 2, &p1,
+               &site);
+      int d = e.depth;
+      genInlinedBody(e, *n.args[0]->block);
+      jumpOp(e, OP_JUMP, 0, &p2);
+      e.patch(p1, e.here());
+      e.depth = d;
+      genInlinedBody(e, *n.args[1]->block);
+      e.patch(p2, e.here());
+      m->sites[site].contPc = static_cast<uint32_t>(e.here());
+      return true;
+    }
+    if (sel == "ifNil:" || sel == "ifNotNil:") {
+      genExpr(e, *n.receiver, s);
+      e.op(OP_DUP, 1);
+      jumpOp(e, sel == "ifNil:" ? OP_JUMP_IF_NOT_NIL : OP_JUMP_IF_NIL, -1, &p1);
+      e.op(OP_POP, -1);
+      genInlinedBody(e, *n.args[0]->block);
+      e.patch(p1, e.here());
+      return true;
+    }
+    if (sel == "ifNil:ifNotNil:" || sel == "ifNotNil:ifNil:") {
+      genExpr(e, *n.receiver, s);
+      jumpOp(e, sel == "ifNil:ifNotNil:" ? OP_JUMP_IF_NOT_NIL : OP_JUMP_IF_NIL, -1, &p1);
+      int d = e.depth;
+      genInlinedBody(e, *n.args[0]->block);
+      jumpOp(e, OP_JUMP, 0, &p2);
+      e.patch(p1, e.here());
+      e.depth = d;
+      genInlinedBody(e, *n.args[1]->block);
+      e.patch(p2, e.here());
+      return true;
+    }
+    if (sel == "whileTrue:" || sel == "whileFalse:") {
+      size_t loop = e.here();
+      genInlinedBody(e, *n.receiver->block);
+      bool wt = sel == "whileTrue:";
+      condJump(e, wt ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, wt ? "ifFalse:" : "ifTrue:", 1, &p1,
+               &site);
+      genInlinedBody(e, *n.args[0]->block);
+      e.op(OP_POP, -1);
+      e.op(OP_JUMP_BACK, 0);
+      e.u16(static_cast<int>(loop));
+      e.patch(p1, e.here());
+      e.op(OP_PUSH_NIL, 1);
+      m->sites[site].contPc = static_cast<uint32_t>(e.here());
+      return true;
+    }
+    if (sel == "to:do:" || sel == "downTo:do:" || sel == "timesRepeat:") {
+      bool down = sel == "downTo:do:";
+      int counter = e.scope->numLocals++;
+      int limit = e.scope->numLocals++;
+      genExpr(e, *n.receiver, s);
+      site = addSite(m, sel, static_cast<int>(n.args.size()));
+      BlockNode* body = nullptr;
+      if (sel == "timesRepeat:") {
+        body = n.args[0]->block.get();
+        e.op(OP_FOR_CHECK, 0);
+        e.u16(site);
+        e.op(OP_STORE_LOCAL, 0);
+        e.u8(limit);
+        e.op(OP_PUSH_LITERAL, 1);
+        e.u16(addLiteral(m, fromInt(1)));
+        e.op(OP_STORE_LOCAL, 0);
+        e.u8(counter);
+        e.op(OP_POP, -1);
+      } else {
+        body = n.args[1]->block.get();
+        e.op(OP_STORE_LOCAL, 0);
+        e.u8(counter);
+        genExpr(e, *n.args[0], s);
+        e.op(OP_STORE_LOCAL, 0);
+        e.u8(limit);
+        e.op(OP_POP, -1);
+        e.op(OP_FOR_CHECK, 0);
+        e.u16(site);
+      }
+      size_t loop = e.here();
+      e.op(down ? OP_FOR_TEST_DOWN : OP_FOR_TEST, 0);
+      e.u8(counter);
+      e.u8(limit);
+      p1 = e.here();
+      e.u16(0);
+      if (!body->params.empty()) {
+        Var* param = scopeOf_.at(body)->vars[0];
+        e.op(OP_PUSH_LOCAL, 1);
+        e.u8(counter);
+        genStoreVar(e, param, scopeOf_.at(body));
+        e.op(OP_POP, -1);
+      }
+      genInlinedBody(e, *body);
+      e.op(OP_POP, -1);
+      e.op(OP_FOR_STEP, 0);
+      e.u8(counter);
+      e.u8(down ? 1 : 0);
+      e.op(OP_JUMP_BACK, 0);
+      e.u16(static_cast<int>(loop));
+      e.patch(p1, e.here());
+      m->sites[site].contPc = static_cast<uint32_t>(e.here());
+      return true;
+    }
+    return false;
+  }
+
+  void genSend(Emitter& e, Node& n, Scope* s) {
+    if (genInlined(e, n, s)) return;
+    int argc = static_cast<int>(n.args.size());
+    if (n.isSuper) {
+      e.op(OP_PUSH_SELF, 1);
+    } else {
+      genExpr(e, *n.receiver, s);
+    }
+    for (auto& a : n.args) genExpr(e, *a, s);
+    e.line(n.pos);
+    int site = addSite(e.m, n.name, argc);
+    Op o = OP_SEND;
+    if (n.isSuper) {
+      if (!holder_->superclass) fail(n.pos, "super send in a class without superclass");
+      e.m->sites[site].superStart = holder_->superclass;
+      o = OP_SUPER_SEND;
+    } else if (argc == 1) {
+      const std::string& sel = n.name;
+      if (sel == "+") o = OP_SEND_ADD;
+      else if (sel == "-") o = OP_SEND_SUB;
+      else if (sel == "*") o = OP_SEND_MUL;
+      else if (sel == "<") o = OP_SEND_LT;
+      else if (sel == ">") o = OP_SEND_GT;
+      else if (sel == "<=") o = OP_SEND_LE;
+      else if (sel == ">=") o = OP_SEND_GE;
+      else if (sel == "=") o = OP_SEND_EQ;
+    }
+    e.op(o, -argc);
+    e.u16(site);
+  }
+
+  VM& vm_;
+  Class* holder_;
+  std::string file_;
+  std::vector<std::unique_ptr<RealScope>> reals_;
+  std::vector<std::unique_ptr<Scope>> scopes_;
+  std::vector<std::unique_ptr<Var>> vars_;
+  std::unordered_map<BlockNode*, Scope*> scopeOf_;
+  std::unordered_map<BlockNode*, RealScope*> blockReal_;
+
+ public:
+  friend Method* som::compileMethod(VM&, Class*, MethodDef&, const std::string&, std::string&);
+};
+
+} // namespace
+
+Method* compileMethod(VM& vm, Class* holder, MethodDef& def, const std::string& file,
+                      std::string& error) {
+  Compiler c(vm, holder, file);
+  try {
+    return c.compile(def);
+  } catch (const CompileError& e) {
+    SrcPos p = e.pos.line ? e.pos : def.pos;
+    error = file + ":" + std::to_string(p.line) + ":" + std::to_string(p.col) +
+            ": error: " + e.message;
+    return nullptr;
+  }
+}
+
+} // namespace som

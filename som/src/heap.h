@@ -1,0 +1,89 @@
+// The moving heap: bump-pointer allocation in 1 MiB chunks, collected by a Cheney-style
+// copying collector. Collection happens only at safepoints chosen by the interpreter (method
+// entry and backward jumps), never inside an allocation, so C++ code (primitives, the
+// compiler) may hold raw object pointers between allocations. Allocation past the budget just
+// raises `needGC`; the next safepoint collects. Identity hashes are stored in the header and
+// copied with the object, so they are stable across moves.
+#pragma once
+
+#include "object.h"
+
+#include <cstdlib>
+#include <vector>
+
+namespace som {
+
+class Heap {
+ public:
+  static constexpr size_t kChunkBytes = size_t(1) << 20;
+
+  Heap();
+  ~Heap();
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+
+  Object* alloc(uint8_t kind, uint32_t cls, uint32_t length) {
+    size_t bytes = objectBytes(kind, length);
+    char* p = top_;
+    if (static_cast<size_t>(end_ - p) < bytes) p = allocSlow(bytes);
+    else top_ = p + bytes;
+    allocated_ += bytes;
+    if (allocated_ > budget_) needGC = true;
+    Object* o = reinterpret_cast<Object*>(p);
+    o->cls = cls;
+    o->hash = nextHash();
+    o->length = length;
+    o->kind = kind;
+    o->flags = 0;
+    o->aux = 0;
+    return o;
+  }
+
+  uint32_t nextHash() {
+    hashState_ = hashState_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(hashState_ >> 33) | 1;
+  }
+
+  // Collection protocol: begin(), forward() every root slot, finish() (which scans the copies
+  // transitively), after which the old chunks are released.
+  void begin();
+  void forwardSlot(Value* slot) {
+    Value v = *slot;
+    if ((v & 1) || v == 0) return;
+    Object* o = obj(v);
+    if (o->flags & F_PERMANENT) return;
+    *slot = copy(o);
+  }
+  void finish();
+
+  bool needGC = false;
+  uint64_t collections = 0;
+  uint64_t totalAllocated() const { return totalAllocated_ + allocated_; }
+  size_t liveBytesAfterLastGC() const { return live_; }
+  double gcMillis = 0;
+
+ private:
+  struct Chunk {
+    char* start;
+    char* top;
+    char* end;
+  };
+  char* allocSlow(size_t bytes);
+  char* newChunk(std::vector<Chunk>& list, size_t bytes);
+  Value copy(Object* o);
+  char* toAlloc(size_t bytes);
+
+  std::vector<Chunk> chunks_;   // from-space during GC; the heap otherwise
+  std::vector<Chunk> toChunks_;
+  std::vector<char*> freeChunks_;
+  size_t toCurrent_ = 0;        // index of the to-space chunk being bump-allocated
+  char* top_ = nullptr;
+  char* end_ = nullptr;
+  size_t allocated_ = 0;        // bytes since the last collection
+  size_t budget_ = size_t(32) << 20;
+  size_t live_ = 0;
+  uint64_t totalAllocated_ = 0;
+  uint64_t hashState_ = 0x9E3779B97F4A7C15ULL;
+};
+
+} // namespace som

@@ -1,0 +1,582 @@
+// The bytecode interpreter: one loop with computed-goto dispatch, no C++ recursion per SOM
+// call (frames live on the VM's frame stack), a monomorphic inline cache per send site, and
+// small-integer fast paths for arithmetic/comparison sends. See docs/som-bytecode.md.
+#include "bytecode.h"
+#include "numbers.h"
+#include "vm.h"
+
+namespace som {
+
+namespace {
+inline uint16_t u16at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+inline Value ctxAt(Frame* f, int depth) {
+  if (depth == 0) return f->context;
+  Value c = f->outerCtx;
+  for (int i = 1; i < depth; i++) c = obj(c)->slots()[0];
+  return c;
+}
+inline Value* fieldsOf(Object* o) {
+  return o->kind == K_CLASS ? static_cast<Class*>(o)->classFields.data() : o->slots();
+}
+} // namespace
+
+Value VM::interpret() {
+  Frame* f = fp;
+  const uint8_t* ip = pc;
+  Value* s = sp;
+
+  static void* const labels[] = {
+#define SOM_OP_LABEL(name, layout) &&L_##name,
+      SOM_BYTECODES(SOM_OP_LABEL)
+#undef SOM_OP_LABEL
+  };
+#define DISPATCH() goto* labels[*ip]
+#define SAVE()  \
+  do {          \
+    fp = f;     \
+    pc = ip;    \
+    sp = s;     \
+  } while (0)
+
+  // Registers of the send protocol (set before jumping to do_send / do_invoke).
+  Symbol* sel = nullptr;
+  uint32_t argc = 0;
+  Value* base = nullptr;
+  const uint8_t* retIp = nullptr;
+  Class* lookupStart = nullptr;
+  SendSite* site = nullptr;
+  Method* m = nullptr;
+  Value result = 0;
+
+  DISPATCH();
+
+L_PUSH_LOCAL:
+  *++s = f->locals()[ip[1]];
+  ip += 2;
+  DISPATCH();
+L_PUSH_ARG:
+  *++s = f->args[ip[1]];
+  ip += 2;
+  DISPATCH();
+L_PUSH_FIELD:
+  *++s = fieldsOf(obj(f->self))[ip[1]];
+  ip += 2;
+  DISPATCH();
+L_PUSH_CTX:
+  *++s = obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]];
+  ip += 3;
+  DISPATCH();
+L_PUSH_SELF:
+  *++s = f->self;
+  ip += 1;
+  DISPATCH();
+L_PUSH_NIL:
+  *++s = nilV;
+  ip += 1;
+  DISPATCH();
+L_PUSH_TRUE:
+  *++s = trueV;
+  ip += 1;
+  DISPATCH();
+L_PUSH_FALSE:
+  *++s = falseV;
+  ip += 1;
+  DISPATCH();
+L_PUSH_LITERAL:
+  *++s = f->method->literals[u16at(ip + 1)];
+  ip += 3;
+  DISPATCH();
+L_PUSH_GLOBAL: {
+  auto* g = static_cast<Symbol*>(obj(f->method->literals[u16at(ip + 1)]));
+  if (g->hasGlobal) {
+    *++s = g->global;
+    ip += 3;
+    DISPATCH();
+  }
+  SAVE();
+  if (Class* c = loadClass(g)) {
+    *++s = val(c);
+    ip += 3;
+    DISPATCH();
+  }
+  // Unknown global: send unknownGlobal: to self; the reply is the value (never cached).
+  *++s = f->self;
+  *++s = val(g);
+  base = s - 1;
+  argc = 1;
+  sel = symUnknownGlobal;
+  retIp = ip + 3;
+  lookupStart = nullptr;
+  site = nullptr;
+  goto do_send;
+}
+L_PUSH_BLOCK: {
+  Method* bm = f->method->blocks[u16at(ip + 1)];
+  Class* bc = bm->numArgs == 0 ? block1Class
+              : bm->numArgs == 1 ? block2Class
+              : bm->numArgs == 2 ? block3Class
+                                 : blockClass;
+  Object* b = heap.alloc(K_BLOCK, bc->tag, 3);
+  b->slots()[0] = val(bm);
+  b->slots()[1] = f->context ? f->context : nilV;
+  b->slots()[2] = f->self;
+  *++s = val(b);
+  ip += 3;
+  DISPATCH();
+}
+L_STORE_LOCAL:
+  f->locals()[ip[1]] = *s;
+  ip += 2;
+  DISPATCH();
+L_STORE_ARG:
+  f->args[ip[1]] = *s;
+  ip += 2;
+  DISPATCH();
+L_STORE_FIELD:
+  fieldsOf(obj(f->self))[ip[1]] = *s;
+  ip += 2;
+  DISPATCH();
+L_STORE_CTX:
+  obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]] = *s;
+  ip += 3;
+  DISPATCH();
+L_POP:
+  s--;
+  ip += 1;
+  DISPATCH();
+L_DUP:
+  s[1] = s[0];
+  s++;
+  ip += 1;
+  DISPATCH();
+
+L_SEND:
+  site = &f->method->sites[u16at(ip + 1)];
+  retIp = ip + 3;
+send_site:
+  argc = site->argc;
+  base = s - argc;
+  {
+    uint32_t tag = tagOf(*base);
+    if (site->cachedTag == tag) {
+      m = site->cachedTarget;
+      goto do_invoke;
+    }
+    m = lookup(classTable[tag], site->selector);
+    if (m) {
+      site->cachedTag = tag;
+      site->cachedTarget = m;
+      goto do_invoke;
+    }
+    sel = site->selector;
+    goto do_dnu;
+  }
+
+L_SUPER_SEND:
+  site = &f->method->sites[u16at(ip + 1)];
+  retIp = ip + 3;
+  argc = site->argc;
+  base = s - argc;
+  if (site->cachedTarget) {
+    m = site->cachedTarget;
+    goto do_invoke;
+  }
+  m = lookup(site->superStart, site->selector);
+  if (m) {
+    site->cachedTarget = m;
+    goto do_invoke;
+  }
+  sel = site->selector;
+  goto do_dnu;
+
+#define BINARY_FAST(label, intExpr)                    \
+  label : {                                            \
+    Value a = s[-1], b = s[0];                         \
+    if (a & b & 1) {                                   \
+      intExpr;                                         \
+    }                                                  \
+    goto L_SEND;                                       \
+  }
+  BINARY_FAST(L_SEND_ADD, {
+    int64_t r;
+    if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r)) {
+      *--s = static_cast<Value>(r);
+      ip += 3;
+      DISPATCH();
+    }
+  })
+  BINARY_FAST(L_SEND_SUB, {
+    int64_t r;
+    if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r)) {
+      *--s = static_cast<Value>(r + 1);
+      ip += 3;
+      DISPATCH();
+    }
+  })
+  BINARY_FAST(L_SEND_MUL, {
+    int64_t r;
+    if (!__builtin_mul_overflow(intOf(a), intOf(b), &r) && fitsSmall(r)) {
+      *--s = fromInt(r);
+      ip += 3;
+      DISPATCH();
+    }
+  })
+  BINARY_FAST(L_SEND_LT, {
+    *--s = static_cast<int64_t>(a) < static_cast<int64_t>(b) ? trueV : falseV;
+    ip += 3;
+    DISPATCH();
+  })
+  BINARY_FAST(L_SEND_GT, {
+    *--s = static_cast<int64_t>(a) > static_cast<int64_t>(b) ? trueV : falseV;
+    ip += 3;
+    DISPATCH();
+  })
+  BINARY_FAST(L_SEND_LE, {
+    *--s = static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV;
+    ip += 3;
+    DISPATCH();
+  })
+  BINARY_FAST(L_SEND_GE, {
+    *--s = static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV;
+    ip += 3;
+    DISPATCH();
+  })
+  BINARY_FAST(L_SEND_EQ, {
+    *--s = a == b ? trueV : falseV;
+    ip += 3;
+    DISPATCH();
+  })
+#undef BINARY_FAST
+
+L_RETURN_LOCAL:
+  result = *s;
+  goto do_return;
+L_RETURN_SELF:
+  result = f->self;
+  goto do_return;
+L_RETURN_NONLOCAL: {
+  result = *s;
+  Value home = ctxAt(f, ip[1]);
+  Value marker = obj(home)->slots()[1];
+  if (marker == fromInt(0)) {
+    // The home activation has returned: pop this block activation and send
+    // escapedBlock: to the self of the activation that sent value (its caller).
+    Value blk = f->args[0];
+    Frame* done = f;
+    if (done->context) obj(done->context)->slots()[1] = fromInt(0);
+    if (done->isEntry) {
+      SAVE();
+      fatal("escaped block evaluated from outside the interpreter");
+    }
+    s = done->args - 1;
+    retIp = done->retPc;
+    f = done->caller;
+    *++s = f->self;
+    *++s = blk;
+    base = s - 1;
+    argc = 1;
+    sel = symEscapedBlock;
+    lookupStart = nullptr;
+    site = nullptr;
+    goto do_send;
+  }
+  auto* target = reinterpret_cast<Frame*>(marker & ~Value(1));
+  for (Frame* x = f; x != target; x = x->caller) {
+    if (!x || x->isEntry) {
+      SAVE();
+      fatal("non-local return across a VM entry boundary");
+    }
+    if (x->context) obj(x->context)->slots()[1] = fromInt(0);
+  }
+  f = target;
+  goto do_return;
+}
+
+do_return: {
+  Frame* done = f;
+  if (done->context) obj(done->context)->slots()[1] = fromInt(0);
+  s = done->args;
+  *s = result;
+  ip = done->retPc;
+  f = done->caller;
+  if (done->isEntry) {
+    fp = f;
+    pc = ip;
+    sp = s - 1;
+    return result;
+  }
+  DISPATCH();
+}
+
+L_JUMP:
+  ip = f->method->code.data() + u16at(ip + 1);
+  DISPATCH();
+L_JUMP_BACK:
+  if (heap.needGC) {
+    SAVE();
+    collectGarbage();
+  }
+  ip = f->method->code.data() + u16at(ip + 1);
+  DISPATCH();
+L_JUMP_IF_TRUE:
+  if (*s == trueV) {
+    s--;
+    ip = f->method->code.data() + u16at(ip + 1);
+    DISPATCH();
+  }
+  if (*s == falseV) {
+    s--;
+    ip += 5;
+    DISPATCH();
+  }
+  goto cond_fallback;
+L_JUMP_IF_FALSE:
+  if (*s == falseV) {
+    s--;
+    ip = f->method->code.data() + u16at(ip + 1);
+    DISPATCH();
+  }
+  if (*s == trueV) {
+    s--;
+    ip += 5;
+    DISPATCH();
+  }
+  goto cond_fallback;
+cond_fallback:
+  // Not a Boolean: the inlined control structure becomes a real send of its selector to
+  // the value (placeholder nil arguments), resuming after the inlined code.
+  site = &f->method->sites[u16at(ip + 3)];
+  for (uint32_t i = 0; i < site->argc; i++) *++s = nilV;
+  retIp = f->method->code.data() + site->contPc;
+  goto send_site;
+L_JUMP_IF_NIL:
+  if (*s-- == nilV) ip = f->method->code.data() + u16at(ip + 1);
+  else ip += 3;
+  DISPATCH();
+L_JUMP_IF_NOT_NIL:
+  if (*s-- != nilV) ip = f->method->code.data() + u16at(ip + 1);
+  else ip += 3;
+  DISPATCH();
+L_FOR_CHECK:
+  if (isInt(*s) || isNumber(*s)) {
+    ip += 3;
+    DISPATCH();
+  }
+  site = &f->method->sites[u16at(ip + 1)];
+  for (uint32_t i = 0; i < site->argc; i++) *++s = nilV;
+  retIp = f->method->code.data() + site->contPc;
+  goto send_site;
+L_FOR_TEST:
+L_FOR_TEST_DOWN: {
+  Value a = f->locals()[ip[1]], b = f->locals()[ip[2]];
+  bool down = *ip == OP_FOR_TEST_DOWN;
+  bool go;
+  if (a & b & 1) {
+    go = down ? static_cast<int64_t>(a) >= static_cast<int64_t>(b)
+              : static_cast<int64_t>(a) <= static_cast<int64_t>(b);
+  } else {
+    bool ok = true;
+    int c = numCompare(a, b, &ok);
+    if (!ok) {
+      SAVE();
+      fatal("loop limit is not a number: " + describe(b));
+    }
+    go = down ? c >= 0 : c <= 0;
+  }
+  if (go) ip += 5;
+  else ip = f->method->code.data() + u16at(ip + 3);
+  DISPATCH();
+}
+L_FOR_STEP: {
+  Value& c = f->locals()[ip[1]];
+  if (isInt(c)) {
+    int64_t n = intOf(c) + (ip[2] ? -1 : 1);
+    if (fitsSmall(n)) {
+      c = fromInt(n);
+      ip += 3;
+      DISPATCH();
+    }
+  }
+  SAVE();
+  c = ip[2] ? numSub(*this, c, fromInt(1)) : numAdd(*this, c, fromInt(1));
+  ip += 3;
+  DISPATCH();
+}
+
+  // ---- the send protocol ---------------------------------------------------------------
+do_send:
+  // In: sel, argc, base (receiver slot), retIp, lookupStart (nullptr: receiver's class).
+  m = lookup(lookupStart ? lookupStart : classOf(*base), sel);
+  lookupStart = nullptr;
+  if (!m) goto do_dnu;
+  goto do_invoke;
+
+do_dnu: {
+  // In: sel, argc, base, retIp. Replaces the arguments by (selector, Array of arguments).
+  Class* rc = classOf(*base);
+  Method* dnu = lookup(rc, symDNU);
+  if (!dnu) {
+    SAVE();
+    fatal(describe(*base) + " does not understand #" + sel->text +
+          " (and no doesNotUnderstand:arguments: method)");
+  }
+  Value arr = newArray(argc);
+  for (uint32_t i = 0; i < argc; i++) obj(arr)->slots()[i] = base[1 + i];
+  base[1] = val(sel);
+  base[2] = arr;
+  s = base + 2;
+  argc = 2;
+  m = dnu;
+  goto do_invoke;
+}
+
+do_invoke:
+  // In: m, argc, base, retIp. The receiver and arguments are base[0..argc].
+  if (m->mkind == MethodKind::Bytecode) {
+  push_frame:
+    if (heap.needGC) {
+      SAVE();
+      collectGarbage();
+    }
+    if (s + kFrameWords + m->numLocals + m->maxStack + 16 >= stackLimit) {
+      SAVE();
+      fatal("stack overflow: recursion too deep");
+    }
+    auto* nf = reinterpret_cast<Frame*>(s + 1);
+    nf->caller = f;
+    nf->retPc = retIp;
+    nf->method = m;
+    nf->args = base;
+    if (m->isBlock) {
+      Object* blk = obj(base[0]);
+      nf->self = blk->slots()[2];
+      nf->outerCtx = blk->slots()[1];
+    } else {
+      nf->self = base[0];
+      nf->outerCtx = 0;
+    }
+    nf->context = 0;
+    nf->isEntry = 0;
+    Value* l = nf->locals();
+    for (int i = 0; i < m->numLocals; i++) l[i] = nilV;
+    s = l + m->numLocals - 1;
+    f = nf;
+    ip = m->code.data();
+    if (m->hasContext) {
+      Object* c = heap.alloc(K_CONTEXT, 0, static_cast<uint32_t>(2 + m->numCtxVars));
+      Value* cs = c->slots();
+      cs[0] = nf->outerCtx ? nf->outerCtx : nilV;
+      cs[1] = val(nf) | 1;
+      for (int i = 0; i < m->numCtxVars; i++) cs[2 + i] = nilV;
+      for (auto& [argIdx, slot] : m->ctxArgs) cs[2 + slot] = base[argIdx];
+      nf->context = val(c);
+    }
+    DISPATCH();
+  }
+  if (m->mkind == MethodKind::Primitive) {
+    switch (m->specialPrim) {
+      case SP_NONE: {
+        fp = f;
+        pc = retIp;
+        sp = s;
+        Value r = m->prim(*this, base);
+        s = base;
+        *s = r;
+        ip = retIp;
+        DISPATCH();
+      }
+      case SP_VALUE: {
+        Object* blk = obj(base[0]);
+        if (isInt(base[0]) || blk->kind != K_BLOCK) {
+          SAVE();
+          fatal("value primitive sent to " + describe(base[0]));
+        }
+        m = static_cast<Method*>(obj(blk->slots()[0]));
+        if (static_cast<uint32_t>(m->numArgs) != argc) {
+          SAVE();
+          fatal("block expects " + std::to_string(m->numArgs) + " arguments, got " +
+                std::to_string(argc));
+        }
+        goto push_frame;
+      }
+      case SP_RESTART:
+        if (heap.needGC) {
+          SAVE();
+          collectGarbage();
+        }
+        ip = f->method->code.data();
+        s = f->locals() + f->method->numLocals - 1;
+        DISPATCH();
+      case SP_PERFORM:
+      case SP_PERFORM_SUPER:
+      case SP_PERFORM_ARGS:
+      case SP_PERFORM_ARGS_SUPER: {
+        int sp_ = m->specialPrim;
+        Value selV = base[1];
+        if (isInt(selV) || obj(selV)->kind != K_SYMBOL) {
+          SAVE();
+          fatal("perform: needs a Symbol, got " + describe(selV));
+        }
+        sel = static_cast<Symbol*>(obj(selV));
+        Class* start = nullptr;
+        if (sp_ == SP_PERFORM_SUPER || sp_ == SP_PERFORM_ARGS_SUPER) {
+          Value cv = base[argc];
+          if (isInt(cv) || obj(cv)->kind != K_CLASS) {
+            SAVE();
+            fatal("perform:inSuperclass: needs a Class, got " + describe(cv));
+          }
+          start = static_cast<Class*>(obj(cv));
+        }
+        if (sp_ == SP_PERFORM_ARGS || sp_ == SP_PERFORM_ARGS_SUPER) {
+          Value arr = base[2];
+          if (isInt(arr) || obj(arr)->kind != K_ARRAY) {
+            SAVE();
+            fatal("perform:withArguments: needs an Array, got " + describe(arr));
+          }
+          uint32_t n = obj(arr)->length;
+          if (base + n + 64 >= stackLimit) {
+            SAVE();
+            fatal("stack overflow in perform:withArguments:");
+          }
+          for (uint32_t i = 0; i < n; i++) base[1 + i] = obj(arr)->slots()[i];
+          argc = n;
+        } else {
+          argc = 0;
+        }
+        s = base + argc;
+        lookupStart = start;
+        goto do_send;
+      }
+      case SP_INVOKE: {
+        // [method, receiver, args array]
+        auto* target = static_cast<Method*>(obj(base[0]));
+        Value arr = base[2];
+        if (isInt(arr) || obj(arr)->kind != K_ARRAY) {
+          SAVE();
+          fatal("invokeOn:with: needs an Array of arguments, got " + describe(arr));
+        }
+        uint32_t n = obj(arr)->length;
+        if (static_cast<int>(n) != target->numArgs) {
+          SAVE();
+          fatal("invokeOn:with: " + target->signature->text + " expects " +
+                std::to_string(target->numArgs) + " arguments, got " + std::to_string(n));
+        }
+        base[0] = base[1];
+        for (uint32_t i = 0; i < n; i++) base[1 + i] = obj(arr)->slots()[i];
+        argc = n;
+        s = base + n;
+        m = target;
+        goto do_invoke;
+      }
+      default:
+        break;
+    }
+  }
+  SAVE();
+  fp = f;
+  pc = retIp;
+  fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" +
+        m->signature->text + " is declared but not implemented by this VM");
+}
+
+} // namespace som

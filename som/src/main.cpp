@@ -1,0 +1,85 @@
+// The `som` command: som [-cp path] [-d] [-g] MainClass|File.som [args...]
+#include "vm.h"
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: som [options] -cp <dir1:dir2...> MainClass|path/File.som [args...]\n"
+               "options:\n"
+               "  -cp <path>   class path, ':'-separated (must include the core library)\n"
+               "  -d           print the bytecode of every loaded method to stderr\n"
+               "  -g           print garbage-collection statistics to stderr\n"
+               "  -H<n>MB      accepted for compatibility (the heap grows on demand)\n"
+               "  -h, --help   this help\n");
+}
+} // namespace
+
+int main(int argc, char** argv) {
+  static char outBuf[1 << 16];
+  std::setvbuf(stdout, outBuf, _IOFBF, sizeof outBuf);
+  std::string classPath;
+  bool debug = false, gcStats = false;
+  int i = 1;
+  for (; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "-cp" || a == "--classpath") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "som: -cp needs a path argument\n");
+        return 1;
+      }
+      if (!classPath.empty()) classPath += ":";
+      classPath += argv[++i];
+    } else if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return 0;
+    } else if (a == "-d") {
+      debug = true;
+    } else if (a == "-g") {
+      gcStats = true;
+    } else if (a.rfind("-H", 0) == 0) {
+      // heap size: accepted and ignored
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "som: unknown option %s\n", a.c_str());
+      usage(stderr);
+      return 1;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return 1;
+  }
+  std::string program = argv[i++];
+  std::string dir;
+  size_t slash = program.rfind('/');
+  std::string name = program;
+  if (slash != std::string::npos) {
+    dir = program.substr(0, slash);
+    name = program.substr(slash + 1);
+  }
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".som") == 0)
+    name.resize(name.size() - 4);
+
+  som::VM vm;
+  vm.debugLevel = debug ? 1 : 0;
+  vm.gcVerbose = gcStats;
+  vm.setClassPath(classPath);
+  // The program's directory joins the class path (after -cp, like SOM++); "." if none.
+  vm.addClassPathEntry(dir.empty() ? "." : dir);
+  if (!vm.bootstrap()) return 1;
+  std::vector<std::string> args;
+  args.push_back(name);
+  for (; i < argc; i++) args.push_back(argv[i]);
+  int status = vm.runMain(args);
+  if (gcStats)
+    std::fprintf(stderr, "[GC] %llu collections, %.2f ms, %llu bytes allocated\n",
+                 static_cast<unsigned long long>(vm.heap.collections), vm.heap.gcMillis,
+                 static_cast<unsigned long long>(vm.heap.totalAllocated()));
+  vm.exitVM(status);
+}

@@ -1,0 +1,164 @@
+// The SOM object model: tagged values, object headers and the layouts of every kind of object.
+// docs/som-vm.md explains the design; the short version:
+//  * Value is one 64-bit word. Low bit 1: a small integer (63-bit, value = word >> 1).
+//    Low bit 0: a pointer to an Object (8-byte aligned). nil/true/false are real objects.
+//  * Every Object starts with a 16-byte header holding its 32-bit class tag (index into the
+//    VM's class table), its identity hash (fixed at allocation, so it survives moves), a length
+//    and a kind that fixes the layout. The GC needs nothing else to size and scan an object.
+//  * Objects live either in the moving heap (heap.h) or are permanent (symbols, classes,
+//    methods, literals, nil/true/false/system): permanent objects never move and are never freed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace som {
+
+using Value = uint64_t;
+
+inline bool isInt(Value v) { return v & 1; }
+inline int64_t intOf(Value v) { return static_cast<int64_t>(v) >> 1; }
+constexpr int64_t kSmallMax = (int64_t(1) << 62) - 1;
+constexpr int64_t kSmallMin = -(int64_t(1) << 62);
+inline bool fitsSmall(int64_t i) { return i >= kSmallMin && i <= kSmallMax; }
+inline Value fromInt(int64_t i) { return (static_cast<uint64_t>(i) << 1) | 1; }
+
+enum Kind : uint8_t {
+  K_INSTANCE, // slots = fields
+  K_ARRAY,    // slots = elements
+  K_CONTEXT,  // slots: [0] outer context, [1] home frame marker, [2..] captured variables
+  K_BLOCK,    // slots: [0] block Method, [1] outer context, [2] self
+  K_STRING,   // bytes
+  K_DOUBLE,   // one double
+  K_BIGINT,   // limbs; aux = sign (0 positive, 1 negative); length = limb count (never 0)
+  K_SYMBOL,   // permanent: struct Symbol
+  K_CLASS,    // permanent: struct Class
+  K_METHOD,   // permanent: struct Method (also primitives and block methods)
+};
+
+enum ObjFlags : uint8_t { F_PERMANENT = 1, F_FORWARDED = 2 };
+
+struct Object {
+  uint32_t cls;    // class tag of this object
+  uint32_t hash;   // identity hash
+  uint32_t length; // slots / bytes / limbs
+  uint8_t kind;
+  uint8_t flags;
+  uint16_t aux;
+
+  Value* slots() { return reinterpret_cast<Value*>(this + 1); }
+  char* bytes() { return reinterpret_cast<char*>(this + 1); }
+  double& dbl() { return *reinterpret_cast<double*>(this + 1); }
+  uint64_t* limbs() { return reinterpret_cast<uint64_t*>(this + 1); }
+};
+static_assert(sizeof(Object) == 16);
+
+inline Object* obj(Value v) { return reinterpret_cast<Object*>(v); }
+inline Value val(const void* o) { return reinterpret_cast<Value>(o); }
+
+// Size in bytes of a heap object of this kind and length (header included, 8-byte multiple).
+inline size_t objectBytes(uint8_t kind, uint32_t length) {
+  switch (kind) {
+    case K_STRING: return sizeof(Object) + ((size_t(length) + 1 + 7) & ~size_t(7));
+    case K_DOUBLE: return sizeof(Object) + 8;
+    default: return sizeof(Object) + size_t(length) * 8;
+  }
+}
+inline bool hasSlots(uint8_t kind) { return kind <= K_BLOCK; }
+
+struct Class;
+struct Method;
+
+// An interned symbol. Also the home of the global variable of that name, so that a global
+// read is one load (no hash lookup): `global` is valid when `hasGlobal` is set.
+struct Symbol : Object {
+  Value global;
+  bool hasGlobal;
+  int numArgs; // arity if used as a selector
+  std::string text;
+};
+
+struct SendSite;
+
+// Method, primitive or block body. Permanent. `code` is the bytecode (docs/som-bytecode.md).
+enum class MethodKind : uint8_t { Bytecode, Primitive, MissingPrimitive };
+
+struct SendSite {
+  Symbol* selector;
+  uint32_t argc;
+  uint32_t cachedTag;   // inline cache: receiver class tag (UINT32_MAX = empty)
+  Method* cachedTarget; // inline cache: method found for that tag
+  Class* superStart;    // super sends: class where lookup starts (else nullptr)
+  uint32_t contPc;      // inlined control flow: where a fallback send resumes
+};
+
+class VM;
+using PrimFn = Value (*)(VM&, Value* args); // args[0] = receiver
+
+struct Method : Object {
+  MethodKind mkind = MethodKind::Bytecode;
+  bool isBlock = false;
+  bool hasContext = false; // allocates a Context on entry (contains real blocks)
+  Symbol* signature = nullptr;
+  Class* holder = nullptr;
+  Method* outer = nullptr; // for blocks: lexically enclosing method/block
+  int numArgs = 0;         // without receiver
+  int numLocals = 0;       // frame locals (not captured), including inlined temporaries
+  int numCtxVars = 0;      // context variables (captured)
+  int maxStack = 0;
+  PrimFn prim = nullptr;
+  int specialPrim = 0;     // non-zero: primitive the interpreter performs itself (SpecialPrim)
+  std::vector<uint8_t> code;
+  std::vector<Value> literals;
+  std::vector<SendSite> sites;
+  std::vector<Method*> blocks;
+  std::vector<std::pair<int, int>> ctxArgs; // (arg index 1.., context slot) copied on entry
+  std::vector<std::pair<uint32_t, int>> lines; // (pc, line) in increasing pc order
+  std::string fileName;
+  int lineAt(uint32_t pc) const {
+    int l = lines.empty() ? 0 : lines[0].second;
+    for (auto& e : lines) {
+      if (e.first > pc) break;
+      l = e.second;
+    }
+    return l;
+  }
+};
+
+struct Class : Object {
+  uint32_t tag = 0;            // class tag of this class's instances
+  Symbol* name = nullptr;
+  Class* superclass = nullptr; // nullptr = nil
+  bool isMeta = false;
+  bool loaded = false;
+  Class* meta = nullptr;       // the metaclass (non-meta classes)
+  Class* soleInstance = nullptr; // for metaclasses
+  uint8_t instKind = K_INSTANCE; // layout of instances created by `new`
+  std::vector<Symbol*> fields;   // instance field names, inherited first
+  std::vector<Value> classFields; // values of class-side fields (non-meta classes)
+  std::unordered_map<Symbol*, Method*> methodMap;
+  std::vector<Method*> methods; // own methods in source order
+};
+
+// An activation. Frames live on the VM's contiguous frame stack (interpreter.h):
+//   [receiver][arg1]..[argN] | Frame header | locals[numLocals] | operand stack ...
+// The caller pushed receiver and arguments; they become the callee's argument area in place.
+struct Frame {
+  Frame* caller;           // nullptr for an entry frame
+  const uint8_t* retPc;    // where the caller resumes (the caller's pc at the send)
+  Method* method;
+  Value* args;             // &receiver
+  Value self;              // the home method's receiver (blocks: the closure's self)
+  Value context;           // own Context object or 0 (no context)
+  Value outerCtx;          // blocks: the closure's outer context; methods: 0
+  uint64_t isEntry;        // 1: returning from this frame leaves the interpreter loop
+  Value* locals() { return reinterpret_cast<Value*>(this + 1); }
+};
+constexpr size_t kFrameWords = sizeof(Frame) / sizeof(Value);
+
+} // namespace som

@@ -1,0 +1,647 @@
+// SOM lexer and parser. See parser.h. Internally a parse error unwinds with a C++ exception
+// (ParseError) that never leaves parseClass(); nesting depth is bounded so hostile input cannot
+// exhaust the C++ stack.
+#include "parser.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <utility>
+
+namespace som {
+
+namespace {
+bool isLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isIdentChar(char c) { return isLetter(c) || isDigit(c) || c == '_'; }
+} // namespace
+
+bool isBinaryOpChar(char c) {
+  switch (c) {
+    case '~': case '&': case '|': case '*': case '/': case '\\': case '+': case '=':
+    case '>': case '<': case ',': case '@': case '%': case '-':
+      return true;
+    default:
+      return false;
+  }
+}
+
+void Lexer::advance() {
+  if (pos_ < src_.size()) {
+    if (src_[pos_] == '\n') {
+      line_++;
+      col_ = 1;
+    } else {
+      col_++;
+    }
+    pos_++;
+  }
+}
+
+void Lexer::skipSpaceAndComments(Token& err) {
+  for (;;) {
+    char c = peek();
+    if (atEnd()) return;
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f') {
+      advance();
+    } else if (c == '"') {
+      SrcPos start{line_, col_};
+      advance();
+      while (!atEnd() && peek() != '"') advance();
+      if (atEnd()) {
+        err.kind = Tok::Error;
+        err.pos = start;
+        err.text = "unterminated comment";
+        return;
+      }
+      advance();
+    } else {
+      return;
+    }
+  }
+}
+
+Token Lexer::next() {
+  Token t;
+  skipSpaceAndComments(t);
+  if (t.kind == Tok::Error) return t;
+  t.pos = {line_, col_};
+  t.offset = pos_;
+  if (atEnd()) {
+    t.kind = Tok::End;
+    t.endOffset = pos_;
+    return t;
+  }
+  char c = peek();
+  auto finish = [&](Tok k) {
+    t.kind = k;
+    t.endOffset = pos_;
+    return t;
+  };
+  if (isLetter(c)) {
+    while (isIdentChar(peek())) {
+      t.text += peek();
+      advance();
+    }
+    if (peek() == ':' && peek(1) != '=') {
+      t.text += ':';
+      advance();
+      // A keyword immediately followed by more `ident:` parts is a keyword sequence
+      // (only meaningful after '#'). `at:y` stays keyword + identifier.
+      bool seq = false;
+      for (;;) {
+        size_t k = 0;
+        if (!isLetter(peek(k))) break;
+        while (isIdentChar(peek(k))) k++;
+        if (peek(k) != ':' || peek(k + 1) == '=') break;
+        for (size_t i = 0; i <= k; i++) {
+          t.text += peek();
+          advance();
+        }
+        seq = true;
+      }
+      return finish(seq ? Tok::KeywordSeq : Tok::Keyword);
+    }
+    if (t.text == "primitive") return finish(Tok::Primitive);
+    return finish(Tok::Ident);
+  }
+  if (isDigit(c)) {
+    while (isDigit(peek())) {
+      t.text += peek();
+      advance();
+    }
+    if (peek() == '.' && isDigit(peek(1))) {
+      t.text += '.';
+      advance();
+      while (isDigit(peek())) {
+        t.text += peek();
+        advance();
+      }
+      return finish(Tok::Double);
+    }
+    return finish(Tok::Integer);
+  }
+  if (c == '\'') {
+    advance();
+    for (;;) {
+      if (atEnd()) {
+        t.kind = Tok::Error;
+        t.text = "unterminated string literal";
+        return t;
+      }
+      char d = peek();
+      if (d == '\'') {
+        advance();
+        break;
+      }
+      if (d == '\\') {
+        advance();
+        if (atEnd()) continue;
+        char e = peek();
+        switch (e) {
+          case 't': t.text += '\t'; break;
+          case 'b': t.text += '\b'; break;
+          case 'n': t.text += '\n'; break;
+          case 'r': t.text += '\r'; break;
+          case 'f': t.text += '\f'; break;
+          case '0': t.text += '\0'; break;
+          case '\'': t.text += '\''; break;
+          case '\\': t.text += '\\'; break;
+          default: // not one of the eight escapes: keep both characters
+            t.text += '\\';
+            t.text += e;
+            break;
+        }
+        advance();
+        continue;
+      }
+      if (d != '\r') t.text += d; // CR LF and CR-only line ends become LF via the '\n' kept
+      else if (peek(1) != '\n') t.text += '\n';
+      advance();
+    }
+    return finish(Tok::String);
+  }
+  if (c == '#') {
+    advance();
+    char d = peek();
+    if (isLetter(d)) {
+      while (isIdentChar(peek()) || peek() == ':') {
+        t.text += peek();
+        advance();
+      }
+      return finish(Tok::Symbol);
+    }
+    if (d == '\'') {
+      Token s = next();
+      if (s.kind == Tok::Error) return s;
+      t.text = std::move(s.text);
+      return finish(Tok::Symbol);
+    }
+    if (isBinaryOpChar(d)) {
+      while (isBinaryOpChar(peek())) {
+        t.text += peek();
+        advance();
+      }
+      return finish(Tok::Symbol);
+    }
+    return finish(Tok::Pound);
+  }
+  if (c == ':') {
+    advance();
+    if (peek() == '=') {
+      advance();
+      return finish(Tok::Assign);
+    }
+    return finish(Tok::Colon);
+  }
+  if (c == '-' && peek(1) == '-' && peek(2) == '-' && peek(3) == '-') {
+    while (peek() == '-') advance();
+    return finish(Tok::Separator);
+  }
+  if (isBinaryOpChar(c)) {
+    while (isBinaryOpChar(peek())) {
+      // "a - -1": stop before a '-' that starts a negative number after another operator char
+      if (!t.text.empty() && peek() == '-' && isDigit(peek(1))) break;
+      t.text += peek();
+      advance();
+    }
+    return finish(Tok::Operator);
+  }
+  advance();
+  switch (c) {
+    case '(': return finish(Tok::LParen);
+    case ')': return finish(Tok::RParen);
+    case '[': return finish(Tok::LBracket);
+    case ']': return finish(Tok::RBracket);
+    case '^': return finish(Tok::Caret);
+    case '.': return finish(Tok::Period);
+    default: break;
+  }
+  t.kind = Tok::Error;
+  t.text = std::string("unexpected character '") + c + "'";
+  if (static_cast<unsigned char>(c) < 32 || static_cast<unsigned char>(c) > 126)
+    t.text = "unexpected character (byte " + std::to_string(static_cast<unsigned char>(c)) + ")";
+  return t;
+}
+
+namespace {
+
+struct ParseError {
+  SrcPos pos;
+  std::string message;
+};
+
+constexpr int kMaxNesting = 400;
+
+class Parser {
+ public:
+  explicit Parser(std::string_view src) : lexer_(src) {
+    cur_ = lex();
+    next_ = lex();
+  }
+
+  void parseClassDef(ClassDef& cls) {
+    cls.name = expectIdent("class name");
+    expect(Tok::Operator, "=", "'=' after the class name");
+    if (cur_.kind == Tok::Ident || cur_.kind == Tok::Primitive) {
+      cls.superName = cur_.text;
+      shift();
+    }
+    expect(Tok::LParen, "", "'(' to start the class body");
+    parseFields(cls.instFields);
+    while (cur_.kind != Tok::Separator && cur_.kind != Tok::RParen) {
+      cls.instMethods.emplace_back();
+      parseMethod(cls.instMethods.back());
+    }
+    if (cur_.kind == Tok::Separator) {
+      shift();
+      parseFields(cls.classFields);
+      while (cur_.kind != Tok::RParen) {
+        cls.classMethods.emplace_back();
+        parseMethod(cls.classMethods.back());
+      }
+    }
+    expect(Tok::RParen, "", "')' to end the class body");
+    if (cur_.kind != Tok::End) fail(cur_.pos, "unexpected text after the end of the class");
+  }
+
+ private:
+  Token lex() {
+    Token t = lexer_.next();
+    if (t.kind == Tok::Error) throw ParseError{t.pos, t.text};
+    return t;
+  }
+  void shift() {
+    cur_ = std::move(next_);
+    next_ = lex();
+  }
+  [[noreturn]] void fail(SrcPos p, const std::string& msg) { throw ParseError{p, msg}; }
+  std::string describe(const Token& t) {
+    switch (t.kind) {
+      case Tok::End: return "end of file";
+      case Tok::String: return "string literal";
+      case Tok::Symbol: return "symbol #" + t.text;
+      default: return "'" + t.text + "'";
+    }
+  }
+  void expect(Tok k, const char* text, const char* what) {
+    if (cur_.kind != k || (text[0] && cur_.text != text)) {
+      std::string got = describe(cur_);
+      if (cur_.kind == Tok::LParen) got = "'('";
+      if (cur_.kind == Tok::RParen) got = "')'";
+      if (cur_.kind == Tok::LBracket) got = "'['";
+      if (cur_.kind == Tok::RBracket) got = "']'";
+      if (cur_.kind == Tok::Period) got = "'.'";
+      if (cur_.kind == Tok::Caret) got = "'^'";
+      if (cur_.kind == Tok::Pound) got = "'#'";
+      if (cur_.kind == Tok::Colon) got = "':'";
+      if (cur_.kind == Tok::Assign) got = "':='";
+      if (cur_.kind == Tok::Separator) got = "'----'";
+      fail(cur_.pos, std::string("expected ") + what + ", found " + got);
+    }
+    shift();
+  }
+  bool isIdent() const { return cur_.kind == Tok::Ident || cur_.kind == Tok::Primitive; }
+  std::string expectIdent(const char* what) {
+    if (!isIdent()) expect(Tok::Ident, "", what);
+    std::string s = cur_.text;
+    shift();
+    return s;
+  }
+  bool isBar() const { return cur_.kind == Tok::Operator && cur_.text == "|"; }
+
+  void parseFields(std::vector<std::string>& out) {
+    if (!isBar()) return;
+    shift();
+    while (isIdent()) {
+      out.push_back(cur_.text);
+      shift();
+    }
+    if (!isBar()) expect(Tok::Operator, "|", "'|' to end the field list");
+    shift();
+  }
+
+  void parseMethod(MethodDef& m) {
+    m.pos = cur_.pos;
+    std::vector<std::string>& params = m.body.params;
+    auto checkParam = [&](const std::string& p, SrcPos pos) {
+      for (auto& q : params)
+        if (q == p) fail(pos, "duplicate argument name '" + p + "'");
+      if (p == "self" || p == "super") fail(pos, "'" + p + "' cannot be an argument name");
+      params.push_back(p);
+    };
+    if (isIdent()) {
+      m.selector = cur_.text;
+      shift();
+    } else if (cur_.kind == Tok::Operator) {
+      m.selector = cur_.text;
+      shift();
+      SrcPos p = cur_.pos;
+      checkParam(expectIdent("argument name after binary selector"), p);
+    } else if (cur_.kind == Tok::Keyword) {
+      while (cur_.kind == Tok::Keyword) {
+        m.selector += cur_.text;
+        shift();
+        SrcPos p = cur_.pos;
+        checkParam(expectIdent("argument name after keyword"), p);
+      }
+    } else {
+      expect(Tok::Ident, "", "a method pattern (identifier, binary operator or keyword)");
+    }
+    expect(Tok::Operator, "=", "'=' after the method pattern");
+    if (cur_.kind == Tok::Primitive) {
+      m.isPrimitive = true;
+      shift();
+      return;
+    }
+    m.body.pos = cur_.pos;
+    expect(Tok::LParen, "", "'(' or 'primitive' to start the method body");
+    parseBody(m.body, Tok::RParen);
+    expect(Tok::RParen, "", "')' to end the method body");
+  }
+
+  void parseBody(BlockNode& b, Tok closer) {
+    if (isBar()) {
+      shift();
+      while (isIdent()) {
+        b.locals.push_back(cur_.text);
+        b.localPos.push_back(cur_.pos);
+        shift();
+      }
+      if (!isBar()) expect(Tok::Operator, "|", "'|' to end the local variable list");
+      shift();
+    } else if (cur_.kind == Tok::Operator && cur_.text == "||") {
+      shift(); // empty local list
+    }
+    for (;;) {
+      if (cur_.kind == closer) return;
+      if (cur_.kind == Tok::Caret) {
+        SrcPos p = cur_.pos;
+        shift();
+        NodePtr r = std::make_unique<Node>();
+        r->kind = NodeKind::Return;
+        r->pos = p;
+        r->receiver = parseExpr();
+        b.body.push_back(std::move(r));
+        if (cur_.kind == Tok::Period) shift();
+        if (cur_.kind != closer)
+          fail(cur_.pos, "statement after a return ('^' must be in the last statement)");
+        return;
+      }
+      b.body.push_back(parseExpr());
+      if (cur_.kind == Tok::Period) {
+        shift();
+        continue;
+      }
+      if (cur_.kind != closer)
+        fail(cur_.pos, std::string("expected '.' or '") + (closer == Tok::RParen ? ")" : "]") +
+                           "' after a statement, found " + describe(cur_));
+      return;
+    }
+  }
+
+  struct DepthGuard {
+    int& d;
+    DepthGuard(int& depth, Parser& p, SrcPos pos) : d(depth) {
+      if (++d > kMaxNesting) p.fail(pos, "expression nested too deeply");
+    }
+    ~DepthGuard() { d--; }
+  };
+
+  NodePtr parseExpr() {
+    DepthGuard g(depth_, *this, cur_.pos);
+    if (isIdent() && next_.kind == Tok::Assign) {
+      NodePtr a = std::make_unique<Node>();
+      a->kind = NodeKind::Assign;
+      a->pos = cur_.pos;
+      a->name = cur_.text;
+      if (a->name == "self" || a->name == "super") fail(a->pos, "cannot assign to '" + a->name + "'");
+      shift();
+      shift();
+      a->receiver = parseExpr();
+      return a;
+    }
+    NodePtr p = parsePrimary();
+    return parseMessages(std::move(p));
+  }
+
+  NodePtr makeSend(NodePtr rcv, std::string sel, SrcPos pos) {
+    NodePtr s = std::make_unique<Node>();
+    s->kind = NodeKind::Send;
+    s->pos = pos;
+    s->name = std::move(sel);
+    s->isSuper = rcv->kind == NodeKind::Variable && rcv->name == "super";
+    s->receiver = std::move(rcv);
+    return s;
+  }
+
+  NodePtr parseUnaries(NodePtr r) {
+    while (isIdent()) {
+      SrcPos p = cur_.pos;
+      std::string sel = cur_.text;
+      shift();
+      r = makeSend(std::move(r), std::move(sel), p);
+    }
+    return r;
+  }
+  NodePtr parseBinaries(NodePtr r) {
+    while (cur_.kind == Tok::Operator) {
+      SrcPos p = cur_.pos;
+      std::string sel = cur_.text;
+      shift();
+      NodePtr arg = parseUnaries(parsePrimary());
+      r = makeSend(std::move(r), std::move(sel), p);
+      r->args.push_back(std::move(arg));
+    }
+    return r;
+  }
+  NodePtr parseMessages(NodePtr r) {
+    r = parseBinaries(parseUnaries(std::move(r)));
+    if (cur_.kind == Tok::Keyword) {
+      SrcPos p = cur_.pos;
+      std::string sel;
+      std::vector<NodePtr> args;
+      while (cur_.kind == Tok::Keyword) {
+        sel += cur_.text;
+        shift();
+        args.push_back(parseBinaries(parseUnaries(parsePrimary())));
+      }
+      r = makeSend(std::move(r), std::move(sel), p);
+      r->args = std::move(args);
+    }
+    return r;
+  }
+
+  bool negativeNumberAhead() const {
+    return cur_.kind == Tok::Operator && cur_.text == "-" &&
+           (next_.kind == Tok::Integer || next_.kind == Tok::Double) &&
+           next_.offset == cur_.endOffset;
+  }
+
+  Literal parseNumber(bool negative) {
+    Literal l;
+    if (cur_.kind == Tok::Double) {
+      l.kind = LitKind::Double;
+      l.d = std::strtod(cur_.text.c_str(), nullptr);
+      if (negative) l.d = -l.d;
+    } else {
+      errno = 0;
+      std::string digits = (negative ? "-" : "") + cur_.text;
+      char* end = nullptr;
+      long long v = std::strtoll(digits.c_str(), &end, 10);
+      if (errno == ERANGE) {
+        l.kind = LitKind::BigInteger;
+        l.text = digits;
+      } else {
+        l.kind = LitKind::Integer;
+        l.i = v;
+      }
+    }
+    shift();
+    return l;
+  }
+
+  Literal parseLiteralArray(SrcPos pos) {
+    DepthGuard g(depth_, *this, pos);
+    Literal arr;
+    arr.kind = LitKind::Array;
+    // cur_ is '(' (after '#')
+    shift();
+    while (cur_.kind != Tok::RParen) {
+      if (cur_.kind == Tok::End) fail(pos, "unterminated literal array");
+      arr.elems.push_back(parseArrayElement());
+    }
+    shift();
+    return arr;
+  }
+
+  Literal parseArrayElement() {
+    Literal l;
+    if (negativeNumberAhead()) {
+      shift();
+      return parseNumber(true);
+    }
+    switch (cur_.kind) {
+      case Tok::Integer:
+      case Tok::Double:
+        return parseNumber(false);
+      case Tok::String:
+        l.kind = LitKind::String;
+        l.text = cur_.text;
+        shift();
+        return l;
+      case Tok::Symbol:
+        l.kind = LitKind::Symbol;
+        l.text = cur_.text;
+        shift();
+        return l;
+      case Tok::Pound: {
+        SrcPos p = cur_.pos;
+        shift();
+        if (cur_.kind != Tok::LParen) fail(cur_.pos, "expected '(' after '#' in a literal array");
+        return parseLiteralArray(p);
+      }
+      default:
+        fail(cur_.pos, "expected a literal (number, string, #symbol or #( ... )) in a literal "
+                       "array, found " + describe(cur_));
+    }
+  }
+
+  NodePtr parsePrimary() {
+    DepthGuard g(depth_, *this, cur_.pos);
+    NodePtr n = std::make_unique<Node>();
+    n->pos = cur_.pos;
+    if (isIdent()) {
+      n->kind = NodeKind::Variable;
+      n->name = cur_.text;
+      shift();
+      return n;
+    }
+    if (negativeNumberAhead()) {
+      shift();
+      n->kind = NodeKind::Literal;
+      n->lit = parseNumber(true);
+      return n;
+    }
+    switch (cur_.kind) {
+      case Tok::Integer:
+      case Tok::Double:
+        n->kind = NodeKind::Literal;
+        n->lit = parseNumber(false);
+        return n;
+      case Tok::String:
+        n->kind = NodeKind::Literal;
+        n->lit.kind = LitKind::String;
+        n->lit.text = cur_.text;
+        shift();
+        return n;
+      case Tok::Symbol:
+        n->kind = NodeKind::Literal;
+        n->lit.kind = LitKind::Symbol;
+        n->lit.text = cur_.text;
+        shift();
+        return n;
+      case Tok::Pound:
+        shift();
+        if (cur_.kind != Tok::LParen) fail(cur_.pos, "expected a symbol or '(' after '#'");
+        n->kind = NodeKind::Literal;
+        n->lit = parseLiteralArray(n->pos);
+        return n;
+      case Tok::LParen: {
+        shift();
+        NodePtr e = parseExpr();
+        expect(Tok::RParen, "", "')'");
+        return e;
+      }
+      case Tok::LBracket: {
+        shift();
+        n->kind = NodeKind::Block;
+        n->block = std::make_unique<BlockNode>();
+        n->block->pos = n->pos;
+        if (cur_.kind == Tok::Colon) {
+          while (cur_.kind == Tok::Colon) {
+            shift();
+            SrcPos p = cur_.pos;
+            std::string name = expectIdent("block parameter name after ':'");
+            for (auto& q : n->block->params)
+              if (q == name) fail(p, "duplicate block parameter '" + name + "'");
+            if (name == "self" || name == "super") fail(p, "'" + name + "' cannot be a parameter");
+            n->block->params.push_back(name);
+          }
+          if (cur_.kind == Tok::Operator && cur_.text == "||") {
+            // "[:a || t | ...]": parameter bar immediately followed by a locals bar
+            cur_.text = "|";
+          } else {
+            if (!isBar()) expect(Tok::Operator, "|", "'|' after the block parameters");
+            shift();
+          }
+        }
+        parseBody(*n->block, Tok::RBracket);
+        expect(Tok::RBracket, "", "']' to end the block");
+        return n;
+      }
+      default:
+        fail(cur_.pos, "expected an expression, found " + describe(cur_));
+    }
+  }
+
+  Lexer lexer_;
+  Token cur_, next_;
+  int depth_ = 0;
+};
+
+} // namespace
+
+bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out,
+                std::string& error) {
+  try {
+    Parser p(source);
+    p.parseClassDef(out);
+    return true;
+  } catch (const ParseError& e) {
+    error = fileName + ":" + std::to_string(e.pos.line) + ":" + std::to_string(e.pos.col) +
+            ": error: " + e.message;
+    return false;
+  }
+}
+
+} // namespace som

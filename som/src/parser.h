@@ -1,0 +1,53 @@
+// Lexer and recursive-descent parser for SOM class files (grammar: LANGUAGE.md §1-2).
+// Errors carry `file:line:column: message`. The parser depends only on the standard library
+// (C++20, compilable by clang 14) so it can be fuzzed on its own.
+#pragma once
+
+#include "ast.h"
+
+#include <string>
+#include <string_view>
+
+namespace som {
+
+enum class Tok : uint8_t {
+  End, Ident, Keyword, KeywordSeq, Operator, Integer, Double, String, Symbol,
+  Colon, Assign, LParen, RParen, LBracket, RBracket, Pound, Caret, Period, Separator,
+  Primitive, Error
+};
+
+struct Token {
+  Tok kind = Tok::End;
+  std::string text; // identifier/keyword/operator/string/symbol bytes, number digits
+  SrcPos pos;
+  size_t offset = 0; // byte offset of the first character
+  size_t endOffset = 0;
+};
+
+// Splits SOM source into tokens. Errors (unterminated string/comment, bad character) come
+// back as a Tok::Error token whose text is the message.
+class Lexer {
+ public:
+  explicit Lexer(std::string_view src) : src_(src) {}
+  Token next();
+
+ private:
+  char peek(size_t k = 0) const { return pos_ + k < src_.size() ? src_[pos_ + k] : '\0'; }
+  bool atEnd(size_t k = 0) const { return pos_ + k >= src_.size(); }
+  void advance();
+  void skipSpaceAndComments(Token& err);
+
+  std::string_view src_;
+  size_t pos_ = 0;
+  int line_ = 1;
+  int col_ = 1;
+};
+
+bool isBinaryOpChar(char c);
+
+// Parses one class definition. On failure returns false and sets `error` to
+// "<file>:<line>:<col>: error: <message>".
+bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out,
+                std::string& error);
+
+} // namespace som

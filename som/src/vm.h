@@ -1,0 +1,147 @@
+// The SOM virtual machine: symbols, classes, globals, class loading, the frame stack, the
+// interpreter loop, primitives and garbage-collection roots. One VM per process is the normal
+// case, but nothing is global except the pointer used by the fatal-error path.
+#pragma once
+
+#include "heap.h"
+#include "object.h"
+
+#include <cstdio>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace som {
+
+struct ClassDef;
+
+// Primitives the interpreter performs itself, because they push frames or change control flow.
+enum SpecialPrim : int {
+  SP_NONE = 0,
+  SP_VALUE,          // Block value / value: / value:with:
+  SP_RESTART,        // Block restart
+  SP_PERFORM,        // perform:
+  SP_PERFORM_ARGS,   // perform:withArguments:
+  SP_PERFORM_SUPER,  // perform:inSuperclass:
+  SP_PERFORM_ARGS_SUPER, // perform:withArguments:inSuperclass:
+  SP_INVOKE,         // Method/Primitive invokeOn:with:
+};
+
+struct PrimEntry {
+  PrimFn fn = nullptr;
+  int special = SP_NONE;
+};
+
+class VM {
+ public:
+  VM();
+  ~VM();
+  VM(const VM&) = delete;
+  VM& operator=(const VM&) = delete;
+
+  // --- setup --------------------------------------------------------------------------
+  void setClassPath(const std::string& cp); // ':'-separated
+  void addClassPathEntry(const std::string& dir) { classPath_.push_back(dir); }
+  // Creates nil/true/false/system and loads the core classes from the class path.
+  // On failure prints a message to stderr and returns false.
+  bool bootstrap();
+  // The standard startup protocol: sends `initialize:` to system with the argument array.
+  // Returns the process exit status.
+  int runMain(const std::vector<std::string>& args);
+
+  // Sends `sel` to `rcv` and runs the interpreter until it answers (a re-entrant entry point).
+  Value send(Value rcv, Symbol* sel, std::initializer_list<Value> args = {});
+
+  // --- objects ------------------------------------------------------------------------
+  Symbol* intern(std::string_view s);
+  Value newString(std::string_view s);
+  Value newArray(uint32_t n);
+  Value newDouble(double d);
+  Value newInstance(Class* c);
+  Value permString(std::string_view s);
+  Value permDouble(double d);
+  Value permArray(uint32_t n); // registered as a GC root (literal arrays may be mutated)
+  Value intValue(int64_t i);   // small or big
+  Value bigFromDecimal(const std::string& digits, bool permanent);
+
+  uint32_t tagOf(Value v) const { return isInt(v) ? integerTag : obj(v)->cls; }
+  Class* classOf(Value v) const { return classTable[tagOf(v)]; }
+  Method* lookup(Class* c, Symbol* sel);
+  Class* loadClass(Symbol* name); // nullptr if no file on the class path; exits on errors
+  bool isString(Value v) const {
+    return !isInt(v) && (obj(v)->kind == K_STRING || obj(v)->kind == K_SYMBOL);
+  }
+  std::string_view stringOf(Value v) const {
+    Object* o = obj(v);
+    if (o->kind == K_SYMBOL) return static_cast<Symbol*>(o)->text;
+    return std::string_view(o->bytes(), o->length);
+  }
+  std::string describe(Value v); // "instance of Foo", for error messages
+
+  // --- errors -------------------------------------------------------------------------
+  [[noreturn]] void fatal(const std::string& message);
+  void printStackTrace(FILE* out);
+  [[noreturn]] void exitVM(int status);
+
+  // --- GC -----------------------------------------------------------------------------
+  void collectGarbage();
+  std::vector<Value> extraRoots; // values C++ code keeps across interpreter calls
+
+  // --- interpreter state ----------------------------------------------------------------
+  Value interpret();               // runs from fp/pc until the current entry frame returns
+  Value* stackBase = nullptr;
+  Value* stackLimit = nullptr;
+  Value* sp = nullptr;             // top element (stackBase - 1 when empty)
+  Frame* fp = nullptr;
+  const uint8_t* pc = nullptr;
+
+  Heap heap;
+  std::vector<Class*> classTable;  // tag -> class
+  uint32_t integerTag = 0, doubleTag = 0, stringTag = 0, symbolTag = 0, arrayTag = 0;
+  uint32_t nilTag = 0, trueTag = 0, falseTag = 0;
+  Class *objectClass = nullptr, *classClass = nullptr, *metaclassClass = nullptr,
+        *nilClass = nullptr, *booleanClass = nullptr, *trueClass = nullptr,
+        *falseClass = nullptr, *integerClass = nullptr, *doubleClass = nullptr,
+        *stringClass = nullptr, *symbolClass = nullptr, *arrayClass = nullptr,
+        *blockClass = nullptr, *block1Class = nullptr, *block2Class = nullptr,
+        *block3Class = nullptr, *methodClass = nullptr, *primitiveClass = nullptr,
+        *systemClass = nullptr;
+  Value nilV = 0, trueV = 0, falseV = 0, systemV = 0;
+  Symbol *symDNU = nullptr, *symUnknownGlobal = nullptr, *symEscapedBlock = nullptr,
+         *symInitialize = nullptr;
+
+  // Primitive table: key "Class>>sel" or "Class class>>sel".
+  std::unordered_map<std::string, PrimEntry> primitives;
+  void registerPrimitives(); // primitives.cpp
+
+  uint64_t startMicros = 0;
+  int debugLevel = 0;
+  bool gcVerbose = false;
+  std::map<std::pair<Symbol*, int>, Method*> entryMethods;
+
+ private:
+  Class* newClassShell(const char* name);
+  bool defineClass(Class* cls, ClassDef& def, const std::string& file);
+  Object* permAlloc(uint8_t kind, uint32_t cls, uint32_t length);
+  Method* entryMethod(Symbol* sel, int argc);
+
+  std::vector<std::string> classPath_;
+  std::unordered_map<std::string_view, Symbol*> symbols_;
+  std::vector<Object*> permArrays_;
+  struct CacheEntry {
+    uint32_t tag;
+    Symbol* sel;
+    Method* m;
+  };
+  std::vector<CacheEntry> lookupCache_;
+  size_t stackBytes_ = 0;
+};
+
+extern VM* gCurrentVM;
+
+uint64_t nowMicros();
+
+} // namespace som
