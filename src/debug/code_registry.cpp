@@ -1,0 +1,374 @@
+// src/debug/code_registry.cpp — the CodeRegistry: batches of symbols, their gdb objects and the
+// perf outputs (code_registry.h).
+//
+// Bookkeeping per batch: its symbols, its ELF object(s) and one jit_code_entry per object. Per
+// function: one entry in a hash map from start address to batch id (for remove_function). All
+// operations on the gdb list are O(1) (link at head, unlink by pointer); the only per-batch work
+// is building the batch's objects, linear in the batch.
+#include "jitkit/debug/code_registry.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+
+#include "debug/elf_object.h"
+#include "debug/gdb_jit_interface.h"
+#include "debug/perf_outputs.h"
+
+namespace jitkit::debug {
+
+// ---- FrameInfo ----------------------------------------------------------------------------
+
+FrameInfo FrameInfo::leaf() {
+  FrameInfo f;
+  f.has_unwind = true;
+  f.rows.push_back({0, UnwindRow::Base::kRsp, 8, false});
+  return f;
+}
+
+FrameInfo FrameInfo::frame_pointer(std::uint32_t push_end, std::uint32_t mov_end,
+                                   std::vector<std::uint32_t> frame_gone) {
+  FrameInfo f;
+  f.has_unwind = true;
+  f.rows.push_back({0, UnwindRow::Base::kRsp, 8, false});              // after call
+  f.rows.push_back({push_end, UnwindRow::Base::kRsp, 16, true});       // after push rbp
+  f.rows.push_back({mov_end, UnwindRow::Base::kRbp, 16, true});        // after mov rbp, rsp
+  std::sort(frame_gone.begin(), frame_gone.end());
+  for (std::uint32_t gone : frame_gone) {
+    if (gone <= mov_end) continue;  // not after the frame was set up: nothing to describe
+    // From right after `pop rbp`/`leave` (the `ret`) the entry state holds again; code after
+    // that one-byte `ret` (another exit path) runs with the frame still established. When the
+    // `ret` ends the function that second row lies at its end, where it describes no
+    // instruction: the CFI generator skips rows at the function's end.
+    f.rows.push_back({gone, UnwindRow::Base::kRsp, 8, false});
+    f.rows.push_back({gone + 1, UnwindRow::Base::kRbp, 16, true});
+  }
+  return f;
+}
+
+// ---- SymbolBatch --------------------------------------------------------------------------
+
+void SymbolBatch::add_function(std::string name, const void* address, std::size_t size,
+                               FrameInfo frame, std::size_t extent) {
+  Symbol s;
+  s.name = std::move(name);
+  s.address = reinterpret_cast<std::uintptr_t>(address);
+  s.size = size;
+  s.kind = SymbolKind::kFunction;
+  s.extent = extent;
+  s.frame = std::move(frame);
+  symbols_.push_back(std::move(s));
+}
+
+void SymbolBatch::add_label(std::string name, const void* address) {
+  Symbol s;
+  s.name = std::move(name);
+  s.address = reinterpret_cast<std::uintptr_t>(address);
+  s.kind = SymbolKind::kLabel;
+  symbols_.push_back(std::move(s));
+}
+
+void SymbolBatch::add_data(std::string name, const void* address, std::size_t size) {
+  Symbol s;
+  s.name = std::move(name);
+  s.address = reinterpret_cast<std::uintptr_t>(address);
+  s.size = size;
+  s.kind = SymbolKind::kData;
+  symbols_.push_back(std::move(s));
+}
+
+Status SymbolBatch::add_rseq_section(std::string_view name, const void* descriptor) {
+  // struct rseq_cs of <linux/rseq.h>: u32 version, u32 flags, u64 start_ip,
+  // u64 post_commit_offset, u64 abort_ip; 32-byte aligned.
+  struct RseqCs {
+    std::uint32_t version;
+    std::uint32_t flags;
+    std::uint64_t start_ip;
+    std::uint64_t post_commit_offset;
+    std::uint64_t abort_ip;
+  };
+  static_assert(sizeof(RseqCs) == 32);
+  std::string where = "debug: rseq section '" + std::string(name) + "'";
+  if (name.empty()) return Error(ErrorCode::kInvalidArgument, where + ": empty name");
+  if (descriptor == nullptr) return Error(ErrorCode::kInvalidArgument, where + ": null descriptor");
+  if (reinterpret_cast<std::uintptr_t>(descriptor) % 32 != 0) {
+    return Error(ErrorCode::kInvalidArgument,
+                 where + ": descriptor is not 32-byte aligned (the kernel requires it)");
+  }
+  RseqCs cs;
+  std::memcpy(&cs, descriptor, sizeof cs);
+  if (cs.version != 0) {
+    return Error(ErrorCode::kInvalidArgument,
+                 where + ": descriptor version " + std::to_string(cs.version) + ", expected 0");
+  }
+  if (cs.start_ip == 0 || cs.abort_ip == 0 || cs.post_commit_offset == 0) {
+    return Error(ErrorCode::kInvalidArgument,
+                 where + ": descriptor has a zero start_ip, abort_ip or post_commit_offset");
+  }
+  if (cs.abort_ip >= cs.start_ip && cs.abort_ip < cs.start_ip + cs.post_commit_offset) {
+    return Error(ErrorCode::kInvalidArgument,
+                 where + ": abort_ip lies inside the critical section (the kernel rejects it)");
+  }
+  std::string n(name);
+  add_data("__rseq_cs_" + n, descriptor, sizeof(RseqCs));
+  add_label("__rseq_start_" + n, reinterpret_cast<const void*>(cs.start_ip));
+  add_label("__rseq_commit_" + n, reinterpret_cast<const void*>(cs.start_ip + cs.post_commit_offset));
+  add_label("__rseq_abort_" + n, reinterpret_cast<const void*>(cs.abort_ip));
+  return ok();
+}
+
+// ---- CodeRegistry -------------------------------------------------------------------------
+
+namespace {
+
+struct GdbObject {
+  std::vector<std::uint8_t> bytes;
+  std::unique_ptr<jit_code_entry> entry;  // stable address: gdb identifies objects by it
+};
+
+struct Batch {
+  std::vector<Symbol> symbols;
+  std::vector<GdbObject> objects;  // linked into __jit_debug_descriptor while registered
+};
+
+struct IndexEntry {
+  std::uintptr_t begin;
+  std::uintptr_t end;
+  const std::string* name;
+};
+
+bool env_flag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "no") == 0 || std::strcmp(v, "off") == 0 ||
+           std::strcmp(v, "false") == 0);
+}
+
+}  // namespace
+
+struct CodeRegistry::Impl {
+  RegistryOptions options;
+  mutable std::mutex mu;
+  std::uint64_t next_id = 1;
+  std::unordered_map<std::uint64_t, Batch> batches;
+  std::unordered_map<std::uintptr_t, std::uint64_t> function_batch;  // start -> batch id
+  std::size_t symbol_count = 0;
+  std::size_t gdb_objects = 0;
+  std::size_t gdb_bytes = 0;
+  std::uint64_t gdb_calls = 0;
+  // Sorted address index for symbolize(), rebuilt lazily after changes.
+  mutable std::vector<IndexEntry> index;
+  mutable bool index_dirty = true;
+
+  void link_objects(Batch& batch) {
+    if (!options.gdb) return;
+    std::vector<std::vector<std::uint8_t>> images = internal::build_elf_objects(batch.symbols);
+    for (auto& image : images) {
+      GdbObject obj;
+      obj.bytes = std::move(image);
+      obj.entry = std::make_unique<jit_code_entry>();
+      obj.entry->symfile_addr = reinterpret_cast<const char*>(obj.bytes.data());
+      obj.entry->symfile_size = obj.bytes.size();
+      internal::gdb_register(obj.entry.get());
+      ++gdb_calls;
+      ++gdb_objects;
+      gdb_bytes += obj.bytes.size();
+      batch.objects.push_back(std::move(obj));
+    }
+  }
+
+  void unlink_objects(Batch& batch) {
+    for (GdbObject& obj : batch.objects) {
+      internal::gdb_unregister(obj.entry.get());
+      ++gdb_calls;
+      --gdb_objects;
+      gdb_bytes -= obj.bytes.size();
+    }
+    batch.objects.clear();
+  }
+
+  void forget_functions(const Batch& batch) {
+    for (const Symbol& s : batch.symbols) {
+      if (s.kind == SymbolKind::kFunction) function_batch.erase(s.address);
+    }
+    symbol_count -= batch.symbols.size();
+  }
+};
+
+CodeRegistry::CodeRegistry(const RegistryOptions& options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+}
+
+CodeRegistry::~CodeRegistry() {
+  std::lock_guard lock(impl_->mu);
+  for (auto& [id, batch] : impl_->batches) impl_->unlink_objects(batch);
+}
+
+CodeRegistry& CodeRegistry::global() {
+  // Never destroyed: code may be registered or released from other static destructors, and gdb
+  // may still read the objects while the process exits.
+  static CodeRegistry* registry = [] {
+    RegistryOptions options;
+    options.gdb = env_flag("JITKIT_GDB_JIT", true);
+    auto* r = new CodeRegistry(options);
+    if (env_flag("JITKIT_PERF_MAP", false)) {
+      Status s = enable_perf_map();
+      if (!s) std::fprintf(stderr, "jitkit: JITKIT_PERF_MAP is set but %s\n", s.error().message().c_str());
+    }
+    if (env_flag("JITKIT_JITDUMP", false)) {
+      Status s = enable_jitdump();
+      if (!s) std::fprintf(stderr, "jitkit: JITKIT_JITDUMP is set but %s\n", s.error().message().c_str());
+    }
+    return r;
+  }();
+  return *registry;
+}
+
+Result<Registration> CodeRegistry::add(SymbolBatch batch_in) {
+  std::vector<Symbol> symbols;
+  symbols.assign(std::make_move_iterator(batch_in.symbols().begin()),
+                 std::make_move_iterator(batch_in.symbols().end()));
+  if (symbols.empty()) return Error(ErrorCode::kInvalidArgument, "debug: empty symbol batch");
+  JITKIT_TRY(internal::validate_symbols(symbols));
+
+  std::lock_guard lock(impl_->mu);
+  for (const Symbol& s : symbols) {
+    if (s.kind == SymbolKind::kFunction && impl_->function_batch.count(s.address) != 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(s.address));
+      return Error(ErrorCode::kInvalidArgument,
+                   "debug: function '" + s.name + "' at " + buf +
+                       ": a function is already registered there (remove it first)");
+    }
+  }
+  std::uint64_t id = impl_->next_id++;
+  Batch& batch = impl_->batches[id];
+  batch.symbols = std::move(symbols);
+  for (const Symbol& s : batch.symbols) {
+    if (s.kind == SymbolKind::kFunction) impl_->function_batch.emplace(s.address, id);
+  }
+  impl_->symbol_count += batch.symbols.size();
+  impl_->index_dirty = true;
+  impl_->link_objects(batch);
+  if (internal::perf_any_enabled()) internal::perf_record_functions(batch.symbols);
+  return Registration(this, id);
+}
+
+Result<Registration> CodeRegistry::add_function(std::string name, const void* address,
+                                                std::size_t size, FrameInfo frame) {
+  SymbolBatch batch;
+  batch.add_function(std::move(name), address, size, std::move(frame));
+  return add(std::move(batch));
+}
+
+Status CodeRegistry::remove_function(const void* address) {
+  auto addr = reinterpret_cast<std::uintptr_t>(address);
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->function_batch.find(addr);
+  if (it == impl_->function_batch.end()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(addr));
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string("debug: remove_function: no registered function starts at ") + buf);
+  }
+  Batch& batch = impl_->batches.at(it->second);
+  std::uint64_t id = it->second;
+  impl_->function_batch.erase(it);
+  // The function and every label/data symbol inside its extent leave together.
+  const Symbol* fn = nullptr;
+  for (const Symbol& s : batch.symbols) {
+    if (s.kind == SymbolKind::kFunction && s.address == addr) fn = &s;
+  }
+  if (fn == nullptr) {
+    return Error(ErrorCode::kInvalidState, "debug: remove_function: registry index is inconsistent");
+  }
+  std::uintptr_t end = addr + std::max<std::size_t>({fn->size, fn->extent, 1});
+  std::size_t before = batch.symbols.size();
+  std::erase_if(batch.symbols, [&](const Symbol& s) {
+    return s.address >= addr && s.address < end && (s.kind != SymbolKind::kFunction || s.address == addr);
+  });
+  impl_->symbol_count -= before - batch.symbols.size();
+  impl_->index_dirty = true;
+  impl_->unlink_objects(batch);
+  if (batch.symbols.empty()) {
+    impl_->batches.erase(id);
+  } else {
+    impl_->link_objects(batch);
+  }
+  return ok();
+}
+
+void CodeRegistry::release(std::uint64_t id) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->batches.find(id);
+  if (it == impl_->batches.end()) return;  // every symbol was removed one by one
+  impl_->unlink_objects(it->second);
+  impl_->forget_functions(it->second);
+  impl_->batches.erase(it);
+  impl_->index_dirty = true;
+}
+
+std::optional<std::string> CodeRegistry::symbolize(std::uintptr_t address) const {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->index_dirty) {
+    impl_->index.clear();
+    for (const auto& [id, batch] : impl_->batches) {
+      for (const Symbol& s : batch.symbols) {
+        if (s.kind == SymbolKind::kLabel) continue;  // names of points, not of ranges
+        impl_->index.push_back({s.address, s.address + std::max<std::size_t>(s.size, 1), &s.name});
+      }
+    }
+    std::sort(impl_->index.begin(), impl_->index.end(),
+              [](const IndexEntry& a, const IndexEntry& b) { return a.begin < b.begin; });
+    impl_->index_dirty = false;
+  }
+  auto it = std::upper_bound(impl_->index.begin(), impl_->index.end(), address,
+                             [](std::uintptr_t a, const IndexEntry& e) { return a < e.begin; });
+  if (it == impl_->index.begin()) return std::nullopt;
+  --it;
+  if (address >= it->end) return std::nullopt;
+  if (address == it->begin) return *it->name;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "+0x%llx", static_cast<unsigned long long>(address - it->begin));
+  return *it->name + buf;
+}
+
+RegistryStats CodeRegistry::stats() const {
+  std::lock_guard lock(impl_->mu);
+  RegistryStats s;
+  s.batches = impl_->batches.size();
+  s.symbols = impl_->symbol_count;
+  s.gdb_objects = impl_->gdb_objects;
+  s.gdb_object_bytes = impl_->gdb_bytes;
+  s.gdb_register_calls = impl_->gdb_calls;
+  return s;
+}
+
+// ---- Registration -------------------------------------------------------------------------
+
+Registration::Registration(Registration&& other) noexcept
+    : registry_(other.registry_), id_(other.id_) {
+  other.registry_ = nullptr;
+}
+
+Registration& Registration::operator=(Registration&& other) noexcept {
+  if (this != &other) {
+    reset();
+    registry_ = other.registry_;
+    id_ = other.id_;
+    other.registry_ = nullptr;
+  }
+  return *this;
+}
+
+Registration::~Registration() { reset(); }
+
+void Registration::reset() {
+  if (registry_ != nullptr) registry_->release(id_);
+  registry_ = nullptr;
+}
+
+}  // namespace jitkit::debug

@@ -1,0 +1,375 @@
+// src/debug/elf_object.cpp — the ELF objects gdb reads through its JIT interface.
+// See elf_object.h for the shape of an object and why it is that shape.
+#include "debug/elf_object.h"
+
+#include <elf.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <string>
+
+namespace jitkit::debug::internal {
+namespace {
+
+// DWARF register numbers (System V x86-64 psABI, figure 3.36).
+constexpr std::uint8_t kDwarfRbp = 6;
+constexpr std::uint8_t kDwarfRsp = 7;
+constexpr std::uint8_t kDwarfRip = 16;  // the return-address column
+
+// DWARF call-frame opcodes used here (DWARF 4, section 6.4.2).
+constexpr std::uint8_t kCfaAdvanceLoc = 0x40;   // | delta (6 bits)
+constexpr std::uint8_t kCfaOffset = 0x80;       // | reg, ULEB factored offset
+constexpr std::uint8_t kCfaAdvanceLoc1 = 0x02;
+constexpr std::uint8_t kCfaAdvanceLoc2 = 0x03;
+constexpr std::uint8_t kCfaAdvanceLoc4 = 0x04;
+constexpr std::uint8_t kCfaSameValue = 0x08;
+constexpr std::uint8_t kCfaDefCfa = 0x0c;
+constexpr std::uint8_t kCfaNop = 0x00;
+constexpr std::int64_t kDataAlign = -8;         // CIE data_alignment_factor
+
+void put_u8(std::vector<std::uint8_t>& out, std::uint8_t v) { out.push_back(v); }
+template <typename T>
+void put(std::vector<std::uint8_t>& out, T v) {
+  std::uint8_t bytes[sizeof(T)];
+  std::memcpy(bytes, &v, sizeof(T));
+  out.insert(out.end(), bytes, bytes + sizeof(T));
+}
+template <typename T>
+void put_at(std::vector<std::uint8_t>& out, std::size_t pos, T v) {
+  std::memcpy(out.data() + pos, &v, sizeof(T));
+}
+void put_uleb(std::vector<std::uint8_t>& out, std::uint64_t v) {
+  do {
+    std::uint8_t b = v & 0x7f;
+    v >>= 7;
+    if (v != 0) b |= 0x80;
+    out.push_back(b);
+  } while (v != 0);
+}
+void put_sleb(std::vector<std::uint8_t>& out, std::int64_t v) {
+  bool more = true;
+  while (more) {
+    std::uint8_t b = v & 0x7f;
+    v >>= 7;  // arithmetic shift (C++20)
+    more = !((v == 0 && (b & 0x40) == 0) || (v == -1 && (b & 0x40) != 0));
+    if (more) b |= 0x80;
+    out.push_back(b);
+  }
+}
+void pad_to(std::vector<std::uint8_t>& out, std::size_t alignment, std::uint8_t fill) {
+  while (out.size() % alignment != 0) out.push_back(fill);
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::uint64_t extent_end(const Symbol& s) {
+  std::uint64_t len = std::max<std::uint64_t>({s.size, s.extent, 1});
+  return s.address + len;
+}
+
+bool is_code(const Symbol& s) { return s.kind != SymbolKind::kData; }
+
+// A maximal run of touching or overlapping extents: one NOBITS section.
+struct Range {
+  std::uint64_t begin = 0;
+  std::uint64_t end = 0;
+  bool code = true;
+};
+
+// The CIE shared by all FDEs of an object: CFA = rsp+8, return address at CFA-8 (the state at
+// a function's first instruction, right after `call`).
+std::vector<std::uint8_t> make_cie() {
+  std::vector<std::uint8_t> cie;
+  put<std::uint32_t>(cie, 0);            // length, patched below
+  put<std::uint32_t>(cie, 0xffffffffu);  // CIE_id of .debug_frame
+  put_u8(cie, 1);                        // version 1: return_address_register is one byte
+  put_u8(cie, 0);                        // augmentation ""
+  put_uleb(cie, 1);                      // code_alignment_factor
+  put_sleb(cie, kDataAlign);             // data_alignment_factor
+  put_u8(cie, kDwarfRip);                // return_address_register
+  put_u8(cie, kCfaDefCfa);
+  put_uleb(cie, kDwarfRsp);
+  put_uleb(cie, 8);
+  put_u8(cie, kCfaOffset | kDwarfRip);   // rip saved at CFA + 1 * -8
+  put_uleb(cie, 1);
+  pad_to(cie, 8, kCfaNop);
+  put_at<std::uint32_t>(cie, 0, static_cast<std::uint32_t>(cie.size() - 4));
+  return cie;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> cfa_program(const FrameInfo& frame, std::size_t function_size) {
+  std::vector<std::uint8_t> out;
+  // The CIE's initial state: CFA = rsp+8, rbp unchanged.
+  UnwindRow::Base base = UnwindRow::Base::kRsp;
+  std::int32_t cfa_offset = 8;
+  bool rbp_saved = false;
+  std::uint32_t loc = 0;
+  for (const UnwindRow& row : frame.rows) {
+    if (row.code_offset >= function_size) break;  // describes no instruction
+    std::uint32_t delta = row.code_offset - loc;
+    if (delta != 0) {
+      if (delta < 64) {
+        put_u8(out, kCfaAdvanceLoc | static_cast<std::uint8_t>(delta));
+      } else if (delta <= 0xff) {
+        put_u8(out, kCfaAdvanceLoc1);
+        put_u8(out, static_cast<std::uint8_t>(delta));
+      } else if (delta <= 0xffff) {
+        put_u8(out, kCfaAdvanceLoc2);
+        put<std::uint16_t>(out, static_cast<std::uint16_t>(delta));
+      } else {
+        put_u8(out, kCfaAdvanceLoc4);
+        put<std::uint32_t>(out, delta);
+      }
+      loc = row.code_offset;
+    }
+    if (row.base != base || row.cfa_offset != cfa_offset) {
+      put_u8(out, kCfaDefCfa);
+      put_uleb(out, row.base == UnwindRow::Base::kRsp ? kDwarfRsp : kDwarfRbp);
+      put_uleb(out, static_cast<std::uint32_t>(row.cfa_offset));
+      base = row.base;
+      cfa_offset = row.cfa_offset;
+    }
+    if (row.rbp_saved != rbp_saved) {
+      if (row.rbp_saved) {
+        put_u8(out, kCfaOffset | kDwarfRbp);  // rbp at CFA + 2 * -8
+        put_uleb(out, 2);
+      } else {
+        put_u8(out, kCfaSameValue);
+        put_uleb(out, kDwarfRbp);
+      }
+      rbp_saved = row.rbp_saved;
+    }
+  }
+  return out;
+}
+
+Status validate_symbols(std::span<const Symbol> symbols) {
+  auto bad = [](const Symbol& s, std::string_view why) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "debug: symbol '" + s.name + "' at " + hex(s.address) + ": " + std::string(why));
+  };
+  for (const Symbol& s : symbols) {
+    if (s.name.empty()) return bad(s, "empty name");
+    if (s.name.find('\0') != std::string::npos) return bad(s, "name contains a NUL byte");
+    if (s.name.find('\n') != std::string::npos) return bad(s, "name contains a newline");
+    if (s.address == 0) return bad(s, "null address");
+    if (s.kind == SymbolKind::kFunction && s.size == 0) return bad(s, "function of size 0");
+    if (s.kind == SymbolKind::kLabel && s.size != 0) return bad(s, "a label has size 0");
+    if (s.address + std::max<std::uint64_t>({s.size, s.extent, 1}) < s.address) {
+      return bad(s, "range wraps around the address space");
+    }
+    if (s.kind != SymbolKind::kFunction && s.frame.has_unwind) {
+      return bad(s, "only functions have unwind rows");
+    }
+    std::uint32_t prev = 0;
+    for (std::size_t i = 0; i < s.frame.rows.size(); ++i) {
+      const UnwindRow& r = s.frame.rows[i];
+      if (r.code_offset > s.size) {
+        return bad(s, "unwind row at offset " + std::to_string(r.code_offset) +
+                          " is outside the function (size " + std::to_string(s.size) + ")");
+      }
+      if (i > 0 && r.code_offset <= prev) return bad(s, "unwind rows are not strictly sorted");
+      if (r.cfa_offset < 8 || r.cfa_offset % 8 != 0) {
+        return bad(s, "CFA offset " + std::to_string(r.cfa_offset) +
+                          " is not a positive multiple of 8 (at least the return address)");
+      }
+      if (r.rbp_saved && r.cfa_offset < 16 && r.base == UnwindRow::Base::kRsp) {
+        return bad(s, "rbp saved at CFA-16 but CFA is only rsp+8");
+      }
+      prev = r.code_offset;
+    }
+  }
+  // Overlapping functions: gdb would pick one of them arbitrarily for a pc.
+  std::vector<const Symbol*> functions;
+  for (const Symbol& s : symbols) {
+    if (s.kind == SymbolKind::kFunction) functions.push_back(&s);
+  }
+  std::sort(functions.begin(), functions.end(),
+            [](const Symbol* a, const Symbol* b) { return a->address < b->address; });
+  for (std::size_t i = 1; i < functions.size(); ++i) {
+    const Symbol& a = *functions[i - 1];
+    const Symbol& b = *functions[i];
+    if (b.address < a.address + a.size) {
+      return bad(b, "overlaps function '" + a.name + "' at " + hex(a.address));
+    }
+  }
+  return ok();
+}
+
+namespace {
+
+// One ELF object for `order` (indices into symbols, sorted by address) whose extents fall in
+// `ranges` (sorted, code ranges and data ranges separately sorted but interleaved freely).
+std::vector<std::uint8_t> build_one(std::span<const Symbol> symbols,
+                                    std::span<const std::uint32_t> members,
+                                    std::span<const std::uint32_t> member_range,
+                                    std::span<const Range> ranges) {
+  // Section header indices: 0 null, 1 .shstrtab, 2 .strtab, 3 .symtab, 4 .debug_frame,
+  // 5.. one per range.
+  constexpr std::uint16_t kFirstRange = 5;
+  static const char kShstrtab[] = "\0.shstrtab\0.strtab\0.symtab\0.debug_frame\0.text\0.data";
+  constexpr std::uint32_t kNameShstrtab = 1, kNameStrtab = 11, kNameSymtab = 19,
+                          kNameDebugFrame = 27, kNameText = 40, kNameData = 46;
+
+  // .strtab and .symtab: null symbol, locals (labels), then globals (functions, data).
+  std::vector<std::uint8_t> strtab{0};
+  std::vector<Elf64_Sym> syms(1);
+  std::memset(syms.data(), 0, sizeof(Elf64_Sym));
+  std::size_t locals = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::size_t m = 0; m < members.size(); ++m) {
+      const Symbol& s = symbols[members[m]];
+      bool local = s.kind == SymbolKind::kLabel;
+      if (local != (pass == 0)) continue;
+      const Range& r = ranges[member_range[m]];
+      Elf64_Sym e{};
+      e.st_name = static_cast<Elf64_Word>(strtab.size());
+      strtab.insert(strtab.end(), s.name.begin(), s.name.end());
+      strtab.push_back(0);
+      unsigned char type = s.kind == SymbolKind::kFunction ? STT_FUNC
+                           : s.kind == SymbolKind::kData   ? STT_OBJECT
+                                                           : STT_NOTYPE;
+      e.st_info = ELF64_ST_INFO(local ? STB_LOCAL : STB_GLOBAL, type);
+      e.st_other = STV_DEFAULT;
+      e.st_shndx = static_cast<Elf64_Section>(kFirstRange + member_range[m]);
+      e.st_value = s.address - r.begin;  // ET_REL: section-relative
+      e.st_size = s.size;
+      syms.push_back(e);
+      if (local) ++locals;
+    }
+  }
+
+  // .debug_frame: the CIE at offset 0, then one FDE per function with unwind rows.
+  std::vector<std::uint8_t> frame;
+  bool any_unwind = false;
+  for (std::uint32_t idx : members) {
+    if (symbols[idx].frame.has_unwind) any_unwind = true;
+  }
+  if (any_unwind) {
+    frame = make_cie();
+    for (std::uint32_t idx : members) {
+      const Symbol& s = symbols[idx];
+      if (!s.frame.has_unwind) continue;
+      std::size_t start = frame.size();
+      put<std::uint32_t>(frame, 0);  // length, patched below
+      put<std::uint32_t>(frame, 0);  // CIE_pointer: the CIE at offset 0
+      put<std::uint64_t>(frame, s.address);
+      put<std::uint64_t>(frame, s.size);
+      std::vector<std::uint8_t> prog = cfa_program(s.frame, s.size);
+      frame.insert(frame.end(), prog.begin(), prog.end());
+      pad_to(frame, 8, kCfaNop);
+      put_at<std::uint32_t>(frame, start, static_cast<std::uint32_t>(frame.size() - start - 4));
+    }
+  }
+
+  // File layout: header, .shstrtab, .strtab, .symtab (8-aligned), .debug_frame (8-aligned),
+  // section headers (8-aligned).
+  std::vector<std::uint8_t> out(sizeof(Elf64_Ehdr), 0);
+  std::size_t shstrtab_off = out.size();
+  out.insert(out.end(), kShstrtab, kShstrtab + sizeof(kShstrtab));
+  std::size_t strtab_off = out.size();
+  out.insert(out.end(), strtab.begin(), strtab.end());
+  pad_to(out, 8, 0);
+  std::size_t symtab_off = out.size();
+  const auto* sym_bytes = reinterpret_cast<const std::uint8_t*>(syms.data());
+  out.insert(out.end(), sym_bytes, sym_bytes + syms.size() * sizeof(Elf64_Sym));
+  std::size_t frame_off = out.size();
+  out.insert(out.end(), frame.begin(), frame.end());
+  pad_to(out, 8, 0);
+  std::size_t shoff = out.size();
+
+  std::vector<Elf64_Shdr> sh(kFirstRange + ranges.size());
+  std::memset(sh.data(), 0, sh.size() * sizeof(Elf64_Shdr));
+  sh[1] = {kNameShstrtab, SHT_STRTAB, 0, 0, shstrtab_off, sizeof(kShstrtab), 0, 0, 1, 0};
+  sh[2] = {kNameStrtab, SHT_STRTAB, 0, 0, strtab_off, strtab.size(), 0, 0, 1, 0};
+  sh[3] = {kNameSymtab, SHT_SYMTAB, 0, 0, symtab_off, syms.size() * sizeof(Elf64_Sym),
+           2, static_cast<Elf64_Word>(1 + locals), 8, sizeof(Elf64_Sym)};
+  sh[4] = {kNameDebugFrame, SHT_PROGBITS, 0, 0, frame_off, frame.size(), 0, 0, 8, 0};
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    const Range& r = ranges[i];
+    sh[kFirstRange + i] = {r.code ? kNameText : kNameData, SHT_NOBITS,
+                           r.code ? std::uint64_t{SHF_ALLOC | SHF_EXECINSTR}
+                                  : std::uint64_t{SHF_ALLOC | SHF_WRITE},
+                           r.begin, shoff, r.end - r.begin, 0, 0, 1, 0};
+  }
+  const auto* sh_bytes = reinterpret_cast<const std::uint8_t*>(sh.data());
+  out.insert(out.end(), sh_bytes, sh_bytes + sh.size() * sizeof(Elf64_Shdr));
+
+  Elf64_Ehdr eh{};
+  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+  eh.e_ident[EI_CLASS] = ELFCLASS64;
+  eh.e_ident[EI_DATA] = ELFDATA2LSB;
+  eh.e_ident[EI_VERSION] = EV_CURRENT;
+  eh.e_ident[EI_OSABI] = ELFOSABI_SYSV;
+  eh.e_type = ET_REL;
+  eh.e_machine = EM_X86_64;
+  eh.e_version = EV_CURRENT;
+  eh.e_shoff = shoff;
+  eh.e_ehsize = sizeof(Elf64_Ehdr);
+  eh.e_shentsize = sizeof(Elf64_Shdr);
+  eh.e_shnum = static_cast<Elf64_Half>(sh.size());
+  eh.e_shstrndx = 1;
+  std::memcpy(out.data(), &eh, sizeof eh);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol> symbols) {
+  // Order by address; batches usually arrive sorted (allocation order), so check first.
+  std::vector<std::uint32_t> order(symbols.size());
+  std::iota(order.begin(), order.end(), 0u);
+  auto by_address = [&](std::uint32_t a, std::uint32_t b) {
+    return symbols[a].address < symbols[b].address;
+  };
+  if (!std::is_sorted(order.begin(), order.end(), by_address)) {
+    std::stable_sort(order.begin(), order.end(), by_address);
+  }
+
+  // Ranges: code and data separately, each a union of touching extents. A symbol belongs to the
+  // range open when it is reached (ranges only grow while symbols are sorted by address).
+  std::vector<Range> ranges;
+  std::vector<std::uint32_t> range_of(symbols.size());
+  std::int64_t open_range[2] = {-1, -1};  // [code, data]
+  for (std::uint32_t idx : order) {
+    const Symbol& s = symbols[idx];
+    bool code = is_code(s);
+    std::int64_t& open = open_range[code ? 0 : 1];
+    if (open >= 0 && s.address <= ranges[open].end) {
+      ranges[open].end = std::max(ranges[open].end, extent_end(s));
+    } else {
+      open = static_cast<std::int64_t>(ranges.size());
+      ranges.push_back({s.address, extent_end(s), code});
+    }
+    range_of[idx] = static_cast<std::uint32_t>(open);
+  }
+
+  // Split into objects of at most kMaxRangesPerObject ranges (object k holds ranges
+  // [k*max, (k+1)*max) and the symbols inside them), keeping each object's symbols sorted.
+  std::size_t object_count = (ranges.size() + kMaxRangesPerObject - 1) / kMaxRangesPerObject;
+  std::vector<std::vector<std::uint32_t>> members(object_count);
+  std::vector<std::vector<std::uint32_t>> member_range(object_count);
+  for (std::uint32_t idx : order) {
+    std::size_t object = range_of[idx] / kMaxRangesPerObject;
+    members[object].push_back(idx);
+    member_range[object].push_back(
+        static_cast<std::uint32_t>(range_of[idx] - object * kMaxRangesPerObject));
+  }
+  std::vector<std::vector<std::uint8_t>> objects;
+  for (std::size_t k = 0; k < object_count; ++k) {
+    std::size_t first = k * kMaxRangesPerObject;
+    std::size_t count = std::min(kMaxRangesPerObject, ranges.size() - first);
+    objects.push_back(build_one(symbols, members[k], member_range[k],
+                                std::span<const Range>(ranges).subspan(first, count)));
+  }
+  return objects;
+}
+
+}  // namespace jitkit::debug::internal

@@ -1,0 +1,133 @@
+// tests/debug/gdb_test.cpp — gdb, in batch mode, sees jitkit's generated code through the GDB JIT
+// interface: breakpoints by JIT function name, backtraces through JIT frames that reach main
+// (including a frame only the emitted CFI can unwind), unregistration, rseq descriptor symbols.
+//
+// The program under test is jit_frames_program.cpp. "dual" runs the code from a memfd
+// read-execute view (software breakpoints cannot be planted in a shared read-only mapping, so
+// breakpoints on JIT code there are `hbreak`); "anon" runs it from anonymous pages (`break`).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "debug/tool_runner.h"
+
+namespace jitkit::debug::testing {
+namespace {
+
+std::string gdb(const std::string& program_args, const std::string& commands) {
+  std::string cmd = "env -u DEBUGINFOD_URLS timeout 120 gdb -batch -nx -ex 'set pagination off' "
+                    "-ex 'set breakpoint pending on' " +
+                    commands + " --args " + JITKIT_DEBUG_FRAMES_PROGRAM + " " + program_args;
+  CommandResult r = run_command(cmd);
+  return r.output;
+}
+
+// The lines of the first `bt` (from "#0" to the last consecutive "#n" line).
+std::string first_backtrace(const std::string& out) {
+  std::size_t start = out.find("\n#0 ");
+  if (start == std::string::npos) return {};
+  std::size_t end = start + 1;
+  while (end < out.size() && out[end] == '#') {
+    std::size_t nl = out.find('\n', end);
+    if (nl == std::string::npos) return out.substr(start + 1);
+    end = nl + 1;
+  }
+  return out.substr(start + 1, end - start - 1);
+}
+
+TEST(GdbJit, BacktraceFromHostCallbackReachesMainThroughJitFramesInDualMappedCode) {
+  if (!require_tool("gdb", "gdb")) return;
+  std::string out = gdb("dual", "-ex 'break host_callback' -ex run -ex bt -ex continue");
+  std::string bt = first_backtrace(out);
+  SCOPED_TRACE(out);
+  // jit_middle has no frame pointer: only its CFI row "CFA = rsp+32" gets gdb to jit_outer.
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#0 +host_callback \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#1 +0x[0-9a-f]+ in jit_inner \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#2 +0x[0-9a-f]+ in jit_middle \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#3 +0x[0-9a-f]+ in jit_outer \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#4 +0x[0-9a-f]+ in main \()"))) << bt;
+  EXPECT_NE(out.find("result=42,41,7"), std::string::npos);
+}
+
+TEST(GdbJit, WithoutCfiTheFramePointerlessFrameBreaksTheBacktrace) {
+  // The control experiment for the test above: the same program with jit_middle registered
+  // without unwind rows. gdb's own prologue analysis takes `sub rsp, 24` code for frameless,
+  // reads a wrong return address and never reaches jit_outer: the CFI is what does it.
+  if (!require_tool("gdb", "gdb")) return;
+  std::string out = gdb("dual nocfi", "-ex 'break host_callback' -ex run -ex bt");
+  std::string bt = first_backtrace(out);
+  SCOPED_TRACE(out);
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#2 +0x[0-9a-f]+ in jit_middle \(\))"))) << bt;
+  EXPECT_EQ(bt.find("jit_outer"), std::string::npos) << bt;
+}
+
+TEST(GdbJit, SoftwareBreakpointByJitNameInAnonymousCodeAndBacktraceToMain) {
+  if (!require_tool("gdb", "gdb")) return;
+  // Pending until the JIT object is registered; gdb resolves it then.
+  std::string out = gdb("anon", "-ex 'break jit_inner' -ex run -ex bt");
+  std::string bt = first_backtrace(out);
+  SCOPED_TRACE(out);
+  EXPECT_NE(out.find("Breakpoint 1, "), std::string::npos);
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#0 +0x[0-9a-f]+ in jit_inner \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#1 +0x[0-9a-f]+ in jit_middle \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#2 +0x[0-9a-f]+ in jit_outer \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#3 +0x[0-9a-f]+ in main \()"))) << bt;
+}
+
+TEST(GdbJit, HardwareBreakpointByJitNameInDualMappedCodeAndLeafBacktrace) {
+  if (!require_tool("gdb", "gdb")) return;
+  std::string out = gdb("dual", "-ex 'hbreak jit_leaf' -ex 'hbreak jit_inner' -ex run -ex bt "
+                                "-ex continue -ex bt");
+  SCOPED_TRACE(out);
+  // jit_leaf runs first (from main): leaf CFI, CFA = rsp+8.
+  std::string bt1 = first_backtrace(out);
+  EXPECT_TRUE(std::regex_search(bt1, std::regex(R"(#0 +0x[0-9a-f]+ in jit_leaf \(\))"))) << bt1;
+  EXPECT_TRUE(std::regex_search(bt1, std::regex(R"(#1 +0x[0-9a-f]+ in main \()"))) << bt1;
+  std::size_t second = out.find("in jit_inner ()");
+  ASSERT_NE(second, std::string::npos);
+  std::string bt2 = first_backtrace(out.substr(second - 40));
+  EXPECT_TRUE(std::regex_search(bt2, std::regex(R"(#0 +0x[0-9a-f]+ in jit_inner \(\))"))) << bt2;
+  EXPECT_TRUE(std::regex_search(bt2, std::regex(R"(#3 +0x[0-9a-f]+ in main \()"))) << bt2;
+}
+
+TEST(GdbJit, NamesDisappearWhenTheRegistrationIsReleased) {
+  if (!require_tool("gdb", "gdb")) return;
+  std::string out = gdb("dual", "-ex 'break host_callback' -ex 'break after_unregister' -ex run "
+                                "-ex 'frame 1' -ex 'info symbol $pc' -ex continue "
+                                "-ex 'info symbol $rdi'");
+  SCOPED_TRACE(out);
+  // While registered: the return address in frame 1 is inside jit_inner's .text section.
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(jit_inner \+ 16 in section \.text)")));
+  // After Registration::reset(): after_unregister(former address of jit_inner) has no name.
+  EXPECT_NE(out.find("No symbol matches $rdi."), std::string::npos);
+}
+
+TEST(GdbJit, RseqDescriptorAndLabelsAreNamedSymbols) {
+  if (!require_tool("gdb", "gdb")) return;
+  std::string out = gdb("dual", "-ex 'break host_callback' -ex run "
+                                "-ex 'printf \"cs=%p\\n\", &__rseq_cs_demo' "
+                                "-ex 'printf \"start=%p\\n\", &__rseq_start_demo' "
+                                "-ex 'printf \"commit=%p\\n\", &__rseq_commit_demo' "
+                                "-ex 'printf \"abort=%p\\n\", &__rseq_abort_demo' "
+                                "-ex 'printf \"fn=%p\\n\", &jit_rseq_demo' "
+                                "-ex 'x/4gx &__rseq_cs_demo'");
+  SCOPED_TRACE(out);
+  std::string cs_printed = find_group(out, R"(\nrseq_cs=(0x[0-9a-f]+))");
+  std::string cs = find_group(out, R"(\ncs=(0x[0-9a-f]+))");
+  std::string fn = find_group(out, R"(\nfn=(0x[0-9a-f]+))");
+  ASSERT_FALSE(cs_printed.empty());
+  ASSERT_FALSE(fn.empty());
+  EXPECT_EQ(cs, cs_printed);
+  unsigned long f = std::stoul(fn, nullptr, 16);
+  EXPECT_EQ(std::stoul(find_group(out, R"(\nstart=(0x[0-9a-f]+))"), nullptr, 16), f);
+  EXPECT_EQ(std::stoul(find_group(out, R"(\ncommit=(0x[0-9a-f]+))"), nullptr, 16), f + 5);
+  EXPECT_EQ(std::stoul(find_group(out, R"(\nabort=(0x[0-9a-f]+))"), nullptr, 16), f + 10);
+  // The descriptor's memory as gdb reads it: version/flags 0, then start_ip = the function.
+  std::string start_ip = find_group(out, R"(<__rseq_cs_demo>:\s+0x0+\s+(0x[0-9a-f]+))");
+  if (start_ip.empty()) start_ip = find_group(out, R"(:\s+0x0+\s+(0x[0-9a-f]+)\n)");
+  ASSERT_FALSE(start_ip.empty());
+  EXPECT_EQ(std::stoul(start_ip, nullptr, 16), f);
+}
+
+}  // namespace
+}  // namespace jitkit::debug::testing

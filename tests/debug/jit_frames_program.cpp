@@ -1,0 +1,136 @@
+// tests/debug/jit_frames_program.cpp — the program gdb_test.cpp runs under gdb.
+//
+// It installs hand-encoded functions that call each other and then a host function, registers
+// them with jitkit::debug (one batch: gdb gets one ELF object), runs them, then unregisters
+// them and calls a host function that gdb can stop in to check that the names are gone.
+//
+//   main -> jit_outer      (frame pointer: push rbp; mov rbp, rsp; call; pop rbp; ret)
+//        -> jit_middle     (NO frame pointer: sub rsp, 24; call; add rsp, 24; ret; only the CFI
+//                           tells gdb where its caller's frame is)
+//        -> jit_inner      (frame pointer; calls host_callback through rax)
+//        -> host_callback  (C++; `break host_callback` + `bt` must reach main through the above)
+//   main -> jit_leaf       (leaf: lea eax, [rdi+1]; ret)
+//   jit_rseq_demo + descriptor: an rseq-shaped critical section named __rseq_cs_demo etc.
+//
+// Usage: jit_frames_program dual|anon [nocfi]
+//   dual: memfd RW/RX views; anon: anonymous RX pages; nocfi: jit_middle without unwind rows
+// Prints "jit_inner=0x..." style lines, then "result=<n>" and exits 0 when all calls worked.
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "debug/test_code_memory.h"
+#include "jitkit/debug/code_registry.h"
+
+using jitkit::debug::FrameInfo;
+using jitkit::debug::SymbolBatch;
+using jitkit::debug::UnwindRow;
+using jitkit::debug::testing::TestCodeMemory;
+
+extern "C" {
+volatile int host_callback_calls = 0;
+// Called from jit_inner. noinline + the volatile keep it a real frame gdb can stop in.
+__attribute__((noinline)) int host_callback() {
+  host_callback_calls = host_callback_calls + 1;
+  return 40 + host_callback_calls;
+}
+// Called after the batch is unregistered, with the former address of jit_inner.
+__attribute__((noinline)) void after_unregister(const void* former_jit_inner) {
+  __asm__ volatile("" : : "r"(former_jit_inner) : "memory");
+}
+}
+
+namespace {
+
+void put_rel32(std::vector<std::uint8_t>& code, const std::uint8_t* exec_of_code,
+               const std::uint8_t* target) {
+  // rel32 is relative to the end of the 4-byte field.
+  std::int64_t rel = target - (exec_of_code + code.size() + 4);
+  auto r = static_cast<std::int32_t>(rel);
+  const auto* p = reinterpret_cast<const std::uint8_t*>(&r);
+  code.insert(code.end(), p, p + 4);
+}
+
+alignas(32) std::uint8_t rseq_descriptor[32];
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool dual = argc < 2 || std::strcmp(argv[1], "anon") != 0;
+  // "nocfi": register jit_middle without unwind rows, to show that gdb needs them (its
+  // prologue analysis cannot see through `sub rsp, 24`).
+  bool no_cfi = argc >= 3 && std::strcmp(argv[2], "nocfi") == 0;
+  TestCodeMemory mem(dual ? TestCodeMemory::Kind::kDual : TestCodeMemory::Kind::kAnon, 1 << 16);
+  std::uint8_t* outer = mem.reserve(64);
+  std::uint8_t* middle = mem.reserve(64);
+  std::uint8_t* inner = mem.reserve(64);
+  std::uint8_t* leaf = mem.reserve(64);
+  std::uint8_t* rseq = mem.reserve(64);
+
+  // jit_outer: push rbp; mov rbp, rsp; call jit_middle; pop rbp; ret
+  std::vector<std::uint8_t> c_outer = {0x55, 0x48, 0x89, 0xe5, 0xe8};
+  put_rel32(c_outer, outer, middle);
+  c_outer.insert(c_outer.end(), {0x5d, 0xc3});
+  // jit_middle: sub rsp, 24; call jit_inner; add rsp, 24; ret
+  std::vector<std::uint8_t> c_middle = {0x48, 0x83, 0xec, 0x18, 0xe8};
+  put_rel32(c_middle, middle, inner);
+  c_middle.insert(c_middle.end(), {0x48, 0x83, 0xc4, 0x18, 0xc3});
+  // jit_inner: push rbp; mov rbp, rsp; movabs rax, host_callback; call rax; pop rbp; ret
+  std::vector<std::uint8_t> c_inner = {0x55, 0x48, 0x89, 0xe5, 0x48, 0xb8};
+  auto host = reinterpret_cast<std::uint64_t>(&host_callback);
+  const auto* hp = reinterpret_cast<const std::uint8_t*>(&host);
+  c_inner.insert(c_inner.end(), hp, hp + 8);
+  c_inner.insert(c_inner.end(), {0xff, 0xd0, 0x5d, 0xc3});
+  // jit_leaf: lea eax, [rdi+1]; ret
+  std::vector<std::uint8_t> c_leaf = {0x8d, 0x47, 0x01, 0xc3};
+  // jit_rseq_demo: start: mov eax, 7 (the "critical section"); commit: ret; then the 4-byte
+  // signature the kernel checks before an abort handler, then abort: mov eax, -1; ret.
+  std::vector<std::uint8_t> c_rseq = {0xb8, 7, 0, 0, 0, 0xc3, 0x53, 0x30, 0x05, 0x53,
+                                      0xb8, 0xff, 0xff, 0xff, 0xff, 0xc3};
+  mem.write(outer, c_outer.data(), c_outer.size());
+  mem.write(middle, c_middle.data(), c_middle.size());
+  mem.write(inner, c_inner.data(), c_inner.size());
+  mem.write(leaf, c_leaf.data(), c_leaf.size());
+  mem.write(rseq, c_rseq.data(), c_rseq.size());
+  mem.finish();
+
+  // struct rseq_cs {version 0, flags 0, start_ip, post_commit_offset, abort_ip}
+  std::uint64_t cs[4] = {0, reinterpret_cast<std::uint64_t>(rseq), 5,
+                         reinterpret_cast<std::uint64_t>(rseq + 10)};
+  std::memcpy(rseq_descriptor, cs, sizeof cs);
+
+  SymbolBatch batch;
+  batch.add_function("jit_outer", outer, c_outer.size(), FrameInfo::frame_pointer(1, 4, {10}), 64);
+  FrameInfo middle_frame;
+  middle_frame.has_unwind = true;
+  middle_frame.rows = {{0, UnwindRow::Base::kRsp, 8, false},
+                       {4, UnwindRow::Base::kRsp, 32, false},
+                       {13, UnwindRow::Base::kRsp, 8, false}};
+  batch.add_function("jit_middle", middle, c_middle.size(),
+                     no_cfi ? FrameInfo::none() : middle_frame, 64);
+  batch.add_function("jit_inner", inner, c_inner.size(), FrameInfo::frame_pointer(1, 4, {17}), 64);
+  batch.add_function("jit_leaf", leaf, c_leaf.size(), FrameInfo::leaf(), 64);
+  batch.add_function("jit_rseq_demo", rseq, c_rseq.size(), FrameInfo::leaf(), 64);
+  if (auto s = batch.add_rseq_section("demo", rseq_descriptor); !s) {
+    std::fprintf(stderr, "add_rseq_section: %s\n", s.error().message().c_str());
+    return 1;
+  }
+  auto reg = jitkit::debug::CodeRegistry::global().add(std::move(batch));
+  if (!reg) {
+    std::fprintf(stderr, "register: %s\n", reg.error().message().c_str());
+    return 1;
+  }
+  std::printf("jit_outer=%p\njit_middle=%p\njit_inner=%p\njit_leaf=%p\nrseq_cs=%p\n",
+              static_cast<void*>(outer), static_cast<void*>(middle), static_cast<void*>(inner),
+              static_cast<void*>(leaf), static_cast<void*>(rseq_descriptor));
+  std::fflush(stdout);
+
+  int leaf_result = reinterpret_cast<int (*)(int)>(leaf)(41);
+  int outer_result = reinterpret_cast<int (*)()>(outer)();
+  int rseq_result = reinterpret_cast<int (*)()>(rseq)();
+  reg->reset();  // unregister before the code goes away
+  after_unregister(inner);
+  std::printf("result=%d,%d,%d\n", leaf_result, outer_result, rseq_result);
+  return leaf_result == 42 && outer_result == 41 && rseq_result == 7 ? 0 : 1;
+}
