@@ -1,0 +1,81 @@
+// som_bench: boots the SOM VM in-process once, loads every benchmark class of som/bench
+// (each a subclass of Benchmark) and registers BM_Som/<Name>. One benchmark iteration is one
+// `benchmark` send followed by `verifyResult:` on its answer; a wrong answer fails the entry.
+#include "vm.h"
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <dirent.h>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct SomBenchmarks {
+  som::VM vm;
+  std::vector<std::string> names;
+  std::vector<size_t> rootIndex; // instance of each benchmark class in vm.extraRoots
+};
+
+std::vector<std::string> listBenchmarks(const std::string& dir) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string f = e->d_name;
+      if (f.size() <= 4 || f.compare(f.size() - 4, 4, ".som") != 0) continue;
+      std::string n = f.substr(0, f.size() - 4);
+      if (n == "Benchmark" || n == "BenchmarkHarness") continue;
+      out.push_back(n);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void runOne(benchmark::State& state, SomBenchmarks* sb, size_t i) {
+  som::VM& vm = sb->vm;
+  som::Symbol* bench = vm.intern("benchmark");
+  som::Symbol* verify = vm.intern("verifyResult:");
+  for (auto _ : state) {
+    som::Value inst = vm.extraRoots[sb->rootIndex[i]];
+    som::Value result = vm.send(inst, bench);
+    // `result` is pushed onto the frame stack by send() before anything can allocate.
+    som::Value ok = vm.send(vm.extraRoots[sb->rootIndex[i]], verify, {result});
+    if (ok != vm.trueV) {
+      state.SkipWithError(("verifyResult: failed for " + sb->names[i]).c_str());
+      break;
+    }
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto* sb = new SomBenchmarks();
+  sb->vm.setClassPath(std::string(SOM_CORE_LIB_DIR) + ":" + SOM_BENCH_DIR);
+  if (!sb->vm.bootstrap()) return 1;
+  som::Symbol* newSel = sb->vm.intern("new");
+  for (const std::string& n : listBenchmarks(SOM_BENCH_DIR)) {
+    som::Class* c = sb->vm.loadClass(sb->vm.intern(n));
+    if (!c) {
+      std::fprintf(stderr, "som_bench: cannot load benchmark class %s\n", n.c_str());
+      return 1;
+    }
+    som::Value inst = sb->vm.send(som::val(c), newSel);
+    sb->vm.extraRoots.push_back(inst);
+    sb->rootIndex.push_back(sb->vm.extraRoots.size() - 1);
+    sb->names.push_back(n);
+  }
+  for (size_t i = 0; i < sb->names.size(); i++) {
+    benchmark::RegisterBenchmark(("BM_Som/" + sb->names[i]).c_str(), runOne, sb, i)
+        ->Unit(benchmark::kMillisecond);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::fflush(stdout);
+  std::_Exit(0);
+}
