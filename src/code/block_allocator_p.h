@@ -5,13 +5,16 @@
 // commits, fills and locks around it. Keeping it pure lets the tests check it against a simple
 // model, and keeps every byte of its metadata out of executable memory.
 //
-// Representation: two bitmaps over the granules, `used_` (allocated) and `start_` (first
-// granule of a block), so that free() can verify that it receives exactly a block this
-// allocator handed out. Allocation is first-fit from `hint_` (every granule below it is used),
-// with a fast path for small blocks: per-size free lists of recently freed blocks (sizes 1 to
-// kMaxCachedGranules). A list entry can go stale when first-fit later takes part of that hole,
-// so a popped entry is re-checked against `used_` and dropped if stale; lists are capped so
-// that stale entries cannot grow without bound.
+// Representation: bitmaps over the granules. `used_` marks granules that are not free in the
+// bitmap sense, `start_` the first granule of each such block, so that free() can verify it
+// receives exactly a block this allocator handed out. A block in `used_` is in one of three
+// states: allocated (owned by a caller), retired (freed by the caller, waiting for the zone's
+// batched int3 fill: not allocatable yet; marked in `pending_`), or cached (filled and ready,
+// kept in a per-size cache for O(1) reuse; marked in `cached_`).
+//
+// allocate(): pops the per-size cache (no bitmap work) when possible, else first-fit over the
+// bitmap from `hint_` (every granule below it is used), else drains the caches into the bitmap
+// and tries first-fit again. retire() + release_retired() are the two halves of free().
 #pragma once
 
 #include <array>
@@ -25,42 +28,65 @@ class BlockAllocator {
  public:
   static constexpr std::size_t kNone = ~std::size_t{0};
   static constexpr std::size_t kMaxCachedGranules = 64;
-  static constexpr std::size_t kMaxCachedPerSize = 512;
+  static constexpr std::size_t kMaxCachedPerSize = 1024;
+
+  struct Run {
+    std::uint32_t first, n;
+  };
 
   explicit BlockAllocator(std::size_t capacity);
 
   // First granule of a newly allocated run of `n` granules whose index is a multiple of
   // `align` (a power of two), or kNone when no such run is free.
   std::size_t allocate(std::size_t n, std::size_t align);
-  // True if [first, first + n) is exactly one allocated block.
+  // True if [first, first + n) is exactly one block currently allocated to a caller.
   bool is_block(std::size_t first, std::size_t n) const;
-  // Releases a block; is_block(first, n) must hold.
+  // Returns an allocated block to the free space at once (is_block must hold).
   void release(std::size_t first, std::size_t n);
+  // Takes an allocated block out of use without making it allocatable yet (is_block must hold).
+  void retire(std::size_t first, std::size_t n);
+  const std::vector<Run>& retired() const { return retired_; }
+  std::size_t retired_granules() const { return retired_granules_; }
+  // Makes every retired block allocatable (into the per-size cache, or the bitmap).
+  void release_retired();
 
   std::size_t capacity() const { return capacity_; }
-  std::size_t used_granules() const { return used_granules_; }
-  std::size_t block_count() const { return block_count_; }
-  // Longest run of free granules (scans the bitmap: for statistics, not the fast path).
+  // Granules and blocks allocated to callers (retired and cached blocks are not counted).
+  std::size_t used_granules() const { return bitmap_used_ - retired_granules_ - cached_granules_; }
+  std::size_t block_count() const { return bitmap_blocks_ - retired_.size() - cached_blocks_; }
+  // Longest run of allocatable granules, cached blocks included (scans: statistics only).
   std::size_t largest_free_run() const;
-  bool is_used(std::size_t g) const { return test(used_, g); }
+  // True if granule g is allocated to a caller or retired (not allocatable).
+  bool is_unavailable(std::size_t g) const;
 
  private:
   static bool test(const std::vector<std::uint64_t>& bits, std::size_t i) {
     return (bits[i >> 6] >> (i & 63)) & 1;
   }
-  bool range_free(std::size_t first, std::size_t n) const;
+  static void set_bit(std::vector<std::uint64_t>& bits, std::size_t i, bool v) {
+    if (v) {
+      bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+    } else {
+      bits[i >> 6] &= ~(std::uint64_t{1} << (i & 63));
+    }
+  }
   void set_used(std::size_t first, std::size_t n, bool used);
-  // First granule in [from, limit) whose used bit equals `value`, or `limit`.
-  std::size_t find_bit(std::size_t from, std::size_t limit, bool value) const;
-  void take(std::size_t first, std::size_t n);
+  // First granule in [from, limit) whose bit in `bits` equals `value`, or `limit`.
+  static std::size_t find_bit(const std::vector<std::uint64_t>& bits, std::size_t from, std::size_t limit,
+                              bool value);
+  std::size_t first_fit(std::size_t n, std::size_t align);
+  void bitmap_take(std::size_t first, std::size_t n);
+  void bitmap_release(std::size_t first, std::size_t n);
+  void drain_caches();
 
   std::size_t capacity_;
-  std::vector<std::uint64_t> used_;
-  std::vector<std::uint64_t> start_;
+  std::vector<std::uint64_t> used_, start_, pending_, cached_;
   std::size_t hint_ = 0;
-  std::size_t used_granules_ = 0;
-  std::size_t block_count_ = 0;
-  std::array<std::vector<std::uint32_t>, kMaxCachedGranules + 1> free_lists_;
+  std::size_t bitmap_used_ = 0, bitmap_blocks_ = 0;
+  std::size_t cached_granules_ = 0, cached_blocks_ = 0;
+  std::size_t retired_granules_ = 0;
+  std::vector<Run> retired_;
+  std::array<std::vector<std::uint32_t>, kMaxCachedGranules + 1> caches_;
 };
 
 }  // namespace jitkit::code::internal

@@ -23,6 +23,7 @@ TEST(CodeZone, DefaultZoneIsDualMappedAndRunsWrittenCode) {
   ASSERT_TRUE((*zone)->make_executable(*block, Visibility::kThisThread));
   EXPECT_EQ(reinterpret_cast<int (*)()>(block->exec)(), 42);
   ASSERT_TRUE((*zone)->free(*block));
+  ASSERT_TRUE((*zone)->flush_freed());
   EXPECT_EQ(block->exec[0], 0xCC);
 }
 

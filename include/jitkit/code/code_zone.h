@@ -96,6 +96,12 @@ struct ZoneOptions {
   // Sizes of the data areas placed right after the code (rounded up to pages; may be 0).
   std::size_t ro_data_bytes = std::size_t{1} << 20;
   std::size_t rw_data_bytes = std::size_t{1} << 20;
+  // free() fills freed blocks with int3 and makes them reusable in batches of this many blocks
+  // (or 64 KiB, whichever comes first); 1 fills every block at once. Batching exists for speed:
+  // a store into code that just ran costs a pipeline clear (self-modifying-code detection), and
+  // one batch pays it once instead of once per block. Until its batch is filled a freed block
+  // is neither allocated nor allocatable. flush_freed() fills the pending batch at once.
+  std::size_t free_batch = 256;
   // Memory is committed (made accessible and filled with int3) in chunks of this many bytes.
   std::size_t commit_chunk = std::size_t{256} << 10;
   // Name of the memory object (shows in /proc/self/maps as "/memfd:<name> (deleted)").
@@ -127,8 +133,9 @@ struct DataBlock {
   DataAccess access = DataAccess::kReadOnly;
 };
 
-// Allocator statistics of the code area (bytes). free_bytes = reserved_bytes - used_bytes
-// (allocatable without a new zone); largest_free_block counts uncommitted space too.
+// Allocator statistics of the code area (bytes). free_bytes = reserved_bytes - used_bytes -
+// pending_free_bytes (allocatable without a new zone); largest_free_block counts uncommitted
+// space too.
 struct ZoneStats {
   std::size_t reserved_bytes = 0;
   std::size_t committed_bytes = 0;
@@ -136,6 +143,8 @@ struct ZoneStats {
   std::size_t free_bytes = 0;
   std::size_t largest_free_block = 0;
   std::size_t block_count = 0;
+  // Freed, waiting for their batched int3 fill (neither used nor allocatable yet).
+  std::size_t pending_free_bytes = 0;
   // Data areas: reserved and handed out (each area is a bump allocator).
   std::size_t ro_data_reserved = 0;
   std::size_t ro_data_used = 0;
@@ -175,9 +184,12 @@ class CodeZone {
   // Allocates a code block of at least `size` bytes, aligned to `alignment` (0: granularity;
   // otherwise a power of two, at most the page size). Thread-safe.
   [[nodiscard]] Result<CodeBlock> allocate(std::size_t size, std::size_t alignment = 0);
-  // Returns a block to the allocator and fills it with int3. No thread may execute it any more.
-  // A block that this zone did not hand out (wrong address or size, double free) is an error.
+  // Returns a block to the allocator, which fills it with int3 (in batches, see
+  // ZoneOptions::free_batch) before reusing it. No thread may execute it any more. A block that
+  // this zone did not hand out (wrong address or size, double free) is an error.
   [[nodiscard]] Status free(CodeBlock block);
+  // Fills every freed block still waiting for its batch with int3 and makes it allocatable.
+  [[nodiscard]] Status flush_freed();
 
   // Data beside the code; `alignment` 0 means 8. See DataAccess.
   [[nodiscard]] Result<DataBlock> allocate_data(std::size_t size, std::size_t alignment,
