@@ -468,14 +468,14 @@ class Assembler {
   PatchSiteId static_key(Label target, bool enabled);
   std::size_t site_count() const;
 
- private:
-  // Everything below is implementation; see src/x64/assembler.cpp.
+  // Implementation types, opaque here (defined in src/x64/assembler_p.h).
   struct Item;
   struct HostInsn;
   struct Fixup;
   struct LabelState;
   struct SiteState;
-  struct Layout;
+
+ private:
 
   std::uint8_t* buf_ = nullptr;  // malloc'd buffer
   std::uint8_t* cur_ = nullptr;  // next byte
