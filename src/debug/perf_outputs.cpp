@@ -84,6 +84,7 @@ struct PerfOutputs {
   // perf map
   std::FILE* map_file = nullptr;
   std::string map_path;
+  bool map_coverage_checked = false;
   // jitdump
   int dump_fd = -1;
   void* marker = nullptr;  // the PROT_EXEC mapping perf record notices
@@ -233,6 +234,20 @@ void perf_record_functions(std::span<const Symbol> symbols) {
   if (o.map_file != nullptr) {
     for (const Symbol& s : symbols) {
       if (s.kind != SymbolKind::kFunction) continue;
+      if (!o.map_coverage_checked) {
+        // Once per process (reading /proc/self/maps per batch would cost more than the batch):
+        // say so when the map file cannot work for this code, instead of leaving the user with
+        // "memfd:... (deleted)" in perf report and no idea why.
+        o.map_coverage_checked = true;
+        Result<bool> covers = perf_map_covers(s.address);
+        if (covers && !*covers) {
+          std::fprintf(stderr,
+                       "jitkit: %s: '%s' runs from a file-backed mapping (dual-mapped code zone?); "
+                       "perf reads the map file only for anonymous memory. Use JITKIT_JITDUMP=1 "
+                       "with `perf record -k mono` and `perf inject --jit` instead.\n",
+                       o.map_path.c_str(), s.name.c_str());
+        }
+      }
       std::fprintf(o.map_file, "%lx %zx %s\n", static_cast<unsigned long>(s.address), s.size,
                    s.name.c_str());
     }
