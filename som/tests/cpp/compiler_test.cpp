@@ -1,0 +1,176 @@
+// Bytecode compiler tests: inlining decisions, variable placement (frame vs. context),
+// non-local returns, send-site numbering and compile errors.
+#include "bytecode.h"
+#include "compiler.h"
+#include "parser.h"
+#include "vm.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace som {
+namespace {
+
+class SomCompiler : public ::testing::Test {
+ protected:
+  static VM* vm() {
+    static VM* v = [] {
+      auto* x = new VM();
+      x->setClassPath(SOM_CORE_LIB_DIR);
+      if (!x->bootstrap()) std::abort();
+      return x;
+    }();
+    return v;
+  }
+
+  // Compiles the single instance method of `src` (a class body) with Object as holder.
+  Method* compile(const std::string& methodSrc, std::string* error = nullptr) {
+    ClassDef c;
+    std::string err;
+    if (!parseClass("T = ( " + methodSrc + " )", "T.som", c, err)) {
+      ADD_FAILURE() << err;
+      return nullptr;
+    }
+    std::string cerr;
+    Method* m = compileMethod(*vm(), vm()->objectClass, c.instMethods.at(0), "T.som", cerr);
+    if (error) *error = cerr;
+    return m;
+  }
+
+  static std::vector<uint8_t> ops(Method* m) {
+    std::vector<uint8_t> out;
+    for (size_t pc = 0; pc < m->code.size(); pc += static_cast<size_t>(opLength(m->code[pc])))
+      out.push_back(m->code[pc]);
+    return out;
+  }
+  static bool has(Method* m, Op o) {
+    for (uint8_t x : ops(m))
+      if (x == o) return true;
+    return false;
+  }
+};
+
+TEST_F(SomCompiler, SimpleArithmeticUsesFastSendAndReturn) {
+  Method* m = compile("m = ( ^1 + 2 )");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(ops(m), (std::vector<uint8_t>{OP_PUSH_LITERAL, OP_PUSH_LITERAL, OP_SEND_ADD,
+                                          OP_RETURN_LOCAL}));
+  ASSERT_EQ(m->sites.size(), 1u);
+  EXPECT_EQ(m->sites[0].selector->text, "+");
+  EXPECT_EQ(m->sites[0].argc, 1u);
+}
+
+TEST_F(SomCompiler, MethodWithoutReturnAnswersSelf) {
+  Method* m = compile("m = ( 3 foo )");
+  EXPECT_EQ(ops(m), (std::vector<uint8_t>{OP_PUSH_LITERAL, OP_SEND, OP_POP, OP_RETURN_SELF}));
+}
+
+TEST_F(SomCompiler, LiteralBlockIfTrueIsInlinedWithFallbackSite) {
+  Method* m = compile("m: c = ( ^c ifTrue: [ 1 ] ifFalse: [ 2 ] )");
+  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(m, OP_JUMP_IF_FALSE));
+  EXPECT_TRUE(m->blocks.empty());
+  // The conditional jump names a site with the original selector for non-Boolean receivers.
+  ASSERT_EQ(m->sites.size(), 1u);
+  EXPECT_EQ(m->sites[0].selector->text, "ifTrue:ifFalse:");
+  EXPECT_GT(m->sites[0].contPc, 0u);
+}
+
+TEST_F(SomCompiler, NonBlockArgumentIsARealSend) {
+  Method* m = compile("m: c = ( ^c ifTrue: 1 )");
+  EXPECT_FALSE(has(m, OP_JUMP_IF_FALSE));
+  EXPECT_TRUE(has(m, OP_SEND));
+  Method* w = compile("m: c = ( | b | b := [ 1 ]. ^c whileTrue: b )");
+  EXPECT_FALSE(has(w, OP_JUMP_BACK));
+}
+
+TEST_F(SomCompiler, WhileAndToDoBecomeLoops) {
+  Method* m = compile("m = ( | i | i := 0. [ i < 10 ] whileTrue: [ i := i + 1 ]. ^i )");
+  EXPECT_TRUE(has(m, OP_JUMP_BACK));
+  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  EXPECT_FALSE(m->hasContext);
+  Method* t = compile("m = ( | s | s := 0. 1 to: 10 do: [ :i | s := s + i ]. ^s )");
+  EXPECT_TRUE(has(t, OP_FOR_TEST));
+  EXPECT_TRUE(has(t, OP_FOR_STEP));
+  EXPECT_FALSE(has(t, OP_PUSH_BLOCK));
+  Method* d = compile("m = ( 10 downTo: 1 do: [ :i | i ] )");
+  EXPECT_TRUE(has(d, OP_FOR_TEST_DOWN));
+}
+
+TEST_F(SomCompiler, CapturedVariablesLiveInTheContextOthersInTheFrame) {
+  Method* m = compile("m: a = ( | x y | x := 1. y := 2. ^[ x + a ] )");
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->hasContext);
+  EXPECT_EQ(m->numCtxVars, 2); // x and the argument a
+  EXPECT_EQ(m->numLocals, 1);  // y
+  ASSERT_EQ(m->ctxArgs.size(), 1u);
+  EXPECT_EQ(m->ctxArgs[0].first, 1);
+  ASSERT_EQ(m->blocks.size(), 1u);
+  Method* b = m->blocks[0];
+  EXPECT_TRUE(b->isBlock);
+  EXPECT_FALSE(b->hasContext);
+  // The block reads both captured variables at depth 1.
+  int ctxReads = 0;
+  for (size_t pc = 0; pc < b->code.size(); pc += static_cast<size_t>(opLength(b->code[pc])))
+    if (b->code[pc] == OP_PUSH_CTX) {
+      EXPECT_EQ(b->code[pc + 1], 1);
+      ctxReads++;
+    }
+  EXPECT_EQ(ctxReads, 2);
+}
+
+TEST_F(SomCompiler, ReturnInsideBlockIsNonLocal) {
+  Method* m = compile("m = ( #(1 2) do: [ :e | e = 2 ifTrue: [ ^e ] ]. ^nil )");
+  ASSERT_EQ(m->blocks.size(), 1u);
+  EXPECT_TRUE(has(m->blocks[0], OP_RETURN_NONLOCAL));
+  EXPECT_TRUE(m->hasContext); // the home context marks whether the activation is alive
+  Method* inl = compile("m: c = ( c ifTrue: [ ^1 ]. ^2 )");
+  EXPECT_FALSE(has(inl, OP_RETURN_NONLOCAL)); // inlined block: plain method return
+}
+
+TEST_F(SomCompiler, SuperSendStartsLookupInHolderSuperclass) {
+  ClassDef c;
+  std::string err;
+  ASSERT_TRUE(parseClass("T = ( m = ( ^super printString ) )", "T.som", c, err));
+  Method* m = compileMethod(*vm(), vm()->integerClass, c.instMethods[0], "T.som", err);
+  ASSERT_NE(m, nullptr) << err;
+  EXPECT_TRUE(has(m, OP_SUPER_SEND));
+  EXPECT_EQ(m->sites[0].superStart, vm()->integerClass->superclass);
+}
+
+TEST_F(SomCompiler, SendSitesAreNumberedInOrder) {
+  Method* m = compile("m = ( ^self a: self b c: self d )");
+  ASSERT_EQ(m->sites.size(), 3u);
+  EXPECT_EQ(m->sites[0].selector->text, "b");
+  EXPECT_EQ(m->sites[1].selector->text, "d");
+  EXPECT_EQ(m->sites[2].selector->text, "a:c:");
+}
+
+TEST_F(SomCompiler, AssigningAnUndeclaredNameIsACompileError) {
+  std::string err;
+  Method* m = compile("m = (\n  Foo := 3 )", &err);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_NE(err.find("T.som:2:3: error: cannot assign to 'Foo'"), std::string::npos) << err;
+}
+
+TEST_F(SomCompiler, InlinedBlockLocalsAreResetEachEntry) {
+  // A local declared in an inlined loop body must start nil on every iteration.
+  Method* m = compile("m = ( 1 to: 3 do: [ :i | | t | t := i ] )");
+  bool sawNilStore = false;
+  auto o = ops(m);
+  for (size_t i = 0; i + 1 < o.size(); i++)
+    if (o[i] == OP_PUSH_NIL && o[i + 1] == OP_STORE_LOCAL) sawNilStore = true;
+  EXPECT_TRUE(sawNilStore);
+}
+
+TEST_F(SomCompiler, DisassemblerNamesSelectors) {
+  Method* m = compile("m = ( ^self foo: 1 )");
+  std::string d = disassemble(*vm(), m);
+  EXPECT_NE(d.find("SEND"), std::string::npos);
+  EXPECT_NE(d.find("#foo:"), std::string::npos);
+}
+
+} // namespace
+} // namespace som
