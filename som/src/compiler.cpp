@@ -309,6 +309,27 @@ class Compiler {
     m->maxStack = e.maxDepth + 4; // + room for fallback-send placeholder arguments
     for (Var* v : r->owned)
       if (v->captured && v->isArg) m->ctxArgs.push_back({v->argIndex, v->slot});
+    classifyTrivial(m);
+  }
+
+  // Recognises accessor-like methods so that a send to them needs no frame.
+  static void classifyTrivial(Method* m) {
+    if (m->isBlock || m->hasContext) return;
+    const auto& c = m->code;
+    if (c.size() == 3 && c[0] == OP_PUSH_FIELD && c[2] == OP_RETURN_LOCAL) {
+      m->trivial = Method::Getter;
+      m->trivialIndex = c[1];
+    } else if (c.size() == 6 && c[0] == OP_PUSH_ARG && c[1] == 1 && c[2] == OP_STORE_FIELD &&
+               c[4] == OP_POP && c[5] == OP_RETURN_SELF && m->numArgs == 1) {
+      m->trivial = Method::Setter;
+      m->trivialIndex = c[3];
+    } else if (c.size() == 4 && c[0] == OP_PUSH_LITERAL && c[3] == OP_RETURN_LOCAL) {
+      m->trivial = Method::Constant;
+      m->trivialIndex = static_cast<uint16_t>(c[1] | (c[2] << 8));
+    } else if ((c.size() == 1 && c[0] == OP_RETURN_SELF) ||
+               (c.size() == 2 && c[0] == OP_PUSH_SELF && c[1] == OP_RETURN_LOCAL)) {
+      m->trivial = Method::Self;
+    }
   }
 
   void genMethodBody(Emitter& e, BlockNode& b) {

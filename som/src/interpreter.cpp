@@ -433,6 +433,38 @@ do_dnu: {
 do_invoke:
   // In: m, argc, base, retIp. The receiver and arguments are base[0..argc].
   if (m->mkind == MethodKind::Bytecode) {
+    if (m->trivial != Method::NotTrivial) {
+      Value rcv = base[0];
+      switch (m->trivial) {
+        case Method::Getter:
+          if (!isInt(rcv) && (obj(rcv)->kind == K_INSTANCE || obj(rcv)->kind == K_CLASS)) {
+            *base = fieldsOf(obj(rcv))[m->trivialIndex];
+            s = base;
+            ip = retIp;
+            DISPATCH();
+          }
+          break;
+        case Method::Setter:
+          if (!isInt(rcv) && (obj(rcv)->kind == K_INSTANCE || obj(rcv)->kind == K_CLASS)) {
+            fieldsOf(obj(rcv))[m->trivialIndex] = base[1];
+            s = base;
+            ip = retIp;
+            DISPATCH();
+          }
+          break;
+        case Method::Constant:
+          *base = m->literals[m->trivialIndex];
+          s = base;
+          ip = retIp;
+          DISPATCH();
+        case Method::Self:
+          s = base;
+          ip = retIp;
+          DISPATCH();
+        default:
+          break;
+      }
+    }
   push_frame:
     if (heap.needGC) {
       SAVE();
@@ -475,7 +507,8 @@ do_invoke:
   }
   if (m->mkind == MethodKind::Primitive) {
     switch (m->specialPrim) {
-      case SP_NONE: {
+      case SP_NONE:
+      call_prim: {
         fp = f;
         pc = retIp;
         sp = s;
@@ -568,6 +601,36 @@ do_invoke:
         m = target;
         goto do_invoke;
       }
+      case SP_ARRAY_AT: {
+        Value rcv = base[0], idx = base[1];
+        if (!isInt(rcv) && obj(rcv)->kind == K_ARRAY && isInt(idx) &&
+            static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
+          *base = obj(rcv)->slots()[intOf(idx) - 1];
+          s = base;
+          ip = retIp;
+          DISPATCH();
+        }
+        goto call_prim;
+      }
+      case SP_ARRAY_AT_PUT: {
+        Value rcv = base[0], idx = base[1];
+        if (!isInt(rcv) && obj(rcv)->kind == K_ARRAY && isInt(idx) &&
+            static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
+          obj(rcv)->slots()[intOf(idx) - 1] = base[2];
+          s = base;
+          ip = retIp;
+          DISPATCH();
+        }
+        goto call_prim;
+      }
+      case SP_ARRAY_LENGTH:
+        if (!isInt(base[0]) && obj(base[0])->kind == K_ARRAY) {
+          *base = fromInt(obj(base[0])->length);
+          s = base;
+          ip = retIp;
+          DISPATCH();
+        }
+        goto call_prim;
       default:
         break;
     }

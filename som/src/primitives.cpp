@@ -583,7 +583,7 @@ PRIM(sysFullGC) {
 
 void VM::registerPrimitives() {
   auto reg = [&](const char* key, PrimFn fn) { primitives[key] = PrimEntry{fn, SP_NONE}; };
-  auto special = [&](const char* key, int sp) { primitives[key] = PrimEntry{nullptr, sp}; };
+  auto special = [&](const char* key, int which) { primitives[key] = PrimEntry{nullptr, which}; };
   reg("Object>>class", objClass);
   reg("Object>>objectSize", objSize);
   reg("Object>>==", objIdentical);
@@ -606,9 +606,9 @@ void VM::registerPrimitives() {
   reg("Class>>fields", clsFields);
   reg("Class>>methods", clsMethods);
 
-  reg("Array>>at:", arrAt);
-  reg("Array>>at:put:", arrAtPut);
-  reg("Array>>length", arrLength);
+  primitives["Array>>at:"] = PrimEntry{arrAt, SP_ARRAY_AT};
+  primitives["Array>>at:put:"] = PrimEntry{arrAtPut, SP_ARRAY_AT_PUT};
+  primitives["Array>>length"] = PrimEntry{arrLength, SP_ARRAY_LENGTH};
   reg("Array class>>new:", arrNew);
 
   special("Block>>value", SP_VALUE);

@@ -28,6 +28,9 @@ enum SpecialPrim : int {
   SP_PERFORM_SUPER,  // perform:inSuperclass:
   SP_PERFORM_ARGS_SUPER, // perform:withArguments:inSuperclass:
   SP_INVOKE,         // Method/Primitive invokeOn:with:
+  SP_ARRAY_AT,       // Array at: / at:put: / length: inline fast paths, `fn` on failure
+  SP_ARRAY_AT_PUT,
+  SP_ARRAY_LENGTH,
 };
 
 struct PrimEntry {
