@@ -20,6 +20,7 @@
 
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/trap.h"
+#include "emitted_sites.h"
 #include "patch_test_util.h"
 
 namespace jitkit::patch {
@@ -281,6 +282,48 @@ TEST_F(StressTest, ImmediatesAreNeverTorn) {
         return ok();
       });
   expect_all_calls_landed(o, 2);  // each iteration reads both immediates
+}
+
+TEST_F(StressTest, AssemblerEmittedSites) {
+  // The assembler's own sites: a static key choosing between two call sites, as ic/ and som/
+  // will emit them. The patcher toggles the key (breakpoints) and retargets both call sites
+  // (aligned stores) in turn; each call of the function reaches exactly one target.
+  using namespace jitkit::x64;  // NOLINT
+  Assembler a;
+  Label on = a.new_label(), done = a.new_label();
+  a.sub(rsp, 8);
+  a.static_key(on, false);
+  a.call_site(abs(kTargets[0]));
+  a.jmp(done);
+  a.bind(on);
+  a.call_site(abs(kTargets[4]));
+  a.bind(done);
+  a.add(rsp, 8);
+  a.ret();
+  auto code = testing::emit(*zone, a);
+  ASSERT_EQ(code.sites.size(), 3u);
+  auto fn = code.entry<testing::TargetFn>();
+  auto o = run(
+      "assembler-emitted sites",
+      [fn](Counters& c, std::uint64_t& bad) {
+        for (int i = 0; i < kBurst; ++i) {
+          const int r = fn(&c);
+          bad += (r < 1 || r > 8);
+        }
+        return std::uint64_t{kBurst};
+      },
+      [&](std::uint64_t i) -> Status {
+        switch (i % 3) {
+          case 0: return patcher->set_static_key(code.sites[0], (i / 3) % 2 == 0);
+          case 1:
+            JITKIT_TRY(patcher->retarget(code.sites[1], reinterpret_cast<const void*>(kTargets[(i / 3) % 4])));
+            return ok();
+          default:
+            JITKIT_TRY(patcher->retarget(code.sites[2], reinterpret_cast<const void*>(kTargets[4 + (i / 3) % 4])));
+            return ok();
+        }
+      });
+  expect_all_calls_landed(o);
 }
 
 }  // namespace
