@@ -486,7 +486,8 @@ void alu_one(Suite& s, const std::string& mn, Op op) {
     b.add(I(mn, {M(s, ad, 8), S(r11)}), [=](Assembler& a) { op(a, m64, r11); });
     b.add(I(mn, {S(r14d), M(s, ad, 4)}), [=](Assembler& a) { op(a, r14d, m32); });
     b.add(I(mn, {M(s, ad, 2), S(ax)}), [=](Assembler& a) { op(a, m16, ax); });
-    b.add(I(mn, {M(s, ad, 1), S(bh)}), [=](Assembler& a) { op(a, m8, bh); });
+    const Gp8 r8 = needs_rex(ad) ? r15b : bh;  // bh cannot share an instruction with REX
+    b.add(I(mn, {M(s, ad, 1), S(r8)}), [=](Assembler& a) { op(a, m8, r8); });
   }
   forms_ri<Gp8>(s, b, mn, op);
   forms_ri<Gp16>(s, b, mn, op);
@@ -617,12 +618,20 @@ void imul_and_shift_forms(Suite& s) {
 
   auto shift = [&](const std::string& mn, auto op) {
     Batch& sb = s.batch(mn);
+    // Counts the hardware does not mask away: 0..31, and 0..63 for 64-bit operands
+    // (assembler.h: larger counts are refused rather than silently masked).
     auto each = [&](auto r) {
+      using R = decltype(r);
+      const int max_count = kBits<R> == 64 ? 63 : 31;
       for (int count : {0, 1, 2, 7, 31, 63}) {
+        if (count > max_count) continue;
         const auto c = static_cast<std::uint8_t>(count);
         sb.add(I(mn, {S(r), imm_op(count, 8)}), [=](Assembler& a) { op(a, r, c); });
       }
       sb.add(I(mn, {S(r), S(cl)}), [=](Assembler& a) { op(a, r, cl); });
+      const auto too_big = static_cast<std::uint8_t>(max_count + 1);
+      s.refusals().expect(mn + " " + S(r).reg + ", " + std::to_string(too_big),
+                          [=](Assembler& a) { op(a, r, too_big); });
     };
     for (Gp8 r : regs<Gp8>()) each(r);
     for (Gp16 r : regs<Gp16>()) each(r);
@@ -631,7 +640,7 @@ void imul_and_shift_forms(Suite& s) {
     for (int bits : {8, 16, 32, 64}) {
       for (const Addr& ad : small_addresses()) {
         const Mem m = to_mem(s, ad, bits / 8);
-        for (int count : {1, 5}) {
+        for (int count : {1, 5, bits == 64 ? 63 : 31}) {
           const auto c = static_cast<std::uint8_t>(count);
           sb.add(I(mn, {M(s, ad, bits / 8), imm_op(count, 8)}), [=](Assembler& a) { op(a, m, c); });
         }
@@ -659,11 +668,18 @@ void bit_forms(Suite& s) {
     forms_rm<Gp16, false>(s, b, mn, op, tiny_addresses());
     forms_rm<Gp32, false>(s, b, mn, op, tiny_addresses());
     forms_rm<Gp64, false>(s, b, mn, op, tiny_addresses());
+    // Bit indices below the operand width; the width itself is refused (the hardware would
+    // silently take it modulo the width).
     auto each = [&](auto r) {
+      using R = decltype(r);
       for (int bit : {0, 1, 15, 31, 63}) {
+        if (bit >= kBits<R>) continue;
         const auto v = static_cast<std::uint8_t>(bit);
         b.add(I(mn, {S(r), imm_op(bit, 8)}), [=](Assembler& a) { op(a, r, v); });
       }
+      const auto too_big = static_cast<std::uint8_t>(kBits<R>);
+      s.refusals().expect(mn + " " + S(r).reg + ", " + std::to_string(too_big),
+                          [=](Assembler& a) { op(a, r, too_big); });
     };
     for (Gp16 r : regs<Gp16>()) each(r);
     for (Gp32 r : regs<Gp32>()) each(r);
@@ -671,7 +687,7 @@ void bit_forms(Suite& s) {
     for (int bits : {16, 32, 64}) {
       for (const Addr& ad : small_addresses()) {
         const Mem m = to_mem(s, ad, bits / 8);
-        for (int bit : {0, 9, 63}) {
+        for (int bit : {0, 9, bits - 1}) {
           const auto v = static_cast<std::uint8_t>(bit);
           b.add(I(mn, {M(s, ad, bits / 8), imm_op(bit, 8)}), [=](Assembler& a) { op(a, m, v); });
         }
@@ -773,10 +789,31 @@ void extend_lea_xchg_forms(Suite& s) {
 
   auto xchg = [](Assembler& a, auto x, auto y) { a.xchg(x, y); };
   Batch& x = s.batch("xchg");
-  forms_rr<Gp8>(s, x, "xchg", xchg, true);
-  forms_rr<Gp16>(s, x, "xchg", xchg, true);
-  forms_rr<Gp32>(s, x, "xchg", xchg, true);
-  forms_rr<Gp64>(s, x, "xchg", xchg, true);
+  // xchg of a register with itself: for ax and rax GNU as uses the 90 (+REX/66) short form,
+  // which Zydis (rightly) reports as nop; `xchg eax, eax` must NOT be 90 (that would not
+  // zero-extend rax), GNU as emits 87 c0.
+  auto xchg_rr = [&](auto proto) {
+    using R = decltype(proto);
+    for (R d : regs<R>()) {
+      for (R r : regs<R>()) {
+        Instance in = I("xchg", {S(d), S(r)});
+        in.operands_commute = true;
+        if (!legal_pair(d, r)) {
+          s.refusals().expect(describe(in), [=](Assembler& a) { a.xchg(d, r); });
+          continue;
+        }
+        if (d.id == 0 && r.id == 0 && (kBits<R> == 16 || kBits<R> == 64)) {
+          in.zydis_mnemonic = "nop";
+          in.zydis_operandless = true;
+        }
+        x.add(std::move(in), [=](Assembler& a) { a.xchg(d, r); });
+      }
+    }
+  };
+  xchg_rr(Gp8{});
+  xchg_rr(Gp16{});
+  xchg_rr(Gp32{});
+  xchg_rr(Gp64{});
   forms_rm<Gp8, false>(s, x, "xchg", xchg, small_addresses(), true);
   forms_rm<Gp16, false>(s, x, "xchg", xchg, small_addresses(), true);
   forms_rm<Gp32, false>(s, x, "xchg", xchg, small_addresses(), true);

@@ -82,6 +82,10 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
   if (!in.prefix.empty() && d.text.rfind(in.prefix + " ", 0) != 0) {
     return "decodes as '" + d.text + "' without the " + in.prefix + " prefix";
   }
+  if (in.zydis_operandless) {
+    if (!d.operands.empty()) return "decodes as '" + d.text + "', want no operands";
+    return {};
+  }
   if (d.operands.size() != in.ops.size()) {
     return "decodes as '" + d.text + "' with " + std::to_string(d.operands.size()) +
            " operands, want " + std::to_string(in.ops.size());
@@ -343,7 +347,16 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
     std::string reason;
     const bool same_bytes = od->length == gd->length &&
                             std::equal(ours + po, ours + po + od->length, theirs + pg);
-    if (!same_bytes && !in.gnu_differs_ok) reason = "bytes differ from GNU as";
+    if (!same_bytes && !in.gnu_differs_ok) {
+      reason = "bytes differ from GNU as";
+      // An earlier length difference moves every later instruction; label displacements then
+      // differ as a consequence only. Say so, so that the root cause is easy to find.
+      if (po != pg) {
+        reason += " (layout already shifted by " + std::to_string(static_cast<long long>(po) -
+                                                                  static_cast<long long>(pg)) +
+                  " bytes by an earlier mismatch)";
+      }
+    }
     if (std::string diff = semantic_diff(in, *od, kBaseAddress + po, *encoded); !diff.empty()) {
       reason += (reason.empty() ? "" : "; ") + std::string("ours ") + diff;
     }

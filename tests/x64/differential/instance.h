@@ -70,6 +70,7 @@ struct Instance {
   std::string zydis_mnemonic;         // Zydis spelling when it differs ("jnz", "mov", "cmovnz")
   std::vector<OpSpec> ops;
   bool operands_commute = false;      // xchg: Zydis may report the two operands swapped
+  bool zydis_operandless = false;     // Zydis decodes it without operands (xchg rax, rax = nop)
   bool gnu_differs_ok = false;        // documented exception: compare Zydis semantics only
   // kBind: the label bound here. kData: raw bytes (filler), same on both sides.
   Label label;
