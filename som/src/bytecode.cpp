@@ -61,7 +61,7 @@ std::string disassemble(VM& vm, Method* m) {
       out += buf;
     }
     // Symbolic comment for sends and globals.
-    bool isSend = op == OP_SEND || op == OP_SUPER_SEND || (op >= OP_SEND_ADD && op <= OP_SEND_EQ);
+    bool isSend = op == OP_SEND || op == OP_SUPER_SEND || (op >= OP_SEND_ADD && op <= OP_SEND_BITAND);
     if (isSend && !operands.empty() && static_cast<size_t>(operands[0]) < m->sites.size())
       out += "  ; #" + m->sites[operands[0]].selector->text;
     if ((op == OP_JUMP_IF_TRUE || op == OP_JUMP_IF_FALSE) && operands.size() == 2 &&

@@ -40,6 +40,9 @@ namespace som {
   X(SEND_LE, "w")                   \
   X(SEND_GE, "w")                   \
   X(SEND_EQ, "w")                   \
+  X(SEND_DIV, "w")                  \
+  X(SEND_MOD, "w")                  \
+  X(SEND_BITAND, "w")               \
   X(RETURN_LOCAL, "")               \
   X(RETURN_SELF, "")                \
   X(RETURN_NONLOCAL, "b")           \

@@ -313,7 +313,7 @@ class Compiler {
   }
 
   // Recognises accessor-like methods so that a send to them needs no frame.
-  static void classifyTrivial(Method* m) {
+  void classifyTrivial(Method* m) {
     if (m->isBlock || m->hasContext) return;
     const auto& c = m->code;
     if (c.size() == 3 && c[0] == OP_PUSH_FIELD && c[2] == OP_RETURN_LOCAL) {
@@ -325,7 +325,11 @@ class Compiler {
       m->trivialIndex = c[3];
     } else if (c.size() == 4 && c[0] == OP_PUSH_LITERAL && c[3] == OP_RETURN_LOCAL) {
       m->trivial = Method::Constant;
-      m->trivialIndex = static_cast<uint16_t>(c[1] | (c[2] << 8));
+      m->trivialValue = m->literals[static_cast<uint16_t>(c[1] | (c[2] << 8))];
+    } else if (c.size() == 2 && c[1] == OP_RETURN_LOCAL &&
+               (c[0] == OP_PUSH_NIL || c[0] == OP_PUSH_TRUE || c[0] == OP_PUSH_FALSE)) {
+      m->trivial = Method::Constant;
+      m->trivialValue = c[0] == OP_PUSH_NIL ? vm_.nilV : c[0] == OP_PUSH_TRUE ? vm_.trueV : vm_.falseV;
     } else if ((c.size() == 1 && c[0] == OP_RETURN_SELF) ||
                (c.size() == 2 && c[0] == OP_PUSH_SELF && c[1] == OP_RETURN_LOCAL)) {
       m->trivial = Method::Self;
@@ -674,6 +678,9 @@ class Compiler {
       else if (sel == "<=") o = OP_SEND_LE;
       else if (sel == ">=") o = OP_SEND_GE;
       else if (sel == "=") o = OP_SEND_EQ;
+      else if (sel == "/") o = OP_SEND_DIV;
+      else if (sel == "%") o = OP_SEND_MOD;
+      else if (sel == "&") o = OP_SEND_BITAND;
     }
     e.op(o, -argc);
     e.u16(site);

@@ -189,63 +189,74 @@ L_SUPER_SEND:
   sel = site->selector;
   goto do_dnu;
 
-#define BINARY_FAST(label, intExpr)                    \
-  label : {                                            \
-    Value a = s[-1], b = s[0];                         \
-    if (a & b & 1) {                                   \
-      intExpr;                                         \
-    }                                                  \
-    goto L_SEND;                                       \
+  // Arithmetic and comparison sends: small-integer and Double fast paths, otherwise a
+  // real send through the site's inline cache (same semantics as the primitives).
+#define BINARY_FAST(label, intExpr, dblExpr)                                         \
+  label : {                                                                           \
+    Value a = s[-1], b = s[0];                                                        \
+    if (a & b & 1) {                                                                  \
+      intExpr;                                                                        \
+    } else if (!(a & 1) && obj(a)->kind == K_DOUBLE &&                                \
+               ((b & 1) || obj(b)->kind == K_DOUBLE)) {                               \
+      double x = obj(a)->dbl();                                                       \
+      double y = (b & 1) ? static_cast<double>(intOf(b)) : obj(b)->dbl();             \
+      (void)x;                                                                        \
+      (void)y;                                                                        \
+      dblExpr;                                                                        \
+    }                                                                                 \
+    goto L_SEND;                                                                      \
   }
+#define PUSH_RESULT(v) \
+  do {                 \
+    *--s = (v);        \
+    ip += 3;           \
+    DISPATCH();        \
+  } while (0)
+#define NO_DOUBLE_PATH {}
   BINARY_FAST(L_SEND_ADD, {
     int64_t r;
-    if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r)) {
-      *--s = static_cast<Value>(r);
-      ip += 3;
-      DISPATCH();
-    }
-  })
+    if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r))
+      PUSH_RESULT(static_cast<Value>(r));
+  }, PUSH_RESULT(newDouble(x + y)))
   BINARY_FAST(L_SEND_SUB, {
     int64_t r;
-    if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r)) {
-      *--s = static_cast<Value>(r + 1);
-      ip += 3;
-      DISPATCH();
-    }
-  })
+    if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r))
+      PUSH_RESULT(static_cast<Value>(r + 1));
+  }, PUSH_RESULT(newDouble(x - y)))
   BINARY_FAST(L_SEND_MUL, {
     int64_t r;
-    if (!__builtin_mul_overflow(intOf(a), intOf(b), &r) && fitsSmall(r)) {
-      *--s = fromInt(r);
-      ip += 3;
-      DISPATCH();
+    if (!__builtin_mul_overflow(intOf(a), intOf(b), &r) && fitsSmall(r)) PUSH_RESULT(fromInt(r));
+  }, PUSH_RESULT(newDouble(x * y)))
+  BINARY_FAST(L_SEND_LT,
+              PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? trueV : falseV),
+              PUSH_RESULT(x < y ? trueV : falseV))
+  BINARY_FAST(L_SEND_GT,
+              PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? trueV : falseV),
+              PUSH_RESULT(x > y ? trueV : falseV))
+  BINARY_FAST(L_SEND_LE,
+              PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV),
+              PUSH_RESULT(x <= y ? trueV : falseV))
+  BINARY_FAST(L_SEND_GE,
+              PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV),
+              PUSH_RESULT(x >= y ? trueV : falseV))
+  BINARY_FAST(L_SEND_EQ, PUSH_RESULT(a == b ? trueV : falseV), PUSH_RESULT(x == y ? trueV : falseV))
+  BINARY_FAST(L_SEND_DIV, {
+    int64_t x = intOf(a);
+    int64_t y = intOf(b);
+    if (y != 0 && fitsSmall(x / y)) PUSH_RESULT(fromInt(x / y));
+  }, NO_DOUBLE_PATH)
+  BINARY_FAST(L_SEND_MOD, {
+    int64_t x = intOf(a);
+    int64_t y = intOf(b);
+    if (y != 0) {
+      int64_t r = x % y;
+      if (r != 0 && ((r ^ y) < 0)) r += y;
+      PUSH_RESULT(fromInt(r));
     }
-  })
-  BINARY_FAST(L_SEND_LT, {
-    *--s = static_cast<int64_t>(a) < static_cast<int64_t>(b) ? trueV : falseV;
-    ip += 3;
-    DISPATCH();
-  })
-  BINARY_FAST(L_SEND_GT, {
-    *--s = static_cast<int64_t>(a) > static_cast<int64_t>(b) ? trueV : falseV;
-    ip += 3;
-    DISPATCH();
-  })
-  BINARY_FAST(L_SEND_LE, {
-    *--s = static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV;
-    ip += 3;
-    DISPATCH();
-  })
-  BINARY_FAST(L_SEND_GE, {
-    *--s = static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV;
-    ip += 3;
-    DISPATCH();
-  })
-  BINARY_FAST(L_SEND_EQ, {
-    *--s = a == b ? trueV : falseV;
-    ip += 3;
-    DISPATCH();
-  })
+  }, NO_DOUBLE_PATH)
+  BINARY_FAST(L_SEND_BITAND, PUSH_RESULT(a & b), NO_DOUBLE_PATH)
+#undef NO_DOUBLE_PATH
+#undef PUSH_RESULT
 #undef BINARY_FAST
 
 L_RETURN_LOCAL:
@@ -453,7 +464,7 @@ do_invoke:
           }
           break;
         case Method::Constant:
-          *base = m->literals[m->trivialIndex];
+          *base = m->trivialValue;
           s = base;
           ip = retIp;
           DISPATCH();

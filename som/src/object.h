@@ -115,7 +115,8 @@ struct Method : Object {
   int specialPrim = 0;     // non-zero: primitive the interpreter performs itself (SpecialPrim)
   // Trivial bytecode methods the interpreter answers without pushing a frame.
   enum Trivial : uint8_t { NotTrivial, Getter, Setter, Constant, Self } trivial = NotTrivial;
-  uint16_t trivialIndex = 0; // field index (Getter/Setter) or literal index (Constant)
+  uint16_t trivialIndex = 0; // field index (Getter/Setter)
+  Value trivialValue = 0;    // the answer (Constant)
   std::vector<uint8_t> code;
   std::vector<Value> literals;
   std::vector<SendSite> sites;

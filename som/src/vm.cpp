@@ -467,33 +467,32 @@ int VM::runMain(const std::vector<std::string>& args) {
 // --- errors --------------------------------------------------------------------------------
 
 void VM::printStackTrace(FILE* out) {
-  std::fprintf(out, "SOM stack trace (most recent call first):\n");
+  // Collect (method, pc) per activation, most recent first; the trampolines of VM entries are
+  // not shown. Very deep stacks print their top 25 and bottom 5 activations.
+  std::vector<std::pair<Method*, const uint8_t*>> acts;
   const uint8_t* curPc = pc;
-  int shown = 0;
-  int skipped = 0;
   for (Frame* f = fp; f; f = f->caller) {
-    Method* m = f->method;
-    if (m->signature && m->signature->text == "<entry>") {
-      curPc = f->retPc;
-      continue;
-    }
-    if (shown < 40 || !f->caller || !f->caller->caller) {
-      uint32_t off = curPc && m->code.size() && curPc >= m->code.data() &&
-                             curPc <= m->code.data() + m->code.size()
-                         ? static_cast<uint32_t>(curPc - m->code.data())
-                         : 0;
-      std::string holder = m->holder && m->holder->name ? m->holder->name->text : "?";
-      std::fprintf(out, "  %s>>%s%s (%s:%d)\n", holder.c_str(),
-                   m->signature ? m->signature->text.c_str() : "?",
-                   m->isBlock ? " [block]" : "", m->fileName.c_str(),
-                   m->lineAt(off > 0 ? off - 1 : 0));
-      shown++;
-    } else {
-      skipped++;
-    }
+    if (!(f->method->signature && f->method->signature->text == "<entry>"))
+      acts.push_back({f->method, curPc});
     curPc = f->retPc;
   }
-  if (skipped) std::fprintf(out, "  ... (%d frames omitted)\n", skipped);
+  std::fprintf(out, "SOM stack trace (most recent call first, %zu activations):\n", acts.size());
+  for (size_t i = 0; i < acts.size(); i++) {
+    if (acts.size() > 30 && i == 25) {
+      std::fprintf(out, "  ... %zu activations omitted ...\n", acts.size() - 30);
+      i = acts.size() - 5;
+    }
+    Method* m = acts[i].first;
+    const uint8_t* p = acts[i].second;
+    uint32_t off = p && !m->code.empty() && p >= m->code.data() &&
+                           p <= m->code.data() + m->code.size()
+                       ? static_cast<uint32_t>(p - m->code.data())
+                       : 0;
+    std::string holder = m->holder && m->holder->name ? m->holder->name->text : "?";
+    std::fprintf(out, "  %s>>%s%s (%s:%d)\n", holder.c_str(),
+                 m->signature ? m->signature->text.c_str() : "?", m->isBlock ? " [block]" : "",
+                 m->fileName.c_str(), m->lineAt(off > 0 ? off - 1 : 0));
+  }
 }
 
 void VM::fatal(const std::string& message) {
