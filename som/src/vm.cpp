@@ -305,6 +305,7 @@ bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
           return false;
         }
         m->cls = methodClass->tag;
+        if (debugLevel > 0) std::fputs(disassemble(*this, m).c_str(), stderr);
       }
       auto it = holder->methodMap.find(m->signature);
       if (it != holder->methodMap.end()) {
