@@ -420,6 +420,12 @@ do_send:
   m = lookup(lookupStart ? lookupStart : classOf(*base), sel);
   lookupStart = nullptr;
   if (!m) goto do_dnu;
+  if (static_cast<uint32_t>(m->numArgs) != argc) {
+    // Only reachable through perform: with a selector of another arity.
+    SAVE();
+    fatal("#" + sel->text + " takes " + std::to_string(m->numArgs) + " arguments, but " +
+          std::to_string(argc) + " were supplied (perform:)");
+  }
   goto do_invoke;
 
 do_dnu: {

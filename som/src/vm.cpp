@@ -218,6 +218,18 @@ Class* VM::loadClass(Symbol* name) {
     }
   }
   if (!found) return nullptr;
+  for (Symbol* l : loading_)
+    if (l == name) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "%s:1:1: error: class '%s' is its own (indirect) superclass\n",
+                   path.c_str(), name->text.c_str());
+      exitVM(1);
+    }
+  struct LoadingGuard {
+    std::vector<Symbol*>& v;
+    LoadingGuard(std::vector<Symbol*>& vec, Symbol* s) : v(vec) { v.push_back(s); }
+    ~LoadingGuard() { v.pop_back(); }
+  } guard(loading_, name);
   ClassDef def;
   std::string err;
   if (!parseClass(source, path, def, err)) {

@@ -132,6 +132,7 @@ class VM {
   Method* entryMethod(Symbol* sel, int argc);
 
   std::vector<std::string> classPath_;
+  std::vector<Symbol*> loading_; // classes being loaded (superclass cycle detection)
   std::unordered_map<std::string_view, Symbol*> symbols_;
   std::vector<Object*> permArrays_;
   struct CacheEntry {
