@@ -560,10 +560,10 @@ ZoneStats CodeZone::stats() const {
   s.reserved_bytes = z.code_bytes;
   s.committed_bytes = z.code_committed.load(std::memory_order_relaxed);
   s.used_bytes = z.allocator.used_granules() << z.granule_shift;
-  s.free_bytes = s.reserved_bytes - s.used_bytes - s.pending_free_bytes;
   s.largest_free_block = z.allocator.largest_free_run() << z.granule_shift;
   s.block_count = z.allocator.block_count();
   s.pending_free_bytes = z.allocator.retired_granules() << z.granule_shift;
+  s.free_bytes = s.reserved_bytes - s.used_bytes - s.pending_free_bytes;
   s.ro_data_reserved = z.ro_bytes;
   s.ro_data_used = z.ro_used;
   s.rw_data_reserved = z.rw_bytes;

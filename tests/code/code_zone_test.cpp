@@ -424,6 +424,7 @@ TEST(CodeZone, StatisticsFollowAllocations) {
   s = zone->stats();
   EXPECT_EQ(s.pending_free_bytes, 64u) << "b waits for its int3 batch";
   EXPECT_EQ(s.used_bytes, 128u + (100u << 10));
+  EXPECT_EQ(s.free_bytes, s.reserved_bytes - s.used_bytes - 64u) << "pending bytes are not allocatable";
   ASSERT_TRUE(zone->flush_freed());
   s = zone->stats();
   EXPECT_EQ(s.pending_free_bytes, 0u);
