@@ -234,9 +234,9 @@ void BM_EmitMix_xbyak(benchmark::State& state) {
   state.counters["bytes"] = static_cast<double>(size);
 }
 
-BENCHMARK(BM_EmitMix_jitkit)->Name("BM_EmitMix/jitkit")->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EmitMix_asmjit)->Name("BM_EmitMix/asmjit")->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_EmitMix_xbyak)->Name("BM_EmitMix/xbyak")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_EmitMix_jitkit)->Name("BM_EmitMix/jitkit")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EmitMix_asmjit)->Name("BM_EmitMix/asmjit")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EmitMix_xbyak)->Name("BM_EmitMix/xbyak")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
