@@ -1,0 +1,123 @@
+// Tour section: code zones — the mode this machine gives, why, and a function run from it.
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "jitkit/code/code_zone.h"
+#include "jitkit/code/sync.h"
+#include "tour.h"
+
+namespace {
+
+using jitkit::code::CodeZone;
+using jitkit::code::DataAccess;
+using jitkit::code::Visibility;
+using jitkit::code::ZoneMode;
+using jitkit::code::ZoneOptions;
+
+int tour_anchor() { return 0; }
+
+// Mappings of this process that are writable and executable at once, counted from
+// /proc/self/maps (the W^X claim, checked rather than asserted).
+int count_wx_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(maps, line)) {
+    char perms[8] = {};
+    if (std::sscanf(line.c_str(), "%*s %7s", perms) == 1 && perms[1] == 'w' && perms[2] == 'x') ++n;
+  }
+  return n;
+}
+
+void print_reasons(const CodeZone& zone) {
+  if (zone.fallback_reasons().empty()) {
+    std::printf("fallbacks         none\n");
+    return;
+  }
+  for (const std::string& r : zone.fallback_reasons()) std::printf("fallback          %s\n", r.c_str());
+}
+
+bool show_code_zones() {
+  ZoneOptions options;
+  options.near = reinterpret_cast<std::uintptr_t>(&tour_anchor);  // rel32 reach of this binary
+  auto made = CodeZone::create(options);
+  if (!made) {
+    std::printf("code zone creation failed: %s\n", made.error().message().c_str());
+    return false;
+  }
+  CodeZone& zone = **made;
+  std::printf("mode              %s", std::string(jitkit::code::mode_name(zone.mode())).c_str());
+  if (zone.mode() == ZoneMode::kDualMapped) {
+    std::printf(" on %s", std::string(jitkit::code::backing_name(zone.backing())).c_str());
+  }
+  std::printf("\n");
+  print_reasons(zone);
+  const auto anchor = reinterpret_cast<std::intptr_t>(&tour_anchor);
+  std::printf("code range        [0x%" PRIxPTR ", 0x%" PRIxPTR "), %+.2f MiB from this binary's code\n",
+              zone.begin(), zone.end(), static_cast<double>(static_cast<std::intptr_t>(zone.begin()) - anchor) / (1 << 20));
+  const std::ptrdiff_t delta = zone.write_view_delta();
+  std::printf("view distance     RW = RX %c 0x%tx (%.1f GiB; %s)\n", delta < 0 ? '-' : '+', delta < 0 ? -delta : delta,
+              static_cast<double>(delta) / (1 << 30),
+              delta != 0 ? "one addition away" : "no second view in this mode");
+
+  // A tiny function: mov eax, 6 ; imul eax, eax, 7 ; ret.
+  const std::uint8_t code[] = {0xB8, 0x06, 0x00, 0x00, 0x00, 0x6B, 0xC0, 0x07, 0xC3};
+  auto block = zone.allocate(sizeof code);
+  if (!block) {
+    std::printf("allocate failed: %s\n", block.error().message().c_str());
+    return false;
+  }
+  if (auto s = zone.write(block->exec, code, sizeof code); !s) {
+    std::printf("write failed: %s\n", s.error().message().c_str());
+    return false;
+  }
+  if (auto s = zone.make_executable(*block, Visibility::kThisThread); !s) {
+    std::printf("make_executable failed: %s\n", s.error().message().c_str());
+    return false;
+  }
+  const int result = reinterpret_cast<int (*)()>(block->exec)();
+  std::printf("function          mov eax,6; imul eax,eax,7; ret at 0x%" PRIxPTR " returned %d (%s)\n",
+              reinterpret_cast<std::uintptr_t>(block->exec), result, result == 42 ? "right" : "WRONG");
+
+  // A few more allocations, then the allocator's statistics.
+  for (std::size_t size : {100u, 300u, 1000u, 5000u}) {
+    if (!zone.allocate(size)) return false;
+  }
+  auto data = zone.allocate_data(64, 8, DataAccess::kReadOnly);
+  auto slots = zone.allocate_data(64, 8, DataAccess::kReadWrite);
+  if (!data || !slots) return false;
+  const jitkit::code::ZoneStats s = zone.stats();
+  std::printf("allocator         5 blocks: reserved %zu KiB, committed %zu KiB, used %zu B, free %zu B, "
+              "largest free %zu B\n",
+              s.reserved_bytes >> 10, s.committed_bytes >> 10, s.used_bytes, s.free_bytes, s.largest_free_block);
+  std::printf("data beside code  read-only at %+td bytes from the function, read-write at %+td\n",
+              data->data - block->exec, slots->data - block->exec);
+  const int wx = count_wx_mappings();
+  std::printf("W^X               %d writable+executable mappings in /proc/self/maps\n", wx);
+  if (auto sync = jitkit::code::serialize_all_cores(); sync) {
+    std::printf("cross-core sync   membarrier SYNC_CORE registered and working\n");
+  } else {
+    std::printf("cross-core sync   unavailable: %s\n", sync.error().message().c_str());
+  }
+
+  // What a machine with vm.memfd_noexec=2 would see, simulated (the kernel is not asked).
+  ZoneOptions refused;
+  refused.reserve_bytes = 1 << 20;
+  refused.simulate_memfd_errno = EACCES;
+  auto fallback = CodeZone::create(refused);
+  if (fallback) {
+    std::printf("simulated refusal memfd refused with EACCES -> %s on %s\n",
+                std::string(jitkit::code::mode_name((*fallback)->mode())).c_str(),
+                std::string(jitkit::code::backing_name((*fallback)->backing())).c_str());
+    print_reasons(**fallback);
+  }
+  return result == 42 && (zone.mode() == ZoneMode::kRwx || wx == 0);
+}
+
+}  // namespace
+
+JITKIT_TOUR_SECTION(20, "Code zones", show_code_zones);
