@@ -165,37 +165,41 @@ TEST_F(PatcherTest, StaticKeyTogglesBetweenNopAndJump) {
 }
 
 TEST_F(PatcherTest, ReplaceChecksTheOldBytesAndNeedsAnEmulatableInstruction) {
-  auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
+  // xor eax,eax; sub rsp,8; NOP5 (byte 6); add rsp,8; ret
+  const std::vector<std::uint8_t> code = {0x31, 0xC0, 0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F, 0x44,
+                                          0x00, 0x00, 0x48, 0x83, 0xC4, 0x08, 0xC3};
+  auto blk = testing::install_bytes(*zone, code);
+  ASSERT_NE(blk.exec, nullptr);
+  auto fn = reinterpret_cast<int (*)()>(blk.exec);
+  std::uint8_t* insn = blk.exec + 6;
+  EXPECT_EQ(fn(), 0);
+
   const std::uint8_t wrong_old[5] = {0x90, 0x90, 0x90, 0x90, 0x90};
   const std::uint8_t nop5[5] = {0x0F, 0x1F, 0x44, 0x00, 0x00};
   std::uint8_t call_b[5] = {0xE8};
-  const std::int32_t rel = static_cast<std::int32_t>(addr(kTargets[1]) - addr(key.site.insn + 5));
+  const std::int32_t rel = static_cast<std::int32_t>(addr(kTargets[1]) - addr(insn + 5));
   std::memcpy(call_b + 1, &rel, 4);
-  auto s = patcher->replace(key.site.insn, wrong_old, call_b);
+  auto s = patcher->replace(insn, wrong_old, call_b);
   ASSERT_FALSE(s.has_value());
   EXPECT_EQ(s.error().code(), ErrorCode::kInvalidState);
+  EXPECT_EQ(fn(), 0);
 
-  // NOP -> call B: the key's NOP becomes a call; B runs, then execution continues with call A.
-  ASSERT_TRUE(patcher->replace(key.site.insn, nop5, call_b));
-  testing::Counters c;
-  EXPECT_EQ(key.fn()(&c), 1);
-  EXPECT_EQ(c.hits[0], 1u);
-  EXPECT_EQ(c.hits[1], 1u);
+  // The 5-byte NOP becomes a call (the example of a non-field edit).
+  ASSERT_TRUE(patcher->replace(insn, nop5, call_b));
+  const std::uint64_t b0 = testing::g_uncounted_calls[1].load();
+  EXPECT_EQ(fn(), 2);
+  EXPECT_EQ(testing::g_uncounted_calls[1].load(), b0 + 1);
 
-  // Neither side emulatable (mov eax, 1 <-> mov eax, 2 at the call A site): refused.
-  const std::uint8_t mov1[5] = {0xB8, 1, 0, 0, 0};
-  const std::uint8_t mov2[5] = {0xB8, 2, 0, 0, 0};
-  std::uint8_t cur[5];
-  std::memcpy(cur, key.block.exec + 12, 5);
-  (void)mov1;
-  PatchBatch batch(*patcher);
-  ASSERT_TRUE(batch.replace(key.block.exec + 12, cur, mov2));
-  ASSERT_TRUE(patcher->commit(batch));  // old is a call: emulatable
-  std::uint8_t now[5];
-  std::memcpy(now, key.block.exec + 12, 5);
-  auto s2 = patcher->replace(key.block.exec + 12, now, mov1);
+  // call -> mov eax, 5: the old instruction (call) is emulated for trapping threads.
+  const std::uint8_t mov5[5] = {0xB8, 5, 0, 0, 0};
+  const std::uint8_t mov6[5] = {0xB8, 6, 0, 0, 0};
+  ASSERT_TRUE(patcher->replace(insn, call_b, mov5));
+  EXPECT_EQ(fn(), 5);
+  // mov -> mov: neither side can be emulated, so the breakpoint path refuses it.
+  auto s2 = patcher->replace(insn, mov5, mov6);
   ASSERT_FALSE(s2.has_value());
   EXPECT_EQ(s2.error().code(), ErrorCode::kUnsupported);
+  EXPECT_EQ(fn(), 5);
 }
 
 // Calls the code from the patcher thread between the protocol's steps, while the int3 is in
