@@ -123,7 +123,7 @@ void Heap::finish() {
   }
   totalAllocated_ += allocated_;
   allocated_ = 0;
-  budget_ = std::max(size_t(32) << 20, live_ * 2);
+  budget_ = stress_ ? 0 : std::max(size_t(32) << 20, live_ * 2);
   needGC = false;
   collections++;
 }

@@ -56,6 +56,10 @@ class Heap {
   }
   void finish();
 
+  // GC stress testing (env SOM_GC_STRESS=1): every allocation requests a collection, so the
+  // interpreter collects at every safepoint and stale pointers show up at once.
+  void setStress(bool on) { stress_ = on; budget_ = on ? 0 : budget_; }
+
   bool needGC = false;
   uint64_t collections = 0;
   uint64_t totalAllocated() const { return totalAllocated_ + allocated_; }
@@ -84,6 +88,7 @@ class Heap {
   size_t live_ = 0;
   uint64_t totalAllocated_ = 0;
   uint64_t hashState_ = 0x9E3779B97F4A7C15ULL;
+  bool stress_ = false;
 };
 
 } // namespace som

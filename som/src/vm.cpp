@@ -36,6 +36,7 @@ VM::VM() : lookupCache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
   stackLimit = stackBase + stackBytes_ / sizeof(Value) - 1024;
   sp = stackBase - 1;
   startMicros = nowMicros();
+  if (const char* st = std::getenv("SOM_GC_STRESS"); st && *st == '1') heap.setStress(true);
   registerPrimitives();
 }
 
