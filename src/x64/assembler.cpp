@@ -214,8 +214,7 @@ inline void rm(Assembler& a, std::uint32_t e, unsigned reg, const Mem& m, unsign
     if (!p) [[unlikely]] return bad_operands(a, text(), &m);
     auto field = static_cast<std::uint32_t>(p - A::buf(a)) - 4;
     A::cur(a) = put_imm(p, isize, imm);
-    A::fixups(a).push_back(Assembler::Fixup{field, A::item_count(a), m.label,
-                                            static_cast<std::int32_t>(m.disp), 0,
+    A::fixups(a).push_back(Assembler::Fixup{field, m.label, static_cast<std::int32_t>(m.disp),
                                             FixupKind::kRel32, static_cast<std::uint8_t>(isize)});
     return;
   }
@@ -455,7 +454,13 @@ std::size_t Assembler::required_alignment() const {
 }
 
 Result<EncodedCode> Assembler::encode(std::uint64_t base_address) const {
-  return A::encode(*this, base_address);
+  EncodedCode out;
+  JITKIT_TRY(A::encode(*this, base_address, out));
+  return out;
+}
+
+Status Assembler::encode_into(std::uint64_t base_address, EncodedCode& out) const {
+  return A::encode(*this, base_address, out);
 }
 
 // =========================================================================================
@@ -858,7 +863,7 @@ void jump(Assembler& a, bool is_jcc, Cond c, Label t, JumpForm form) {
     p[0] = is_jcc ? static_cast<std::uint8_t>(0x70 | cc) : 0xEB;
     p[1] = 0;
     A::cur(a) = p + 2;
-    A::fixups(a).push_back(Assembler::Fixup{pos + 1, A::item_count(a), t.id, 0, 0, FixupKind::kRel8, 0});
+    A::fixups(a).push_back(Assembler::Fixup{pos + 1, t.id, 0, FixupKind::kRel8, 0});
     return;
   }
   if (form == JumpForm::kNear) {
@@ -871,7 +876,7 @@ void jump(Assembler& a, bool is_jcc, Cond c, Label t, JumpForm form) {
     }
     put32(A::buf(a) + field, 0);
     A::cur(a) = A::buf(a) + field + 4;
-    A::fixups(a).push_back(Assembler::Fixup{field, A::item_count(a), t.id, 0, 0, FixupKind::kRel32, 0});
+    A::fixups(a).push_back(Assembler::Fixup{field, t.id, 0, FixupKind::kRel32, 0});
     return;
   }
   A::items(a).push_back(Assembler::Item{pos, is_jcc ? ItemKind::kJcc : ItemKind::kJmp, cc, 0, 0, t.id});
@@ -886,7 +891,7 @@ void rel32_to_label(Assembler& a, std::uint8_t opcode, Label t, const char* mn) 
   p[0] = opcode;
   put32(p + 1, 0);
   A::cur(a) = p + 5;
-  A::fixups(a).push_back(Assembler::Fixup{pos + 1, A::item_count(a), t.id, 0, 0, FixupKind::kRel32, 0});
+  A::fixups(a).push_back(Assembler::Fixup{pos + 1, t.id, 0, FixupKind::kRel32, 0});
 }
 }  // namespace
 
@@ -1091,14 +1096,14 @@ void Assembler::dq(Label l) {
   if (l.id >= labels_.size()) return bad_label(*this, insn("dq", l));
   std::uint32_t pos = A::pos(*this);
   dq(std::uint64_t{0});
-  fixups_.push_back(Fixup{pos, A::item_count(*this), l.id, 0, 0, FixupKind::kAbs64, 0});
+  fixups_.push_back(Fixup{pos, l.id, 0, FixupKind::kAbs64, 0});
 }
 void Assembler::dd_rel(Label target, Label base) {
   if (target.id >= labels_.size() || base.id >= labels_.size())
     return bad_label(*this, insn("dd_rel", target, base));
   std::uint32_t pos = A::pos(*this);
   dd(0);
-  fixups_.push_back(Fixup{pos, A::item_count(*this), target.id, 0, base.id, FixupKind::kDiff32, 0});
+  fixups_.push_back(Fixup{pos, target.id, static_cast<std::int32_t>(base.id), FixupKind::kDiff32, 0});
 }
 
 namespace {
@@ -1202,7 +1207,8 @@ PatchSiteId host_rel32_site(Assembler& a, PatchSiteKind kind, std::uint8_t opcod
   A::cur(a)[0] = opcode;
   put32(A::cur(a) + 1, 0);
   A::cur(a) += 5;
-  A::fixups(a).push_back(Assembler::Fixup{pos + 1, A::item_count(a), Label::kInvalidId, 0, t.address,
+  A::fixups(a).push_back(Assembler::Fixup{pos + 1, static_cast<std::uint32_t>(t.address),
+                                          static_cast<std::int32_t>(t.address >> 32),
                                           FixupKind::kHostRel32, 0});
   s.host = t.address;
   s.has_host = true;

@@ -58,12 +58,15 @@ enum class FixupKind : std::uint8_t {
   kHostRel32,  // host - (base + field + 4): fixed-size call/jmp sites to host addresses
 };
 
+// 16 bytes: one is pushed for most label references, so its size is emission bandwidth.
+// The number of items before a fixup is not stored: fixups are recorded in buffer order, and the
+// items before one are exactly those at a buffer position <= its field (an item sits between
+// instructions, a field inside one or at the start of data), so encode() merges the two lists.
 struct Assembler::Fixup {
-  std::uint32_t pos;
-  std::uint32_t items_before;
-  std::uint32_t label;
-  std::int32_t addend;
-  std::uint64_t aux;  // kDiff32: second label; kHostRel32: host address
+  std::uint32_t pos;      // buffer offset of the field
+  std::uint32_t label;    // target label; kHostRel32: low half of the host address
+  std::int32_t addend;    // kRel32/kAbs64: added to the label; kDiff32: base label id;
+                          // kHostRel32: high half of the host address
   FixupKind kind;
   std::uint8_t trailing;  // bytes between the field's end and the instruction's end
 };
@@ -114,7 +117,7 @@ struct AssemblerAccess {
   static std::uint32_t pos(const Assembler& a) { return static_cast<std::uint32_t>(a.cur_ - a.buf_); }
   static std::uint32_t item_count(const Assembler& a) { return static_cast<std::uint32_t>(a.items_.size()); }
   static void fail(Assembler& a, ErrorCode code, std::string message);
-  static Result<EncodedCode> encode(const Assembler& a, std::uint64_t base);
+  static Status encode(const Assembler& a, std::uint64_t base, EncodedCode& out);
   static std::size_t upper_bound(const Assembler& a);
   static unsigned host_size(const Assembler::HostInsn& h, HostForm form);
   // Encodes one host-address instruction in `form` as if it started at `insn_addr`, with the

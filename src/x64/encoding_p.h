@@ -38,7 +38,7 @@ inline void put16(std::uint8_t* p, std::uint16_t v) { std::memcpy(p, &v, 2); }
 
 // Legacy prefixes, REX (if `rex` has any bit or forcing), escape bytes and the opcode.
 // `rex` holds W R X B in bits 3..0 and 0x40 to force an (empty) REX prefix.
-inline std::uint8_t* put_head(std::uint8_t* p, std::uint32_t e, unsigned rex) {
+[[gnu::always_inline]] inline std::uint8_t* put_head(std::uint8_t* p, std::uint32_t e, unsigned rex) {
   if (e & kOpSize16) *p++ = 0x66;
   switch ((e >> 10) & 3) {
     case 1: *p++ = 0x66; break;
@@ -59,7 +59,7 @@ inline std::uint8_t* put_head(std::uint8_t* p, std::uint32_t e, unsigned rex) {
 
 // The REX bits for `reg` (ModRM.reg) and `rm` (ModRM.rm or opcode+r), or -1 when a high-byte
 // register would need REX.
-inline int rex_for(std::uint32_t e, unsigned reg, unsigned rm, unsigned x = 0) {
+[[gnu::always_inline]] inline int rex_for(std::uint32_t e, unsigned reg, unsigned rm, unsigned x = 0) {
   unsigned rex = ((e & kW) ? 8u : 0u) | ((reg & 8) >> 1) | ((x & 8) >> 2) | ((rm & 8) >> 3);
   unsigned flags = reg | rm;
   if (flags & kNeedsRex) rex |= 0x40;
@@ -68,7 +68,7 @@ inline int rex_for(std::uint32_t e, unsigned reg, unsigned rm, unsigned x = 0) {
 }
 
 // Register-direct form: opcode /r with ModRM.mod = 11.
-inline std::uint8_t* put_rr(std::uint8_t* p, std::uint32_t e, unsigned reg, unsigned rm) {
+[[gnu::always_inline]] inline std::uint8_t* put_rr(std::uint8_t* p, std::uint32_t e, unsigned reg, unsigned rm) {
   int rex = rex_for(e, reg, rm);
   if (rex < 0) return nullptr;
   p = put_head(p, e, static_cast<unsigned>(rex));
@@ -77,7 +77,7 @@ inline std::uint8_t* put_rr(std::uint8_t* p, std::uint32_t e, unsigned reg, unsi
 }
 
 // opcode+r form (B8+r, 50+r, 0F C8+r): the register goes into the opcode's low 3 bits.
-inline std::uint8_t* put_o(std::uint8_t* p, std::uint32_t e, unsigned r) {
+[[gnu::always_inline]] inline std::uint8_t* put_o(std::uint8_t* p, std::uint32_t e, unsigned r) {
   int rex = rex_for(e, 0, r);
   if (rex < 0) return nullptr;
   return put_head(p, (e & ~0xFFu) | ((e + (r & 7)) & 0xFF), static_cast<unsigned>(rex));
@@ -95,7 +95,7 @@ struct Addr {
 // Memory form: prefixes, REX, opcode, ModRM, SIB, displacement. Returns nullptr for rsp as an
 // index or a high-byte register beside REX. For kRip the displacement is written as `disp` and
 // patched by the caller (it is the last 4 bytes before any immediate).
-inline std::uint8_t* put_mem(std::uint8_t* p, std::uint32_t e, unsigned reg, const Addr& a) {
+[[gnu::always_inline]] inline std::uint8_t* put_mem(std::uint8_t* p, std::uint32_t e, unsigned reg, const Addr& a) {
   if (a.mode == Addr::kRip) {
     int rex = rex_for(e, reg, 0);
     if (rex < 0) return nullptr;

@@ -139,7 +139,7 @@ std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
   return size;
 }
 
-Result<EncodedCode> AssemblerAccess::encode(const Assembler& a, std::uint64_t base) {
+Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCode& out) {
   using LS = Assembler::LabelState;
   if (a.error_) {
     return Error(a.error_->code(), "assembler: refusing to encode code with an error: " + a.error_->message());
@@ -250,11 +250,14 @@ Result<EncodedCode> AssemblerAccess::encode(const Assembler& a, std::uint64_t ba
     return Error(ErrorCode::kInvalidState, "assembler: internal error: layout exceeds its upper bound");
   }
 
-  EncodedCode out;
   out.base_address = base;
   out.code_size = code_size;
-  out.bytes.assign(total, 0xCC);  // int3 between code and slots
+  out.bytes.resize(total);  // the code part is overwritten below; the rest is filled here
+  out.label_offsets.clear();
+  out.sites.clear();
+  out.host_operands.clear();
   std::uint8_t* o = out.bytes.data();
+  std::memset(o + code_size, 0xCC, total - code_size);  // int3 between code and slots
 
   // 4. Bytes: buffer segments with the items expanded between them.
   std::size_t src = 0;
@@ -319,8 +322,10 @@ Result<EncodedCode> AssemblerAccess::encode(const Assembler& a, std::uint64_t ba
   };
 
   // 6. Fixups.
+  std::size_t items_before = 0;
   for (const Assembler::Fixup& f : a.fixups_) {
-    const std::uint32_t F = f.pos + prefix[f.items_before];
+    while (items_before < n && items[items_before].pos <= f.pos) ++items_before;
+    const std::uint32_t F = f.pos + prefix[items_before];
     std::uint8_t* p = o + F;
     std::int64_t T = 0;
     if (f.kind != FixupKind::kHostRel32) {
@@ -343,17 +348,18 @@ Result<EncodedCode> AssemblerAccess::encode(const Assembler& a, std::uint64_t ba
         break;
       case FixupKind::kAbs64: put64(p, base + static_cast<std::uint64_t>(T + f.addend)); break;
       case FixupKind::kDiff32: {
-        auto l2 = static_cast<std::uint32_t>(f.aux);
+        auto l2 = static_cast<std::uint32_t>(f.addend);
         if (out.label_offsets[l2] == EncodedCode::kUnbound) return unbound(l2);
         put32(p, static_cast<std::uint32_t>(T - static_cast<std::int64_t>(out.label_offsets[l2])));
         break;
       }
       case FixupKind::kHostRel32: {
-        std::int64_t rel = signed_distance(base + F + 4, f.aux);
+        const std::uint64_t host = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(f.addend)) << 32) | f.label;
+        std::int64_t rel = signed_distance(base + F + 4, host);
         if (!fits_signed<32>(rel)) {
           return Error(ErrorCode::kOutOfRange,
                        "assembler: patchable call/jmp site at offset " + std::to_string(F - 1) +
-                           " targets host address " + hex(f.aux) +
+                           " targets host address " + hex(host) +
                            ", which is not within rel32 reach of the code at " + hex(base) +
                            " (place the code zone near it: ZoneOptions::near)");
         }
@@ -391,7 +397,7 @@ Result<EncodedCode> AssemblerAccess::encode(const Assembler& a, std::uint64_t ba
     out.host_operands.push_back(HostOperandChoice{items[i].pos + prefix[i], static_cast<std::uint8_t>(size[i]),
                                                   h.address, form[i], h.text});
   }
-  return out;
+  return ok();
 }
 
 }  // namespace jitkit::x64

@@ -163,6 +163,10 @@ class Assembler {
   // labels. Fails on a sticky error, an unbound label that is referenced, a forced short jump
   // that does not reach, or a host address that cannot be reached without a scratch register.
   Result<EncodedCode> encode(std::uint64_t base_address) const;
+  // The same into `out`, reusing the capacity of its vectors (a JIT encoding many functions
+  // avoids reallocating and page-faulting a fresh output buffer each time). On error `out` is
+  // unspecified.
+  Status encode_into(std::uint64_t base_address, EncodedCode& out) const;
 
   // --- Data movement ----------------------------------------------------------------------
   void mov(Gp8 dst, Gp8 src);
