@@ -58,7 +58,9 @@ TEST(GdbJit, WithoutCfiTheFramePointerlessFrameBreaksTheBacktrace) {
   std::string bt = first_backtrace(out);
   SCOPED_TRACE(out);
   EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#2 +0x[0-9a-f]+ in jit_middle \(\))"))) << bt;
-  EXPECT_EQ(bt.find("jit_outer"), std::string::npos) << bt;
+  // (Garbage frames may still mention jit_outer's address as an argument value; what must be
+  // missing is a frame IN jit_outer.)
+  EXPECT_FALSE(std::regex_search(bt, std::regex(R"(#\d+ +0x[0-9a-f]+ in jit_outer \(\))"))) << bt;
 }
 
 TEST(GdbJit, SoftwareBreakpointByJitNameInAnonymousCodeAndBacktraceToMain) {

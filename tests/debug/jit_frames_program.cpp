@@ -13,7 +13,7 @@
 //   jit_rseq_demo + descriptor: an rseq-shaped critical section named __rseq_cs_demo etc.
 //
 // Usage: jit_frames_program dual|anon [nocfi]
-//   dual: memfd RW/RX views; anon: anonymous RX pages; nocfi: jit_middle without unwind rows
+//   dual: CodeZone kDualMapped (memfd RW/RX views); anon: CodeZone kToggled (anonymous pages); nocfi: jit_middle without unwind rows
 // Prints "jit_inner=0x..." style lines, then "result=<n>" and exits 0 when all calls worked.
 #include <cinttypes>
 #include <cstdio>
@@ -62,11 +62,14 @@ int main(int argc, char** argv) {
   // prologue analysis cannot see through `sub rsp, 24`).
   bool no_cfi = argc >= 3 && std::strcmp(argv[2], "nocfi") == 0;
   TestCodeMemory mem(dual ? TestCodeMemory::Kind::kDual : TestCodeMemory::Kind::kAnon, 1 << 16);
-  std::uint8_t* outer = mem.reserve(64);
-  std::uint8_t* middle = mem.reserve(64);
-  std::uint8_t* inner = mem.reserve(64);
-  std::uint8_t* leaf = mem.reserve(64);
-  std::uint8_t* rseq = mem.reserve(64);
+  jitkit::code::CodeBlock b_outer = mem.reserve(64), b_middle = mem.reserve(64),
+                          b_inner = mem.reserve(64), b_leaf = mem.reserve(64),
+                          b_rseq = mem.reserve(64);
+  std::uint8_t* outer = b_outer.exec;
+  std::uint8_t* middle = b_middle.exec;
+  std::uint8_t* inner = b_inner.exec;
+  std::uint8_t* leaf = b_leaf.exec;
+  std::uint8_t* rseq = b_rseq.exec;
 
   // jit_outer: push rbp; mov rbp, rsp; call jit_middle; pop rbp; ret
   std::vector<std::uint8_t> c_outer = {0x55, 0x48, 0x89, 0xe5, 0xe8};
@@ -88,11 +91,11 @@ int main(int argc, char** argv) {
   // signature the kernel checks before an abort handler, then abort: mov eax, -1; ret.
   std::vector<std::uint8_t> c_rseq = {0xb8, 7, 0, 0, 0, 0xc3, 0x53, 0x30, 0x05, 0x53,
                                       0xb8, 0xff, 0xff, 0xff, 0xff, 0xc3};
-  mem.write(outer, c_outer.data(), c_outer.size());
-  mem.write(middle, c_middle.data(), c_middle.size());
-  mem.write(inner, c_inner.data(), c_inner.size());
-  mem.write(leaf, c_leaf.data(), c_leaf.size());
-  mem.write(rseq, c_rseq.data(), c_rseq.size());
+  mem.write(b_outer, c_outer.data(), c_outer.size());
+  mem.write(b_middle, c_middle.data(), c_middle.size());
+  mem.write(b_inner, c_inner.data(), c_inner.size());
+  mem.write(b_leaf, c_leaf.data(), c_leaf.size());
+  mem.write(b_rseq, c_rseq.data(), c_rseq.size());
   mem.finish();
 
   // struct rseq_cs {version 0, flags 0, start_ip, post_commit_offset, abort_ip}
@@ -101,17 +104,17 @@ int main(int argc, char** argv) {
   std::memcpy(rseq_descriptor, cs, sizeof cs);
 
   SymbolBatch batch;
-  batch.add_function("jit_outer", outer, c_outer.size(), FrameInfo::frame_pointer(1, 4, {10}), 64);
+  batch.add_function("jit_outer", outer, c_outer.size(), FrameInfo::frame_pointer(1, 4, {10}), b_outer.size);
   FrameInfo middle_frame;
   middle_frame.has_unwind = true;
   middle_frame.rows = {{0, UnwindRow::Base::kRsp, 8, false},
                        {4, UnwindRow::Base::kRsp, 32, false},
                        {13, UnwindRow::Base::kRsp, 8, false}};
   batch.add_function("jit_middle", middle, c_middle.size(),
-                     no_cfi ? FrameInfo::none() : middle_frame, 64);
-  batch.add_function("jit_inner", inner, c_inner.size(), FrameInfo::frame_pointer(1, 4, {17}), 64);
-  batch.add_function("jit_leaf", leaf, c_leaf.size(), FrameInfo::leaf(), 64);
-  batch.add_function("jit_rseq_demo", rseq, c_rseq.size(), FrameInfo::leaf(), 64);
+                     no_cfi ? FrameInfo::none() : middle_frame, b_middle.size);
+  batch.add_function("jit_inner", inner, c_inner.size(), FrameInfo::frame_pointer(1, 4, {17}), b_inner.size);
+  batch.add_function("jit_leaf", leaf, c_leaf.size(), FrameInfo::leaf(), b_leaf.size);
+  batch.add_function("jit_rseq_demo", rseq, c_rseq.size(), FrameInfo::leaf(), b_rseq.size);
   if (auto s = batch.add_rseq_section("demo", rseq_descriptor); !s) {
     std::fprintf(stderr, "add_rseq_section: %s\n", s.error().message().c_str());
     return 1;

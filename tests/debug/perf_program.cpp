@@ -27,8 +27,10 @@ int main(int argc, char** argv) {
   TestCodeMemory mem(dual ? TestCodeMemory::Kind::kDual : TestCodeMemory::Kind::kAnon, 1 << 16);
   // mov ecx, 200000; loop: dec ecx; jnz loop; ret
   const std::uint8_t spin[] = {0xb9, 0x40, 0x0d, 0x03, 0x00, 0xff, 0xc9, 0x75, 0xfc, 0xc3};
-  std::uint8_t* fn = mem.place(spin, sizeof spin);
+  jitkit::code::CodeBlock block = mem.reserve(sizeof spin);
+  mem.write(block, spin, sizeof spin);
   mem.finish();
+  std::uint8_t* fn = block.exec;
   auto reg = jitkit::debug::CodeRegistry::global().add_function(
       "jit_hot_loop", fn, sizeof spin, jitkit::debug::FrameInfo::leaf());
   if (!reg) {
