@@ -22,11 +22,13 @@
 //     serializations in total, whatever their number.
 //
 // ---- Cross-modifying code: what is guaranteed and what is relied upon --------------------
-//  * Intel SDM Vol. 3A §8.1.3 "Handling Self- and Cross-Modifying Code": when one processor
-//    writes code that another executes, the executing processor must execute a serializing
-//    instruction between the write and its execution of the new code (the SDM's
-//    "cross-modifying code" algorithm). AMD APM Vol. 2 §7.6.1 "Cache Coherency" / "Self- and
-//    cross-modifying code" gives the same rule. jitkit's serializing operation is
+//  * Intel SDM Vol. 3A §8.1.3 "Handling Self- and Cross-Modifying Code" (chapter "Multiple-
+//    Processor Management"; renumbered in recent editions): when one processor writes code that
+//    another executes, the executing processor must execute a serializing instruction between
+//    the write and its execution of the new code (the SDM's "cross-modifying code" algorithm);
+//    the SDM does not define what a processor executes if it fetches the bytes while they
+//    change. The AMD64 APM Vol. 2 (chapter "Memory System", cross-modifying code) states the
+//    same requirement for AMD processors. jitkit's serializing operation is
 //    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE) (code/sync.h): the kernel makes
 //    every CPU running a thread of this process execute a core-serializing instruction before
 //    it returns to user mode. Steps 2, 4 and 6 above and the `Sync::kAllCores` of the store
@@ -38,11 +40,14 @@
 //    when step 5 exposes the new first byte, the tail it fetches is the new one.
 //  * The aligned store path is NOT architecturally documented. The SDM guarantees that an
 //    aligned 4-byte (8-byte) store is atomic for DATA accesses (§8.1.1), and says nothing of
-//    instruction fetch racing a store. Linux's static_call relies on the observation reported
-//    in seeds/003 (Josh Poimboeuf, "[PATCH v3 0/6] Static calls", Jan 2019): writing a call's
-//    rel32 that does not cross a cache line is observed atomically by instruction fetch in
-//    practice (crashes on Nehalem when it crossed a line, none otherwise), "BUT, the SDM doesn't
-//    document this approach". jitkit relies on exactly that observation, made stronger by
+//    instruction fetch racing a store. The evidence is empirical, as seeds/003 says: in the
+//    cover letter of "[PATCH v3 0/6] Static calls" (Josh Poimboeuf, Jan 2019, quoted in Nadav
+//    Amit's reply), writing a call's rel32 that does not cross a cache line was observed
+//    atomically by instruction fetch (crashes on Nehalem when it crossed a line, none
+//    otherwise), "BUT, the SDM doesn't document this approach", and CPU vendors were asked to
+//    confirm it. (That v3 design wrote the rel32 directly; the static_call code later merged
+//    for x86 patches through text_poke_bp, i.e. our path 3.) jitkit relies on that observation,
+//    made stronger by
 //    alignment: a naturally aligned 4-byte field never crosses a cache line nor a 16-byte fetch
 //    block. The imm64 store extends the same observation to an aligned 8-byte field (also one
 //    cache line, one fetch block); the kernel does not rely on that case. The stress tests
@@ -84,7 +89,15 @@
 //  have been executing the old target has passed a quiescent state the caller defines (e.g. each
 //  VM thread has returned to its interpreter loop / safepoint since the patch). jitkit provides
 //  (a) and counts nothing for (b): the library cannot know when a thread has left JIT code.
-//  Trampolines follow the same rule and are freed only with their Patcher.
+//  Trampolines are never freed by the Patcher (a site may still route through one): they live
+//  as long as the zone.
+//
+// ---- What ThreadSanitizer checks -------------------------------------------------------------
+//  TSan cannot see through generated code: it sees neither the code's instruction fetches nor
+//  the trap handler's effect on the interrupted thread. Under the tsan preset the stress tests
+//  check the patcher's own bookkeeping: its mutexes, statistics and trampoline map, the trap
+//  table's publication and retirement (atomics, in-flight count), the SIGTRAP handler's atomics,
+//  and the counting targets (C++) that JIT code calls from several threads.
 #pragma once
 
 #include <array>

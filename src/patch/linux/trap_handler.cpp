@@ -53,7 +53,8 @@ bool in_patch_range(std::uintptr_t addr) {
   return false;
 }
 
-// Serializes the executing core (CPUID is architecturally serializing, SDM Vol. 3A §8.3), so
+// Serializes the executing core (CPUID is a serializing instruction, SDM Vol. 3A "Serializing
+// Instructions"), so
 // that after a restart it fetches the finished instruction, not bytes prefetched before it.
 void serialize_this_core() {
   unsigned a = 0, b = 0, c = 0, d = 0;
