@@ -106,5 +106,85 @@ TEST(CodeZoneConcurrency, ThreadsAllocateWriteRunAndFreeWithoutOverlap) {
   EXPECT_EQ(s.largest_free_block, s.reserved_bytes) << "everything coalesced back";
 }
 
+TEST(CodeZoneConcurrency, BlocksFreedByAnotherThreadAndCachesOfExitedThreadsComeBack) {
+  ZoneOptions o;
+  o.reserve_bytes = 1 << 20;
+  auto made = CodeZone::create(o);
+  ASSERT_TRUE(made) << made.error().message();
+  CodeZone& zone = **made;
+  std::vector<CodeBlock> blocks;
+  std::thread producer([&] {
+    for (int i = 0; i < 100; ++i) {
+      auto b = zone.allocate(64 + static_cast<std::size_t>(i % 3) * 64);
+      ASSERT_TRUE(b);
+      blocks.push_back(*b);
+    }
+    // Free half here: they sit in this thread's batch and ready lists until it exits.
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(zone.free(blocks[static_cast<std::size_t>(i)]));
+  });
+  producer.join();  // thread exit hands the producer's cache back
+  ZoneStats s = zone.stats();
+  EXPECT_EQ(s.block_count, 50u);
+  EXPECT_EQ(s.pending_free_bytes, 0u);
+  // The other half is freed by this thread; a double free is caught across threads too.
+  for (int i = 50; i < 100; ++i) ASSERT_TRUE(zone.free(blocks[static_cast<std::size_t>(i)]));
+  EXPECT_FALSE(zone.free(blocks[0]));
+  EXPECT_FALSE(zone.free(blocks[99]));
+  ASSERT_TRUE(zone.flush_freed());
+  s = zone.stats();
+  EXPECT_EQ(s.used_bytes, 0u);
+  EXPECT_EQ(s.block_count, 0u);
+  for (const CodeBlock& b : blocks) ASSERT_EQ(b.exec[0], 0xCC);
+}
+
+TEST(CodeZoneConcurrency, AThreadMayOutliveAZoneItUsed) {
+  std::atomic<int> phase{0};
+  std::unique_ptr<CodeZone> zone;
+  {
+    auto made = CodeZone::create({});
+    ASSERT_TRUE(made);
+    zone = std::move(made).value();
+  }
+  std::thread user([&] {
+    auto b = zone->allocate(64);
+    ASSERT_TRUE(b);
+    ASSERT_TRUE(zone->free(*b));  // leaves a cache entry for this thread
+    phase = 1;
+    while (phase.load() != 2) std::this_thread::yield();
+    // Exits after the zone is gone: its cache must not touch the dead zone.
+  });
+  while (phase.load() != 1) std::this_thread::yield();
+  zone.reset();
+  phase = 2;
+  user.join();
+  SUCCEED() << "no crash when the thread's cache outlived its zone";
+}
+
+TEST(CodeZoneConcurrency, OneThreadUsingMoreZonesThanCacheSlots) {
+  std::vector<std::unique_ptr<CodeZone>> zones;
+  for (int i = 0; i < 7; ++i) {
+    ZoneOptions o;
+    o.reserve_bytes = 256 << 10;
+    auto made = CodeZone::create(o);
+    ASSERT_TRUE(made);
+    zones.push_back(std::move(made).value());
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (auto& z : zones) {
+      const auto code = testing::return_constant(static_cast<std::uint32_t>(round));
+      auto b = z->allocate(code.size());
+      ASSERT_TRUE(b);
+      ASSERT_TRUE(z->write(b->exec, code.data(), code.size()));
+      ASSERT_TRUE(z->make_executable(*b, Visibility::kThisThread));
+      ASSERT_EQ(reinterpret_cast<IntFn>(b->exec)(), round);
+      ASSERT_TRUE(z->free(*b));
+    }
+  }
+  for (auto& z : zones) {
+    ASSERT_TRUE(z->flush_freed());
+    EXPECT_EQ(z->stats().used_bytes, 0u);
+  }
+}
+
 }  // namespace
 }  // namespace jitkit::code

@@ -36,9 +36,12 @@
 //   int v = reinterpret_cast<int (*)()>(block.exec)();
 //   JITKIT_TRY(zone->free(block));
 //
-// Thread safety: all member functions may be called from any thread. allocate()/free() take a
-// short internal lock (no system call on their fast path); write() in kDualMapped and kRwx
-// modes takes no lock.
+// Thread safety: all member functions may be called from any thread, and a block may be freed
+// by another thread than the one that allocated it. In kDualMapped and kRwx zones each thread
+// keeps a small cache of blocks per zone, so that allocating and freeing small blocks (up to 64
+// granules) takes no lock and no atomic read-modify-write; otherwise allocate()/free() take a
+// short internal lock (no system call except when a commit chunk is added). write() takes no
+// lock except in kToggled mode. Destroying a zone while other threads still use it is a bug.
 #pragma once
 
 #include <cstddef>
@@ -97,10 +100,12 @@ struct ZoneOptions {
   std::size_t ro_data_bytes = std::size_t{1} << 20;
   std::size_t rw_data_bytes = std::size_t{1} << 20;
   // free() fills freed blocks with int3 and makes them reusable in batches of this many blocks
-  // (or 64 KiB, whichever comes first); 1 fills every block at once. Batching exists for speed:
-  // a store into code that just ran costs a pipeline clear (self-modifying-code detection), and
-  // one batch pays it once instead of once per block. Until its batch is filled a freed block
-  // is neither allocated nor allocatable. flush_freed() fills the pending batch at once.
+  // (or 64 KiB, whichever comes first), one batch per freeing thread; 1 fills every block at
+  // once. Batching exists for speed: a store into code that just ran costs a pipeline clear
+  // (self-modifying-code detection), and one batch pays it once instead of once per block.
+  // Until its batch is filled a freed block is neither allocated nor allocatable. A batch is
+  // filled when full, by flush_freed() in the freeing thread, when that thread exits, and
+  // before allocate() reports exhaustion.
   std::size_t free_batch = 256;
   // Memory is committed (made accessible and filled with int3) in chunks of this many bytes.
   std::size_t commit_chunk = std::size_t{256} << 10;
@@ -186,9 +191,12 @@ class CodeZone {
   [[nodiscard]] Result<CodeBlock> allocate(std::size_t size, std::size_t alignment = 0);
   // Returns a block to the allocator, which fills it with int3 (in batches, see
   // ZoneOptions::free_batch) before reusing it. No thread may execute it any more. A block that
-  // this zone did not hand out (wrong address or size, double free) is an error.
+  // this zone did not hand out (wrong address or size, double free) is an error; two threads
+  // racing to free the same block at the same instant are not detected.
   [[nodiscard]] Status free(CodeBlock block);
-  // Fills every freed block still waiting for its batch with int3 and makes it allocatable.
+  // Fills the freed blocks still waiting for their batch — the calling thread's and those of
+  // kToggled zones — with int3 and makes them allocatable. Other threads' batches are filled
+  // by those threads (when full, by their own flush_freed(), or when they exit).
   [[nodiscard]] Status flush_freed();
 
   // Data beside the code; `alignment` 0 means 8. See DataAccess.
