@@ -77,6 +77,7 @@ TEST(DifferentialEncoding, ConditionForms) { run_family("setcc-cmovcc", conditio
 TEST(DifferentialEncoding, ControlFlowForms) { run_family("control-flow", control_flow_forms); }
 TEST(DifferentialEncoding, AtomicAndMiscForms) { run_family("atomic-misc", atomic_and_misc_forms); }
 TEST(DifferentialEncoding, Sse2Forms) { run_family("sse2", sse_forms); }
+TEST(DifferentialEncoding, HostAddressForms) { run_family("host-address", host_address_forms); }
 
 // Prints the total when the binary runs several families in one process.
 class TotalReporter : public ::testing::Environment {

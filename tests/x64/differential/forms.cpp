@@ -32,6 +32,21 @@ void Refusals::expect(const std::string& what, const std::function<void(Assemble
   if (a_.encode(0x10000)) accepted_.push_back(what + ": encode() succeeded despite the error");
 }
 
+void Refusals::expect_encode_failure(const std::string& what, std::uint64_t base,
+                                     const std::function<void(Assembler&)>& emit) {
+  a_.reset();
+  emit(a_);
+  ++checked_;
+  auto encoded = a_.encode(base);
+  if (encoded) {
+    accepted_.push_back(what + ": encode() succeeded");
+  } else if (encoded.error().code() != ErrorCode::kOutOfRange) {
+    accepted_.push_back(what + ": encode() failed with " +
+                        std::string(error_code_name(encoded.error().code())) +
+                        " instead of out of range: " + encoded.error().message());
+  }
+}
+
 Batch& Suite::batch(const std::string& name, bool has_relaxable_jumps) {
   finish_current();
   finished_ = false;
@@ -1138,6 +1153,136 @@ void sse_forms(Suite& s) {
     b.add(I("cvtsi2sd", {S(xmm2), M(s, ad, 8)}), [=](Assembler& a) { a.cvtsi2sd(xmm2, m64); });
     b.add(I("cvttsd2si", {S(r10d), M(s, ad, 8)}), [=](Assembler& a) { a.cvttsd2si(r10d, m64); });
     b.add(I("cvttsd2si", {S(rbx), M(s, ad, 8)}), [=](Assembler& a) { a.cvttsd2si(rbx, m64); });
+  }
+}
+
+}  // namespace jitkit::x64::testing
+
+// --- Host addresses -------------------------------------------------------------------------
+
+namespace jitkit::x64::testing {
+
+void host_address_forms(Suite& s) {
+  // Code placed where mmap usually puts it; targets on each side of every form boundary.
+  constexpr std::uint64_t kCode = 0x7f0000000000;
+  enum class Reach { kNear, kAbs32, kFar };
+  struct Target {
+    std::uint64_t address;
+    Reach reach;
+  };
+  const std::vector<Target> targets = {
+      {kCode + 0x10000000, Reach::kNear},          // 256 MiB ahead
+      {kCode - 0x40000000, Reach::kNear},          // 1 GiB behind
+      {0x12345678, Reach::kAbs32},                 // low: absolute disp32
+      {0x7fff0000, Reach::kAbs32},                 // just below 2 GiB
+      {0xffffffff80001000ULL, Reach::kAbs32},      // sign-extended negative disp32
+      {0x3f0000000000, Reach::kFar},               // > 4 GiB, far from the code
+      {kCode + 0xC0000000ULL, Reach::kFar},        // 3 GiB ahead: beyond rel32
+  };
+  Batch& b = s.batch("host", /*has_relaxable_jumps=*/true);
+  b.set_base(kCode);
+  b.assembler().allow_scratch(r11);
+  int n = 0;
+  for (const Target& t : targets) {
+    const std::string sym = "jk_host_" + std::to_string(n++);
+    b.define_symbol(sym, t.address);
+    const HostAddress h = abs_address(t.address);
+    auto host_mem = [&](int size, MemSpec::Host far_form) {
+      MemSpec m;
+      m.size_bytes = size;
+      m.host = t.reach == Reach::kNear ? MemSpec::Host::kRip
+             : t.reach == Reach::kAbs32 ? MemSpec::Host::kAbs : far_form;
+      m.host_symbol = sym;
+      m.host_address = t.address;
+      return m;
+    };
+    // Through r11 (allowed scratch) when far: `movabs r11, offset sym` then the access via [r11].
+    auto scratch_mem = [&](int size) {
+      MemSpec m;
+      m.size_bytes = size;
+      m.base = 11;
+      return m;
+    };
+    auto add_mem_insn = [&](const std::string& mn, std::vector<OpSpec> ops, int mem_index,
+                            int size, const std::function<void(Assembler&)>& emit) {
+      if (t.reach == Reach::kFar) {
+        b.add_leading(I("movabs", {S(r11), [&] {
+                          OpSpec o = imm_op(static_cast<std::int64_t>(t.address), 64);
+                          o.text_override = "offset " + sym;
+                          return o;
+                        }()}, "mov"));
+        ops[static_cast<std::size_t>(mem_index)] = mem_op(scratch_mem(size));
+      } else {
+        ops[static_cast<std::size_t>(mem_index)] = mem_op(host_mem(size, MemSpec::Host::kNone));
+      }
+      b.add(I(mn, std::move(ops)), emit);
+    };
+    // Accumulator loads and stores: the 64-bit moffs form when far.
+    auto acc = [&](auto reg, int size) {
+      const Mem m = ptr(h).sized(static_cast<std::uint8_t>(size));
+      const bool far = t.reach == Reach::kFar;
+      b.add(I(far ? "movabs" : "mov", {S(reg), mem_op(host_mem(size, MemSpec::Host::kMoffs))},
+              far ? "mov" : ""),
+            [=](Assembler& a) { a.mov(reg, m); });
+      b.add(I(far ? "movabs" : "mov", {mem_op(host_mem(size, MemSpec::Host::kMoffs)), S(reg)},
+              far ? "mov" : ""),
+            [=](Assembler& a) { a.mov(m, reg); });
+    };
+    acc(al, 1);
+    acc(ax, 2);
+    acc(eax, 4);
+    acc(rax, 8);
+    const Mem d = dword_ptr(h), q = qword_ptr(h), by = byte_ptr(h);
+    add_mem_insn("mov", {S(ecx), OpSpec{}}, 1, 4, [=](Assembler& a) { a.mov(ecx, d); });
+    add_mem_insn("mov", {OpSpec{}, S(r14)}, 0, 8, [=](Assembler& a) { a.mov(q, r14); });
+    add_mem_insn("mov", {OpSpec{}, imm_op(42, 32)}, 0, 4, [=](Assembler& a) { a.mov(d, 42); });
+    add_mem_insn("add", {S(r9), OpSpec{}}, 1, 8, [=](Assembler& a) { a.add(r9, q); });
+    add_mem_insn("cmp", {OpSpec{}, imm_op(-1, 8)}, 0, 1, [=](Assembler& a) { a.cmp(by, -1); });
+    add_mem_insn("inc", {OpSpec{}}, 0, 8, [=](Assembler& a) { a.inc(q); });
+    add_mem_insn("movsd", {S(xmm3), OpSpec{}}, 1, 8, [=](Assembler& a) { a.movsd(xmm3, q); });
+    add_mem_insn("push", {OpSpec{}}, 0, 8, [=](Assembler& a) { a.push(q); });
+    // lea: the address itself; when far, `mov r64, imm64` into the destination.
+    if (t.reach == Reach::kFar) {
+      OpSpec o = imm_op(static_cast<std::int64_t>(t.address), 64);
+      o.text_override = "offset " + sym;
+      b.add(I("movabs", {S(rdx), o}, "mov"), [=](Assembler& a) { a.lea(rdx, ptr(h)); });
+    } else {
+      b.add(I("lea", {S(rdx), mem_op(host_mem(0, MemSpec::Host::kNone))}),
+            [=](Assembler& a) { a.lea(rdx, ptr(h)); });
+    }
+    // call/jmp: rel32 when near, otherwise through an 8-byte address slot after the code.
+    for (const char* mn : {"call", "jmp"}) {
+      const bool is_call = std::string(mn) == "call";
+      auto emit = [=](Assembler& a) {
+        if (is_call) {
+          a.call(h);
+        } else {
+          a.jmp(h);
+        }
+      };
+      if (t.reach == Reach::kNear) {
+        OpSpec target;
+        target.kind = OpSpec::Kind::kLabel;
+        target.host_symbol = sym;
+        target.host_address = t.address;
+        b.add(I(mn, {target}), emit);
+      } else {
+        MemSpec m;
+        m.size_bytes = 8;
+        m.host = MemSpec::Host::kSlot;
+        m.host_symbol = s.fresh_label_name().substr(2) + "_slot";  // unique, not a local label
+        m.host_address = t.address;
+        b.add(I(mn, {mem_op(m)}), emit);
+      }
+    }
+    if (t.reach == Reach::kFar) {
+      // Without a scratch register the far non-accumulator forms cannot be encoded: an error at
+      // encode time (out of range), never a truncated address.
+      s.refusals().expect_encode_failure("mov ecx, [far host] without scratch", kCode,
+                                         [=](Assembler& a) { a.mov(ecx, d); });
+      s.refusals().expect_encode_failure("add qword [far host], 1 without scratch", kCode,
+                                         [=](Assembler& a) { a.add(q, 1); });
+    }
   }
 }
 

@@ -20,6 +20,10 @@ class Refusals {
  public:
   // Runs `emit` on a fresh assembler state and records a failure if it is accepted.
   void expect(const std::string& what, const std::function<void(Assembler&)>& emit);
+  // Records a failure unless encoding (at `base`) fails: for requests only the final code address
+  // makes impossible (a far host address without a scratch register).
+  void expect_encode_failure(const std::string& what, std::uint64_t base,
+                             const std::function<void(Assembler&)>& emit);
   std::size_t checked() const { return checked_; }
   const std::vector<std::string>& accepted() const { return accepted_; }
 
@@ -76,5 +80,6 @@ void condition_forms(Suite& s);
 void control_flow_forms(Suite& s);
 void atomic_and_misc_forms(Suite& s);
 void sse_forms(Suite& s);
+void host_address_forms(Suite& s);
 
 }  // namespace jitkit::x64::testing

@@ -59,7 +59,9 @@ bool gnu_as_available() {
   return available;
 }
 
-Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body) {
+Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
+                                                       std::uint64_t link_base,
+                                                       const std::vector<AbsoluteSymbol>& symbols) {
   ScratchDir dir;
   if (dir.path().empty()) {
     return Error::from_errno("gnu as: mkdtemp for the scratch directory", errno);
@@ -80,9 +82,28 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body) 
     if (message.size() > 4000) message.resize(4000);
     return Error(ErrorCode::kInvalidArgument, "gnu as rejected the source:\n" + message);
   }
-  if (run("objcopy -O binary -j .text '" + object + "' '" + binary + "' 2>'" + diagnostics +
-          "'") != 0) {
-    return Error(ErrorCode::kSystem, "objcopy failed:\n" + read_file(diagnostics));
+  if (link_base == 0) {
+    if (run("objcopy -O binary -j .text '" + object + "' '" + binary + "' 2>'" + diagnostics +
+            "'") != 0) {
+      return Error(ErrorCode::kSystem, "objcopy failed:\n" + read_file(diagnostics));
+    }
+  } else {
+    // Symbols go through a linker script: `--defsym` rejects some names (e.g. FX).
+    const std::string script = dir.path() + "/symbols.ld";
+    {
+      std::ofstream out(script);
+      for (const AbsoluteSymbol& sym : symbols) {
+        char value[32];
+        std::snprintf(value, sizeof value, "0x%llx", static_cast<unsigned long long>(sym.value));
+        out << sym.name << " = " << value << ";\n";
+      }
+    }
+    char base[32];
+    std::snprintf(base, sizeof base, "0x%llx", static_cast<unsigned long long>(link_base));
+    if (run(std::string("ld -Ttext=") + base + " -e 0 --oformat=binary -o '" + binary + "' '" +
+            object + "' '" + script + "' 2>'" + diagnostics + "'") != 0) {
+      return Error(ErrorCode::kInvalidArgument, "ld failed:\n" + read_file(diagnostics));
+    }
   }
   const std::string bytes = read_file(binary);
   return std::vector<std::uint8_t>(bytes.begin(), bytes.end());

@@ -4,16 +4,15 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 
 #include "jitkit/x64/disassemble.h"
 #include "x64/differential/gnu_as.h"
 
 namespace jitkit::x64::testing {
 namespace {
-
-// Where the batches are laid out by encode(): a page-aligned address well inside the first
-// 2 GiB, so that every rip-relative and branch target is an ordinary small number.
-constexpr std::uint64_t kBaseAddress = 0x10000;
 
 const char* size_keyword(int bytes) {
   switch (bytes) {
@@ -34,7 +33,11 @@ std::string signed_term(std::int64_t v) {
 std::string mem_text(const MemSpec& m) {
   std::string s = size_keyword(m.size_bytes);
   s += "[";
-  if (m.rip_label) {
+  if (m.host == MemSpec::Host::kRip || m.host == MemSpec::Host::kSlot) {
+    s += "rip+" + m.host_symbol;
+  } else if (m.host != MemSpec::Host::kNone) {
+    s += m.host_symbol;
+  } else if (m.rip_label) {
     s += "rip+" + m.label_name;
     if (m.disp != 0) s += signed_term(m.disp);
   } else {
@@ -62,8 +65,8 @@ std::string op_text(const OpSpec& op) {
   switch (op.kind) {
     case OpSpec::Kind::kReg: return op.reg;
     case OpSpec::Kind::kMem: return mem_text(op.mem);
-    case OpSpec::Kind::kImm: return std::to_string(op.imm);
-    case OpSpec::Kind::kLabel: return op.label_name;
+    case OpSpec::Kind::kImm: return op.text_override.empty() ? std::to_string(op.imm) : op.text_override;
+    case OpSpec::Kind::kLabel: return op.host_symbol.empty() ? op.label_name : op.host_symbol;
   }
   return {};
 }
@@ -74,7 +77,7 @@ std::uint64_t mask_bits(std::uint64_t v, int bits) {
 
 // Empty when `d` (decoded at `address`) is the instruction `in` means; otherwise what differs.
 std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::uint64_t address,
-                          const EncodedCode& code) {
+                          const EncodedCode& code, std::uint64_t base) {
   const std::string& want_mnemonic = in.zydis_mnemonic.empty() ? in.mnemonic : in.zydis_mnemonic;
   if (d.mnemonic != want_mnemonic) {
     return "decodes as '" + d.text + "' (mnemonic " + d.mnemonic + ", want " + want_mnemonic + ")";
@@ -96,7 +99,7 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
         code.label_offsets[l.id] == EncodedCode::kUnbound) {
       return ~std::uint64_t{0};
     }
-    return kBaseAddress + code.label_offsets[l.id];
+    return base + code.label_offsets[l.id];
   };
   auto operand_diff = [&](const OpSpec& want, const DecodedOperand& got) -> std::string {
     switch (want.kind) {
@@ -111,6 +114,31 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
         if (m.size_bytes != 0 && got.size_bits != m.size_bytes * 8) {
           return "memory size " + std::to_string(got.size_bits) + " bits, want " +
                  std::to_string(m.size_bytes * 8);
+        }
+        switch (m.host) {
+          case MemSpec::Host::kNone: break;
+          case MemSpec::Host::kRip:
+            if (got.base != "rip" || !got.index.empty()) return "host operand is not rip-relative";
+            if (next + static_cast<std::uint64_t>(got.displacement) != m.host_address) {
+              return "rip-relative host operand does not reach the host address";
+            }
+            return {};
+          case MemSpec::Host::kAbs:
+          case MemSpec::Host::kMoffs:
+            if (!got.base.empty() || !got.index.empty()) return "host operand is not absolute";
+            if (static_cast<std::uint64_t>(got.displacement) != m.host_address) {
+              return "absolute host operand is not the host address";
+            }
+            return {};
+          case MemSpec::Host::kSlot: {
+            if (got.base != "rip" || !got.index.empty()) return "slot operand is not rip-relative";
+            const std::uint64_t slot = next + static_cast<std::uint64_t>(got.displacement);
+            if (slot < base || slot + 8 > base + code.bytes.size()) return "slot outside the code";
+            std::uint64_t value = 0;
+            std::memcpy(&value, code.bytes.data() + (slot - base), 8);
+            if (value != m.host_address) return "address slot does not hold the host address";
+            return {};
+          }
         }
         if (m.rip_label) {
           if (got.base != "rip" || !got.index.empty()) return "memory operand is not rip-relative";
@@ -146,6 +174,10 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
       case OpSpec::Kind::kLabel:
         if (got.kind != DecodedOperand::Kind::kImmediate || !got.is_relative) {
           return "operand is not a relative branch target";
+        }
+        if (!want.host_symbol.empty()) {
+          if (got.target != want.host_address) return "branch target is not the host address";
+          return {};
         }
         if (got.target != label_address(want.label)) {
           return "branch target differs from label " + want.label_name;
@@ -265,6 +297,13 @@ void Batch::add(Instance instance, const std::function<void(Assembler&)>& emit) 
   ++insn_count_;
 }
 
+void Batch::add_leading(Instance instance) {
+  instance.kind = Instance::Kind::kInsn;
+  instance.buffer_begin = instance.buffer_end = a_.buffer_size();
+  instances_.push_back(std::move(instance));
+  ++insn_count_;
+}
+
 Label Batch::new_label(const std::string&) { return a_.new_label(); }
 
 void Batch::bind(Label l, const std::string& name) {
@@ -296,8 +335,35 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
     return std::size_t{0};
   };
   if (!a_.ok()) return batch_failure("assembler error: " + a_.error()->message());
-  auto encoded = a_.encode(kBaseAddress);
+  auto encoded = a_.encode(base_);
   if (!encoded) return batch_failure("encode failed: " + encoded.error().message());
+  const std::uint64_t kBaseAddress = base_;
+
+  // Address slots are laid out by our encoder; GNU's side names them through symbols placed
+  // where our slots are (the slot's contents are checked separately, in semantic_diff).
+  std::vector<AbsoluteSymbol> symbols;
+  for (const auto& [name, value] : symbols_) symbols.push_back({name, value});
+  {
+    std::size_t po = 0;
+    for (const Instance& in : instances_) {
+      if (in.kind == Instance::Kind::kData) po += in.data.size();
+      if (in.kind != Instance::Kind::kInsn) continue;
+      auto od = decode_one(encoded->bytes.data() + po,
+                           po < encoded->code_size ? encoded->code_size - po : 0, base_ + po);
+      if (!od) break;  // reported by the main pass
+      for (const OpSpec& op : in.ops) {
+        if (op.kind == OpSpec::Kind::kMem && op.mem.host == MemSpec::Host::kSlot) {
+          for (const DecodedOperand& d : od->operands) {
+            if (d.kind == DecodedOperand::Kind::kMemory && d.base == "rip") {
+              symbols.push_back({op.mem.host_symbol, base_ + po + od->length +
+                                                         static_cast<std::uint64_t>(d.displacement)});
+            }
+          }
+        }
+      }
+      po += od->length;
+    }
+  }
 
   std::string source;
   source.reserve(instances_.size() * 40);
@@ -305,7 +371,17 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
     source += in.text();
     source += '\n';
   }
-  auto gnu = assemble_with_gnu_as(source);
+  // JITKIT_ASM_DUMP_DIR=<dir>: keep each batch's GNU source and our disassembly, for debugging.
+  if (const char* dir = std::getenv("JITKIT_ASM_DUMP_DIR"); dir != nullptr && *dir != '\0') {
+    std::string file = name_;
+    for (char& c : file) {
+      if (c == '/' || c == ' ') c = '_';
+    }
+    std::ofstream(std::string(dir) + "/" + file + ".s") << source;
+    std::ofstream(std::string(dir) + "/" + file + ".ours.txt")
+        << disassemble(encoded->bytes.data(), encoded->bytes.size(), base_);
+  }
+  auto gnu = link_ ? assemble_with_gnu_as(source, base_, symbols) : assemble_with_gnu_as(source);
   if (!gnu) return batch_failure(gnu.error().message());
 
   const std::uint8_t* ours = encoded->bytes.data();
@@ -357,11 +433,11 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
                   " bytes by an earlier mismatch)";
       }
     }
-    if (std::string diff = semantic_diff(in, *od, kBaseAddress + po, *encoded); !diff.empty()) {
+    if (std::string diff = semantic_diff(in, *od, kBaseAddress + po, *encoded, base_); !diff.empty()) {
       reason += (reason.empty() ? "" : "; ") + std::string("ours ") + diff;
     }
     if (in.gnu_differs_ok && !same_bytes) {
-      if (std::string diff = semantic_diff(in, *gd, kBaseAddress + pg, *encoded); !diff.empty()) {
+      if (std::string diff = semantic_diff(in, *gd, kBaseAddress + pg, *encoded, base_); !diff.empty()) {
         reason += (reason.empty() ? "" : "; ") + std::string("GNU ") + diff;
       }
     }

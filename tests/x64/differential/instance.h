@@ -36,6 +36,17 @@ struct MemSpec {
   bool rip_label = false;   // [rip + label + disp]
   Label label;              // rip_label: the label (bound in the same batch)
   std::string label_name;   // rip_label: its name in the GNU source
+  // Host-address operands (Assembler `abs()`), in the form the Assembler must pick:
+  enum class Host {
+    kNone,
+    kRip,    // [rip + symbol]            near the code
+    kAbs,    // [symbol] as disp32        fits in 32 bits sign-extended
+    kMoffs,  // movabs acc, [symbol]      64-bit moffs (mov al/ax/eax/rax only)
+    kSlot,   // [rip + slot], slot = host address (call/jmp); host_symbol names the slot
+  };
+  Host host = Host::kNone;
+  std::string host_symbol;  // linker symbol (kSlot: the slot's, defined after our encode)
+  std::uint64_t host_address = 0;
 };
 
 struct OpSpec {
@@ -49,9 +60,13 @@ struct OpSpec {
   // kImm: the value; compared with the decoded immediate modulo 2^imm_compare_bits.
   std::int64_t imm = 0;
   int imm_compare_bits = 64;
-  // kLabel: branch target.
+  // kLabel: branch target; or, with host_symbol set, a host address (call/jmp rel32).
   Label label;
   std::string label_name;
+  std::string host_symbol;
+  std::uint64_t host_address = 0;
+  // kImm: printed instead of the value when set (e.g. "offset jk_h3" for movabs r64, symbol).
+  std::string text_override;
 };
 
 // Operand builders.
@@ -110,6 +125,19 @@ class Batch {
 
   std::size_t instruction_count() const { return insn_count_; }
 
+  // Encode at `base` (and link GNU's side there, with `symbols` defined) instead of the default
+  // small address; needed for host-address operands.
+  void set_base(std::uint64_t base) {
+    base_ = base;
+    link_ = true;
+  }
+  void define_symbol(const std::string& name, std::uint64_t value) {
+    symbols_.push_back({name, value});
+  }
+  // Adds an instance whose bytes come from the emission of the NEXT instance (host-address
+  // sequences like `mov r11, imm64; mov [r11], eax` are one Assembler call, two instructions).
+  void add_leading(Instance instance);
+
   // Assembles both sides and compares (see the file comment). Mismatches are appended to `out`.
   // Returns the number of instruction instances compared; a batch-level failure (assembler error,
   // GNU as rejecting the source) is reported as a mismatch with an empty text.
@@ -118,6 +146,9 @@ class Batch {
  private:
   std::string name_;
   bool has_relaxable_jumps_;
+  std::uint64_t base_ = 0x10000;
+  bool link_ = false;
+  std::vector<std::pair<std::string, std::uint64_t>> symbols_;
   Assembler a_;
   std::vector<Instance> instances_;
   std::size_t insn_count_ = 0;
