@@ -333,9 +333,19 @@ PRIM(intShl) {
 PRIM(intShrLogical) {
   int64_t n = needSmall(vm, a[1], ">>>");
   if (n < 0) vm.fatal(">>> with a negative shift count");
-  if (isInt(a[0])) {
-    uint64_t v = static_cast<uint64_t>(intOf(a[0]));
-    uint64_t r = n >= 64 ? 0 : v >> n;
+  // Logical shift of the 64-bit two's-complement value; receivers beyond 64 bits (unspecified)
+  // shift arithmetically.
+  bool fits64 = isInt(a[0]);
+  int64_t v = isInt(a[0]) ? intOf(a[0]) : 0;
+  if (!fits64) {
+    IntArg x(a[0]);
+    if (mpz_fits_slong_p(x.z)) {
+      fits64 = true;
+      v = mpz_get_si(x.z);
+    }
+  }
+  if (fits64) {
+    uint64_t r = n >= 64 ? 0 : static_cast<uint64_t>(v) >> n;
     if (r <= static_cast<uint64_t>(kSmallMax)) return fromInt(static_cast<int64_t>(r));
     Mpz t;
     mpz_set_ui(t.z, r);
