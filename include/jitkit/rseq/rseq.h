@@ -131,6 +131,7 @@ extern __thread RseqArea* tls_area __attribute__((tls_model("initial-exec")));
 // Field offset of the per-CPU index in RseqArea (4: cpu_id, 24: mm_cid). Set once.
 std::uintptr_t index_offset();
 void count_abort();
+void count_aborts(std::uint64_t n);  // for JIT-emitted code, which counts per call
 }  // namespace detail
 
 }  // namespace jitkit::rseq

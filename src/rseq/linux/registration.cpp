@@ -131,6 +131,7 @@ std::uintptr_t index_offset() {
 }
 
 void count_abort() { g_aborts.fetch_add(1, std::memory_order_relaxed); }
+void count_aborts(std::uint64_t n) { g_aborts.fetch_add(n, std::memory_order_relaxed); }
 
 Registry& registry() {
   // Leaked on purpose: thread-exit guards may run after static destructors.
