@@ -64,6 +64,11 @@ class Heap {
   uint64_t collections = 0;
   uint64_t totalAllocated() const { return totalAllocated_ + allocated_; }
   size_t liveBytesAfterLastGC() const { return live_; }
+  size_t footprintBytes() const { // bytes of chunk memory currently held
+    size_t n = freeChunks_.size() * kChunkBytes;
+    for (auto& c : chunks_) n += static_cast<size_t>(c.end - c.start);
+    return n;
+  }
   double gcMillis = 0;
 
  private:

@@ -32,11 +32,34 @@ struct IntView {
   }
 };
 
+// Big integer -> nearest double (mpz_get_d truncates): keep the top 64 bits, fold every lower
+// bit into a sticky bit, and let the uint64 -> double conversion round to nearest-even.
+static double bigToDouble(mpz_srcptr z) {
+  size_t bits = mpz_sizeinbase(z, 2);
+  const mp_limb_t* limbs = mpz_limbs_read(z);
+  size_t n = mpz_size(z);
+  double mag;
+  if (bits <= 64) {
+    mag = static_cast<double>(static_cast<uint64_t>(n ? limbs[0] : 0));
+  } else {
+    size_t shift = bits - 64;
+    mpz_t t;
+    mpz_init(t);
+    mpz_abs(t, z);
+    bool sticky = mpz_scan1(t, 0) < shift;
+    mpz_tdiv_q_2exp(t, t, shift);
+    uint64_t top = mpz_getlimbn(t, 0) | (sticky ? 1 : 0);
+    mpz_clear(t);
+    mag = std::ldexp(static_cast<double>(top), static_cast<int>(shift));
+  }
+  return mpz_sgn(z) < 0 ? -mag : mag;
+}
+
 double toDouble(Value v) {
   if (isInt(v)) return static_cast<double>(intOf(v));
   if (obj(v)->kind == K_DOUBLE) return obj(v)->dbl();
   IntView iv(v);
-  return mpz_get_d(iv.z);
+  return bigToDouble(iv.z);
 }
 
 Value fromMpz(VM& vm, mpz_srcptr z, bool permanent);

@@ -380,7 +380,7 @@ PRIM(intSqrt) {
     mpz_sqrt(r.z, x.z);
     return fromMpz(vm, r.z, false);
   }
-  return vm.newDouble(std::sqrt(mpz_get_d(x.z)));
+  return vm.newDouble(std::sqrt(toDouble(a[0])));
 }
 uint64_t gRandom = 0x2545F4914F6CDD1DULL;
 PRIM(intAtRandom) {

@@ -1,0 +1,126 @@
+// VM behaviour tests that the SOM-level suites cannot express: bounded memory under heavy
+// allocation, identity hashes across moving collections, and the process-level error paths
+// (stack overflow, missing primitives, compile errors) of the `som` binary.
+#include "vm.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace som {
+namespace {
+
+class SomVm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/som_vm_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+
+  void writeClass(const std::string& name, const std::string& src) {
+    std::ofstream(dir_ + "/" + name + ".som") << src;
+  }
+  static std::string readFile(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // Runs build/som/som on dir_/<name>.som; returns the exit status.
+  int runSom(const std::string& name, std::string* out, std::string* err) {
+    std::string cmd = std::string(SOM_BINARY) + " -cp " + SOM_CORE_LIB_DIR + " " + dir_ + "/" +
+                      name + ".som >" + dir_ + "/out.txt 2>" + dir_ + "/err.txt";
+    int st = std::system(cmd.c_str());
+    *out = readFile(dir_ + "/out.txt");
+    *err = readFile(dir_ + "/err.txt");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(SomVm, AllocationHeavyProgramKeepsTheHeapBounded) {
+  writeClass("Churn", "Churn = ( run: n = ( | keep | 1 to: n do: [ :i | keep := Array new: 100. "
+                      "keep at: 1 put: i asString ]. ^keep at: 1 ) )");
+  VM vm;
+  vm.setClassPath(std::string(SOM_CORE_LIB_DIR) + ":" + dir_);
+  ASSERT_TRUE(vm.bootstrap());
+  Class* c = vm.loadClass(vm.intern("Churn"));
+  ASSERT_NE(c, nullptr);
+  Value inst = vm.send(val(c), vm.intern("new"));
+  Value r = vm.send(inst, vm.intern("run:"), {fromInt(400000)});
+  EXPECT_EQ(vm.stringOf(r), "400000");
+  // 400000 arrays of 100 slots = more than 300 MiB allocated in total ...
+  EXPECT_GT(vm.heap.totalAllocated(), size_t(300) << 20);
+  EXPECT_GT(vm.heap.collections, 3u);
+  // ... while the heap never holds more than the budget plus the live data.
+  EXPECT_LT(vm.heap.footprintBytes(), size_t(120) << 20);
+}
+
+TEST_F(SomVm, IdentityHashSurvivesAMovingCollection) {
+  VM vm;
+  vm.setClassPath(SOM_CORE_LIB_DIR);
+  ASSERT_TRUE(vm.bootstrap());
+  vm.extraRoots.push_back(vm.newInstance(vm.objectClass));
+  Value before = vm.extraRoots[0];
+  uint32_t hash = obj(before)->hash;
+  vm.collectGarbage();
+  Value after = vm.extraRoots[0];
+  EXPECT_NE(before, after); // the object moved ...
+  EXPECT_EQ(obj(after)->hash, hash); // ... and kept its identity hash
+  Value h = vm.send(after, vm.intern("hashcode"));
+  EXPECT_EQ(h, fromInt(hash));
+}
+
+TEST_F(SomVm, DeepRecursionIsAStackOverflowErrorWithTrace) {
+  writeClass("Deep", "Deep = ( down: n = ( ^1 + (self down: n + 1) ) run = ( self down: 0 ) )");
+  std::string out, err;
+  EXPECT_EQ(runSom("Deep", &out, &err), 1);
+  EXPECT_NE(err.find("stack overflow"), std::string::npos) << err;
+  EXPECT_NE(err.find("Deep>>down: ("), std::string::npos) << err;
+  EXPECT_NE(err.find("Deep>>run ("), std::string::npos) << err;
+}
+
+TEST_F(SomVm, MissingPrimitiveIsAClearRuntimeError) {
+  writeClass("Prim", "Prim = ( frobnicate = primitive run = ( 'before' println. self frobnicate ) )");
+  std::string out, err;
+  EXPECT_EQ(runSom("Prim", &out, &err), 1);
+  EXPECT_EQ(out, "before\n");
+  EXPECT_NE(err.find("primitive Prim>>frobnicate is declared but not implemented"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("Prim>>run"), std::string::npos) << err;
+}
+
+TEST_F(SomVm, PrimitiveFailureReportsSomStackTrace) {
+  writeClass("Bad", "Bad = ( run = ( #(1 2 3) at: 7 ) )");
+  std::string out, err;
+  EXPECT_EQ(runSom("Bad", &out, &err), 1);
+  EXPECT_NE(err.find("index 7 out of bounds"), std::string::npos) << err;
+  EXPECT_NE(err.find("Bad>>run (" + dir_ + "/Bad.som:1)"), std::string::npos) << err;
+}
+
+TEST_F(SomVm, CompileErrorsNameFileLineAndColumn) {
+  writeClass("Broken", "Broken = (\n  run = (\n    x := 3 ) )");
+  std::string out, err;
+  EXPECT_EQ(runSom("Broken", &out, &err), 1);
+  EXPECT_NE(err.find(dir_ + "/Broken.som:3:5: error: cannot assign to 'x'"), std::string::npos)
+      << err;
+}
+
+TEST_F(SomVm, HelpOptionPrintsUsage) {
+  int st = std::system((std::string(SOM_BINARY) + " -h >" + dir_ + "/h.txt").c_str());
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_NE(readFile(dir_ + "/h.txt").find("usage: som"), std::string::npos);
+}
+
+} // namespace
+} // namespace som
