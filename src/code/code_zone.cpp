@@ -37,7 +37,6 @@ constexpr std::uint8_t kInt3 = 0xCC;
 // every mutating call refuses before touching either.
 std::atomic<std::uint64_t> g_fork_generation{0};
 std::once_flag g_atfork_once;
-void on_fork_child() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
 
 // Zone identities for the per-thread caches: never reused, so a thread's cache slot for a
 // destroyed zone can never be mistaken for a new zone at the same address.
@@ -46,6 +45,15 @@ std::atomic<std::uint64_t> g_next_zone_id{1};
 std::mutex g_cache_registry_mu;
 
 constexpr std::uint32_t kAllocatedBit = 0x80000000u;
+
+// fork() handlers. The registry mutex is held across fork() so that the child never inherits
+// it locked by a thread that does not exist there (the child's thread-exit path takes it).
+void before_fork() { g_cache_registry_mu.lock(); }
+void after_fork_in_parent() { g_cache_registry_mu.unlock(); }
+void after_fork_in_child() {
+  g_cache_registry_mu.unlock();
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+}
 
 std::string hex(std::uintptr_t v) {
   char buf[32];
@@ -445,7 +453,7 @@ Result<std::unique_ptr<CodeZone>> CodeZone::create(const ZoneOptions& o) {
   if (code_bytes / o.granularity > std::size_t{0xFFFFFFFF}) {
     return Error(ErrorCode::kInvalidArgument, "code zone: reserve_bytes too large for the granularity");
   }
-  std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, on_fork_child); });
+  std::call_once(g_atfork_once, [] { pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child); });
 
   auto impl = std::make_unique<Impl>(code_bytes / o.granularity);
   Impl& z = *impl;
