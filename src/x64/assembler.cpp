@@ -124,10 +124,40 @@ const char* imm_range_text_for() {
 
 // --- Core emitters -----------------------------------------------------------------------
 
+// Whether the hardware accepts LOCK on this memory-form instruction (#UD otherwise): the
+// read-modify-write ALU forms with a memory destination (not cmp), xchg, inc/dec/not/neg,
+// cmpxchg, xadd, bts/btr/btc.
+bool lockable(std::uint32_t e, unsigned reg) {
+  const unsigned op = e & 0xFF;
+  const unsigned digit = reg & 7;
+  switch ((e >> 8) & 3) {
+    case 0:
+      if (op < 0x40 && (op & 7) < 2) return (op >> 3) != 7;
+      if (op == 0x80 || op == 0x81 || op == 0x83) return digit != 7;
+      if (op == 0x86 || op == 0x87) return true;
+      if (op == 0xFE || op == 0xFF) return digit <= 1;
+      if (op == 0xF6 || op == 0xF7) return digit == 2 || digit == 3;
+      return false;
+    case 1:
+      if (op == 0xB0 || op == 0xB1 || op == 0xC0 || op == 0xC1 || op == 0xAB || op == 0xB3 || op == 0xBB)
+        return true;
+      return op == 0xBA && digit >= 5;
+    default: return false;
+  }
+}
+
+[[gnu::cold, gnu::noinline]] void bad_lock(Assembler& a, const std::string& text, bool has_memory) {
+  fail_insn(a, "lock " + text,
+            has_memory ? "this instruction cannot take a LOCK prefix"
+                       : "the LOCK prefix needs a memory destination");
+}
+inline bool after_lock(Assembler& a) { return A::lock_at(a) == A::pos(a); }
+
 // reg/reg form, optionally followed by an immediate.
 template <class Text>
 inline void rr(Assembler& a, std::uint32_t e, unsigned reg, unsigned rmv, Text&& text,
                unsigned isize = 0, std::int64_t imm = 0) {
+  if (after_lock(a)) [[unlikely]] return bad_lock(a, text(), false);
   A::ensure(a, 32);
   std::uint8_t* p = put_rr(A::cur(a), e, reg, rmv);
   if (!p) [[unlikely]] return bad_operands(a, text(), nullptr);
@@ -138,6 +168,7 @@ inline void rr(Assembler& a, std::uint32_t e, unsigned reg, unsigned rmv, Text&&
 template <class Text>
 inline void ro(Assembler& a, std::uint32_t e, unsigned r, Text&& text, unsigned isize = 0,
                std::int64_t imm = 0) {
+  if (after_lock(a)) [[unlikely]] return bad_lock(a, text(), false);
   A::ensure(a, 32);
   std::uint8_t* p = put_o(A::cur(a), e, r);
   if (!p) [[unlikely]] return bad_operands(a, text(), nullptr);
@@ -190,6 +221,16 @@ inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
   fail_insn(a, text, "label was not created by this assembler");
 }
 
+// lock() wrote F0 just before this instruction's 66 prefix: emit them as 66 F0 instead, the
+// order GNU as uses (the CPU accepts both), so listings and the differential test agree.
+inline void lock_before_opsize(Assembler& a) {
+  std::uint8_t* start = A::cur(a);
+  if (A::lock_at(a) == A::pos(a) && start[0] == 0x66) {
+    start[-1] = 0x66;
+    start[0] = 0xF0;
+  }
+}
+
 // Memory form. `expect` is the operand size the instruction implies (0: any); `moffs` the
 // opcode of the equivalent moffs64 mov when there is one.
 template <class Text>
@@ -198,12 +239,14 @@ inline void rm(Assembler& a, std::uint32_t e, unsigned reg, const Mem& m, unsign
                std::uint8_t moffs = 0) {
   if (m.size != 0 && expect != 0 && m.size != expect) [[unlikely]]
     return size_mismatch(a, text(), m.size, expect);
+  if (after_lock(a) && !lockable(e, reg)) [[unlikely]] return bad_lock(a, text(), true);
   A::ensure(a, 32);
   if (m.kind == Mem::Kind::kRegs) [[likely]] {
     if (m.scale_log2 == Mem::kBadScale) [[unlikely]] return bad_operands(a, text(), &m);
     Addr ad{Addr::kRegs, m.base, m.index, m.scale_log2, static_cast<std::int32_t>(m.disp)};
     std::uint8_t* p = put_mem(A::cur(a), e, reg, ad);
     if (!p) [[unlikely]] return bad_operands(a, text(), &m);
+    if (e & kOpSize16) lock_before_opsize(a);
     A::cur(a) = put_imm(p, isize, imm);
     return;
   }
@@ -212,6 +255,7 @@ inline void rm(Assembler& a, std::uint32_t e, unsigned reg, const Mem& m, unsign
     Addr ad{Addr::kRip, kNoReg, kNoReg, 0, 0};
     std::uint8_t* p = put_mem(A::cur(a), e, reg, ad);
     if (!p) [[unlikely]] return bad_operands(a, text(), &m);
+    if (e & kOpSize16) lock_before_opsize(a);
     auto field = static_cast<std::uint32_t>(p - A::buf(a)) - 4;
     A::cur(a) = put_imm(p, isize, imm);
     A::fixups(a).push_back(Assembler::Fixup{field, m.label, static_cast<std::int32_t>(m.disp),
@@ -592,6 +636,7 @@ void Assembler::lea(Gp64 d, const Mem& m) {
     auto text = [&] { return insn("xchg", x, y); };                                       \
     if constexpr (R::kBits > 8) {                                                         \
       bool eax_eax = R::kBits == 32 && x.id == 0 && y.id == 0;                            \
+      if (R::kBits == 64 && x.id == 0 && y.id == 0) return raw(*this, {0x90}); /* as GNU as */ \
       if (!eax_eax && (x.id == 0 || y.id == 0))                                           \
         return ro(*this, 0x90 | wbits<R>(), x.id == 0 ? rv(y) : rv(x), text);            \
     }                                                                                     \

@@ -39,8 +39,15 @@ std::uint8_t* put_mem_insn(std::uint8_t* out, const H& h, const Addr& a, std::ui
                            std::uint64_t target) {
   std::uint8_t* start = out;
   std::uint8_t* p = out;
-  if (h.lock) *p++ = 0xF0;
-  p = put_mem(p, h.enc, h.reg, a);
+  std::uint32_t e = h.enc;
+  if (h.lock) {
+    if (e & kOpSize16) {  // 66 F0, the order GNU as uses
+      *p++ = 0x66;
+      e &= ~kOpSize16;
+    }
+    *p++ = 0xF0;
+  }
+  p = put_mem(p, e, h.reg, a);
   if (!p) return nullptr;
   std::uint8_t* disp = p - 4;
   p = put_imm(p, h.imm_size, h.imm);

@@ -81,6 +81,31 @@ TEST(X64Errors, OtherOperandChecks) {
             std::string::npos);
 }
 
+TEST(X64Errors, LockNeedsALockableMemoryDestination) {
+  EXPECT_EQ(first_error([](Assembler& a) {
+              a.lock();
+              a.add(rax, rcx);
+            }),
+            "lock add rax, rcx: the LOCK prefix needs a memory destination");
+  EXPECT_EQ(first_error([](Assembler& a) {
+              a.lock();
+              a.mov(qword_ptr(rax), rcx);
+            }),
+            "lock mov qword [rax], rcx: this instruction cannot take a LOCK prefix");
+  EXPECT_NE(first_error([](Assembler& a) {
+              a.lock();
+              a.cmp(dword_ptr(rax), 1);
+            }).find("cannot take a LOCK prefix"),
+            std::string::npos);
+  EXPECT_EQ(first_error([](Assembler& a) {
+              a.lock();
+              a.bts(qword_ptr(rax), 3);
+              a.lock();
+              a.inc(dword_ptr(rdi));
+            }),
+            "(no error)");
+}
+
 TEST(X64Errors, UnboundLabelIsAnEncodeError) {
   Assembler a;
   Label never = a.new_label();
