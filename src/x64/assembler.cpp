@@ -240,6 +240,8 @@ inline void rm(Assembler& a, std::uint32_t e, unsigned reg, const Mem& m, unsign
   if (m.size != 0 && expect != 0 && m.size != expect) [[unlikely]]
     return size_mismatch(a, text(), m.size, expect);
   if (after_lock(a) && !lockable(e, reg)) [[unlikely]] return bad_lock(a, text(), true);
+  if (m.kind != Mem::Kind::kHost && !fits_signed<32>(m.disp)) [[unlikely]]
+    return fail_insn(a, text(), "displacement does not fit in 32 bits sign-extended");
   A::ensure(a, 32);
   if (m.kind == Mem::Kind::kRegs) [[likely]] {
     if (m.scale_log2 == Mem::kBadScale) [[unlikely]] return bad_operands(a, text(), &m);

@@ -61,6 +61,8 @@ TEST(X64Errors, InvalidAddressing) {
             "mov eax, dword [rax+rsp]: rsp cannot be an index register");
   EXPECT_EQ(first_error([](Assembler& a) { a.mov(eax, dword_ptr(rax, rcx, 3)); }),
             "mov eax, dword [rax+rcx*?]: index scale must be 1, 2, 4 or 8");
+  EXPECT_EQ(first_error([](Assembler& a) { a.mov(eax, dword_ptr(rax, 0x7fffffff).offset(1)); }),
+            "mov eax, dword [rax+0x80000000]: displacement does not fit in 32 bits sign-extended");
 }
 
 TEST(X64Errors, OtherOperandChecks) {
