@@ -267,7 +267,9 @@ class Compiler {
     s.selector = vm_.intern(sel);
     s.argc = static_cast<uint32_t>(argc);
     s.cachedTag = UINT32_MAX;
+    s.cachedTag2 = UINT32_MAX;
     s.cachedTarget = nullptr;
+    s.cachedTarget2 = nullptr;
     s.superStart = nullptr;
     s.contPc = 0;
     m->sites.push_back(s);

@@ -162,8 +162,14 @@ send_site:
       m = site->cachedTarget;
       goto do_invoke;
     }
+    if (site->cachedTag2 == tag) {
+      m = site->cachedTarget2;
+      goto do_invoke;
+    }
     m = lookup(classTable[tag], site->selector);
     if (m) {
+      site->cachedTag2 = site->cachedTag;
+      site->cachedTarget2 = site->cachedTarget;
       site->cachedTag = tag;
       site->cachedTarget = m;
       goto do_invoke;

@@ -91,8 +91,12 @@ enum class MethodKind : uint8_t { Bytecode, Primitive, MissingPrimitive };
 struct SendSite {
   Symbol* selector;
   uint32_t argc;
-  uint32_t cachedTag;   // inline cache: receiver class tag (UINT32_MAX = empty)
-  Method* cachedTarget; // inline cache: method found for that tag
+  // Two-entry inline cache: receiver class tag -> method (UINT32_MAX = empty). Entry 0 is the
+  // most recently filled; a miss moves it to entry 1. Super sends use cachedTarget only.
+  uint32_t cachedTag;
+  uint32_t cachedTag2;
+  Method* cachedTarget;
+  Method* cachedTarget2;
   Class* superStart;    // super sends: class where lookup starts (else nullptr)
   uint32_t contPc;      // inlined control flow: where a fallback send resumes
 };

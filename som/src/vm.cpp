@@ -436,6 +436,7 @@ Method* VM::entryMethod(Symbol* sel, int argc) {
   s.selector = sel;
   s.argc = static_cast<uint32_t>(argc);
   s.cachedTag = UINT32_MAX;
+  s.cachedTag2 = UINT32_MAX;
   m->sites.push_back(s);
   m->maxStack = argc + 4;
   entryMethods[key] = m;
