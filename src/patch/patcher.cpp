@@ -467,6 +467,12 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
     }
   }
 
+  for (const PendingStore& st : stores) {
+    // Checked before any byte is written, so that a round never stops half way with int3s left.
+    if (zone_->writable(st.field) == nullptr) {
+      return Error(ErrorCode::kInvalidState, "patch: no writable alias for the field at " + hex(st.field));
+    }
+  }
   if (edits.empty()) {
     for (const PendingStore& s : stores) {
       JITKIT_TRY(store_field(s.field, s.size, s.value));
@@ -536,8 +542,8 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
   for (const InstructionEdit& e : edits) {
     std::memcpy(zone_->writable(e.insn + 1), e.new_bytes.data() + 1, e.length - 1u);
   }
-  for (const PendingStore& s : stores) {
-    JITKIT_TRY(store_field(s.field, s.size, s.value));
+  for (const PendingStore& st : stores) {
+    (void)store_field(st.field, st.size, st.value);  // cannot fail: writable() checked above
     ++stats_.aligned_stores;
   }
   if (observer) observer->after_step(3);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "jitkit/patch/patcher.h"
+#include "jitkit/patch/quiescence.h"
 #include "jitkit/patch/trap.h"
 #include "emitted_sites.h"
 #include "patch_test_util.h"
@@ -282,6 +283,45 @@ TEST_F(StressTest, ImmediatesAreNeverTorn) {
         return ok();
       });
   expect_all_calls_landed(o, 2);  // each iteration reads both immediates
+}
+
+TEST_F(StressTest, OldTargetsFreedAfterQuiescence) {
+  // Each patch moves the site to a freshly generated target and FREES the previous one (the zone
+  // refills it with int3) once every caller passed a quiescent state. The targets call the
+  // counting function, so callers spend most of their time with a return address into one.
+  // Freed too early, a caller returns into int3 fill that is not a breakpoint of ours (the trap
+  // goes to SIG_DFL and the process dies with SIGTRAP) or into another target's bytes (checked
+  // by removing the synchronize(): the run crashes).
+  QuiescenceDomain domain;
+  code::CodeBlock current = testing::make_calling_thunk(*zone, addr(kTargets[0]), 0);
+  auto stub = testing::make_caller(*zone, addr(current.exec), 8);
+  auto fn = stub.fn();
+  std::uint64_t freed = 0;
+  auto o = run(
+      "free after quiescence",
+      [fn, &domain](Counters& c, std::uint64_t& bad) {
+        thread_local std::unique_ptr<QuiescenceDomain::Participant> me;
+        if (!me) me = domain.join();
+        for (int i = 0; i < kBurst; ++i) {
+          const int r = fn(&c);
+          bad += (r < 1 || r > 4);
+          me->quiescent();  // between calls: no reference into generated targets
+        }
+        return std::uint64_t{kBurst};
+      },
+      [&](std::uint64_t i) -> Status {
+        code::CodeBlock next = testing::make_calling_thunk(*zone, addr(kTargets[(i + 1) % 4]), (i % 5) * 3);
+        if (next.exec == nullptr) return Error(ErrorCode::kOutOfMemory, "no block for a target");
+        JITKIT_TRY(patcher->retarget(stub.site, next.exec, Sync::kAllCores));
+        JITKIT_TRY(domain.synchronize(std::chrono::seconds(10)));
+        JITKIT_TRY(zone->free(current));
+        ++freed;
+        current = next;
+        return ok();
+      });
+  std::printf("  old targets freed: %llu\n", static_cast<unsigned long long>(freed));
+  expect_all_calls_landed(o);
+  EXPECT_EQ(freed, o.patches);
 }
 
 TEST_F(StressTest, AssemblerEmittedSites) {

@@ -146,14 +146,31 @@ inline CallerStub make_caller(code::CodeZone& zone, std::uintptr_t target, std::
   return s;
 }
 
-// `mov rax, imm64; jmp rax` to `target`, placed in `zone` (a far thunk for trampoline tests).
-inline std::uintptr_t make_thunk(code::CodeZone& zone, std::uintptr_t target) {
+// `mov rax, imm64; jmp rax` to `target`, placed in `zone` (a far thunk for trampoline tests, a
+// reclaimable target for quiescence tests).
+inline code::CodeBlock make_thunk_block(code::CodeZone& zone, std::uintptr_t target) {
   std::vector<std::uint8_t> b = {0x48, 0xB8};
   b.resize(10);
   std::memcpy(b.data() + 2, &target, 8);
   b.push_back(0xFF);
   b.push_back(0xE0);
-  return addr(install_bytes(zone, b).exec);
+  return install_bytes(zone, b);
+}
+// `[lead NOPs] sub rsp,8; mov rax, target; call rax; add rsp,8; ret`: a target that stays on the
+// stack (its return address points into it) while the counting function runs, so that freeing
+// it too early sends the caller into int3 fill. `lead` varies the return offset between blocks
+// that reuse the same memory.
+inline code::CodeBlock make_calling_thunk(code::CodeZone& zone, std::uintptr_t target, std::size_t lead) {
+  std::vector<std::uint8_t> b(lead, 0x90);
+  b.insert(b.end(), {0x48, 0x83, 0xEC, 0x08, 0x48, 0xB8});
+  const std::size_t at = b.size();
+  b.resize(at + 8);
+  std::memcpy(b.data() + at, &target, 8);
+  b.insert(b.end(), {0xFF, 0xD0, 0x48, 0x83, 0xC4, 0x08, 0xC3});
+  return install_bytes(zone, b);
+}
+inline std::uintptr_t make_thunk(code::CodeZone& zone, std::uintptr_t target) {
+  return addr(make_thunk_block(zone, target).exec);
 }
 
 // Static key caller: `sub rsp,8; KEY(5 bytes: nop / jmp L_b); call A; jmp done; L_b: call B;

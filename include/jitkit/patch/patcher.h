@@ -88,7 +88,8 @@
 //  target only after (a) the patch returned with Sync::kAllCores and (b) every thread that could
 //  have been executing the old target has passed a quiescent state the caller defines (e.g. each
 //  VM thread has returned to its interpreter loop / safepoint since the patch). jitkit provides
-//  (a) and counts nothing for (b): the library cannot know when a thread has left JIT code.
+//  (a); for (b), QuiescenceDomain (quiescence.h) implements the rule when threads report their
+//  quiescent states (the library cannot know by itself when a thread has left JIT code).
 //  Trampolines are never freed by the Patcher (a site may still route through one): they live
 //  as long as the zone.
 //
