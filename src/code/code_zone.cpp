@@ -61,7 +61,23 @@ std::string hex(std::uintptr_t v) {
   return buf;
 }
 
-Error forked_error(const char* op) {
+// Error construction is kept out of line so that the fast paths of allocate() and free() do
+// not pay for std::string temporaries in their stack frames.
+[[gnu::cold, gnu::noinline]] Error bad_free(std::uintptr_t addr, std::size_t size, const char* why) {
+  return Error(ErrorCode::kInvalidArgument,
+               "code zone: free(" + hex(addr) + ", " + std::to_string(size) + " bytes): " + why);
+}
+
+[[gnu::cold, gnu::noinline]] Error bad_allocate(std::size_t size, std::size_t alignment, std::size_t limit) {
+  if (size == 0 || size > limit) {
+    return Error(ErrorCode::kInvalidArgument, "code zone: allocate " + std::to_string(size) +
+                                                  " bytes: size must be in [1, " + std::to_string(limit) + "]");
+  }
+  return Error(ErrorCode::kInvalidArgument, "code zone: allocate: alignment " + std::to_string(alignment) +
+                                                " is not a power of two no larger than the page size");
+}
+
+[[gnu::cold, gnu::noinline]] Error forked_error(const char* op) {
   return Error(ErrorCode::kInvalidState,
                std::string("code zone: ") + op +
                    ": this zone was inherited through fork(); a child may run the parent's code but not change "
@@ -372,29 +388,39 @@ struct CodeZone::Impl {
 namespace {
 
 // A thread's caches, one slot per zone it used recently (a few zones per thread is the norm;
-// the least recently created slot is evicted beyond that). On thread exit every cache is
-// filled and handed back to its zone, if the zone still exists.
+// slots are reused round-robin beyond that). Trivially constructible and initial-exec TLS, so
+// that the lookup on the fast path is a few loads relative to %fs, with no TLS guard and no
+// __tls_get_addr call (the library is built position-independent).
 struct ThreadCacheSlots {
   static constexpr int kSlots = 4;
-  std::array<std::uint64_t, kSlots> ids{};
-  std::array<ThreadCache*, kSlots> caches{};
-  int next_victim = 0;
+  std::uint64_t ids[kSlots];
+  ThreadCache* caches[kSlots];
+  int next_victim;
+};
 
-  static void release(ThreadCache* c) {
-    std::lock_guard<std::mutex> registry(g_cache_registry_mu);
-    // In a fork() child the zone's lock may be held by a thread that does not exist here, and
-    // the write view is gone: leave an inherited zone alone.
-    if (c->zone != nullptr && !c->zone->forked()) c->zone->drain_cache(*c, /*unregister=*/true);
-    delete c;
-  }
-  ~ThreadCacheSlots() {
-    for (ThreadCache* c : caches) {
-      if (c != nullptr) release(c);
+[[gnu::tls_model("initial-exec")]] thread_local ThreadCacheSlots t_cache_slots;  // zero-initialized
+
+void release_thread_cache(ThreadCache* c) {
+  std::lock_guard<std::mutex> registry(g_cache_registry_mu);
+  // In a fork() child the zone's lock may be held by a thread that does not exist here, and
+  // the write view is gone: leave an inherited zone alone.
+  if (c->zone != nullptr && !c->zone->forked()) c->zone->drain_cache(*c, /*unregister=*/true);
+  delete c;
+}
+
+// On thread exit every cache is filled and handed back to its zone, if the zone still exists.
+// Constructed (and its destructor registered) when the thread creates its first cache.
+struct ThreadCacheReaper {
+  bool armed = false;
+  ~ThreadCacheReaper() {
+    for (int i = 0; i < ThreadCacheSlots::kSlots; ++i) {
+      if (t_cache_slots.caches[i] != nullptr) release_thread_cache(t_cache_slots.caches[i]);
+      t_cache_slots.caches[i] = nullptr;
+      t_cache_slots.ids[i] = 0;
     }
   }
 };
-
-thread_local ThreadCacheSlots t_cache_slots;
+thread_local ThreadCacheReaper t_cache_reaper;
 
 }  // namespace
 
@@ -404,10 +430,11 @@ ThreadCache* CodeZone::Impl::this_thread_cache() {
     if (slots.ids[i] == id) return slots.caches[i];
   }
   // Slow path: a new cache for this (thread, zone) pair.
+  t_cache_reaper.armed = true;  // constructs the reaper: the thread now has caches to hand back
   const int victim = slots.next_victim;
   slots.next_victim = (victim + 1) % ThreadCacheSlots::kSlots;
   if (slots.caches[victim] != nullptr) {
-    ThreadCacheSlots::release(slots.caches[victim]);
+    release_thread_cache(slots.caches[victim]);
     slots.caches[victim] = nullptr;
     slots.ids[victim] = 0;
   }
@@ -546,13 +573,8 @@ Result<CodeBlock> CodeZone::allocate(std::size_t size, std::size_t alignment) {
   Impl& z = *impl_;
   if (z.forked()) return forked_error("allocate");
   if (alignment == 0) alignment = z.granule;
-  if (size == 0 || size > z.code_bytes) {
-    return Error(ErrorCode::kInvalidArgument, "code zone: allocate " + std::to_string(size) +
-                                                  " bytes: size must be in [1, " + std::to_string(z.code_bytes) + "]");
-  }
-  if (!is_power_of_two(alignment) || alignment > z.page) {
-    return Error(ErrorCode::kInvalidArgument, "code zone: allocate: alignment " + std::to_string(alignment) +
-                                                  " is not a power of two no larger than the page size");
+  if (size == 0 || size > z.code_bytes || !is_power_of_two(alignment) || alignment > z.page) {
+    return bad_allocate(size, alignment, z.code_bytes);
   }
   const std::size_t bytes = align_up(size, z.unit);
   const std::size_t n = bytes >> z.granule_shift;
@@ -616,10 +638,7 @@ Status CodeZone::free(CodeBlock block) {
   if (z.forked()) return forked_error("free");
   const auto addr = reinterpret_cast<std::uintptr_t>(block.exec);
   const std::size_t off = addr - z.base;
-  auto bad = [&](const char* why) {
-    return Error(ErrorCode::kInvalidArgument, "code zone: free(" + hex(addr) + ", " + std::to_string(block.size) +
-                                                  " bytes): " + why);
-  };
+  auto bad = [&](const char* why) { return bad_free(addr, block.size, why); };
   if (addr < z.base || off >= z.code_bytes || block.size == 0) return bad("not inside this zone's code area");
   if (!is_aligned(off, z.unit)) return bad("not the start of a block");
   const std::size_t bytes = align_up(block.size, z.unit);
