@@ -62,6 +62,7 @@ bool inlineCandidate(Node& n) {
   if (s == "whileTrue:" || s == "whileFalse:")
     return isBlockWith(n.receiver, 0) && isBlockWith(n.args[0], 0);
   if (s == "to:do:" || s == "downTo:do:") return isBlockWith(n.args[1], 1);
+  if (s == "to:by:do:" || s == "downTo:by:do:") return isBlockWith(n.args[2], 1);
   return false;
 }
 
@@ -598,10 +599,15 @@ class Compiler {
       m->sites[site].contPc = static_cast<uint32_t>(e.here());
       return true;
     }
-    if (sel == "to:do:" || sel == "downTo:do:" || sel == "timesRepeat:") {
-      bool down = sel == "downTo:do:";
+    if (sel == "to:do:" || sel == "downTo:do:" || sel == "timesRepeat:" || sel == "to:by:do:" ||
+        sel == "downTo:by:do:") {
+      // Mirrors the library: `i := rcv. [i <= limit] whileTrue: [blk value: i. i := i + step]`
+      // (downTo: uses >= and subtracts); limit and step are evaluated once, in order.
+      bool down = sel == "downTo:do:" || sel == "downTo:by:do:";
+      bool byStep = sel == "to:by:do:" || sel == "downTo:by:do:";
       int counter = e.scope->numLocals++;
       int limit = e.scope->numLocals++;
+      int step = byStep ? e.scope->numLocals++ : -1;
       genExpr(e, *n.receiver, s);
       site = addSite(m, sel, static_cast<int>(n.args.size()));
       BlockNode* body = nullptr;
@@ -617,13 +623,19 @@ class Compiler {
         e.u8(counter);
         e.op(OP_POP, -1);
       } else {
-        body = n.args[1]->block.get();
+        body = n.args.back()->block.get();
         e.op(OP_STORE_LOCAL, 0);
         e.u8(counter);
         genExpr(e, *n.args[0], s);
         e.op(OP_STORE_LOCAL, 0);
         e.u8(limit);
         e.op(OP_POP, -1);
+        if (byStep) {
+          genExpr(e, *n.args[1], s);
+          e.op(OP_STORE_LOCAL, 0);
+          e.u8(step);
+          e.op(OP_POP, -1);
+        }
         e.op(OP_FOR_CHECK, 0);
         e.u16(site);
       }
@@ -642,9 +654,21 @@ class Compiler {
       }
       genInlinedBody(e, *body);
       e.op(OP_POP, -1);
-      e.op(OP_FOR_STEP, 0);
-      e.u8(counter);
-      e.u8(down ? 1 : 0);
+      if (byStep) {
+        e.op(OP_PUSH_LOCAL, 1);
+        e.u8(counter);
+        e.op(OP_PUSH_LOCAL, 1);
+        e.u8(step);
+        e.op(down ? OP_SEND_SUB : OP_SEND_ADD, -1);
+        e.u16(addSite(m, down ? "-" : "+", 1));
+        e.op(OP_STORE_LOCAL, 0);
+        e.u8(counter);
+        e.op(OP_POP, -1);
+      } else {
+        e.op(OP_FOR_STEP, 0);
+        e.u8(counter);
+        e.u8(down ? 1 : 0);
+      }
       e.op(OP_JUMP_BACK, 0);
       e.u16(static_cast<int>(loop));
       e.patch(p1, e.here());

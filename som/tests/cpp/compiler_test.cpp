@@ -97,6 +97,13 @@ TEST_F(SomCompiler, WhileAndToDoBecomeLoops) {
   EXPECT_FALSE(has(t, OP_PUSH_BLOCK));
   Method* d = compile("m = ( 10 downTo: 1 do: [ :i | i ] )");
   EXPECT_TRUE(has(d, OP_FOR_TEST_DOWN));
+  Method* b = compile("m: k = ( 1 to: 10 by: k do: [ :i | i ] )");
+  EXPECT_TRUE(has(b, OP_FOR_TEST));
+  EXPECT_TRUE(has(b, OP_SEND_ADD)); // i := i + step, a real send if not small integers
+  EXPECT_FALSE(has(b, OP_PUSH_BLOCK));
+  Method* r = compile("m = ( 5 timesRepeat: [ 1 ] )");
+  EXPECT_TRUE(has(r, OP_FOR_TEST));
+  EXPECT_FALSE(has(r, OP_PUSH_BLOCK));
 }
 
 TEST_F(SomCompiler, CapturedVariablesLiveInTheContextOthersInTheFrame) {
