@@ -68,6 +68,9 @@ TEST(DifferentialEncoding, MovAllForms) { run_family("mov", mov_forms); }
 TEST(DifferentialEncoding, MovAndLeaOverEveryAddressForm) {
   run_family("mov-lea-full-addresses", mov_full_address_forms);
 }
+TEST(DifferentialEncoding, EveryRegisterWithEveryBaseAndIndex) {
+  run_family("rex-combinations", rex_combination_forms);
+}
 TEST(DifferentialEncoding, AluAllForms) { run_family("alu", alu_forms); }
 TEST(DifferentialEncoding, TestAndUnaryForms) { run_family("test-unary", test_and_unary_forms); }
 TEST(DifferentialEncoding, ImulAndShiftForms) { run_family("imul-shift", imul_and_shift_forms); }

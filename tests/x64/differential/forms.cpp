@@ -486,6 +486,35 @@ void mov_full_address_forms(Suite& s) {
   }
 }
 
+void rex_combination_forms(Suite& s) {
+  // Every register x every base x every index (REX.R, REX.B and REX.X in all combinations, with
+  // the rsp/rbp/r12/r13 special cases) for loads and stores of every width, through mov and add.
+  auto sweep = [&](const std::string& mn, auto op) {
+    Batch& b = s.batch(mn);
+    auto one = [&](auto reg) {
+      using R = decltype(reg);
+      constexpr int size = kBits<R> / 8;
+      for (int base = 0; base < 16; ++base) {
+        for (int index = 0; index < 16; ++index) {
+          if (index == 4) continue;
+          const Addr ad{base, index, 1 << (index & 3), index % 2 == 0 ? 8 : -300, 0};
+          if (is_high(reg) && needs_rex(ad)) continue;
+          const Mem m = to_mem(s, ad, size);
+          b.add(I(mn, {S(reg), M(s, ad, size)}), [=](Assembler& a) { op(a, reg, m); });
+          b.add(I(mn, {M(s, ad, size), S(reg)}), [=](Assembler& a) { op(a, m, reg); });
+        }
+      }
+    };
+    for (Gp8 r : regs<Gp8>()) one(r);
+    for (Gp16 r : regs<Gp16>()) one(r);
+    for (Gp32 r : regs<Gp32>()) one(r);
+    for (Gp64 r : regs<Gp64>()) one(r);
+  };
+  sweep("mov", [](Assembler& a, auto x, auto y) { a.mov(x, y); });
+  sweep("add", [](Assembler& a, auto x, auto y) { a.add(x, y); });
+  sweep("xor", [](Assembler& a, auto x, auto y) { a.xor_(x, y); });
+}
+
 // --- ALU ------------------------------------------------------------------------------------
 
 namespace {

@@ -71,6 +71,7 @@ class Suite {
 // Families (forms.cpp).
 void mov_forms(Suite& s);
 void mov_full_address_forms(Suite& s);
+void rex_combination_forms(Suite& s);
 void alu_forms(Suite& s);
 void test_and_unary_forms(Suite& s);
 void imul_and_shift_forms(Suite& s);
