@@ -18,6 +18,19 @@ inline Value ctxAt(Frame* f, int depth) {
 inline Value* fieldsOf(Object* o) {
   return o->kind == K_CLASS ? static_cast<Class*>(o)->classFields.data() : o->slots();
 }
+// Field i of self exists? Always true for sends found by normal lookup; perform:inSuperclass:
+// and invokeOn:with: can run a method on an unrelated receiver, which must not crash the VM.
+inline bool hasField(Value self, uint32_t i) {
+  if (isInt(self)) return false;
+  Object* o = obj(self);
+  if (o->kind == K_INSTANCE) return i < o->length;
+  return o->kind == K_CLASS && i < static_cast<Class*>(o)->classFields.size();
+}
+bool inheritsFrom(Class* c, Class* k) {
+  for (; c; c = c->superclass)
+    if (c == k) return true;
+  return false;
+}
 } // namespace
 
 Value VM::interpret() {
@@ -59,6 +72,7 @@ L_PUSH_ARG:
   ip += 2;
   DISPATCH();
 L_PUSH_FIELD:
+  if (!hasField(f->self, ip[1])) goto bad_field;
   *++s = fieldsOf(obj(f->self))[ip[1]];
   ip += 2;
   DISPATCH();
@@ -133,9 +147,14 @@ L_STORE_ARG:
   ip += 2;
   DISPATCH();
 L_STORE_FIELD:
+  if (!hasField(f->self, ip[1])) goto bad_field;
   fieldsOf(obj(f->self))[ip[1]] = *s;
   ip += 2;
   DISPATCH();
+bad_field:
+  SAVE();
+  fatal("method " + f->method->signature->text + " accesses field " + std::to_string(ip[1] + 1) +
+        ", which " + describe(f->self) + " does not have");
 L_STORE_CTX:
   obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]] = *s;
   ip += 3;
@@ -460,7 +479,7 @@ do_invoke:
       Value rcv = base[0];
       switch (m->trivial) {
         case Method::Getter:
-          if (!isInt(rcv) && (obj(rcv)->kind == K_INSTANCE || obj(rcv)->kind == K_CLASS)) {
+          if (hasField(rcv, m->trivialIndex)) {
             *base = fieldsOf(obj(rcv))[m->trivialIndex];
             s = base;
             ip = retIp;
@@ -468,7 +487,7 @@ do_invoke:
           }
           break;
         case Method::Setter:
-          if (!isInt(rcv) && (obj(rcv)->kind == K_INSTANCE || obj(rcv)->kind == K_CLASS)) {
+          if (hasField(rcv, m->trivialIndex)) {
             fieldsOf(obj(rcv))[m->trivialIndex] = base[1];
             s = base;
             ip = retIp;
@@ -582,6 +601,13 @@ do_invoke:
             fatal("perform:inSuperclass: needs a Class, got " + describe(cv));
           }
           start = static_cast<Class*>(obj(cv));
+          // Lookup may start above the receiver's class, never beside it: primitives rely on
+          // their receiver having the layout of their holder.
+          if (!inheritsFrom(classOf(base[0]), start)) {
+            SAVE();
+            fatal("perform:inSuperclass: " + describe(base[0]) + " is not an instance of " +
+                  start->name->text + " or a subclass");
+          }
         }
         if (sp_ == SP_PERFORM_ARGS || sp_ == SP_PERFORM_ARGS_SUPER) {
           Value arr = base[2];
@@ -612,6 +638,11 @@ do_invoke:
           fatal("invokeOn:with: needs an Array of arguments, got " + describe(arr));
         }
         uint32_t n = obj(arr)->length;
+        if (target->holder && !inheritsFrom(classOf(base[1]), target->holder)) {
+          SAVE();
+          fatal("invokeOn:with: " + describe(base[1]) + " is not an instance of " +
+                target->holder->name->text + " or a subclass");
+        }
         if (static_cast<int>(n) != target->numArgs) {
           SAVE();
           fatal("invokeOn:with: " + target->signature->text + " expects " +

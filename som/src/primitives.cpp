@@ -171,10 +171,13 @@ PRIM(clsNew) {
       return r;
     }
     default:
-      if (c == vm.integerClass || c == vm.doubleClass || c == vm.nilClass ||
-          c == vm.trueClass || c == vm.falseClass || c->tag == vm.block1Class->tag ||
-          c == vm.block2Class || c == vm.block3Class || c == vm.blockClass)
-        vm.fatal("cannot create instances of " + c->name->text + " with new");
+      // Instances of these classes have VM-defined layouts (or are unique); their primitives
+      // rely on that, so neither they nor their subclasses are instantiated with new.
+      for (Class* k = c; k; k = k->superclass)
+        if (k == vm.integerClass || k == vm.doubleClass || k == vm.blockClass ||
+            k == vm.methodClass || k == vm.primitiveClass || k == vm.classClass ||
+            k == vm.nilClass || k == vm.booleanClass || k == vm.systemClass)
+          vm.fatal("cannot create instances of " + c->name->text + " with new");
       return vm.newInstance(c);
   }
 }
