@@ -530,21 +530,18 @@ void VM::collectGarbage() {
   uint64_t t0 = nowMicros();
   heap.begin();
   // Frame stack: every word from the base to sp is a Value except the frame headers, whose
-  // Value fields are forwarded explicitly.
-  std::vector<std::pair<Value*, Value*>> headers;
+  // Value fields are forwarded explicitly. Walk top-down: a frame owns the words above its
+  // header; the words below it (its arguments, its caller's locals and operands) belong to the
+  // next region down.
+  Value* top = sp;
   for (Frame* f = fp; f; f = f->caller) {
-    Value* h = reinterpret_cast<Value*>(f);
-    headers.push_back({h, h + kFrameWords});
+    for (Value* p = f->locals(); p <= top; p++) heap.forwardSlot(p);
     heap.forwardSlot(&f->self);
     heap.forwardSlot(&f->context);
     heap.forwardSlot(&f->outerCtx);
+    top = reinterpret_cast<Value*>(f) - 1;
   }
-  Value* p = stackBase;
-  for (size_t i = headers.size(); i-- > 0;) {
-    for (; p < headers[i].first; p++) heap.forwardSlot(p);
-    p = headers[i].second;
-  }
-  for (; p <= sp; p++) heap.forwardSlot(p);
+  for (Value* p = stackBase; p <= top; p++) heap.forwardSlot(p);
   for (auto& [k, s] : symbols_)
     if (s->hasGlobal) heap.forwardSlot(&s->global);
   for (Class* c : classTable)
