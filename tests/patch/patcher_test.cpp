@@ -170,7 +170,9 @@ TEST_F(PatcherTest, ReplaceChecksTheOldBytesAndNeedsAnEmulatableInstruction) {
                                           0x00, 0x00, 0x48, 0x83, 0xC4, 0x08, 0xC3};
   auto blk = testing::install_bytes(*zone, code);
   ASSERT_NE(blk.exec, nullptr);
-  auto fn = reinterpret_cast<int (*)()>(blk.exec);
+  // Called with a null Counters* in rdi: the inserted call reaches count_target<1>, which then
+  // counts in g_uncounted_calls.
+  auto fn = [f = reinterpret_cast<testing::TargetFn>(blk.exec)] { return f(nullptr); };
   std::uint8_t* insn = blk.exec + 6;
   EXPECT_EQ(fn(), 0);
 
