@@ -109,6 +109,43 @@ TEST(Install, SitesHaveAbsoluteAlignedFieldsAndRun) {
   EXPECT_EQ(code->entry<std::uint64_t()>()(), 0x1122334455667788u + 5);
 }
 
+// long fib(long n) with a loop (backward jcc), an early exit (forward jcc) and a call to a
+// local helper (call rel32 to a label), padded so some jumps must be near.
+TEST(Install, LoopsBranchesAndCallsRun) {
+  auto zone = zone_for_test();
+  ASSERT_TRUE(zone);
+  Assembler a;
+  Label small = a.new_label(), loop = a.new_label(), done = a.new_label(), step = a.new_label();
+  a.cmp(rdi, 2);
+  a.jl(small);           // forward, far (padding below): near
+  a.xor_(eax, eax);      // a = 0
+  a.mov(ecx, 1);         // b = 1
+  a.bind(loop);
+  a.call(step);          // (a, b) = (b, a + b)
+  a.dec(rdi);
+  a.jne(loop);           // backward
+  a.jmp(done);           // forward
+  for (int i = 0; i < 20; ++i) a.nop(11);
+  a.bind(small);
+  a.mov(rax, rdi);
+  a.ret();
+  a.bind(step);
+  a.lea(rdx, ptr(rax, rcx));
+  a.mov(rax, rcx);
+  a.mov(rcx, rdx);
+  a.ret();
+  a.bind(done);
+  a.ret();
+  auto code = install(a, *zone);
+  ASSERT_TRUE(code) << code.error().message();
+  auto fib = code->entry<long(long)>();
+  EXPECT_EQ(fib(0), 0);
+  EXPECT_EQ(fib(1), 1);
+  EXPECT_EQ(fib(2), 1);
+  EXPECT_EQ(fib(10), 55);
+  EXPECT_EQ(fib(90), 2880067194370816120L);
+}
+
 TEST(Install, ConstantPoolRuns) {
   auto zone = zone_for_test();
   ASSERT_TRUE(zone);
