@@ -209,11 +209,27 @@ void PerCpuList::push_slow(Node* node, bool inject, Attempt first) {
       }
     }
   }
+  push_locked(node);
+}
+
+void PerCpuList::push_locked(Node* node) {
   with_owned_slot(slots_, fallback_slot(slots_.count()), [&](unsigned slot) {
     std::uint64_t* head = slots_.word(slot, 0);
     node->next = reinterpret_cast<Node*>(__atomic_load_n(head, __ATOMIC_RELAXED));
     __atomic_store_n(head, reinterpret_cast<std::uint64_t>(node), __ATOMIC_RELAXED);
   });
+}
+
+PerCpuList::Node* PerCpuList::pop_locked() {
+  Node* out = nullptr;
+  with_owned_slot(slots_, fallback_slot(slots_.count()), [&](unsigned slot) {
+    std::uint64_t* head = slots_.word(slot, 0);
+    out = reinterpret_cast<Node*>(__atomic_load_n(head, __ATOMIC_RELAXED));
+    if (out != nullptr) {
+      __atomic_store_n(head, reinterpret_cast<std::uint64_t>(out->next), __ATOMIC_RELAXED);
+    }
+  });
+  return out;
 }
 
 PerCpuList::Node* PerCpuList::pop_slow(bool inject, Attempt first) {
@@ -234,15 +250,7 @@ PerCpuList::Node* PerCpuList::pop_slow(bool inject, Attempt first) {
       }
     }
   }
-  Node* out = nullptr;
-  with_owned_slot(slots_, fallback_slot(slots_.count()), [&](unsigned slot) {
-    std::uint64_t* head = slots_.word(slot, 0);
-    out = reinterpret_cast<Node*>(__atomic_load_n(head, __ATOMIC_RELAXED));
-    if (out != nullptr) {
-      __atomic_store_n(head, reinterpret_cast<std::uint64_t>(out->next), __ATOMIC_RELAXED);
-    }
-  });
-  return out;
+  return pop_locked();
 }
 
 Result<PerCpuList::Node*> PerCpuList::drain(unsigned slot) {

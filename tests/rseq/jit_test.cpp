@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -125,6 +126,82 @@ TEST(JitCounterStress, MixesWithTheAheadOfTimeAddOnOneCounter) {
       },
       [&] { return counter.value(); }, testing::stress_seconds());
   EXPECT_EQ(r.observed, r.expected);
+}
+
+TEST(JitListOps, BothDescriptorsAreListedAndWellFormed) {
+  auto zone = make_zone();
+  ASSERT_NE(zone, nullptr);
+  auto ops = JitListOps::create(*zone);
+  ASSERT_TRUE(ops) << ops.error().message();
+  ASSERT_EQ((*ops)->descriptors().size(), 2u);
+  for (const RseqCs* d : (*ops)->descriptors()) {
+    EXPECT_TRUE(table_lists(d));
+    EXPECT_GT(d->post_commit_offset, 0u);
+    EXPECT_FALSE(d->abort_ip >= d->start_ip && d->abort_ip < d->start_ip + d->post_commit_offset);
+    std::uint32_t sig = 0;
+    std::memcpy(&sig, reinterpret_cast<const std::uint8_t*>(d->abort_ip) - 4, 4);
+    EXPECT_EQ(sig, kSignature);
+  }
+  PerCpuList list;
+  PerCpuList::Node a{}, b{};
+  (*ops)->push(list, &a);
+  (*ops)->push(list, &b);
+  std::set<PerCpuList::Node*> got;
+  for (int i = 0; i < 2; ++i) got.insert((*ops)->pop(list));
+  // Both come back (from this CPU's list, or the other CPU's if we migrated in between: drain).
+  for (unsigned s = 0; s < list.slot_count(); ++s) {
+    auto chain = list.drain(s);
+    ASSERT_TRUE(chain);
+    for (PerCpuList::Node* n = *chain; n != nullptr; n = n->next) got.insert(n);
+  }
+  got.erase(nullptr);
+  EXPECT_EQ(got, (std::set<PerCpuList::Node*>{&a, &b}));
+  std::vector<RseqCs*> ds = (*ops)->descriptors();
+  ASSERT_TRUE((*ops)->release());
+  for (const RseqCs* d : ds) EXPECT_FALSE(table_lists(d));
+}
+
+TEST(JitListStress, PushPopAndDrainLoseAndDuplicateNothing) {
+  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  auto zone = make_zone();
+  ASSERT_NE(zone, nullptr);
+  auto ops = JitListOps::create(*zone);
+  ASSERT_TRUE(ops) << ops.error().message();
+  PerCpuList list;
+  testing::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(list, n); },
+                           [&] { return (*ops)->pop(list); }};
+  auto r = testing::list_workload(list, via_jit, testing::stress_seconds());
+  EXPECT_GT(r.pops, 0u);
+  EXPECT_GT(r.drains, 0u);
+  EXPECT_EQ(r.double_pops, 0u);
+  EXPECT_EQ(r.missing, 0u);
+  EXPECT_EQ(r.duplicates, 0u);
+  EXPECT_EQ(r.found_once, r.nodes);
+}
+
+TEST(JitListStress, InjectedDelayLosesNothingAndObservesAborts) {
+  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  auto zone = make_zone();
+  ASSERT_NE(zone, nullptr);
+  JitOptions o;
+  o.inject_delay = true;
+  auto ops = JitListOps::create(*zone, o);
+  ASSERT_TRUE(ops) << ops.error().message();
+  detail::testing_inject_spins = 2000;
+  PerCpuList list;
+  testing::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(list, n); },
+                           [&] { return (*ops)->pop(list); }};
+  auto r = testing::list_workload(list, via_jit, testing::stress_seconds());
+  detail::testing_inject_spins = 0;
+  EXPECT_GT(r.pops, 0u);
+  EXPECT_EQ(r.double_pops, 0u);
+  EXPECT_EQ(r.missing, 0u);
+  EXPECT_EQ(r.duplicates, 0u);
+  EXPECT_EQ(r.found_once, r.nodes);
+  EXPECT_GT(r.aborts, 0u) << "no JIT-emitted list section was ever aborted";
+  std::printf("JIT list (injected): %llu pops, %llu drains, %llu aborts\n",
+              static_cast<unsigned long long>(r.pops), static_cast<unsigned long long>(r.drains),
+              static_cast<unsigned long long>(r.aborts));
 }
 
 // Workers run the section, then block: their rseq_cs keeps pointing at the descriptor (the

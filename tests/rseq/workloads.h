@@ -66,10 +66,16 @@ struct TestNode {
   std::uint32_t id;
 };
 
+// How a workload pushes and pops (the ahead-of-time sections, or JIT-emitted ones).
+struct ListOps {
+  std::function<void(detail::ListNode*)> push;
+  std::function<detail::ListNode*()> pop;
+};
+
 // Threads pop a node, check nobody else holds it, and push it back; one in 8 threads instead
 // drains a random slot (a cross-CPU operation) and pushes the drained nodes back. At the end
 // every slot is drained and every node must be found exactly once.
-inline ListRun list_workload(PerCpuList& list, bool inject, double seconds,
+inline ListRun list_workload(PerCpuList& list, const ListOps& ops, double seconds,
                              std::size_t nodes_per_thread = 32) {
   ListRun r;
   const unsigned threads = stress_threads();
@@ -80,9 +86,7 @@ inline ListRun list_workload(PerCpuList& list, bool inject, double seconds,
     nodes[i].id = static_cast<std::uint32_t>(i);
     list.push(&nodes[i].link);
   }
-  auto push = [&](detail::ListNode* n) {
-    inject ? list.push_with_injected_delay(n) : list.push(n);
-  };
+  const auto& push = ops.push;
   std::atomic<std::uint64_t> double_pops{0}, pops{0}, drains{0};
   std::uint64_t aborts0 = abort_count();
   run_stress(threads, seconds, [&](unsigned t, const std::atomic<bool>& stop) {
@@ -101,7 +105,7 @@ inline ListRun list_workload(PerCpuList& list, bool inject, double seconds,
         }
         continue;
       }
-      detail::ListNode* n = inject ? list.pop_with_injected_delay() : list.pop();
+      detail::ListNode* n = ops.pop();
       if (n == nullptr) {
         sched_yield();
         continue;
@@ -133,6 +137,16 @@ inline ListRun list_workload(PerCpuList& list, bool inject, double seconds,
     if (c > 1) ++r.duplicates;
   }
   return r;
+}
+
+inline ListRun list_workload(PerCpuList& list, bool inject, double seconds,
+                             std::size_t nodes_per_thread = 32) {
+  ListOps ops;
+  ops.push = [&list, inject](detail::ListNode* n) {
+    inject ? list.push_with_injected_delay(n) : list.push(n);
+  };
+  ops.pop = [&list, inject] { return inject ? list.pop_with_injected_delay() : list.pop(); };
+  return list_workload(list, ops, seconds, nodes_per_thread);
 }
 
 struct PoolRun {

@@ -1,5 +1,7 @@
 // jitkit/rseq/jit.h — per-CPU critical sections generated at run time, and their reclamation.
 //
+// JitListOps emits push and pop for a PerCpuList the same way (two sections in one block).
+//
 // JitCounterAdd emits, with the x64 assembler, a function that performs `count` per-CPU adds on a
 // PerCpuCounter, each add its own critical section, exactly like PerCpuCounter::add():
 //
@@ -49,6 +51,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "jitkit/base/result.h"
 #include "jitkit/code/code_zone.h"
@@ -126,6 +129,54 @@ class JitCounterAdd {
   install::InstalledCode code_;
   std::unique_ptr<std::string> name_;
   Fn fn_;
+  bool released_ = false;
+};
+
+// The arguments of the JIT-emitted list functions (one pointer in rdi).
+struct JitListArgs {
+  RseqArea* area;              // +0
+  std::uint8_t* slots;         // +8  PerCpuList::slot_base()
+  std::uint64_t index_offset;  // +16 PerCpuList::index_offset()
+  PerCpuList::Node* node;      // +24 push: the node; pop: out, the popped node
+  std::uint64_t aborts;        // +32 out: aborts observed in this call
+  std::uint64_t spins;         // +40 injected delay (only read by inject_delay code)
+};
+
+// JIT-emitted push and pop on a PerCpuList: one code block, two sections (two descriptors),
+// the same instructions as the ahead-of-time list sections, including the slot-lock check that
+// makes them safe against PerCpuList::drain(). Retries are bounded; then the list's locked path.
+class JitListOps {
+ public:
+  // What a generated function returns.
+  enum Outcome : std::uint64_t { kCommitted = 0, kLocked = 1, kGaveUp = 2, kEmpty = 3 };
+  using Fn = std::uint64_t (*)(JitListArgs*);
+
+  static Result<std::unique_ptr<JitListOps>> create(code::CodeZone& zone,
+                                                    const JitOptions& options = {});
+  ~JitListOps();
+  JitListOps(const JitListOps&) = delete;
+  JitListOps& operator=(const JitListOps&) = delete;
+
+  void push(PerCpuList& list, PerCpuList::Node* node);
+  PerCpuList::Node* pop(PerCpuList& list);
+
+  // The reclamation protocol for both descriptors, then frees the code. Idempotent.
+  Status release();
+
+  Fn push_function() const { return push_; }
+  Fn pop_function() const { return pop_; }
+  const std::vector<RseqCs*>& descriptors() const { return descriptors_; }
+  const install::InstalledCode& code() const { return code_; }
+
+ private:
+  JitListOps(code::CodeZone& zone, std::vector<RseqCs*> descriptors, install::InstalledCode code,
+             std::string name, Fn push_fn, Fn pop_fn);
+  code::CodeZone& zone_;
+  std::vector<RseqCs*> descriptors_;
+  install::InstalledCode code_;
+  std::unique_ptr<std::string> name_;
+  Fn push_;
+  Fn pop_;
   bool released_ = false;
 };
 

@@ -181,6 +181,13 @@ class PerCpuList {
 
   unsigned slot_count() const { return slots_.count(); }
 
+  // What JIT-emitted list sections need (jit.h), and the locked path they finish with when a
+  // slot stays locked or aborts repeat: lock a slot, fence, plain update (always correct, slow).
+  std::uint8_t* slot_base() const { return slots_.base(); }
+  std::uintptr_t index_offset() const { return index_offset_; }
+  void push_locked(Node* node);
+  Node* pop_locked();
+
  private:
   template <bool kInject>
   void push_impl(Node* node) {

@@ -1,44 +1,13 @@
-// JIT-emitted per-CPU counter sections (jitkit/rseq/jit.h): emission with the x64 assembler,
-// the descriptor in the code zone's data, the debugger table, and the reclamation protocol.
-#include <algorithm>
-#include <mutex>
-#include <vector>
-
+// JIT-emitted per-CPU counter sections (jitkit/rseq/jit.h).
 #include "jitkit/rseq/jit.h"
 #include "jitkit/x64/assembler.h"
-#include "rseq/registry_p.h"
-
-extern "C" {
-jitkit::rseq::JitTable jitkit_rseq_jit_table = {1, sizeof(jitkit::rseq::JitTableEntry), 0, 0,
-                                                nullptr};
-}
+#include "rseq/x86_64/jit_common_p.h"
 
 namespace jitkit::rseq {
 namespace {
 
 using namespace jitkit::x64;
-
-// The table's backing store; guarded by its mutex. Writers bump `generation` to odd before and
-// to even after a change so that a debugger reading a running process can detect a torn read.
-struct TableStore {
-  std::mutex mutex;
-  std::vector<JitTableEntry> entries;
-
-  template <typename Fn>
-  void change(Fn&& fn) {
-    std::lock_guard<std::mutex> lock(mutex);
-    __atomic_fetch_add(&jitkit_rseq_jit_table.generation, 1, __ATOMIC_RELEASE);
-    fn();
-    jitkit_rseq_jit_table.entries = entries.empty() ? nullptr : entries.data();
-    __atomic_store_n(&jitkit_rseq_jit_table.count, entries.size(), __ATOMIC_RELEASE);
-    __atomic_fetch_add(&jitkit_rseq_jit_table.generation, 1, __ATOMIC_RELEASE);
-  }
-};
-
-TableStore& table() {
-  static TableStore* t = new TableStore;  // leaked: sections may be released during exit
-  return *t;
-}
+using detail::SectionLabels;
 
 // Offsets in JitCounterAddArgs, checked against the struct.
 constexpr std::int32_t kArea = 0, kSlots = 8, kDelta = 16, kCount = 24, kAborts = 32,
@@ -50,10 +19,6 @@ static_assert(offsetof(JitCounterAddArgs, count) == kCount);
 static_assert(offsetof(JitCounterAddArgs, aborts) == kAborts);
 static_assert(offsetof(JitCounterAddArgs, index_offset) == kIndexOffset);
 static_assert(offsetof(JitCounterAddArgs, spins) == kSpins);
-
-struct SectionLabels {
-  Label start, end, abort;
-};
 
 // Emits the function described in jit.h. Registers: rdi args, r8 area, r9 slots, r10 delta,
 // r11 remaining adds, rsi index offset; rax/rcx/edx scratch (all caller-saved in the SysV ABI).
@@ -97,12 +62,7 @@ SectionLabels emit_counter_add(Assembler& a, const RseqCs* descriptor, bool inje
   a.mov(rax, qword_ptr(rdi, kCount));
   a.sub(rax, r11);
   a.ret();
-  // The signature right before abort_ip, as the 7-byte `ud1 0x53053053(%rip), %edi`: the kernel
-  // refuses to jump to an abort handler without it, and a stray jump here traps.
-  a.db(0x0f);
-  a.db(0xb9);
-  a.db(0x3d);
-  a.dd(kSignature);
+  detail::emit_signature(a);
   a.bind(l.abort);
   a.inc(qword_ptr(rdi, kAborts));
   a.cmp(qword_ptr(rdi, kAborts), kMaxAttempts);
@@ -123,13 +83,7 @@ JitCounterAdd::JitCounterAdd(code::CodeZone& zone, RseqCs* descriptor, install::
 
 Result<std::unique_ptr<JitCounterAdd>> JitCounterAdd::create(code::CodeZone& zone,
                                                              const JitOptions& options) {
-  auto data = zone.allocate_data(sizeof(RseqCs), alignof(RseqCs), code::DataAccess::kReadWrite);
-  if (!data) {
-    return std::move(data).error().context("rseq: JIT counter: descriptor in the zone's data");
-  }
-  auto* descriptor = reinterpret_cast<RseqCs*>(data->data);
-  // Inert until filled in below: no address lies in an empty range.
-  *descriptor = RseqCs{0, 0, 0, 0, 0};
+  JITKIT_TRY(RseqCs * descriptor, detail::allocate_descriptor(zone));
   Assembler a;
   SectionLabels labels = emit_counter_add(a, descriptor, options.inject_delay);
   install::InstallOptions io;
@@ -137,23 +91,10 @@ Result<std::unique_ptr<JitCounterAdd>> JitCounterAdd::create(code::CodeZone& zon
   io.visibility = code::Visibility::kOtherThreads;
   auto installed = install::install(a, zone, io);
   if (!installed) return std::move(installed).error().context("rseq: JIT counter: install");
-  const std::uint64_t start = installed->label_address(labels.start);
-  const std::uint64_t end = installed->label_address(labels.end);
-  const std::uint64_t abort = installed->label_address(labels.abort);
-  descriptor->start_ip = start;
-  descriptor->post_commit_offset = end - start;
-  descriptor->abort_ip = abort;
-  // Release: a thread that obtains the function pointer from us (happens-after) sees the
-  // complete descriptor before it can arm it.
-  __atomic_thread_fence(__ATOMIC_RELEASE);
+  detail::fill_descriptor(descriptor, *installed, labels);
   std::unique_ptr<JitCounterAdd> section(
       new JitCounterAdd(zone, descriptor, std::move(installed).value(), options.name));
-  const JitCounterAdd* s = section.get();
-  table().change([&] {
-    table().entries.push_back(JitTableEntry{reinterpret_cast<std::uint64_t>(s->descriptor_),
-                                            s->code_.start(), s->code_.code_size(),
-                                            reinterpret_cast<std::uint64_t>(s->name_->c_str())});
-  });
+  detail::table_add(section->descriptor_, section->code_, section->name_->c_str());
   return section;
 }
 
@@ -185,30 +126,7 @@ void JitCounterAdd::add(PerCpuCounter& counter, std::int64_t delta, std::uint64_
 Status JitCounterAdd::release() {
   if (released_) return ok();
   released_ = true;
-  // 1. Debuggers stop seeing it.
-  table().change([&] {
-    auto& e = table().entries;
-    auto it = std::find_if(e.begin(), e.end(), [&](const JitTableEntry& x) {
-      return x.descriptor == reinterpret_cast<std::uint64_t>(descriptor_);
-    });
-    if (it != e.end()) {
-      *it = e.back();
-      e.pop_back();
-    }
-  });
-  // 2. Inert: an empty range. Hazard prevented: a stale rseq_cs making the kernel redirect a
-  //    thread that later runs other code placed at these addresses to the old abort handler.
-  __atomic_store_n(&descriptor_->post_commit_offset, 0, __ATOMIC_SEQ_CST);
-  // 3. Running threads pass through the kernel's rseq fix-up (clears rseq_cs outside sections)
-  //    and execute a full barrier (they observe step 2).
-  Status fenced = fence(-1);
-  // 4. Threads that were not running: clear their pointer if it is still ours.
-  (void)detail::registry().clear_pointers_to(reinterpret_cast<std::uint64_t>(descriptor_));
-  // 5. The code may now be reused.
-  Status freed = zone_.free(code_.block());
-  if (!fenced) return std::move(fenced).error().context("rseq: JIT counter release");
-  if (!freed) return std::move(freed).error().context("rseq: JIT counter release: free");
-  return ok();
+  return detail::reclaim(zone_, code_, {descriptor_});
 }
 
 }  // namespace jitkit::rseq

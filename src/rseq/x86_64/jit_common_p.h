@@ -1,0 +1,39 @@
+// Private: what every JIT-emitted rseq operation shares — its descriptors in the zone's data,
+// the signature before each abort handler, the debugger table, and the reclamation protocol
+// (documented in jitkit/rseq/jit.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "jitkit/base/result.h"
+#include "jitkit/code/code_zone.h"
+#include "jitkit/install/install.h"
+#include "jitkit/rseq/rseq.h"
+#include "jitkit/x64/assembler.h"
+
+namespace jitkit::rseq::detail {
+
+// 32 bytes of the zone's read-write data, inert (empty range) until filled.
+Result<RseqCs*> allocate_descriptor(code::CodeZone& zone);
+
+// The 7-byte `ud1 0x53053053(%rip), %edi` whose last 4 bytes are the signature, to be emitted
+// right before binding an abort label.
+void emit_signature(x64::Assembler& a);
+
+struct SectionLabels {
+  x64::Label start, end, abort;
+};
+
+// Fills `d` from the installed labels, then a release fence: a thread that obtains the entry
+// point from the creator sees the complete descriptor before it can arm it.
+void fill_descriptor(RseqCs* d, const install::InstalledCode& code, const SectionLabels& l);
+
+void table_add(const RseqCs* d, const install::InstalledCode& code, const char* name);
+
+// Steps 1-5 of jit.h's reclamation protocol for every descriptor of `code`.
+Status reclaim(code::CodeZone& zone, const install::InstalledCode& code,
+               const std::vector<RseqCs*>& descriptors);
+
+}  // namespace jitkit::rseq::detail
