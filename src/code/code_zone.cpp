@@ -157,7 +157,7 @@ struct CodeZone::Impl {
 
   // Fills this cache's pending blocks with int3 and moves them to its ready lists (or, past
   // the per-size bound, back to the central allocator). Only the owning thread calls this.
-  void fill_pending(ThreadCache& c) {
+  [[gnu::noinline]] void fill_pending(ThreadCache& c) {
     std::vector<internal::BlockAllocator::Run> overflow;
     for (const internal::BlockAllocator::Run& r : c.pending) {
       const std::uintptr_t off = std::uintptr_t{r.first} << granule_shift;
@@ -200,6 +200,7 @@ struct CodeZone::Impl {
   }
 
   ThreadCache* this_thread_cache();
+  ThreadCache* new_thread_cache();
 
   std::uintptr_t ro_base() const { return base + code_bytes; }
   std::uintptr_t rw_base() const { return ro_base() + ro_bytes; }
@@ -368,6 +369,16 @@ struct CodeZone::Impl {
     return ok();
   }
 
+  // free() without thread caches (kToggled): the zone's batch, under the lock.
+  [[gnu::noinline]] Status free_central(std::size_t first, std::size_t n) {
+    std::lock_guard<internal::SpinLock> lock(mu);
+    allocator.retire(first, n);
+    if (allocator.retired().size() >= free_batch || (allocator.retired_granules() << granule_shift) >= free_batch_bytes) {
+      return fill_retired();
+    }
+    return ok();
+  }
+
   // Which area an executable-side address range [addr, addr + n) lies in.
   enum class Area { kNone, kCode, kRoData };
   Area locate(std::uintptr_t addr, std::size_t n) const {
@@ -424,12 +435,16 @@ thread_local ThreadCacheReaper t_cache_reaper;
 
 }  // namespace
 
-ThreadCache* CodeZone::Impl::this_thread_cache() {
-  ThreadCacheSlots& slots = t_cache_slots;
+inline ThreadCache* CodeZone::Impl::this_thread_cache() {
   for (int i = 0; i < ThreadCacheSlots::kSlots; ++i) {
-    if (slots.ids[i] == id) return slots.caches[i];
+    if (t_cache_slots.ids[i] == id) return t_cache_slots.caches[i];
   }
-  // Slow path: a new cache for this (thread, zone) pair.
+  return new_thread_cache();
+}
+
+// Slow path of this_thread_cache(): a new cache for this (thread, zone) pair.
+[[gnu::noinline]] ThreadCache* CodeZone::Impl::new_thread_cache() {
+  ThreadCacheSlots& slots = t_cache_slots;
   t_cache_reaper.armed = true;  // constructs the reaper: the thread now has caches to hand back
   const int victim = slots.next_victim;
   slots.next_victim = (victim + 1) % ThreadCacheSlots::kSlots;
@@ -569,8 +584,38 @@ bool CodeZone::contains(const void* addr) const noexcept {
 std::ptrdiff_t CodeZone::write_view_delta() const noexcept { return impl_->delta; }
 std::size_t CodeZone::granularity() const noexcept { return impl_->granule; }
 
+namespace {
+
+// allocate() when this thread's cache has no block of the size: argument checks, the central
+// allocator, commit, and the error report. Out of line so that the fast path stays small.
+[[gnu::noinline]] Result<CodeBlock> allocate_slow(CodeZone::Impl& z, std::size_t size, std::size_t alignment);
+
+}  // namespace
+
 Result<CodeBlock> CodeZone::allocate(std::size_t size, std::size_t alignment) {
   Impl& z = *impl_;
+  // Fast path: a filled block of this size from this thread's cache. No lock, no atomic
+  // read-modify-write. (forked() is checked first: a child must not touch its caches either.)
+  if (z.thread_caches && alignment <= z.granule && (alignment & (alignment - 1)) == 0 &&
+      size - 1 < (internal::BlockAllocator::kMaxCachedGranules << z.granule_shift) &&
+      !z.forked()) {
+    const std::size_t n = (size + z.granule - 1) >> z.granule_shift;
+    ThreadCache* cache = z.this_thread_cache();
+    if (!cache->ready[n].empty()) {
+      const std::size_t first = cache->ready[n].back();
+      cache->ready[n].pop_back();
+      ThreadCache::add(cache->ready_granules, -static_cast<std::ptrdiff_t>(n));
+      ThreadCache::add(cache->ready_blocks, -1);
+      z.block_state[first].store(static_cast<std::uint32_t>(n) | kAllocatedBit, std::memory_order_relaxed);
+      return CodeBlock{reinterpret_cast<std::uint8_t*>(z.base + (first << z.granule_shift)), n << z.granule_shift};
+    }
+  }
+  return allocate_slow(z, size, alignment);
+}
+
+namespace {
+
+Result<CodeBlock> allocate_slow(CodeZone::Impl& z, std::size_t size, std::size_t alignment) {
   if (z.forked()) return forked_error("allocate");
   if (alignment == 0) alignment = z.granule;
   if (size == 0 || size > z.code_bytes || !is_power_of_two(alignment) || alignment > z.page) {
@@ -582,7 +627,7 @@ Result<CodeBlock> CodeZone::allocate(std::size_t size, std::size_t alignment) {
   ThreadCache* cache = z.thread_caches ? z.this_thread_cache() : nullptr;
   if (cache != nullptr && n <= internal::BlockAllocator::kMaxCachedGranules && !cache->ready[n].empty() &&
       (cache->ready[n].back() & (align_g - 1)) == 0) {
-    // Fast path: no lock, no atomic read-modify-write.
+    // A cached block that happens to satisfy a stronger alignment.
     const std::size_t first = cache->ready[n].back();
     cache->ready[n].pop_back();
     ThreadCache::add(cache->ready_granules, -static_cast<std::ptrdiff_t>(n));
@@ -633,6 +678,8 @@ Result<CodeBlock> CodeZone::allocate(std::size_t size, std::size_t alignment) {
   return CodeBlock{reinterpret_cast<std::uint8_t*>(z.base + (first << z.granule_shift)), bytes};
 }
 
+}  // namespace
+
 Status CodeZone::free(CodeBlock block) {
   Impl& z = *impl_;
   if (z.forked()) return forked_error("free");
@@ -660,13 +707,7 @@ Status CodeZone::free(CodeBlock block) {
     }
     return ok();
   }
-  std::lock_guard<internal::SpinLock> lock(z.mu);
-  z.allocator.retire(first, n);
-  if (z.allocator.retired().size() >= z.free_batch ||
-      (z.allocator.retired_granules() << z.granule_shift) >= z.free_batch_bytes) {
-    return z.fill_retired();
-  }
-  return ok();
+  return z.free_central(first, n);
 }
 
 Status CodeZone::flush_freed() {
