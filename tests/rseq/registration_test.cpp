@@ -25,6 +25,8 @@
 #include <thread>
 
 #include "jitkit/base/platform.h"
+#include "jitkit/code/code_zone.h"
+#include "jitkit/rseq/jit.h"
 #include "jitkit/rseq/percpu.h"
 #include "jitkit/rseq/rseq.h"
 #include "rseq/registry_p.h"
@@ -71,6 +73,29 @@ void child_run_workloads(bool expect_rseq) {
   if (pool) {
     auto p = testing::pool_workload(**pool, true, seconds);
     CHILD_CHECK(p.allocations > 0 && p.double_handouts == 0 && p.null_allocations == 0);
+  }
+  // The JIT-emitted sections take the same paths (their own sections, or the fallback).
+  auto zone = code::CodeZone::create();
+  CHILD_CHECK(bool(zone));
+  if (zone) {
+    auto jit = JitCounterAdd::create(**zone);
+    CHILD_CHECK(bool(jit));
+    if (jit) {
+      PerCpuCounter jc;
+      auto j = testing::counter_workload([&](std::int64_t d) { (*jit)->add(jc, d); },
+                                         [&] { return jc.value(); }, seconds);
+      CHILD_CHECK(j.expected > 0 && j.observed == j.expected);
+      if (!expect_rseq) CHILD_CHECK(j.aborts == 0);
+    }
+    auto ops = JitListOps::create(**zone);
+    CHILD_CHECK(bool(ops));
+    if (ops) {
+      PerCpuList jl;
+      testing::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(jl, n); },
+                               [&] { return (*ops)->pop(jl); }};
+      auto r = testing::list_workload(jl, via_jit, seconds);
+      CHILD_CHECK(r.pops > 0 && r.double_pops == 0 && r.missing == 0 && r.duplicates == 0);
+    }
   }
   PerCpuWord word;
   auto w = testing::percpu_lock_workload(word, true, seconds);
