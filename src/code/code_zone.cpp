@@ -159,7 +159,10 @@ struct CodeZone::Impl {
   // the per-size bound, back to the central allocator). Only the owning thread calls this.
   [[gnu::noinline]] void fill_pending(ThreadCache& c) {
     std::vector<internal::BlockAllocator::Run> overflow;
-    for (const internal::BlockAllocator::Run& r : c.pending) {
+    // Newest first into the LIFO ready lists, so that the block freed longest ago (the one least
+    // likely to still sit in this core's instruction caches) is handed out first.
+    for (auto it = c.pending.rbegin(); it != c.pending.rend(); ++it) {
+      const internal::BlockAllocator::Run& r = *it;
       const std::uintptr_t off = std::uintptr_t{r.first} << granule_shift;
       // The write path of the mode: the RW view (dual) or the page itself (RWX).
       std::memset(reinterpret_cast<void*>((mode == ZoneMode::kDualMapped ? write_base : base) + off), kInt3,
