@@ -1,12 +1,19 @@
-// som_bench: boots the SOM VM in-process once, loads every benchmark class of som/bench
-// (each a subclass of Benchmark) and registers BM_Som/<Name>. One benchmark iteration is one
-// `benchmark` send followed by `verifyResult:` on its answer; a wrong answer fails the entry.
+// som_bench: boots the SOM VM in-process and registers, for every benchmark class of som/bench
+// (each a subclass of Benchmark):
+//   BM_Som/<Name>       the VM as shipped (inlined control structures, arithmetic fast paths,
+//                       frame-less accessors, two-entry inline caches)
+//   BM_SomNoOpt/<Name>  the same VM with those optimizations switched off (VM::optimize =
+//                       false): every control structure is a real send, every send a global
+//                       lookup-cache probe. It is our own reference point, not SOM++.
+// One benchmark iteration is one `benchmark` send followed by `verifyResult:` on its answer;
+// a wrong answer fails the entry.
 #include "vm.h"
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <dirent.h>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,8 +46,7 @@ void runOne(benchmark::State& state, SomBenchmarks* sb, size_t i) {
   som::Symbol* bench = vm.intern("benchmark");
   som::Symbol* verify = vm.intern("verifyResult:");
   for (auto _ : state) {
-    som::Value inst = vm.extraRoots[sb->rootIndex[i]];
-    som::Value result = vm.send(inst, bench);
+    som::Value result = vm.send(vm.extraRoots[sb->rootIndex[i]], bench);
     // `result` is pushed onto the frame stack by send() before anything can allocate.
     som::Value ok = vm.send(vm.extraRoots[sb->rootIndex[i]], verify, {result});
     if (ok != vm.trueV) {
@@ -50,26 +56,34 @@ void runOne(benchmark::State& state, SomBenchmarks* sb, size_t i) {
   }
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+SomBenchmarks* boot(bool optimize) {
   auto* sb = new SomBenchmarks();
+  sb->vm.optimize = optimize;
   sb->vm.setClassPath(std::string(SOM_CORE_LIB_DIR) + ":" + SOM_BENCH_DIR);
-  if (!sb->vm.bootstrap()) return 1;
+  if (!sb->vm.bootstrap()) std::exit(1);
   som::Symbol* newSel = sb->vm.intern("new");
   for (const std::string& n : listBenchmarks(SOM_BENCH_DIR)) {
     som::Class* c = sb->vm.loadClass(sb->vm.intern(n));
     if (!c) {
       std::fprintf(stderr, "som_bench: cannot load benchmark class %s\n", n.c_str());
-      return 1;
+      std::exit(1);
     }
-    som::Value inst = sb->vm.send(som::val(c), newSel);
-    sb->vm.extraRoots.push_back(inst);
+    sb->vm.extraRoots.push_back(sb->vm.send(som::val(c), newSel));
     sb->rootIndex.push_back(sb->vm.extraRoots.size() - 1);
     sb->names.push_back(n);
   }
-  for (size_t i = 0; i < sb->names.size(); i++) {
-    benchmark::RegisterBenchmark(("BM_Som/" + sb->names[i]).c_str(), runOne, sb, i)
+  return sb;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  SomBenchmarks* opt = boot(true);
+  SomBenchmarks* noOpt = boot(false);
+  for (size_t i = 0; i < opt->names.size(); i++) {
+    benchmark::RegisterBenchmark(("BM_Som/" + opt->names[i]).c_str(), runOne, opt, i)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("BM_SomNoOpt/" + noOpt->names[i]).c_str(), runOne, noOpt, i)
         ->Unit(benchmark::kMillisecond);
   }
   benchmark::Initialize(&argc, argv);
@@ -77,5 +91,5 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   std::fflush(stdout);
-  std::_Exit(0);
+  std::_Exit(0); // the VMs own mmap'd stacks and permanent objects; no teardown needed
 }

@@ -159,7 +159,7 @@ class Compiler {
       case NodeKind::Send:
         markNode(*n.receiver);
         for (auto& a : n.args) markNode(*a);
-        if (inlineCandidate(n)) {
+        if (vm_.optimize && inlineCandidate(n)) {
           if (n.receiver->kind == NodeKind::Block &&
               (n.name == "whileTrue:" || n.name == "whileFalse:"))
             n.receiver->block->inlined = true;
@@ -312,7 +312,7 @@ class Compiler {
     m->maxStack = e.maxDepth + 4; // + room for fallback-send placeholder arguments
     for (Var* v : r->owned)
       if (v->captured && v->isArg) m->ctxArgs.push_back({v->argIndex, v->slot});
-    classifyTrivial(m);
+    if (vm_.optimize) classifyTrivial(m);
   }
 
   // Recognises accessor-like methods so that a send to them needs no frame.
@@ -528,7 +528,7 @@ class Compiler {
   }
 
   bool genInlined(Emitter& e, Node& n, Scope* s) {
-    if (!inlineCandidate(n)) return false;
+    if (!vm_.optimize || !inlineCandidate(n)) return false;
     const std::string& sel = n.name;
     Method* m = e.m;
     size_t p1 = 0, p2 = 0;
@@ -694,7 +694,7 @@ class Compiler {
       if (!holder_->superclass) fail(n.pos, "super send in a class without superclass");
       e.m->sites[site].superStart = holder_->superclass;
       o = OP_SUPER_SEND;
-    } else if (argc == 1) {
+    } else if (argc == 1 && vm_.optimize) {
       const std::string& sel = n.name;
       if (sel == "+") o = OP_SEND_ADD;
       else if (sel == "-") o = OP_SEND_SUB;

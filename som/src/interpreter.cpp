@@ -186,6 +186,7 @@ send_site:
       goto do_invoke;
     }
     m = lookup(classTable[tag], site->selector);
+    if (m && !optimize) goto do_invoke;
     if (m) {
       site->cachedTag2 = site->cachedTag;
       site->cachedTarget2 = site->cachedTarget;
@@ -208,7 +209,7 @@ L_SUPER_SEND:
   }
   m = lookup(site->superStart, site->selector);
   if (m) {
-    site->cachedTarget = m;
+    if (optimize) site->cachedTarget = m;
     goto do_invoke;
   }
   sel = site->selector;

@@ -15,6 +15,7 @@ void usage(FILE* out) {
                "  -d           print the bytecode of every loaded method to stderr\n"
                "  -g           print garbage-collection statistics to stderr\n"
                "  -H<n>MB      accepted for compatibility (the heap grows on demand)\n"
+               "  --no-opt     no inlining, fast paths or inline caches (for comparisons)\n"
                "  -h, --help   this help\n");
 }
 } // namespace
@@ -23,7 +24,7 @@ int main(int argc, char** argv) {
   static char outBuf[1 << 16];
   std::setvbuf(stdout, outBuf, _IOFBF, sizeof outBuf);
   std::string classPath;
-  bool debug = false, gcStats = false;
+  bool debug = false, gcStats = false, noOpt = false;
   int i = 1;
   for (; i < argc; i++) {
     std::string a = argv[i];
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
       debug = true;
     } else if (a == "-g") {
       gcStats = true;
+    } else if (a == "--no-opt") {
+      noOpt = true;
     } else if (a.rfind("-H", 0) == 0) {
       // heap size: accepted and ignored
     } else if (!a.empty() && a[0] == '-') {
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
   som::VM vm;
   vm.debugLevel = debug ? 1 : 0;
   vm.gcVerbose = gcStats;
+  vm.optimize = !noOpt;
   vm.setClassPath(classPath);
   // The program's directory joins the class path (after -cp, like SOM++); "." if none.
   vm.addClassPathEntry(dir.empty() ? "." : dir);

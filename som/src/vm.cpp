@@ -14,8 +14,6 @@
 
 namespace som {
 
-VM* gCurrentVM = nullptr;
-
 uint64_t nowMicros() {
   using namespace std::chrono;
   return static_cast<uint64_t>(
@@ -23,7 +21,6 @@ uint64_t nowMicros() {
 }
 
 VM::VM() : lookupCache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
-  gCurrentVM = this;
   // The frame stack: 256 MiB of address space, committed lazily by the kernel.
   stackBytes_ = size_t(256) << 20;
   void* mem = mmap(nullptr, stackBytes_, PROT_READ | PROT_WRITE,
@@ -42,7 +39,6 @@ VM::VM() : lookupCache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
 
 VM::~VM() {
   munmap(stackBase, stackBytes_);
-  if (gCurrentVM == this) gCurrentVM = nullptr;
 }
 
 void VM::setClassPath(const std::string& cp) {

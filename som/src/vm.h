@@ -120,6 +120,10 @@ class VM {
   std::unordered_map<std::string, PrimEntry> primitives;
   void registerPrimitives(); // primitives.cpp
 
+  // false: compile without control-structure inlining, arithmetic fast-path opcodes and
+  // frame-less trivial methods, and never fill inline caches (every send uses the global
+  // lookup cache). A reference configuration for measuring what those optimizations buy.
+  bool optimize = true;
   uint64_t startMicros = 0;
   int debugLevel = 0;
   bool gcVerbose = false;
@@ -143,8 +147,6 @@ class VM {
   std::vector<CacheEntry> lookupCache_;
   size_t stackBytes_ = 0;
 };
-
-extern VM* gCurrentVM;
 
 uint64_t nowMicros();
 
