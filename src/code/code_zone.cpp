@@ -103,9 +103,11 @@ struct ThreadCache {
   std::array<std::vector<std::uint32_t>, internal::BlockAllocator::kMaxCachedGranules + 1> ready;
   std::atomic<std::size_t> pending_granules{0}, pending_blocks{0}, ready_granules{0}, ready_blocks{0};
 
-  // Single writer: a relaxed load + store, not a locked read-modify-write.
+  // Single writer: a load + store, not a locked read-modify-write (plain moves on x86).
+  // Release: stats() reads ready before pending with acquire, so it never sees a later
+  // counter update without the earlier ones.
   static void add(std::atomic<std::size_t>& c, std::ptrdiff_t d) {
-    c.store(c.load(std::memory_order_relaxed) + static_cast<std::size_t>(d), std::memory_order_relaxed);
+    c.store(c.load(std::memory_order_relaxed) + static_cast<std::size_t>(d), std::memory_order_release);
   }
 };
 
@@ -158,6 +160,10 @@ struct CodeZone::Impl {
   // Fills this cache's pending blocks with int3 and moves them to its ready lists (or, past
   // the per-size bound, back to the central allocator). Only the owning thread calls this.
   [[gnu::noinline]] void fill_pending(ThreadCache& c) {
+    // Pending counts drop before ready counts rise: a concurrent stats() may see these blocks
+    // as used for a moment, never as both pending and ready (which would underflow `used`).
+    c.pending_granules.store(0, std::memory_order_release);
+    c.pending_blocks.store(0, std::memory_order_release);
     std::vector<internal::BlockAllocator::Run> overflow;
     // Newest first into the LIFO ready lists, so that the block freed longest ago (the one least
     // likely to still sit in this core's instruction caches) is handed out first.
@@ -176,8 +182,6 @@ struct CodeZone::Impl {
         overflow.push_back(r);
       }
     }
-    ThreadCache::add(c.pending_granules, -static_cast<std::ptrdiff_t>(c.pending_granules.load(std::memory_order_relaxed)));
-    ThreadCache::add(c.pending_blocks, -static_cast<std::ptrdiff_t>(c.pending_blocks.load(std::memory_order_relaxed)));
     c.pending.clear();
     if (!overflow.empty()) {
       std::lock_guard<internal::SpinLock> lock(mu);
@@ -844,12 +848,16 @@ ZoneStats CodeZone::stats() const {
   s.block_count = z.allocator.block_count();
   s.pending_free_bytes = z.allocator.retired_granules() << z.granule_shift;
   // Blocks in thread caches are allocated for the central allocator, free for the caller.
+  // The owners update their counters without the lock, so this is a snapshot; the clamps keep
+  // a transient mismatch from wrapping around.
   for (const ThreadCache* c : z.caches) {
-    const std::size_t pending = c->pending_granules.load(std::memory_order_relaxed) << z.granule_shift;
-    const std::size_t ready = c->ready_granules.load(std::memory_order_relaxed) << z.granule_shift;
-    s.used_bytes -= pending + ready;
+    const std::size_t ready = c->ready_granules.load(std::memory_order_acquire) << z.granule_shift;
+    const std::size_t ready_blocks = c->ready_blocks.load(std::memory_order_acquire);
+    const std::size_t pending = c->pending_granules.load(std::memory_order_acquire) << z.granule_shift;
+    const std::size_t pending_blocks = c->pending_blocks.load(std::memory_order_acquire);
+    s.used_bytes -= std::min(s.used_bytes, pending + ready);
     s.pending_free_bytes += pending;
-    s.block_count -= c->pending_blocks.load(std::memory_order_relaxed) + c->ready_blocks.load(std::memory_order_relaxed);
+    s.block_count -= std::min(s.block_count, pending_blocks + ready_blocks);
   }
   s.free_bytes = s.reserved_bytes - s.used_bytes - s.pending_free_bytes;
   s.ro_data_reserved = z.ro_bytes;
