@@ -222,7 +222,7 @@ PRIM(arrNew) {
   Class* c = asClass(vm, a[0]);
   if (!isInt(a[1]) || intOf(a[1]) < 0)
     vm.fatal("Array new: needs a non-negative Integer, got " + vm.describe(a[1]));
-  if (intOf(a[1]) > (int64_t(1) << 31)) vm.fatal("Array new: size too large");
+  if (intOf(a[1]) > (int64_t(1) << 28)) vm.fatal("Array new: size too large (limit 2^28 elements)");
   Value r = vm.newArray(static_cast<uint32_t>(intOf(a[1])));
   obj(r)->cls = c->tag;
   return r;
