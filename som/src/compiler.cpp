@@ -4,6 +4,7 @@
 #include "bytecode.h"
 #include "vm.h"
 
+#include <algorithm>
 #include <climits>
 #include <memory>
 #include <unordered_map>
@@ -39,6 +40,10 @@ struct RealScope {
   RealScope* parent = nullptr;
   int level = 0; // 0 = method
   bool hasContext = false;
+  // Lowest scope level this scope or any block nested in it reaches: through a variable it
+  // uses, or 0 for a non-local return. A block that reaches below its own level needs its
+  // enclosing scope's context (chains of outer contexts must be unbroken).
+  int minLevel = INT_MAX;
   std::vector<Var*> owned;
   int numLocals = 0;
   int numCtx = 0;
@@ -220,10 +225,12 @@ class Compiler {
         if (!isPseudo(n.name)) {
           Var* v = resolve(n.name, s);
           if (v && v->owner != s->real) v->captured = true;
+          if (v) s->real->minLevel = std::min(s->real->minLevel, v->owner->level);
         }
         if (n.kind == NodeKind::Assign) analyzeNode(*n.receiver, s);
         break;
       case NodeKind::Return:
+        if (s->real->level > 0) s->real->minLevel = 0; // non-local return to the method
         analyzeNode(*n.receiver, s);
         break;
       case NodeKind::Literal:
@@ -236,10 +243,12 @@ class Compiler {
         if (n.block->inlined) {
           analyzeBlock(*n.block, s, s->real, false);
         } else {
-          s->real->hasContext = true;
           RealScope* r = newReal(s->real);
           blockReal_[n.block.get()] = r;
           analyzeBlock(*n.block, s, r, true);
+          // A block that only uses its own variables, self and globals needs no context here.
+          if (r->minLevel < r->level) s->real->hasContext = true;
+          s->real->minLevel = std::min(s->real->minLevel, r->minLevel);
         }
         break;
     }
@@ -308,7 +317,7 @@ class Compiler {
       fail({}, "too many variables in one method or block (limit 255)");
     m->numLocals = r->numLocals;
     m->numCtxVars = r->numCtx;
-    m->hasContext = r->hasContext;
+    m->hasContext = r->hasContext || r->numCtx > 0;
     m->maxStack = e.maxDepth + 4; // + room for fallback-send placeholder arguments
     for (Var* v : r->owned)
       if (v->captured && v->isArg) m->ctxArgs.push_back({v->argIndex, v->slot});

@@ -128,6 +128,15 @@ TEST_F(SomCompiler, CapturedVariablesLiveInTheContextOthersInTheFrame) {
   EXPECT_EQ(ctxReads, 2);
 }
 
+TEST_F(SomCompiler, BlocksThatReachNothingOutsideNeedNoContext) {
+  Method* m = compile("m: a = ( ^a collect: [ :x | x * 2 + self hash ] )");
+  EXPECT_FALSE(m->hasContext); // only its parameter, self and literals
+  Method* n = compile("m: a = ( | k | k := 3. ^a collect: [ :x | [ x + k ] ] )");
+  EXPECT_TRUE(n->hasContext); // the inner block reaches k two levels up
+  ASSERT_EQ(n->blocks.size(), 1u);
+  EXPECT_TRUE(n->blocks[0]->hasContext); // and the middle block must pass the chain on
+}
+
 TEST_F(SomCompiler, ReturnInsideBlockIsNonLocal) {
   Method* m = compile("m = ( #(1 2) do: [ :e | e = 2 ifTrue: [ ^e ] ]. ^nil )");
   ASSERT_EQ(m->blocks.size(), 1u);
