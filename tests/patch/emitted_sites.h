@@ -1,11 +1,10 @@
 // tests/patch/emitted_sites.h — code with patch sites emitted by the assembler (x64::Assembler's
-// *_site emitters), laid out for its final address with Assembler::encode and copied into a
-// zone, so that the patcher is tested on the sites the assembler really produces.
+// *_site emitters) and installed with install::install(), so that the patcher is tested on the
+// sites the assembler and the installer really produce.
 #pragma once
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "jitkit/code/code_zone.h"
@@ -16,31 +15,30 @@
 namespace jitkit::patch::testing {
 
 struct EmittedCode {
+  install::InstalledCode installed;
   code::CodeBlock block;
   std::vector<PatchSite> sites;  // in emission order (PatchSiteId::index)
   std::vector<x64::PatchSiteRecord> records;
   template <typename Fn>
   Fn entry() const { return reinterpret_cast<Fn>(block.exec); }
+  template <typename Fn>
+  Fn at(x64::Label label) const { return reinterpret_cast<Fn>(installed.label_address(label)); }
 };
 
-inline EmittedCode emit(code::CodeZone& zone, const x64::Assembler& a) {
+// Installs the assembler's code (install::install, visible to other threads) and converts its
+// sites with patch::site_from().
+inline EmittedCode emit(code::CodeZone& zone, x64::Assembler& a) {
   EmittedCode out;
-  EXPECT_TRUE(a.ok()) << (a.error() ? a.error()->message() : "");
-  auto blk = zone.allocate(a.size_upper_bound(), std::max<std::size_t>(64, a.required_alignment()));
-  EXPECT_TRUE(blk.has_value()) << (blk ? "" : blk.error().message());
-  if (!blk) return out;
-  const auto base = reinterpret_cast<std::uintptr_t>(blk->exec);
-  auto enc = a.encode(base);
-  EXPECT_TRUE(enc.has_value()) << (enc ? "" : enc.error().message());
-  if (!enc) return out;
-  EXPECT_TRUE(zone.write(blk->exec, enc->bytes.data(), enc->bytes.size()).has_value());
-  EXPECT_TRUE(zone.make_executable(*blk, code::Visibility::kOtherThreads).has_value());
-  out.block = *blk;
-  out.records = enc->sites;
-  for (const x64::PatchSiteRecord& r : enc->sites) {
-    install::InstalledSite s;
-    s.record = r;
-    s.code_start = base;
+  install::InstallOptions options;
+  options.name = "patch-test";
+  options.visibility = code::Visibility::kOtherThreads;
+  auto code = install::install(a, zone, options);
+  EXPECT_TRUE(code.has_value()) << (code ? "" : code.error().message());
+  if (!code) return out;
+  out.installed = std::move(code).value();
+  out.block = out.installed.block();
+  for (const install::InstalledSite& s : out.installed.sites()) {
+    out.records.push_back(s.record);
     out.sites.push_back(site_from(s));
   }
   return out;

@@ -66,9 +66,8 @@ TEST_F(EmittedSitesTest, JumpSiteToLabelRetargets) {
   ASSERT_EQ(code.sites.size(), 1u);
   auto fn = code.entry<int (*)()>();
   EXPECT_EQ(fn(), 1);
-  auto enc = a.encode(addr(code.block.exec));
-  ASSERT_TRUE(enc.has_value());
-  const std::uintptr_t two_addr = addr(code.block.exec) + enc->label_offsets[two.id];
+  const std::uintptr_t two_addr = code.installed.label_address(two);
+  ASSERT_NE(two_addr, 0u);
   ASSERT_TRUE(patcher->retarget(code.sites[0], reinterpret_cast<const void*>(two_addr)));
   EXPECT_EQ(fn(), 2);
 }
@@ -98,11 +97,9 @@ TEST_F(EmittedSitesTest, ImmediateSitesAreAlignedAndPatched) {
   EXPECT_EQ(addr(code.sites[0].field) % 8, 0u);
   EXPECT_EQ(addr(code.sites[1].field) % 4, 0u);
   EXPECT_EQ(addr(code.sites[2].field) % 4, 0u);
-  auto enc = a.encode(addr(code.block.exec));
-  ASSERT_TRUE(enc.has_value());
   auto f64 = code.entry<std::uint64_t (*)()>();
-  auto g32 = reinterpret_cast<int (*)()>(code.block.exec + enc->label_offsets[f32.id]);
-  auto gcmp = reinterpret_cast<int (*)(int)>(code.block.exec + enc->label_offsets[fcmp.id]);
+  auto g32 = code.at<int (*)()>(f32);
+  auto gcmp = code.at<int (*)(int)>(fcmp);
   EXPECT_EQ(f64(), 0x1111111111111111ull);
   EXPECT_EQ(g32(), 7);
   EXPECT_EQ(gcmp(5), 1);

@@ -12,6 +12,7 @@
 #include "jitkit/code/code_zone.h"
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/trap.h"
+#include "jitkit/install/install.h"
 #include "jitkit/x64/assembler.h"
 #include "tour.h"
 
@@ -45,18 +46,13 @@ bool make_caller(jitkit::code::CodeZone& zone, bool misaligned, Caller* out) {
     a.call_site(abs(kFns[0]));
     a.add(rsp, 8);
     a.ret();
-    auto blk = zone.allocate(a.size_upper_bound(), 64);
-    if (!blk) return false;
-    auto enc = a.encode(reinterpret_cast<std::uint64_t>(blk->exec));
-    if (!enc || !zone.write(blk->exec, enc->bytes.data(), enc->bytes.size()) ||
-        !zone.make_executable(*blk, jitkit::code::Visibility::kOtherThreads)) {
-      return false;
-    }
-    jitkit::install::InstalledSite s;
-    s.record = enc->sites[0];
-    s.code_start = reinterpret_cast<std::uintptr_t>(blk->exec);
-    out->site = jitkit::patch::site_from(s);
-    out->fn = reinterpret_cast<Fn>(blk->exec);
+    jitkit::install::InstallOptions options;
+    options.name = "tour-caller";
+    options.visibility = jitkit::code::Visibility::kOtherThreads;
+    auto code = jitkit::install::install(a, zone, options);
+    if (!code || code->sites().size() != 1) return false;
+    out->site = jitkit::patch::site_from(code->sites()[0]);
+    out->fn = code->entry<Fn>();
     return true;
   }
   // Hand-placed: the rel32 at bytes 62..65 of a 64-byte block, across a cache line — what the
