@@ -318,6 +318,22 @@ TEST(CodeZone, PlacedNearAnAddressEveryBlockIsWithinRel32Reach) {
   EXPECT_EQ(reinterpret_cast<IntFn>(cb->exec)(), 1);
 }
 
+TEST(CodeZone, PlacementReachesAWholeSpan) {
+  ZoneOptions o;
+  o.reserve_bytes = 8 << 20;
+  o.near = reinterpret_cast<std::uintptr_t>(&host_function);
+  o.near_span = std::size_t{1} << 30;  // e.g. a 1 GiB data region starting at `near`
+  auto zone = make_zone(o);
+  ASSERT_TRUE(zone);
+  for (std::uintptr_t target : {o.near, o.near + o.near_span}) {
+    for (std::uintptr_t z : {zone->begin(), zone->zone_end() - 1}) {
+      const std::int64_t d = static_cast<std::int64_t>(target - z);
+      EXPECT_TRUE(d > -(std::int64_t{1} << 31) && d < (std::int64_t{1} << 31))
+          << std::hex << "zone byte 0x" << z << " cannot reach 0x" << target;
+    }
+  }
+}
+
 TEST(CodeZone, ImpossiblePlacementIsAClearError) {
   ZoneOptions o;
   o.reserve_bytes = 1 << 20;
