@@ -7,8 +7,11 @@
 // own loading cost is NOT in these numbers. bench/debug/gdb_scaling.sh measures that, with gdb
 // attached (batched vs one object per function).
 //
-//   BM_RegisterFunctions/batched/N     N functions in ONE batch (one ELF object)
-//   BM_RegisterFunctions/one_by_one/N  N batches of one function (N ELF objects, N gdb calls)
+//   BM_RegisterFunctions/batched/N                 N functions in ONE batch (one ELF object)
+//   BM_RegisterFunctions/one_by_one_merged/N       N batches of one function, Grouping::kMerge
+//                                                  (the default: merged into shared objects)
+//   BM_RegisterFunctions/one_by_one_own_object/N   N batches of one function, one object each
+// Each iteration registers the N functions and then releases them all (front to back).
 // Items processed = functions, so items_per_second (and its inverse, time per function) shows
 // whether the cost per function stays flat as N grows 1000 -> 100000.
 #include <benchmark/benchmark.h>
@@ -57,7 +60,7 @@ void BM_RegisterBatched(benchmark::State& state) {
     state.PauseTiming();
     SymbolBatch batch = make_batch(base, 0, n);  // the caller's list of names, not our cost
     state.ResumeTiming();
-    auto reg = CodeRegistry::global().add(std::move(batch));
+    auto reg = CodeRegistry::global().add(std::move(batch), jitkit::debug::Grouping::kOwnObject);
     if (!reg) state.SkipWithError(reg.error().message().c_str());
     benchmark::DoNotOptimize(reg);
     reg->reset();
@@ -65,6 +68,7 @@ void BM_RegisterBatched(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
+template <jitkit::debug::Grouping kGrouping>
 void BM_RegisterOneByOne(benchmark::State& state) {
   auto n = static_cast<std::size_t>(state.range(0));
   std::uint8_t* base = code_area(n);
@@ -77,7 +81,7 @@ void BM_RegisterOneByOne(benchmark::State& state) {
     for (std::size_t i = 0; i < n; ++i) batches.push_back(make_batch(base, i, 1));
     state.ResumeTiming();
     for (std::size_t i = 0; i < n; ++i) {
-      auto reg = CodeRegistry::global().add(std::move(batches[i]));
+      auto reg = CodeRegistry::global().add(std::move(batches[i]), kGrouping);
       if (!reg) {
         state.SkipWithError(reg.error().message().c_str());
         break;
@@ -91,7 +95,11 @@ void BM_RegisterOneByOne(benchmark::State& state) {
 
 BENCHMARK(BM_RegisterBatched)->Name("BM_RegisterFunctions/batched")->Arg(1000)->Arg(10000)->Arg(100000)
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_RegisterOneByOne)->Name("BM_RegisterFunctions/one_by_one")->Arg(1000)->Arg(10000)->Arg(100000)
+BENCHMARK(BM_RegisterOneByOne<jitkit::debug::Grouping::kMerge>)
+    ->Name("BM_RegisterFunctions/one_by_one_merged")->Arg(1000)->Arg(10000)->Arg(100000)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RegisterOneByOne<jitkit::debug::Grouping::kOwnObject>)
+    ->Name("BM_RegisterFunctions/one_by_one_own_object")->Arg(1000)->Arg(10000)->Arg(100000)
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -129,9 +130,29 @@ struct GdbObject {
   std::unique_ptr<jit_code_entry> entry;  // stable address: gdb identifies objects by it
 };
 
+// What the caller registered together; released together by its Registration.
 struct Batch {
   std::vector<Symbol> symbols;
+  std::uint64_t run = 0;  // the run (gdb object group) holding its symbols
+  std::size_t pos = 0;    // index in its run's `batches` (O(1) removal by swap)
+  bool dead = false;      // released, but still in its run's objects until compaction
+};
+
+// A group of batches that share gdb object(s). Grouping::kOwnObject: exactly one batch.
+// Grouping::kMerge: small batches merged up to kMaxMergedSymbols symbols.
+struct Run {
+  std::vector<std::uint64_t> batches;       // live
+  std::vector<std::uint64_t> dead_batches;  // released, still in `objects`
+  std::size_t symbols = 0;                  // live symbols
+  std::size_t dead_symbols = 0;
+  bool pooled = false;
   std::vector<GdbObject> objects;  // linked into __jit_debug_descriptor while registered
+};
+
+// The extent of a released function or data symbol still present in a shared object.
+struct DeadRange {
+  std::uintptr_t end;
+  std::uint64_t run;
 };
 
 struct IndexEntry {
@@ -147,6 +168,12 @@ bool env_flag(const char* name, bool fallback) {
            std::strcmp(v, "false") == 0);
 }
 
+std::string hex(std::uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
 }  // namespace
 
 struct CodeRegistry::Impl {
@@ -154,19 +181,48 @@ struct CodeRegistry::Impl {
   mutable std::mutex mu;
   std::uint64_t next_id = 1;
   std::unordered_map<std::uint64_t, Batch> batches;
+  std::unordered_map<std::uint64_t, Run> runs;
+  // Merge pool: run ids, oldest first. Sizes roughly halve towards the top, as in a binary
+  // counter, so each symbol is rebuilt O(log kMaxMergedSymbols) times and the pool holds
+  // total/kMaxMergedSymbols + O(log kMaxMergedSymbols) objects.
+  std::vector<std::uint64_t> pool;
   std::unordered_map<std::uintptr_t, std::uint64_t> function_batch;  // start -> batch id
+  // Released symbols still in shared objects, by start address; new code overlapping one of
+  // them compacts its run first, so gdb never holds a stale name for live code.
+  std::multimap<std::uintptr_t, DeadRange> dead;
+  std::size_t max_dead_extent = 0;
+  std::size_t dead_symbols = 0;
+  std::size_t dead_batch_total = 0;
   std::size_t symbol_count = 0;
   std::size_t gdb_objects = 0;
   std::size_t gdb_bytes = 0;
   std::uint64_t gdb_calls = 0;
+  std::uint64_t symbols_built = 0;
   // Sorted address index for symbolize(), rebuilt lazily after changes.
   mutable std::vector<IndexEntry> index;
   mutable bool index_dirty = true;
 
-  void link_objects(Batch& batch) {
-    if (!options.gdb) return;
-    std::vector<std::vector<std::uint8_t>> images = internal::build_elf_objects(batch.symbols);
-    for (auto& image : images) {
+  void unlink(Run& run) {
+    for (GdbObject& obj : run.objects) {
+      internal::gdb_unregister(obj.entry.get());
+      ++gdb_calls;
+      --gdb_objects;
+      gdb_bytes -= obj.bytes.size();
+    }
+    run.objects.clear();
+  }
+
+  // (Re)builds the run's gdb object(s) from its batches' symbols and links them.
+  void relink(Run& run) {
+    unlink(run);
+    if (!options.gdb || run.symbols == 0) return;
+    std::vector<const Symbol*> symbols;
+    symbols.reserve(run.symbols);
+    for (std::uint64_t id : run.batches) {
+      for (const Symbol& s : batches.at(id).symbols) symbols.push_back(&s);
+    }
+    symbols_built += symbols.size();
+    for (auto& image : internal::build_elf_objects(std::span<const Symbol* const>(symbols))) {
       GdbObject obj;
       obj.bytes = std::move(image);
       obj.entry = std::make_unique<jit_code_entry>();
@@ -176,18 +232,145 @@ struct CodeRegistry::Impl {
       ++gdb_calls;
       ++gdb_objects;
       gdb_bytes += obj.bytes.size();
-      batch.objects.push_back(std::move(obj));
+      run.objects.push_back(std::move(obj));
     }
   }
 
-  void unlink_objects(Batch& batch) {
-    for (GdbObject& obj : batch.objects) {
-      internal::gdb_unregister(obj.entry.get());
-      ++gdb_calls;
-      --gdb_objects;
-      gdb_bytes -= obj.bytes.size();
+  void add_to_run(Run& run, std::uint64_t run_id, std::uint64_t batch_id) {
+    Batch& batch = batches.at(batch_id);
+    batch.run = run_id;
+    batch.pos = run.batches.size();
+    run.batches.push_back(batch_id);
+  }
+  // O(1): the last batch takes the removed one's place (order within a run does not matter).
+  void remove_from_run(Run& run, std::uint64_t batch_id) {
+    std::size_t pos = batches.at(batch_id).pos;
+    std::uint64_t last = run.batches.back();
+    run.batches[pos] = last;
+    batches.at(last).pos = pos;
+    run.batches.pop_back();
+  }
+
+  // Forgets the run's released batches (after a rebuild that left them out).
+  void purge_dead(Run& run) {
+    for (std::uint64_t id : run.dead_batches) {
+      Batch& batch = batches.at(id);
+      for (const Symbol& sym : batch.symbols) {
+        if (sym.kind == SymbolKind::kLabel) continue;
+        auto [lo, hi] = dead.equal_range(sym.address);
+        for (auto it = lo; it != hi; ++it) {
+          if (it->second.run == batch.run) {
+            dead.erase(it);
+            break;
+          }
+        }
+      }
+      batches.erase(id);
     }
-    batch.objects.clear();
+    dead_symbols -= run.dead_symbols;
+    dead_batch_total -= run.dead_batches.size();
+    run.dead_batches.clear();
+    run.dead_symbols = 0;
+  }
+
+  // Rebuilds the run from its live batches only.
+  void compact(std::uint64_t run_id) {
+    Run& run = runs.at(run_id);
+    relink(run);
+    purge_dead(run);
+  }
+
+  void drop_run(std::uint64_t run_id) {
+    Run& run = runs.at(run_id);
+    unlink(run);
+    purge_dead(run);
+    if (run.pooled) std::erase(pool, run_id);
+    runs.erase(run_id);
+  }
+
+  // Compacts every run holding a released symbol that overlaps [begin, end).
+  void compact_overlapping(std::uintptr_t begin, std::uintptr_t end) {
+    if (dead.empty()) return;
+    std::uintptr_t from = begin > max_dead_extent ? begin - max_dead_extent : 0;
+    std::vector<std::uint64_t> stale;
+    for (auto it = dead.lower_bound(from); it != dead.end() && it->first < end; ++it) {
+      if (it->second.end > begin) stale.push_back(it->second.run);
+    }
+    std::sort(stale.begin(), stale.end());
+    stale.erase(std::unique(stale.begin(), stale.end()), stale.end());
+    for (std::uint64_t run_id : stale) compact(run_id);
+  }
+
+  // Places a new batch in a run of its own, or in the merge pool.
+  void place(std::uint64_t batch_id, Grouping grouping) {
+    Batch& batch = batches.at(batch_id);
+    std::uint64_t run_id = next_id++;
+    Run& run = runs[run_id];
+    add_to_run(run, run_id, batch_id);
+    run.symbols = batch.symbols.size();
+    if (grouping == Grouping::kOwnObject || run.symbols >= kMaxMergedSymbols) {
+      relink(run);
+      return;
+    }
+    run.pooled = true;
+    pool.push_back(run_id);
+    // Merge the top two while the lower one is at most twice the upper one and the result
+    // stays under the cap. The new batch's symbols end up linked exactly once: by the last
+    // merge it takes part in, or below if it merged with nothing. A merge also drops the
+    // released batches of both runs (the rebuild leaves them out).
+    bool linked = false;
+    while (pool.size() >= 2) {
+      Run& upper = runs.at(pool[pool.size() - 1]);
+      Run& lower = runs.at(pool[pool.size() - 2]);
+      if (lower.symbols > 2 * upper.symbols || lower.symbols + upper.symbols > kMaxMergedSymbols) {
+        break;
+      }
+      std::uint64_t upper_id = pool.back();
+      std::uint64_t lower_id = pool[pool.size() - 2];
+      unlink(upper);
+      purge_dead(upper);
+      for (std::uint64_t id : upper.batches) add_to_run(lower, lower_id, id);
+      lower.symbols += upper.symbols;
+      pool.pop_back();
+      runs.erase(upper_id);
+      compact(lower_id);
+      linked = true;
+    }
+    if (!linked) relink(runs.at(run_id));
+  }
+
+  // Takes a released batch out of its run. Own-object runs go at once. In a shared run the
+  // batch's symbols stay in the object (marked dead) until half the run is dead, new code
+  // overlaps them, or a merge rebuilds the run: rebuilding a shared object on every release
+  // would cost O(kMaxMergedSymbols) per release instead of O(1) amortized.
+  void release_batch(std::uint64_t batch_id) {
+    Batch& batch = batches.at(batch_id);
+    std::uint64_t run_id = batch.run;
+    Run& run = runs.at(run_id);
+    remove_from_run(run, batch_id);
+    run.symbols -= batch.symbols.size();
+    if (run.batches.empty()) {
+      batches.erase(batch_id);
+      drop_run(run_id);
+      return;
+    }
+    if (!run.pooled || 2 * (run.dead_symbols + batch.symbols.size()) >=
+                           run.symbols + run.dead_symbols + batch.symbols.size()) {
+      batches.erase(batch_id);
+      compact(run_id);
+      return;
+    }
+    batch.dead = true;
+    ++dead_batch_total;
+    run.dead_batches.push_back(batch_id);
+    run.dead_symbols += batch.symbols.size();
+    dead_symbols += batch.symbols.size();
+    for (const Symbol& sym : batch.symbols) {
+      if (sym.kind == SymbolKind::kLabel) continue;
+      std::size_t len = std::max<std::size_t>({sym.size, sym.extent, 1});
+      max_dead_extent = std::max(max_dead_extent, len);
+      dead.emplace(sym.address, DeadRange{sym.address + len, run_id});
+    }
   }
 
   void forget_functions(const Batch& batch) {
@@ -204,7 +387,7 @@ CodeRegistry::CodeRegistry(const RegistryOptions& options) : impl_(std::make_uni
 
 CodeRegistry::~CodeRegistry() {
   std::lock_guard lock(impl_->mu);
-  for (auto& [id, batch] : impl_->batches) impl_->unlink_objects(batch);
+  for (auto& [id, run] : impl_->runs) impl_->unlink(run);
 }
 
 CodeRegistry& CodeRegistry::global() {
@@ -227,7 +410,7 @@ CodeRegistry& CodeRegistry::global() {
   return *registry;
 }
 
-Result<Registration> CodeRegistry::add(SymbolBatch batch_in) {
+Result<Registration> CodeRegistry::add(SymbolBatch batch_in, Grouping grouping) {
   std::vector<Symbol> symbols;
   symbols.assign(std::make_move_iterator(batch_in.symbols().begin()),
                  std::make_move_iterator(batch_in.symbols().end()));
@@ -237,12 +420,14 @@ Result<Registration> CodeRegistry::add(SymbolBatch batch_in) {
   std::lock_guard lock(impl_->mu);
   for (const Symbol& s : symbols) {
     if (s.kind == SymbolKind::kFunction && impl_->function_batch.count(s.address) != 0) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(s.address));
       return Error(ErrorCode::kInvalidArgument,
-                   "debug: function '" + s.name + "' at " + buf +
+                   "debug: function '" + s.name + "' at " + hex(s.address) +
                        ": a function is already registered there (remove it first)");
     }
+  }
+  for (const Symbol& s : symbols) {
+    if (s.kind == SymbolKind::kLabel) continue;
+    impl_->compact_overlapping(s.address, s.address + std::max<std::size_t>({s.size, s.extent, 1}));
   }
   std::uint64_t id = impl_->next_id++;
   Batch& batch = impl_->batches[id];
@@ -252,8 +437,8 @@ Result<Registration> CodeRegistry::add(SymbolBatch batch_in) {
   }
   impl_->symbol_count += batch.symbols.size();
   impl_->index_dirty = true;
-  impl_->link_objects(batch);
-  if (internal::perf_any_enabled()) internal::perf_record_functions(batch.symbols);
+  impl_->place(id, grouping);
+  if (internal::perf_any_enabled()) internal::perf_record_functions(impl_->batches.at(id).symbols);
   return Registration(this, id);
 }
 
@@ -269,13 +454,11 @@ Status CodeRegistry::remove_function(const void* address) {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->function_batch.find(addr);
   if (it == impl_->function_batch.end()) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(addr));
     return Error(ErrorCode::kInvalidArgument,
-                 std::string("debug: remove_function: no registered function starts at ") + buf);
+                 "debug: remove_function: no registered function starts at " + hex(addr));
   }
-  Batch& batch = impl_->batches.at(it->second);
   std::uint64_t id = it->second;
+  Batch& batch = impl_->batches.at(id);
   impl_->function_batch.erase(it);
   // The function and every label/data symbol inside its extent leave together.
   const Symbol* fn = nullptr;
@@ -286,18 +469,26 @@ Status CodeRegistry::remove_function(const void* address) {
     return Error(ErrorCode::kInvalidState, "debug: remove_function: registry index is inconsistent");
   }
   std::uintptr_t end = addr + std::max<std::size_t>({fn->size, fn->extent, 1});
+  Run& run = impl_->runs.at(batch.run);
   std::size_t before = batch.symbols.size();
   std::erase_if(batch.symbols, [&](const Symbol& s) {
-    return s.address >= addr && s.address < end && (s.kind != SymbolKind::kFunction || s.address == addr);
+    return s.address >= addr && s.address < end &&
+           (s.kind != SymbolKind::kFunction || s.address == addr);
   });
-  impl_->symbol_count -= before - batch.symbols.size();
+  std::size_t removed = before - batch.symbols.size();
+  impl_->symbol_count -= removed;
   impl_->index_dirty = true;
-  impl_->unlink_objects(batch);
+  run.symbols -= removed;
+  std::uint64_t run_id = batch.run;
   if (batch.symbols.empty()) {
+    impl_->remove_from_run(run, id);
     impl_->batches.erase(id);
-  } else {
-    impl_->link_objects(batch);
+    if (run.batches.empty()) {
+      impl_->drop_run(run_id);
+      return ok();
+    }
   }
+  impl_->compact(run_id);  // the removed function's name leaves gdb now
   return ok();
 }
 
@@ -305,9 +496,8 @@ void CodeRegistry::release(std::uint64_t id) {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->batches.find(id);
   if (it == impl_->batches.end()) return;  // every symbol was removed one by one
-  impl_->unlink_objects(it->second);
   impl_->forget_functions(it->second);
-  impl_->batches.erase(it);
+  impl_->release_batch(id);
   impl_->index_dirty = true;
 }
 
@@ -316,6 +506,7 @@ std::optional<std::string> CodeRegistry::symbolize(std::uintptr_t address) const
   if (impl_->index_dirty) {
     impl_->index.clear();
     for (const auto& [id, batch] : impl_->batches) {
+      if (batch.dead) continue;
       for (const Symbol& s : batch.symbols) {
         if (s.kind == SymbolKind::kLabel) continue;  // names of points, not of ranges
         impl_->index.push_back({s.address, s.address + std::max<std::size_t>(s.size, 1), &s.name});
@@ -339,11 +530,13 @@ std::optional<std::string> CodeRegistry::symbolize(std::uintptr_t address) const
 RegistryStats CodeRegistry::stats() const {
   std::lock_guard lock(impl_->mu);
   RegistryStats s;
-  s.batches = impl_->batches.size();
+  s.batches = impl_->batches.size() - impl_->dead_batch_total;
   s.symbols = impl_->symbol_count;
   s.gdb_objects = impl_->gdb_objects;
   s.gdb_object_bytes = impl_->gdb_bytes;
   s.gdb_register_calls = impl_->gdb_calls;
+  s.symbols_built = impl_->symbols_built;
+  s.released_symbols_in_gdb = impl_->dead_symbols;
   return s;
 }
 

@@ -207,7 +207,7 @@ namespace {
 
 // One ELF object for `order` (indices into symbols, sorted by address) whose extents fall in
 // `ranges` (sorted, code ranges and data ranges separately sorted but interleaved freely).
-std::vector<std::uint8_t> build_one(std::span<const Symbol> symbols,
+std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
                                     std::span<const std::uint32_t> members,
                                     std::span<const std::uint32_t> member_range,
                                     std::span<const Range> ranges) {
@@ -225,7 +225,7 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol> symbols,
   std::size_t locals = 0;
   for (int pass = 0; pass < 2; ++pass) {
     for (std::size_t m = 0; m < members.size(); ++m) {
-      const Symbol& s = symbols[members[m]];
+      const Symbol& s = *symbols[members[m]];
       bool local = s.kind == SymbolKind::kLabel;
       if (local != (pass == 0)) continue;
       const Range& r = ranges[member_range[m]];
@@ -250,12 +250,12 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol> symbols,
   std::vector<std::uint8_t> frame;
   bool any_unwind = false;
   for (std::uint32_t idx : members) {
-    if (symbols[idx].frame.has_unwind) any_unwind = true;
+    if (symbols[idx]->frame.has_unwind) any_unwind = true;
   }
   if (any_unwind) {
     frame = make_cie();
     for (std::uint32_t idx : members) {
-      const Symbol& s = symbols[idx];
+      const Symbol& s = *symbols[idx];
       if (!s.frame.has_unwind) continue;
       std::size_t start = frame.size();
       put<std::uint32_t>(frame, 0);  // length, patched below
@@ -323,11 +323,18 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol> symbols,
 }  // namespace
 
 std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol> symbols) {
+  std::vector<const Symbol*> pointers;
+  pointers.reserve(symbols.size());
+  for (const Symbol& s : symbols) pointers.push_back(&s);
+  return build_elf_objects(std::span<const Symbol* const>(pointers));
+}
+
+std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol* const> symbols) {
   // Order by address; batches usually arrive sorted (allocation order), so check first.
   std::vector<std::uint32_t> order(symbols.size());
   std::iota(order.begin(), order.end(), 0u);
   auto by_address = [&](std::uint32_t a, std::uint32_t b) {
-    return symbols[a].address < symbols[b].address;
+    return symbols[a]->address < symbols[b]->address;
   };
   if (!std::is_sorted(order.begin(), order.end(), by_address)) {
     std::stable_sort(order.begin(), order.end(), by_address);
@@ -339,7 +346,7 @@ std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol>
   std::vector<std::uint32_t> range_of(symbols.size());
   std::int64_t open_range[2] = {-1, -1};  // [code, data]
   for (std::uint32_t idx : order) {
-    const Symbol& s = symbols[idx];
+    const Symbol& s = *symbols[idx];
     bool code = is_code(s);
     std::int64_t& open = open_range[code ? 0 : 1];
     if (open >= 0 && s.address <= ranges[open].end) {

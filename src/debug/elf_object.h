@@ -29,8 +29,10 @@ inline constexpr std::size_t kMaxRangesPerObject = 60000;
 // the offending symbol.
 [[nodiscard]] Status validate_symbols(std::span<const Symbol> symbols);
 
-// Builds the ELF object(s) for an already validated batch.
+// Builds the ELF object(s) for already validated symbols (the pointer form serves merged
+// objects, whose symbols live in several batches).
 std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol> symbols);
+std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol* const> symbols);
 
 // The DWARF call-frame instructions of one function (exposed for tests). Rows at or past
 // `function_size` describe no instruction and are skipped (validate_symbols() allows a row

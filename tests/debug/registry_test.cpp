@@ -3,6 +3,7 @@
 // sections and CFI as an independent ELF/DWARF reader decodes them).
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -94,7 +95,7 @@ TEST(CodeRegistry, OneBatchIsOneGdbObjectAndReleaseUnlinksIt) {
     batch.add_function("batched_" + std::to_string(i), fake_code + 64 * i, 40,
                        FrameInfo::frame_pointer(1, 4, {39}), 64);
   }
-  auto reg = r.add(std::move(batch));
+  auto reg = r.add(std::move(batch), Grouping::kOwnObject);
   ASSERT_TRUE(reg) << reg.error().message();
   RegistryStats during = r.stats();
   EXPECT_EQ(during.gdb_objects, before.gdb_objects + 1);
@@ -117,7 +118,7 @@ TEST(CodeRegistry, RemoveFunctionRebuildsItsBatchWithoutIt) {
   batch.add_function("drop_b", fake_code + 4096 + 64, 16);
   batch.add_label("drop_b_label", fake_code + 4096 + 64 + 8);
   batch.add_function("keep_c", fake_code + 4096 + 128, 16);
-  auto reg = r.add(std::move(batch));
+  auto reg = r.add(std::move(batch), Grouping::kOwnObject);
   ASSERT_TRUE(reg);
   std::size_t symbols = r.stats().symbols;
   ASSERT_TRUE(r.remove_function(fake_code + 4096 + 64));
@@ -136,6 +137,103 @@ TEST(CodeRegistry, RemoveFunctionRebuildsItsBatchWithoutIt) {
   ASSERT_TRUE(r.remove_function(fake_code + 4096 + 128));
   EXPECT_EQ(r.symbolize(reinterpret_cast<std::uintptr_t>(fake_code + 4096 + 130)), std::nullopt);
   reg->reset();  // the batch is already empty: a no-op
+}
+
+TEST(CodeRegistry, FunctionsRegisteredOneAtATimeShareFewGdbObjects) {
+  CodeRegistry& r = CodeRegistry::global();
+  RegistryStats before = r.stats();
+  std::size_t list_before = descriptor_list_length();
+  constexpr std::size_t kN = 10000;
+  // Distinct fake addresses, 4 bytes apart (a reserved range: nothing reads them).
+  static std::uint8_t* area = static_cast<std::uint8_t*>(
+      mmap(nullptr, kN * 4, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  ASSERT_NE(area, MAP_FAILED);
+  std::vector<Registration> regs;
+  for (std::size_t i = 0; i < kN; ++i) {
+    auto reg = r.add_function("one_" + std::to_string(i), area + 4 * i, 4, FrameInfo::leaf());
+    ASSERT_TRUE(reg) << reg.error().message();
+    regs.push_back(std::move(*reg));
+  }
+  RegistryStats during = r.stats();
+  std::size_t objects = during.gdb_objects - before.gdb_objects;
+  // ceil(10000 / 4096) = 3 full-ish objects plus a binary-counter tail of at most ~log2(4096).
+  EXPECT_LE(objects, 3u + 13u);
+  EXPECT_GE(objects, 3u);
+  EXPECT_EQ(descriptor_list_length(), list_before + objects);
+  // Amortized rebuilding: each symbol written O(log 4096) times, not O(n).
+  std::uint64_t built = during.symbols_built - before.symbols_built;
+  EXPECT_LE(built, kN * 14);
+  // Every function is still in exactly one object: count the names in the linked images.
+  std::size_t names = 0;
+  for (jit_code_entry* e = __jit_debug_descriptor.first_entry; e != nullptr; e = e->next_entry) {
+    std::string image(e->symfile_addr, e->symfile_size);
+    for (std::size_t pos = image.find("one_"); pos != std::string::npos; pos = image.find("one_", pos + 1)) {
+      ++names;
+    }
+  }
+  EXPECT_EQ(names, kN);
+  // Releasing from the middle rebuilds only the object holding it; all the rest stay named.
+  regs.erase(regs.begin() + 5000);
+  EXPECT_EQ(r.symbolize(reinterpret_cast<std::uintptr_t>(area + 4 * 5000)), std::nullopt);
+  EXPECT_EQ(r.symbolize(reinterpret_cast<std::uintptr_t>(area + 4 * 5001)), "one_5001");
+  regs.clear();
+  EXPECT_EQ(r.stats().gdb_objects, before.gdb_objects);
+  EXPECT_EQ(descriptor_list_length(), list_before);
+}
+
+std::size_t images_containing(const std::string& name) {
+  std::size_t n = 0;
+  for (jit_code_entry* e = __jit_debug_descriptor.first_entry; e != nullptr; e = e->next_entry) {
+    std::string image(e->symfile_addr, e->symfile_size);
+    if (image.find(name + '\0') != std::string::npos) ++n;
+  }
+  return n;
+}
+
+TEST(CodeRegistry, ReleasedNameLeavesGdbBeforeNewCodeOverlapsIt) {
+  CodeRegistry& r = CodeRegistry::global();
+  std::vector<Registration> regs;
+  std::uint8_t* base = fake_code + 40960;
+  for (int i = 0; i < 100; ++i) {
+    auto reg = r.add_function("pooled_" + std::to_string(i), base + 64 * i, 48, FrameInfo::leaf());
+    ASSERT_TRUE(reg);
+    regs.push_back(std::move(*reg));
+  }
+  std::size_t dead_before = r.stats().released_symbols_in_gdb;
+  regs[50].reset();
+  // Released: jitkit no longer names it; its shared object keeps it until a rebuild (O(1)
+  // release instead of rebuilding up to 4096 symbols).
+  EXPECT_EQ(r.symbolize(reinterpret_cast<std::uintptr_t>(base + 64 * 50)), std::nullopt);
+  EXPECT_EQ(r.stats().released_symbols_in_gdb, dead_before + 1);
+  EXPECT_EQ(images_containing("pooled_50"), 1u);
+  // New code over part of the released range (different start): the stale object is rebuilt
+  // first, so gdb never has two names for the new code's addresses.
+  auto fresh = r.add_function("fresh_code", base + 64 * 50 + 16, 40, FrameInfo::leaf());
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(images_containing("pooled_50"), 0u);
+  EXPECT_EQ(images_containing("fresh_code"), 1u);
+  EXPECT_EQ(images_containing("pooled_49"), 1u);
+  EXPECT_EQ(images_containing("pooled_51"), 1u);
+  EXPECT_EQ(r.stats().released_symbols_in_gdb, dead_before);
+  regs.clear();
+  fresh->reset();
+  EXPECT_EQ(images_containing("pooled_0"), 0u);
+}
+
+TEST(CodeRegistry, OwnObjectGroupingGivesEachBatchItsObject) {
+  CodeRegistry& r = CodeRegistry::global();
+  RegistryStats before = r.stats();
+  std::vector<Registration> regs;
+  for (int i = 0; i < 100; ++i) {
+    SymbolBatch b;
+    b.add_function("own_" + std::to_string(i), fake_code + 32768 + 8 * i, 8);
+    auto reg = r.add(std::move(b), Grouping::kOwnObject);
+    ASSERT_TRUE(reg);
+    regs.push_back(std::move(*reg));
+  }
+  EXPECT_EQ(r.stats().gdb_objects, before.gdb_objects + 100);
+  regs.clear();
+  EXPECT_EQ(r.stats().gdb_objects, before.gdb_objects);
 }
 
 TEST(ElfObject, ReadelfSeesSymbolsSectionsAtRunTimeAddressesAndCfi) {

@@ -24,10 +24,13 @@
 //   ...                           // gdb, perf see the names while `reg` lives
 //   reg.reset();                  // unregisters the batch (call before freeing the code)
 //
-// Cost: building a batch's ELF object is linear in the batch (symbols, FDEs, strings); each
-// function also costs one hash-table entry (for remove_function). Nothing is quadratic in the
-// number of registered functions. Removing ONE function from a batch of k rebuilds that batch's
-// object (O(k)); dropping a whole Registration is O(1) plus gdb's own work.
+// Cost: building an ELF object is linear in its symbols (symbols, FDEs, strings); each function
+// also costs one hash-table entry (for remove_function). Small batches are merged into shared
+// objects (Grouping::kMerge, the default) so that registering one function at a time does not
+// leave gdb with one object per function; each symbol is then rebuilt O(log 4096) times
+// (amortized). Nothing is quadratic in the number of registered functions. Removing ONE
+// function rebuilds the object holding it (O(its symbols): at most 4096 in the merge pool, the
+// whole batch for a big kOwnObject batch); dropping a kOwnObject Registration is O(1).
 //
 // Thread safety: every member of CodeRegistry may be called from any thread (one internal mutex
 // serializes the GDB descriptor protocol, which permits one action at a time).
@@ -147,6 +150,23 @@ class Registration {
   std::uint64_t id_ = 0;
 };
 
+// How a batch is grouped into gdb objects.
+enum class Grouping : std::uint8_t {
+  // Small batches (fewer than kMaxMergedSymbols symbols) are merged with other small batches
+  // into shared objects, so that code registered one function at a time (a JIT compiling
+  // methods as they get hot) still gives gdb few objects: at most
+  // total/kMaxMergedSymbols + O(log kMaxMergedSymbols) of them. Merging rebuilds a symbol's
+  // object O(log kMaxMergedSymbols) times over its life (amortized), and releasing a batch
+  // rebuilds its shared object (at most kMaxMergedSymbols symbols): both bounded per function.
+  kMerge,
+  // The batch gets object(s) of its own, built once. Cheapest for big batches; with many
+  // small ones gdb (when attached) slows down quadratically, see bench/debug/gdb_scaling.sh.
+  kOwnObject,
+};
+
+// The size cap of merged objects (kMerge).
+inline constexpr std::size_t kMaxMergedSymbols = 4096;
+
 // Which sinks a registry feeds.
 struct RegistryOptions {
   bool gdb = true;       // the GDB JIT interface (only the global() registry may use it)
@@ -159,6 +179,9 @@ struct RegistryStats {
   std::size_t gdb_objects = 0;      // ELF objects currently linked into __jit_debug_descriptor
   std::size_t gdb_object_bytes = 0; // their total size
   std::uint64_t gdb_register_calls = 0;    // __jit_debug_register_code() calls so far
+  std::uint64_t symbols_built = 0;         // symbols written into ELF objects so far (merges
+                                           // and rebuilds count again)
+  std::size_t released_symbols_in_gdb = 0; // released, still in a shared object (see Grouping)
 };
 
 class CodeRegistry {
@@ -173,11 +196,11 @@ class CodeRegistry {
   ~CodeRegistry();
 
   // Registers a batch with every enabled sink. Errors (kInvalidArgument, nothing registered):
-  // an empty name, a null address, a function of size 0, unwind rows beyond the function,
-  // a label or data symbol overlapping nothing sensible is accepted; overlapping FUNCTIONS within
-  // the batch are rejected (gdb would pick one arbitrarily).
-  [[nodiscard]] Result<Registration> add(SymbolBatch batch);
-  // One function, as a batch of one (convenient, but one gdb object each: batch when you can).
+  // an empty batch, an empty name, a null address, a function of size 0, unwind rows beyond the
+  // function, functions overlapping within the batch (gdb would pick one arbitrarily), a
+  // function starting where a registered one starts.
+  [[nodiscard]] Result<Registration> add(SymbolBatch batch, Grouping grouping = Grouping::kMerge);
+  // One function, as a batch of one (merged with other small batches: see Grouping).
   [[nodiscard]] Result<Registration> add_function(std::string name, const void* address,
                                                   std::size_t size, FrameInfo frame = {});
 
