@@ -560,6 +560,23 @@ void Assembler::movabs(Gp64 d, std::uint64_t imm) {
   ro(*this, 0xB8 | kW, rv(d), [&] { return insn("movabs", d, ImmV{static_cast<std::int64_t>(imm)}); },
      8, static_cast<std::int64_t>(imm));
 }
+namespace {
+template <class R>
+void moffs(Assembler& a, std::uint8_t op8, R r, HostAddress addr, bool load) {
+  auto text = [&] { return load ? insn("movabs", r, addr) : insn("movabs", addr, r); };
+  if (rv(r) != 0) return fail_insn(a, text(), "the moffs64 form exists only for al, ax, eax and rax");
+  ro(a, sz<R>(op8), 0, text, 8, static_cast<std::int64_t>(addr.address));
+}
+}  // namespace
+void Assembler::movabs(Gp8 d, HostAddress s) { moffs(*this, 0xA0, d, s, true); }
+void Assembler::movabs(Gp16 d, HostAddress s) { moffs(*this, 0xA0, d, s, true); }
+void Assembler::movabs(Gp32 d, HostAddress s) { moffs(*this, 0xA0, d, s, true); }
+void Assembler::movabs(Gp64 d, HostAddress s) { moffs(*this, 0xA0, d, s, true); }
+void Assembler::movabs(HostAddress d, Gp8 s) { moffs(*this, 0xA2, s, d, false); }
+void Assembler::movabs(HostAddress d, Gp16 s) { moffs(*this, 0xA2, s, d, false); }
+void Assembler::movabs(HostAddress d, Gp32 s) { moffs(*this, 0xA2, s, d, false); }
+void Assembler::movabs(HostAddress d, Gp64 s) { moffs(*this, 0xA2, s, d, false); }
+
 void Assembler::mov(const Mem& m, std::int64_t imm) {
   auto text = [&] { return insn("mov", m, ImmV{imm}); };
   switch (m.size) {

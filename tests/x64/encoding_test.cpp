@@ -86,6 +86,17 @@ TEST(X64Encoding, ShortestImmediateForms) {
   EXPECT_EQ(one([](Assembler& a) { a.xchg(eax, eax); }), "87 c0");  // 90 would be a nop
 }
 
+TEST(X64Encoding, ExplicitMoffs64Forms) {
+  EXPECT_EQ(one([](Assembler& a) { a.movabs(eax, abs_address(0x1122334455667788)); }),
+            "a1 88 77 66 55 44 33 22 11");
+  EXPECT_EQ(one([](Assembler& a) { a.movabs(abs_address(0x1122334455667788), rax); }),
+            "48 a3 88 77 66 55 44 33 22 11");
+  EXPECT_EQ(one([](Assembler& a) { a.movabs(al, abs_address(0x10)); }), "a0 10 00 00 00 00 00 00 00");
+  EXPECT_EQ(one([](Assembler& a) { a.movabs(abs_address(0x10), ax); }), "66 a3 10 00 00 00 00 00 00 00");
+  EXPECT_EQ(one([](Assembler& a) { a.movabs(ecx, abs_address(0x10)); }),
+            "error: movabs ecx, 0x10: the moffs64 form exists only for al, ax, eax and rax");
+}
+
 TEST(X64Encoding, SseScalarDouble) {
   EXPECT_EQ(one([](Assembler& a) { a.movsd(xmm9, qword_ptr(rax)); }), "f2 44 0f 10 08");
   EXPECT_EQ(one([](Assembler& a) { a.movq(r9, xmm10); }), "66 4d 0f 7e d1");

@@ -139,7 +139,8 @@ class Assembler {
   bool ok() const { return !error_.has_value(); }
   // Bytes emitted into the buffer so far (relaxable items not counted: the final size differs).
   std::size_t buffer_size() const { return static_cast<std::size_t>(cur_ - buf_); }
-  // Forgets everything emitted (labels, items, errors) but keeps the buffer's capacity.
+  // Forgets everything emitted (labels, items, sites, constants, the error and the scratch
+  // permission) but keeps the capacity of the buffers, so a JIT can reuse one Assembler.
   void reset();
 
   // Allows `reg` to be clobbered by host-address instructions emitted from now on that need a
@@ -187,6 +188,17 @@ class Assembler {
   void mov(Gp64 dst, std::int64_t imm);   // shortest form, see above
   void mov(const Mem& dst, std::int64_t imm);  // sized memory; 64-bit: simm32
   void movabs(Gp64 dst, std::uint64_t imm);    // always the 10-byte mov r64, imm64
+  // The moffs64 forms, explicitly (mov's host-address operands pick them automatically when
+  // needed): load al/ax/eax/rax from, or store it to, a full 64-bit address. The register must
+  // be the accumulator, else a sticky error.
+  void movabs(Gp8 dst, HostAddress src);
+  void movabs(Gp16 dst, HostAddress src);
+  void movabs(Gp32 dst, HostAddress src);
+  void movabs(Gp64 dst, HostAddress src);
+  void movabs(HostAddress dst, Gp8 src);
+  void movabs(HostAddress dst, Gp16 src);
+  void movabs(HostAddress dst, Gp32 src);
+  void movabs(HostAddress dst, Gp64 src);
   void movzx(Gp16 dst, Gp8 src);
   void movzx(Gp32 dst, Gp8 src);
   void movzx(Gp64 dst, Gp8 src);
