@@ -49,9 +49,20 @@ function(jitkit_add_gtest target)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
   target_link_libraries(${target} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main Threads::Threads)
   jitkit_set_warnings(${target})
-  gtest_discover_tests(${target}
-    DISCOVERY_MODE PRE_TEST
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT} ENVIRONMENT "${ARG_ENVIRONMENT}")
+  gtest_discover_tests(${target} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60)
+  # gtest_discover_tests(PROPERTIES ...) flattens list values ("LABELS patch;stress" becomes
+  # LABELS=patch plus a bogus property "stress"), so the properties are applied by a script that
+  # CTest runs after discovery, over the discovered list <target>_TESTS.
+  set(script ${CMAKE_CURRENT_BINARY_DIR}/${target}_properties.cmake)
+  file(WRITE ${script}
+    "if(${target}_TESTS)\n"
+    "  set_tests_properties(\${${target}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\" TIMEOUT ${ARG_TIMEOUT})\n")
+  if(ARG_ENVIRONMENT)
+    file(APPEND ${script}
+      "  set_tests_properties(\${${target}_TESTS} PROPERTIES ENVIRONMENT \"${ARG_ENVIRONMENT}\")\n")
+  endif()
+  file(APPEND ${script} "endif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${script})
 endfunction()
 
 # jitkit_add_benchmark(<target> SOURCES <files...> [LIBS <libs...>])
