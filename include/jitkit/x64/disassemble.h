@@ -90,6 +90,9 @@ struct DecodedInstruction {
   std::vector<DecodedOperand> operands;  // explicit (visible) operands, in Intel order
 };
 
+// The name INTERFACES.md uses.
+using DecodedInsn = DecodedInstruction;
+
 // Disassembles `size` bytes at `code`, as if they were located at `runtime_address` (which is used
 // to compute branch and RIP-relative targets). Never fails: undecodable bytes become `(bad)` lines.
 std::string disassemble(const void* code, std::size_t size, std::uint64_t runtime_address,
