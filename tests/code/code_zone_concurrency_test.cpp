@@ -15,6 +15,7 @@
 
 #include "code_functions.h"
 #include "jitkit/code/code_zone.h"
+#include "jitkit/code/sync.h"
 
 namespace jitkit::code {
 namespace {
@@ -104,6 +105,48 @@ TEST(CodeZoneConcurrency, ThreadsAllocateWriteRunAndFreeWithoutOverlap) {
   EXPECT_EQ(s.used_bytes, 0u);
   EXPECT_EQ(s.block_count, 0u);
   EXPECT_EQ(s.largest_free_block, s.reserved_bytes) << "everything coalesced back";
+}
+
+TEST(CodeZoneConcurrency, LiveCodeIsPatchedThroughTheWriteViewWhileAnotherThreadRunsIt) {
+  if (!cross_core_sync_available()) GTEST_SKIP() << "membarrier SYNC_CORE unavailable";
+  auto made = CodeZone::create({});
+  ASSERT_TRUE(made) << made.error().message();
+  CodeZone& zone = **made;
+  ASSERT_EQ(zone.mode(), ZoneMode::kDualMapped);
+  // nop ; nop ; nop ; mov eax, imm32 ; ret — the imm32 sits at offset 4, naturally aligned, so
+  // one 4-byte store replaces it whole.
+  const std::uint8_t code[] = {0x90, 0x90, 0x90, 0xB8, 0x11, 0x11, 0x11, 0x11, 0xC3};
+  auto block = zone.allocate(sizeof code);
+  ASSERT_TRUE(block);
+  ASSERT_TRUE(zone.write(block->exec, code, sizeof code));
+  ASSERT_TRUE(zone.make_executable(*block, Visibility::kOtherThreads));
+  const auto fn = reinterpret_cast<IntFn>(block->exec);
+  std::atomic<bool> stop{false};
+  std::atomic<long> torn{0}, runs{0}, seen_second{0};
+  std::thread runner([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      const int v = fn();
+      if (v != 0x11111111 && v != 0x22222222) torn.fetch_add(1);
+      if (v == 0x22222222) seen_second.fetch_add(1, std::memory_order_relaxed);
+      runs.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  auto* field = reinterpret_cast<std::uint32_t*>(zone.writable(block->exec + 4));
+  ASSERT_NE(field, nullptr);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(field) % 4, 0u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(stress_seconds() / 2);
+  int patches = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    // Release store through the RW view; the RX page is never made writable.
+    __atomic_store_n(field, (patches++ % 2 == 0) ? 0x22222222u : 0x11111111u, __ATOMIC_RELEASE);
+    ASSERT_TRUE(zone.make_executable(*block, Visibility::kOtherThreads));
+  }
+  stop = true;
+  runner.join();
+  EXPECT_EQ(torn.load(), 0) << "a run saw a mix of old and new immediate bytes";
+  EXPECT_GT(runs.load(), 1000);
+  EXPECT_GT(seen_second.load(), 0) << "the running thread never observed a patch";
+  EXPECT_GT(patches, 10);
 }
 
 TEST(CodeZoneConcurrency, BlocksFreedByAnotherThreadAndCachesOfExitedThreadsComeBack) {
