@@ -261,10 +261,10 @@ L_SUPER_SEND:
               PUSH_RESULT(x > y ? trueV : falseV))
   BINARY_FAST(L_SEND_LE,
               PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(x <= y ? trueV : falseV))
+              PUSH_RESULT(!(y < x) ? trueV : falseV)) // library: (other < self) not
   BINARY_FAST(L_SEND_GE,
               PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(x >= y ? trueV : falseV))
+              PUSH_RESULT(!(x < y) ? trueV : falseV)) // library: (self < other) not
   BINARY_FAST(L_SEND_EQ, PUSH_RESULT(a == b ? trueV : falseV), PUSH_RESULT(x == y ? trueV : falseV))
   BINARY_FAST(L_SEND_DIV, {
     int64_t x = intOf(a);
@@ -418,7 +418,9 @@ L_FOR_TEST_DOWN: {
       SAVE();
       fatal("loop limit is not a number: " + describe(b));
     }
-    go = down ? c >= 0 : c <= 0;
+    // As the library: `i <= limit` is `(limit < i) not`, `i >= limit` is `(i < limit) not`
+    // (c == 2: unordered, NaN involved).
+    go = down ? c != -1 : c != 1;
   }
   if (go) ip += 5;
   else ip = f->method->code.data() + u16at(ip + 3);
