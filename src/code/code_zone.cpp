@@ -1,18 +1,19 @@
-// CodeZone: mode selection (dual mapping -> toggled -> RWX), lazy commit, the locked allocator
-// path, the write path of each mode, and fork() protection. See jitkit/code/code_zone.h and
-// docs/code-zones.md for the rules this file implements.
+// CodeZone: mode selection (dual mapping -> toggled -> RWX), lazy commit, the allocator paths
+// (per-thread caches without locks, the central bitmap allocator under a spin lock), batched
+// int3 fill, the write path of each mode, and fork() protection. See jitkit/code/code_zone.h
+// and docs/code-zones.md for the rules this file implements.
 #include "jitkit/code/code_zone.h"
 
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <array>
 #include <mutex>
 #include <utility>
 
