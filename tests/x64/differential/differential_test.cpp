@@ -81,6 +81,9 @@ TEST(DifferentialEncoding, ControlFlowForms) { run_family("control-flow", contro
 TEST(DifferentialEncoding, AtomicAndMiscForms) { run_family("atomic-misc", atomic_and_misc_forms); }
 TEST(DifferentialEncoding, Sse2Forms) { run_family("sse2", sse_forms); }
 TEST(DifferentialEncoding, HostAddressForms) { run_family("host-address", host_address_forms); }
+TEST(DifferentialEncoding, RandomInterleavingsOfJumpsLabelsAndData) {
+  run_family("random-interleavings", random_interleaving_forms);
+}
 
 // Prints the total when the binary runs several families in one process.
 class TotalReporter : public ::testing::Environment {
@@ -91,6 +94,73 @@ class TotalReporter : public ::testing::Environment {
   }
 };
 const auto* const kReporter = ::testing::AddGlobalTestEnvironment(new TotalReporter);
+
+}  // namespace
+}  // namespace jitkit::x64::testing
+
+namespace jitkit::x64::testing {
+namespace {
+
+// The comparison itself must be able to fail: feed it instances whose description is wrong on
+// purpose and check that each kind of disagreement is reported.
+TEST(DifferentialHarness, ReportsByteSemanticAndLengthDisagreements) {
+  if (!gnu_as_available()) GTEST_FAIL() << "GNU as not available";
+  auto mismatches_of = [](const std::function<void(Batch&)>& build) {
+    Batch b("self-test");
+    build(b);
+    std::vector<Mismatch> out;
+    (void)b.check(&out);
+    return out;
+  };
+  auto reg = [](const char* n, int bits) { return reg_op(n, bits); };
+  // 1. Bytes: GNU is told to use the 32-bit displacement form, we emit disp8.
+  auto bytes = mismatches_of([&](Batch& b) {
+    MemSpec m;
+    m.size_bytes = 8;
+    m.base = 0;
+    m.disp = 8;
+    Instance in;
+    in.mnemonic = "mov";
+    in.gnu_prefix = "{disp32}";
+    in.ops = {reg("rcx", 64), mem_op(m)};
+    b.add(in, [](Assembler& a) { a.mov(rcx, qword_ptr(rax, 8)); });
+  });
+  ASSERT_EQ(bytes.size(), 1u);
+  EXPECT_NE(bytes[0].reason.find("bytes differ"), std::string::npos) << bytes[0].reason;
+  // 2. Semantics: the description says rdx, the Assembler is asked for rcx (GNU gets "rdx").
+  auto sem = mismatches_of([&](Batch& b) {
+    Instance in;
+    in.mnemonic = "mov";
+    in.ops = {reg("rdx", 64), reg("rax", 64)};
+    b.add(in, [](Assembler& a) { a.mov(rcx, rax); });
+  });
+  ASSERT_GE(sem.size(), 1u);
+  EXPECT_NE(sem[0].reason.find("register operand is not rdx"), std::string::npos) << sem[0].reason;
+  // 3. One call, two instructions: the appended length disagrees with the decoded one.
+  auto len = mismatches_of([&](Batch& b) {
+    Instance in;
+    in.mnemonic = "ret";
+    b.add(in, [](Assembler& a) {
+      a.ret();
+      a.ret();
+    });
+  });
+  ASSERT_GE(len.size(), 1u);
+  EXPECT_NE(len[0].reason.find("appended 2 bytes"), std::string::npos) << len[0].reason;
+  // 4. A wrong branch target.
+  auto target = mismatches_of([&](Batch& b) {
+    const Label l1 = b.bind_new(".Lself1");
+    b.data({0x90});
+    const Label l2 = b.bind_new(".Lself2");
+    b.data({0x90});
+    Instance in;
+    in.mnemonic = "jmp";
+    in.ops = {label_op(l1, ".Lself1")};
+    b.add(in, [=](Assembler& a) { a.jmp(l2); });
+  });
+  ASSERT_GE(target.size(), 1u);
+  EXPECT_NE(target[0].reason.find("branch target differs"), std::string::npos) << target[0].reason;
+}
 
 }  // namespace
 }  // namespace jitkit::x64::testing

@@ -14,7 +14,9 @@
 #include "x64/differential/forms.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <random>
 
 namespace jitkit::x64::testing {
 
@@ -1182,6 +1184,102 @@ void sse_forms(Suite& s) {
     b.add(I("cvtsi2sd", {S(xmm2), M(s, ad, 8)}), [=](Assembler& a) { a.cvtsi2sd(xmm2, m64); });
     b.add(I("cvttsd2si", {S(r10d), M(s, ad, 8)}), [=](Assembler& a) { a.cvttsd2si(r10d, m64); });
     b.add(I("cvttsd2si", {S(rbx), M(s, ad, 8)}), [=](Assembler& a) { a.cvttsd2si(rbx, m64); });
+  }
+}
+
+}  // namespace jitkit::x64::testing
+
+// --- Random interleavings ------------------------------------------------------------------
+
+namespace jitkit::x64::testing {
+
+// Relaxable jumps interleaved with RIP-relative references, calls, label binds, filler of random
+// size (pushing distances across the rel8 boundary) and ordinary instructions: the layout pass
+// must place everything exactly where GNU as' relaxation does. Deterministic; the seed can be
+// changed with JITKIT_ASM_SEED to explore other interleavings.
+void random_interleaving_forms(Suite& s) {
+  std::uint64_t seed = 20261121;
+  if (const char* env = std::getenv("JITKIT_ASM_SEED"); env != nullptr && *env != '\0') {
+    seed = std::strtoull(env, nullptr, 0);
+  }
+  std::mt19937_64 rng(seed);
+  auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  for (int round = 0; round < 4; ++round) {
+    Batch& b = s.batch("seed-" + std::to_string(seed) + "-" + std::to_string(round), true);
+    std::vector<std::pair<Label, std::string>> bound = {{s.back_label(), s.back_name()}};
+    std::vector<std::pair<Label, std::string>> pending = {{s.fwd_label(), s.fwd_name()}};
+    auto any_label = [&]() -> std::pair<Label, std::string> {
+      if (!pending.empty() && pick(2) == 0) return pending[pick(pending.size())];
+      return bound[pick(bound.size())];
+    };
+    const auto& addrs = small_addresses();
+    for (int step = 0; step < 6000; ++step) {
+      const std::size_t what = pick(100);
+      if (what < 8) {  // a new forward label, or bind one
+        if (!pending.empty() && pick(2) == 0) {
+          const std::size_t i = pick(pending.size());
+          if (pending[i].first == s.fwd_label()) continue;  // bound by the suite at the end
+          b.bind(pending[i].first, pending[i].second);
+          bound.push_back(pending[i]);
+          pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+          const std::string name = s.fresh_label_name();
+          pending.emplace_back(b.new_label(name), name);
+        }
+      } else if (what < 22) {  // jcc / jmp
+        const auto [label, name] = any_label();
+        const int c = static_cast<int>(pick(17)) - 1;
+        Instance in = c < 0 ? I("jmp", {label_op(label, name)})
+                            : I("j" + cond_gnu(c), {label_op(label, name)}, "j" + cond_zydis(c));
+        b.add(std::move(in), [=, l = label](Assembler& a) {
+          if (c < 0) {
+            a.jmp(l);
+          } else {
+            a.jcc(static_cast<Cond>(c), l);
+          }
+        });
+      } else if (what < 26) {  // call
+        const auto [label, name] = any_label();
+        b.add(I("call", {label_op(label, name)}), [l = label](Assembler& a) { a.call(l); });
+      } else if (what < 36) {  // RIP-relative to any label
+        const auto [label, name] = any_label();
+        MemSpec m;
+        m.size_bytes = 8;
+        m.rip_label = true;
+        m.label = label;
+        m.label_name = name;
+        m.disp = static_cast<std::int64_t>(pick(3)) * 8;
+        const Mem mem = qword_ptr(label, static_cast<std::int32_t>(m.disp));
+        const Gp64 r{static_cast<std::uint8_t>(pick(16))};
+        if (pick(2) == 0) {
+          b.add(I("mov", {S(r), mem_op(m)}), [=](Assembler& a) { a.mov(r, mem); });
+        } else {
+          m.size_bytes = 0;
+          b.add(I("lea", {S(r), mem_op(m)}), [=](Assembler& a) { a.lea(r, mem.sized(0)); });
+        }
+      } else if (what < 40) {  // filler around the rel8 boundary
+        b.data(std::vector<std::uint8_t>(pick(3) == 0 ? 100 + pick(60) : pick(8), 0x90));
+      } else {  // an ordinary instruction
+        const Gp64 r{static_cast<std::uint8_t>(pick(16))};
+        const Gp32 r32{static_cast<std::uint8_t>(pick(16))};
+        const Addr& ad = addrs[pick(addrs.size())];
+        const Mem m64 = to_mem(s, ad, 8), m32 = to_mem(s, ad, 4);
+        const std::int64_t v = imms(32)[pick(imms(32).size())];
+        const std::int64_t v64 = imms(64)[pick(imms(64).size())];
+        switch (pick(6)) {
+          case 0: b.add(I("add", {S(r), M(s, ad, 8)}), [=](Assembler& a) { a.add(r, m64); }); break;
+          case 1: b.add(I("mov", {M(s, ad, 4), S(r32)}), [=](Assembler& a) { a.mov(m32, r32); }); break;
+          case 2: b.add(I("cmp", {S(r32), imm_op(v, 32)}), [=](Assembler& a) { a.cmp(r32, v); }); break;
+          case 3: b.add(I("sub", {M(s, ad, 8), imm_op(v64, 64)}), [=](Assembler& a) { a.sub(m64, v64); }); break;
+          case 4: b.add(I("imul", {S(r), M(s, ad, 8), imm_op(v64, 64)}), [=](Assembler& a) { a.imul(r, m64, v64); }); break;
+          default: b.add(I("xor", {S(r32), S(r32)}), [=](Assembler& a) { a.xor_(r32, r32); }); break;
+        }
+      }
+    }
+    for (const auto& [label, name] : pending) {
+      if (label == s.fwd_label()) continue;
+      b.bind(label, name);
+    }
   }
 }
 

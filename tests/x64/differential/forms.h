@@ -82,5 +82,6 @@ void control_flow_forms(Suite& s);
 void atomic_and_misc_forms(Suite& s);
 void sse_forms(Suite& s);
 void host_address_forms(Suite& s);
+void random_interleaving_forms(Suite& s);
 
 }  // namespace jitkit::x64::testing
