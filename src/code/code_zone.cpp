@@ -95,10 +95,10 @@ std::string hex(std::uintptr_t v) {
 // The central allocator counts every block in a cache as allocated. Only the owning thread
 // touches the vectors; the counters are single-writer atomics read by stats() under the
 // zone lock. Bounded: at most free_batch pending blocks, and kMaxReadyPerSize ready blocks a size
-// and kMaxReadyGranules in all.
+// and kMaxReadyBytes in all.
 struct ThreadCache {
   static constexpr std::size_t kMaxReadyPerSize = 256;
-  static constexpr std::size_t kMaxReadyGranules = 4096;  // 256 KiB at the default granularity
+  static constexpr std::size_t kMaxReadyBytes = 256 << 10;
   CodeZone::Impl* zone = nullptr;  // null once the zone is destroyed (under g_cache_registry_mu)
   std::vector<internal::BlockAllocator::Run> pending;
   std::array<std::vector<std::uint32_t>, internal::BlockAllocator::kMaxCachedGranules + 1> ready;
@@ -175,7 +175,7 @@ struct CodeZone::Impl {
       std::memset(reinterpret_cast<void*>((mode == ZoneMode::kDualMapped ? write_base : base) + off), kInt3,
                   std::size_t{r.n} << granule_shift);
       if (r.n <= internal::BlockAllocator::kMaxCachedGranules && c.ready[r.n].size() < ThreadCache::kMaxReadyPerSize &&
-          c.ready_granules.load(std::memory_order_relaxed) + r.n <= ThreadCache::kMaxReadyGranules) {
+          ((c.ready_granules.load(std::memory_order_relaxed) + r.n) << granule_shift) <= ThreadCache::kMaxReadyBytes) {
         c.ready[r.n].push_back(r.first);
         ThreadCache::add(c.ready_granules, r.n);
         ThreadCache::add(c.ready_blocks, 1);
