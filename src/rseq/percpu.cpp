@@ -316,6 +316,9 @@ void* PerCpuPool::refill_and_allocate() {
     } else {
       void* chunk = std::aligned_alloc(alignment_, object_size_ * per_chunk_);
       if (chunk == nullptr) return nullptr;
+      // Zeroed, so that a new object's contents are defined (recycled ones keep theirs, except
+      // the first 8 bytes, the free-list link).
+      std::memset(chunk, 0, object_size_ * per_chunk_);
       chunks_.push_back(chunk);
       auto* bytes = static_cast<std::uint8_t*>(chunk);
       for (std::size_t i = per_chunk_; i-- > 0;) {

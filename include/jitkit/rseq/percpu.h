@@ -222,6 +222,8 @@ class PerCpuList {
 // list and refills it from the shared depot (objects drained from other CPUs) or from a new
 // chunk; free() pushes onto the running CPU's list. Memory goes back to the system only when the
 // pool is destroyed. Objects are `object_size` bytes (at least 8), aligned to `alignment`.
+// Objects of a new chunk start zeroed; a recycled object keeps its contents except its first
+// 8 bytes (the free-list link while it was free).
 class PerCpuPool {
  public:
   // object_size >= 1, alignment a power of two in [8, 4096], objects_per_chunk >= 1.
