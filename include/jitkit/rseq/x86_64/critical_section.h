@@ -2,7 +2,8 @@
 //
 // Each function below is one critical section in GNU inline asm. It arms the section (stores its
 // descriptor's address into RseqArea::rseq_cs), reads the per-CPU index, loads, computes, and
-// ends with exactly one store, the commit. The kernel restarts it at the abort handler if the
+// ends with the commit: the one store that publishes the result (a push also writes the new
+// node's link before it, which nobody can see until the commit). The kernel restarts it at the abort handler if the
 // thread is preempted, migrated or signalled between start_ip and the commit; the handler
 // jumps back to C++, which counts the abort and retries (a bounded number of times).
 //
