@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -263,17 +264,32 @@ void perf_record_functions(std::span<const Symbol> symbols) {
     for (const Symbol& s : symbols) {
       if (s.kind != SymbolKind::kFunction) continue;
       std::size_t total = sizeof(RecordPrefix) + sizeof(CodeLoadBody) + s.name.size() + 1 + s.size;
+      if (total > 0xffffffffu) continue;  // the record's size field is 32 bits
+      std::size_t record_start = o.buffer.size();
       RecordPrefix prefix{kJitCodeLoad, static_cast<std::uint32_t>(total), now};
-      CodeLoadBody body{pid, tid, s.address, s.address, s.size, o.code_index++};
+      CodeLoadBody body{pid, tid, s.address, s.address, s.size, o.code_index};
       const auto* p = reinterpret_cast<const std::uint8_t*>(&prefix);
       o.buffer.insert(o.buffer.end(), p, p + sizeof prefix);
       p = reinterpret_cast<const std::uint8_t*>(&body);
       o.buffer.insert(o.buffer.end(), p, p + sizeof body);
       o.buffer.insert(o.buffer.end(), s.name.begin(), s.name.end());
       o.buffer.push_back(0);
-      // The code is read through its executable address (readable in every zone mode).
-      const auto* code = reinterpret_cast<const std::uint8_t*>(s.address);
-      o.buffer.insert(o.buffer.end(), code, code + s.size);
+      // The code is copied through its executable address (readable in every zone mode) with
+      // process_vm_readv, which fails with EFAULT instead of crashing when a caller registered
+      // an address that is not readable; such a function is left out of the dump.
+      std::size_t code_at = o.buffer.size();
+      o.buffer.resize(code_at + s.size);
+      iovec local{o.buffer.data() + code_at, s.size};
+      iovec remote{reinterpret_cast<void*>(s.address), s.size};
+      ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+      if (got != static_cast<ssize_t>(s.size)) {
+        o.buffer.resize(record_start);
+        std::fprintf(stderr, "jitkit: jitdump: cannot read the code of '%s' at %#lx (%s); not dumped\n",
+                     s.name.c_str(), static_cast<unsigned long>(s.address),
+                     got < 0 ? std::strerror(errno) : "short read");
+        continue;
+      }
+      ++o.code_index;
     }
     if (!o.buffer.empty() && !write_all(o.dump_fd, o.buffer.data(), o.buffer.size())) {
       std::fprintf(stderr, "jitkit: writing jitdump %s failed (%s); jitdump disabled\n",

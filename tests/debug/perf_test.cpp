@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,8 +114,15 @@ TEST(Jitdump, FileFollowsTheSpecificationLayout) {
   EXPECT_EQ(path, dir + "/jit-" + std::to_string(getpid()) + ".dump");
   EXPECT_FALSE(enable_jitdump("/somewhere/else"));  // one file per process
   static const std::uint8_t code[] = {0x8d, 0x47, 0x01, 0xc3};
-  auto reg = CodeRegistry::global().add_function("dumped_fn", code, sizeof code, FrameInfo::leaf());
+  // A function whose memory cannot be read is left out of the dump (no crash).
+  void* unreadable = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(unreadable, MAP_FAILED);
+  SymbolBatch batch;
+  batch.add_function("unreadable_fn", unreadable, 16);
+  batch.add_function("dumped_fn", code, sizeof code, FrameInfo::leaf());
+  auto reg = CodeRegistry::global().add(std::move(batch));
   ASSERT_TRUE(reg);
+  munmap(unreadable, 4096);
   disable_perf_outputs();
   EXPECT_FALSE(jitdump_enabled());
 
