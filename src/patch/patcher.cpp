@@ -187,7 +187,7 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const PatchSite& site) {
                                              " cannot reach its trampoline at " + hex(code));
   }
   // The slot starts at the site's current target, so the trampoline is valid before the slot
-  // is first set by route().
+  // is first set by apply().
   const std::uintptr_t current =
       reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
       static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
@@ -208,17 +208,22 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const PatchSite& site) {
 }
 
 Result<std::uintptr_t> Patcher::route(const PatchSite& site, std::uintptr_t target,
-                                      bool* slot_store) {
-  *slot_store = false;
+                                      SlotStore* slot_store) {
+  *slot_store = SlotStore{};
   const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;
   if (x86_64::rel32_between(next, target)) return target;
   JITKIT_TRY(Trampoline t, trampoline_for(site));
-  // Hazard: the rel32 may already point at the trampoline; a thread then loads the slot at any
-  // time. One aligned 8-byte release store: the load sees the old or the new target, whole.
-  __atomic_store_n(t.slot, static_cast<std::uint64_t>(target), __ATOMIC_RELEASE);
-  ++stats_.slot_stores;
-  *slot_store = true;
+  *slot_store = SlotStore{t.slot, static_cast<std::uint64_t>(target)};
   return reinterpret_cast<std::uintptr_t>(t.code);
+}
+
+void Patcher::apply(const SlotStore& s) {
+  if (s.slot == nullptr) return;
+  // Hazard: the rel32 may already point at the trampoline; a thread then loads the slot at any
+  // time. One aligned 8-byte release store: the load sees the old or the new target, whole. It
+  // precedes any rel32 store that routes the site to the trampoline (program order, TSO).
+  __atomic_store_n(s.slot, s.value, __ATOMIC_RELEASE);
+  ++stats_.slot_stores;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,17 +232,21 @@ Result<std::uintptr_t> Patcher::route(const PatchSite& site, std::uintptr_t targ
 Result<RetargetPath> Patcher::retarget(const PatchSite& site, const void* target, Sync sync) {
   std::lock_guard<std::mutex> lock(mutex_);
   JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/true));
-  bool slot_store = false;
+  SlotStore slot_store;
   JITKIT_TRY(std::uintptr_t dest, route(site, reinterpret_cast<std::uintptr_t>(target), &slot_store));
+  if (zone_->writable(site.field) == nullptr) {
+    return Error(ErrorCode::kInvalidState, "patch: no writable alias for the field at " + hex(site.field));
+  }
   const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + 5;
   const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(next, dest));
+  apply(slot_store);
   RetargetPath path = RetargetPath::kDirect;
-  if (slot_store && load_u32(site.field) == rel) {
+  if (slot_store.slot != nullptr && load_u32(site.field) == rel) {
     path = RetargetPath::kTrampolineSlot;  // already routed: the slot store was the patch
   } else {
-    JITKIT_TRY(store_field(site.field, 4, rel));
+    (void)store_field(site.field, 4, rel);  // cannot fail: writable() checked above
     ++stats_.aligned_stores;
-    path = slot_store ? RetargetPath::kViaTrampoline : RetargetPath::kDirect;
+    path = slot_store.slot != nullptr ? RetargetPath::kViaTrampoline : RetargetPath::kDirect;
   }
   if (sync == Sync::kAllCores) JITKIT_TRY(serialize());
   return path;
@@ -383,15 +392,15 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
   //    are written here (before any rel32 can point at their trampoline).
   std::vector<PendingStore> stores;
   std::vector<InstructionEdit> edits;
-  bool slot_stored = false;
+  std::vector<SlotStore> slot_stores;  // applied only once the whole batch is known to be valid
   for (const PatchBatch::Op& op : batch.ops_) {
     const PatchSite& site = op.site;
     switch (op.kind) {
       case PatchBatch::OpKind::kRetarget: {
         JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/false));
-        bool slot_store = false;
+        SlotStore slot_store;
         JITKIT_TRY(std::uintptr_t dest, route(site, op.value, &slot_store));
-        slot_stored = slot_stored || slot_store;
+        if (slot_store.slot != nullptr) slot_stores.push_back(slot_store);
         const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + 5;
         const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(next, dest));
         if (load_u32(site.field) == rel) break;  // already there (or the slot store sufficed)
@@ -474,11 +483,12 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
     }
   }
   if (edits.empty()) {
-    for (const PendingStore& s : stores) {
-      JITKIT_TRY(store_field(s.field, s.size, s.value));
+    for (const SlotStore& ss : slot_stores) apply(ss);  // before the rel32s that route to them
+    for (const PendingStore& st : stores) {
+      (void)store_field(st.field, st.size, st.value);  // cannot fail: writable() checked above
       ++stats_.aligned_stores;
     }
-    if (!stores.empty() || slot_stored) JITKIT_TRY(serialize());
+    if (!stores.empty() || !slot_stores.empty()) JITKIT_TRY(serialize());
     return ok();
   }
 
@@ -515,6 +525,9 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
                  "a breakpoint would not be emulated (call patch::install_trap_handler() again "
                  "to chain to the new handler)");
   }
+
+  // Everything is validated: from here on the batch is applied whole.
+  for (const SlotStore& ss : slot_stores) apply(ss);  // before the rel32s that route to them
 
   std::lock_guard<std::mutex> round(detail::breakpoint_round_mutex());
   // Hazard: a thread may hit an int3 as soon as it is written; its emulation must be findable.

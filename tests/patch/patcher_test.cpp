@@ -152,6 +152,25 @@ TEST_F(PatcherTest, FarTargetGoesThroughOneTrampolineAndItsSlot) {
   EXPECT_EQ(patcher->stats().trampolines, 1u) << "a site is routed to one trampoline, once";
 }
 
+TEST_F(PatcherTest, RefusedBatchChangesNothingEvenATrampolineSlot) {
+  auto far_zone = testing::make_far_zone(*zone);
+  ASSERT_NE(far_zone, nullptr);
+  const std::uintptr_t far1 = testing::make_thunk(*far_zone, addr(kTargets[1]));
+  const std::uintptr_t far2 = testing::make_thunk(*far_zone, addr(kTargets[2]));
+  auto routed = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  ASSERT_TRUE(patcher->retarget(routed.site, reinterpret_cast<const void*>(far1)));
+  EXPECT_EQ(routed.fn()(nullptr), 2);
+  auto other = testing::make_caller(*zone, addr(kTargets[0]), 9);
+  PatchBatch batch(*patcher);
+  ASSERT_TRUE(batch.retarget(routed.site, reinterpret_cast<const void*>(far2)));  // a slot store
+  ASSERT_TRUE(batch.retarget(other.site, reinterpret_cast<const void*>(kTargets[3])));
+  ASSERT_TRUE(batch.retarget(other.site, reinterpret_cast<const void*>(kTargets[4])));  // overlap
+  ASSERT_FALSE(patcher->commit(batch).has_value());
+  EXPECT_EQ(routed.fn()(nullptr), 2) << "the refused batch must not have moved the slot";
+  EXPECT_EQ(other.fn()(nullptr), 1);
+  EXPECT_EQ(*patcher->current_target(routed.site), far1);
+}
+
 TEST_F(PatcherTest, StaticKeyTogglesBetweenNopAndJump) {
   auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
   EXPECT_EQ(key.fn()(nullptr), 1);  // disabled: falls through to call A

@@ -254,7 +254,9 @@ class Patcher {
   Status replace(std::uint8_t* insn, std::span<const std::uint8_t> old_bytes,
                  std::span<const std::uint8_t> new_bytes);
 
-  // Applies a batch; empties it on success.
+  // Applies a batch; empties it on success. Every operation is validated before anything is
+  // written, so a refused batch changes nothing a thread can observe (a trampoline may have been
+  // created for a far target; it stays unused).
   Status commit(PatchBatch& batch, CommitObserver* observer = nullptr);
 
   // The current call/jump target of a site as code would compute it (follows the trampoline).
@@ -274,9 +276,16 @@ class Patcher {
 
   Status check_call_or_jump(const PatchSite& site, bool require_aligned) const;
   Status check_field(const PatchSite& site, SiteKind kind, std::uint8_t size) const;
-  // Where the site's rel32 must point to reach `target`: the target itself when in reach,
-  // else the site's trampoline (created on first use) whose slot is set to `target`.
-  Result<std::uintptr_t> route(const PatchSite& site, std::uintptr_t target, bool* slot_store);
+  // A trampoline slot store decided by route() and applied by the caller once nothing else can
+  // fail (so that a refused patch or batch changes nothing a thread can observe).
+  struct SlotStore {
+    std::uint64_t* slot = nullptr;
+    std::uint64_t value = 0;
+  };
+  // Where the site's rel32 must point to reach `target`: the target itself when in reach, else
+  // the site's trampoline (created on first use), whose slot must then be set to `target`.
+  Result<std::uintptr_t> route(const PatchSite& site, std::uintptr_t target, SlotStore* slot_store);
+  void apply(const SlotStore& s);
   Result<Trampoline> trampoline_for(const PatchSite& site);
   Status store_field(std::uint8_t* field, std::uint8_t size, std::uint64_t value);
   Status serialize();
