@@ -21,6 +21,13 @@
 //     when only that one can be emulated. `PatchBatch` applies many edits with the same 3
 //     serializations in total, whatever their number.
 //
+//   x64::Assembler a;  ...  auto call = a.call_site(x64::abs(&old_fn));  auto key = a.static_key(l, false);
+//   JITKIT_TRY(auto code, install::install(a, *zone, {.name = "f", .visibility = code::Visibility::kOtherThreads}));
+//   JITKIT_TRY(auto patcher, patch::Patcher::create(*zone));
+//   JITKIT_TRY(patcher->retarget(patch::site_from(code.site(call)), &new_fn));       // path 1 or 2
+//   JITKIT_TRY(patcher->set_static_key(patch::site_from(code.site(key)), true));      // path 3
+//   JITKIT_TRY(quiescence.synchronize());  // then old_fn's code may be freed (quiescence.h)
+//
 // ---- Cross-modifying code: what is guaranteed and what is relied upon --------------------
 //  * Intel SDM Vol. 3A §8.1.3 "Handling Self- and Cross-Modifying Code" (chapter "Multiple-
 //    Processor Management"; renumbered in recent editions): when one processor writes code that
