@@ -315,28 +315,26 @@ struct CodeRegistry::Impl {
     run.pooled = true;
     pool.push_back(run_id);
     // Merge the top two while the lower one is at most twice the upper one and the result
-    // stays under the cap. The new batch's symbols end up linked exactly once: by the last
-    // merge it takes part in, or below if it merged with nothing. A merge also drops the
-    // released batches of both runs (the rebuild leaves them out).
-    bool linked = false;
+    // stays under the cap (a binary counter: each symbol takes part in O(log cap) merges).
+    // Merging is bookkeeping only; the surviving run is rebuilt and linked once at the end, so
+    // a registration costs gdb one notification plus one per run it absorbed (amortized about
+    // two), not a rebuild per merge level. Absorbed runs' released batches go with them.
     while (pool.size() >= 2) {
-      Run& upper = runs.at(pool[pool.size() - 1]);
-      Run& lower = runs.at(pool[pool.size() - 2]);
+      std::uint64_t upper_id = pool[pool.size() - 1];
+      std::uint64_t lower_id = pool[pool.size() - 2];
+      Run& upper = runs.at(upper_id);
+      Run& lower = runs.at(lower_id);
       if (lower.symbols > 2 * upper.symbols || lower.symbols + upper.symbols > kMaxMergedSymbols) {
         break;
       }
-      std::uint64_t upper_id = pool.back();
-      std::uint64_t lower_id = pool[pool.size() - 2];
-      unlink(upper);
+      unlink(upper);  // nothing to do for the new run: it was never linked
       purge_dead(upper);
       for (std::uint64_t id : upper.batches) add_to_run(lower, lower_id, id);
       lower.symbols += upper.symbols;
       pool.pop_back();
       runs.erase(upper_id);
-      compact(lower_id);
-      linked = true;
     }
-    if (!linked) relink(runs.at(run_id));
+    compact(pool.back());
   }
 
   // Takes a released batch out of its run. Own-object runs go at once. In a shared run the
