@@ -38,5 +38,7 @@ std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol*
 // `function_size` describe no instruction and are skipped (validate_symbols() allows a row
 // exactly at the end, as FrameInfo::frame_pointer() makes when a `ret` ends the function).
 std::vector<std::uint8_t> cfa_program(const FrameInfo& frame, std::size_t function_size);
+void append_cfa_program(std::vector<std::uint8_t>& out, const FrameInfo& frame,
+                        std::size_t function_size);
 
 }  // namespace jitkit::debug::internal
