@@ -1359,6 +1359,27 @@ void host_address_forms(Suite& s) {
     acc(ax, 2);
     acc(eax, 4);
     acc(rax, 8);
+    // movabs: the moffs64 form explicitly, whatever the distance.
+    auto moffs = [&](auto reg, int size) {
+      MemSpec m;
+      m.size_bytes = size;
+      m.host = MemSpec::Host::kMoffs;
+      m.host_symbol = sym;
+      m.host_address = t.address;
+      b.add(I("movabs", {S(reg), mem_op(m)}, "mov"), [=](Assembler& a) { a.movabs(reg, h); });
+      b.add(I("movabs", {mem_op(m), S(reg)}, "mov"), [=](Assembler& a) { a.movabs(h, reg); });
+    };
+    moffs(al, 1);
+    moffs(ax, 2);
+    moffs(eax, 4);
+    moffs(rax, 8);
+    if (n == 1) {
+      s.refusals().expect("movabs ecx, [host] (not the accumulator)",
+                          [=](Assembler& a) { a.movabs(ecx, h); });
+      s.refusals().expect("movabs [host], r8", [=](Assembler& a) { a.movabs(h, r8); });
+      s.refusals().expect("movabs ah, [host]", [=](Assembler& a) { a.movabs(ah, h); });
+      s.refusals().expect("movabs [host], r8w", [=](Assembler& a) { a.movabs(h, r8w); });
+    }
     const Mem d = dword_ptr(h), q = qword_ptr(h), by = byte_ptr(h);
     add_mem_insn("mov", {S(ecx), OpSpec{}}, 1, 4, [=](Assembler& a) { a.mov(ecx, d); });
     add_mem_insn("mov", {OpSpec{}, S(r14)}, 0, 8, [=](Assembler& a) { a.mov(q, r14); });
