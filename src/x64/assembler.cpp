@@ -177,6 +177,11 @@ inline void ro(Assembler& a, std::uint32_t e, unsigned r, Text&& text, unsigned 
 
 // Fixed bytes.
 inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
+  if (after_lock(a)) [[unlikely]] {
+    char t[8];
+    std::snprintf(t, sizeof t, "%02x", *bytes.begin());
+    return bad_lock(a, std::string("instruction with opcode ") + t, false);
+  }
   A::ensure(a, 32);
   std::uint8_t* p = A::cur(a);
   for (std::uint8_t b : bytes) *p++ = b;
@@ -896,6 +901,7 @@ void jump(Assembler& a, bool is_jcc, Cond c, Label t, JumpForm form) {
   };
   auto& labels = A::labels(a);
   if (t.id >= labels.size()) [[unlikely]] return bad_label(a, text());
+  if (after_lock(a)) [[unlikely]] return bad_lock(a, text(), false);
   A::ensure(a, 16);
   const auto& L = labels[t.id];
   std::uint32_t pos = A::pos(a);
@@ -949,6 +955,7 @@ void jump(Assembler& a, bool is_jcc, Cond c, Label t, JumpForm form) {
 // call/jmp rel32 to a label (fixed size): opcode E8/E9.
 void rel32_to_label(Assembler& a, std::uint8_t opcode, Label t, const char* mn) {
   if (t.id >= A::labels(a).size()) [[unlikely]] return bad_label(a, insn(mn, t));
+  if (after_lock(a)) [[unlikely]] return bad_lock(a, insn(mn, t), false);
   A::ensure(a, 16);
   std::uint32_t pos = A::pos(a);
   std::uint8_t* p = A::cur(a);
@@ -963,9 +970,11 @@ void Assembler::jcc(Cond c, Label t, JumpForm f) { jump(*this, true, c, t, f); }
 void Assembler::jmp(Label t, JumpForm f) { jump(*this, false, Cond::kO, t, f); }
 void Assembler::call(Label t) { rel32_to_label(*this, 0xE8, t, "call"); }
 void Assembler::jmp(HostAddress t) {
+  if (after_lock(*this)) return bad_lock(*this, insn("jmp", t), false);
   host_item(*this, HostOp::kJmp, 0xFF, 4, 0, 0, t.address, 0, insn("jmp", t), false);
 }
 void Assembler::call(HostAddress t) {
+  if (after_lock(*this)) return bad_lock(*this, insn("call", t), false);
   host_item(*this, HostOp::kCall, 0xFF, 2, 0, 0, t.address, 0, insn("call", t), false);
 }
 void Assembler::jmp(Gp64 r) { rr(*this, 0xFF, 4, rv(r), [&] { return insn("jmp", r); }); }

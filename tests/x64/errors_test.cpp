@@ -99,6 +99,18 @@ TEST(X64Errors, LockNeedsALockableMemoryDestination) {
               a.cmp(dword_ptr(rax), 1);
             }).find("cannot take a LOCK prefix"),
             std::string::npos);
+  EXPECT_NE(first_error([](Assembler& a) {
+              a.lock();
+              a.ret();
+            }).find("needs a memory destination"),
+            std::string::npos);
+  EXPECT_EQ(first_error([](Assembler& a) {
+              Label l = a.new_label();
+              a.bind(l);
+              a.lock();
+              a.jmp(l);
+            }),
+            "lock jmp L0: the LOCK prefix needs a memory destination");
   EXPECT_EQ(first_error([](Assembler& a) {
               a.lock();
               a.bts(qword_ptr(rax), 3);
