@@ -74,14 +74,29 @@ std::string check_output(const std::uint8_t* code, std::size_t available, std::s
   }
   static const std::array<const char*, kInstructionsPerGroup> kWant = {"mov", "add", "mov", "mov",
                                                                         "cmp", "jnz", "call"};
+  // The labels were resolved: in the first group, jne goes back to its start, the rip-relative
+  // load reads `data` (the last 8 bytes) and the call reaches `fn` (the ret before them).
+  const std::uint64_t fn = kBase + size - 9;
+  const std::uint64_t data = kBase + size - 8;
   std::size_t offset = 0;
   for (const char* want : kWant) {
     if (offset >= available) return "first group longer than the bytes kept";
     auto d = jitkit::x64::decode_one(code + offset, available - offset, kBase + offset);
     if (!d) return "first group does not decode: " + d.error().message();
     if (d->mnemonic != want) return "first group: '" + d->text + "' where " + want + " expected";
+    const std::uint64_t next = kBase + offset + d->length;
+    const std::string m = d->mnemonic;
+    if ((m == "jnz" && d->operands[0].target != kBase) ||
+        (m == "call" && d->operands[0].target != fn)) {
+      return "unresolved or wrong branch target in '" + d->text + "'";
+    }
+    if (m == "mov" && d->operands.size() == 2 && d->operands[1].base == "rip" &&
+        next + static_cast<std::uint64_t>(d->operands[1].displacement) != data) {
+      return "rip-relative load does not reach data: '" + d->text + "'";
+    }
     offset += d->length;
   }
+  if (code[size - 9] != 0xC3) return "no ret before the data";
   return {};
 }
 
