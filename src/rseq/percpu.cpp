@@ -213,6 +213,7 @@ void PerCpuList::push_slow(Node* node, bool inject, Attempt first) {
 }
 
 void PerCpuList::push_locked(Node* node) {
+  detail::tsan_release(node);
   with_owned_slot(slots_, fallback_slot(slots_.count()), [&](unsigned slot) {
     std::uint64_t* head = slots_.word(slot, 0);
     node->next = reinterpret_cast<Node*>(__atomic_load_n(head, __ATOMIC_RELAXED));
@@ -229,6 +230,7 @@ PerCpuList::Node* PerCpuList::pop_locked() {
       __atomic_store_n(head, reinterpret_cast<std::uint64_t>(out->next), __ATOMIC_RELAXED);
     }
   });
+  if (out != nullptr) detail::tsan_acquire(out);
   return out;
 }
 
@@ -241,7 +243,10 @@ PerCpuList::Node* PerCpuList::pop_slow(bool inject, Attempt first) {
       Node* out = nullptr;
       Attempt a = inject ? detail::list_pop<true>(area, slots_.base(), index_offset_, &out)
                          : detail::list_pop<false>(area, slots_.base(), index_offset_, &out);
-      if (a == Attempt::kCommitted) return out;
+      if (a == Attempt::kCommitted) {
+        detail::tsan_acquire(out);
+        return out;
+      }
       if (a == Attempt::kEmpty) return nullptr;
       if (a == Attempt::kAborted) {
         detail::count_abort();
@@ -263,6 +268,7 @@ Result<PerCpuList::Node*> PerCpuList::drain(unsigned slot) {
   std::uint64_t* head = slots_.word(slot, 0);
   Node* chain = reinterpret_cast<Node*>(__atomic_load_n(head, __ATOMIC_RELAXED));
   __atomic_store_n(head, 0, __ATOMIC_RELAXED);
+  for (Node* n = chain; n != nullptr; n = n->next) detail::tsan_acquire(n);
   return chain;  // `owned` releases the slot lock after the head was cleared
 }
 

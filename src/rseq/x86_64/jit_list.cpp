@@ -155,6 +155,7 @@ Result<std::unique_ptr<JitListOps>> JitListOps::create(code::CodeZone& zone,
 JitListOps::~JitListOps() { (void)release(); }
 
 void JitListOps::push(PerCpuList& list, PerCpuList::Node* node) {
+  detail::tsan_release(node);
   RseqArea* area = detail::tls_area;
   if (area == nullptr) area = ensure_registered().area;
   if (area != nullptr && !released_) {
@@ -182,7 +183,10 @@ PerCpuList::Node* JitListOps::pop(PerCpuList& list) {
       args.aborts = 0;
       std::uint64_t r = pop_(&args);
       if (args.aborts != 0) detail::count_aborts(args.aborts);
-      if (r == kCommitted) return args.node;
+      if (r == kCommitted) {
+        detail::tsan_acquire(args.node);
+        return args.node;
+      }
       if (r == kEmpty) return nullptr;
       if (r == kGaveUp) break;
       sched_yield();
