@@ -104,6 +104,25 @@ TEST(GdbJit, NamesDisappearWhenTheRegistrationIsReleased) {
   EXPECT_NE(out.find("No symbol matches $rdi."), std::string::npos);
 }
 
+TEST(GdbJit, DebuggerAttachingLaterFindsCodeRegisteredBeforeIt) {
+  // gdb reads the whole __jit_debug_descriptor list when it attaches, not only the
+  // registrations it sees happen.
+  if (!require_tool("gdb", "gdb")) return;
+  std::string script =
+      std::string("{ d=$(mktemp -d); ") + JITKIT_DEBUG_FRAMES_PROGRAM +
+      " dual attach > $d/out & pid=$!; "
+      "for i in $(seq 100); do grep -q ready $d/out && break; sleep 0.1; done; "
+      "addr=$(sed -n 's/^jit_inner=//p' $d/out); echo \"attach_addr=$addr\"; "
+      "env -u DEBUGINFOD_URLS timeout 60 gdb -batch -nx -p $pid -ex \"info symbol $addr\" "
+      "-ex \"info symbol $addr+4\"; "
+      "kill $pid; wait $pid; rm -rf $d; }";
+  CommandResult r = run_command(script);
+  SCOPED_TRACE(r.output);
+  ASSERT_FALSE(find_group(r.output, R"(attach_addr=(0x[0-9a-f]+))").empty());
+  EXPECT_NE(r.output.find("jit_inner in section .text"), std::string::npos);
+  EXPECT_NE(r.output.find("jit_inner + 4 in section .text"), std::string::npos);
+}
+
 TEST(GdbJit, RseqDescriptorAndLabelsAreNamedSymbols) {
   if (!require_tool("gdb", "gdb")) return;
   std::string out = gdb("dual", "-ex 'break host_callback' -ex run "

@@ -12,9 +12,11 @@
 //   main -> jit_leaf       (leaf: lea eax, [rdi+1]; ret)
 //   jit_rseq_demo + descriptor: an rseq-shaped critical section named __rseq_cs_demo etc.
 //
-// Usage: jit_frames_program dual|anon [nocfi]
+// Usage: jit_frames_program dual|anon [nocfi|attach]
 //   dual: CodeZone kDualMapped (memfd RW/RX views); anon: CodeZone kToggled (anonymous pages); nocfi: jit_middle without unwind rows
 // Prints "jit_inner=0x..." style lines, then "result=<n>" and exits 0 when all calls worked.
+#include <unistd.h>
+
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -61,6 +63,9 @@ int main(int argc, char** argv) {
   // "nocfi": register jit_middle without unwind rows, to show that gdb needs them (its
   // prologue analysis cannot see through `sub rsp, 24`).
   bool no_cfi = argc >= 3 && std::strcmp(argv[2], "nocfi") == 0;
+  // "attach": after registering, print "ready" and wait (up to 60 s) for a debugger to attach
+  // and read the objects registered before it came.
+  bool wait_for_attach = argc >= 3 && std::strcmp(argv[2], "attach") == 0;
   TestCodeMemory mem(dual ? TestCodeMemory::Kind::kDual : TestCodeMemory::Kind::kAnon, 1 << 16);
   jitkit::code::CodeBlock b_outer = mem.reserve(64), b_middle = mem.reserve(64),
                           b_inner = mem.reserve(64), b_leaf = mem.reserve(64),
@@ -128,6 +133,12 @@ int main(int argc, char** argv) {
               static_cast<void*>(outer), static_cast<void*>(middle), static_cast<void*>(inner),
               static_cast<void*>(leaf), static_cast<void*>(rseq_descriptor));
   std::fflush(stdout);
+  if (wait_for_attach) {
+    std::printf("ready\n");
+    std::fflush(stdout);
+    for (int i = 0; i < 600; ++i) usleep(100000);
+    return 3;  // not killed by the test: it did not finish its job
+  }
 
   int leaf_result = reinterpret_cast<int (*)(int)>(leaf)(41);
   int outer_result = reinterpret_cast<int (*)()>(outer)();
