@@ -519,6 +519,20 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
     }
     table->entries.push_back({addr, *em});
   }
+  // A store into an edited instruction would race the edit's own tail write: refuse it.
+  for (const PendingStore& st : stores) {
+    auto it = std::upper_bound(edits.begin(), edits.end(), st.field,
+                               [](std::uint8_t* f, const InstructionEdit& e) { return f < e.insn; });
+    const bool after_start = it != edits.begin();
+    const InstructionEdit* before = after_start ? &*(it - 1) : nullptr;
+    const bool in_prev = before != nullptr && st.field < before->insn + before->length;
+    const bool reaches_next = it != edits.end() && st.field + st.size > it->insn;
+    if (in_prev || reaches_next) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "patch: the field at " + hex(st.field) +
+                       " lies inside an instruction the same batch rewrites");
+    }
+  }
   if (!trap_handler_installed()) {
     return Error(ErrorCode::kInvalidState,
                  "patch: jitkit's SIGTRAP handler was replaced by another one; a thread hitting "

@@ -295,6 +295,21 @@ TEST_F(PatcherTest, OverlappingEditsAreRefused) {
   EXPECT_EQ(stub.fn()(nullptr), 1);
 }
 
+TEST_F(PatcherTest, StoreInsideAnEditedInstructionIsRefused) {
+  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);  // aligned call at byte 7
+  PatchBatch batch(*patcher);
+  ASSERT_TRUE(batch.retarget(stub.site, reinterpret_cast<const void*>(kTargets[1])));  // store
+  std::uint8_t old_bytes[5];
+  std::memcpy(old_bytes, stub.site.insn, 5);
+  const std::uint8_t nop5[5] = {0x0F, 0x1F, 0x44, 0x00, 0x00};
+  ASSERT_TRUE(batch.replace(stub.site.insn, old_bytes, nop5));  // edit of the same instruction
+  auto s = patcher->commit(batch);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_NE(s.error().message().find("inside an instruction the same batch rewrites"), std::string::npos)
+      << s.error().message();
+  EXPECT_EQ(stub.fn()(nullptr), 1);
+}
+
 TEST(PatcherCreate, ToggledZoneIsRefused) {
   code::ZoneOptions o;
   o.force_mode = code::ZoneMode::kToggled;
