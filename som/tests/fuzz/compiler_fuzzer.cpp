@@ -1,0 +1,66 @@
+// libFuzzer target: every class the parser accepts goes through the bytecode compiler (each
+// method compiled against Object as holder) and the disassembler. Compile errors are fine;
+// crashes, sanitizer reports, and code that the disassembler cannot walk are failures.
+#include "bytecode.h"
+#include "compiler.h"
+#include "parser.h"
+#include "vm.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace {
+som::VM* bootedVM() {
+  static som::VM* vm = [] {
+    auto* v = new som::VM();
+    v->setClassPath(SOM_CORE_LIB_DIR);
+    if (!v->bootstrap()) std::abort();
+    return v;
+  }();
+  return vm;
+}
+
+void checkCode(som::Method* m) {
+  size_t pc = 0;
+  while (pc < m->code.size()) {
+    uint8_t op = m->code[pc];
+    if (op >= som::OP_COUNT) std::abort();
+    pc += static_cast<size_t>(som::opLength(op));
+  }
+  if (pc != m->code.size()) std::abort(); // instructions must tile the code exactly
+  for (som::Method* b : m->blocks) checkCode(b);
+}
+
+// Compiled methods are permanent in the VM; the fuzzer frees them so long runs stay small
+// (their literals and interned symbols still accumulate slowly).
+void freeMethod(som::Method* m) {
+  for (som::Method* b : m->blocks) freeMethod(b);
+  delete m;
+}
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view src(reinterpret_cast<const char*>(data), size);
+  som::ClassDef def;
+  std::string error;
+  if (!som::parseClass(src, "fuzz.som", def, error)) return 0;
+  som::VM* vm = bootedVM();
+  for (auto* methods : {&def.instMethods, &def.classMethods}) {
+    for (som::MethodDef& md : *methods) {
+      if (md.isPrimitive) continue;
+      std::string err;
+      som::Method* m = som::compileMethod(*vm, vm->objectClass, md, "fuzz.som", err);
+      if (!m) {
+        if (err.rfind("fuzz.som:", 0) != 0) std::abort();
+        continue;
+      }
+      checkCode(m);
+      (void)som::disassemble(*vm, m);
+      freeMethod(m);
+    }
+  }
+  return 0;
+}
