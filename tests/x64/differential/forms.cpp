@@ -627,6 +627,9 @@ void imul_and_shift_forms(Suite& s) {
   forms_rm<Gp16, true>(s, b, "imul", imul2, small_addresses());
   forms_rm<Gp32, true>(s, b, "imul", imul2, small_addresses());
   forms_rm<Gp64, true>(s, b, "imul", imul2, small_addresses());
+  s.refusals().expect("imul rax, dword ptr [rax]", [](Assembler& a) { a.imul(rax, dword_ptr(rax)); });
+  s.refusals().expect("imul rax, qword ptr [rax+rsp*1]",
+                      [](Assembler& a) { a.imul(rax, qword_ptr(rax, rsp, 1, 0)); });
   auto imul3 = [&](auto d, auto src) {
     using R = decltype(d);
     constexpr int bits = kBits<R>;
@@ -752,6 +755,7 @@ void bit_forms(Suite& s) {
     forms_rm<Gp16, true>(s, b, mn, op, small_addresses());
     forms_rm<Gp32, true>(s, b, mn, op, small_addresses());
     forms_rm<Gp64, true>(s, b, mn, op, small_addresses());
+    s.refusals().expect(mn + " rax, word ptr [rax]", [=](Assembler& a) { op(a, rax, word_ptr(rax)); });
   };
   count_family("popcnt", [](Assembler& a, auto x, auto y) { a.popcnt(x, y); });
   count_family("lzcnt", [](Assembler& a, auto x, auto y) { a.lzcnt(x, y); });
@@ -901,6 +905,8 @@ void condition_forms(Suite& s) {
     rr(Gp16{});
     rr(Gp32{});
     rr(Gp64{});
+    s.refusals().expect(mn + " rax, byte ptr [rax]",
+                        [=](Assembler& a) { a.cmovcc(cond, rax, byte_ptr(rax)); });
     for (const Addr& ad : tiny_addresses()) {
       const Mem m16 = to_mem(s, ad, 2), m32 = to_mem(s, ad, 4), m64 = to_mem(s, ad, 8);
       cm.add(I(mn, {S(r8w), M(s, ad, 2)}, zy), [=](Assembler& a) { a.cmovcc(cond, r8w, m16); });
@@ -1178,6 +1184,18 @@ void sse_forms(Suite& s) {
       b.add(I("cvttsd2si", {S(g), S(x)}), [=](Assembler& a) { a.cvttsd2si(g, x); });
     }
   }
+  // A memory size that disagrees with what the instruction reads is refused, as for GP forms.
+  s.refusals().expect("movsd xmm0, dword ptr [rax]", [](Assembler& a) { a.movsd(xmm0, dword_ptr(rax)); });
+  s.refusals().expect("movsd word ptr [rax], xmm1",
+                      [](Assembler& a) { a.movsd(word_ptr(rax), xmm1); });
+  s.refusals().expect("addsd xmm0, xmmword ptr [rax]", [](Assembler& a) { a.addsd(xmm0, xmmword_ptr(rax)); });
+  s.refusals().expect("movapd xmm0, qword ptr [rax]", [](Assembler& a) { a.movapd(xmm0, qword_ptr(rax)); });
+  s.refusals().expect("xorpd xmm0, qword ptr [rax]", [](Assembler& a) { a.xorpd(xmm0, qword_ptr(rax)); });
+  s.refusals().expect("movq xmm0, dword ptr [rax]", [](Assembler& a) { a.movq(xmm0, dword_ptr(rax)); });
+  s.refusals().expect("cvtsi2sd xmm0, word ptr [rax]", [](Assembler& a) { a.cvtsi2sd(xmm0, word_ptr(rax)); });
+  s.refusals().expect("cvttsd2si eax, dword ptr [rax]", [](Assembler& a) { a.cvttsd2si(eax, dword_ptr(rax)); });
+  s.refusals().expect("movsd xmm0, qword ptr [rax+rsp*1]",
+                      [](Assembler& a) { a.movsd(xmm0, qword_ptr(rax, rsp, 1, 0)); });
   for (const Addr& ad : small_addresses()) {
     const Mem m32 = to_mem(s, ad, 4), m64 = to_mem(s, ad, 8);
     b.add(I("cvtsi2sd", {S(xmm9), M(s, ad, 4)}), [=](Assembler& a) { a.cvtsi2sd(xmm9, m32); });
