@@ -168,14 +168,7 @@ Value fromMpz(VM& vm, mpz_srcptr z, bool permanent) {
   size_t n = mpz_size(z);
   Object* o;
   if (permanent) {
-    size_t bytes = objectBytes(K_BIGINT, static_cast<uint32_t>(n));
-    o = static_cast<Object*>(std::aligned_alloc(16, (bytes + 15) & ~size_t(15)));
-    std::memset(o, 0, bytes);
-    o->cls = vm.integerTag;
-    o->hash = vm.heap.nextHash();
-    o->length = static_cast<uint32_t>(n);
-    o->kind = K_BIGINT;
-    o->flags = F_PERMANENT;
+    o = vm.permAlloc(K_BIGINT, vm.integerTag, static_cast<uint32_t>(n));
   } else {
     o = vm.heap.alloc(K_BIGINT, vm.integerTag, static_cast<uint32_t>(n));
   }

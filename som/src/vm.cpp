@@ -37,8 +37,26 @@ VM::VM() : lookupCache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
   registerPrimitives();
 }
 
+namespace {
+void freeMethodTree(Method* m) {
+  for (Method* b : m->blocks) freeMethodTree(b);
+  delete m;
+}
+} // namespace
+
 VM::~VM() {
   munmap(stackBase, stackBytes_);
+  // Permanent objects live as long as the VM: classes with their methods, symbols, literals.
+  for (Class* c : classTable) {
+    for (Method* m : c->methods) freeMethodTree(m);
+    delete c;
+  }
+  for (auto& [key, m] : entryMethods) delete m;
+  std::vector<Symbol*> syms;
+  for (auto& [text, sym] : symbols_) syms.push_back(sym);
+  symbols_.clear();
+  for (Symbol* sym : syms) delete sym;
+  for (Object* o : permObjects_) std::free(o);
 }
 
 void VM::setClassPath(const std::string& cp) {
@@ -66,6 +84,7 @@ Object* VM::permAlloc(uint8_t kind, uint32_t cls, uint32_t length) {
   o->length = length;
   o->kind = kind;
   o->flags = F_PERMANENT;
+  permObjects_.push_back(o);
   return o;
 }
 
@@ -318,8 +337,10 @@ bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
       }
       auto it = holder->methodMap.find(m->signature);
       if (it != holder->methodMap.end()) {
+        // A selector defined twice: the later definition wins.
         for (auto& x : holder->methods)
           if (x == it->second) x = m;
+        freeMethodTree(it->second);
         it->second = m;
       } else {
         holder->methodMap[m->signature] = m;

@@ -64,6 +64,8 @@ class VM {
   Value newArray(uint32_t n);
   Value newDouble(double d);
   Value newInstance(Class* c);
+  // A permanent object (never moved or collected); freed when the VM is destroyed.
+  Object* permAlloc(uint8_t kind, uint32_t cls, uint32_t length);
   Value permString(std::string_view s);
   Value permDouble(double d);
   Value permArray(uint32_t n); // registered as a GC root (literal arrays may be mutated)
@@ -132,13 +134,13 @@ class VM {
  private:
   Class* newClassShell(const char* name);
   bool defineClass(Class* cls, ClassDef& def, const std::string& file);
-  Object* permAlloc(uint8_t kind, uint32_t cls, uint32_t length);
   Method* entryMethod(Symbol* sel, int argc);
 
   std::vector<std::string> classPath_;
   std::vector<Symbol*> loading_; // classes being loaded (superclass cycle detection)
   std::unordered_map<std::string_view, Symbol*> symbols_;
   std::vector<Object*> permArrays_;
+  std::vector<Object*> permObjects_; // everything permAlloc returned
   struct CacheEntry {
     uint32_t tag;
     Symbol* sel;

@@ -36,7 +36,13 @@ class SomCompiler : public ::testing::Test {
     std::string cerr;
     Method* m = compileMethod(*vm(), vm()->objectClass, c.instMethods.at(0), "T.som", cerr);
     if (error) *error = cerr;
+    if (m) keep().push_back(m); // reachable until exit, like the VM itself
     return m;
+  }
+
+  static std::vector<Method*>& keep() {
+    static std::vector<Method*> methods;
+    return methods;
   }
 
   static std::vector<uint8_t> ops(Method* m) {
@@ -152,6 +158,7 @@ TEST_F(SomCompiler, SuperSendStartsLookupInHolderSuperclass) {
   ASSERT_TRUE(parseClass("T = ( m = ( ^super printString ) )", "T.som", c, err));
   Method* m = compileMethod(*vm(), vm()->integerClass, c.instMethods[0], "T.som", err);
   ASSERT_NE(m, nullptr) << err;
+  keep().push_back(m);
   EXPECT_TRUE(has(m, OP_SUPER_SEND));
   EXPECT_EQ(m->sites[0].superStart, vm()->integerClass->superclass);
 }
