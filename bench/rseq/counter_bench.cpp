@@ -25,9 +25,7 @@ namespace {
 
 constexpr int kOpsPerIteration = 1000;
 
-void finish(benchmark::State& state) {
-  state.SetItemsProcessed(state.iterations() * kOpsPerIteration);
-}
+void finish(benchmark::State& state) { state.SetItemsProcessed(state.iterations() * kOpsPerIteration); }
 
 void BM_CounterAdd_rseq_aot(benchmark::State& state) {
   static jitkit::rseq::PerCpuCounter counter;

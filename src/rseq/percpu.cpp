@@ -52,8 +52,7 @@ class SlotOwnership {
     std::uint64_t* lock = slots.word(slot, 1);
     for (;;) {
       std::uint64_t expected = 0;
-      if (__atomic_compare_exchange_n(lock, &expected, 1, false, __ATOMIC_ACQUIRE,
-                                      __ATOMIC_RELAXED)) {
+      if (__atomic_compare_exchange_n(lock, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
         break;
       }
       sched_yield();  // another cross-CPU operation owns it; it finishes in bounded time
@@ -108,8 +107,7 @@ void SlotArray::Free::operator()(std::uint8_t* p) const { std::free(p); }
 
 // --- PerCpuCounter ----------------------------------------------------------------------------
 
-PerCpuCounter::PerCpuCounter()
-    : slots_(slot_count_for_process()), index_offset_(detail::index_offset()) {}
+PerCpuCounter::PerCpuCounter() : slots_(slot_count_for_process()), index_offset_(detail::index_offset()) {}
 
 void PerCpuCounter::add_slow(std::int64_t delta, bool inject, bool aborted_once) {
   if (aborted_once) detail::count_abort();
@@ -138,8 +136,7 @@ void PerCpuCounter::add_slow(std::int64_t delta, bool inject, bool aborted_once)
 std::int64_t PerCpuCounter::value() const {
   std::int64_t sum = fallback_.load(std::memory_order_relaxed);
   for (unsigned s = 0; s < slots_.count(); ++s) {
-    sum += __atomic_load_n(reinterpret_cast<const std::int64_t*>(slots_.word(s, 0)),
-                           __ATOMIC_RELAXED);
+    sum += __atomic_load_n(reinterpret_cast<const std::int64_t*>(slots_.word(s, 0)), __ATOMIC_RELAXED);
   }
   return sum;
 }
@@ -148,18 +145,15 @@ std::int64_t PerCpuCounter::value() const {
 
 PerCpuWord::PerCpuWord() : slots_(slot_count_for_process()), index_offset_(detail::index_offset()) {}
 
-PerCpuWord::Outcome PerCpuWord::compare_and_store_slow(std::uint64_t expected,
-                                                       std::uint64_t desired, bool inject,
-                                                       Attempt first) {
+PerCpuWord::Outcome PerCpuWord::compare_and_store_slow(std::uint64_t expected, std::uint64_t desired,
+                                                       bool inject, Attempt first) {
   if (first == Attempt::kAborted) detail::count_abort();
   if (RseqArea* area = area_for_slow_path()) {
-    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts;
-         ++attempt) {
+    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts; ++attempt) {
       std::uint32_t slot = 0;
-      Attempt a = inject ? detail::compare_store<true>(area, slots_.base(), index_offset_,
-                                                      expected, desired, &slot)
-                         : detail::compare_store<false>(area, slots_.base(), index_offset_,
-                                                       expected, desired, &slot);
+      Attempt a =
+          inject ? detail::compare_store<true>(area, slots_.base(), index_offset_, expected, desired, &slot)
+                 : detail::compare_store<false>(area, slots_.base(), index_offset_, expected, desired, &slot);
       if (a == Attempt::kCommitted) return {true, slot};
       if (a == Attempt::kMismatch) return {false, slot};
       if (a == Attempt::kAborted) {
@@ -197,8 +191,7 @@ void PerCpuList::push_slow(Node* node, bool inject, Attempt first) {
   if (first == Attempt::kAborted) detail::count_abort();
   if (first == Attempt::kLocked) sched_yield();
   if (RseqArea* area = area_for_slow_path()) {
-    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts;
-         ++attempt) {
+    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts; ++attempt) {
       Attempt a = inject ? detail::list_push<true>(area, slots_.base(), index_offset_, node)
                          : detail::list_push<false>(area, slots_.base(), index_offset_, node);
       if (a == Attempt::kCommitted) return;
@@ -238,8 +231,7 @@ PerCpuList::Node* PerCpuList::pop_slow(bool inject, Attempt first) {
   if (first == Attempt::kAborted) detail::count_abort();
   if (first == Attempt::kLocked) sched_yield();
   if (RseqArea* area = area_for_slow_path()) {
-    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts;
-         ++attempt) {
+    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts; ++attempt) {
       Node* out = nullptr;
       Attempt a = inject ? detail::list_pop<true>(area, slots_.base(), index_offset_, &out)
                          : detail::list_pop<false>(area, slots_.base(), index_offset_, &out);
@@ -260,9 +252,9 @@ PerCpuList::Node* PerCpuList::pop_slow(bool inject, Attempt first) {
 
 Result<PerCpuList::Node*> PerCpuList::drain(unsigned slot) {
   if (slot >= slots_.count()) {
-    return Error(ErrorCode::kInvalidArgument, "rseq: PerCpuList::drain: slot " +
-                                                  std::to_string(slot) + " out of range (" +
-                                                  std::to_string(slots_.count()) + " slots)");
+    return Error(ErrorCode::kInvalidArgument, "rseq: PerCpuList::drain: slot " + std::to_string(slot) +
+                                                  " out of range (" + std::to_string(slots_.count()) +
+                                                  " slots)");
   }
   JITKIT_TRY(SlotOwnership owned, SlotOwnership::acquire(slots_, slot));
   std::uint64_t* head = slots_.word(slot, 0);
@@ -274,18 +266,16 @@ Result<PerCpuList::Node*> PerCpuList::drain(unsigned slot) {
 
 // --- PerCpuPool -------------------------------------------------------------------------------
 
-Result<std::unique_ptr<PerCpuPool>> PerCpuPool::create(std::size_t object_size,
-                                                       std::size_t alignment,
+Result<std::unique_ptr<PerCpuPool>> PerCpuPool::create(std::size_t object_size, std::size_t alignment,
                                                        std::size_t objects_per_chunk) {
   if (object_size == 0 || object_size > (std::size_t{1} << 30)) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "rseq: PerCpuPool::create: object_size " + std::to_string(object_size) +
-                     " must be in [1, 1 GiB]");
+    return Error(ErrorCode::kInvalidArgument, "rseq: PerCpuPool::create: object_size " +
+                                                  std::to_string(object_size) + " must be in [1, 1 GiB]");
   }
   if (alignment < 8 || alignment > 4096 || (alignment & (alignment - 1)) != 0) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "rseq: PerCpuPool::create: alignment " + std::to_string(alignment) +
-                     " must be a power of two in [8, 4096]");
+    return Error(ErrorCode::kInvalidArgument, "rseq: PerCpuPool::create: alignment " +
+                                                  std::to_string(alignment) +
+                                                  " must be a power of two in [8, 4096]");
   }
   if (objects_per_chunk == 0) {
     return Error(ErrorCode::kInvalidArgument, "rseq: PerCpuPool::create: objects_per_chunk is 0");
@@ -294,8 +284,7 @@ Result<std::unique_ptr<PerCpuPool>> PerCpuPool::create(std::size_t object_size,
 }
 
 PerCpuPool::PerCpuPool(std::size_t object_size, std::size_t alignment, std::size_t per_chunk)
-    : object_size_((std::max<std::size_t>(object_size, sizeof(ListNode)) + alignment - 1) &
-                   ~(alignment - 1)),
+    : object_size_((std::max<std::size_t>(object_size, sizeof(ListNode)) + alignment - 1) & ~(alignment - 1)),
       alignment_(alignment),
       per_chunk_(per_chunk) {}
 

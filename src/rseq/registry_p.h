@@ -14,7 +14,7 @@ namespace jitkit::rseq::detail {
 class Registry {
  public:
   void add(RseqArea* area);
-  void remove(RseqArea* area);  // at thread exit, before the area's memory goes away
+  void remove(RseqArea* area);     // at thread exit, before the area's memory goes away
   void keep_only(RseqArea* area);  // in a forked child
   // Atomically replaces rseq_cs == descriptor by 0 in every area; returns how many it cleared.
   std::size_t clear_pointers_to(std::uint64_t descriptor);

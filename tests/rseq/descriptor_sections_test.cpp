@@ -74,8 +74,8 @@ TEST(DescriptorSections, EveryDescriptorIsWellFormedAndListed) {
   EXPECT_EQ(pointed, descriptors);
   ASSERT_NE(__start___rseq_exit_point_array, nullptr);
   std::size_t exits = 0;
-  for (const std::uint64_t* p = __start___rseq_exit_point_array;
-       p + 1 < __stop___rseq_exit_point_array; p += 2) {
+  for (const std::uint64_t* p = __start___rseq_exit_point_array; p + 1 < __stop___rseq_exit_point_array;
+       p += 2) {
     EXPECT_TRUE(starts.count(p[0])) << "exit point of an unknown section " << std::hex << p[0];
     ++exits;
   }

@@ -25,14 +25,13 @@ TEST(PerCpuCounterStress, SumsExactlyUnderPreemptionSignalsAndYields) {
     GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
   }
   PerCpuCounter counter;
-  auto r = testing::counter_workload([&](std::int64_t d) { counter.add(d); },
-                                     [&] { return counter.value(); }, stress_seconds());
+  auto r = testing::counter_workload([&](std::int64_t d) { counter.add(d); }, [&] { return counter.value(); },
+                                     stress_seconds());
   EXPECT_GT(r.expected, 0);
   EXPECT_EQ(r.observed, r.expected);
   EXPECT_GT(r.signals, 0u) << "the signal storm never fired";
-  std::printf("counter: %lld adds summed, %llu aborts, %llu signals\n",
-              static_cast<long long>(r.expected), static_cast<unsigned long long>(r.aborts),
-              static_cast<unsigned long long>(r.signals));
+  std::printf("counter: %lld adds summed, %llu aborts, %llu signals\n", static_cast<long long>(r.expected),
+              static_cast<unsigned long long>(r.aborts), static_cast<unsigned long long>(r.signals));
 }
 
 TEST(PerCpuCounterStress, InjectedDelaySumsExactlyAndObservesAborts) {
@@ -63,8 +62,7 @@ TEST(PerCpuWordStress, CompareAndStoreLockExcludesAndObservesAborts) {
   EXPECT_GT(r.aborts, 0u);
   for (unsigned s = 0; s < word.slot_count(); ++s) EXPECT_EQ(word.load(s), 0u) << "slot " << s;
   std::printf("per-CPU lock: %llu acquisitions, %llu aborts\n",
-              static_cast<unsigned long long>(r.acquisitions),
-              static_cast<unsigned long long>(r.aborts));
+              static_cast<unsigned long long>(r.acquisitions), static_cast<unsigned long long>(r.aborts));
 }
 
 TEST(PerCpuListStress, PushPopAndDrainLoseAndDuplicateNothing) {

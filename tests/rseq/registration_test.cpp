@@ -45,12 +45,12 @@ constexpr const char* kChildEnv = "JITKIT_RSEQ_TEST_CHILD";
 // --- child side ------------------------------------------------------------------------------
 
 int failures = 0;
-#define CHILD_CHECK(cond)                                                          \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
+#define CHILD_CHECK(cond)                                                           \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "child check failed at line %d: %s\n", __LINE__, #cond); \
-      ++failures;                                                                  \
-    }                                                                              \
+      ++failures;                                                                   \
+    }                                                                               \
   } while (0)
 
 void child_run_workloads(bool expect_rseq) {
@@ -102,8 +102,7 @@ void child_run_workloads(bool expect_rseq) {
   CHILD_CHECK(w.acquisitions > 0 && w.protected_sum == w.acquisitions);
   std::printf("child workloads: counter %lld (aborts %llu), list pops %llu, lock %llu\n",
               static_cast<long long>(c.observed), static_cast<unsigned long long>(c.aborts),
-              static_cast<unsigned long long>(l.pops),
-              static_cast<unsigned long long>(w.acquisitions));
+              static_cast<unsigned long long>(l.pops), static_cast<unsigned long long>(w.acquisitions));
 }
 
 int child_own() {
@@ -202,8 +201,8 @@ TEST(Registration, UsesGlibcAreaWhenGlibcRegisteredOne) {
   if (!p.rseq_enabled) GTEST_SKIP() << "rseq unavailable: " << p.fallback_reason;
   ThreadStatus t = ensure_registered();
   ASSERT_EQ(t.owner, Owner::kGlibc);
-  auto* expected = reinterpret_cast<RseqArea*>(
-      static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
+  auto* expected =
+      reinterpret_cast<RseqArea*>(static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
   EXPECT_EQ(t.area, expected);
   // The kernel allows one area per thread and glibc's is it: jitkit did not register another
   // (a different area is refused with EINVAL, the same one with EBUSY).

@@ -51,12 +51,12 @@ inline CounterRun counter_workload(const std::function<void(std::int64_t)>& add,
 
 struct ListRun {
   std::size_t nodes = 0;
-  std::size_t found_once = 0;      // nodes found exactly once at the end
-  std::size_t missing = 0;         // nodes lost
-  std::size_t duplicates = 0;      // nodes found more than once at the end
-  std::uint64_t double_pops = 0;   // a node popped while already held by a thread
+  std::size_t found_once = 0;     // nodes found exactly once at the end
+  std::size_t missing = 0;        // nodes lost
+  std::size_t duplicates = 0;     // nodes found more than once at the end
+  std::uint64_t double_pops = 0;  // a node popped while already held by a thread
   std::uint64_t pops = 0;
-  std::uint64_t drains = 0;        // successful cross-CPU drains
+  std::uint64_t drains = 0;  // successful cross-CPU drains
   std::uint64_t aborts = 0;
 };
 
@@ -216,8 +216,8 @@ inline LockRun percpu_lock_workload(PerCpuWord& word, bool inject, double second
   run_stress(stress_threads(), seconds, [&](unsigned, const std::atomic<bool>& stop) {
     std::uint64_t mine = 0;
     while (!stop.load(std::memory_order_relaxed)) {
-      PerCpuWord::Outcome o = inject ? word.compare_and_store_with_injected_delay(0, 1)
-                                     : word.compare_and_store(0, 1);
+      PerCpuWord::Outcome o =
+          inject ? word.compare_and_store_with_injected_delay(0, 1) : word.compare_and_store(0, 1);
       if (!o.stored) {
         sched_yield();
         continue;

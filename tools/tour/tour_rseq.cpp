@@ -20,9 +20,12 @@ namespace {
 
 const char* owner_name(jitkit::rseq::Owner o) {
   switch (o) {
-    case jitkit::rseq::Owner::kGlibc: return "glibc (its area, found through __rseq_offset)";
-    case jitkit::rseq::Owner::kJitkit: return "jitkit (nobody else had registered)";
-    case jitkit::rseq::Owner::kNone: break;
+    case jitkit::rseq::Owner::kGlibc:
+      return "glibc (its area, found through __rseq_offset)";
+    case jitkit::rseq::Owner::kJitkit:
+      return "jitkit (nobody else had registered)";
+    case jitkit::rseq::Owner::kNone:
+      break;
   }
   return "nobody: the fallback path is used";
 }
@@ -56,8 +59,7 @@ bool show_rseq() {
   std::printf("glibc __rseq_size %u\n", p.glibc_rseq_size);
   std::printf("feature size      %lu bytes (AT_RSEQ_FEATURE_SIZE)\n", p.feature_size);
   std::printf("per-CPU index     %s, %u slots of 64 bytes (possible CPUs)\n",
-              p.index == CpuIndex::kMmCid ? "mm_cid (concurrency id, feature size >= 28)"
-                                          : "cpu_id",
+              p.index == CpuIndex::kMmCid ? "mm_cid (concurrency id, feature size >= 28)" : "cpu_id",
               p.slots);
   if (!p.rseq_enabled) {
     std::printf("rseq              not used: %s\n", p.fallback_reason.c_str());
@@ -78,9 +80,13 @@ bool show_rseq() {
     return false;
   }
   std::uint64_t aborts0 = abort_count();
-  double aot = ns_per_op([&] { for (int i = 0; i < kOps; ++i) counter.add(1); });
+  double aot = ns_per_op([&] {
+    for (int i = 0; i < kOps; ++i) counter.add(1);
+  });
   double jitted = ns_per_op([&] { (*jit)->add(counter, 1, kOps); });
-  double pl = ns_per_op([&] { for (int i = 0; i < kOps; ++i) plain = plain + 1; });
+  double pl = ns_per_op([&] {
+    for (int i = 0; i < kOps; ++i) plain = plain + 1;
+  });
   double xa = ns_per_op([&] {
     for (int i = 0; i < kOps; ++i) xadd.fetch_add(1, std::memory_order_relaxed);
   });
@@ -96,15 +102,15 @@ bool show_rseq() {
   });
   stop.store(true);
   other.join();
-  std::printf("quick in-tour measurement (thread CPU time, best of 7 x 2M increments; "
-              "bench/rseq has the real benchmark):\n");
+  std::printf(
+      "quick in-tour measurement (thread CPU time, best of 7 x 2M increments; "
+      "bench/rseq has the real benchmark):\n");
   std::printf("  rseq add (ahead of time)   %.2f ns/op\n", aot);
   std::printf("  rseq add (JIT-emitted)     %.2f ns/op  (%.2fx the ahead-of-time one)\n", jitted,
               jitted / aot);
   std::printf("  plain volatile increment   %.2f ns/op  (rseq = %.2fx plain)\n", pl, aot / pl);
   std::printf("  lock xadd, uncontended     %.2f ns/op  (rseq is %.1fx faster)\n", xa, xa / aot);
-  std::printf("  shared atomic, 2 threads   %.2f ns/op  (rseq is %.1fx faster)\n",
-              sh, sh / aot);
+  std::printf("  shared atomic, 2 threads   %.2f ns/op  (rseq is %.1fx faster)\n", sh, sh / aot);
   std::printf("  aborts observed meanwhile  %llu\n",
               static_cast<unsigned long long>(abort_count() - aborts0));
   return true;

@@ -65,7 +65,7 @@ struct JitTableEntry {
   std::uint64_t descriptor;  // address of the RseqCs
   std::uint64_t code_start;  // the function holding the section
   std::uint64_t code_size;
-  std::uint64_t name;        // const char*, NUL-terminated
+  std::uint64_t name;  // const char*, NUL-terminated
 };
 static_assert(sizeof(JitTableEntry) == 32);
 
@@ -104,8 +104,7 @@ class JitCounterAdd {
 
   // Emits and installs the section into `zone`, which must outlive this object. kUnsupported
   // if the assembler or the zone refuse (the message says why).
-  static Result<std::unique_ptr<JitCounterAdd>> create(code::CodeZone& zone,
-                                                       const JitOptions& options = {});
+  static Result<std::unique_ptr<JitCounterAdd>> create(code::CodeZone& zone, const JitOptions& options = {});
   ~JitCounterAdd();
   JitCounterAdd(const JitCounterAdd&) = delete;
   JitCounterAdd& operator=(const JitCounterAdd&) = delete;
@@ -122,8 +121,7 @@ class JitCounterAdd {
   const install::InstalledCode& code() const { return code_; }
 
  private:
-  JitCounterAdd(code::CodeZone& zone, RseqCs* descriptor, install::InstalledCode code,
-                std::string name);
+  JitCounterAdd(code::CodeZone& zone, RseqCs* descriptor, install::InstalledCode code, std::string name);
   code::CodeZone& zone_;
   RseqCs* descriptor_;
   install::InstalledCode code_;
@@ -151,8 +149,7 @@ class JitListOps {
   enum Outcome : std::uint64_t { kCommitted = 0, kLocked = 1, kGaveUp = 2, kEmpty = 3 };
   using Fn = std::uint64_t (*)(JitListArgs*);
 
-  static Result<std::unique_ptr<JitListOps>> create(code::CodeZone& zone,
-                                                    const JitOptions& options = {});
+  static Result<std::unique_ptr<JitListOps>> create(code::CodeZone& zone, const JitOptions& options = {});
   ~JitListOps();
   JitListOps(const JitListOps&) = delete;
   JitListOps& operator=(const JitListOps&) = delete;

@@ -106,8 +106,7 @@ class PerCpuCounter {
   void add_with_injected_delay(std::int64_t delta) {
     RseqArea* area = detail::tls_area;
     if (area != nullptr &&
-        detail::counter_add<true>(area, slots_.base(), index_offset_, delta) ==
-            detail::Attempt::kCommitted) {
+        detail::counter_add<true>(area, slots_.base(), index_offset_, delta) == detail::Attempt::kCommitted) {
       return;
     }
     add_slow(delta, true, area != nullptr);
@@ -163,8 +162,8 @@ class PerCpuWord {
     RseqArea* area = detail::tls_area;
     if (__builtin_expect(area != nullptr, 1)) {
       std::uint32_t slot = 0;
-      detail::Attempt a = detail::compare_store<kInject>(area, slots_.base(), index_offset_,
-                                                         expected, desired, &slot);
+      detail::Attempt a =
+          detail::compare_store<kInject>(area, slots_.base(), index_offset_, expected, desired, &slot);
       if (a == detail::Attempt::kCommitted) return {true, slot};
       if (a == detail::Attempt::kMismatch) return {false, slot};
       return compare_and_store_slow(expected, desired, kInject, a);
@@ -247,8 +246,7 @@ class PerCpuList {
 class PerCpuPool {
  public:
   // object_size >= 1, alignment a power of two in [8, 4096], objects_per_chunk >= 1.
-  static Result<std::unique_ptr<PerCpuPool>> create(std::size_t object_size,
-                                                    std::size_t alignment = 16,
+  static Result<std::unique_ptr<PerCpuPool>> create(std::size_t object_size, std::size_t alignment = 16,
                                                     std::size_t objects_per_chunk = 256);
   ~PerCpuPool();
   PerCpuPool(const PerCpuPool&) = delete;

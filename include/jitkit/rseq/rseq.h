@@ -86,13 +86,13 @@ enum class Owner {
 
 // The process-wide decision, made once at first use.
 struct ProcessStatus {
-  bool rseq_enabled = false;           // false: every operation takes the fallback path
-  std::string fallback_reason;         // why not, when !rseq_enabled
+  bool rseq_enabled = false;             // false: every operation takes the fallback path
+  std::string fallback_reason;           // why not, when !rseq_enabled
   bool glibc_owns_registration = false;  // glibc's __rseq_size > 0 (glibc registers each thread)
-  unsigned glibc_rseq_size = 0;        // glibc's __rseq_size (0: absent or disabled)
-  unsigned long feature_size = 0;      // AT_RSEQ_FEATURE_SIZE, or 20 if the kernel does not say
-  CpuIndex index = CpuIndex::kCpuId;   // kMmCid when feature_size >= 28
-  unsigned slots = 0;                  // per-CPU slots: platform_facts().possible_cpus
+  unsigned glibc_rseq_size = 0;          // glibc's __rseq_size (0: absent or disabled)
+  unsigned long feature_size = 0;        // AT_RSEQ_FEATURE_SIZE, or 20 if the kernel does not say
+  CpuIndex index = CpuIndex::kCpuId;     // kMmCid when feature_size >= 28
+  unsigned slots = 0;                    // per-CPU slots: platform_facts().possible_cpus
 };
 
 // The calling thread's registration.

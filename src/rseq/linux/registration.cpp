@@ -92,14 +92,13 @@ ProcessStatus decide() {
   s.feature_size = facts.rseq.feature_size != 0 ? facts.rseq.feature_size : 20;
   // Every registration is >= 32 bytes, so a feature announced below offset 32 is filled in.
   s.index = s.feature_size >= offsetof(RseqArea, mm_cid) + sizeof(std::uint32_t) ? CpuIndex::kMmCid
-                                                                                : CpuIndex::kCpuId;
+                                                                                 : CpuIndex::kCpuId;
   if (g_forced_unavailable) {
     s.fallback_reason = "forced by rseq::force_unavailable_for_testing()";
     return s;
   }
   if (!facts.rseq.kernel_supports) {
-    s.fallback_reason =
-        "rseq(2) answered ENOSYS (kernel < 4.18, a seccomp filter, valgrind or rr)";
+    s.fallback_reason = "rseq(2) answered ENOSYS (kernel < 4.18, a seccomp filter, valgrind or rr)";
     return s;
   }
   if (!facts.membarrier.private_expedited_rseq) {
@@ -110,8 +109,8 @@ ProcessStatus decide() {
   }
   // Registered once per process; required before any MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ.
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) {
-    s.fallback_reason = std::string("membarrier(REGISTER_PRIVATE_EXPEDITED_RSEQ) failed: ") +
-                        std::strerror(errno);
+    s.fallback_reason =
+        std::string("membarrier(REGISTER_PRIVATE_EXPEDITED_RSEQ) failed: ") + std::strerror(errno);
     return s;
   }
   s.rseq_enabled = true;
@@ -227,8 +226,7 @@ ThreadStatus ensure_registered() {
     // glibc registers every thread at creation; its area sits at a fixed offset from the thread
     // pointer. cpu_id < 0 means glibc's registration failed in this thread (e.g. a seccomp
     // filter installed later): the area is glibc's, so jitkit must not register another.
-    auto* area = reinterpret_cast<RseqArea*>(static_cast<char*>(__builtin_thread_pointer()) +
-                                             __rseq_offset);
+    auto* area = reinterpret_cast<RseqArea*>(static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset);
     if (static_cast<std::int32_t>(__atomic_load_n(&area->cpu_id, __ATOMIC_RELAXED)) < 0) {
       tls_state = ThreadState::kUnusable;
       return {Owner::kNone, nullptr, 0};
@@ -265,15 +263,13 @@ Status fence(int slot) {
   if (!p.rseq_enabled) return ok();  // nothing runs a critical section: nothing to fence
   long rc;
   if (slot >= 0 && p.index == CpuIndex::kCpuId) {
-    rc = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU,
-                 slot);
+    rc = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, slot);
   } else {
     // mm_cid says nothing about where a thread runs: fence every CPU of the process.
     rc = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0);
   }
   if (rc != 0) {
-    return Error::from_errno("rseq: membarrier(PRIVATE_EXPEDITED_RSEQ) fence of slot " +
-                                 std::to_string(slot),
+    return Error::from_errno("rseq: membarrier(PRIVATE_EXPEDITED_RSEQ) fence of slot " + std::to_string(slot),
                              errno);
   }
   return ok();

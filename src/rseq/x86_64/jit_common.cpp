@@ -9,8 +9,7 @@
 #include "rseq/registry_p.h"
 
 extern "C" {
-jitkit::rseq::JitTable jitkit_rseq_jit_table = {1, sizeof(jitkit::rseq::JitTableEntry), 0, 0,
-                                                nullptr};
+jitkit::rseq::JitTable jitkit_rseq_jit_table = {1, sizeof(jitkit::rseq::JitTableEntry), 0, 0, nullptr};
 }
 
 namespace jitkit::rseq::detail {
@@ -68,8 +67,7 @@ void fill_descriptor(RseqCs* d, const install::InstalledCode& code, const Sectio
 void table_add(const RseqCs* d, const install::InstalledCode& code, const char* name) {
   table().change([&] {
     table().entries.push_back(JitTableEntry{reinterpret_cast<std::uint64_t>(d), code.start(),
-                                            code.code_size(),
-                                            reinterpret_cast<std::uint64_t>(name)});
+                                            code.code_size(), reinterpret_cast<std::uint64_t>(name)});
   });
 }
 
@@ -81,8 +79,7 @@ Status reclaim(code::CodeZone& zone, const install::InstalledCode& code,
     e.erase(std::remove_if(e.begin(), e.end(),
                            [&](const JitTableEntry& x) {
                              return std::find(descriptors.begin(), descriptors.end(),
-                                              reinterpret_cast<RseqCs*>(x.descriptor)) !=
-                                    descriptors.end();
+                                              reinterpret_cast<RseqCs*>(x.descriptor)) != descriptors.end();
                            }),
             e.end());
   });

@@ -10,8 +10,8 @@ using namespace jitkit::x64;
 using detail::SectionLabels;
 
 // Offsets in JitCounterAddArgs, checked against the struct.
-constexpr std::int32_t kArea = 0, kSlots = 8, kDelta = 16, kCount = 24, kAborts = 32,
-                       kIndexOffset = 40, kSpins = 48;
+constexpr std::int32_t kArea = 0, kSlots = 8, kDelta = 16, kCount = 24, kAborts = 32, kIndexOffset = 40,
+                       kSpins = 48;
 static_assert(offsetof(JitCounterAddArgs, area) == kArea);
 static_assert(offsetof(JitCounterAddArgs, slots) == kSlots);
 static_assert(offsetof(JitCounterAddArgs, delta) == kDelta);
@@ -108,8 +108,8 @@ void JitCounterAdd::add(PerCpuCounter& counter, std::int64_t delta, std::uint64_
     counter.add_fallback(delta * static_cast<std::int64_t>(times));
     return;
   }
-  JitCounterAddArgs args{area,  counter.slot_base(), delta, times, 0, counter.index_offset(),
-                         detail::testing_inject_spins};
+  JitCounterAddArgs args{
+      area, counter.slot_base(), delta, times, 0, counter.index_offset(), detail::testing_inject_spins};
   while (args.count > 0) {
     args.aborts = 0;
     std::uint64_t committed = fn_(&args);

@@ -12,8 +12,7 @@ namespace {
 using namespace jitkit::x64;
 using detail::SectionLabels;
 
-constexpr std::int32_t kArea = 0, kSlots = 8, kIndexOffset = 16, kNode = 24, kAborts = 32,
-                       kSpins = 40;
+constexpr std::int32_t kArea = 0, kSlots = 8, kIndexOffset = 16, kNode = 24, kAborts = 32, kSpins = 40;
 static_assert(offsetof(JitListArgs, area) == kArea);
 static_assert(offsetof(JitListArgs, slots) == kSlots);
 static_assert(offsetof(JitListArgs, index_offset) == kIndexOffset);
@@ -117,8 +116,8 @@ SectionLabels emit_pop(Assembler& a, const RseqCs* descriptor, bool inject_delay
 
 }  // namespace
 
-JitListOps::JitListOps(code::CodeZone& zone, std::vector<RseqCs*> descriptors,
-                       install::InstalledCode code, std::string name, Fn push_fn, Fn pop_fn)
+JitListOps::JitListOps(code::CodeZone& zone, std::vector<RseqCs*> descriptors, install::InstalledCode code,
+                       std::string name, Fn push_fn, Fn pop_fn)
     : zone_(zone),
       descriptors_(std::move(descriptors)),
       code_(std::move(code)),
@@ -126,8 +125,7 @@ JitListOps::JitListOps(code::CodeZone& zone, std::vector<RseqCs*> descriptors,
       push_(push_fn),
       pop_(pop_fn) {}
 
-Result<std::unique_ptr<JitListOps>> JitListOps::create(code::CodeZone& zone,
-                                                       const JitOptions& options) {
+Result<std::unique_ptr<JitListOps>> JitListOps::create(code::CodeZone& zone, const JitOptions& options) {
   JITKIT_TRY(RseqCs * push_desc, detail::allocate_descriptor(zone));
   JITKIT_TRY(RseqCs * pop_desc, detail::allocate_descriptor(zone));
   Assembler a;
@@ -146,8 +144,8 @@ Result<std::unique_ptr<JitListOps>> JitListOps::create(code::CodeZone& zone,
   detail::fill_descriptor(pop_desc, *installed, pop_labels);
   auto push_fn = reinterpret_cast<Fn>(installed->label_address(push_entry));
   auto pop_fn = reinterpret_cast<Fn>(installed->label_address(pop_entry));
-  std::unique_ptr<JitListOps> ops(new JitListOps(
-      zone, {push_desc, pop_desc}, std::move(installed).value(), io.name, push_fn, pop_fn));
+  std::unique_ptr<JitListOps> ops(
+      new JitListOps(zone, {push_desc, pop_desc}, std::move(installed).value(), io.name, push_fn, pop_fn));
   for (RseqCs* d : ops->descriptors_) detail::table_add(d, ops->code_, ops->name_->c_str());
   return ops;
 }
@@ -159,8 +157,7 @@ void JitListOps::push(PerCpuList& list, PerCpuList::Node* node) {
   RseqArea* area = detail::tls_area;
   if (area == nullptr) area = ensure_registered().area;
   if (area != nullptr && !released_) {
-    JitListArgs args{area, list.slot_base(), list.index_offset(), node, 0,
-                     detail::testing_inject_spins};
+    JitListArgs args{area, list.slot_base(), list.index_offset(), node, 0, detail::testing_inject_spins};
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       args.aborts = 0;
       std::uint64_t r = push_(&args);
@@ -177,8 +174,7 @@ PerCpuList::Node* JitListOps::pop(PerCpuList& list) {
   RseqArea* area = detail::tls_area;
   if (area == nullptr) area = ensure_registered().area;
   if (area != nullptr && !released_) {
-    JitListArgs args{area, list.slot_base(), list.index_offset(), nullptr, 0,
-                     detail::testing_inject_spins};
+    JitListArgs args{area, list.slot_base(), list.index_offset(), nullptr, 0, detail::testing_inject_spins};
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       args.aborts = 0;
       std::uint64_t r = pop_(&args);

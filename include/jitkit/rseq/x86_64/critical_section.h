@@ -3,9 +3,9 @@
 // Each function below is one critical section in GNU inline asm. It arms the section (stores its
 // descriptor's address into RseqArea::rseq_cs), reads the per-CPU index, loads, computes, and
 // ends with the commit: the one store that publishes the result (a push also writes the new
-// node's link before it, which nobody can see until the commit). The kernel restarts it at the abort handler if the
-// thread is preempted, migrated or signalled between start_ip and the commit; the handler
-// jumps back to C++, which counts the abort and retries (a bounded number of times).
+// node's link before it, which nobody can see until the commit). The kernel restarts it at the abort handler
+// if the thread is preempted, migrated or signalled between start_ip and the commit; the handler jumps back
+// to C++, which counts the abort and retries (a bounded number of times).
 //
 // Where a debugger finds them (the layout is the one of the Linux rseq selftests, so tools that
 // know it work unchanged):
@@ -50,6 +50,9 @@ inline constexpr unsigned kSlotBytes = 64;  // one cache line per CPU slot
 inline constexpr unsigned kSlotShift = 6;
 
 namespace detail {
+
+// The asm below is laid out one instruction per line; keep the formatter away from it.
+// clang-format off
 
 // Delay-loop length of the kInjectDelay variants. Only tests set it.
 extern std::uint32_t testing_inject_spins;
@@ -306,6 +309,8 @@ locked:
 empty:
   return Attempt::kEmpty;
 }
+
+// clang-format on
 
 #undef JITKIT_RSEQ_DELAY_
 #undef JITKIT_RSEQ_SLOT_
