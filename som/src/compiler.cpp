@@ -137,6 +137,7 @@ class Compiler {
 
   Method* newMethod(bool isBlock) {
     auto* m = new Method();
+    created_.push_back(m);
     std::memset(static_cast<Object*>(m), 0, sizeof(Object));
     m->cls = vm_.methodClass ? vm_.methodClass->tag : 0;
     m->hash = vm_.heap.nextHash();
@@ -731,6 +732,9 @@ class Compiler {
   std::unordered_map<BlockNode*, RealScope*> blockReal_;
 
  public:
+  std::vector<Method*> created_; // freed if compilation fails
+
+ public:
   friend Method* som::compileMethod(VM&, Class*, MethodDef&, const std::string&, std::string&);
 };
 
@@ -742,6 +746,7 @@ Method* compileMethod(VM& vm, Class* holder, MethodDef& def, const std::string& 
   try {
     return c.compile(def);
   } catch (const CompileError& e) {
+    for (Method* m : c.created_) delete m;
     SrcPos p = e.pos.line ? e.pos : def.pos;
     error = file + ":" + std::to_string(p.line) + ":" + std::to_string(p.col) +
             ": error: " + e.message;

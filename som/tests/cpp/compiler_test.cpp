@@ -41,8 +41,8 @@ class SomCompiler : public ::testing::Test {
   }
 
   static std::vector<Method*>& keep() {
-    static std::vector<Method*> methods;
-    return methods;
+    static auto* methods = new std::vector<Method*>(); // never destroyed: stays reachable
+    return *methods;
   }
 
   static std::vector<uint8_t> ops(Method* m) {
