@@ -15,7 +15,10 @@ namespace jitkit::debug::testing {
 namespace {
 
 std::string gdb(const std::string& program_args, const std::string& commands) {
-  std::string cmd = "env -u DEBUGINFOD_URLS timeout 120 gdb -batch -nx -ex 'set pagination off' "
+  // LeakSanitizer cannot run under ptrace: sanitizer builds (make asan) would fail the program
+  // at exit for that reason alone.
+  std::string cmd = "env -u DEBUGINFOD_URLS ASAN_OPTIONS=detect_leaks=0 timeout 120 gdb -batch -nx "
+                    "-ex 'set pagination off' "
                     "-ex 'set breakpoint pending on' " +
                     commands + " --args " + JITKIT_DEBUG_FRAMES_PROGRAM + " " + program_args;
   CommandResult r = run_command(cmd);
