@@ -14,13 +14,21 @@
 namespace jitkit::debug::testing {
 namespace {
 
+std::string gdb_on(const std::string& program, const std::string& program_args,
+                   const std::string& commands);
+
 std::string gdb(const std::string& program_args, const std::string& commands) {
+  return gdb_on(JITKIT_DEBUG_FRAMES_PROGRAM, program_args, commands);
+}
+
+std::string gdb_on(const std::string& program, const std::string& program_args,
+                   const std::string& commands) {
   // LeakSanitizer cannot run under ptrace: sanitizer builds (make asan) would fail the program
   // at exit for that reason alone.
   std::string cmd = "env -u DEBUGINFOD_URLS ASAN_OPTIONS=detect_leaks=0 timeout 120 gdb -batch -nx "
                     "-ex 'set pagination off' "
                     "-ex 'set breakpoint pending on' " +
-                    commands + " --args " + JITKIT_DEBUG_FRAMES_PROGRAM + " " + program_args;
+                    commands + " --args " + program + " " + program_args;
   CommandResult r = run_command(cmd);
   return r.output;
 }
@@ -151,6 +159,51 @@ TEST(GdbJit, RseqDescriptorAndLabelsAreNamedSymbols) {
   if (start_ip.empty()) start_ip = find_group(out, R"(:\s+0x0+\s+(0x[0-9a-f]+)\n)");
   ASSERT_FALSE(start_ip.empty());
   EXPECT_EQ(std::stoul(start_ip, nullptr, 16), f);
+}
+
+}  // namespace
+}  // namespace jitkit::debug::testing
+
+namespace jitkit::debug::testing {
+namespace {
+
+std::uint64_t hex_value(const std::string& text, const std::string& pattern) {
+  std::string v = find_group(text, pattern);
+  return v.empty() ? 0 : std::stoull(v, nullptr, 16);
+}
+
+TEST(GdbJit, RseqSectionEmittedAtRunTimeIsNamedAndBreakableByItsLabels) {
+  // rseq::JitCounterAdd emits a per-CPU add as a critical section with its descriptor in the
+  // zone's data; registered with add_installed() + add_rseq_section(), gdb can print the
+  // descriptor by name, break at the section's start label and backtrace to main.
+  if (!require_tool("gdb", "gdb")) return;
+  std::string out = gdb_on(JITKIT_DEBUG_RSEQ_JIT_PROGRAM, "",
+                           "-ex 'break rseq_sections_registered' -ex run "
+                           "-ex 'printf \"g_cs=%p\\n\", &__rseq_cs_counter_add' "
+                           "-ex 'printf \"g_start=%p\\n\", &__rseq_start_counter_add' "
+                           "-ex 'printf \"g_commit=%p\\n\", &__rseq_commit_counter_add' "
+                           "-ex 'printf \"g_abort=%p\\n\", &__rseq_abort_counter_add' "
+                           "-ex 'x/4gx &__rseq_cs_counter_add' "
+                           "-ex 'info symbol __rseq_start_counter_add'");
+  SCOPED_TRACE(out);
+  ASSERT_NE(out.find("value=100000"), std::string::npos);
+  std::uint64_t cs = hex_value(out, R"(\ndescriptor=(0x[0-9a-f]+))");
+  std::uint64_t start = hex_value(out, R"(\nstart_ip=(0x[0-9a-f]+))");
+  ASSERT_NE(cs, 0u);
+  EXPECT_EQ(hex_value(out, R"(\ng_cs=(0x[0-9a-f]+))"), cs);
+  EXPECT_EQ(hex_value(out, R"(\ng_start=(0x[0-9a-f]+))"), start);
+  EXPECT_EQ(hex_value(out, R"(\ng_commit=(0x[0-9a-f]+))"), hex_value(out, R"(\ncommit_ip=(0x[0-9a-f]+))"));
+  EXPECT_EQ(hex_value(out, R"(\ng_abort=(0x[0-9a-f]+))"), hex_value(out, R"(\nabort_ip=(0x[0-9a-f]+))"));
+  // gdb reads the live descriptor under its name: version/flags 0, then start_ip.
+  EXPECT_EQ(hex_value(out, R"(<__rseq_cs_counter_add>:\s+0x0+\s+(0x[0-9a-f]+))"), start);
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(jit_counter_add \+ \d+ in section \.text)")));
+
+  std::string bt_out = gdb_on(JITKIT_DEBUG_RSEQ_JIT_PROGRAM, "",
+                              "-ex 'hbreak __rseq_start_counter_add' -ex run -ex bt");
+  std::string bt = first_backtrace(bt_out);
+  SCOPED_TRACE(bt_out);
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#0 +0x[0-9a-f]+ in jit_counter_add \(\))"))) << bt;
+  EXPECT_TRUE(std::regex_search(bt, std::regex(R"(in main \()"))) << bt;
 }
 
 }  // namespace
