@@ -4,18 +4,20 @@
 // attributes samples to "//anon" or, under dual mapping, to "memfd:jitkit-code (deleted)".
 // The CodeRegistry gives that code names and unwind rules, and hands them to every enabled sink:
 //
-//   gdb   The GDB JIT interface (on by default; JITKIT_GDB_JIT=0 turns it off). Each batch of
-//         symbols becomes ONE in-memory ELF object (symbols, one .text section per contiguous
-//         address range, and .debug_frame CFI describing the frames) linked into
+//   gdb   The GDB JIT interface (on by default; JITKIT_GDB_JIT=0 turns it off). A batch of
+//         symbols goes into ONE in-memory ELF object (symbols, one .text section per contiguous
+//         address range, and .debug_frame CFI describing the frames) — its own, or for small
+//         batches one shared with other small batches (Grouping) — linked into
 //         `__jit_debug_descriptor`, after which `__jit_debug_register_code()` is called; gdb
-//         has a breakpoint there and reads the object. Registering functions one ELF object at a
-//         time makes gdb quadratic (it re-scans every object on each registration), hence batches.
+//         has a breakpoint there and reads the object. One ELF object per function makes gdb
+//         quadratic (it re-processes its objects on each registration), hence batches.
 //   perf  /tmp/perf-<pid>.map (opt-in: JITKIT_PERF_MAP=1 or enable_perf_map(), perf.h) and the
 //         jitdump file jit-<pid>.dump (opt-in: JITKIT_JITDUMP=1 or enable_jitdump()), for
 //         `perf record -k mono` + `perf inject --jit` + `perf report`.
 //
-// The registry knows only (name, address, size, frame shape): it does not depend on the
-// assembler or the code zones, so anything that puts code in memory can use it.
+// The registry knows only (name, address, size, frame shape): this header does not depend on the
+// assembler or the code zones, so anything that puts code in memory can use it
+// (installed_code.h adds install::InstalledCode, frame detection and listings).
 //
 //   jitkit::debug::SymbolBatch batch;
 //   batch.add_function("add_one", block.exec, 12, jitkit::debug::FrameInfo::frame_pointer(1, 4, {10}));
@@ -126,9 +128,11 @@ class SymbolBatch {
 
 class CodeRegistry;
 
-// A registered batch. Movable; destroying it (or reset()) unregisters what is left of the batch
-// from gdb. perf map / jitdump entries are never withdrawn (perf has no record for that: a later
-// registration at the same address supersedes them in `perf report`).
+// A registered batch. Movable; destroying it (or reset()) withdraws what is left of the batch:
+// at once from jitkit (symbolize) and from gdb when the batch has its own object; in a shared
+// object the names stay until that object's next rebuild, which happens before any new code is
+// registered over them (see Grouping). perf map / jitdump entries are never withdrawn (perf has
+// no record for that: a later registration at the same address supersedes them).
 class Registration {
  public:
   Registration() = default;
