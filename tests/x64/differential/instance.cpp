@@ -337,7 +337,6 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
   if (!a_.ok()) return batch_failure("assembler error: " + a_.error()->message());
   auto encoded = a_.encode(base_);
   if (!encoded) return batch_failure("encode failed: " + encoded.error().message());
-  const std::uint64_t kBaseAddress = base_;
 
   // Address slots are laid out by our encoder; GNU's side names them through symbols placed
   // where our slots are (the slot's contents are checked separately, in semantic_diff).
@@ -394,8 +393,14 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
   for (const Instance& in : instances_) {
     if (in.kind == Instance::Kind::kBind) continue;
     if (in.kind == Instance::Kind::kData) {
-      po += in.data.size();
-      pg += in.data.size();
+      const std::size_t n = in.data.size();
+      if (po + n > ours_size || pg + n > theirs_size ||
+          !std::equal(in.data.begin(), in.data.end(), ours + po) ||
+          !std::equal(in.data.begin(), in.data.end(), theirs + pg)) {
+        out->push_back(Mismatch{name_, in.text(), "", "", "filler bytes differ"});
+      }
+      po += n;
+      pg += n;
       continue;
     }
     ++compared;
@@ -405,8 +410,8 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
                               hex(theirs + pg, std::min(gnu_len, theirs_size - std::min(pg, theirs_size))),
                               reason});
     };
-    auto od = decode_one(ours + po, po < ours_size ? ours_size - po : 0, kBaseAddress + po);
-    auto gd = decode_one(theirs + pg, pg < theirs_size ? theirs_size - pg : 0, kBaseAddress + pg);
+    auto od = decode_one(ours + po, po < ours_size ? ours_size - po : 0, base_ + po);
+    auto gd = decode_one(theirs + pg, pg < theirs_size ? theirs_size - pg : 0, base_ + pg);
     if (!gd) {
       report(od ? od->length : 4, 4, "GNU as' bytes do not decode; stream lost, batch abandoned");
       return compared;
@@ -433,11 +438,11 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
                   " bytes by an earlier mismatch)";
       }
     }
-    if (std::string diff = semantic_diff(in, *od, kBaseAddress + po, *encoded, base_); !diff.empty()) {
+    if (std::string diff = semantic_diff(in, *od, base_ + po, *encoded, base_); !diff.empty()) {
       reason += (reason.empty() ? "" : "; ") + std::string("ours ") + diff;
     }
     if (in.gnu_differs_ok && !same_bytes) {
-      if (std::string diff = semantic_diff(in, *gd, kBaseAddress + pg, *encoded, base_); !diff.empty()) {
+      if (std::string diff = semantic_diff(in, *gd, base_ + pg, *encoded, base_); !diff.empty()) {
         reason += (reason.empty() ? "" : "; ") + std::string("GNU ") + diff;
       }
     }
