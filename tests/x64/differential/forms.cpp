@@ -1085,6 +1085,28 @@ void atomic_and_misc_forms(Suite& s) {
     a.lock();
     a.mov(qword_ptr(rax), rcx);
   });
+  s.refusals().expect("lock ret", [](Assembler& a) {
+    a.lock();
+    a.ret();
+  });
+  s.refusals().expect("lock jmp label", [](Assembler& a) {
+    const Label l = a.new_label();
+    a.bind(l);
+    a.lock();
+    a.jmp(l);
+  });
+  s.refusals().expect("lock call rax", [](Assembler& a) {
+    a.lock();
+    a.call(rax);
+  });
+  s.refusals().expect("lock nop", [](Assembler& a) {
+    a.lock();
+    a.nop();
+  });
+  s.refusals().expect("lock cmpxchg eax, ecx (register destination)", [](Assembler& a) {
+    a.lock();
+    a.cmpxchg(eax, ecx);
+  });
 
   Batch& m = s.batch("misc");
   m.add(I("mfence", {}), [](Assembler& a) { a.mfence(); });
