@@ -7,6 +7,8 @@
 #   som_compiler_fuzzer  parser + bytecode compiler + disassembler (on a booted VM)
 set -euo pipefail
 cxx=${1:?clang++}; src=${2:?som dir}; out=${3:?build dir}
+command -v "$cxx" >/dev/null || {
+  echo "run-fuzzer: $cxx not found: install the Debian packages clang-14 libclang-rt-14-dev" >&2; exit 1; }
 seconds=${SOM_FUZZ_SECONDS:-60}
 half=$(( (seconds + 1) / 2 ))
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
