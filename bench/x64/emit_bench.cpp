@@ -1,4 +1,6 @@
 // Emission throughput of jitkit's x64 Assembler against AsmJit and Xbyak, in one binary.
+// BM_EmitMix/<library> emits one 10M-instruction function; BM_EmitFunctions/<library> (further
+// down) emits the same mix as 10,000 functions of 70 instructions, each finalized on its own.
 //
 // BM_EmitMix/<library> emits the same instruction mix, repeated to ~10 million instructions, and
 // finalizes it (every label resolved, the final bytes in a buffer ready to copy or install):
@@ -67,10 +69,11 @@ constexpr std::int32_t imm(std::size_t g) { return static_cast<std::int32_t>((g 
 
 // Checks what a library produced (`code` holds at least the first `available` of `size` bytes);
 // returns an empty string when plausible.
-std::string check_output(const std::uint8_t* code, std::size_t available, std::size_t size) {
-  if (size < kGroups * kMinGroupBytes || size > kGroups * kMaxGroupBytes) {
+std::string check_output(const std::uint8_t* code, std::size_t available, std::size_t size,
+                         std::size_t groups = kGroups) {
+  if (size < groups * kMinGroupBytes || size > groups * kMaxGroupBytes) {
     return "implausible code size " + std::to_string(size) + " bytes for " +
-           std::to_string(kInstructions) + " instructions";
+           std::to_string(groups * kInstructionsPerGroup) + " instructions";
   }
   static const std::array<const char*, kInstructionsPerGroup> kWant = {"mov", "add", "mov", "mov",
                                                                         "cmp", "jnz", "call"};
@@ -102,6 +105,28 @@ std::string check_output(const std::uint8_t* code, std::size_t available, std::s
 
 // --- jitkit ---------------------------------------------------------------------------------
 
+// One function of `groups` repetitions of the mix.
+void emit_jitkit(jitkit::x64::Assembler& a, std::size_t groups) {
+  using namespace jitkit::x64;
+  const Label fn = a.new_label();
+  const Label data = a.new_label();
+  for (std::size_t g = 0; g < groups; ++g) {
+    const Label top = a.new_label();
+    a.bind(top);
+    a.mov(Gp64{reg(g, 0)}, imm(g));
+    a.add(Gp64{reg(g, 1)}, Gp64{reg(g, 2)});
+    a.mov(qword_ptr(Gp64{reg(g, 3)}, 8), Gp64{reg(g, 4)});
+    a.mov(Gp32{reg(g, 5)}, dword_ptr(data));
+    a.cmp(Gp64{reg(g, 6)}, 3);
+    a.jne(top);
+    a.call(fn);
+  }
+  a.bind(fn);
+  a.ret();
+  a.bind(data);
+  a.dq(0);
+}
+
 void BM_EmitMix_jitkit(benchmark::State& state) {
   using namespace jitkit::x64;
   Assembler a(kBufferBytes);
@@ -109,23 +134,7 @@ void BM_EmitMix_jitkit(benchmark::State& state) {
   EncodedCode encoded;  // reused: encode_into keeps its capacity, like the others' buffers
   for (auto _ : state) {
     a.reset();
-    const Label fn = a.new_label();
-    const Label data = a.new_label();
-    for (std::size_t g = 0; g < kGroups; ++g) {
-      const Label top = a.new_label();
-      a.bind(top);
-      a.mov(Gp64{reg(g, 0)}, imm(g));
-      a.add(Gp64{reg(g, 1)}, Gp64{reg(g, 2)});
-      a.mov(qword_ptr(Gp64{reg(g, 3)}, 8), Gp64{reg(g, 4)});
-      a.mov(Gp32{reg(g, 5)}, dword_ptr(data));
-      a.cmp(Gp64{reg(g, 6)}, 3);
-      a.jne(top);
-      a.call(fn);
-    }
-    a.bind(fn);
-    a.ret();
-    a.bind(data);
-    a.dq(0);
+    emit_jitkit(a, kGroups);
     if (auto status = a.encode_into(kBase, encoded); !status) {
       state.SkipWithError(("jitkit encode failed: " + status.error().message()).c_str());
       return;
@@ -143,45 +152,60 @@ void BM_EmitMix_jitkit(benchmark::State& state) {
 
 // --- AsmJit ---------------------------------------------------------------------------------
 
+void emit_asmjit(asmjit::x86::Assembler& a, std::size_t groups) {
+  using namespace asmjit;
+  static const std::array<x86::Gp, 16> gp64 = {x86::rax, x86::rcx, x86::rdx, x86::rbx,
+                                               x86::rsp, x86::rbp, x86::rsi, x86::rdi,
+                                               x86::r8,  x86::r9,  x86::r10, x86::r11,
+                                               x86::r12, x86::r13, x86::r14, x86::r15};
+  const Label fn = a.newLabel();
+  const Label data = a.newLabel();
+  for (std::size_t g = 0; g < groups; ++g) {
+    const Label top = a.newLabel();
+    a.bind(top);
+    a.mov(gp64[reg(g, 0)], imm(g));
+    a.add(gp64[reg(g, 1)], gp64[reg(g, 2)]);
+    a.mov(x86::qword_ptr(gp64[reg(g, 3)], 8), gp64[reg(g, 4)]);
+    a.mov(gp64[reg(g, 5)].r32(), x86::dword_ptr(data));
+    a.cmp(gp64[reg(g, 6)], 3);
+    a.jne(top);
+    a.call(fn);
+  }
+  a.bind(fn);
+  a.ret();
+  a.bind(data);
+  a.dq(0);
+}
+
+// Finalizes into `dest`; returns the code size, or 0 after reporting an error.
+std::size_t finalize_asmjit(benchmark::State& state, asmjit::CodeHolder& code,
+                            std::vector<std::uint8_t>& dest) {
+  using namespace asmjit;
+  Error err = code.flatten();
+  if (err == kErrorOk) err = code.resolveUnresolvedLinks();
+  if (err == kErrorOk) err = code.relocateToBase(kBase);
+  const std::size_t size = code.codeSize();
+  if (err == kErrorOk && size <= dest.size()) err = code.copyFlattenedData(dest.data(), dest.size());
+  if (err != kErrorOk || size > dest.size()) {
+    state.SkipWithError(err != kErrorOk ? DebugUtils::errorAsString(err) : "AsmJit output too large");
+    return 0;
+  }
+  return size;
+}
+
 void BM_EmitMix_asmjit(benchmark::State& state) {
   using namespace asmjit;
   std::vector<std::uint8_t> dest(kBufferBytes);
   std::size_t size = 0;
   const Environment env(Arch::kX64);
-  const std::array<x86::Gp, 16> gp64 = {x86::rax, x86::rcx, x86::rdx, x86::rbx, x86::rsp, x86::rbp,
-                                        x86::rsi, x86::rdi, x86::r8,  x86::r9,  x86::r10, x86::r11,
-                                        x86::r12, x86::r13, x86::r14, x86::r15};
   for (auto _ : state) {
     CodeHolder code;
     code.init(env);
     code.reserveBuffer(&code.textSection()->buffer(), kBufferBytes);
     x86::Assembler a(&code);
-    const Label fn = a.newLabel();
-    const Label data = a.newLabel();
-    for (std::size_t g = 0; g < kGroups; ++g) {
-      const Label top = a.newLabel();
-      a.bind(top);
-      a.mov(gp64[reg(g, 0)], imm(g));
-      a.add(gp64[reg(g, 1)], gp64[reg(g, 2)]);
-      a.mov(x86::qword_ptr(gp64[reg(g, 3)], 8), gp64[reg(g, 4)]);
-      a.mov(gp64[reg(g, 5)].r32(), x86::dword_ptr(data));
-      a.cmp(gp64[reg(g, 6)], 3);
-      a.jne(top);
-      a.call(fn);
-    }
-    a.bind(fn);
-    a.ret();
-    a.bind(data);
-    a.dq(0);
-    Error err = code.flatten();
-    if (err == kErrorOk) err = code.resolveUnresolvedLinks();
-    if (err == kErrorOk) err = code.relocateToBase(kBase);
-    size = code.codeSize();
-    if (err == kErrorOk && size <= dest.size()) err = code.copyFlattenedData(dest.data(), dest.size());
-    if (err != kErrorOk || size > dest.size()) {
-      state.SkipWithError(err != kErrorOk ? DebugUtils::errorAsString(err) : "AsmJit output too large");
-      return;
-    }
+    emit_asmjit(a, kGroups);
+    size = finalize_asmjit(state, code, dest);
+    if (size == 0) return;
     benchmark::DoNotOptimize(dest.data());
     benchmark::ClobberMemory();
   }
@@ -196,14 +220,14 @@ void BM_EmitMix_asmjit(benchmark::State& state) {
 
 class XbyakMix : public Xbyak::CodeGenerator {
  public:
-  explicit XbyakMix(std::uint8_t* buffer) : Xbyak::CodeGenerator(kBufferBytes, buffer) {}
+  XbyakMix(std::uint8_t* buffer, std::size_t size) : Xbyak::CodeGenerator(size, buffer) {}
 
-  void emit() {
+  void emit(std::size_t groups) {
     const std::array<const Xbyak::Reg64*, 16> gp64 = {&rax, &rcx, &rdx, &rbx, &rsp, &rbp,
                                                       &rsi, &rdi, &r8,  &r9,  &r10, &r11,
                                                       &r12, &r13, &r14, &r15};
     Xbyak::Label fn, data;
-    for (std::size_t g = 0; g < kGroups; ++g) {
+    for (std::size_t g = 0; g < groups; ++g) {
       Xbyak::Label top;
       L(top);
       mov(*gp64[reg(g, 0)], imm(g));
@@ -229,12 +253,12 @@ void BM_EmitMix_xbyak(benchmark::State& state) {
   };
   std::unique_ptr<std::uint8_t, Free> buffer(
       static_cast<std::uint8_t*>(std::aligned_alloc(4096, (kBufferBytes + 4095) / 4096 * 4096)));
-  XbyakMix gen(buffer.get());
+  XbyakMix gen(buffer.get(), kBufferBytes);
   std::size_t size = 0;
   for (auto _ : state) {
     gen.reset();
     try {
-      gen.emit();
+      gen.emit(kGroups);
     } catch (const std::exception& e) {
       state.SkipWithError((std::string("xbyak: ") + e.what()).c_str());
       return;
@@ -250,9 +274,95 @@ void BM_EmitMix_xbyak(benchmark::State& state) {
   state.counters["bytes"] = static_cast<double>(size);
 }
 
+// --- Many small functions ------------------------------------------------------------------
+// BM_EmitFunctions/<library>: the same mix as 10,000 separate functions of 70 instructions, each
+// finalized on its own, the shape of a method JIT. Per-function costs (resetting the emitter,
+// labels, finalizing) weigh here; nothing is large enough to page-fault.
+
+constexpr std::size_t kFunctionGroups = 10;
+constexpr std::size_t kFunctions = 10'000;
+constexpr std::size_t kFunctionInstructions = kFunctions * kFunctionGroups * kInstructionsPerGroup;
+constexpr std::size_t kFunctionBytes = kFunctionGroups * kMaxGroupBytes + 64;
+
+void BM_EmitFunctions_jitkit(benchmark::State& state) {
+  using namespace jitkit::x64;
+  Assembler a(kFunctionBytes);
+  EncodedCode encoded;
+  for (auto _ : state) {
+    for (std::size_t f = 0; f < kFunctions; ++f) {
+      a.reset();
+      emit_jitkit(a, kFunctionGroups);
+      if (auto status = a.encode_into(kBase, encoded); !status) {
+        state.SkipWithError(("jitkit encode failed: " + status.error().message()).c_str());
+        return;
+      }
+      benchmark::DoNotOptimize(encoded.bytes.data());
+      benchmark::ClobberMemory();
+    }
+  }
+  if (const std::string e = check_output(encoded.bytes.data(), encoded.code_size,
+                                         encoded.code_size, kFunctionGroups);
+      !e.empty()) {
+    state.SkipWithError(("jitkit: " + e).c_str());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFunctionInstructions));
+}
+
+void BM_EmitFunctions_asmjit(benchmark::State& state) {
+  using namespace asmjit;
+  std::vector<std::uint8_t> dest(kFunctionBytes);
+  const Environment env(Arch::kX64);
+  CodeHolder code;
+  x86::Assembler a;
+  std::size_t size = 0;
+  for (auto _ : state) {
+    for (std::size_t f = 0; f < kFunctions; ++f) {
+      code.reset();  // AsmJit's way to reuse a CodeHolder: reset, init, re-attach the emitter
+      code.init(env);
+      code.attach(&a);
+      emit_asmjit(a, kFunctionGroups);
+      size = finalize_asmjit(state, code, dest);
+      if (size == 0) return;
+      benchmark::DoNotOptimize(dest.data());
+      benchmark::ClobberMemory();
+    }
+  }
+  if (const std::string e = check_output(dest.data(), size, size, kFunctionGroups); !e.empty()) {
+    state.SkipWithError(("asmjit: " + e).c_str());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFunctionInstructions));
+}
+
+void BM_EmitFunctions_xbyak(benchmark::State& state) {
+  std::vector<std::uint8_t> buffer(kFunctionBytes);
+  XbyakMix gen(buffer.data(), buffer.size());
+  std::size_t size = 0;
+  for (auto _ : state) {
+    for (std::size_t f = 0; f < kFunctions; ++f) {
+      gen.reset();
+      try {
+        gen.emit(kFunctionGroups);
+      } catch (const std::exception& e) {
+        state.SkipWithError((std::string("xbyak: ") + e.what()).c_str());
+        return;
+      }
+      size = gen.getSize();
+      benchmark::DoNotOptimize(gen.getCode());
+      benchmark::ClobberMemory();
+    }
+  }
+  if (const std::string e = check_output(gen.getCode(), size, size, kFunctionGroups); !e.empty()) {
+    state.SkipWithError(("xbyak: " + e).c_str());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kFunctionInstructions));
+}
+
 BENCHMARK(BM_EmitMix_jitkit)->Name("BM_EmitMix/jitkit")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EmitMix_asmjit)->Name("BM_EmitMix/asmjit")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EmitMix_xbyak)->Name("BM_EmitMix/xbyak")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EmitFunctions_jitkit)->Name("BM_EmitFunctions/jitkit")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EmitFunctions_asmjit)->Name("BM_EmitFunctions/asmjit")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EmitFunctions_xbyak)->Name("BM_EmitFunctions/xbyak")->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
