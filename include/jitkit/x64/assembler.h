@@ -303,7 +303,9 @@ class Assembler {
   void cqo();   // rdx:rax = sign-extend rax
   void cdqe();  // rax = sign-extend eax
 
-  // --- Shifts and rotates: by an immediate (0..63) or by cl --------------------------------
+  // --- Shifts and rotates: by an immediate or by cl. The immediate must be below the operand
+  //     width (0..31 for 8/16/32-bit operands, 0..63 for 64-bit), as the CPU masks the count;
+  //     a larger one is a sticky error rather than a silently masked shift. -----------------
 #define JITKIT_X64_SHIFT_DECL(op)                  \
   void op(Gp8 r, std::uint8_t count);              \
   void op(Gp16 r, std::uint8_t count);             \
