@@ -55,7 +55,11 @@ namespace som {
   X(FOR_CHECK, "w")                 \
   X(FOR_TEST, "bbw")                \
   X(FOR_TEST_DOWN, "bbw")           \
-  X(FOR_STEP, "bb")
+  X(FOR_STEP, "bb")                 \
+  X(PUSH_LOCAL_LAZY, "bb")          \
+  X(STORE_LOCAL_LAZY, "bb")         \
+  X(PUSH_ARG_LAZY, "bb")            \
+  X(STORE_ARG_LAZY, "bb")
 
 enum Op : uint8_t {
 #define SOM_OP_ENUM(name, layout) OP_##name,

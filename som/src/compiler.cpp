@@ -8,6 +8,7 @@
 #include <climits>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace som {
 
@@ -26,7 +27,13 @@ struct Var {
   bool isArg = false; // an argument of the owner (method or real block)
   int argIndex = 0;   // 1-based
   bool captured = false;
+  // Used from a fallback block (see RealScope::inFallback) but from no real block: if the
+  // owner has no context anyway, the variable is `lazy`: frame slot `slot` plus context slot
+  // `ctxSlot`, reached by the *_LAZY instructions (the context is created at the first fallback).
+  bool fbCaptured = false;
+  bool lazy = false;
   int slot = -1;      // frame local, context slot, or argument index
+  int ctxSlot = -1;   // lazy variables: their context slot
 };
 
 struct Scope {
@@ -40,6 +47,12 @@ struct RealScope {
   RealScope* parent = nullptr;
   int level = 0; // 0 = method
   bool hasContext = false;
+  // The copy of an inlined literal block made for a fallback send, or a block nested in one:
+  // it exists only on the fallback path.
+  bool inFallback = false;
+  // Needs a context only for its fallback blocks (reaching outside them or `^`): lazy context.
+  bool fbContext = false;
+  bool lazyContext = false; // decided by allocate()
   // Lowest scope level this scope or any block nested in it reaches: through a variable it
   // uses, or 0 for a non-local return. A block that reaches below its own level needs its
   // enclosing scope's context (chains of outer contexts must be unbroken).
@@ -69,6 +82,42 @@ bool inlineCandidate(Node& n) {
   if (s == "to:do:" || s == "downTo:do:") return isBlockWith(n.args[1], 1);
   if (s == "to:by:do:" || s == "downTo:by:do:") return isBlockWith(n.args[2], 1);
   return false;
+}
+
+// Which literal-block arguments of an inlined send also get a real block for the fallback send
+// (a receiver of the wrong class, LANGUAGE.md §3.4/§6.1). The ifNil family has no fallback (every
+// value is nil or not); whileTrue:/whileFalse: always have a Block receiver, and their only
+// fallback is a non-Boolean condition value, which gets `ifFalse:`/`ifTrue:` with nil.
+bool hasFallbackBlocks(const std::string& s) {
+  return s == "ifTrue:" || s == "ifFalse:" || s == "and:" || s == "or:" || s == "&&" ||
+         s == "||" || s == "ifTrue:ifFalse:" || s == "ifFalse:ifTrue:" || s == "to:do:" ||
+         s == "downTo:do:" || s == "to:by:do:" || s == "downTo:by:do:" || s == "timesRepeat:";
+}
+
+NodePtr cloneNode(const Node& n);
+
+std::unique_ptr<BlockNode> cloneBlock(const BlockNode& b) {
+  auto c = std::make_unique<BlockNode>();
+  c->pos = b.pos;
+  c->params = b.params;
+  c->locals = b.locals;
+  c->localPos = b.localPos;
+  for (auto& st : b.body) c->body.push_back(cloneNode(*st));
+  c->inlined = false; // nothing is inlined inside a fallback block (see markNode)
+  return c;
+}
+
+NodePtr cloneNode(const Node& n) {
+  auto c = std::make_unique<Node>();
+  c->kind = n.kind;
+  c->pos = n.pos;
+  c->name = n.name;
+  if (n.receiver) c->receiver = cloneNode(*n.receiver);
+  for (auto& a : n.args) c->args.push_back(cloneNode(*a));
+  c->isSuper = n.isSuper;
+  c->lit = n.lit;
+  if (n.block) c->block = cloneBlock(*n.block);
+  return c;
 }
 
 class Compiler {
@@ -132,6 +181,7 @@ class Compiler {
     RealScope* r = reals_.back().get();
     r->parent = parent;
     r->level = parent ? parent->level + 1 : 0;
+    r->inFallback = parent && parent->inFallback;
     return r;
   }
 
@@ -166,11 +216,21 @@ class Compiler {
         markNode(*n.receiver);
         for (auto& a : n.args) markNode(*a);
         if (vm_.optimize && inlineCandidate(n)) {
+          inlinedSends_.insert(&n);
           if (n.receiver->kind == NodeKind::Block &&
               (n.name == "whileTrue:" || n.name == "whileFalse:"))
             n.receiver->block->inlined = true;
           for (auto& a : n.args)
             if (a->kind == NodeKind::Block) a->block->inlined = true;
+          // Each inlined literal-block argument is also compiled as a real block, used only as
+          // an argument of the fallback send. The copy is compiled without any inlining (so a
+          // nest of d inlined structures costs O(d^2) copies, not 2^d); it runs only on the
+          // rare fallback path, where real sends are the reference semantics anyway.
+          if (hasFallbackBlocks(n.name)) {
+            auto& fb = fallbacks_[&n];
+            for (auto& a : n.args)
+              fb.push_back(a->kind == NodeKind::Block ? cloneNode(*a) : nullptr);
+          }
         }
         break;
       default:
@@ -225,7 +285,10 @@ class Compiler {
       case NodeKind::Assign:
         if (!isPseudo(n.name)) {
           Var* v = resolve(n.name, s);
-          if (v && v->owner != s->real) v->captured = true;
+          if (v && v->owner != s->real) {
+            if (s->real->inFallback && !v->owner->inFallback) v->fbCaptured = true;
+            else v->captured = true;
+          }
           if (v) s->real->minLevel = std::min(s->real->minLevel, v->owner->level);
         }
         if (n.kind == NodeKind::Assign) analyzeNode(*n.receiver, s);
@@ -239,6 +302,22 @@ class Compiler {
       case NodeKind::Send:
         analyzeNode(*n.receiver, s);
         for (auto& a : n.args) analyzeNode(*a, s);
+        // The fallback blocks are real blocks in scope s: the capture analysis treats them
+        // exactly like a literal block there, so every variable they use lives in a context
+        // shared with the inlined code.
+        if (auto it = fallbacks_.find(&n); it != fallbacks_.end())
+          for (auto& fb : it->second) {
+            if (!fb) continue;
+            RealScope* r = newReal(s->real);
+            r->inFallback = true;
+            blockReal_[fb->block.get()] = r;
+            analyzeBlock(*fb->block, s, r, true);
+            if (r->minLevel < r->level) {
+              if (s->real->inFallback) s->real->hasContext = true;
+              else s->real->fbContext = true;
+            }
+            s->real->minLevel = std::min(s->real->minLevel, r->minLevel);
+          }
         break;
       case NodeKind::Block:
         if (n.block->inlined) {
@@ -256,12 +335,27 @@ class Compiler {
   }
 
   // --- pass 3: slot allocation -----------------------------------------------------------------
+  // A scope that has a context anyway (real blocks need it) keeps the variables of its
+  // fallback blocks there too; otherwise they get a frame slot and a context slot (lazy).
   void allocate() {
     for (auto& r : reals_) {
+      bool eager = r->hasContext;
+      for (Var* v : r->owned) eager |= v->captured;
+      for (Var* v : r->owned) {
+        if (v->fbCaptured && !v->captured) {
+          if (eager) v->captured = true;
+          else v->lazy = true;
+        }
+      }
+      r->lazyContext = !eager && r->fbContext;
       for (Var* v : r->owned) {
         if (v->captured) v->slot = r->numCtx++;
         else if (v->isArg) v->slot = v->argIndex;
         else v->slot = r->numLocals++;
+        if (v->lazy) {
+          v->ctxSlot = r->numCtx++;
+          r->lazyContext = true;
+        }
       }
     }
   }
@@ -283,6 +377,7 @@ class Compiler {
     s.cachedTarget2 = nullptr;
     s.superStart = nullptr;
     s.contPc = 0;
+    for (auto& a : s.fallbackArg) a = kFallbackNil;
     m->sites.push_back(s);
     if (m->sites.size() > 65535) fail({}, "too many send sites in one method");
     return static_cast<int>(m->sites.size() - 1);
@@ -318,7 +413,10 @@ class Compiler {
       fail({}, "too many variables in one method or block (limit 255)");
     m->numLocals = r->numLocals;
     m->numCtxVars = r->numCtx;
-    m->hasContext = r->hasContext || r->numCtx > 0;
+    m->lazyContext = r->lazyContext;
+    m->hasContext = !r->lazyContext && (r->hasContext || r->numCtx > 0);
+    for (Var* v : r->owned)
+      if (v->lazy) m->lazyVars.push_back({v->isArg ? -v->slot : v->slot, v->ctxSlot});
     m->maxStack = e.maxDepth + 4; // + room for fallback-send placeholder arguments
     for (Var* v : r->owned)
       if (v->captured && v->isArg) m->ctxArgs.push_back({v->argIndex, v->slot});
@@ -402,7 +500,24 @@ class Compiler {
     }
   }
 
-  void genBlockMethod(Emitter& outer, Node& n) {
+  // Compiles the fallback blocks of an inlined send `n` into `outer.m->blocks` and records
+  // them as the arguments of the fallback send `site`. `firstLocal` (>= 0): the site's first
+  // `numLocals` arguments are frame locals from `firstLocal` on (a to:do: loop's limit, step).
+  void setFallbackArgs(Emitter& outer, Node& n, int site, int firstLocal = -1,
+                       int numLocals = 0) {
+    auto it = fallbacks_.find(&n);
+    if (it == fallbacks_.end()) return;
+    int32_t* fa = outer.m->sites[site].fallbackArg;
+    for (size_t i = 0; i < it->second.size() && i < 3; i++) {
+      if (it->second[i]) {
+        fa[i] = genBlockMethod(outer, *it->second[i], false);
+      } else if (static_cast<int>(i) < numLocals) {
+        fa[i] = kFallbackLocal0 - (firstLocal + static_cast<int>(i));
+      }
+    }
+  }
+
+  int genBlockMethod(Emitter& outer, Node& n, bool push = true) {
     BlockNode& b = *n.block;
     RealScope* r = blockReal_.at(&b);
     Method* m = newMethod(true);
@@ -433,8 +548,12 @@ class Compiler {
     finish(e);
     outer.m->blocks.push_back(m);
     if (outer.m->blocks.size() > 65535) fail(n.pos, "too many blocks in one method");
-    outer.op(OP_PUSH_BLOCK, 1);
-    outer.u16(static_cast<int>(outer.m->blocks.size() - 1));
+    int index = static_cast<int>(outer.m->blocks.size() - 1);
+    if (push) {
+      outer.op(OP_PUSH_BLOCK, 1);
+      outer.u16(index);
+    }
+    return index;
   }
 
   int fieldIndex(const std::string& name) {
@@ -445,10 +564,14 @@ class Compiler {
   }
 
   void genLoadVar(Emitter& e, Var* v, Scope* s) {
-    if (v->captured) {
+    if (v->lazy && v->owner == s->real) {
+      e.op(v->isArg ? OP_PUSH_ARG_LAZY : OP_PUSH_LOCAL_LAZY, 1);
+      e.u8(v->slot);
+      e.u8(v->ctxSlot);
+    } else if (v->captured || v->lazy) {
       e.op(OP_PUSH_CTX, 1);
       e.u8(s->real->level - v->owner->level);
-      e.u8(v->slot);
+      e.u8(v->lazy ? v->ctxSlot : v->slot);
     } else if (v->isArg) {
       e.op(OP_PUSH_ARG, 1);
       e.u8(v->slot);
@@ -458,10 +581,14 @@ class Compiler {
     }
   }
   void genStoreVar(Emitter& e, Var* v, Scope* s) {
-    if (v->captured) {
+    if (v->lazy && v->owner == s->real) {
+      e.op(v->isArg ? OP_STORE_ARG_LAZY : OP_STORE_LOCAL_LAZY, 0);
+      e.u8(v->slot);
+      e.u8(v->ctxSlot);
+    } else if (v->captured || v->lazy) {
       e.op(OP_STORE_CTX, 0);
       e.u8(s->real->level - v->owner->level);
-      e.u8(v->slot);
+      e.u8(v->lazy ? v->ctxSlot : v->slot);
     } else if (v->isArg) {
       e.op(OP_STORE_ARG, 0);
       e.u8(v->slot);
@@ -515,7 +642,8 @@ class Compiler {
       }
       case NodeKind::Block:
         if (n.block->inlined) fail(n.pos, "internal error: inlined block used as a value");
-        return genBlockMethod(e, n);
+        genBlockMethod(e, n);
+        return;
       case NodeKind::Send:
         return genSend(e, n, s);
       case NodeKind::Return:
@@ -538,7 +666,8 @@ class Compiler {
   }
 
   bool genInlined(Emitter& e, Node& n, Scope* s) {
-    if (!vm_.optimize || !inlineCandidate(n)) return false;
+    // Only sends marked by pass 1: the copies made for fallback blocks are never inlined.
+    if (!inlinedSends_.count(&n)) return false;
     const std::string& sel = n.name;
     Method* m = e.m;
     size_t p1 = 0, p2 = 0;
@@ -548,6 +677,7 @@ class Compiler {
       bool onTrue = sel == "ifTrue:" || sel == "and:" || sel == "&&";
       genExpr(e, *n.receiver, s);
       condJump(e, onTrue ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, sel, 1, &p1, &site);
+      setFallbackArgs(e, n, site);
       int d = e.depth;
       genInlinedBody(e, *n.args[0]->block);
       jumpOp(e, OP_JUMP, 0, &p2);
@@ -563,6 +693,7 @@ class Compiler {
       genExpr(e, *n.receiver, s);
       condJump(e, sel == "ifTrue:ifFalse:" ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, sel, 2, &p1,
                &site);
+      setFallbackArgs(e, n, site);
       int d = e.depth;
       genInlinedBody(e, *n.args[0]->block);
       jumpOp(e, OP_JUMP, 0, &p2);
@@ -620,6 +751,9 @@ class Compiler {
       int step = byStep ? e.scope->numLocals++ : -1;
       genExpr(e, *n.receiver, s);
       site = addSite(m, sel, static_cast<int>(n.args.size()));
+      // Fallback arguments: the limit (and step) already evaluated into frame locals, then
+      // the block. `limit` and `step` are consecutive locals (allocated just above).
+      setFallbackArgs(e, n, site, limit, byStep ? 2 : (sel == "timesRepeat:" ? 0 : 1));
       BlockNode* body = nullptr;
       if (sel == "timesRepeat:") {
         body = n.args[0]->block.get();
@@ -730,6 +864,9 @@ class Compiler {
   std::vector<std::unique_ptr<Var>> vars_;
   std::unordered_map<BlockNode*, Scope*> scopeOf_;
   std::unordered_map<BlockNode*, RealScope*> blockReal_;
+  // Inlined send -> per argument: a non-inlined copy of its literal block (nullptr: not a block).
+  std::unordered_map<Node*, std::vector<NodePtr>> fallbacks_;
+  std::unordered_set<Node*> inlinedSends_; // sends inlined by pass 1
 
  public:
   std::vector<Method*> created_; // freed if compilation fails

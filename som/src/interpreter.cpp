@@ -71,6 +71,26 @@ L_PUSH_ARG:
   *++s = f->args[ip[1]];
   ip += 2;
   DISPATCH();
+// A variable used by a fallback block of a method with a lazy context: in the frame until the
+// context exists, in the context afterwards (the closures made by the fallback share it).
+L_PUSH_LOCAL_LAZY:
+  *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->locals()[ip[1]];
+  ip += 3;
+  DISPATCH();
+L_STORE_LOCAL_LAZY:
+  if (f->context) obj(f->context)->slots()[2 + ip[2]] = *s;
+  else f->locals()[ip[1]] = *s;
+  ip += 3;
+  DISPATCH();
+L_PUSH_ARG_LAZY:
+  *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->args[ip[1]];
+  ip += 3;
+  DISPATCH();
+L_STORE_ARG_LAZY:
+  if (f->context) obj(f->context)->slots()[2 + ip[2]] = *s;
+  else f->args[ip[1]] = *s;
+  ip += 3;
+  DISPATCH();
 L_PUSH_FIELD:
   if (!hasField(f->self, ip[1])) goto bad_field;
   *++s = fieldsOf(obj(f->self))[ip[1]];
@@ -381,11 +401,9 @@ L_JUMP_IF_FALSE:
   goto cond_fallback;
 cond_fallback:
   // Not a Boolean: the inlined control structure becomes a real send of its selector to
-  // the value (placeholder nil arguments), resuming after the inlined code.
+  // the value, resuming after the inlined code.
   site = &f->method->sites[u16at(ip + 3)];
-  for (uint32_t i = 0; i < site->argc; i++) *++s = nilV;
-  retIp = f->method->code.data() + site->contPc;
-  goto send_site;
+  goto fallback_args;
 L_JUMP_IF_NIL:
   if (*s-- == nilV) ip = f->method->code.data() + u16at(ip + 1);
   else ip += 3;
@@ -400,7 +418,49 @@ L_FOR_CHECK:
     DISPATCH();
   }
   site = &f->method->sites[u16at(ip + 1)];
-  for (uint32_t i = 0; i < site->argc; i++) *++s = nilV;
+fallback_args:
+  // The send's arguments (site->fallbackArg): the literal blocks, materialised now as real
+  // closures over this activation's context and self (the compiler made every variable they use
+  // a context variable, so they share it with the inlined code), or the loop's already
+  // evaluated limit/step. heap.alloc does not collect (it only raises needGC), so the operand
+  // stack needs no SAVE() here.
+  if (f->method->lazyContext && !f->context) {
+    bool anyBlock = false;
+    for (uint32_t i = 0; i < site->argc; i++) anyBlock |= site->fallbackArg[i] >= 0;
+    if (anyBlock) {
+      // Create the context the closures capture (same layout as at frame entry) and move the
+      // variables they share with this activation into it; from now on the *_LAZY
+      // instructions use the context, so both sides see every later store.
+      Method* fm = f->method;
+      Object* c = heap.alloc(K_CONTEXT, 0, static_cast<uint32_t>(2 + fm->numCtxVars));
+      Value* cs = c->slots();
+      cs[0] = f->outerCtx ? f->outerCtx : nilV;
+      cs[1] = val(f) | 1;
+      for (int i = 0; i < fm->numCtxVars; i++) cs[2 + i] = nilV;
+      for (auto& [frameSlot, ctxSlot] : fm->lazyVars)
+        cs[2 + ctxSlot] = frameSlot >= 0 ? f->locals()[frameSlot] : f->args[-frameSlot];
+      f->context = val(c);
+    }
+  }
+  for (uint32_t i = 0; i < site->argc; i++) {
+    int32_t a = site->fallbackArg[i];
+    if (a >= 0) {
+      Method* bm = f->method->blocks[static_cast<uint32_t>(a)];
+      Class* bc = bm->numArgs == 0 ? block1Class
+                  : bm->numArgs == 1 ? block2Class
+                  : bm->numArgs == 2 ? block3Class
+                                     : blockClass;
+      Object* b = heap.alloc(K_BLOCK, bc->tag, 3);
+      b->slots()[0] = val(bm);
+      b->slots()[1] = f->context ? f->context : nilV;
+      b->slots()[2] = f->self;
+      *++s = val(b);
+    } else if (a <= kFallbackLocal0) {
+      *++s = f->locals()[kFallbackLocal0 - a];
+    } else {
+      *++s = nilV;
+    }
+  }
   retIp = f->method->code.data() + site->contPc;
   goto send_site;
 L_FOR_TEST:

@@ -99,7 +99,14 @@ struct SendSite {
   Method* cachedTarget2;
   Class* superStart;    // super sends: class where lookup starts (else nullptr)
   uint32_t contPc;      // inlined control flow: where a fallback send resumes
+  // Inlined control flow: the arguments of the fallback send, one per argument (argc <= 3).
+  // kFallbackNil: nil; >= 0: a new closure over `Method::blocks[k]` (the literal block compiled
+  // as a real block too, created only when the fallback is taken); <= kFallbackLocal0: the frame
+  // local `kFallbackLocal0 - v` (the evaluated limit/step of an inlined to:do: family loop).
+  int32_t fallbackArg[3];
 };
+constexpr int32_t kFallbackNil = -1;
+constexpr int32_t kFallbackLocal0 = -2;
 
 class VM;
 using PrimFn = Value (*)(VM&, Value* args); // args[0] = receiver
@@ -126,6 +133,13 @@ struct Method : Object {
   std::vector<SendSite> sites;
   std::vector<Method*> blocks;
   std::vector<std::pair<int, int>> ctxArgs; // (arg index 1.., context slot) copied on entry
+  // Lazy context (hasContext is false): the activation needs a Context only for the real blocks
+  // of control-structure fallback sends. It is created when the first fallback that passes a
+  // block is taken; until then the variables those blocks use live in frame slots, accessed by
+  // the *_LAZY instructions. lazyVars: (frame slot, context slot), frame slot = local index, or
+  // -argIndex for an argument; copied into the Context when it is created.
+  bool lazyContext = false;
+  std::vector<std::pair<int, int>> lazyVars;
   std::vector<std::pair<uint32_t, int>> lines; // (pc, line) in increasing pc order
   std::string fileName;
   int lineAt(uint32_t pc) const {

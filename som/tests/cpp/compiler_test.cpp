@@ -77,11 +77,66 @@ TEST_F(SomCompiler, LiteralBlockIfTrueIsInlinedWithFallbackSite) {
   Method* m = compile("m: c = ( ^c ifTrue: [ 1 ] ifFalse: [ 2 ] )");
   EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
   EXPECT_TRUE(has(m, OP_JUMP_IF_FALSE));
-  EXPECT_TRUE(m->blocks.empty());
   // The conditional jump names a site with the original selector for non-Boolean receivers.
   ASSERT_EQ(m->sites.size(), 1u);
   EXPECT_EQ(m->sites[0].selector->text, "ifTrue:ifFalse:");
   EXPECT_GT(m->sites[0].contPc, 0u);
+  // Both literal blocks also exist as real block methods, used only as the arguments of that
+  // fallback send (no PUSH_BLOCK on the fast path, checked above).
+  ASSERT_EQ(m->blocks.size(), 2u);
+  EXPECT_EQ(m->sites[0].fallbackArg[0], 0);
+  EXPECT_EQ(m->sites[0].fallbackArg[1], 1);
+  EXPECT_EQ(m->blocks[0]->numArgs, 0);
+  EXPECT_FALSE(m->hasContext); // the blocks use no variable of m
+}
+
+TEST_F(SomCompiler, ToDoFallbackPassesLimitStepAndBlock) {
+  Method* m = compile("m: k = ( 1 to: 10 by: k do: [ :i | i ] )");
+  const SendSite* site = nullptr;
+  for (auto& s : m->sites)
+    if (s.selector->text == "to:by:do:") site = &s;
+  ASSERT_NE(site, nullptr);
+  EXPECT_LE(site->fallbackArg[0], kFallbackLocal0); // the evaluated limit
+  EXPECT_EQ(site->fallbackArg[1], site->fallbackArg[0] - 1); // the step, in the next local
+  ASSERT_EQ(m->blocks.size(), 1u);
+  EXPECT_EQ(site->fallbackArg[2], 0);
+  EXPECT_EQ(m->blocks[0]->numArgs, 1);
+  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+}
+
+TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
+  // `s` is used inside an inlined block: its fallback copy is a real block, so `s` needs a
+  // context slot shared by the inlined code and the fallback closure. No real block needs a
+  // context here, so it is lazy: `s` stays in a frame slot until the first fallback.
+  Method* m = compile("m: c = ( | s | s := 0. c ifTrue: [ s := s + 1 ]. ^s )");
+  EXPECT_FALSE(m->hasContext);
+  EXPECT_TRUE(m->lazyContext);
+  EXPECT_EQ(m->numCtxVars, 1);
+  ASSERT_EQ(m->lazyVars.size(), 1u);
+  EXPECT_TRUE(has(m, OP_PUSH_LOCAL_LAZY));
+  EXPECT_TRUE(has(m, OP_STORE_LOCAL_LAZY));
+  EXPECT_FALSE(has(m, OP_PUSH_CTX));
+  ASSERT_EQ(m->blocks.size(), 1u);
+  EXPECT_TRUE(has(m->blocks[0], OP_PUSH_CTX)); // the fallback block reads s from the context
+  // An argument and a `^` in a fallback block: lazy too (the `^` needs the home context).
+  Method* r = compile("m: n = ( n < 2 ifTrue: [ ^n ]. ^n - 1 )");
+  EXPECT_FALSE(r->hasContext);
+  EXPECT_TRUE(r->lazyContext);
+  EXPECT_TRUE(has(r, OP_PUSH_ARG_LAZY));
+  EXPECT_TRUE(has(r->blocks[0], OP_RETURN_NONLOCAL));
+  // A real block that captures `s` gives the method a context on entry anyway: then the
+  // fallback blocks' variables are ordinary context variables.
+  Method* e = compile("m: c = ( | s t | s := 0. t := [ s ]. c ifTrue: [ s := s + 1 ]. ^t )");
+  EXPECT_TRUE(e->hasContext);
+  EXPECT_FALSE(e->lazyContext);
+  EXPECT_TRUE(e->lazyVars.empty());
+  EXPECT_FALSE(has(e, OP_PUSH_LOCAL_LAZY));
+  // Nested inlined structures: copies are not inlined again (no exponential growth).
+  Method* n = compile(
+      "m: c = ( ^c ifTrue: [ c ifTrue: [ c ifTrue: [ 1 ] ifFalse: [ 2 ] ] ifFalse: [ 3 ] ] "
+      "ifFalse: [ 4 ] )");
+  // outer: 2 copies; middle: 2; inner: 2 -> 6 block methods; the copies contain real sends.
+  EXPECT_EQ(n->blocks.size(), 6u);
 }
 
 TEST_F(SomCompiler, NonBlockArgumentIsARealSend) {
