@@ -59,7 +59,8 @@ namespace som {
   X(PUSH_LOCAL_LAZY, "bb")          \
   X(STORE_LOCAL_LAZY, "bb")         \
   X(PUSH_ARG_LAZY, "bb")            \
-  X(STORE_ARG_LAZY, "bb")
+  X(STORE_ARG_LAZY, "bb")           \
+  X(NIL_CHECK, "w")
 
 enum Op : uint8_t {
 #define SOM_OP_ENUM(name, layout) OP_##name,

@@ -85,13 +85,14 @@ bool inlineCandidate(Node& n) {
 }
 
 // Which literal-block arguments of an inlined send also get a real block for the fallback send
-// (a receiver of the wrong class, LANGUAGE.md §3.4/§6.1). The ifNil family has no fallback (every
-// value is nil or not); whileTrue:/whileFalse: always have a Block receiver, and their only
+// (a receiver of the wrong class, LANGUAGE.md §3.4/§6.1; for the ifNil family: a class that does
+// not use Object's method); whileTrue:/whileFalse: always have a Block receiver, and their only
 // fallback is a non-Boolean condition value, which gets `ifFalse:`/`ifTrue:` with nil.
 bool hasFallbackBlocks(const std::string& s) {
   return s == "ifTrue:" || s == "ifFalse:" || s == "and:" || s == "or:" || s == "&&" ||
          s == "||" || s == "ifTrue:ifFalse:" || s == "ifFalse:ifTrue:" || s == "to:do:" ||
-         s == "downTo:do:" || s == "to:by:do:" || s == "downTo:by:do:" || s == "timesRepeat:";
+         s == "downTo:do:" || s == "to:by:do:" || s == "downTo:by:do:" || s == "timesRepeat:" ||
+         s == "ifNil:" || s == "ifNotNil:" || s == "ifNil:ifNotNil:" || s == "ifNotNil:ifNil:";
 }
 
 NodePtr cloneNode(const Node& n);
@@ -378,6 +379,8 @@ class Compiler {
     s.superStart = nullptr;
     s.contPc = 0;
     for (auto& a : s.fallbackArg) a = kFallbackNil;
+    s.stdTag = UINT32_MAX;
+    s.stdTag2 = UINT32_MAX;
     m->sites.push_back(s);
     if (m->sites.size() > 65535) fail({}, "too many send sites in one method");
     return static_cast<int>(m->sites.size() - 1);
@@ -665,6 +668,15 @@ class Compiler {
     e.u16(*site);
   }
 
+  // NIL_CHECK before an inlined ifNil: family send (receiver on the stack); returns its site.
+  int genNilCheck(Emitter& e, Node& n) {
+    int site = addSite(e.m, n.name, static_cast<int>(n.args.size()));
+    e.op(OP_NIL_CHECK, 0);
+    e.u16(site);
+    setFallbackArgs(e, n, site);
+    return site;
+  }
+
   bool genInlined(Emitter& e, Node& n, Scope* s) {
     // Only sends marked by pass 1: the copies made for fallback blocks are never inlined.
     if (!inlinedSends_.count(&n)) return false;
@@ -706,15 +718,18 @@ class Compiler {
     }
     if (sel == "ifNil:" || sel == "ifNotNil:") {
       genExpr(e, *n.receiver, s);
+      site = genNilCheck(e, n);
       e.op(OP_DUP, 1);
       jumpOp(e, sel == "ifNil:" ? OP_JUMP_IF_NOT_NIL : OP_JUMP_IF_NIL, -1, &p1);
       e.op(OP_POP, -1);
       genInlinedBody(e, *n.args[0]->block);
       e.patch(p1, e.here());
+      m->sites[site].contPc = static_cast<uint32_t>(e.here());
       return true;
     }
     if (sel == "ifNil:ifNotNil:" || sel == "ifNotNil:ifNil:") {
       genExpr(e, *n.receiver, s);
+      site = genNilCheck(e, n);
       jumpOp(e, sel == "ifNil:ifNotNil:" ? OP_JUMP_IF_NOT_NIL : OP_JUMP_IF_NIL, -1, &p1);
       int d = e.depth;
       genInlinedBody(e, *n.args[0]->block);
@@ -723,6 +738,7 @@ class Compiler {
       e.depth = d;
       genInlinedBody(e, *n.args[1]->block);
       e.patch(p2, e.here());
+      m->sites[site].contPc = static_cast<uint32_t>(e.here());
       return true;
     }
     if (sel == "whileTrue:" || sel == "whileFalse:") {

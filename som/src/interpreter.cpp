@@ -412,6 +412,30 @@ L_JUMP_IF_NOT_NIL:
   if (*s-- != nilV) ip = f->method->code.data() + u16at(ip + 1);
   else ip += 3;
   DISPATCH();
+L_NIL_CHECK: {
+  // Inlined ifNil: family: nil, or a receiver whose class uses Object's method (the library's
+  // semantics, which the inlined code implements), runs the inlined code; any other receiver
+  // (a class overriding the selector, or not understanding it) gets the real send.
+  Value v = *s;
+  if (v == nilV) {
+    ip += 3;
+    DISPATCH();
+  }
+  site = &f->method->sites[u16at(ip + 1)];
+  uint32_t tag = tagOf(v);
+  if (site->stdTag == tag || site->stdTag2 == tag) {
+    ip += 3;
+    DISPATCH();
+  }
+  Method* lm = lookup(classTable[tag], site->selector);
+  if (lm && lm->holder == objectClass) {
+    site->stdTag2 = site->stdTag;
+    site->stdTag = tag;
+    ip += 3;
+    DISPATCH();
+  }
+  goto fallback_args;
+}
 L_FOR_CHECK:
   if (isInt(*s) || isNumber(*s)) {
     ip += 3;

@@ -104,6 +104,11 @@ struct SendSite {
   // as a real block too, created only when the fallback is taken); <= kFallbackLocal0: the frame
   // local `kFallbackLocal0 - v` (the evaluated limit/step of an inlined to:do: family loop).
   int32_t fallbackArg[3];
+  // NIL_CHECK: receiver class tags whose method for `selector` is the library's Object one
+  // (UINT32_MAX = empty). Separate from cachedTag: the fallback send fills that cache with
+  // exactly the classes that are *not* standard.
+  uint32_t stdTag;
+  uint32_t stdTag2;
 };
 constexpr int32_t kFallbackNil = -1;
 constexpr int32_t kFallbackLocal0 = -2;

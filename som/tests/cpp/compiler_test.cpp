@@ -250,5 +250,18 @@ TEST_F(SomCompiler, DisassemblerNamesSelectors) {
   EXPECT_NE(d.find("#foo:"), std::string::npos);
 }
 
+TEST_F(SomCompiler, IfNilFamilyChecksForAnOverridingReceiver) {
+  Method* m = compile("m: x = ( ^x ifNil: [ 1 ] ifNotNil: [ 2 ] )");
+  EXPECT_TRUE(has(m, OP_NIL_CHECK));
+  EXPECT_TRUE(has(m, OP_JUMP_IF_NOT_NIL));
+  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  ASSERT_EQ(m->sites.size(), 1u);
+  EXPECT_EQ(m->sites[0].selector->text, "ifNil:ifNotNil:");
+  EXPECT_GT(m->sites[0].contPc, 0u);
+  ASSERT_EQ(m->blocks.size(), 2u);
+  EXPECT_EQ(m->sites[0].fallbackArg[0], 0);
+  EXPECT_EQ(m->sites[0].fallbackArg[1], 1);
+}
+
 } // namespace
 } // namespace som
