@@ -420,7 +420,7 @@ class Compiler {
     m->hasContext = !r->lazyContext && (r->hasContext || r->numCtx > 0);
     for (Var* v : r->owned)
       if (v->lazy) m->lazyVars.push_back({v->isArg ? -v->slot : v->slot, v->ctxSlot});
-    m->maxStack = e.maxDepth + 4; // + room for fallback-send placeholder arguments
+    m->maxStack = e.maxDepth + 4; // + room for the (at most 3) fallback-send arguments
     for (Var* v : r->owned)
       if (v->captured && v->isArg) m->ctxArgs.push_back({v->argIndex, v->slot});
     if (vm_.optimize) classifyTrivial(m);
