@@ -36,7 +36,8 @@ std::string disassemble(VM& vm, Method* m) {
   std::snprintf(buf, sizeof buf, "%s>>%s%s args=%d locals=%d ctx=%d%s maxStack=%d\n",
                 m->holder && m->holder->name ? m->holder->name->text.c_str() : "?",
                 m->signature ? m->signature->text.c_str() : "?", m->isBlock ? " [block]" : "",
-                m->numArgs, m->numLocals, m->numCtxVars, m->hasContext ? " (context)" : "",
+                m->numArgs, m->numLocals, m->numCtxVars,
+                m->hasContext ? " (context)" : m->lazyContext ? " (lazy context)" : "",
                 m->maxStack);
   out += buf;
   size_t pc = 0;
@@ -67,6 +68,9 @@ std::string disassemble(VM& vm, Method* m) {
     if ((op == OP_JUMP_IF_TRUE || op == OP_JUMP_IF_FALSE) && operands.size() == 2 &&
         static_cast<size_t>(operands[1]) < m->sites.size())
       out += "  ; fallback #" + m->sites[operands[1]].selector->text;
+    if ((op == OP_FOR_CHECK || op == OP_NIL_CHECK) && !operands.empty() &&
+        static_cast<size_t>(operands[0]) < m->sites.size())
+      out += "  ; fallback #" + m->sites[operands[0]].selector->text;
     if (op == OP_PUSH_GLOBAL && !operands.empty() &&
         static_cast<size_t>(operands[0]) < m->literals.size())
       out += "  ; " + std::string(vm.stringOf(m->literals[operands[0]]));

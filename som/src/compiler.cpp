@@ -32,6 +32,7 @@ struct Var {
   // `ctxSlot`, reached by the *_LAZY instructions (the context is created at the first fallback).
   bool fbCaptured = false;
   bool lazy = false;
+  bool assigned = false; // some assignment names it (arguments usually are never assigned)
   int slot = -1;      // frame local, context slot, or argument index
   int ctxSlot = -1;   // lazy variables: their context slot
 };
@@ -286,6 +287,7 @@ class Compiler {
       case NodeKind::Assign:
         if (!isPseudo(n.name)) {
           Var* v = resolve(n.name, s);
+          if (v && n.kind == NodeKind::Assign) v->assigned = true;
           if (v && v->owner != s->real) {
             if (s->real->inFallback && !v->owner->inFallback) v->fbCaptured = true;
             else v->captured = true;
@@ -567,11 +569,13 @@ class Compiler {
   }
 
   void genLoadVar(Emitter& e, Var* v, Scope* s) {
-    if (v->lazy && v->owner == s->real) {
+    // A lazy argument nobody assigns has the same value in the frame and in the context
+    // (copied when the context is created): the owner reads the frame with a plain PUSH_ARG.
+    if (v->lazy && v->owner == s->real && !(v->isArg && !v->assigned)) {
       e.op(v->isArg ? OP_PUSH_ARG_LAZY : OP_PUSH_LOCAL_LAZY, 1);
       e.u8(v->slot);
       e.u8(v->ctxSlot);
-    } else if (v->captured || v->lazy) {
+    } else if (v->captured || (v->lazy && v->owner != s->real)) {
       e.op(OP_PUSH_CTX, 1);
       e.u8(s->real->level - v->owner->level);
       e.u8(v->lazy ? v->ctxSlot : v->slot);

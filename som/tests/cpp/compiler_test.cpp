@@ -122,8 +122,18 @@ TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
   Method* r = compile("m: n = ( n < 2 ifTrue: [ ^n ]. ^n - 1 )");
   EXPECT_FALSE(r->hasContext);
   EXPECT_TRUE(r->lazyContext);
-  EXPECT_TRUE(has(r, OP_PUSH_ARG_LAZY));
+  ASSERT_EQ(r->lazyVars.size(), 1u);
+  EXPECT_EQ(r->lazyVars[0].first, -1); // argument 1, copied into the context when it is made
+  // n is never assigned, so frame and context agree: the method reads it with PUSH_ARG.
+  EXPECT_FALSE(has(r, OP_PUSH_ARG_LAZY));
+  EXPECT_FALSE(has(r, OP_PUSH_CTX));
   EXPECT_TRUE(has(r->blocks[0], OP_RETURN_NONLOCAL));
+  EXPECT_TRUE(has(r->blocks[0], OP_PUSH_CTX));
+  // An assigned argument must go through the lazy accessors.
+  Method* a = compile("m: n = ( n := n + 1. n < 2 ifTrue: [ ^n ]. ^n - 1 )");
+  EXPECT_TRUE(a->lazyContext);
+  EXPECT_TRUE(has(a, OP_PUSH_ARG_LAZY));
+  EXPECT_TRUE(has(a, OP_STORE_ARG_LAZY));
   // A real block that captures `s` gives the method a context on entry anyway: then the
   // fallback blocks' variables are ordinary context variables.
   Method* e = compile("m: c = ( | s t | s := 0. t := [ s ]. c ifTrue: [ s := s + 1 ]. ^t )");
