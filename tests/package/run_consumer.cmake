@@ -10,6 +10,8 @@ function(run_step)
 endfunction()
 run_step(${CMAKE_COMMAND} --install ${JITKIT_BUILD_DIR} --prefix ${WORK_DIR}/prefix)
 run_step(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -G Ninja
-         -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+         -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+         "-DCMAKE_CXX_FLAGS=${CONSUMER_CXX_FLAGS}"
+         "-DCMAKE_EXE_LINKER_FLAGS=${CONSUMER_LINKER_FLAGS}")
 run_step(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run_step(${WORK_DIR}/build/consumer)
