@@ -15,23 +15,6 @@ bool isNumber(Value v) {
   return isInt(v) || obj(v)->kind == K_BIGINT || obj(v)->kind == K_DOUBLE;
 }
 
-// A read-only mpz view of an Integer value (small or big), without allocation.
-struct IntView {
-  mp_limb_t limb;
-  mpz_t z;
-  explicit IntView(Value v) {
-    if (isInt(v)) {
-      int64_t i = intOf(v);
-      limb = i < 0 ? static_cast<mp_limb_t>(-static_cast<uint64_t>(i)) : static_cast<mp_limb_t>(i);
-      mpz_roinit_n(z, &limb, i < 0 ? -1 : (i == 0 ? 0 : 1));
-    } else {
-      Object* o = obj(v);
-      mp_size_t n = static_cast<mp_size_t>(o->length);
-      mpz_roinit_n(z, reinterpret_cast<const mp_limb_t*>(o->limbs()), o->aux ? -n : n);
-    }
-  }
-};
-
 // Big integer -> nearest double (mpz_get_d truncates): keep the top 64 bits, fold every lower
 // bit into a sticky bit, and let the uint64 -> double conversion round to nearest-even.
 static double bigToDouble(mpz_srcptr z) {

@@ -5,11 +5,30 @@
 
 #include "object.h"
 
+#include <gmp.h>
+
 #include <string>
 
 namespace som {
 
 class VM;
+
+// A read-only mpz view of an Integer value (small or big), without allocation.
+struct IntView {
+  mp_limb_t limb;
+  mpz_t z;
+  explicit IntView(Value v) {
+    if (isInt(v)) {
+      int64_t i = intOf(v);
+      limb = i < 0 ? static_cast<mp_limb_t>(-static_cast<uint64_t>(i)) : static_cast<mp_limb_t>(i);
+      mpz_roinit_n(z, &limb, i < 0 ? -1 : (i == 0 ? 0 : 1));
+    } else {
+      Object* o = obj(v);
+      mp_size_t n = static_cast<mp_size_t>(o->length);
+      mpz_roinit_n(z, reinterpret_cast<const mp_limb_t*>(o->limbs()), o->aux ? -n : n);
+    }
+  }
+};
 
 bool isBig(Value v);
 bool isDouble(Value v);

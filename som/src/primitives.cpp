@@ -21,22 +21,6 @@ namespace {
 
 Value boolV(VM& vm, bool b) { return b ? vm.trueV : vm.falseV; }
 
-struct IntArg {
-  mp_limb_t limb;
-  mpz_t z;
-  explicit IntArg(Value v) {
-    if (isInt(v)) {
-      int64_t i = intOf(v);
-      limb = i < 0 ? static_cast<mp_limb_t>(-static_cast<uint64_t>(i)) : static_cast<mp_limb_t>(i);
-      mpz_roinit_n(z, &limb, i < 0 ? -1 : (i == 0 ? 0 : 1));
-    } else {
-      Object* o = obj(v);
-      mp_size_t n = static_cast<mp_size_t>(o->length);
-      mpz_roinit_n(z, reinterpret_cast<const mp_limb_t*>(o->limbs()), o->aux ? -n : n);
-    }
-  }
-};
-
 struct Mpz {
   mpz_t z;
   Mpz() { mpz_init(z); }
@@ -245,7 +229,7 @@ PRIM(intDiv) {
     if (y == 0) vm.fatal("division by zero");
     return makeInt64(vm, intOf(a[0]) / y);
   }
-  IntArg x(a[0]), y(b);
+  IntView x(a[0]), y(b);
   if (mpz_sgn(y.z) == 0) vm.fatal("division by zero");
   Mpz r;
   mpz_tdiv_q(r.z, x.z, y.z);
@@ -267,7 +251,7 @@ PRIM(intMod) {
     if (r != 0 && ((r ^ y) < 0)) r += y;
     return fromInt(r);
   }
-  IntArg x(a[0]), y(b);
+  IntView x(a[0]), y(b);
   if (mpz_sgn(y.z) == 0) vm.fatal("division by zero (modulo)");
   Mpz r;
   mpz_fdiv_r(r.z, x.z, y.z);
@@ -282,7 +266,7 @@ PRIM(intRem) {
     if (y == 0) vm.fatal("division by zero (rem:)");
     return fromInt(intOf(a[0]) % y);
   }
-  IntArg x(a[0]), y(b);
+  IntView x(a[0]), y(b);
   if (mpz_sgn(y.z) == 0) vm.fatal("division by zero (rem:)");
   Mpz r;
   mpz_tdiv_r(r.z, x.z, y.z);
@@ -295,7 +279,7 @@ PRIM(intFloatDiv) {
 PRIM(intAnd) {
   needInteger(vm, a[1], "&");
   if (isInt(a[0]) && isInt(a[1])) return a[0] & a[1];
-  IntArg x(a[0]), y(a[1]);
+  IntView x(a[0]), y(a[1]);
   Mpz r;
   mpz_and(r.z, x.z, y.z);
   return fromMpz(vm, r.z, false);
@@ -303,7 +287,7 @@ PRIM(intAnd) {
 PRIM(intXor) {
   needInteger(vm, a[1], "bitXor:");
   if (isInt(a[0]) && isInt(a[1])) return fromInt(intOf(a[0]) ^ intOf(a[1]));
-  IntArg x(a[0]), y(a[1]);
+  IntView x(a[0]), y(a[1]);
   Mpz r;
   mpz_xor(r.z, x.z, y.z);
   return fromMpz(vm, r.z, false);
@@ -311,7 +295,7 @@ PRIM(intXor) {
 PRIM(intOr) {
   needInteger(vm, a[1], "bitOr:");
   if (isInt(a[0]) && isInt(a[1])) return a[0] | a[1];
-  IntArg x(a[0]), y(a[1]);
+  IntView x(a[0]), y(a[1]);
   Mpz r;
   mpz_ior(r.z, x.z, y.z);
   return fromMpz(vm, r.z, false);
@@ -319,7 +303,7 @@ PRIM(intOr) {
 PRIM(intShl) {
   needInteger(vm, a[1], "<<");
   int64_t n = needSmall(vm, a[1], "<<");
-  IntArg x(a[0]);
+  IntView x(a[0]);
   Mpz r;
   if (n >= 0) {
     if (n > (int64_t(1) << 24)) vm.fatal("<< shift count too large");
@@ -341,7 +325,7 @@ PRIM(intShrLogical) {
   bool fits64 = isInt(a[0]);
   int64_t v = isInt(a[0]) ? intOf(a[0]) : 0;
   if (!fits64) {
-    IntArg x(a[0]);
+    IntView x(a[0]);
     if (mpz_fits_slong_p(x.z)) {
       fits64 = true;
       v = mpz_get_si(x.z);
@@ -354,14 +338,14 @@ PRIM(intShrLogical) {
     mpz_set_ui(t.z, r);
     return fromMpz(vm, t.z, false);
   }
-  IntArg x(a[0]);
+  IntView x(a[0]);
   Mpz r;
   mpz_fdiv_q_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(n));
   return fromMpz(vm, r.z, false);
 }
 PRIM(intShr) {
   int64_t n = needSmall(vm, a[1], ">>");
-  IntArg x(a[0]);
+  IntView x(a[0]);
   Mpz r;
   if (n >= 0) mpz_fdiv_q_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(n));
   else mpz_mul_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(-n));
@@ -377,7 +361,7 @@ PRIM(intSqrt) {
     if (s * s == v) return fromInt(s);
     return vm.newDouble(std::sqrt(static_cast<double>(v)));
   }
-  IntArg x(a[0]);
+  IntView x(a[0]);
   if (mpz_sgn(x.z) > 0 && mpz_perfect_square_p(x.z)) {
     Mpz r;
     mpz_sqrt(r.z, x.z);
@@ -408,7 +392,7 @@ PRIM(intAsString) { return vm.newString(integerToString(a[0])); }
 PRIM(intAsDouble) { return vm.newDouble(toDouble(a[0])); }
 uint64_t low64(Value v) {
   if (isInt(v)) return static_cast<uint64_t>(intOf(v));
-  IntArg x(v);
+  IntView x(v);
   Mpz r;
   mpz_fdiv_r_2exp(r.z, x.z, 64);
   return mpz_size(r.z) ? mpz_getlimbn(r.z, 0) : 0;
