@@ -18,13 +18,22 @@ inline Value ctxAt(Frame* f, int depth) {
 inline Value* fieldsOf(Object* o) {
   return o->kind == K_CLASS ? static_cast<Class*>(o)->classFields.data() : o->slots();
 }
-// Field i of self exists? Always true for sends found by normal lookup; perform:inSuperclass:
-// and invokeOn:with: can run a method on an unrelated receiver, which must not crash the VM.
-inline bool hasField(Value self, uint32_t i) {
+// Does field i, as numbered by `holder` (the method's defining class), exist in self? Always
+// true for sends found by normal lookup under this VM's own library; perform:inSuperclass: and
+// invokeOn:with: can run a method on an unrelated receiver, which must not crash the VM.
+// A class object's slots are its class-side fields, numbered like the fields of its METAclass,
+// so only a class-side method (holder is a metaclass) may index them. An instance-side method
+// of Class or Object reaching a class object numbers the fields Class/Object declare for their
+// instances, which this VM's class objects do not have (`name`, `superclass`, `class` are
+// primitives, LANGUAGE.md §4). Without the holder check such a read silently aliased a
+// class-side field: an older standard library's `Class = ( | superClass name ... |
+// name = ( ^name ) )` answered a user class's third class-side field as its name.
+inline bool hasField(Value self, uint32_t i, const Class* holder) {
   if (isInt(self)) return false;
   Object* o = obj(self);
   if (o->kind == K_INSTANCE) return i < o->length;
-  return o->kind == K_CLASS && i < static_cast<Class*>(o)->classFields.size();
+  return o->kind == K_CLASS && holder && holder->isMeta &&
+         i < static_cast<Class*>(o)->classFields.size();
 }
 bool inheritsFrom(Class* c, Class* k) {
   for (; c; c = c->superclass)
@@ -92,7 +101,7 @@ L_STORE_ARG_LAZY:
   ip += 3;
   DISPATCH();
 L_PUSH_FIELD:
-  if (!hasField(f->self, ip[1])) goto bad_field;
+  if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
   *++s = fieldsOf(obj(f->self))[ip[1]];
   ip += 2;
   DISPATCH();
@@ -167,14 +176,22 @@ L_STORE_ARG:
   ip += 2;
   DISPATCH();
 L_STORE_FIELD:
-  if (!hasField(f->self, ip[1])) goto bad_field;
+  if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
   fieldsOf(obj(f->self))[ip[1]] = *s;
   ip += 2;
   DISPATCH();
 bad_field:
   SAVE();
-  fatal("method " + f->method->signature->text + " accesses field " + std::to_string(ip[1] + 1) +
-        ", which " + describe(f->self) + " does not have");
+  {
+    // Name the field and its declaring class: with a library that declares fields this VM
+    // implements as primitives (Class>>name, Object>>class), that is what the user must fix.
+    const Class* h = f->method->holder;
+    std::string field = std::to_string(ip[1] + 1);
+    if (h && ip[1] < h->fields.size())
+      field += " ('" + h->fields[ip[1]]->text + "' of " + h->name->text + ")";
+    fatal("method " + f->method->signature->text + " accesses field " + field + ", which " +
+          describe(f->self) + " does not have");
+  }
 L_STORE_CTX:
   obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]] = *s;
   ip += 3;
@@ -566,7 +583,7 @@ do_invoke:
       Value rcv = base[0];
       switch (m->trivial) {
         case Method::Getter:
-          if (hasField(rcv, m->trivialIndex)) {
+          if (hasField(rcv, m->trivialIndex, m->holder)) {
             *base = fieldsOf(obj(rcv))[m->trivialIndex];
             s = base;
             ip = retIp;
@@ -574,7 +591,7 @@ do_invoke:
           }
           break;
         case Method::Setter:
-          if (hasField(rcv, m->trivialIndex)) {
+          if (hasField(rcv, m->trivialIndex, m->holder)) {
             fieldsOf(obj(rcv))[m->trivialIndex] = base[1];
             s = base;
             ip = retIp;

@@ -34,10 +34,11 @@ class SomVm : public ::testing::Test {
     ss << in.rdbuf();
     return ss.str();
   }
-  // Runs build/som/som on dir_/<name>.som; returns the exit status.
-  int runSom(const std::string& name, std::string* out, std::string* err) {
-    std::string cmd = std::string(SOM_BINARY) + " -cp " + SOM_CORE_LIB_DIR + " " + dir_ + "/" +
-                      name + ".som >" + dir_ + "/out.txt 2>" + dir_ + "/err.txt";
+  // Runs build/som/som on dir_/<name>.som with library `lib`; returns the exit status.
+  int runSom(const std::string& name, std::string* out, std::string* err,
+             const std::string& lib = SOM_CORE_LIB_DIR) {
+    std::string cmd = std::string(SOM_BINARY) + " -cp " + lib + " " + dir_ + "/" + name +
+                      ".som >" + dir_ + "/out.txt 2>" + dir_ + "/err.txt";
     int st = std::system(cmd.c_str());
     *out = readFile(dir_ + "/out.txt");
     *err = readFile(dir_ + "/err.txt");
@@ -114,6 +115,40 @@ TEST_F(SomVm, CompileErrorsNameFileLineAndColumn) {
   EXPECT_EQ(runSom("Broken", &out, &err), 1);
   EXPECT_NE(err.find(dir_ + "/Broken.som:3:5: error: cannot assign to 'x'"), std::string::npos)
       << err;
+}
+
+// A user-supplied library may declare fields that this VM implements as primitives (older
+// standard libraries have `Class = ( | superClass name ... | name = ( ^name ) )`). Such an
+// instance-side Class method reaching a class object must be a clear error naming the field,
+// never a silent read of the class object's own class-side slots (which are numbered like the
+// metaclass's fields, an unrelated index space).
+TEST_F(SomVm, LibraryFieldOfClassDoesNotAliasClassSideFields) {
+  std::string lib = dir_ + "/lib";
+  ASSERT_EQ(std::system(("cp -r " + std::string(SOM_CORE_LIB_DIR) + " " + lib).c_str()), 0);
+  std::string cls = readFile(lib + "/Class.som");
+  size_t open = cls.find("Class = (");
+  size_t name = cls.find("name = primitive");
+  ASSERT_NE(open, std::string::npos);
+  ASSERT_NE(name, std::string::npos);
+  cls.replace(name, 16, "name = ( ^nameSlot )");
+  cls.insert(open + 9, " | slotA slotB nameSlot | ");
+  std::ofstream(lib + "/Class.som", std::ios::trunc) << cls;
+  // nameSlot is field 3 of Class; Aliased's third class-side field is c.
+  writeClass("Aliased", "Aliased = ( run = ( Aliased setC. 'before' println. Aliased name println ) "
+                        "---- | a b c | setC = ( c := 'class-side c' ) )");
+  std::string out, err;
+  EXPECT_EQ(runSom("Aliased", &out, &err, lib + ":" + dir_), 1);
+  EXPECT_EQ(out, "before\n"); // not "class-side c"
+  EXPECT_NE(err.find("method name accesses field 3 ('nameSlot' of Class), which class Aliased "
+                     "does not have"),
+            std::string::npos)
+      << err;
+  // Class-side methods still reach the class-side fields.
+  writeClass("Counter", "Counter = ( run = ( Counter bump. Counter bump. Counter count println ) "
+                        "---- | n | bump = ( n isNil ifTrue: [ n := 0 ]. n := n + 1 ) "
+                        "count = ( ^n ) )");
+  EXPECT_EQ(runSom("Counter", &out, &err, lib + ":" + dir_), 0) << err;
+  EXPECT_EQ(out, "2\n");
 }
 
 TEST_F(SomVm, HelpOptionPrintsUsage) {
