@@ -113,31 +113,35 @@ enum class Attempt { kCommitted, kAborted, kLocked, kMismatch, kEmpty, kNotAttem
   "jmp 5b\n"                                                            \
   "6:\n\t"
 
+// Each section's instructions are written once, as a macro taking the delay fragment: the
+// kInjectDelay variant expands it with JITKIT_RSEQ_DELAY_ and production with nothing, so the
+// code the stress tests verify is the production code plus the delay loop. Only the operand
+// lists differ between the two asm statements (the delay reads `spins` and clobbers rdx).
+#define JITKIT_RSEQ_NO_DELAY_ ""
+
 // slot[idx].word += delta, as load, add, store (the store commits).
+#define JITKIT_RSEQ_COUNTER_ADD_(delay)                                 \
+  JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_ARM_                              \
+  "1:\n\t" JITKIT_RSEQ_SLOT_                                            \
+  "movq (%%rax), %%rcx\n\t"                                             \
+  delay                                                                 \
+  "addq %[delta], %%rcx\n\t"                                            \
+  "movq %%rcx, (%%rax)\n"                                               \
+  "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+
 template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt counter_add(RseqArea* area, std::uint8_t* slots,
                                                           std::uintptr_t index_offset,
                                                           std::int64_t delta) {
   if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_ARM_
-             "1:\n\t" JITKIT_RSEQ_SLOT_
-             "movq (%%rax), %%rcx\n\t"
-             JITKIT_RSEQ_DELAY_
-             "addq %[delta], %%rcx\n\t"
-             "movq %%rcx, (%%rax)\n"
-             "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_COUNTER_ADD_(JITKIT_RSEQ_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [delta] "r"(delta), [spins] "m"(testing_inject_spins)
              : "rax", "rcx", "rdx", "memory", "cc"
              : aborted);
   } else {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_ARM_
-             "1:\n\t" JITKIT_RSEQ_SLOT_
-             "movq (%%rax), %%rcx\n\t"
-             "addq %[delta], %%rcx\n\t"
-             "movq %%rcx, (%%rax)\n"
-             "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_COUNTER_ADD_(JITKIT_RSEQ_NO_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [delta] "r"(delta)
@@ -151,6 +155,22 @@ aborted:
 
 // if (slot[idx].word == expected) slot[idx].word = desired. *slot_out = idx (written before the
 // comparison, so it is valid for kCommitted and kMismatch).
+#define JITKIT_RSEQ_COMPARE_STORE_(delay)                               \
+  JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked)               \
+  JITKIT_RSEQ_EXIT_POINT_(mismatch) JITKIT_RSEQ_ARM_                    \
+  "1:\n\t"                                                              \
+  "movl (%[area], %[idx_off]), %%eax\n\t"                               \
+  "movl %%eax, (%[slot_out])\n\t"                                       \
+  "shlq $6, %%rax\n\t"                                                  \
+  "addq %[slots], %%rax\n\t"                                            \
+  "cmpq $0, 8(%%rax)\n\t"                                               \
+  "jnz %l[locked]\n\t"                                                  \
+  "cmpq %[expected], (%%rax)\n\t"                                       \
+  "jnz %l[mismatch]\n\t"                                                \
+  delay                                                                 \
+  "movq %[desired], (%%rax)\n"                                          \
+  "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+
 template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt compare_store(RseqArea* area, std::uint8_t* slots,
                                                             std::uintptr_t index_offset,
@@ -158,20 +178,7 @@ __attribute__((always_inline)) inline Attempt compare_store(RseqArea* area, std:
                                                             std::uint64_t desired,
                                                             std::uint32_t* slot_out) {
   if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked)
-             JITKIT_RSEQ_EXIT_POINT_(mismatch) JITKIT_RSEQ_ARM_
-             "1:\n\t"
-             "movl (%[area], %[idx_off]), %%eax\n\t"
-             "movl %%eax, (%[slot_out])\n\t"
-             "shlq $6, %%rax\n\t"
-             "addq %[slots], %%rax\n\t"
-             "cmpq $0, 8(%%rax)\n\t"
-             "jnz %l[locked]\n\t"
-             "cmpq %[expected], (%%rax)\n\t"
-             "jnz %l[mismatch]\n\t"
-             JITKIT_RSEQ_DELAY_
-             "movq %[desired], (%%rax)\n"
-             "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_COMPARE_STORE_(JITKIT_RSEQ_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [expected] "r"(expected), [desired] "r"(desired), [slot_out] "r"(slot_out),
@@ -179,19 +186,7 @@ __attribute__((always_inline)) inline Attempt compare_store(RseqArea* area, std:
              : "rax", "rdx", "memory", "cc"
              : aborted, locked, mismatch);
   } else {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked)
-             JITKIT_RSEQ_EXIT_POINT_(mismatch) JITKIT_RSEQ_ARM_
-             "1:\n\t"
-             "movl (%[area], %[idx_off]), %%eax\n\t"
-             "movl %%eax, (%[slot_out])\n\t"
-             "shlq $6, %%rax\n\t"
-             "addq %[slots], %%rax\n\t"
-             "cmpq $0, 8(%%rax)\n\t"
-             "jnz %l[locked]\n\t"
-             "cmpq %[expected], (%%rax)\n\t"
-             "jnz %l[mismatch]\n\t"
-             "movq %[desired], (%%rax)\n"
-             "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_COMPARE_STORE_(JITKIT_RSEQ_NO_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [expected] "r"(expected), [desired] "r"(desired), [slot_out] "r"(slot_out)
@@ -215,34 +210,30 @@ struct ListNode {
 // node->next = head; head = node (the store of head commits). Writing node->next inside the
 // section is safe: the node is not reachable by anyone until the commit, and a restart simply
 // writes it again.
+#define JITKIT_RSEQ_LIST_PUSH_(delay)                                   \
+  JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked) JITKIT_RSEQ_ARM_ \
+  "1:\n\t" JITKIT_RSEQ_SLOT_                                            \
+  "cmpq $0, 8(%%rax)\n\t"                                               \
+  "jnz %l[locked]\n\t"                                                  \
+  "movq (%%rax), %%rcx\n\t"                                             \
+  "movq %%rcx, (%[node])\n\t"                                           \
+  delay                                                                 \
+  "movq %[node], (%%rax)\n"                                             \
+  "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+
 template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt list_push(RseqArea* area, std::uint8_t* slots,
                                                         std::uintptr_t index_offset,
                                                         ListNode* node) {
   if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked) JITKIT_RSEQ_ARM_
-             "1:\n\t" JITKIT_RSEQ_SLOT_
-             "cmpq $0, 8(%%rax)\n\t"
-             "jnz %l[locked]\n\t"
-             "movq (%%rax), %%rcx\n\t"
-             "movq %%rcx, (%[node])\n\t"
-             JITKIT_RSEQ_DELAY_
-             "movq %[node], (%%rax)\n"
-             "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_LIST_PUSH_(JITKIT_RSEQ_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [node] "r"(node), [spins] "m"(testing_inject_spins)
              : "rax", "rcx", "rdx", "memory", "cc"
              : aborted, locked);
   } else {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked) JITKIT_RSEQ_ARM_
-             "1:\n\t" JITKIT_RSEQ_SLOT_
-             "cmpq $0, 8(%%rax)\n\t"
-             "jnz %l[locked]\n\t"
-             "movq (%%rax), %%rcx\n\t"
-             "movq %%rcx, (%[node])\n\t"
-             "movq %[node], (%%rax)\n"
-             "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_LIST_PUSH_(JITKIT_RSEQ_NO_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [node] "r"(node)
@@ -259,42 +250,34 @@ locked:
 // head' = head->next; *out = head (the store of head commits; *out is written after the commit,
 // from a register). Reading head->next is safe: while the section runs, no other thread can
 // change this CPU's list (a cross-CPU operation first locks the slot and fences).
+#define JITKIT_RSEQ_LIST_POP_(delay)                                    \
+  JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked)               \
+  JITKIT_RSEQ_EXIT_POINT_(empty) JITKIT_RSEQ_ARM_                       \
+  "1:\n\t" JITKIT_RSEQ_SLOT_                                            \
+  "cmpq $0, 8(%%rax)\n\t"                                               \
+  "jnz %l[locked]\n\t"                                                  \
+  "movq (%%rax), %%rcx\n\t"                                             \
+  "testq %%rcx, %%rcx\n\t"                                              \
+  "jz %l[empty]\n\t"                                                    \
+  "movq (%%rcx), %%rsi\n\t"                                             \
+  delay                                                                 \
+  "movq %%rsi, (%%rax)\n"                                               \
+  "2:\n\t"                                                              \
+  "movq %%rcx, (%[out])\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+
 template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt list_pop(RseqArea* area, std::uint8_t* slots,
                                                        std::uintptr_t index_offset,
                                                        ListNode** out) {
   if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked)
-             JITKIT_RSEQ_EXIT_POINT_(empty) JITKIT_RSEQ_ARM_
-             "1:\n\t" JITKIT_RSEQ_SLOT_
-             "cmpq $0, 8(%%rax)\n\t"
-             "jnz %l[locked]\n\t"
-             "movq (%%rax), %%rcx\n\t"
-             "testq %%rcx, %%rcx\n\t"
-             "jz %l[empty]\n\t"
-             "movq (%%rcx), %%rsi\n\t"
-             JITKIT_RSEQ_DELAY_
-             "movq %%rsi, (%%rax)\n"
-             "2:\n\t"
-             "movq %%rcx, (%[out])\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_LIST_POP_(JITKIT_RSEQ_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [out] "r"(out), [spins] "m"(testing_inject_spins)
              : "rax", "rcx", "rdx", "rsi", "memory", "cc"
              : aborted, locked, empty);
   } else {
-    asm goto(JITKIT_RSEQ_DESCRIPTOR_ JITKIT_RSEQ_EXIT_POINT_(locked)
-             JITKIT_RSEQ_EXIT_POINT_(empty) JITKIT_RSEQ_ARM_
-             "1:\n\t" JITKIT_RSEQ_SLOT_
-             "cmpq $0, 8(%%rax)\n\t"
-             "jnz %l[locked]\n\t"
-             "movq (%%rax), %%rcx\n\t"
-             "testq %%rcx, %%rcx\n\t"
-             "jz %l[empty]\n\t"
-             "movq (%%rcx), %%rsi\n\t"
-             "movq %%rsi, (%%rax)\n"
-             "2:\n\t"
-             "movq %%rcx, (%[out])\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
+    asm goto(JITKIT_RSEQ_LIST_POP_(JITKIT_RSEQ_NO_DELAY_)
              :
              : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
                [out] "r"(out)
@@ -312,6 +295,11 @@ empty:
 
 // clang-format on
 
+#undef JITKIT_RSEQ_LIST_POP_
+#undef JITKIT_RSEQ_LIST_PUSH_
+#undef JITKIT_RSEQ_COMPARE_STORE_
+#undef JITKIT_RSEQ_COUNTER_ADD_
+#undef JITKIT_RSEQ_NO_DELAY_
 #undef JITKIT_RSEQ_DELAY_
 #undef JITKIT_RSEQ_SLOT_
 #undef JITKIT_RSEQ_ARM_
