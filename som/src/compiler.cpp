@@ -681,6 +681,20 @@ class Compiler {
     return site;
   }
 
+  // The two literal-block arms of an inlined two-way choice (ifTrue:ifFalse:, ifNil:ifNotNil:
+  // and their mirrors): the first arm falls through into a jump over the second, and the
+  // conditional jump at `skipFirst` lands on the second. Both arms start at the same depth.
+  void genTwoArms(Emitter& e, Node& n, size_t skipFirst) {
+    size_t overSecond = 0;
+    int d = e.depth;
+    genInlinedBody(e, *n.args[0]->block);
+    jumpOp(e, OP_JUMP, 0, &overSecond);
+    e.patch(skipFirst, e.here());
+    e.depth = d;
+    genInlinedBody(e, *n.args[1]->block);
+    e.patch(overSecond, e.here());
+  }
+
   bool genInlined(Emitter& e, Node& n, Scope* s) {
     // Only sends marked by pass 1: the copies made for fallback blocks are never inlined.
     if (!inlinedSends_.count(&n)) return false;
@@ -710,13 +724,7 @@ class Compiler {
       condJump(e, sel == "ifTrue:ifFalse:" ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, sel, 2, &p1,
                &site);
       setFallbackArgs(e, n, site);
-      int d = e.depth;
-      genInlinedBody(e, *n.args[0]->block);
-      jumpOp(e, OP_JUMP, 0, &p2);
-      e.patch(p1, e.here());
-      e.depth = d;
-      genInlinedBody(e, *n.args[1]->block);
-      e.patch(p2, e.here());
+      genTwoArms(e, n, p1);
       m->sites[site].contPc = static_cast<uint32_t>(e.here());
       return true;
     }
@@ -735,13 +743,7 @@ class Compiler {
       genExpr(e, *n.receiver, s);
       site = genNilCheck(e, n);
       jumpOp(e, sel == "ifNil:ifNotNil:" ? OP_JUMP_IF_NOT_NIL : OP_JUMP_IF_NIL, -1, &p1);
-      int d = e.depth;
-      genInlinedBody(e, *n.args[0]->block);
-      jumpOp(e, OP_JUMP, 0, &p2);
-      e.patch(p1, e.here());
-      e.depth = d;
-      genInlinedBody(e, *n.args[1]->block);
-      e.patch(p2, e.here());
+      genTwoArms(e, n, p1);
       m->sites[site].contPc = static_cast<uint32_t>(e.here());
       return true;
     }
