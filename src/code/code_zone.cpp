@@ -23,14 +23,14 @@
 #include "jitkit/base/bits.h"
 #include "jitkit/base/platform.h"
 #include "jitkit/code/sync.h"
+#include "jitkit/code/x86_64/trap_fill.h"
 
 namespace jitkit::code {
 
 using internal::Access;
+using x86_64::kInt3;
 
 namespace {
-
-constexpr std::uint8_t kInt3 = 0xCC;
 
 // Incremented in every child of fork(). A zone remembers the value at its creation; a
 // mismatch means "this object was inherited through fork()": its write view is gone

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <optional>
 
+#include "jitkit/code/x86_64/trap_fill.h"
+
 namespace jitkit::patch::x86_64 {
 
-inline constexpr std::uint8_t kInt3 = 0xCC;
+using code::x86_64::kInt3;  // the breakpoint byte, shared with the code zones' fill
 inline constexpr std::uint8_t kCallRel32 = 0xE8;
 inline constexpr std::uint8_t kJmpRel32 = 0xE9;
 inline constexpr std::uint8_t kJmpRel8 = 0xEB;
