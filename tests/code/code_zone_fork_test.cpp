@@ -8,15 +8,15 @@
 #include <csignal>
 #include <cstring>
 
-#include "code_functions.h"
+#include "code_functions_p.h"
 #include "jitkit/code/code_zone.h"
-#include "maps_util.h"
+#include "maps_util_p.h"
 
 namespace jitkit::code {
 namespace {
 
-using testing::IntFn;
-using testing::return_constant;
+using test_util::IntFn;
+using test_util::return_constant;
 
 CodeBlock install(CodeZone& zone, std::uint32_t value) {
   const auto code = return_constant(value);
@@ -63,8 +63,8 @@ TEST_P(ForkedChild, RunsParentCodeButCannotChangeIt) {
     if (zone.allocate_data(8, 8, DataAccess::kReadWrite)) return 8;
     if (GetParam() == ZoneMode::kDualMapped) {
       // The write view does not exist in the child at all.
-      const auto maps = testing::read_maps();
-      if (testing::find_mapping(maps, write_alias) != nullptr) return 9;
+      const auto maps = test_util::read_maps();
+      if (test_util::find_mapping(maps, write_alias) != nullptr) return 9;
     }
     // A child that wants code makes a fresh zone.
     auto fresh = CodeZone::create(o);

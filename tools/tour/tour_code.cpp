@@ -1,11 +1,10 @@
 // Tour section: code zones — the mode this machine gives, why, and a function run from it.
-#include <cerrno>
-#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "jitkit/base/format.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/code/sync.h"
 #include "tour.h"
@@ -57,10 +56,12 @@ bool show_code_zones() {
   std::printf("\n");
   print_reasons(zone);
   const auto anchor = reinterpret_cast<std::intptr_t>(&tour_anchor);
-  std::printf("code range        [0x%" PRIxPTR ", 0x%" PRIxPTR "), %+.2f MiB from this binary's code\n",
-              zone.begin(), zone.end(), static_cast<double>(static_cast<std::intptr_t>(zone.begin()) - anchor) / (1 << 20));
+  std::printf("code range        [%s, %s), %+.2f MiB from this binary's code\n",
+              jitkit::hex(zone.begin()).c_str(), jitkit::hex(zone.end()).c_str(),
+              static_cast<double>(static_cast<std::intptr_t>(zone.begin()) - anchor) / (1 << 20));
   const std::ptrdiff_t delta = zone.write_view_delta();
-  std::printf("view distance     RW = RX %c 0x%tx (%.1f GiB; %s)\n", delta < 0 ? '-' : '+', delta < 0 ? -delta : delta,
+  std::printf("view distance     RW = RX %c %s (%.1f GiB; %s)\n", delta < 0 ? '-' : '+',
+              jitkit::hex(static_cast<std::uint64_t>(delta < 0 ? -delta : delta)).c_str(),
               static_cast<double>(delta) / (1 << 30),
               delta != 0 ? "one addition away" : "no second view in this mode");
 
@@ -80,8 +81,8 @@ bool show_code_zones() {
     return false;
   }
   const int result = reinterpret_cast<int (*)()>(block->exec)();
-  std::printf("function          mov eax,6; imul eax,eax,7; ret at 0x%" PRIxPTR " returned %d (%s)\n",
-              reinterpret_cast<std::uintptr_t>(block->exec), result, result == 42 ? "right" : "WRONG");
+  std::printf("function          mov eax,6; imul eax,eax,7; ret at %s returned %d (%s)\n",
+              jitkit::hex(block->exec).c_str(), result, result == 42 ? "right" : "WRONG");
 
   // A few more allocations, then the allocator's statistics.
   for (std::size_t size : {100u, 300u, 1000u, 5000u}) {
@@ -91,9 +92,10 @@ bool show_code_zones() {
   auto slots = zone.allocate_data(64, 8, DataAccess::kReadWrite);
   if (!data || !slots) return false;
   const jitkit::code::ZoneStats s = zone.stats();
-  std::printf("allocator         5 blocks: reserved %zu KiB, committed %zu KiB, used %zu B, free %zu B, "
-              "largest free %zu B\n",
-              s.reserved_bytes >> 10, s.committed_bytes >> 10, s.used_bytes, s.free_bytes, s.largest_free_block);
+  std::printf(
+      "allocator         5 blocks: reserved %zu KiB, committed %zu KiB, used %zu B, free %zu B, "
+      "largest free %zu B\n",
+      s.reserved_bytes >> 10, s.committed_bytes >> 10, s.used_bytes, s.free_bytes, s.largest_free_block);
   std::printf("data beside code  read-only at %+td bytes from the function, read-write at %+td\n",
               data->data - block->exec, slots->data - block->exec);
   const int wx = count_wx_mappings();
@@ -104,17 +106,6 @@ bool show_code_zones() {
     std::printf("cross-core sync   unavailable: %s\n", sync.error().message().c_str());
   }
 
-  // What a machine with vm.memfd_noexec=2 would see, simulated (the kernel is not asked).
-  ZoneOptions refused;
-  refused.reserve_bytes = 1 << 20;
-  refused.simulate_memfd_errno = EACCES;
-  auto fallback = CodeZone::create(refused);
-  if (fallback) {
-    std::printf("simulated refusal memfd refused with EACCES -> %s on %s\n",
-                std::string(jitkit::code::mode_name((*fallback)->mode())).c_str(),
-                std::string(jitkit::code::backing_name((*fallback)->backing())).c_str());
-    print_reasons(**fallback);
-  }
   return result == 42 && (zone.mode() == ZoneMode::kRwx || wx == 0);
 }
 

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "jitkit/base/bits.h"
+#include "jitkit/base/format.h"
 #include "jitkit/base/platform.h"
 
 #ifndef MFD_CLOEXEC
@@ -31,14 +31,8 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-namespace jitkit::code::internal {
+namespace jitkit::code::detail {
 namespace {
-
-std::string hex(std::uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
 
 std::string size_text(std::size_t bytes) {
   char buf[48];
@@ -132,8 +126,8 @@ Result<std::uintptr_t> reserve_range(std::size_t bytes, std::uintptr_t near, std
     }
     if (prev_end < kUserTop) consider(prev_end, kUserTop);
     if (best == 0) break;
-    void* p = mmap(reinterpret_cast<void*>(best), bytes, PROT_NONE, mmap_flags_reserve() | MAP_FIXED_NOREPLACE,
-                   -1, 0);
+    void* p = mmap(reinterpret_cast<void*>(best), bytes, PROT_NONE,
+                   mmap_flags_reserve() | MAP_FIXED_NOREPLACE, -1, 0);
     if (p == MAP_FAILED) {
       if (errno == EEXIST) continue;  // another thread mapped there since we read the maps
       return Error::from_errno(what + ": mmap at " + hex(best), errno);
@@ -210,7 +204,8 @@ Result<int> create_tmp_file(const std::string& dir_option, std::size_t bytes, in
     const char* env = std::getenv("TMPDIR");
     dir = (env != nullptr && *env != '\0') ? env : "/tmp";
   }
-  if (simulate_errno != 0) return Error::from_errno("temporary file in " + dir + " [simulated]", simulate_errno);
+  if (simulate_errno != 0)
+    return Error::from_errno("temporary file in " + dir + " [simulated]", simulate_errno);
   // O_TMPFILE: a file that never has a name. Fall back to mkstemp + unlink where the file
   // system does not support it.
   int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -235,11 +230,24 @@ Status protect(std::uintptr_t addr, std::size_t bytes, Access access) {
   int prot = PROT_NONE;
   const char* name = "---";
   switch (access) {
-    case Access::kNone: break;
-    case Access::kRead: prot = PROT_READ; name = "r--"; break;
-    case Access::kReadWrite: prot = PROT_READ | PROT_WRITE; name = "rw-"; break;
-    case Access::kReadExecute: prot = PROT_READ | PROT_EXEC; name = "r-x"; break;
-    case Access::kReadWriteExecute: prot = PROT_READ | PROT_WRITE | PROT_EXEC; name = "rwx"; break;
+    case Access::kNone:
+      break;
+    case Access::kRead:
+      prot = PROT_READ;
+      name = "r--";
+      break;
+    case Access::kReadWrite:
+      prot = PROT_READ | PROT_WRITE;
+      name = "rw-";
+      break;
+    case Access::kReadExecute:
+      prot = PROT_READ | PROT_EXEC;
+      name = "r-x";
+      break;
+    case Access::kReadWriteExecute:
+      prot = PROT_READ | PROT_WRITE | PROT_EXEC;
+      name = "rwx";
+      break;
   }
   if (mprotect(reinterpret_cast<void*>(addr), bytes, prot) != 0) {
     return Error::from_errno("mprotect(" + hex(addr) + ", " + size_text(bytes) + ", " + name + ")", errno);
@@ -258,4 +266,4 @@ void close_fd(int fd) noexcept {
   if (fd >= 0) close(fd);
 }
 
-}  // namespace jitkit::code::internal
+}  // namespace jitkit::code::detail

@@ -12,7 +12,7 @@
 
 #include "jitkit/base/result.h"
 
-namespace jitkit::code::internal {
+namespace jitkit::code::detail {
 
 // Largest |distance| that still counts as rel32-reachable. Kept 64 KiB short of 2 GiB so that
 // an instruction's own length and small offsets from a target never push a displacement out.
@@ -47,4 +47,4 @@ Status dont_fork(std::uintptr_t addr, std::size_t bytes);
 
 void close_fd(int fd) noexcept;
 
-}  // namespace jitkit::code::internal
+}  // namespace jitkit::code::detail

@@ -1,4 +1,4 @@
-// tests/code/maps_util.h — reading /proc/self/maps in the code-zone tests.
+// tests/code/maps_util_p.h — reading /proc/self/maps in the code-zone tests.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace jitkit::code::testing {
+namespace jitkit::code::test_util {
 
 struct Mapping {
   std::uintptr_t begin = 0, end = 0;
@@ -65,4 +65,4 @@ inline const Mapping* find_mapping(const std::vector<Mapping>& maps, std::uintpt
   return nullptr;
 }
 
-}  // namespace jitkit::code::testing
+}  // namespace jitkit::code::test_util
