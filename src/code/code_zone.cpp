@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -18,7 +19,6 @@
 #include "code/block_allocator_p.h"
 #include "code/linux/os_memory_p.h"
 #include "code/spin_lock_p.h"
-#include "code/test_hooks_p.h"
 #include "jitkit/base/bits.h"
 #include "jitkit/base/format.h"
 #include "jitkit/base/platform.h"
@@ -46,9 +46,6 @@ std::atomic<std::uint64_t> g_next_zone_id{1};
 std::mutex g_cache_registry_mu;
 
 constexpr std::uint32_t kAllocatedBit = 0x80000000u;
-
-// test_hooks::refuse_backings(); read only while a zone is created.
-std::atomic<int> g_refused_memfd{0}, g_refused_shm{0}, g_refused_tmpfile{0};
 
 // fork() handlers. The registry mutex is held across fork() so that the child never inherits
 // it locked by a thread that does not exist there (the child's thread-exit path takes it).
@@ -116,6 +113,7 @@ struct CodeZone::Impl {
   ZoneMode mode = ZoneMode::kDualMapped;
   DualBacking backing = DualBacking::kMemfd;
   std::vector<std::string> reasons;
+  std::vector<std::string> advice;  // for the error when every mode is refused
 
   std::size_t page = 4096;
   std::size_t granule = 64;
@@ -126,6 +124,7 @@ struct CodeZone::Impl {
   std::uintptr_t base = 0;  // start of the reservation = start of code
   std::size_t code_bytes = 0, ro_bytes = 0, rw_bytes = 0, total = 0;
   std::uintptr_t write_base = 0;  // kDualMapped: write view of [code | ro data]
+  int object_fd = -1;             // kDualMapped: the object, to map executable chunks of it
   std::ptrdiff_t delta = 0;
   std::uint64_t generation = 0;
 
@@ -155,6 +154,7 @@ struct CodeZone::Impl {
   explicit Impl(std::size_t granules) : allocator(granules) {}
   ~Impl() {
     if (block_state != nullptr) munmap(block_state, block_state_bytes);
+    detail::close_fd(object_fd);
   }
 
   // Fills this cache's pending blocks with int3 and moves them to its ready lists (or, past
@@ -290,7 +290,8 @@ struct CodeZone::Impl {
       case ZoneMode::kDualMapped:
         JITKIT_TRY(detail::protect(write_base + from, len, Access::kReadWrite));
         std::memset(reinterpret_cast<void*>(write_base + from), kInt3, len);
-        JITKIT_TRY(detail::protect(base + from, len, Access::kReadExecute));
+        // Mapped anew rather than mprotect()ed: see detail::map_object.
+        JITKIT_TRY(detail::map_object(object_fd, base + from, from, len, Access::kReadExecute));
         break;
       case ZoneMode::kToggled:
         // Not executable until make_executable(): W^X by construction.
@@ -337,49 +338,86 @@ struct CodeZone::Impl {
   }
 
   // Dual mapping on one backing. On failure the reservation is restored and nothing leaks.
-  Status setup_dual(DualBacking b) {
-    const std::size_t shared_bytes = code_bytes + ro_bytes;
-    Result<int> fd = Error(ErrorCode::kUnsupported, "");
+  // Creates the memory object of backing `b`.
+  Result<int> create_object(DualBacking b, std::size_t bytes) const {
     switch (b) {
       case DualBacking::kMemfd:
-        fd =
-            detail::create_memfd(options.name, shared_bytes, g_refused_memfd.load(std::memory_order_relaxed));
-        break;
+        return detail::create_memfd(options.name, bytes);
       case DualBacking::kPosixShm:
-        fd = detail::create_posix_shm(options.name, shared_bytes,
-                                      g_refused_shm.load(std::memory_order_relaxed));
-        break;
+        return detail::create_posix_shm(options.name, bytes);
       case DualBacking::kTmpFile:
-        fd = detail::create_tmp_file(options.tmp_dir, shared_bytes,
-                                     g_refused_tmpfile.load(std::memory_order_relaxed));
-        break;
+        return detail::create_tmp_file(options.tmp_dir, bytes);
     }
-    if (!fd) return std::move(fd).error();
+    return Error(ErrorCode::kUnsupported, "unknown backing");
+  }
+
+  // Where the object of backing `b` lives, for messages.
+  std::string object_home(DualBacking b) const {
+    switch (b) {
+      case DualBacking::kMemfd:
+        return "the memfd";
+      case DualBacking::kPosixShm:
+        return "/dev/shm";
+      case DualBacking::kTmpFile:
+        return detail::tmp_dir_for(options.tmp_dir);
+    }
+    return "?";
+  }
+
+  // Dual mapping on one backing. On failure the reservation is restored and nothing leaks.
+  Status setup_dual(DualBacking b) {
+    const std::size_t shared_bytes = code_bytes + ro_bytes;
+    Result<int> created = create_object(b, shared_bytes);
+    if (!created) {
+      advise(b == DualBacking::kMemfd
+                 ? "allow memfd_create (a seccomp filter refuses it, or the kernel lacks it)"
+             : b == DualBacking::kPosixShm ? "mount a writable tmpfs on /dev/shm"
+                                           : "make TMPDIR (or ZoneOptions::tmp_dir) a writable directory");
+      return std::move(created).error();
+    }
+    const int fd = *created;
     auto fail = [&](Error e) -> Status {
       if (write_base != 0) detail::release_range(write_base, shared_bytes);
       write_base = 0;
       delta = 0;
+      object_fd = -1;
       code_committed.store(0, std::memory_order_relaxed);
-      detail::close_fd(*fd);
+      if (detail::on_noexec_mount(fd)) {
+        e = Error(e.code(), e.message() + " [" + object_home(b) + " is mounted noexec]");
+        advise(b == DualBacking::kPosixShm
+                   ? "remount /dev/shm without noexec"
+                   : "mount " + object_home(b) +
+                         " without noexec, or point TMPDIR (or ZoneOptions::tmp_dir) at "
+                         "a directory on a mount without noexec");
+      } else {
+        advise("allow executable shared mappings of " + object_home(b) + " (SELinux: execute on its files)");
+      }
+      detail::close_fd(fd);
       if (auto r = detail::reset_to_reservation(base, shared_bytes); !r) return std::move(r).error();
       return e;
     };
     // The RX view replaces the private reservation at the same addresses, so placement holds.
-    if (auto r = detail::map_shared(*fd, base, shared_bytes); !r) return fail(std::move(r).error());
-    auto w = detail::map_shared(*fd, 0, shared_bytes);
+    if (auto r = detail::map_shared(fd, base, shared_bytes); !r) return fail(std::move(r).error());
+    auto w = detail::map_shared(fd, 0, shared_bytes);
     if (!w) return fail(std::move(w).error());
     write_base = *w;
     delta = static_cast<std::ptrdiff_t>(write_base - base);
+    object_fd = fd;
     mode = ZoneMode::kDualMapped;
     // A fork() child must not inherit the write view: it shares the object with the parent
     // (MAP_SHARED), so a child writing through it would change the parent's running code.
     if (auto r = detail::dont_fork(write_base, shared_bytes); !r) return fail(std::move(r).error());
     // Committing the first chunk proves that the object may be mapped executable: a noexec
-    // /dev/shm or $TMPDIR, or vm.memfd_noexec, refuses PROT_EXEC here.
+    // /dev/shm or $TMPDIR, or a policy against executable shared memory, refuses it here.
     if (auto r = commit_code(chunk); !r) return fail(std::move(r).error());
-    detail::close_fd(*fd);  // the two mappings keep the object alive
     backing = b;
     return ok();
+  }
+
+  // Records what an administrator could change so that a refused step works; create() lists
+  // these when no mode is left.
+  void advise(const std::string& what) {
+    if (std::find(advice.begin(), advice.end(), what) == advice.end()) advice.push_back(what);
   }
 
   Status setup_toggled() {
@@ -608,10 +646,19 @@ Status CodeZone::Impl::enter_first_usable_mode() {
     if (s) return ok();
     last_code = s.error().code();
     reasons.push_back(std::string(mode_name(m)) + " mode failed: " + s.error().message());
+    advise(m == ZoneMode::kToggled
+               ? "allow executable anonymous memory (SELinux: turn off the deny_execmem boolean or grant "
+                 "execmem; PaX: clear MPROTECT for this program)"
+               : "allow writable and executable memory (SELinux execmem, PaX MPROTECT), or use dual mapping "
+                 "instead of RWX");
   }
   std::string msg = "code zone: no usable mode";
   for (const std::string& r : reasons) msg += "; " + r;
   if (!options.allow_rwx && !options.force_mode) msg += "; RWX not allowed (ZoneOptions::allow_rwx)";
+  if (!advice.empty()) {
+    msg += ". An administrator can";
+    for (std::size_t i = 0; i < advice.size(); ++i) msg += (i == 0 ? " " : "; or ") + advice[i];
+  }
   return Error(last_code, std::move(msg));
 }
 
@@ -652,12 +699,6 @@ Result<std::unique_ptr<CodeZone>> CodeZone::create(const ZoneOptions& o) {
   // central allocator only.
   z.thread_caches = z.mode != ZoneMode::kToggled;
   return std::unique_ptr<CodeZone>(new CodeZone(std::move(impl)));
-}
-
-void test_hooks::refuse_backings(const BackingRefusals& refusals) noexcept {
-  g_refused_memfd.store(refusals.memfd, std::memory_order_relaxed);
-  g_refused_shm.store(refusals.shm, std::memory_order_relaxed);
-  g_refused_tmpfile.store(refusals.tmpfile, std::memory_order_relaxed);
 }
 
 ZoneMode CodeZone::mode() const noexcept { return impl_->mode; }
