@@ -1,10 +1,16 @@
 // Tour section: code zones — the mode this machine gives, why, and a function run from it.
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "jitkit/base/format.h"
+#include "jitkit/base/platform.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/code/sync.h"
 #include "tour.h"
@@ -40,6 +46,61 @@ void print_reasons(const CodeZone& zone) {
   for (const std::string& r : zone.fallback_reasons()) std::printf("fallback          %s\n", r.c_str());
 }
 
+// Whether the file system holding `path` is mounted noexec; nullopt if it cannot be asked.
+std::optional<bool> mounted_noexec(const char* path) {
+  struct statvfs st {};
+  if (statvfs(path, &st) != 0) return std::nullopt;
+  return (st.f_flag & ST_NOEXEC) != 0;
+}
+
+// Whether this process may map anonymous memory executable (what SELinux execmem and PaX
+// refuse); the probe page is read-execute only and unmapped at once.
+bool anonymous_exec_allowed() {
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  munmap(p, 4096);
+  return true;
+}
+
+// The hardenings that decide a zone's mode, as this machine has them (docs/code-zones.md has
+// the same table for every condition).
+void print_diagnosis() {
+  const jitkit::MemfdSupport& memfd = jitkit::platform_facts().memfd;
+  std::printf("diagnosis\n");
+  if (memfd.noexec_sysctl >= 0) {
+    std::printf(
+        "  vm.memfd_noexec=%d  %s; no effect on code zones (their memfd is sealed non-executable "
+        "and only mapped)\n",
+        memfd.noexec_sysctl,
+        memfd.noexec_sysctl == 0   ? "memfds may be executable programs"
+        : memfd.noexec_sysctl == 1 ? "memfds are non-executable unless created with MFD_EXEC"
+                                   : "executable memfds are refused (MFD_EXEC fails with EACCES)");
+  } else {
+    std::printf("  vm.memfd_noexec    absent (kernel < 6.3): memfds are executable\n");
+  }
+  if (memfd.available) {
+    std::printf("  memfd_create       allowed: dual mapping on memfd\n");
+  } else {
+    std::printf("  memfd_create       refused (%s): falls back to POSIX shm; an administrator can allow it\n",
+                std::strerror(memfd.error));
+  }
+  const char* tmp_env = std::getenv("TMPDIR");
+  const std::string tmp = (tmp_env != nullptr && *tmp_env != '\0') ? tmp_env : "/tmp";
+  // The homes of the POSIX shm and temporary-file backings.
+  for (const std::string& home : {std::string("/dev/shm"), tmp}) {
+    const std::optional<bool> noexec = mounted_noexec(home.c_str());
+    std::printf("  %-18s %s\n", home.c_str(),
+                !noexec ? "cannot be inspected"
+                : *noexec
+                    ? "mounted noexec: unusable for code; an administrator can remount it without noexec"
+                    : "executable mappings allowed");
+  }
+  std::printf("  execmem            %s\n",
+              anonymous_exec_allowed() ? "executable anonymous memory allowed: toggled mode possible"
+                                       : "executable anonymous memory refused (SELinux execmem, PaX): "
+                                         "no toggled or RWX mode, dual mapping still works");
+}
+
 bool show_code_zones() {
   ZoneOptions options;
   options.near = reinterpret_cast<std::uintptr_t>(&tour_anchor);  // rel32 reach of this binary
@@ -55,6 +116,7 @@ bool show_code_zones() {
   }
   std::printf("\n");
   print_reasons(zone);
+  print_diagnosis();
   const auto anchor = reinterpret_cast<std::intptr_t>(&tour_anchor);
   std::printf("code range        [%s, %s), %+.2f MiB from this binary's code\n",
               jitkit::hex(zone.begin()).c_str(), jitkit::hex(zone.end()).c_str(),
