@@ -90,7 +90,12 @@ MemfdSupport detect_memfd() {
     close(fd);
     return s;
   }
-  // Kernels before 6.3 reject the unknown MFD_EXEC flag with EINVAL.
+  // EACCES: the kernel knows MFD_EXEC (6.3+) but vm.memfd_noexec=2 in this PID namespace
+  // refuses executable memfds. Kernels before 6.3 reject the unknown flag with EINVAL instead.
+  if (errno == EACCES) {
+    s.mfd_exec_flag = true;
+    s.exec_refused = true;
+  }
   fd = static_cast<int>(syscall(SYS_memfd_create, "jitkit-probe", MFD_CLOEXEC));
   if (fd >= 0) {
     s.available = true;
@@ -98,6 +103,8 @@ MemfdSupport detect_memfd() {
     return s;
   }
   s.error = errno;
+  s.mfd_exec_flag = false;  // memfd_create refused outright: the flag's fate is unknown
+  s.exec_refused = false;
   return s;
 }
 

@@ -7,7 +7,7 @@
 
 #include "jitkit/base/bits.h"
 
-namespace jitkit::code::internal {
+namespace jitkit::code::detail {
 
 BlockAllocator::BlockAllocator(std::size_t capacity)
     : capacity_(capacity),
@@ -19,8 +19,8 @@ BlockAllocator::BlockAllocator(std::size_t capacity)
   retired_.reserve(256);
 }
 
-std::size_t BlockAllocator::find_bit(const std::vector<std::uint64_t>& bits, std::size_t from, std::size_t limit,
-                                     bool value) {
+std::size_t BlockAllocator::find_bit(const std::vector<std::uint64_t>& bits, std::size_t from,
+                                     std::size_t limit, bool value) {
   std::size_t i = from;
   while (i < limit) {
     std::uint64_t word = bits[i >> 6];
@@ -99,7 +99,7 @@ void BlockAllocator::drain_caches() {
 std::size_t BlockAllocator::allocate(std::size_t n, std::size_t align) {
   if (n == 0 || n > capacity_ || !is_power_of_two(align)) return kNone;
   // Fast path: a filled block of exactly this size, still marked used in the bitmap.
-  if (n <= kMaxCachedGranules && !caches_[n].empty() && (caches_[n].back() & (align - 1)) == 0) {
+  if (n <= kMaxCachedGranules && !caches_[n].empty() && is_aligned(caches_[n].back(), align)) {
     const std::size_t first = caches_[n].back();
     caches_[n].pop_back();
     set_bit(cached_, first, false);
@@ -119,7 +119,7 @@ std::size_t BlockAllocator::allocate(std::size_t n, std::size_t align) {
 bool BlockAllocator::is_block(std::size_t first, std::size_t n) const {
   if (n == 0 || first >= capacity_ || n > capacity_ - first) return false;
   if (!test(start_, first) || test(pending_, first) || test(cached_, first)) return false;
-  if (find_bit(used_, first, first + n, false) != first + n) return false;    // a hole inside
+  if (find_bit(used_, first, first + n, false) != first + n) return false;      // a hole inside
   if (find_bit(start_, first + 1, first + n, true) != first + n) return false;  // another block inside
   // The block ends exactly at first + n: the next granule is free or starts another block.
   const std::size_t next = first + n;
@@ -181,4 +181,4 @@ std::size_t BlockAllocator::largest_free_run() const {
   return best;
 }
 
-}  // namespace jitkit::code::internal
+}  // namespace jitkit::code::detail

@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace jitkit::code::internal {
+namespace jitkit::code::detail {
 
 class BlockAllocator {
  public:
@@ -89,4 +89,4 @@ class BlockAllocator {
   std::array<std::vector<std::uint32_t>, kMaxCachedGranules + 1> caches_;
 };
 
-}  // namespace jitkit::code::internal
+}  // namespace jitkit::code::detail

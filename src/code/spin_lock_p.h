@@ -10,7 +10,7 @@
 
 #include <sched.h>
 
-namespace jitkit::code::internal {
+namespace jitkit::code::detail {
 
 class SpinLock {
  public:
@@ -37,4 +37,4 @@ class SpinLock {
   std::atomic<bool> locked_{false};
 };
 
-}  // namespace jitkit::code::internal
+}  // namespace jitkit::code::detail

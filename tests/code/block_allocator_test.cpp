@@ -10,7 +10,7 @@
 
 #include "code/block_allocator_p.h"
 
-namespace jitkit::code::internal {
+namespace jitkit::code::detail {
 namespace {
 
 struct Model {
@@ -53,8 +53,8 @@ void run_random_sequence(std::size_t capacity, unsigned seed, int steps) {
       const std::size_t align = std::size_t{1} << (rng() % 4);
       const std::size_t first = a.allocate(n, align);
       if (first == BlockAllocator::kNone) {
-        ASSERT_FALSE(m.has_free_run(n, align)) << "allocator failed although the model has room, step " << step
-                                               << " n=" << n << " align=" << align;
+        ASSERT_FALSE(m.has_free_run(n, align)) << "allocator failed although the model has room, step "
+                                               << step << " n=" << n << " align=" << align;
         continue;
       }
       ASSERT_EQ(first % align, 0u);
@@ -132,4 +132,4 @@ TEST(BlockAllocator, FreedSmallBlocksAreReusedFirst) {
 }
 
 }  // namespace
-}  // namespace jitkit::code::internal
+}  // namespace jitkit::code::detail

@@ -3,29 +3,28 @@
 // block is re-executed later, so a block handed out twice (or an int3 fill landing on a live
 // block) shows up as a wrong return value or a SIGTRAP.
 //
-// Duration: JITKIT_STRESS_SECONDS (default 2).
+// Duration (tests/support/stress_duration_p.h): the allocation scenario runs stress_seconds()
+// (2 s by default, JITKIT_STRESS_SECONDS overrides), the live-patching scenario half of that
+// (1 s by default); the other scenarios are bounded by their work, not by time.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <random>
 #include <thread>
 #include <vector>
 
-#include "code_functions.h"
+#include "code_functions_p.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/code/sync.h"
+#include "support/stress_duration_p.h"
 
 namespace jitkit::code {
 namespace {
 
-using testing::IntFn;
+using test_util::IntFn;
 
-double stress_seconds() {
-  const char* env = std::getenv("JITKIT_STRESS_SECONDS");
-  return env != nullptr ? std::atof(env) : 2.0;
-}
+using jitkit::test_util::stress_seconds;
 
 TEST(CodeZoneConcurrency, ThreadsAllocateWriteRunAndFreeWithoutOverlap) {
   ZoneOptions o;
@@ -55,9 +54,10 @@ TEST(CodeZoneConcurrency, ThreadsAllocateWriteRunAndFreeWithoutOverlap) {
       }
       // The function fills the whole requested size: mov eax, value ; ret ; int3 padding is
       // already there, so write the 6 bytes and stamp the last requested byte too.
-      const auto code = testing::return_constant(static_cast<std::uint32_t>(value));
+      const auto code = test_util::return_constant(static_cast<std::uint32_t>(value));
       const std::uint8_t last = 0xCC;
-      if (!zone.write(block->exec, code.data(), code.size()) || !zone.write(block->exec + size - 1, &last, 1) ||
+      if (!zone.write(block->exec, code.data(), code.size()) ||
+          !zone.write(block->exec + size - 1, &last, 1) ||
           !zone.make_executable(*block, Visibility::kThisThread)) {
         failures.fetch_add(1);
         break;
@@ -134,7 +134,8 @@ TEST(CodeZoneConcurrency, LiveCodeIsPatchedThroughTheWriteViewWhileAnotherThread
   auto* field = reinterpret_cast<std::uint32_t*>(zone.writable(block->exec + 4));
   ASSERT_NE(field, nullptr);
   ASSERT_EQ(reinterpret_cast<std::uintptr_t>(field) % 4, 0u);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(stress_seconds() / 2);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(stress_seconds() / 2);
   int patches = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     // Release store through the RW view; the RX page is never made writable.
@@ -214,7 +215,7 @@ TEST(CodeZoneConcurrency, OneThreadUsingMoreZonesThanCacheSlots) {
   }
   for (int round = 0; round < 3; ++round) {
     for (auto& z : zones) {
-      const auto code = testing::return_constant(static_cast<std::uint32_t>(round));
+      const auto code = test_util::return_constant(static_cast<std::uint32_t>(round));
       auto b = z->allocate(code.size());
       ASSERT_TRUE(b);
       ASSERT_TRUE(z->write(b->exec, code.data(), code.size()));

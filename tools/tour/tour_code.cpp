@@ -1,11 +1,16 @@
 // Tour section: code zones — the mode this machine gives, why, and a function run from it.
-#include <cerrno>
-#include <cinttypes>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 
+#include "jitkit/base/format.h"
+#include "jitkit/base/platform.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/code/sync.h"
 #include "tour.h"
@@ -41,6 +46,61 @@ void print_reasons(const CodeZone& zone) {
   for (const std::string& r : zone.fallback_reasons()) std::printf("fallback          %s\n", r.c_str());
 }
 
+// Whether the file system holding `path` is mounted noexec; nullopt if it cannot be asked.
+std::optional<bool> mounted_noexec(const char* path) {
+  struct statvfs st {};
+  if (statvfs(path, &st) != 0) return std::nullopt;
+  return (st.f_flag & ST_NOEXEC) != 0;
+}
+
+// Whether this process may map anonymous memory executable (what SELinux execmem and PaX
+// refuse); the probe page is read-execute only and unmapped at once.
+bool anonymous_exec_allowed() {
+  void* p = mmap(nullptr, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  munmap(p, 4096);
+  return true;
+}
+
+// The hardenings that decide a zone's mode, as this machine has them (docs/code-zones.md has
+// the same table for every condition).
+void print_diagnosis() {
+  const jitkit::MemfdSupport& memfd = jitkit::platform_facts().memfd;
+  std::printf("diagnosis\n");
+  if (memfd.noexec_sysctl >= 0) {
+    std::printf(
+        "  vm.memfd_noexec=%d  %s; no effect on code zones (their memfd is sealed non-executable "
+        "and only mapped)\n",
+        memfd.noexec_sysctl,
+        memfd.noexec_sysctl == 0   ? "memfds may be executable programs"
+        : memfd.noexec_sysctl == 1 ? "memfds are non-executable unless created with MFD_EXEC"
+                                   : "executable memfds are refused (MFD_EXEC fails with EACCES)");
+  } else {
+    std::printf("  vm.memfd_noexec    absent (kernel < 6.3): memfds are executable\n");
+  }
+  if (memfd.available) {
+    std::printf("  memfd_create       allowed: dual mapping on memfd\n");
+  } else {
+    std::printf("  memfd_create       refused (%s): falls back to POSIX shm; an administrator can allow it\n",
+                std::strerror(memfd.error));
+  }
+  const char* tmp_env = std::getenv("TMPDIR");
+  const std::string tmp = (tmp_env != nullptr && *tmp_env != '\0') ? tmp_env : "/tmp";
+  // The homes of the POSIX shm and temporary-file backings.
+  for (const std::string& home : {std::string("/dev/shm"), tmp}) {
+    const std::optional<bool> noexec = mounted_noexec(home.c_str());
+    std::printf("  %-18s %s\n", home.c_str(),
+                !noexec ? "cannot be inspected"
+                : *noexec
+                    ? "mounted noexec: unusable for code; an administrator can remount it without noexec"
+                    : "executable mappings allowed");
+  }
+  std::printf("  execmem            %s\n",
+              anonymous_exec_allowed() ? "executable anonymous memory allowed: toggled mode possible"
+                                       : "executable anonymous memory refused (SELinux execmem, PaX): "
+                                         "no toggled or RWX mode, dual mapping still works");
+}
+
 bool show_code_zones() {
   ZoneOptions options;
   options.near = reinterpret_cast<std::uintptr_t>(&tour_anchor);  // rel32 reach of this binary
@@ -56,11 +116,14 @@ bool show_code_zones() {
   }
   std::printf("\n");
   print_reasons(zone);
+  print_diagnosis();
   const auto anchor = reinterpret_cast<std::intptr_t>(&tour_anchor);
-  std::printf("code range        [0x%" PRIxPTR ", 0x%" PRIxPTR "), %+.2f MiB from this binary's code\n",
-              zone.begin(), zone.end(), static_cast<double>(static_cast<std::intptr_t>(zone.begin()) - anchor) / (1 << 20));
+  std::printf("code range        [%s, %s), %+.2f MiB from this binary's code\n",
+              jitkit::hex(zone.begin()).c_str(), jitkit::hex(zone.end()).c_str(),
+              static_cast<double>(static_cast<std::intptr_t>(zone.begin()) - anchor) / (1 << 20));
   const std::ptrdiff_t delta = zone.write_view_delta();
-  std::printf("view distance     RW = RX %c 0x%tx (%.1f GiB; %s)\n", delta < 0 ? '-' : '+', delta < 0 ? -delta : delta,
+  std::printf("view distance     RW = RX %c %s (%.1f GiB; %s)\n", delta < 0 ? '-' : '+',
+              jitkit::hex(static_cast<std::uint64_t>(delta < 0 ? -delta : delta)).c_str(),
               static_cast<double>(delta) / (1 << 30),
               delta != 0 ? "one addition away" : "no second view in this mode");
 
@@ -80,8 +143,8 @@ bool show_code_zones() {
     return false;
   }
   const int result = reinterpret_cast<int (*)()>(block->exec)();
-  std::printf("function          mov eax,6; imul eax,eax,7; ret at 0x%" PRIxPTR " returned %d (%s)\n",
-              reinterpret_cast<std::uintptr_t>(block->exec), result, result == 42 ? "right" : "WRONG");
+  std::printf("function          mov eax,6; imul eax,eax,7; ret at %s returned %d (%s)\n",
+              jitkit::hex(block->exec).c_str(), result, result == 42 ? "right" : "WRONG");
 
   // A few more allocations, then the allocator's statistics.
   for (std::size_t size : {100u, 300u, 1000u, 5000u}) {
@@ -91,9 +154,10 @@ bool show_code_zones() {
   auto slots = zone.allocate_data(64, 8, DataAccess::kReadWrite);
   if (!data || !slots) return false;
   const jitkit::code::ZoneStats s = zone.stats();
-  std::printf("allocator         5 blocks: reserved %zu KiB, committed %zu KiB, used %zu B, free %zu B, "
-              "largest free %zu B\n",
-              s.reserved_bytes >> 10, s.committed_bytes >> 10, s.used_bytes, s.free_bytes, s.largest_free_block);
+  std::printf(
+      "allocator         5 blocks: reserved %zu KiB, committed %zu KiB, used %zu B, free %zu B, "
+      "largest free %zu B\n",
+      s.reserved_bytes >> 10, s.committed_bytes >> 10, s.used_bytes, s.free_bytes, s.largest_free_block);
   std::printf("data beside code  read-only at %+td bytes from the function, read-write at %+td\n",
               data->data - block->exec, slots->data - block->exec);
   const int wx = count_wx_mappings();
@@ -104,17 +168,6 @@ bool show_code_zones() {
     std::printf("cross-core sync   unavailable: %s\n", sync.error().message().c_str());
   }
 
-  // What a machine with vm.memfd_noexec=2 would see, simulated (the kernel is not asked).
-  ZoneOptions refused;
-  refused.reserve_bytes = 1 << 20;
-  refused.simulate_memfd_errno = EACCES;
-  auto fallback = CodeZone::create(refused);
-  if (fallback) {
-    std::printf("simulated refusal memfd refused with EACCES -> %s on %s\n",
-                std::string(jitkit::code::mode_name((*fallback)->mode())).c_str(),
-                std::string(jitkit::code::backing_name((*fallback)->backing())).c_str());
-    print_reasons(**fallback);
-  }
   return result == 42 && (zone.mode() == ZoneMode::kRwx || wx == 0);
 }
 

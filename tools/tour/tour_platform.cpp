@@ -17,7 +17,9 @@ bool show_platform() {
   std::printf("CPUs              %u online, %u possible\n", f.online_cpus, f.possible_cpus);
 
   if (f.memfd.available) {
-    std::printf("memfd_create      yes%s", f.memfd.mfd_exec_flag ? ", MFD_EXEC known" : ", MFD_EXEC unknown (kernel < 6.3)");
+    std::printf("memfd_create      yes%s", !f.memfd.mfd_exec_flag  ? ", MFD_EXEC unknown (kernel < 6.3)"
+                                        : f.memfd.exec_refused ? ", MFD_EXEC known but refused"
+                                                               : ", MFD_EXEC known");
   } else {
     std::printf("memfd_create      no (%s)", std::strerror(f.memfd.error));
   }

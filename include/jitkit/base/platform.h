@@ -26,7 +26,10 @@ struct MembarrierSupport {
 // memfd_create(2): the preferred backing of dual-mapped code zones.
 struct MemfdSupport {
   bool available = false;     // memfd_create works at all
-  bool mfd_exec_flag = false; // the kernel knows MFD_EXEC (Linux 6.3+)
+  bool mfd_exec_flag = false; // the kernel knows MFD_EXEC and MFD_NOEXEC_SEAL (Linux 6.3+),
+                              // whatever vm.memfd_noexec says
+  bool exec_refused = false;  // memfd_create(MFD_EXEC) refused with EACCES: vm.memfd_noexec=2
+                              // in this PID namespace (an executable memfd cannot be had)
   int noexec_sysctl = -1;     // /proc/sys/vm/memfd_noexec (0, 1, 2), or -1 if absent
   int error = 0;              // errno of the failed attempt when !available
 };

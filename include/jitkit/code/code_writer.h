@@ -1,14 +1,18 @@
-// jitkit/code/code_writer.h — the one way bytes get into code memory.
+// jitkit/code/code_writer.h — filling a fresh code block front to back.
 //
-// Every write to code goes through a CodeZone: CodeZone::write() copies through the write path
-// of the zone's mode (the read-write view when dual-mapped; temporarily-writable pages, for code
-// that does not execute yet, when toggled), CodeZone::writable() gives the writable alias of a
-// live code address for one aligned atomic store (the patcher's path), and
-// CodeZone::make_executable() finishes a write (instruction-cache maintenance plus, for
-// Visibility::kOtherThreads, a cross-core serialization; see sync.h).
+// Bytes get into code memory only through a CodeZone, never by a store to an executable
+// address. The zone offers two paths, and everything in jitkit uses one of them:
+//   CodeZone::write()     copies a range through the write path of the zone's mode (the
+//                         read-write view when dual-mapped; the block's still-writable pages,
+//                         before it is executable, when toggled). install::install() copies
+//                         each encoded function in with one write().
+//   CodeZone::writable()  the writable alias of a live code address (dual-mapped and RWX
+//                         zones), for the patcher's single aligned atomic stores.
+// Either way, CodeZone::make_executable() finishes the write: instruction-cache maintenance
+// plus, for Visibility::kOtherThreads, a cross-core serialization (see sync.h).
 //
-// CodeWriter is a small convenience over those calls: it fills one freshly allocated block
-// front to back and finishes it.
+// CodeWriter is a small convenience over write() and make_executable() for code produced piece
+// by piece: it appends to one freshly allocated block and finishes it. It adds no other path.
 //
 //   CodeWriter w(*zone, block);
 //   JITKIT_TRY(w.append(prologue, sizeof(prologue)));

@@ -113,12 +113,6 @@ struct ZoneOptions {
   std::string name = "jitkit-code";
   // Directory of the last-resort backing file; empty: $TMPDIR, else /tmp.
   std::string tmp_dir;
-  // Test seams: when non-zero, creating that backing fails with this errno as if the kernel
-  // had refused it (e.g. EACCES for vm.memfd_noexec=2, ENOSYS for an old kernel), so that the
-  // fallbacks and their reasons can be tested on any machine.
-  int simulate_memfd_errno = 0;
-  int simulate_shm_errno = 0;
-  int simulate_tmpfile_errno = 0;
 };
 
 // A block of code. `exec` is the executable address (what code calls and jumps to);
@@ -200,8 +194,7 @@ class CodeZone {
   [[nodiscard]] Status flush_freed();
 
   // Data beside the code; `alignment` 0 means 8. See DataAccess.
-  [[nodiscard]] Result<DataBlock> allocate_data(std::size_t size, std::size_t alignment,
-                                                DataAccess access);
+  [[nodiscard]] Result<DataBlock> allocate_data(std::size_t size, std::size_t alignment, DataAccess access);
 
   // Copies `n` bytes to `exec_dst` (inside a code block or read-only data) through the write
   // path of the mode. kToggled: fails with kInvalidState once the block is executable.

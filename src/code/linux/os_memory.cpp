@@ -5,13 +5,13 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -19,26 +19,21 @@
 #include <vector>
 
 #include "jitkit/base/bits.h"
+#include "jitkit/base/format.h"
 #include "jitkit/base/platform.h"
 
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
 #endif
-#ifndef MFD_EXEC
-#define MFD_EXEC 0x0010U
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
 #endif
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-namespace jitkit::code::internal {
+namespace jitkit::code::detail {
 namespace {
-
-std::string hex(std::uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
 
 std::string size_text(std::size_t bytes) {
   char buf[48];
@@ -132,8 +127,8 @@ Result<std::uintptr_t> reserve_range(std::size_t bytes, std::uintptr_t near, std
     }
     if (prev_end < kUserTop) consider(prev_end, kUserTop);
     if (best == 0) break;
-    void* p = mmap(reinterpret_cast<void*>(best), bytes, PROT_NONE, mmap_flags_reserve() | MAP_FIXED_NOREPLACE,
-                   -1, 0);
+    void* p = mmap(reinterpret_cast<void*>(best), bytes, PROT_NONE,
+                   mmap_flags_reserve() | MAP_FIXED_NOREPLACE, -1, 0);
     if (p == MAP_FAILED) {
       if (errno == EEXIST) continue;  // another thread mapped there since we read the maps
       return Error::from_errno(what + ": mmap at " + hex(best), errno);
@@ -172,21 +167,22 @@ Status size_object(int fd, std::size_t bytes, const char* what) {
 
 }  // namespace
 
-Result<int> create_memfd(const std::string& name, std::size_t bytes, int simulate_errno) {
-  // MFD_EXEC asks for an executable memfd explicitly; kernels >= 6.3 under vm.memfd_noexec=1
-  // would otherwise create it non-executable (MFD_NOEXEC_SEAL). Older kernels reject the flag.
-  const bool exec_flag = platform_facts().memfd.mfd_exec_flag;
-  const unsigned flags = MFD_CLOEXEC | (exec_flag ? MFD_EXEC : 0U);
-  const std::string what = std::string("memfd_create(MFD_CLOEXEC") + (exec_flag ? "|MFD_EXEC" : "") + ")";
-  if (simulate_errno != 0) return Error::from_errno(what + " [simulated]", simulate_errno);
+Result<int> create_memfd(const std::string& name, std::size_t bytes) {
+  // Kernels that know the exec flags (6.3+) get MFD_NOEXEC_SEAL: the object may never become an
+  // executable program (execve), which is all vm.memfd_noexec is about, so neither =1 nor =2
+  // warns about or refuses it. Mapping it PROT_EXEC is not execve and stays allowed (the
+  // memfd lives on the kernel's internal mount, which is not noexec). Older kernels reject the
+  // flag, and their memfds are executable anyway.
+  const bool seal = platform_facts().memfd.mfd_exec_flag;
+  const unsigned flags = MFD_CLOEXEC | (seal ? MFD_NOEXEC_SEAL : 0U);
+  const std::string what = std::string("memfd_create(MFD_CLOEXEC") + (seal ? "|MFD_NOEXEC_SEAL" : "") + ")";
   const int fd = static_cast<int>(syscall(SYS_memfd_create, name.c_str(), flags));
   if (fd < 0) return Error::from_errno(what, errno);
   JITKIT_TRY(size_object(fd, bytes, "memfd"));
   return fd;
 }
 
-Result<int> create_posix_shm(const std::string& name, std::size_t bytes, int simulate_errno) {
-  if (simulate_errno != 0) return Error::from_errno("shm_open [simulated]", simulate_errno);
+Result<int> create_posix_shm(const std::string& name, std::size_t bytes) {
   static std::atomic<unsigned> counter{0};
   for (int attempt = 0; attempt < 16; ++attempt) {
     const std::string path = "/" + name + "-" + std::to_string(getpid()) + "-" +
@@ -204,13 +200,14 @@ Result<int> create_posix_shm(const std::string& name, std::size_t bytes, int sim
   return Error(ErrorCode::kSystem, "shm_open: no unused name after 16 attempts");
 }
 
-Result<int> create_tmp_file(const std::string& dir_option, std::size_t bytes, int simulate_errno) {
-  std::string dir = dir_option;
-  if (dir.empty()) {
-    const char* env = std::getenv("TMPDIR");
-    dir = (env != nullptr && *env != '\0') ? env : "/tmp";
-  }
-  if (simulate_errno != 0) return Error::from_errno("temporary file in " + dir + " [simulated]", simulate_errno);
+std::string tmp_dir_for(const std::string& dir) {
+  if (!dir.empty()) return dir;
+  const char* env = std::getenv("TMPDIR");
+  return (env != nullptr && *env != '\0') ? env : "/tmp";
+}
+
+Result<int> create_tmp_file(const std::string& dir_option, std::size_t bytes) {
+  const std::string dir = tmp_dir_for(dir_option);
   // O_TMPFILE: a file that never has a name. Fall back to mkstemp + unlink where the file
   // system does not support it.
   int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -224,6 +221,11 @@ Result<int> create_tmp_file(const std::string& dir_option, std::size_t bytes, in
   return fd;
 }
 
+bool on_noexec_mount(int fd) noexcept {
+  struct statvfs st {};
+  return fstatvfs(fd, &st) == 0 && (st.f_flag & ST_NOEXEC) != 0;
+}
+
 Result<std::uintptr_t> map_shared(int fd, std::uintptr_t addr, std::size_t bytes) {
   const int flags = MAP_SHARED | (addr != 0 ? MAP_FIXED : 0);
   void* p = mmap(reinterpret_cast<void*>(addr), bytes, PROT_NONE, flags, fd, 0);
@@ -231,18 +233,57 @@ Result<std::uintptr_t> map_shared(int fd, std::uintptr_t addr, std::size_t bytes
   return reinterpret_cast<std::uintptr_t>(p);
 }
 
-Status protect(std::uintptr_t addr, std::size_t bytes, Access access) {
-  int prot = PROT_NONE;
-  const char* name = "---";
+namespace {
+
+int prot_of(Access access) {
   switch (access) {
-    case Access::kNone: break;
-    case Access::kRead: prot = PROT_READ; name = "r--"; break;
-    case Access::kReadWrite: prot = PROT_READ | PROT_WRITE; name = "rw-"; break;
-    case Access::kReadExecute: prot = PROT_READ | PROT_EXEC; name = "r-x"; break;
-    case Access::kReadWriteExecute: prot = PROT_READ | PROT_WRITE | PROT_EXEC; name = "rwx"; break;
+    case Access::kNone:
+      return PROT_NONE;
+    case Access::kRead:
+      return PROT_READ;
+    case Access::kReadWrite:
+      return PROT_READ | PROT_WRITE;
+    case Access::kReadExecute:
+      return PROT_READ | PROT_EXEC;
+    case Access::kReadWriteExecute:
+      return PROT_READ | PROT_WRITE | PROT_EXEC;
   }
-  if (mprotect(reinterpret_cast<void*>(addr), bytes, prot) != 0) {
-    return Error::from_errno("mprotect(" + hex(addr) + ", " + size_text(bytes) + ", " + name + ")", errno);
+  return PROT_NONE;
+}
+
+const char* prot_name(Access access) {
+  switch (access) {
+    case Access::kNone:
+      return "---";
+    case Access::kRead:
+      return "r--";
+    case Access::kReadWrite:
+      return "rw-";
+    case Access::kReadExecute:
+      return "r-x";
+    case Access::kReadWriteExecute:
+      return "rwx";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Status protect(std::uintptr_t addr, std::size_t bytes, Access access) {
+  if (mprotect(reinterpret_cast<void*>(addr), bytes, prot_of(access)) != 0) {
+    return Error::from_errno(
+        "mprotect(" + hex(addr) + ", " + size_text(bytes) + ", " + prot_name(access) + ")", errno);
+  }
+  return ok();
+}
+
+Status map_object(int fd, std::uintptr_t addr, std::size_t offset, std::size_t bytes, Access access) {
+  void* p = mmap(reinterpret_cast<void*>(addr), bytes, prot_of(access), MAP_SHARED | MAP_FIXED, fd,
+                 static_cast<off_t>(offset));
+  if (p == MAP_FAILED) {
+    return Error::from_errno("mmap(" + hex(addr) + ", " + size_text(bytes) + ", " + prot_name(access) +
+                                 ", MAP_SHARED) of the code object",
+                             errno);
   }
   return ok();
 }
@@ -258,4 +299,4 @@ void close_fd(int fd) noexcept {
   if (fd >= 0) close(fd);
 }
 
-}  // namespace jitkit::code::internal
+}  // namespace jitkit::code::detail

@@ -13,16 +13,14 @@
 #include <cerrno>
 #include <mutex>
 
-#include "code/sync_p.h"
 #include "jitkit/base/platform.h"
 #include "jitkit/code/sync.h"
 
 namespace jitkit::code {
 namespace {
 
-std::atomic<int> g_simulated_errno{0};
 std::once_flag g_register_once;
-int g_register_errno = 0;  // written once under g_register_once
+int g_register_errno = 0;  // errno of the registration (0: registered); written once under g_register_once
 
 long membarrier(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
 
@@ -30,34 +28,26 @@ void register_sync_core() {
   const MembarrierSupport& m = platform_facts().membarrier;
   if (!m.available) {
     g_register_errno = m.query_errno != 0 ? m.query_errno : ENOSYS;
-    return;
-  }
-  if (!m.private_expedited_sync_core) {
+  } else if (!m.private_expedited_sync_core) {
     g_register_errno = EOPNOTSUPP;
-    return;
+  } else if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) != 0) {
+    g_register_errno = errno;
   }
-  if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE) != 0) g_register_errno = errno;
 }
 
 }  // namespace
 
-namespace internal {
-void simulate_membarrier_errno(int errnum) noexcept { g_simulated_errno.store(errnum, std::memory_order_relaxed); }
-}  // namespace internal
-
 bool cross_core_sync_available() {
   std::call_once(g_register_once, register_sync_core);
-  return g_register_errno == 0 && g_simulated_errno.load(std::memory_order_relaxed) == 0;
+  return g_register_errno == 0;
 }
 
 Status serialize_all_cores() {
-  if (const int sim = g_simulated_errno.load(std::memory_order_relaxed); sim != 0) {
-    return Error::from_errno("cross-core serialization: membarrier(PRIVATE_EXPEDITED_SYNC_CORE) [simulated]", sim);
-  }
   std::call_once(g_register_once, register_sync_core);
   if (g_register_errno != 0) {
     return Error::from_errno(
-        "cross-core serialization unavailable: membarrier(REGISTER_PRIVATE_EXPEDITED_SYNC_CORE); other threads "
+        "cross-core serialization unavailable: membarrier(REGISTER_PRIVATE_EXPEDITED_SYNC_CORE); other "
+        "threads "
         "must not run new or patched code",
         g_register_errno);
   }

@@ -1,4 +1,4 @@
-// tests/code/maps_util.h — reading /proc/self/maps in the code-zone tests.
+// tests/code/maps_util_p.h — reading /proc/self/maps in the code-zone tests.
 #pragma once
 
 #include <cstdint>
@@ -7,11 +7,13 @@
 #include <string>
 #include <vector>
 
-namespace jitkit::code::testing {
+namespace jitkit::code::test_util {
 
 struct Mapping {
   std::uintptr_t begin = 0, end = 0;
   bool r = false, w = false, x = false, shared = false;
+  std::string device;            // "major:minor" of the mapped file, "00:00" for anonymous memory
+  unsigned long long inode = 0;  // of the mapped file, 0 for anonymous memory
   std::string path;
   std::string line;
 };
@@ -24,8 +26,15 @@ inline std::vector<Mapping> read_maps() {
     Mapping m;
     unsigned long long b = 0, e = 0;
     char perms[8] = {};
+    char device[16] = {};
+    unsigned long long inode = 0;
     int path_at = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx %7s %*s %*s %*s %n", &b, &e, perms, &path_at) < 3) continue;
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s %*s %15s %llu %n", &b, &e, perms, device, &inode, &path_at) <
+        5) {
+      continue;
+    }
+    m.device = device;
+    m.inode = inode;
     m.begin = b;
     m.end = e;
     m.r = perms[0] == 'r';
@@ -65,4 +74,9 @@ inline const Mapping* find_mapping(const std::vector<Mapping>& maps, std::uintpt
   return nullptr;
 }
 
-}  // namespace jitkit::code::testing
+// True if both mappings show the same file (device and inode), e.g. the two views of one zone.
+inline bool same_object(const Mapping& a, const Mapping& b) {
+  return a.inode != 0 && a.inode == b.inode && a.device == b.device;
+}
+
+}  // namespace jitkit::code::test_util

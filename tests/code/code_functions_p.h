@@ -1,11 +1,11 @@
-// tests/code/code_functions.h — tiny hand-encoded x86-64 functions for the code-zone tests.
+// tests/code/code_functions_p.h — tiny hand-encoded x86-64 functions for the code-zone tests.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-namespace jitkit::code::testing {
+namespace jitkit::code::test_util {
 
 // mov eax, imm32 ; ret
 inline std::vector<std::uint8_t> return_constant(std::uint32_t value) {
@@ -25,4 +25,4 @@ inline std::vector<std::uint8_t> load_rip_relative(const std::uint8_t* at, const
 
 using IntFn = int (*)();
 
-}  // namespace jitkit::code::testing
+}  // namespace jitkit::code::test_util
