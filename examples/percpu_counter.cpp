@@ -8,11 +8,9 @@
 //
 // Where restartable sequences cannot be used (a kernel without rseq(2), a seccomp filter,
 // valgrind), the same calls take a fallback path with atomic adds: the total is the same, only
-// slower. The program prints which path this process took. `percpu_counter --fallback` forces
-// the fallback path, to compare.
+// slower. The program prints which path this process took.
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -21,15 +19,7 @@
 
 namespace rseq = jitkit::rseq;
 
-int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--fallback") == 0) {
-    // Allowed only before the first per-CPU operation: the process decides once.
-    if (auto s = rseq::force_unavailable_for_testing(); !s) {
-      std::fprintf(stderr, "cannot force the fallback: %s\n", s.error().message().c_str());
-      return 1;
-    }
-  }
-
+int main() {
   constexpr int kThreads = 4;
   constexpr std::int64_t kAddsPerThread = 1'000'000;
   rseq::PerCpuCounter hits;

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "jitkit/base/format.h"
+
 namespace jitkit::debug {
 namespace {
 
@@ -286,11 +288,12 @@ void perf_record_functions(std::span<const Symbol> symbols) {
       iovec local{o.buffer.data() + code_at, s.size};
       iovec remote{reinterpret_cast<void*>(s.address), s.size};
       ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+      const int read_errno = errno;
       if (got != static_cast<ssize_t>(s.size)) {
         o.buffer.resize(record_start);
-        std::fprintf(stderr, "jitkit: jitdump: cannot read the code of '%s' at %#lx (%s); not dumped\n",
-                     s.name.c_str(), static_cast<unsigned long>(s.address),
-                     got < 0 ? std::strerror(errno) : "short read");
+        std::fprintf(stderr, "jitkit: jitdump: cannot read the code of '%s' at %s (%s); not dumped\n",
+                     s.name.c_str(), hex(s.address).c_str(),
+                     got < 0 ? std::strerror(read_errno) : "short read");
         continue;
       }
       ++o.code_index;
