@@ -15,9 +15,13 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "debug/elf_object.h"
-#include "debug/gdb_jit_interface.h"
-#include "debug/perf_outputs.h"
+#include "jitkit/base/bits.h"
+#include "jitkit/base/format.h"
+#include "jitkit/base/linux/rseq_abi.h"
+
+#include "debug/elf_object_p.h"
+#include "debug/gdb_jit_interface_p.h"
+#include "debug/perf_outputs_p.h"
 
 namespace jitkit::debug {
 
@@ -34,9 +38,9 @@ FrameInfo FrameInfo::frame_pointer(std::uint32_t push_end, std::uint32_t mov_end
                                    std::vector<std::uint32_t> frame_gone) {
   FrameInfo f;
   f.has_unwind = true;
-  f.rows.push_back({0, UnwindRow::Base::kRsp, 8, false});              // after call
-  f.rows.push_back({push_end, UnwindRow::Base::kRsp, 16, true});       // after push rbp
-  f.rows.push_back({mov_end, UnwindRow::Base::kRbp, 16, true});        // after mov rbp, rsp
+  f.rows.push_back({0, UnwindRow::Base::kRsp, 8, false});         // after call
+  f.rows.push_back({push_end, UnwindRow::Base::kRsp, 16, true});  // after push rbp
+  f.rows.push_back({mov_end, UnwindRow::Base::kRbp, 16, true});   // after mov rbp, rsp
   std::sort(frame_gone.begin(), frame_gone.end());
   for (std::uint32_t gone : frame_gone) {
     if (gone <= mov_end) continue;  // not after the frame was set up: nothing to describe
@@ -52,8 +56,8 @@ FrameInfo FrameInfo::frame_pointer(std::uint32_t push_end, std::uint32_t mov_end
 
 // ---- SymbolBatch --------------------------------------------------------------------------
 
-void SymbolBatch::add_function(std::string name, const void* address, std::size_t size,
-                               FrameInfo frame, std::size_t extent) {
+void SymbolBatch::add_function(std::string name, const void* address, std::size_t size, FrameInfo frame,
+                               std::size_t extent) {
   Symbol s;
   s.name = std::move(name);
   s.address = reinterpret_cast<std::uintptr_t>(address);
@@ -82,20 +86,10 @@ void SymbolBatch::add_data(std::string name, const void* address, std::size_t si
 }
 
 Status SymbolBatch::add_rseq_section(std::string_view name, const void* descriptor) {
-  // struct rseq_cs of <linux/rseq.h>: u32 version, u32 flags, u64 start_ip,
-  // u64 post_commit_offset, u64 abort_ip; 32-byte aligned.
-  struct RseqCs {
-    std::uint32_t version;
-    std::uint32_t flags;
-    std::uint64_t start_ip;
-    std::uint64_t post_commit_offset;
-    std::uint64_t abort_ip;
-  };
-  static_assert(sizeof(RseqCs) == 32);
   std::string where = "debug: rseq section '" + std::string(name) + "'";
   if (name.empty()) return Error(ErrorCode::kInvalidArgument, where + ": empty name");
   if (descriptor == nullptr) return Error(ErrorCode::kInvalidArgument, where + ": null descriptor");
-  if (reinterpret_cast<std::uintptr_t>(descriptor) % 32 != 0) {
+  if (!is_aligned(reinterpret_cast<std::uintptr_t>(descriptor), 32)) {
     return Error(ErrorCode::kInvalidArgument,
                  where + ": descriptor is not 32-byte aligned (the kernel requires it)");
   }
@@ -168,12 +162,6 @@ bool env_flag(const char* name, bool fallback) {
            std::strcmp(v, "false") == 0);
 }
 
-std::string hex(std::uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 }  // namespace
 
 struct CodeRegistry::Impl {
@@ -204,7 +192,7 @@ struct CodeRegistry::Impl {
 
   void unlink(Run& run) {
     for (GdbObject& obj : run.objects) {
-      internal::gdb_unregister(obj.entry.get());
+      detail::gdb_unregister(obj.entry.get());
       ++gdb_calls;
       --gdb_objects;
       gdb_bytes -= obj.bytes.size();
@@ -222,13 +210,13 @@ struct CodeRegistry::Impl {
       for (const Symbol& s : batches.at(id).symbols) symbols.push_back(&s);
     }
     symbols_built += symbols.size();
-    for (auto& image : internal::build_elf_objects(std::span<const Symbol* const>(symbols))) {
+    for (auto& image : detail::build_elf_objects(std::span<const Symbol* const>(symbols))) {
       GdbObject obj;
       obj.bytes = std::move(image);
       obj.entry = std::make_unique<jit_code_entry>();
       obj.entry->symfile_addr = reinterpret_cast<const char*>(obj.bytes.data());
       obj.entry->symfile_size = obj.bytes.size();
-      internal::gdb_register(obj.entry.get());
+      detail::gdb_register(obj.entry.get());
       ++gdb_calls;
       ++gdb_objects;
       gdb_bytes += obj.bytes.size();
@@ -413,7 +401,7 @@ Result<Registration> CodeRegistry::add(SymbolBatch batch_in, Grouping grouping) 
   symbols.assign(std::make_move_iterator(batch_in.symbols().begin()),
                  std::make_move_iterator(batch_in.symbols().end()));
   if (symbols.empty()) return Error(ErrorCode::kInvalidArgument, "debug: empty symbol batch");
-  JITKIT_TRY(internal::validate_symbols(symbols));
+  JITKIT_TRY(detail::validate_symbols(symbols));
 
   std::lock_guard lock(impl_->mu);
   for (const Symbol& s : symbols) {
@@ -436,12 +424,12 @@ Result<Registration> CodeRegistry::add(SymbolBatch batch_in, Grouping grouping) 
   impl_->symbol_count += batch.symbols.size();
   impl_->index_dirty = true;
   impl_->place(id, grouping);
-  if (internal::perf_any_enabled()) internal::perf_record_functions(impl_->batches.at(id).symbols);
+  if (detail::perf_any_enabled()) detail::perf_record_functions(impl_->batches.at(id).symbols);
   return Registration(this, id);
 }
 
-Result<Registration> CodeRegistry::add_function(std::string name, const void* address,
-                                                std::size_t size, FrameInfo frame) {
+Result<Registration> CodeRegistry::add_function(std::string name, const void* address, std::size_t size,
+                                                FrameInfo frame) {
   SymbolBatch batch;
   batch.add_function(std::move(name), address, size, std::move(frame));
   return add(std::move(batch));
@@ -470,8 +458,7 @@ Status CodeRegistry::remove_function(const void* address) {
   Run& run = impl_->runs.at(batch.run);
   std::size_t before = batch.symbols.size();
   std::erase_if(batch.symbols, [&](const Symbol& s) {
-    return s.address >= addr && s.address < end &&
-           (s.kind != SymbolKind::kFunction || s.address == addr);
+    return s.address >= addr && s.address < end && (s.kind != SymbolKind::kFunction || s.address == addr);
   });
   std::size_t removed = before - batch.symbols.size();
   impl_->symbol_count -= removed;
@@ -520,9 +507,7 @@ std::optional<std::string> CodeRegistry::symbolize(std::uintptr_t address) const
   --it;
   if (address >= it->end) return std::nullopt;
   if (address == it->begin) return *it->name;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "+0x%llx", static_cast<unsigned long long>(address - it->begin));
-  return *it->name + buf;
+  return *it->name + "+" + hex(address - it->begin);
 }
 
 RegistryStats CodeRegistry::stats() const {
@@ -540,8 +525,7 @@ RegistryStats CodeRegistry::stats() const {
 
 // ---- Registration -------------------------------------------------------------------------
 
-Registration::Registration(Registration&& other) noexcept
-    : registry_(other.registry_), id_(other.id_) {
+Registration::Registration(Registration&& other) noexcept : registry_(other.registry_), id_(other.id_) {
   other.registry_ = nullptr;
 }
 

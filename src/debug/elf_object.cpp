@@ -1,6 +1,6 @@
 // src/debug/elf_object.cpp — the ELF objects gdb reads through its JIT interface.
-// See elf_object.h for the shape of an object and why it is that shape.
-#include "debug/elf_object.h"
+// See elf_object_p.h for the shape of an object and why it is that shape.
+#include "debug/elf_object_p.h"
 
 #include <elf.h>
 
@@ -9,7 +9,10 @@
 #include <numeric>
 #include <string>
 
-namespace jitkit::debug::internal {
+#include "jitkit/base/bits.h"
+#include "jitkit/base/format.h"
+
+namespace jitkit::debug::detail {
 namespace {
 
 // DWARF register numbers (System V x86-64 psABI, figure 3.36).
@@ -18,15 +21,15 @@ constexpr std::uint8_t kDwarfRsp = 7;
 constexpr std::uint8_t kDwarfRip = 16;  // the return-address column
 
 // DWARF call-frame opcodes used here (DWARF 4, section 6.4.2).
-constexpr std::uint8_t kCfaAdvanceLoc = 0x40;   // | delta (6 bits)
-constexpr std::uint8_t kCfaOffset = 0x80;       // | reg, ULEB factored offset
+constexpr std::uint8_t kCfaAdvanceLoc = 0x40;  // | delta (6 bits)
+constexpr std::uint8_t kCfaOffset = 0x80;      // | reg, ULEB factored offset
 constexpr std::uint8_t kCfaAdvanceLoc1 = 0x02;
 constexpr std::uint8_t kCfaAdvanceLoc2 = 0x03;
 constexpr std::uint8_t kCfaAdvanceLoc4 = 0x04;
 constexpr std::uint8_t kCfaSameValue = 0x08;
 constexpr std::uint8_t kCfaDefCfa = 0x0c;
 constexpr std::uint8_t kCfaNop = 0x00;
-constexpr std::int64_t kDataAlign = -8;         // CIE data_alignment_factor
+constexpr std::int64_t kDataAlign = -8;  // CIE data_alignment_factor
 
 void put_u8(std::vector<std::uint8_t>& out, std::uint8_t v) { out.push_back(v); }
 template <typename T>
@@ -58,13 +61,7 @@ void put_sleb(std::vector<std::uint8_t>& out, std::int64_t v) {
   }
 }
 void pad_to(std::vector<std::uint8_t>& out, std::size_t alignment, std::uint8_t fill) {
-  while (out.size() % alignment != 0) out.push_back(fill);
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
+  while (!is_aligned(out.size(), alignment)) out.push_back(fill);
 }
 
 std::uint64_t extent_end(const Symbol& s) {
@@ -95,7 +92,7 @@ std::vector<std::uint8_t> make_cie() {
   put_u8(cie, kCfaDefCfa);
   put_uleb(cie, kDwarfRsp);
   put_uleb(cie, 8);
-  put_u8(cie, kCfaOffset | kDwarfRip);   // rip saved at CFA + 1 * -8
+  put_u8(cie, kCfaOffset | kDwarfRip);  // rip saved at CFA + 1 * -8
   put_uleb(cie, 1);
   pad_to(cie, 8, kCfaNop);
   put_at<std::uint32_t>(cie, 0, static_cast<std::uint32_t>(cie.size() - 4));
@@ -110,8 +107,7 @@ std::vector<std::uint8_t> cfa_program(const FrameInfo& frame, std::size_t functi
   return out;
 }
 
-void append_cfa_program(std::vector<std::uint8_t>& out, const FrameInfo& frame,
-                        std::size_t function_size) {
+void append_cfa_program(std::vector<std::uint8_t>& out, const FrameInfo& frame, std::size_t function_size) {
   // The CIE's initial state: CFA = rsp+8, rbp unchanged.
   UnwindRow::Base base = UnwindRow::Base::kRsp;
   std::int32_t cfa_offset = 8;
@@ -181,7 +177,7 @@ Status validate_symbols(std::span<const Symbol> symbols) {
                           " is outside the function (size " + std::to_string(s.size) + ")");
       }
       if (i > 0 && r.code_offset <= prev) return bad(s, "unwind rows are not strictly sorted");
-      if (r.cfa_offset < 8 || r.cfa_offset % 8 != 0) {
+      if (r.cfa_offset < 8 || !is_aligned(static_cast<std::uint64_t>(r.cfa_offset), 8)) {
         return bad(s, "CFA offset " + std::to_string(r.cfa_offset) +
                           " is not a positive multiple of 8 (at least the return address)");
       }
@@ -220,8 +216,8 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
   // 5.. one per range.
   constexpr std::uint16_t kFirstRange = 5;
   static const char kShstrtab[] = "\0.shstrtab\0.strtab\0.symtab\0.debug_frame\0.text\0.data";
-  constexpr std::uint32_t kNameShstrtab = 1, kNameStrtab = 11, kNameSymtab = 19,
-                          kNameDebugFrame = 27, kNameText = 40, kNameData = 46;
+  constexpr std::uint32_t kNameShstrtab = 1, kNameStrtab = 11, kNameSymtab = 19, kNameDebugFrame = 27,
+                          kNameText = 40, kNameData = 46;
 
   // .strtab and .symtab: null symbol, locals (labels), then globals (functions, data).
   // Sizes are known up front: reserving them avoids regrowing multi-megabyte vectors (which
@@ -285,8 +281,8 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
   // File layout: header, .shstrtab, .strtab, .symtab (8-aligned), .debug_frame (8-aligned),
   // section headers (8-aligned).
   std::vector<std::uint8_t> out;
-  out.reserve(sizeof(Elf64_Ehdr) + 64 + strtab.size() + 8 + syms.size() * sizeof(Elf64_Sym) +
-              frame.size() + 8 + (kFirstRange + ranges.size()) * sizeof(Elf64_Shdr));
+  out.reserve(sizeof(Elf64_Ehdr) + 64 + strtab.size() + 8 + syms.size() * sizeof(Elf64_Sym) + frame.size() +
+              8 + (kFirstRange + ranges.size()) * sizeof(Elf64_Shdr));
   out.resize(sizeof(Elf64_Ehdr), 0);
   std::size_t shstrtab_off = out.size();
   out.insert(out.end(), kShstrtab, kShstrtab + sizeof(kShstrtab));
@@ -305,15 +301,25 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
   std::memset(sh.data(), 0, sh.size() * sizeof(Elf64_Shdr));
   sh[1] = {kNameShstrtab, SHT_STRTAB, 0, 0, shstrtab_off, sizeof(kShstrtab), 0, 0, 1, 0};
   sh[2] = {kNameStrtab, SHT_STRTAB, 0, 0, strtab_off, strtab.size(), 0, 0, 1, 0};
-  sh[3] = {kNameSymtab, SHT_SYMTAB, 0, 0, symtab_off, syms.size() * sizeof(Elf64_Sym),
-           2, static_cast<Elf64_Word>(1 + locals), 8, sizeof(Elf64_Sym)};
+  sh[3] = {kNameSymtab, SHT_SYMTAB,
+           0,           0,
+           symtab_off,  syms.size() * sizeof(Elf64_Sym),
+           2,           static_cast<Elf64_Word>(1 + locals),
+           8,           sizeof(Elf64_Sym)};
   sh[4] = {kNameDebugFrame, SHT_PROGBITS, 0, 0, frame_off, frame.size(), 0, 0, 8, 0};
   for (std::size_t i = 0; i < ranges.size(); ++i) {
     const Range& r = ranges[i];
-    sh[kFirstRange + i] = {r.code ? kNameText : kNameData, SHT_NOBITS,
-                           r.code ? std::uint64_t{SHF_ALLOC | SHF_EXECINSTR}
-                                  : std::uint64_t{SHF_ALLOC | SHF_WRITE},
-                           r.begin, shoff, r.end - r.begin, 0, 0, 1, 0};
+    sh[kFirstRange + i] = {
+        r.code ? kNameText : kNameData,
+        SHT_NOBITS,
+        r.code ? std::uint64_t{SHF_ALLOC | SHF_EXECINSTR} : std::uint64_t{SHF_ALLOC | SHF_WRITE},
+        r.begin,
+        shoff,
+        r.end - r.begin,
+        0,
+        0,
+        1,
+        0};
   }
   const auto* sh_bytes = reinterpret_cast<const std::uint8_t*>(sh.data());
   out.insert(out.end(), sh_bytes, sh_bytes + sh.size() * sizeof(Elf64_Shdr));
@@ -382,8 +388,7 @@ std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol*
   for (std::uint32_t idx : order) {
     std::size_t object = range_of[idx] / kMaxRangesPerObject;
     members[object].push_back(idx);
-    member_range[object].push_back(
-        static_cast<std::uint32_t>(range_of[idx] - object * kMaxRangesPerObject));
+    member_range[object].push_back(static_cast<std::uint32_t>(range_of[idx] - object * kMaxRangesPerObject));
   }
   std::vector<std::vector<std::uint8_t>> objects;
   for (std::size_t k = 0; k < object_count; ++k) {
@@ -395,4 +400,4 @@ std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol*
   return objects;
 }
 
-}  // namespace jitkit::debug::internal
+}  // namespace jitkit::debug::detail

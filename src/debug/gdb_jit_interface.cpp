@@ -1,6 +1,6 @@
 // src/debug/gdb_jit_interface.cpp — the one definition of __jit_debug_descriptor and
-// __jit_debug_register_code in the process (see gdb_jit_interface.h).
-#include "debug/gdb_jit_interface.h"
+// __jit_debug_register_code in the process (see gdb_jit_interface_p.h).
+#include "debug/gdb_jit_interface_p.h"
 
 extern "C" {
 
@@ -14,12 +14,12 @@ __attribute__((noinline, used, visibility("default"))) void __jit_debug_register
 }
 
 // version 1 is the only version gdb knows. gdb reads this by symbol name.
-__attribute__((used, visibility("default"))) jit_descriptor __jit_debug_descriptor = {
-    1, JIT_NOACTION, nullptr, nullptr};
+__attribute__((used, visibility("default")))
+jit_descriptor __jit_debug_descriptor = {1, JIT_NOACTION, nullptr, nullptr};
 
 }  // extern "C"
 
-namespace jitkit::debug::internal {
+namespace jitkit::debug::detail {
 
 void gdb_register(jit_code_entry* entry) {
   entry->prev_entry = nullptr;
@@ -50,4 +50,4 @@ void gdb_unregister(jit_code_entry* entry) {
   __jit_debug_descriptor.relevant_entry = nullptr;
 }
 
-}  // namespace jitkit::debug::internal
+}  // namespace jitkit::debug::detail

@@ -6,8 +6,9 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
+
+#include "jitkit/base/format.h"
 
 namespace jitkit::debug {
 namespace {
@@ -20,18 +21,11 @@ bool is_reg(const x64::DecodedOperand& op, const char* name) {
 // callee's frame or end this one).
 bool moves_rsp(const x64::DecodedInstruction& insn) {
   const std::string& m = insn.mnemonic;
-  if (m == "push" || m == "pop" || m == "pushfq" || m == "popfq" || m == "enter" ||
-      m == "leave") {
+  if (m == "push" || m == "pop" || m == "pushfq" || m == "popfq" || m == "enter" || m == "leave") {
     return true;
   }
   if (!insn.operands.empty() && is_reg(insn.operands[0], "rsp")) return true;  // sub/add/mov/lea rsp
   return false;
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 }  // namespace
@@ -50,10 +44,10 @@ FrameInfo detect_frame(const void* code, std::size_t size) {
   if (insns.empty()) return FrameInfo::none();
 
   // Frame-pointer convention: push rbp; mov rbp, rsp; ... (pop rbp | leave); ret ...
-  if (insns.size() >= 2 && insns[0].second.mnemonic == "push" &&
-      !insns[0].second.operands.empty() && is_reg(insns[0].second.operands[0], "rbp") &&
-      insns[1].second.mnemonic == "mov" && insns[1].second.operands.size() == 2 &&
-      is_reg(insns[1].second.operands[0], "rbp") && is_reg(insns[1].second.operands[1], "rsp")) {
+  if (insns.size() >= 2 && insns[0].second.mnemonic == "push" && !insns[0].second.operands.empty() &&
+      is_reg(insns[0].second.operands[0], "rbp") && insns[1].second.mnemonic == "mov" &&
+      insns[1].second.operands.size() == 2 && is_reg(insns[1].second.operands[0], "rbp") &&
+      is_reg(insns[1].second.operands[1], "rsp")) {
     std::uint32_t push_end = insns[1].first;
     std::uint32_t mov_end = insns.size() > 2 ? insns[2].first : static_cast<std::uint32_t>(size);
     std::vector<std::uint32_t> gone;
@@ -67,30 +61,26 @@ FrameInfo detect_frame(const void* code, std::size_t size) {
     return FrameInfo::frame_pointer(push_end, mov_end, std::move(gone));
   }
   // Leaf: rsp never moves, so CFA = rsp+8 at every instruction.
-  bool leaf = std::none_of(insns.begin(), insns.end(),
-                           [](const auto& p) { return moves_rsp(p.second); });
+  bool leaf = std::none_of(insns.begin(), insns.end(), [](const auto& p) { return moves_rsp(p.second); });
   return leaf ? FrameInfo::leaf() : FrameInfo::none();
 }
 
-Status add_installed(SymbolBatch& batch, const install::InstalledCode& code,
-                     std::optional<FrameInfo> frame, std::string_view name) {
+Status add_installed(SymbolBatch& batch, const install::InstalledCode& code, std::optional<FrameInfo> frame,
+                     std::string_view name) {
   std::string n(name.empty() ? std::string_view(code.name()) : name);
   if (n.empty()) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "debug: installed code at " + hex(code.start()) +
-                     " has no name (set InstallOptions::name or pass one)");
+    return Error(ErrorCode::kInvalidArgument, "debug: installed code at " + hex(code.start()) +
+                                                  " has no name (set InstallOptions::name or pass one)");
   }
   if (code.code_size() == 0) {
     return Error(ErrorCode::kInvalidArgument, "debug: installed code '" + n + "' is empty");
   }
   FrameInfo f = frame ? std::move(*frame) : detect_frame(code.block().exec, code.code_size());
-  batch.add_function(std::move(n), code.block().exec, code.code_size(), std::move(f),
-                     code.block().size);
+  batch.add_function(std::move(n), code.block().exec, code.code_size(), std::move(f), code.block().size);
   return ok();
 }
 
-Result<Registration> register_installed(const install::InstalledCode& code,
-                                        std::optional<FrameInfo> frame) {
+Result<Registration> register_installed(const install::InstalledCode& code, std::optional<FrameInfo> frame) {
   SymbolBatch batch;
   JITKIT_TRY(add_installed(batch, code, std::move(frame)));
   return CodeRegistry::global().add(std::move(batch));
@@ -153,8 +143,8 @@ std::string listing(std::string_view name, const void* code, std::size_t size,
 
 std::string listing(const install::InstalledCode& code, const ListingOptions& options) {
   std::string name = code.name().empty() ? "code@" + hex(code.start()) : code.name();
-  return listing_impl(name, code.block().exec, code.code_size(), options,
-                      code.start() + code.code_size(), code.start() + code.used_size());
+  return listing_impl(name, code.block().exec, code.code_size(), options, code.start() + code.code_size(),
+                      code.start() + code.used_size());
 }
 
 }  // namespace jitkit::debug

@@ -5,7 +5,7 @@
 // JIT_CODE_LOAD (with the code bytes) and JIT_CODE_CLOSE are written. Timestamps are
 // CLOCK_MONOTONIC nanoseconds, which is what `perf record -k mono` stamps samples with, so that
 // `perf inject --jit` can place each load before the samples that hit it.
-#include "debug/perf_outputs.h"
+#include "debug/perf_outputs_p.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -24,6 +24,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "jitkit/base/format.h"
 
 namespace jitkit::debug {
 namespace {
@@ -57,7 +59,7 @@ struct CodeLoadBody {
   std::uint64_t vma;        // where the code runs
   std::uint64_t code_addr;  // same: we copy the bytes, there is no separate load address
   std::uint64_t code_size;
-  std::uint64_t code_index; // unique per load; names perf inject's jitted-<pid>-<index>.so
+  std::uint64_t code_index;  // unique per load; names perf inject's jitted-<pid>-<index>.so
 };
 
 std::uint64_t monotonic_ns() {
@@ -143,8 +145,14 @@ Status enable_jitdump(std::string_view dir_arg) {
   }
   int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
   if (fd < 0) return Error::from_errno("debug: create jitdump file " + path, errno);
-  JitdumpHeader h{kJitdumpMagic, kJitdumpVersion, sizeof(JitdumpHeader), EM_X86_64, 0,
-                  static_cast<std::uint32_t>(getpid()), monotonic_ns(), 0};
+  JitdumpHeader h{kJitdumpMagic,
+                  kJitdumpVersion,
+                  sizeof(JitdumpHeader),
+                  EM_X86_64,
+                  0,
+                  static_cast<std::uint32_t>(getpid()),
+                  monotonic_ns(),
+                  0};
   if (!write_all(fd, &h, sizeof h)) {
     int e = errno;
     ::close(fd);
@@ -157,9 +165,8 @@ Status enable_jitdump(std::string_view dir_arg) {
   if (marker == MAP_FAILED) {
     int e = errno;
     ::close(fd);
-    return Error::from_errno("debug: mmap jitdump file " + path +
-                                 " with PROT_EXEC (the marker perf inject looks for)",
-                             e);
+    return Error::from_errno(
+        "debug: mmap jitdump file " + path + " with PROT_EXEC (the marker perf inject looks for)", e);
   }
   o.dump_fd = fd;
   o.marker = marker;
@@ -211,8 +218,8 @@ Result<bool> perf_map_covers(std::uintptr_t address) {
     char dev[16] = {};
     unsigned long inode = 0;
     int consumed = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s %lx %15s %lu %n", &begin, &end, perms, &offset, dev,
-                    &inode, &consumed) < 6) {
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s %lx %15s %lu %n", &begin, &end, perms, &offset, dev, &inode,
+                    &consumed) < 6) {
       continue;
     }
     if (address < begin || address >= end) continue;
@@ -227,7 +234,7 @@ Result<bool> perf_map_covers(std::uintptr_t address) {
   return Error(ErrorCode::kInvalidArgument, "debug: address is not mapped in this process");
 }
 
-namespace internal {
+namespace detail {
 
 void perf_record_functions(std::span<const Symbol> symbols) {
   PerfOutputs& o = outputs();
@@ -249,8 +256,7 @@ void perf_record_functions(std::span<const Symbol> symbols) {
                        o.map_path.c_str(), s.name.c_str());
         }
       }
-      std::fprintf(o.map_file, "%lx %zx %s\n", static_cast<unsigned long>(s.address), s.size,
-                   s.name.c_str());
+      std::fprintf(o.map_file, "%lx %zx %s\n", static_cast<unsigned long>(s.address), s.size, s.name.c_str());
     }
     // perf reads the file after the run; flushing per batch keeps it complete even if the
     // process dies without running atexit handlers.
@@ -282,18 +288,19 @@ void perf_record_functions(std::span<const Symbol> symbols) {
       iovec local{o.buffer.data() + code_at, s.size};
       iovec remote{reinterpret_cast<void*>(s.address), s.size};
       ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+      const int read_errno = errno;
       if (got != static_cast<ssize_t>(s.size)) {
         o.buffer.resize(record_start);
-        std::fprintf(stderr, "jitkit: jitdump: cannot read the code of '%s' at %#lx (%s); not dumped\n",
-                     s.name.c_str(), static_cast<unsigned long>(s.address),
-                     got < 0 ? std::strerror(errno) : "short read");
+        std::fprintf(stderr, "jitkit: jitdump: cannot read the code of '%s' at %s (%s); not dumped\n",
+                     s.name.c_str(), hex(s.address).c_str(),
+                     got < 0 ? std::strerror(read_errno) : "short read");
         continue;
       }
       ++o.code_index;
     }
     if (!o.buffer.empty() && !write_all(o.dump_fd, o.buffer.data(), o.buffer.size())) {
-      std::fprintf(stderr, "jitkit: writing jitdump %s failed (%s); jitdump disabled\n",
-                   o.dump_path.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "jitkit: writing jitdump %s failed (%s); jitdump disabled\n", o.dump_path.c_str(),
+                   std::strerror(errno));
       close_jitdump_locked(o);
     }
   }
@@ -305,5 +312,5 @@ bool perf_any_enabled() {
   return o.map_file != nullptr || o.dump_fd >= 0;
 }
 
-}  // namespace internal
+}  // namespace detail
 }  // namespace jitkit::debug

@@ -1,6 +1,6 @@
 // Slow paths of the per-CPU structures (jitkit/rseq/percpu.h): first use in a thread, bounded
-// retries after aborts, slots locked by cross-CPU operations, the locked/fenced fallback, and the
-// cross-CPU drain.
+// retries after aborts, slots locked by cross-CPU operations (one retry loop for all of them,
+// retry_p.h), the locked/fenced fallback, and the cross-CPU drain.
 #include "jitkit/rseq/percpu.h"
 
 #include <sched.h>
@@ -10,7 +10,17 @@
 #include <cstring>
 #include <new>
 
+#include "jitkit/base/bits.h"
+#include "rseq/retry_p.h"
+
 namespace jitkit::rseq {
+
+namespace detail {
+// Defined here, with the operations that read it, so that it exists wherever percpu.h is used;
+// the OS's registration (linux/registration.cpp) sets it.
+__thread RseqArea* tls_area __attribute__((tls_model("initial-exec"))) = nullptr;
+}  // namespace detail
+
 namespace {
 
 using detail::Attempt;
@@ -19,11 +29,6 @@ using detail::ListNode;
 unsigned slot_count_for_process() {
   unsigned n = process_status().slots;
   return n > 0 ? n : 1;
-}
-
-RseqArea* area_for_slow_path() {
-  RseqArea* area = detail::tls_area;
-  return area != nullptr ? area : ensure_registered().area;
 }
 
 // The slot a fallback operation uses: the running CPU's when known (locality), else slot 0.
@@ -109,15 +114,12 @@ void SlotArray::Free::operator()(std::uint8_t* p) const { std::free(p); }
 
 PerCpuCounter::PerCpuCounter() : slots_(slot_count_for_process()), index_offset_(detail::index_offset()) {}
 
-void PerCpuCounter::add_slow(std::int64_t delta, bool inject, bool aborted_once) {
-  if (aborted_once) detail::count_abort();
-  if (RseqArea* area = area_for_slow_path()) {
-    for (int attempt = aborted_once ? 1 : 0; attempt < kMaxAttempts; ++attempt) {
-      Attempt a = inject ? detail::counter_add<true>(area, slots_.base(), index_offset_, delta)
-                         : detail::counter_add<false>(area, slots_.base(), index_offset_, delta);
-      if (a == Attempt::kCommitted) return;
-      detail::count_abort();
-    }
+void PerCpuCounter::add_slow(std::int64_t delta, bool aborted) {
+  Attempt a = detail::retry_section(
+      aborted ? Attempt::kAborted : Attempt::kNotAttempted,
+      [&](RseqArea* area) { return detail::counter_add(area, slots_.base(), index_offset_, delta); });
+  if (a == Attempt::kCommitted) return;
+  if (a != Attempt::kNotAttempted) {
     // Retries exhausted: the slots belong to critical sections, so add to the atomic cell.
     fallback_.fetch_add(delta, std::memory_order_relaxed);
     return;
@@ -146,23 +148,17 @@ std::int64_t PerCpuCounter::value() const {
 PerCpuWord::PerCpuWord() : slots_(slot_count_for_process()), index_offset_(detail::index_offset()) {}
 
 PerCpuWord::Outcome PerCpuWord::compare_and_store_slow(std::uint64_t expected, std::uint64_t desired,
-                                                       bool inject, Attempt first) {
-  if (first == Attempt::kAborted) detail::count_abort();
-  if (RseqArea* area = area_for_slow_path()) {
-    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts; ++attempt) {
-      std::uint32_t slot = 0;
-      Attempt a =
-          inject ? detail::compare_store<true>(area, slots_.base(), index_offset_, expected, desired, &slot)
-                 : detail::compare_store<false>(area, slots_.base(), index_offset_, expected, desired, &slot);
-      if (a == Attempt::kCommitted) return {true, slot};
-      if (a == Attempt::kMismatch) return {false, slot};
-      if (a == Attempt::kAborted) {
-        detail::count_abort();
-      } else {
-        sched_yield();  // kLocked: a cross-CPU operation owns the slot for a moment
-      }
-    }
-  }
+                                                       Attempt first) {
+  std::uint32_t slot = 0;
+  Attempt a = detail::retry_section(first, [&](RseqArea* area) {
+    return detail::compare_store(area, slots_.base(), index_offset_, expected, desired, &slot);
+  });
+  if (a == Attempt::kCommitted) return {true, slot};
+  if (a == Attempt::kMismatch) return {false, slot};
+  return compare_and_store_locked(expected, desired);
+}
+
+PerCpuWord::Outcome PerCpuWord::compare_and_store_locked(std::uint64_t expected, std::uint64_t desired) {
   Outcome out{false, 0};
   with_owned_slot(slots_, fallback_slot(slots_.count()), [&](unsigned slot) {
     std::uint64_t* word = slots_.word(slot, 0);
@@ -187,21 +183,10 @@ void PerCpuWord::store(unsigned slot, std::uint64_t value) {
 
 PerCpuList::PerCpuList() : slots_(slot_count_for_process()), index_offset_(detail::index_offset()) {}
 
-void PerCpuList::push_slow(Node* node, bool inject, Attempt first) {
-  if (first == Attempt::kAborted) detail::count_abort();
-  if (first == Attempt::kLocked) sched_yield();
-  if (RseqArea* area = area_for_slow_path()) {
-    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts; ++attempt) {
-      Attempt a = inject ? detail::list_push<true>(area, slots_.base(), index_offset_, node)
-                         : detail::list_push<false>(area, slots_.base(), index_offset_, node);
-      if (a == Attempt::kCommitted) return;
-      if (a == Attempt::kAborted) {
-        detail::count_abort();
-      } else {
-        sched_yield();
-      }
-    }
-  }
+void PerCpuList::push_slow(Node* node, Attempt first) {
+  Attempt a = detail::retry_section(
+      first, [&](RseqArea* area) { return detail::list_push(area, slots_.base(), index_offset_, node); });
+  if (a == Attempt::kCommitted) return;
   push_locked(node);
 }
 
@@ -227,26 +212,15 @@ PerCpuList::Node* PerCpuList::pop_locked() {
   return out;
 }
 
-PerCpuList::Node* PerCpuList::pop_slow(bool inject, Attempt first) {
-  if (first == Attempt::kAborted) detail::count_abort();
-  if (first == Attempt::kLocked) sched_yield();
-  if (RseqArea* area = area_for_slow_path()) {
-    for (int attempt = first == Attempt::kNotAttempted ? 0 : 1; attempt < kMaxAttempts; ++attempt) {
-      Node* out = nullptr;
-      Attempt a = inject ? detail::list_pop<true>(area, slots_.base(), index_offset_, &out)
-                         : detail::list_pop<false>(area, slots_.base(), index_offset_, &out);
-      if (a == Attempt::kCommitted) {
-        detail::tsan_acquire(out);
-        return out;
-      }
-      if (a == Attempt::kEmpty) return nullptr;
-      if (a == Attempt::kAborted) {
-        detail::count_abort();
-      } else {
-        sched_yield();
-      }
-    }
+PerCpuList::Node* PerCpuList::pop_slow(Attempt first) {
+  Node* out = nullptr;
+  Attempt a = detail::retry_section(
+      first, [&](RseqArea* area) { return detail::list_pop(area, slots_.base(), index_offset_, &out); });
+  if (a == Attempt::kCommitted) {
+    detail::tsan_acquire(out);
+    return out;
   }
+  if (a == Attempt::kEmpty) return nullptr;
   return pop_locked();
 }
 
@@ -272,7 +246,7 @@ Result<std::unique_ptr<PerCpuPool>> PerCpuPool::create(std::size_t object_size, 
     return Error(ErrorCode::kInvalidArgument, "rseq: PerCpuPool::create: object_size " +
                                                   std::to_string(object_size) + " must be in [1, 1 GiB]");
   }
-  if (alignment < 8 || alignment > 4096 || (alignment & (alignment - 1)) != 0) {
+  if (alignment < 8 || alignment > 4096 || !is_power_of_two(alignment)) {
     return Error(ErrorCode::kInvalidArgument, "rseq: PerCpuPool::create: alignment " +
                                                   std::to_string(alignment) +
                                                   " must be a power of two in [8, 4096]");
@@ -284,7 +258,7 @@ Result<std::unique_ptr<PerCpuPool>> PerCpuPool::create(std::size_t object_size, 
 }
 
 PerCpuPool::PerCpuPool(std::size_t object_size, std::size_t alignment, std::size_t per_chunk)
-    : object_size_((std::max<std::size_t>(object_size, sizeof(ListNode)) + alignment - 1) & ~(alignment - 1)),
+    : object_size_(align_up(std::max<std::size_t>(object_size, sizeof(ListNode)), alignment)),
       alignment_(alignment),
       per_chunk_(per_chunk) {}
 

@@ -9,26 +9,30 @@
 
 #include <string>
 
-#include "debug/tool_runner.h"
+#include "debug/tool_runner_p.h"
 
-namespace jitkit::debug::testing {
+namespace jitkit::debug {
 namespace {
 
-std::string gdb_on(const std::string& program, const std::string& program_args,
-                   const std::string& commands);
+using test_util::CommandResult;
+using test_util::find_group;
+using test_util::require_tool;
+using test_util::run_command;
+
+std::string gdb_on(const std::string& program, const std::string& program_args, const std::string& commands);
 
 std::string gdb(const std::string& program_args, const std::string& commands) {
   return gdb_on(JITKIT_DEBUG_FRAMES_PROGRAM, program_args, commands);
 }
 
-std::string gdb_on(const std::string& program, const std::string& program_args,
-                   const std::string& commands) {
+std::string gdb_on(const std::string& program, const std::string& program_args, const std::string& commands) {
   // LeakSanitizer cannot run under ptrace: sanitizer builds (make asan) would fail the program
   // at exit for that reason alone.
-  std::string cmd = "env -u DEBUGINFOD_URLS ASAN_OPTIONS=detect_leaks=0 timeout 120 gdb -batch -nx "
-                    "-ex 'set pagination off' "
-                    "-ex 'set breakpoint pending on' " +
-                    commands + " --args " + program + " " + program_args;
+  std::string cmd =
+      "env -u DEBUGINFOD_URLS ASAN_OPTIONS=detect_leaks=0 timeout 120 gdb -batch -nx "
+      "-ex 'set pagination off' "
+      "-ex 'set breakpoint pending on' " +
+      commands + " --args " + program + " " + program_args;
   CommandResult r = run_command(cmd);
   return r.output;
 }
@@ -89,8 +93,9 @@ TEST(GdbJit, SoftwareBreakpointByJitNameInAnonymousCodeAndBacktraceToMain) {
 
 TEST(GdbJit, HardwareBreakpointByJitNameInDualMappedCodeAndLeafBacktrace) {
   if (!require_tool("gdb", "gdb")) return;
-  std::string out = gdb("dual", "-ex 'hbreak jit_leaf' -ex 'hbreak jit_inner' -ex run -ex bt "
-                                "-ex continue -ex bt");
+  std::string out = gdb("dual",
+                        "-ex 'hbreak jit_leaf' -ex 'hbreak jit_inner' -ex run -ex bt "
+                        "-ex continue -ex bt");
   SCOPED_TRACE(out);
   // jit_leaf runs first (from main): leaf CFI, CFA = rsp+8.
   std::string bt1 = first_backtrace(out);
@@ -105,9 +110,10 @@ TEST(GdbJit, HardwareBreakpointByJitNameInDualMappedCodeAndLeafBacktrace) {
 
 TEST(GdbJit, NamesDisappearWhenTheRegistrationIsReleased) {
   if (!require_tool("gdb", "gdb")) return;
-  std::string out = gdb("dual", "-ex 'break host_callback' -ex 'break after_unregister' -ex run "
-                                "-ex 'frame 1' -ex 'info symbol $pc' -ex continue "
-                                "-ex 'info symbol $rdi'");
+  std::string out = gdb("dual",
+                        "-ex 'break host_callback' -ex 'break after_unregister' -ex run "
+                        "-ex 'frame 1' -ex 'info symbol $pc' -ex continue "
+                        "-ex 'info symbol $rdi'");
   SCOPED_TRACE(out);
   // While registered: the return address in frame 1 is inside jit_inner's .text section.
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(jit_inner \+ 16 in section \.text)")));
@@ -119,14 +125,13 @@ TEST(GdbJit, DebuggerAttachingLaterFindsCodeRegisteredBeforeIt) {
   // gdb reads the whole __jit_debug_descriptor list when it attaches, not only the
   // registrations it sees happen.
   if (!require_tool("gdb", "gdb")) return;
-  std::string script =
-      std::string("{ d=$(mktemp -d); ") + JITKIT_DEBUG_FRAMES_PROGRAM +
-      " dual attach > $d/out & pid=$!; "
-      "for i in $(seq 100); do grep -q ready $d/out && break; sleep 0.1; done; "
-      "addr=$(sed -n 's/^jit_inner=//p' $d/out); echo \"attach_addr=$addr\"; "
-      "env -u DEBUGINFOD_URLS timeout 60 gdb -batch -nx -p $pid -ex \"info symbol $addr\" "
-      "-ex \"info symbol $addr+4\"; "
-      "kill $pid; wait $pid; rm -rf $d; }";
+  std::string script = std::string("{ d=$(mktemp -d); ") + JITKIT_DEBUG_FRAMES_PROGRAM +
+                       " dual attach > $d/out & pid=$!; "
+                       "for i in $(seq 100); do grep -q ready $d/out && break; sleep 0.1; done; "
+                       "addr=$(sed -n 's/^jit_inner=//p' $d/out); echo \"attach_addr=$addr\"; "
+                       "env -u DEBUGINFOD_URLS timeout 60 gdb -batch -nx -p $pid -ex \"info symbol $addr\" "
+                       "-ex \"info symbol $addr+4\"; "
+                       "kill $pid; wait $pid; rm -rf $d; }";
   CommandResult r = run_command(script);
   SCOPED_TRACE(r.output);
   ASSERT_FALSE(find_group(r.output, R"(attach_addr=(0x[0-9a-f]+))").empty());
@@ -136,13 +141,14 @@ TEST(GdbJit, DebuggerAttachingLaterFindsCodeRegisteredBeforeIt) {
 
 TEST(GdbJit, RseqDescriptorAndLabelsAreNamedSymbols) {
   if (!require_tool("gdb", "gdb")) return;
-  std::string out = gdb("dual", "-ex 'break host_callback' -ex run "
-                                "-ex 'printf \"cs=%p\\n\", &__rseq_cs_demo' "
-                                "-ex 'printf \"start=%p\\n\", &__rseq_start_demo' "
-                                "-ex 'printf \"commit=%p\\n\", &__rseq_commit_demo' "
-                                "-ex 'printf \"abort=%p\\n\", &__rseq_abort_demo' "
-                                "-ex 'printf \"fn=%p\\n\", &jit_rseq_demo' "
-                                "-ex 'x/4gx &__rseq_cs_demo'");
+  std::string out = gdb("dual",
+                        "-ex 'break host_callback' -ex run "
+                        "-ex 'printf \"cs=%p\\n\", &__rseq_cs_demo' "
+                        "-ex 'printf \"start=%p\\n\", &__rseq_start_demo' "
+                        "-ex 'printf \"commit=%p\\n\", &__rseq_commit_demo' "
+                        "-ex 'printf \"abort=%p\\n\", &__rseq_abort_demo' "
+                        "-ex 'printf \"fn=%p\\n\", &jit_rseq_demo' "
+                        "-ex 'x/4gx &__rseq_cs_demo'");
   SCOPED_TRACE(out);
   std::string cs_printed = find_group(out, R"(\nrseq_cs=(0x[0-9a-f]+))");
   std::string cs = find_group(out, R"(\ncs=(0x[0-9a-f]+))");
@@ -162,9 +168,9 @@ TEST(GdbJit, RseqDescriptorAndLabelsAreNamedSymbols) {
 }
 
 }  // namespace
-}  // namespace jitkit::debug::testing
+}  // namespace jitkit::debug
 
-namespace jitkit::debug::testing {
+namespace jitkit::debug {
 namespace {
 
 std::uint64_t hex_value(const std::string& text, const std::string& pattern) {
@@ -198,8 +204,8 @@ TEST(GdbJit, RseqSectionEmittedAtRunTimeIsNamedAndBreakableByItsLabels) {
   EXPECT_EQ(hex_value(out, R"(<__rseq_cs_counter_add>:\s+0x0+\s+(0x[0-9a-f]+))"), start);
   EXPECT_TRUE(std::regex_search(out, std::regex(R"(jit_counter_add \+ \d+ in section \.text)")));
 
-  std::string bt_out = gdb_on(JITKIT_DEBUG_RSEQ_JIT_PROGRAM, "",
-                              "-ex 'hbreak __rseq_start_counter_add' -ex run -ex bt");
+  std::string bt_out =
+      gdb_on(JITKIT_DEBUG_RSEQ_JIT_PROGRAM, "", "-ex 'hbreak __rseq_start_counter_add' -ex run -ex bt");
   std::string bt = first_backtrace(bt_out);
   SCOPED_TRACE(bt_out);
   EXPECT_TRUE(std::regex_search(bt, std::regex(R"(#0 +0x[0-9a-f]+ in jit_counter_add \(\))"))) << bt;
@@ -207,4 +213,4 @@ TEST(GdbJit, RseqSectionEmittedAtRunTimeIsNamedAndBreakableByItsLabels) {
 }
 
 }  // namespace
-}  // namespace jitkit::debug::testing
+}  // namespace jitkit::debug

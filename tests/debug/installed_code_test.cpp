@@ -28,8 +28,8 @@ std::unique_ptr<code::CodeZone> dual_zone() {
 
 TEST(DetectFrame, FramePointerPrologueAndEpilogueGiveCfiRows) {
   // push rbp; mov rbp, rsp; mov eax, 1; pop rbp; ret; (second exit) mov eax, 2; leave; ret
-  const std::uint8_t code[] = {0x55, 0x48, 0x89, 0xe5, 0xb8, 1, 0, 0, 0, 0x5d, 0xc3,
-                               0xb8, 2, 0, 0, 0, 0xc9, 0xc3};
+  const std::uint8_t code[] = {0x55, 0x48, 0x89, 0xe5, 0xb8, 1, 0, 0,    0,
+                               0x5d, 0xc3, 0xb8, 2,    0,    0, 0, 0xc9, 0xc3};
   FrameInfo f = detect_frame(code, sizeof code);
   ASSERT_TRUE(f.has_unwind);
   ASSERT_EQ(f.rows.size(), 7u);

@@ -13,7 +13,8 @@
 //   jit_rseq_demo + descriptor: an rseq-shaped critical section named __rseq_cs_demo etc.
 //
 // Usage: jit_frames_program dual|anon [nocfi|attach]
-//   dual: CodeZone kDualMapped (memfd RW/RX views); anon: CodeZone kToggled (anonymous pages); nocfi: jit_middle without unwind rows
+//   dual: CodeZone kDualMapped (memfd RW/RX views); anon: CodeZone kToggled (anonymous pages); nocfi:
+//   jit_middle without unwind rows
 // Prints "jit_inner=0x..." style lines, then "result=<n>" and exits 0 when all calls worked.
 #include <unistd.h>
 
@@ -22,13 +23,13 @@
 #include <cstring>
 #include <vector>
 
-#include "debug/test_code_memory.h"
+#include "debug/test_code_memory_p.h"
 #include "jitkit/debug/code_registry.h"
 
 using jitkit::debug::FrameInfo;
 using jitkit::debug::SymbolBatch;
 using jitkit::debug::UnwindRow;
-using jitkit::debug::testing::TestCodeMemory;
+using jitkit::debug::test_util::TestCodeMemory;
 
 extern "C" {
 volatile int host_callback_calls = 0;
@@ -67,9 +68,8 @@ int main(int argc, char** argv) {
   // and read the objects registered before it came.
   bool wait_for_attach = argc >= 3 && std::strcmp(argv[2], "attach") == 0;
   TestCodeMemory mem(dual ? TestCodeMemory::Kind::kDual : TestCodeMemory::Kind::kAnon, 1 << 16);
-  jitkit::code::CodeBlock b_outer = mem.reserve(64), b_middle = mem.reserve(64),
-                          b_inner = mem.reserve(64), b_leaf = mem.reserve(64),
-                          b_rseq = mem.reserve(64);
+  jitkit::code::CodeBlock b_outer = mem.reserve(64), b_middle = mem.reserve(64), b_inner = mem.reserve(64),
+                          b_leaf = mem.reserve(64), b_rseq = mem.reserve(64);
   std::uint8_t* outer = b_outer.exec;
   std::uint8_t* middle = b_middle.exec;
   std::uint8_t* inner = b_inner.exec;
@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
   std::vector<std::uint8_t> c_leaf = {0x8d, 0x47, 0x01, 0xc3};
   // jit_rseq_demo: start: mov eax, 7 (the "critical section"); commit: ret; then the 4-byte
   // signature the kernel checks before an abort handler, then abort: mov eax, -1; ret.
-  std::vector<std::uint8_t> c_rseq = {0xb8, 7, 0, 0, 0, 0xc3, 0x53, 0x30, 0x05, 0x53,
-                                      0xb8, 0xff, 0xff, 0xff, 0xff, 0xc3};
+  std::vector<std::uint8_t> c_rseq = {0xb8, 7,    0,    0,    0,    0xc3, 0x53, 0x30,
+                                      0x05, 0x53, 0xb8, 0xff, 0xff, 0xff, 0xff, 0xc3};
   mem.write(b_outer, c_outer.data(), c_outer.size());
   mem.write(b_middle, c_middle.data(), c_middle.size());
   mem.write(b_inner, c_inner.data(), c_inner.size());
@@ -115,8 +115,8 @@ int main(int argc, char** argv) {
   middle_frame.rows = {{0, UnwindRow::Base::kRsp, 8, false},
                        {4, UnwindRow::Base::kRsp, 32, false},
                        {13, UnwindRow::Base::kRsp, 8, false}};
-  batch.add_function("jit_middle", middle, c_middle.size(),
-                     no_cfi ? FrameInfo::none() : middle_frame, b_middle.size);
+  batch.add_function("jit_middle", middle, c_middle.size(), no_cfi ? FrameInfo::none() : middle_frame,
+                     b_middle.size);
   batch.add_function("jit_inner", inner, c_inner.size(), FrameInfo::frame_pointer(1, 4, {17}), b_inner.size);
   batch.add_function("jit_leaf", leaf, c_leaf.size(), FrameInfo::leaf(), b_leaf.size);
   batch.add_function("jit_rseq_demo", rseq, c_rseq.size(), FrameInfo::leaf(), b_rseq.size);

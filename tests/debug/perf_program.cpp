@@ -15,11 +15,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "debug/test_code_memory.h"
+#include "debug/test_code_memory_p.h"
 #include "jitkit/debug/code_registry.h"
 #include "jitkit/debug/perf.h"
 
-using jitkit::debug::testing::TestCodeMemory;
+using jitkit::debug::test_util::TestCodeMemory;
 
 int main(int argc, char** argv) {
   bool dual = argc < 2 || std::strcmp(argv[1], "anon") != 0;
@@ -31,8 +31,8 @@ int main(int argc, char** argv) {
   mem.write(block, spin, sizeof spin);
   mem.finish();
   std::uint8_t* fn = block.exec;
-  auto reg = jitkit::debug::CodeRegistry::global().add_function(
-      "jit_hot_loop", fn, sizeof spin, jitkit::debug::FrameInfo::leaf());
+  auto reg = jitkit::debug::CodeRegistry::global().add_function("jit_hot_loop", fn, sizeof spin,
+                                                                jitkit::debug::FrameInfo::leaf());
   if (!reg) {
     std::fprintf(stderr, "register: %s\n", reg.error().message().c_str());
     return 1;

@@ -18,12 +18,17 @@
 #include <iterator>
 #include <vector>
 
-#include "debug/tool_runner.h"
+#include "debug/tool_runner_p.h"
 #include "jitkit/debug/code_registry.h"
 #include "jitkit/debug/perf.h"
 
-namespace jitkit::debug::testing {
+namespace jitkit::debug {
 namespace {
+
+using test_util::CommandResult;
+using test_util::find_group;
+using test_util::require_tool;
+using test_util::run_command;
 
 class PerfTest : public ::testing::Test {
  protected:
@@ -39,17 +44,16 @@ class PerfTest : public ::testing::Test {
 
   // Runs the program under perf record; returns the program's and perf's output.
   std::string record(const std::string& env, const std::string& mode, bool mono) {
-    CommandResult r = run_command(
-        env + " timeout 60 perf record -q -e cpu-clock -F 999 " + (mono ? "-k mono " : "") +
-        "-o " + dir_ + "/perf.data -- " + JITKIT_DEBUG_PERF_PROGRAM + " " + mode + " 1000");
+    CommandResult r =
+        run_command(env + " timeout 60 perf record -q -e cpu-clock -F 999 " + (mono ? "-k mono " : "") +
+                    "-o " + dir_ + "/perf.data -- " + JITKIT_DEBUG_PERF_PROGRAM + " " + mode + " 1000");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     pid_ = find_group(r.output, R"(pid=(\d+))");
     return r.output;
   }
 
   std::string report(const std::string& data) {
-    CommandResult r = run_command("perf report -i " + dir_ + "/" + data +
-                                  " --stdio --sort dso,sym");
+    CommandResult r = run_command("perf report -i " + dir_ + "/" + data + " --stdio --sort dso,sym");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return r.output;
   }
@@ -79,10 +83,10 @@ TEST_F(PerfTest, JitdumpAndPerfInjectNameJitCodeInDualMappedMemory) {
   if (!require_tool("perf", "linux-perf")) return;
   std::string out = record("JITKIT_JITDUMP=1 JITKIT_JITDUMP_DIR=" + dir_, "dual", true);
   ASSERT_FALSE(pid_.empty()) << out;
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat((dir_ + "/jit-" + pid_ + ".dump").c_str(), &st), 0) << out;
-  CommandResult inject = run_command("perf inject --jit -i " + dir_ + "/perf.data -o " + dir_ +
-                                     "/perf.jit.data");
+  CommandResult inject =
+      run_command("perf inject --jit -i " + dir_ + "/perf.data -o " + dir_ + "/perf.jit.data");
   ASSERT_EQ(inject.exit_code, 0) << inject.output;
   std::string rep = report("perf.jit.data");
   SCOPED_TRACE(rep);
@@ -129,8 +133,16 @@ TEST(Jitdump, FileFollowsTheSpecificationLayout) {
   std::ifstream in(path, std::ios::binary);
   std::vector<std::uint8_t> f((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_GE(f.size(), 40u);
-  auto u32 = [&](std::size_t off) { std::uint32_t v; std::memcpy(&v, &f[off], 4); return v; };
-  auto u64 = [&](std::size_t off) { std::uint64_t v; std::memcpy(&v, &f[off], 8); return v; };
+  auto u32 = [&](std::size_t off) {
+    std::uint32_t v;
+    std::memcpy(&v, &f[off], 4);
+    return v;
+  };
+  auto u64 = [&](std::size_t off) {
+    std::uint64_t v;
+    std::memcpy(&v, &f[off], 8);
+    return v;
+  };
   EXPECT_EQ(u32(0), 0x4A695444u);  // "JiTD"
   EXPECT_EQ(u32(4), 1u);           // version
   EXPECT_EQ(u32(8), 40u);          // header size
@@ -156,4 +168,4 @@ TEST(Jitdump, FileFollowsTheSpecificationLayout) {
 }
 
 }  // namespace
-}  // namespace jitkit::debug::testing
+}  // namespace jitkit::debug

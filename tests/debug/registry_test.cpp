@@ -14,16 +14,16 @@
 
 #include <elf.h>
 
-#include "debug/elf_object.h"
-#include "debug/gdb_jit_interface.h"
-#include "debug/tool_runner.h"
+#include "debug/elf_object_p.h"
+#include "debug/gdb_jit_interface_p.h"
+#include "debug/tool_runner_p.h"
 #include "jitkit/debug/code_registry.h"
 
 namespace jitkit::debug {
 namespace {
 
-using testing::require_tool;
-using testing::run_command;
+using test_util::require_tool;
+using test_util::run_command;
 
 // Addresses the tests name. Nothing executes them; the registry never dereferences functions
 // (only the jitdump writer copies code bytes, and it is disabled here).
@@ -35,7 +35,11 @@ std::size_t descriptor_list_length() {
     if (e->next_entry != nullptr) {
       EXPECT_EQ(e->next_entry->prev_entry, e);
     }
-    EXPECT_EQ(std::memcmp(e->symfile_addr, "\x7f" "ELF", 4), 0);
+    EXPECT_EQ(std::memcmp(e->symfile_addr,
+                          "\x7f"
+                          "ELF",
+                          4),
+              0);
     ++n;
   }
   return n;
@@ -239,12 +243,11 @@ TEST(CodeRegistry, OwnObjectGroupingGivesEachBatchItsObject) {
 TEST(ElfObject, ReadelfSeesSymbolsSectionsAtRunTimeAddressesAndCfi) {
   if (!require_tool("readelf", "binutils")) return;
   std::vector<Symbol> symbols(3);
-  symbols[0] = {"fp_fn", 0x7f0000001000, 12, SymbolKind::kFunction, 64,
-                FrameInfo::frame_pointer(1, 4, {11})};
+  symbols[0] = {"fp_fn", 0x7f0000001000, 12, SymbolKind::kFunction, 64, FrameInfo::frame_pointer(1, 4, {11})};
   symbols[1] = {"leaf_fn", 0x7f0000001040, 4, SymbolKind::kFunction, 64, FrameInfo::leaf()};
   symbols[2] = {"far_data", 0x7f0000100000, 32, SymbolKind::kData, 0, {}};
-  ASSERT_TRUE(internal::validate_symbols(symbols));
-  auto objects = internal::build_elf_objects(symbols);
+  ASSERT_TRUE(detail::validate_symbols(symbols));
+  auto objects = detail::build_elf_objects(symbols);
   ASSERT_EQ(objects.size(), 1u);
   std::string path = write_temp(objects[0]);
   auto r = run_command("readelf -W -S -s --debug-dump=frames " + path);
@@ -255,32 +258,38 @@ TEST(ElfObject, ReadelfSeesSymbolsSectionsAtRunTimeAddressesAndCfi) {
   EXPECT_EQ(r.output.find("Error"), std::string::npos);
   // The two functions' extents touch (64-byte blocks): one .text section from 0x...1000, 0x80
   // long; the data gets its own .data section.
-  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\.text +NOBITS +00007f0000001000 [0-9a-f]+ 000080 .* AX)")));
-  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\.data +NOBITS +00007f0000100000 [0-9a-f]+ 000020 .* WA)")));
-  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(0000000000000000 +12 FUNC +GLOBAL +DEFAULT +\d+ fp_fn)")));
-  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(0000000000000040 +4 FUNC +GLOBAL +DEFAULT +\d+ leaf_fn)")));
+  EXPECT_TRUE(
+      std::regex_search(r.output, std::regex(R"(\.text +NOBITS +00007f0000001000 [0-9a-f]+ 000080 .* AX)")));
+  EXPECT_TRUE(
+      std::regex_search(r.output, std::regex(R"(\.data +NOBITS +00007f0000100000 [0-9a-f]+ 000020 .* WA)")));
+  EXPECT_TRUE(
+      std::regex_search(r.output, std::regex(R"(0000000000000000 +12 FUNC +GLOBAL +DEFAULT +\d+ fp_fn)")));
+  EXPECT_TRUE(
+      std::regex_search(r.output, std::regex(R"(0000000000000040 +4 FUNC +GLOBAL +DEFAULT +\d+ leaf_fn)")));
   EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(32 OBJECT +GLOBAL +DEFAULT +\d+ far_data)")));
   // CFI: the FDE covers fp_fn; push rbp -> CFA rsp+16, rbp saved at cfa-16; mov -> CFA rbp+16;
   // at the ret (offset 11) -> CFA rsp+8 and rbp restored.
-  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(FDE cie=00000000 pc=00007f0000001000\.\.00007f000000100c)")));
+  EXPECT_TRUE(
+      std::regex_search(r.output, std::regex(R"(FDE cie=00000000 pc=00007f0000001000\.\.00007f000000100c)")));
   EXPECT_NE(r.output.find("DW_CFA_def_cfa: r7 (rsp) ofs 8"), std::string::npos);
   EXPECT_NE(r.output.find("DW_CFA_def_cfa: r7 (rsp) ofs 16"), std::string::npos);
   EXPECT_NE(r.output.find("DW_CFA_offset: r6 (rbp) at cfa-16"), std::string::npos);
   EXPECT_NE(r.output.find("DW_CFA_def_cfa: r6 (rbp) ofs 16"), std::string::npos);
   EXPECT_NE(r.output.find("DW_CFA_same_value: r6 (rbp)"), std::string::npos);
-  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(FDE cie=00000000 pc=00007f0000001040\.\.00007f0000001044)")));
+  EXPECT_TRUE(
+      std::regex_search(r.output, std::regex(R"(FDE cie=00000000 pc=00007f0000001040\.\.00007f0000001044)")));
 }
 
 TEST(ElfObject, ScatteredFunctionsGetOneSectionEachAndTooManySplitTheBatch) {
   // 2 * kMaxRangesPerObject + 5 functions, none touching: three objects, no symbol lost.
-  std::size_t n = 2 * internal::kMaxRangesPerObject + 5;
+  std::size_t n = 2 * detail::kMaxRangesPerObject + 5;
   std::vector<Symbol> symbols(n);
   for (std::size_t i = 0; i < n; ++i) {
     symbols[i].name = "s" + std::to_string(i);
     symbols[i].address = 0x100000000 + 4096 * i;
     symbols[i].size = 16;
   }
-  auto objects = internal::build_elf_objects(symbols);
+  auto objects = detail::build_elf_objects(symbols);
   ASSERT_EQ(objects.size(), 3u);
   std::size_t total_symbols = 0;
   for (const auto& o : objects) {

@@ -13,9 +13,7 @@
 #include "jitkit/rseq/jit.h"
 #include "jitkit/rseq/percpu.h"
 
-extern "C" __attribute__((noinline)) void rseq_sections_registered() {
-  __asm__ volatile("" ::: "memory");
-}
+extern "C" __attribute__((noinline)) void rseq_sections_registered() { __asm__ volatile("" ::: "memory"); }
 
 int main() {
   jitkit::code::ZoneOptions options;

@@ -64,7 +64,8 @@ TEST(DescriptorSections, EveryDescriptorIsWellFormedAndListed) {
     descriptors.insert(reinterpret_cast<std::uint64_t>(cs));
     starts.insert(cs->start_ip);
   }
-  // Four kinds of section, instantiated above; the injected variants add more.
+  // Four kinds of section, instantiated above (the inline fast paths and the slow paths each
+  // hold a copy of some).
   EXPECT_GE(descriptors.size(), 4u);
   std::set<std::uint64_t> pointed;
   for (const std::uint64_t* p = __start___rseq_cs_ptr_array; p < __stop___rseq_cs_ptr_array; ++p) {

@@ -2,7 +2,8 @@
 // installed code, the debugger table, the same stress workloads as the ahead-of-time sections
 // (6x threads, yields, SIGALRM every 50 us, injected delay with aborts asserted), mixing with
 // the ahead-of-time add on one counter, and the reclamation protocol (no thread's rseq_cs still
-// points at a released descriptor). Longer runs: JITKIT_STRESS_SECONDS.
+// points at a released descriptor). Each stress run lasts test_util::stress_seconds(): 2 s by
+// default, JITKIT_STRESS_SECONDS=<seconds> for longer runs.
 #include <gtest/gtest.h>
 
 #include <linux/futex.h>
@@ -19,7 +20,8 @@
 #include "jitkit/code/code_zone.h"
 #include "jitkit/rseq/jit.h"
 #include "jitkit/rseq/percpu.h"
-#include "rseq/workloads.h"
+#include "rseq/test_hooks_p.h"
+#include "rseq/workloads_p.h"
 
 namespace jitkit::rseq {
 namespace {
@@ -84,8 +86,8 @@ TEST(JitCounterStress, SumsExactlyUnderPreemptionSignalsAndYields) {
   auto jit = JitCounterAdd::create(*zone);
   ASSERT_TRUE(jit) << jit.error().message();
   PerCpuCounter counter;
-  auto r = testing::counter_workload([&](std::int64_t d) { (*jit)->add(counter, d); },
-                                     [&] { return counter.value(); }, testing::stress_seconds());
+  auto r = test_util::counter_workload([&](std::int64_t d) { (*jit)->add(counter, d); },
+                                       [&] { return counter.value(); }, test_util::stress_seconds());
   EXPECT_GT(r.expected, 0);
   EXPECT_EQ(r.observed, r.expected);
 }
@@ -96,15 +98,13 @@ TEST(JitCounterStress, InjectedDelaySumsExactlyAndObservesAborts) {
   }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
-  JitOptions o;
-  o.inject_delay = true;
-  auto jit = JitCounterAdd::create(*zone, o);
+  auto jit = test_hooks::create_counter_add_with_injected_delay(*zone);
   ASSERT_TRUE(jit) << jit.error().message();
-  detail::testing_inject_spins = 2000;
+  test_hooks::inject_spins = 2000;
   PerCpuCounter counter;
-  auto r = testing::counter_workload([&](std::int64_t d) { (*jit)->add(counter, d); },
-                                     [&] { return counter.value(); }, testing::stress_seconds());
-  detail::testing_inject_spins = 0;
+  auto r = test_util::counter_workload([&](std::int64_t d) { (*jit)->add(counter, d); },
+                                       [&] { return counter.value(); }, test_util::stress_seconds());
+  test_hooks::inject_spins = 0;
   EXPECT_GT(r.expected, 0);
   EXPECT_EQ(r.observed, r.expected);
   EXPECT_GT(r.aborts, 0u) << "no JIT-emitted section was ever aborted: the test proves nothing";
@@ -122,7 +122,7 @@ TEST(JitCounterStress, MixesWithTheAheadOfTimeAddOnOneCounter) {
   ASSERT_TRUE(jit) << jit.error().message();
   PerCpuCounter counter;
   std::atomic<unsigned> flip{0};
-  auto r = testing::counter_workload(
+  auto r = test_util::counter_workload(
       [&](std::int64_t d) {
         if (flip.fetch_add(1, std::memory_order_relaxed) & 1) {
           (*jit)->add(counter, d);
@@ -130,7 +130,7 @@ TEST(JitCounterStress, MixesWithTheAheadOfTimeAddOnOneCounter) {
           counter.add(d);
         }
       },
-      [&] { return counter.value(); }, testing::stress_seconds());
+      [&] { return counter.value(); }, test_util::stress_seconds());
   EXPECT_EQ(r.observed, r.expected);
 }
 
@@ -176,9 +176,9 @@ TEST(JitListStress, PushPopAndDrainLoseAndDuplicateNothing) {
   auto ops = JitListOps::create(*zone);
   ASSERT_TRUE(ops) << ops.error().message();
   PerCpuList list;
-  testing::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(list, n); },
-                           [&] { return (*ops)->pop(list); }};
-  auto r = testing::list_workload(list, via_jit, testing::stress_seconds());
+  test_util::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(list, n); },
+                             [&] { return (*ops)->pop(list); }};
+  auto r = test_util::list_workload(list, via_jit, test_util::stress_seconds());
   EXPECT_GT(r.pops, 0u);
   EXPECT_GT(r.drains, 0u);
   EXPECT_EQ(r.double_pops, 0u);
@@ -193,16 +193,14 @@ TEST(JitListStress, InjectedDelayLosesNothingAndObservesAborts) {
   }
   auto zone = make_zone();
   ASSERT_NE(zone, nullptr);
-  JitOptions o;
-  o.inject_delay = true;
-  auto ops = JitListOps::create(*zone, o);
+  auto ops = test_hooks::create_list_ops_with_injected_delay(*zone);
   ASSERT_TRUE(ops) << ops.error().message();
-  detail::testing_inject_spins = 2000;
+  test_hooks::inject_spins = 2000;
   PerCpuList list;
-  testing::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(list, n); },
-                           [&] { return (*ops)->pop(list); }};
-  auto r = testing::list_workload(list, via_jit, testing::stress_seconds());
-  detail::testing_inject_spins = 0;
+  test_util::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(list, n); },
+                             [&] { return (*ops)->pop(list); }};
+  auto r = test_util::list_workload(list, via_jit, test_util::stress_seconds());
+  test_hooks::inject_spins = 0;
   EXPECT_GT(r.pops, 0u);
   EXPECT_EQ(r.double_pops, 0u);
   EXPECT_EQ(r.missing, 0u);

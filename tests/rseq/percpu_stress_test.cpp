@@ -2,31 +2,28 @@
 // threads as CPUs, sched_yield() and a SIGALRM every 50 us. The "Injected" variants spin inside
 // the critical section between the loads and the commit, so that preemption and signals land
 // inside it: they must observe aborts (asserted) and still lose nothing.
-// Longer runs: JITKIT_STRESS_SECONDS=<seconds>.
+// Each run lasts test_util::stress_seconds(): 2 s by default, JITKIT_STRESS_SECONDS=<seconds>
+// for longer runs.
 #include <gtest/gtest.h>
 
 #include "jitkit/rseq/percpu.h"
 #include "jitkit/rseq/rseq.h"
-#include "rseq/workloads.h"
+#include "rseq/test_hooks_p.h"
+#include "rseq/workloads_p.h"
 
 namespace jitkit::rseq {
 namespace {
 
-using testing::stress_seconds;
-
-class InjectedDelay {
- public:
-  explicit InjectedDelay(std::uint32_t spins) { detail::testing_inject_spins = spins; }
-  ~InjectedDelay() { detail::testing_inject_spins = 0; }
-};
+using test_hooks::ScopedInjectedDelay;
+using test_util::stress_seconds;
 
 TEST(PerCpuCounterStress, SumsExactlyUnderPreemptionSignalsAndYields) {
   if (!process_status().rseq_enabled) {
     GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
   }
   PerCpuCounter counter;
-  auto r = testing::counter_workload([&](std::int64_t d) { counter.add(d); }, [&] { return counter.value(); },
-                                     stress_seconds());
+  auto r = test_util::counter_workload([&](std::int64_t d) { counter.add(d); },
+                                       [&] { return counter.value(); }, stress_seconds());
   EXPECT_GT(r.expected, 0);
   EXPECT_EQ(r.observed, r.expected);
   EXPECT_GT(r.signals, 0u) << "the signal storm never fired";
@@ -38,10 +35,11 @@ TEST(PerCpuCounterStress, InjectedDelaySumsExactlyAndObservesAborts) {
   if (!process_status().rseq_enabled) {
     GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
   }
-  InjectedDelay delay(2000);
+  ScopedInjectedDelay delay(2000);
   PerCpuCounter counter;
-  auto r = testing::counter_workload([&](std::int64_t d) { counter.add_with_injected_delay(d); },
-                                     [&] { return counter.value(); }, stress_seconds());
+  auto r =
+      test_util::counter_workload([&](std::int64_t d) { test_hooks::add_with_injected_delay(counter, d); },
+                                  [&] { return counter.value(); }, stress_seconds());
   EXPECT_GT(r.expected, 0);
   EXPECT_EQ(r.observed, r.expected);
   EXPECT_GT(r.aborts, 0u) << "no critical section was ever aborted: the test proves nothing";
@@ -54,9 +52,9 @@ TEST(PerCpuWordStress, CompareAndStoreLockExcludesAndObservesAborts) {
   if (!process_status().rseq_enabled) {
     GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
   }
-  InjectedDelay delay(2000);
+  ScopedInjectedDelay delay(2000);
   PerCpuWord word;
-  auto r = testing::percpu_lock_workload(word, true, stress_seconds());
+  auto r = test_util::percpu_lock_workload(word, true, stress_seconds());
   EXPECT_GT(r.acquisitions, 0u);
   EXPECT_EQ(r.protected_sum, r.acquisitions) << "two threads held the same per-CPU lock";
   EXPECT_GT(r.aborts, 0u);
@@ -70,7 +68,7 @@ TEST(PerCpuListStress, PushPopAndDrainLoseAndDuplicateNothing) {
     GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
   }
   PerCpuList list;
-  auto r = testing::list_workload(list, false, stress_seconds());
+  auto r = test_util::list_workload(list, false, stress_seconds());
   EXPECT_GT(r.pops, 0u);
   EXPECT_GT(r.drains, 0u);
   EXPECT_EQ(r.double_pops, 0u);
@@ -83,9 +81,9 @@ TEST(PerCpuListStress, InjectedDelayLosesNothingAndObservesAborts) {
   if (!process_status().rseq_enabled) {
     GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
   }
-  InjectedDelay delay(2000);
+  ScopedInjectedDelay delay(2000);
   PerCpuList list;
-  auto r = testing::list_workload(list, true, stress_seconds());
+  auto r = test_util::list_workload(list, true, stress_seconds());
   EXPECT_GT(r.pops, 0u);
   EXPECT_GT(r.drains, 0u);
   EXPECT_EQ(r.double_pops, 0u);
@@ -102,10 +100,10 @@ TEST(PerCpuPoolStress, NeverHandsOutAnObjectTwiceAndObservesAborts) {
   if (!process_status().rseq_enabled) {
     GTEST_SKIP() << "rseq unavailable: " << process_status().fallback_reason;
   }
-  InjectedDelay delay(2000);
+  ScopedInjectedDelay delay(2000);
   auto pool = PerCpuPool::create(48);
   ASSERT_TRUE(pool) << pool.error().message();
-  auto r = testing::pool_workload(**pool, true, stress_seconds());
+  auto r = test_util::pool_workload(**pool, true, stress_seconds());
   EXPECT_GT(r.allocations, 0u);
   EXPECT_EQ(r.double_handouts, 0u);
   EXPECT_EQ(r.null_allocations, 0u);

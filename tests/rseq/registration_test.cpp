@@ -30,7 +30,8 @@
 #include "jitkit/rseq/percpu.h"
 #include "jitkit/rseq/rseq.h"
 #include "rseq/registry_p.h"
-#include "rseq/workloads.h"
+#include "rseq/test_hooks_p.h"
+#include "rseq/workloads_p.h"
 
 extern "C" {
 extern const unsigned int __rseq_size __attribute__((weak));
@@ -54,24 +55,26 @@ int failures = 0;
   } while (0)
 
 void child_run_workloads(bool expect_rseq) {
-  const double seconds = 1.0;
-  detail::testing_inject_spins = 2000;
+  // Seven workloads per child: half a stress scenario each (1 s by default).
+  const double seconds = test_util::stress_seconds() / 2;
+  test_hooks::inject_spins = 2000;
   PerCpuCounter counter;
-  auto c = testing::counter_workload([&](std::int64_t d) { counter.add_with_injected_delay(d); },
-                                     [&] { return counter.value(); }, seconds);
+  auto c =
+      test_util::counter_workload([&](std::int64_t d) { test_hooks::add_with_injected_delay(counter, d); },
+                                  [&] { return counter.value(); }, seconds);
   CHILD_CHECK(c.expected > 0);
   CHILD_CHECK(c.observed == c.expected);
   if (expect_rseq) CHILD_CHECK(c.aborts > 0);
   if (!expect_rseq) CHILD_CHECK(c.aborts == 0);
   PerCpuList list;
-  auto l = testing::list_workload(list, true, seconds);
+  auto l = test_util::list_workload(list, true, seconds);
   CHILD_CHECK(l.pops > 0);
   CHILD_CHECK(l.double_pops == 0 && l.missing == 0 && l.duplicates == 0);
   CHILD_CHECK(l.found_once == l.nodes);
   auto pool = PerCpuPool::create(32);
   CHILD_CHECK(bool(pool));
   if (pool) {
-    auto p = testing::pool_workload(**pool, true, seconds);
+    auto p = test_util::pool_workload(**pool, true, seconds);
     CHILD_CHECK(p.allocations > 0 && p.double_handouts == 0 && p.null_allocations == 0);
   }
   // The JIT-emitted sections take the same paths (their own sections, or the fallback).
@@ -82,8 +85,8 @@ void child_run_workloads(bool expect_rseq) {
     CHILD_CHECK(bool(jit));
     if (jit) {
       PerCpuCounter jc;
-      auto j = testing::counter_workload([&](std::int64_t d) { (*jit)->add(jc, d); },
-                                         [&] { return jc.value(); }, seconds);
+      auto j = test_util::counter_workload([&](std::int64_t d) { (*jit)->add(jc, d); },
+                                           [&] { return jc.value(); }, seconds);
       CHILD_CHECK(j.expected > 0 && j.observed == j.expected);
       if (!expect_rseq) CHILD_CHECK(j.aborts == 0);
     }
@@ -91,14 +94,14 @@ void child_run_workloads(bool expect_rseq) {
     CHILD_CHECK(bool(ops));
     if (ops) {
       PerCpuList jl;
-      testing::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(jl, n); },
-                               [&] { return (*ops)->pop(jl); }};
-      auto r = testing::list_workload(jl, via_jit, seconds);
+      test_util::ListOps via_jit{[&](PerCpuList::Node* n) { (*ops)->push(jl, n); },
+                                 [&] { return (*ops)->pop(jl); }};
+      auto r = test_util::list_workload(jl, via_jit, seconds);
       CHILD_CHECK(r.pops > 0 && r.double_pops == 0 && r.missing == 0 && r.duplicates == 0);
     }
   }
   PerCpuWord word;
-  auto w = testing::percpu_lock_workload(word, true, seconds);
+  auto w = test_util::percpu_lock_workload(word, true, seconds);
   CHILD_CHECK(w.acquisitions > 0 && w.protected_sum == w.acquisitions);
   std::printf("child workloads: counter %lld (aborts %llu), list pops %llu, lock %llu\n",
               static_cast<long long>(c.observed), static_cast<unsigned long long>(c.aborts),

@@ -86,15 +86,15 @@ struct JitCounterAddArgs {
   std::uint64_t count;         // +24 adds to perform
   std::uint64_t aborts;        // +32 out: aborts observed in this call
   std::uint64_t index_offset;  // +40 PerCpuCounter::index_offset()
-  std::uint64_t spins;         // +48 injected delay (only read by inject_delay code)
 };
 
 struct JitOptions {
   std::string name = "jitkit_rseq_counter_add";
-  // Test hook: emit a delay loop of JitCounterAddArgs::spins iterations between the load and
-  // the commit (chosen at emission, like the kInjectDelay template of the AOT sections).
-  bool inject_delay = false;
 };
+
+namespace detail {
+struct JitFactory;  // emits and installs the sections (src/rseq/x86_64/jit_common_p.h)
+}  // namespace detail
 
 class JitCounterAdd {
  public:
@@ -121,6 +121,7 @@ class JitCounterAdd {
   const install::InstalledCode& code() const { return code_; }
 
  private:
+  friend struct detail::JitFactory;
   JitCounterAdd(code::CodeZone& zone, RseqCs* descriptor, install::InstalledCode code, std::string name);
   code::CodeZone& zone_;
   RseqCs* descriptor_;
@@ -137,7 +138,6 @@ struct JitListArgs {
   std::uint64_t index_offset;  // +16 PerCpuList::index_offset()
   PerCpuList::Node* node;      // +24 push: the node; pop: out, the popped node
   std::uint64_t aborts;        // +32 out: aborts observed in this call
-  std::uint64_t spins;         // +40 injected delay (only read by inject_delay code)
 };
 
 // JIT-emitted push and pop on a PerCpuList: one code block, two sections (two descriptors),
@@ -166,6 +166,7 @@ class JitListOps {
   const install::InstalledCode& code() const { return code_; }
 
  private:
+  friend struct detail::JitFactory;
   JitListOps(code::CodeZone& zone, std::vector<RseqCs*> descriptors, install::InstalledCode code,
              std::string name, Fn push_fn, Fn pop_fn);
   code::CodeZone& zone_;

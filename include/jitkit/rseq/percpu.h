@@ -13,9 +13,10 @@
 //   hits.add(1);                   // ~0.6 ns, no lock prefix, exact under preemption/signals
 //   std::int64_t total = hits.value();
 //
-// Fast path: one inline critical section (jitkit/rseq/x86_64/critical_section.h). Slow path,
-// out of line: first use in a thread (registration), aborts (counted, retried at most
-// kMaxAttempts times), slots locked by a cross-CPU operation, and the process-wide fallback.
+// Fast path: one inline critical section (the target's implementation of section.h, e.g.
+// jitkit/rseq/x86_64/critical_section.h). Slow path, out of line: first use in a thread
+// (registration), aborts (counted, retried at most kMaxAttempts times), slots locked by a
+// cross-CPU operation, and the process-wide fallback.
 //
 // Cross-CPU operations (drain, and the fallback of an operation that exhausted its retries) lock
 // the target slot (slot word 1, which every section checks before committing), then call
@@ -39,7 +40,14 @@
 
 #include "jitkit/base/result.h"
 #include "jitkit/rseq/rseq.h"
+#include "jitkit/rseq/section.h"
+
+// The critical sections of the target ISA. Everything above them in this header is portable.
+#if defined(__x86_64__)
 #include "jitkit/rseq/x86_64/critical_section.h"
+#else
+#error "jitkit/rseq: no per-CPU critical sections for this ISA (add jitkit/rseq/<isa>/critical_section.h)"
+#endif
 
 namespace jitkit::rseq {
 
@@ -93,23 +101,12 @@ class PerCpuCounter {
   void add(std::int64_t delta) {
     RseqArea* area = detail::tls_area;
     if (__builtin_expect(area != nullptr, 1) &&
-        __builtin_expect(detail::counter_add<false>(area, slots_.base(), index_offset_, delta) ==
-                             detail::Attempt::kCommitted,
-                         1)) {
+        __builtin_expect(
+            detail::counter_add(area, slots_.base(), index_offset_, delta) == detail::Attempt::kCommitted,
+            1)) {
       return;
     }
-    add_slow(delta, false, area != nullptr);
-  }
-
-  // Test hook: the same operation through the critical section with a delay loop between the
-  // load and the commit (detail::testing_inject_spins iterations). Never used by jitkit itself.
-  void add_with_injected_delay(std::int64_t delta) {
-    RseqArea* area = detail::tls_area;
-    if (area != nullptr &&
-        detail::counter_add<true>(area, slots_.base(), index_offset_, delta) == detail::Attempt::kCommitted) {
-      return;
-    }
-    add_slow(delta, true, area != nullptr);
+    add_slow(delta, area != nullptr);
   }
 
   // Sum of every slot and of the fallback cell. Exact once the adders have stopped; while they
@@ -124,7 +121,8 @@ class PerCpuCounter {
   void add_fallback(std::int64_t delta) { fallback_.fetch_add(delta, std::memory_order_relaxed); }
 
  private:
-  void add_slow(std::int64_t delta, bool inject, bool aborted_once);
+  // `aborted`: the fast path ran its section and was aborted (else the thread had no area).
+  void add_slow(std::int64_t delta, bool aborted);
 
   SlotArray slots_;
   std::uintptr_t index_offset_;
@@ -143,11 +141,15 @@ class PerCpuWord {
 
   // On the running CPU's word: if it equals `expected`, store `desired`.
   Outcome compare_and_store(std::uint64_t expected, std::uint64_t desired) {
-    return compare_and_store_impl<false>(expected, desired);
-  }
-  // Test hook: as above with the injected delay before the commit.
-  Outcome compare_and_store_with_injected_delay(std::uint64_t expected, std::uint64_t desired) {
-    return compare_and_store_impl<true>(expected, desired);
+    RseqArea* area = detail::tls_area;
+    detail::Attempt a = detail::Attempt::kNotAttempted;
+    if (__builtin_expect(area != nullptr, 1)) {
+      std::uint32_t slot = 0;
+      a = detail::compare_store(area, slots_.base(), index_offset_, expected, desired, &slot);
+      if (a == detail::Attempt::kCommitted) return {true, slot};
+      if (a == detail::Attempt::kMismatch) return {false, slot};
+    }
+    return compare_and_store_slow(expected, desired, a);
   }
 
   // Reads / writes one slot's word from any CPU (atomic, e.g. to release a per-CPU lock the
@@ -156,22 +158,15 @@ class PerCpuWord {
   void store(unsigned slot, std::uint64_t value);
   unsigned slot_count() const { return slots_.count(); }
 
+  // What other implementations of the section need (as for PerCpuList), and the locked path they
+  // finish with: lock a slot, fence, plain compare-and-store (always correct, slow).
+  std::uint8_t* slot_base() const { return slots_.base(); }
+  std::uintptr_t index_offset() const { return index_offset_; }
+  Outcome compare_and_store_locked(std::uint64_t expected, std::uint64_t desired);
+
  private:
-  template <bool kInject>
-  Outcome compare_and_store_impl(std::uint64_t expected, std::uint64_t desired) {
-    RseqArea* area = detail::tls_area;
-    if (__builtin_expect(area != nullptr, 1)) {
-      std::uint32_t slot = 0;
-      detail::Attempt a =
-          detail::compare_store<kInject>(area, slots_.base(), index_offset_, expected, desired, &slot);
-      if (a == detail::Attempt::kCommitted) return {true, slot};
-      if (a == detail::Attempt::kMismatch) return {false, slot};
-      return compare_and_store_slow(expected, desired, kInject, a);
-    }
-    return compare_and_store_slow(expected, desired, kInject, detail::Attempt::kNotAttempted);
-  }
-  Outcome compare_and_store_slow(std::uint64_t expected, std::uint64_t desired, bool inject,
-                                 detail::Attempt first);
+  // `first`: what the fast path's attempt gave (kNotAttempted when the thread had no area).
+  Outcome compare_and_store_slow(std::uint64_t expected, std::uint64_t desired, detail::Attempt first);
 
   SlotArray slots_;
   std::uintptr_t index_offset_;
@@ -183,11 +178,30 @@ class PerCpuList {
   using Node = detail::ListNode;
   PerCpuList();
 
-  void push(Node* node) { push_impl<false>(node); }
-  Node* pop() { return pop_impl<false>(); }
-  // Test hooks: the same operations with the injected delay before the commit.
-  void push_with_injected_delay(Node* node) { push_impl<true>(node); }
-  Node* pop_with_injected_delay() { return pop_impl<true>(); }
+  void push(Node* node) {
+    detail::tsan_release(node);
+    RseqArea* area = detail::tls_area;
+    detail::Attempt a = detail::Attempt::kNotAttempted;
+    if (__builtin_expect(area != nullptr, 1)) {
+      a = detail::list_push(area, slots_.base(), index_offset_, node);
+      if (__builtin_expect(a == detail::Attempt::kCommitted, 1)) return;
+    }
+    push_slow(node, a);
+  }
+  Node* pop() {
+    RseqArea* area = detail::tls_area;
+    detail::Attempt a = detail::Attempt::kNotAttempted;
+    if (__builtin_expect(area != nullptr, 1)) {
+      Node* out = nullptr;
+      a = detail::list_pop(area, slots_.base(), index_offset_, &out);
+      if (a == detail::Attempt::kCommitted) {
+        detail::tsan_acquire(out);
+        return out;
+      }
+      if (a == detail::Attempt::kEmpty) return nullptr;
+    }
+    return pop_slow(a);
+  }
 
   // Cross-CPU: detaches the whole list of `slot` and returns it (a chain through Node::next),
   // while other threads keep pushing and popping. Locks the slot and fences that CPU (all CPUs
@@ -198,40 +212,16 @@ class PerCpuList {
 
   // What JIT-emitted list sections need (jit.h), and the locked path they finish with when a
   // slot stays locked or aborts repeat: lock a slot, fence, plain update (always correct, slow).
+  // push_locked() and pop_locked() make the same ThreadSanitizer annotations as push()/pop().
   std::uint8_t* slot_base() const { return slots_.base(); }
   std::uintptr_t index_offset() const { return index_offset_; }
   void push_locked(Node* node);
   Node* pop_locked();
 
  private:
-  template <bool kInject>
-  void push_impl(Node* node) {
-    detail::tsan_release(node);
-    RseqArea* area = detail::tls_area;
-    detail::Attempt a = detail::Attempt::kNotAttempted;
-    if (__builtin_expect(area != nullptr, 1)) {
-      a = detail::list_push<kInject>(area, slots_.base(), index_offset_, node);
-      if (__builtin_expect(a == detail::Attempt::kCommitted, 1)) return;
-    }
-    push_slow(node, kInject, a);
-  }
-  template <bool kInject>
-  Node* pop_impl() {
-    RseqArea* area = detail::tls_area;
-    if (__builtin_expect(area != nullptr, 1)) {
-      Node* out = nullptr;
-      detail::Attempt a = detail::list_pop<kInject>(area, slots_.base(), index_offset_, &out);
-      if (a == detail::Attempt::kCommitted) {
-        detail::tsan_acquire(out);
-        return out;
-      }
-      if (a == detail::Attempt::kEmpty) return nullptr;
-      return pop_slow(kInject, a);
-    }
-    return pop_slow(kInject, detail::Attempt::kNotAttempted);
-  }
-  void push_slow(Node* node, bool inject, detail::Attempt first);
-  Node* pop_slow(bool inject, detail::Attempt first);
+  // `first`: what the fast path's attempt gave (kNotAttempted when the thread had no area).
+  void push_slow(Node* node, detail::Attempt first);
+  Node* pop_slow(detail::Attempt first);
 
   SlotArray slots_;
   std::uintptr_t index_offset_;
@@ -253,13 +243,16 @@ class PerCpuPool {
   PerCpuPool& operator=(const PerCpuPool&) = delete;
 
   // Null only if a new chunk cannot be allocated.
-  void* allocate() { return allocate_impl<false>(); }
-  void free(void* object) { list_.push(static_cast<PerCpuList::Node*>(object)); }
-  // Test hooks: the same operations with the injected delay before the commit.
-  void* allocate_with_injected_delay() { return allocate_impl<true>(); }
-  void free_with_injected_delay(void* object) {
-    list_.push_with_injected_delay(static_cast<PerCpuList::Node*>(object));
+  void* allocate() {
+    PerCpuList::Node* n = list_.pop();
+    if (__builtin_expect(n != nullptr, 1)) return n;
+    return refill_and_allocate();
   }
+  void free(void* object) { list_.push(static_cast<PerCpuList::Node*>(object)); }
+
+  // The per-CPU free lists: allocate() pops them, free() pushes them. Other implementations of
+  // the list sections (JitListOps) may work on them; every node is one of the pool's objects.
+  PerCpuList& free_list() { return list_; }
 
   // Cross-CPU: moves `slot`'s free objects to the shared depot (e.g. after a thread left a CPU).
   Status drain(unsigned slot);
@@ -269,12 +262,6 @@ class PerCpuPool {
 
  private:
   PerCpuPool(std::size_t object_size, std::size_t alignment, std::size_t per_chunk);
-  template <bool kInject>
-  void* allocate_impl() {
-    PerCpuList::Node* n = kInject ? list_.pop_with_injected_delay() : list_.pop();
-    if (__builtin_expect(n != nullptr, 1)) return n;
-    return refill_and_allocate();
-  }
   void* refill_and_allocate();
 
   std::size_t object_size_;

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <string>
 
+#include "jitkit/base/linux/rseq_abi.h"
 #include "jitkit/base/result.h"
 
 namespace jitkit::rseq {
@@ -59,17 +60,9 @@ static_assert(sizeof(RseqArea) == 32);
 static_assert(offsetof(RseqArea, cpu_id) == 4 && offsetof(RseqArea, rseq_cs) == 8 &&
               offsetof(RseqArea, mm_cid) == 24);
 
-// struct rseq_cs of the kernel ABI: one critical-section descriptor. The kernel reads it when it
-// preempts or signals a thread whose rseq_cs points at it; if the interrupted instruction lies in
-// [start_ip, start_ip + post_commit_offset), it moves the thread to abort_ip.
-struct alignas(32) RseqCs {
-  std::uint32_t version;             // 0
-  std::uint32_t flags;               // 0
-  std::uint64_t start_ip;            // first instruction of the section (after arming rseq_cs)
-  std::uint64_t post_commit_offset;  // length: the commit is the last instruction before it
-  std::uint64_t abort_ip;            // abort handler; the 4 bytes before it are kSignature
-};
-static_assert(sizeof(RseqCs) == 32);
+// struct rseq_cs of the kernel ABI: one critical-section descriptor (the layout is shared with
+// the debug module, hence its home in base). The 4 bytes before every abort_ip are kSignature.
+using ::jitkit::RseqCs;
 
 // Which field of the area indexes per-CPU data.
 enum class CpuIndex {

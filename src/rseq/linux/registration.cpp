@@ -4,7 +4,8 @@
 // Order of preference per thread: glibc's area (found through the weak __rseq_offset/__rseq_size,
 // so that a glibc without them still links), else jitkit's own area registered once, else none
 // (the thread then takes the fallback path). Every area in use is recorded in a registry so that
-// the reclamation of JIT-emitted sections can clear stale rseq_cs pointers (jit_section.cpp).
+// the reclamation of JIT-emitted sections can clear stale rseq_cs pointers (detail::reclaim() in
+// x86_64/jit_common.cpp).
 #include <linux/membarrier.h>
 #include <linux/rseq.h>
 #include <pthread.h>
@@ -36,10 +37,19 @@ extern const std::ptrdiff_t __rseq_offset __attribute__((weak));
 namespace jitkit::rseq {
 namespace detail {
 
-__thread RseqArea* tls_area __attribute__((tls_model("initial-exec"))) = nullptr;
-std::uint32_t testing_inject_spins = 0;
-
 namespace {
+
+// jitkit's mirrors of the kernel's structures must match the kernel's own header, field by field.
+static_assert(sizeof(RseqCs) == sizeof(::rseq_cs) && alignof(RseqCs) == alignof(::rseq_cs));
+static_assert(offsetof(RseqCs, version) == offsetof(::rseq_cs, version) &&
+              offsetof(RseqCs, flags) == offsetof(::rseq_cs, flags) &&
+              offsetof(RseqCs, start_ip) == offsetof(::rseq_cs, start_ip) &&
+              offsetof(RseqCs, post_commit_offset) == offsetof(::rseq_cs, post_commit_offset) &&
+              offsetof(RseqCs, abort_ip) == offsetof(::rseq_cs, abort_ip));
+static_assert(offsetof(RseqArea, cpu_id_start) == offsetof(::rseq, cpu_id_start) &&
+              offsetof(RseqArea, cpu_id) == offsetof(::rseq, cpu_id) &&
+              offsetof(RseqArea, rseq_cs) == offsetof(::rseq, rseq_cs) &&
+              offsetof(RseqArea, flags) == offsetof(::rseq, flags));
 
 // jitkit's own area, used only when nobody registered one for this thread.
 __thread RseqArea tls_own_area __attribute__((tls_model("initial-exec")));

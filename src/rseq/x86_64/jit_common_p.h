@@ -10,10 +10,22 @@
 #include "jitkit/base/result.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/install/install.h"
+#include "jitkit/rseq/jit.h"
 #include "jitkit/rseq/rseq.h"
 #include "jitkit/x64/assembler.h"
 
 namespace jitkit::rseq::detail {
+
+// Emits and installs the JIT-emitted operations of jit.h. `delay_spins` null: the production
+// code, as JitCounterAdd::create() and JitListOps::create() return it. Non-null: the same code
+// with a delay loop of *delay_spins iterations (read at every attempt) between the loads and the
+// commit, which only the tests' entry points ask for (test_hooks_p.h).
+struct JitFactory {
+  static Result<std::unique_ptr<JitCounterAdd>> counter_add(code::CodeZone& zone, const JitOptions& options,
+                                                            const std::uint32_t* delay_spins);
+  static Result<std::unique_ptr<JitListOps>> list_ops(code::CodeZone& zone, const JitOptions& options,
+                                                      const std::uint32_t* delay_spins);
+};
 
 // 32 bytes of the zone's read-write data, inert (empty range) until filled.
 Result<RseqCs*> allocate_descriptor(code::CodeZone& zone);

@@ -10,19 +10,18 @@ using namespace jitkit::x64;
 using detail::SectionLabels;
 
 // Offsets in JitCounterAddArgs, checked against the struct.
-constexpr std::int32_t kArea = 0, kSlots = 8, kDelta = 16, kCount = 24, kAborts = 32, kIndexOffset = 40,
-                       kSpins = 48;
+constexpr std::int32_t kArea = 0, kSlots = 8, kDelta = 16, kCount = 24, kAborts = 32, kIndexOffset = 40;
 static_assert(offsetof(JitCounterAddArgs, area) == kArea);
 static_assert(offsetof(JitCounterAddArgs, slots) == kSlots);
 static_assert(offsetof(JitCounterAddArgs, delta) == kDelta);
 static_assert(offsetof(JitCounterAddArgs, count) == kCount);
 static_assert(offsetof(JitCounterAddArgs, aborts) == kAborts);
 static_assert(offsetof(JitCounterAddArgs, index_offset) == kIndexOffset);
-static_assert(offsetof(JitCounterAddArgs, spins) == kSpins);
 
 // Emits the function described in jit.h. Registers: rdi args, r8 area, r9 slots, r10 delta,
-// r11 remaining adds, rsi index offset; rax/rcx/edx scratch (all caller-saved in the SysV ABI).
-SectionLabels emit_counter_add(Assembler& a, const RseqCs* descriptor, bool inject_delay) {
+// r11 remaining adds, rsi index offset; rax/rcx/rdx scratch (all caller-saved in the SysV ABI).
+// `delay_spins` non-null (tests only): a delay loop of *delay_spins iterations before the add.
+SectionLabels emit_counter_add(Assembler& a, const RseqCs* descriptor, const std::uint32_t* delay_spins) {
   SectionLabels l{a.new_label(), a.new_label(), a.new_label()};
   Label loop = a.new_label(), done = a.new_label();
   a.mov(r8, qword_ptr(rdi, kArea));
@@ -43,9 +42,10 @@ SectionLabels emit_counter_add(Assembler& a, const RseqCs* descriptor, bool inje
   a.shl(rax, static_cast<std::uint8_t>(kSlotShift));
   a.add(rax, r9);
   a.mov(rcx, qword_ptr(rax));
-  if (inject_delay) {
+  if (delay_spins != nullptr) {
     Label spin = a.new_label(), spun = a.new_label();
-    a.mov(edx, dword_ptr(rdi, kSpins));
+    a.movabs(rdx, reinterpret_cast<std::uint64_t>(delay_spins));
+    a.mov(edx, dword_ptr(rdx));
     a.bind(spin);
     a.test(edx, edx);
     a.jz(spun);
@@ -83,9 +83,15 @@ JitCounterAdd::JitCounterAdd(code::CodeZone& zone, RseqCs* descriptor, install::
 
 Result<std::unique_ptr<JitCounterAdd>> JitCounterAdd::create(code::CodeZone& zone,
                                                              const JitOptions& options) {
+  return detail::JitFactory::counter_add(zone, options, nullptr);
+}
+
+Result<std::unique_ptr<JitCounterAdd>> detail::JitFactory::counter_add(code::CodeZone& zone,
+                                                                       const JitOptions& options,
+                                                                       const std::uint32_t* delay_spins) {
   JITKIT_TRY(RseqCs * descriptor, detail::allocate_descriptor(zone));
   Assembler a;
-  SectionLabels labels = emit_counter_add(a, descriptor, options.inject_delay);
+  SectionLabels labels = emit_counter_add(a, descriptor, delay_spins);
   install::InstallOptions io;
   io.name = options.name;
   io.visibility = code::Visibility::kOtherThreads;
@@ -108,8 +114,7 @@ void JitCounterAdd::add(PerCpuCounter& counter, std::int64_t delta, std::uint64_
     counter.add_fallback(delta * static_cast<std::int64_t>(times));
     return;
   }
-  JitCounterAddArgs args{
-      area, counter.slot_base(), delta, times, 0, counter.index_offset(), detail::testing_inject_spins};
+  JitCounterAddArgs args{area, counter.slot_base(), delta, times, 0, counter.index_offset()};
   while (args.count > 0) {
     args.aborts = 0;
     std::uint64_t committed = fn_(&args);

@@ -12,13 +12,12 @@ namespace {
 using namespace jitkit::x64;
 using detail::SectionLabels;
 
-constexpr std::int32_t kArea = 0, kSlots = 8, kIndexOffset = 16, kNode = 24, kAborts = 32, kSpins = 40;
+constexpr std::int32_t kArea = 0, kSlots = 8, kIndexOffset = 16, kNode = 24, kAborts = 32;
 static_assert(offsetof(JitListArgs, area) == kArea);
 static_assert(offsetof(JitListArgs, slots) == kSlots);
 static_assert(offsetof(JitListArgs, index_offset) == kIndexOffset);
 static_assert(offsetof(JitListArgs, node) == kNode);
 static_assert(offsetof(JitListArgs, aborts) == kAborts);
-static_assert(offsetof(JitListArgs, spins) == kSpins);
 
 // Registers: rdi args, r8 area, r9 slots, rsi index offset, r10 node; rax slot address, rcx
 // head, rdx next, r11d delay counter.
@@ -29,10 +28,12 @@ void emit_slot_address(Assembler& a) {
   a.add(rax, r9);
 }
 
-void emit_delay(Assembler& a, bool inject_delay) {
-  if (!inject_delay) return;
+// `delay_spins` non-null (tests only): a delay loop of *delay_spins iterations.
+void emit_delay(Assembler& a, const std::uint32_t* delay_spins) {
+  if (delay_spins == nullptr) return;
   Label spin = a.new_label(), spun = a.new_label();
-  a.mov(r11d, dword_ptr(rdi, kSpins));
+  a.movabs(r11, reinterpret_cast<std::uint64_t>(delay_spins));
+  a.mov(r11d, dword_ptr(r11));
   a.bind(spin);
   a.test(r11d, r11d);
   a.jz(spun);
@@ -52,7 +53,7 @@ void emit_abort(Assembler& a, const SectionLabels& l, Label retry) {
 }
 
 // push: node->next = head; head = node (commit). Returns a JitListOps::Outcome.
-SectionLabels emit_push(Assembler& a, const RseqCs* descriptor, bool inject_delay) {
+SectionLabels emit_push(Assembler& a, const RseqCs* descriptor, const std::uint32_t* delay_spins) {
   SectionLabels l{a.new_label(), a.new_label(), a.new_label()};
   Label retry = a.new_label(), locked = a.new_label();
   a.mov(r8, qword_ptr(rdi, kArea));
@@ -68,7 +69,7 @@ SectionLabels emit_push(Assembler& a, const RseqCs* descriptor, bool inject_dela
   a.jne(locked);
   a.mov(rcx, qword_ptr(rax));
   a.mov(qword_ptr(r10), rcx);
-  emit_delay(a, inject_delay);
+  emit_delay(a, delay_spins);
   a.mov(qword_ptr(rax), r10);  // commit
   a.bind(l.end);
   a.xor_(eax, eax);
@@ -81,7 +82,7 @@ SectionLabels emit_push(Assembler& a, const RseqCs* descriptor, bool inject_dela
 }
 
 // pop: head' = head->next (commit); args->node = old head after the commit.
-SectionLabels emit_pop(Assembler& a, const RseqCs* descriptor, bool inject_delay) {
+SectionLabels emit_pop(Assembler& a, const RseqCs* descriptor, const std::uint32_t* delay_spins) {
   SectionLabels l{a.new_label(), a.new_label(), a.new_label()};
   Label retry = a.new_label(), locked = a.new_label(), empty = a.new_label();
   a.mov(r8, qword_ptr(rdi, kArea));
@@ -98,7 +99,7 @@ SectionLabels emit_pop(Assembler& a, const RseqCs* descriptor, bool inject_delay
   a.test(rcx, rcx);
   a.jz(empty);
   a.mov(rdx, qword_ptr(rcx));
-  emit_delay(a, inject_delay);
+  emit_delay(a, delay_spins);
   a.mov(qword_ptr(rax), rdx);  // commit
   a.bind(l.end);
   a.mov(qword_ptr(rdi, kNode), rcx);
@@ -126,15 +127,21 @@ JitListOps::JitListOps(code::CodeZone& zone, std::vector<RseqCs*> descriptors, i
       pop_(pop_fn) {}
 
 Result<std::unique_ptr<JitListOps>> JitListOps::create(code::CodeZone& zone, const JitOptions& options) {
+  return detail::JitFactory::list_ops(zone, options, nullptr);
+}
+
+Result<std::unique_ptr<JitListOps>> detail::JitFactory::list_ops(code::CodeZone& zone,
+                                                                 const JitOptions& options,
+                                                                 const std::uint32_t* delay_spins) {
   JITKIT_TRY(RseqCs * push_desc, detail::allocate_descriptor(zone));
   JITKIT_TRY(RseqCs * pop_desc, detail::allocate_descriptor(zone));
   Assembler a;
   Label push_entry = a.new_label(), pop_entry = a.new_label();
   a.bind(push_entry);
-  SectionLabels push_labels = emit_push(a, push_desc, options.inject_delay);
+  SectionLabels push_labels = emit_push(a, push_desc, delay_spins);
   a.align(16);
   a.bind(pop_entry);
-  SectionLabels pop_labels = emit_pop(a, pop_desc, options.inject_delay);
+  SectionLabels pop_labels = emit_pop(a, pop_desc, delay_spins);
   install::InstallOptions io;
   io.name = options.name == JitOptions{}.name ? "jitkit_rseq_list_ops" : options.name;
   io.visibility = code::Visibility::kOtherThreads;
@@ -142,8 +149,8 @@ Result<std::unique_ptr<JitListOps>> JitListOps::create(code::CodeZone& zone, con
   if (!installed) return std::move(installed).error().context("rseq: JIT list ops: install");
   detail::fill_descriptor(push_desc, *installed, push_labels);
   detail::fill_descriptor(pop_desc, *installed, pop_labels);
-  auto push_fn = reinterpret_cast<Fn>(installed->label_address(push_entry));
-  auto pop_fn = reinterpret_cast<Fn>(installed->label_address(pop_entry));
+  auto push_fn = reinterpret_cast<JitListOps::Fn>(installed->label_address(push_entry));
+  auto pop_fn = reinterpret_cast<JitListOps::Fn>(installed->label_address(pop_entry));
   std::unique_ptr<JitListOps> ops(
       new JitListOps(zone, {push_desc, pop_desc}, std::move(installed).value(), io.name, push_fn, pop_fn));
   for (RseqCs* d : ops->descriptors_) detail::table_add(d, ops->code_, ops->name_->c_str());
@@ -157,7 +164,7 @@ void JitListOps::push(PerCpuList& list, PerCpuList::Node* node) {
   RseqArea* area = detail::tls_area;
   if (area == nullptr) area = ensure_registered().area;
   if (area != nullptr && !released_) {
-    JitListArgs args{area, list.slot_base(), list.index_offset(), node, 0, detail::testing_inject_spins};
+    JitListArgs args{area, list.slot_base(), list.index_offset(), node, 0};
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       args.aborts = 0;
       std::uint64_t r = push_(&args);
@@ -174,7 +181,7 @@ PerCpuList::Node* JitListOps::pop(PerCpuList& list) {
   RseqArea* area = detail::tls_area;
   if (area == nullptr) area = ensure_registered().area;
   if (area != nullptr && !released_) {
-    JitListArgs args{area, list.slot_base(), list.index_offset(), nullptr, 0, detail::testing_inject_spins};
+    JitListArgs args{area, list.slot_base(), list.index_offset(), nullptr, 0};
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       args.aborts = 0;
       std::uint64_t r = pop_(&args);

@@ -34,32 +34,24 @@
 // operation owns the slot (see percpu.h): sections that modify a locked slot exit without
 // committing.
 //
-// Test-only delay injection: the `kInjectDelay` variants spin `testing_inject_spins` iterations
-// between the loads and the commit, which widens the window for preemption and signals so that
-// tests observe aborts. Production code instantiates only kInjectDelay = false, which emits no
-// delay instruction at all.
+// The instructions of each section are written once, as a macro (JITKIT_RSEQ_*_) that takes the
+// text to place between the loads and the commit. The functions below expand it with nothing:
+// the production sections contain no delay and reference no test state. The stress tests expand
+// the same macros with a delay loop (src/rseq/test_hooks_p.h), so the code they hammer is this
+// code plus the loop; that is why the macros stay defined after this header.
 #pragma once
 
 #include <cstdint>
 
 #include "jitkit/rseq/rseq.h"
+#include "jitkit/rseq/section.h"
 
 namespace jitkit::rseq {
-
-inline constexpr unsigned kSlotBytes = 64;  // one cache line per CPU slot
-inline constexpr unsigned kSlotShift = 6;
 
 namespace detail {
 
 // The asm below is laid out one instruction per line; keep the formatter away from it.
 // clang-format off
-
-// Delay-loop length of the kInjectDelay variants. Only tests set it.
-extern std::uint32_t testing_inject_spins;
-
-// Outcome of one attempt at a critical section.
-// kNotAttempted: the caller had no registered area and did not run the section.
-enum class Attempt { kCommitted, kAborted, kLocked, kMismatch, kEmpty, kNotAttempted };
 
 // Descriptor, pointer-array entry and abort handler of the section whose start label is 1, commit
 // end label 2, descriptor label 3 and abort label 4 (GNU numeric local labels, private to each
@@ -104,19 +96,7 @@ enum class Attempt { kCommitted, kAborted, kLocked, kMismatch, kEmpty, kNotAttem
   "shlq $6, %%rax\n\t"                                                  \
   "addq %[slots], %%rax\n\t"
 
-#define JITKIT_RSEQ_DELAY_                                              \
-  "movl %[spins], %%edx\n"                                              \
-  "5:\n\t"                                                              \
-  "testl %%edx, %%edx\n\t"                                              \
-  "jz 6f\n\t"                                                           \
-  "decl %%edx\n\t"                                                      \
-  "jmp 5b\n"                                                            \
-  "6:\n\t"
-
-// Each section's instructions are written once, as a macro taking the delay fragment: the
-// kInjectDelay variant expands it with JITKIT_RSEQ_DELAY_ and production with nothing, so the
-// code the stress tests verify is the production code plus the delay loop. Only the operand
-// lists differ between the two asm statements (the delay reads `spins` and clobbers rdx).
+// What production sections place between the loads and the commit: nothing.
 #define JITKIT_RSEQ_NO_DELAY_ ""
 
 // slot[idx].word += delta, as load, add, store (the store commits).
@@ -129,25 +109,15 @@ enum class Attempt { kCommitted, kAborted, kLocked, kMismatch, kEmpty, kNotAttem
   "movq %%rcx, (%%rax)\n"                                               \
   "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
 
-template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt counter_add(RseqArea* area, std::uint8_t* slots,
                                                           std::uintptr_t index_offset,
                                                           std::int64_t delta) {
-  if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_COUNTER_ADD_(JITKIT_RSEQ_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [delta] "r"(delta), [spins] "m"(testing_inject_spins)
-             : "rax", "rcx", "rdx", "memory", "cc"
-             : aborted);
-  } else {
-    asm goto(JITKIT_RSEQ_COUNTER_ADD_(JITKIT_RSEQ_NO_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [delta] "r"(delta)
-             : "rax", "rcx", "memory", "cc"
-             : aborted);
-  }
+  asm goto(JITKIT_RSEQ_COUNTER_ADD_(JITKIT_RSEQ_NO_DELAY_)
+           :
+           : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
+             [delta] "r"(delta)
+           : "rax", "rcx", "memory", "cc"
+           : aborted);
   return Attempt::kCommitted;
 aborted:
   return Attempt::kAborted;
@@ -171,28 +141,17 @@ aborted:
   "movq %[desired], (%%rax)\n"                                          \
   "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
 
-template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt compare_store(RseqArea* area, std::uint8_t* slots,
                                                             std::uintptr_t index_offset,
                                                             std::uint64_t expected,
                                                             std::uint64_t desired,
                                                             std::uint32_t* slot_out) {
-  if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_COMPARE_STORE_(JITKIT_RSEQ_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [expected] "r"(expected), [desired] "r"(desired), [slot_out] "r"(slot_out),
-               [spins] "m"(testing_inject_spins)
-             : "rax", "rdx", "memory", "cc"
-             : aborted, locked, mismatch);
-  } else {
-    asm goto(JITKIT_RSEQ_COMPARE_STORE_(JITKIT_RSEQ_NO_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [expected] "r"(expected), [desired] "r"(desired), [slot_out] "r"(slot_out)
-             : "rax", "memory", "cc"
-             : aborted, locked, mismatch);
-  }
+  asm goto(JITKIT_RSEQ_COMPARE_STORE_(JITKIT_RSEQ_NO_DELAY_)
+           :
+           : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
+             [expected] "r"(expected), [desired] "r"(desired), [slot_out] "r"(slot_out)
+           : "rax", "memory", "cc"
+           : aborted, locked, mismatch);
   return Attempt::kCommitted;
 aborted:
   return Attempt::kAborted;
@@ -201,11 +160,6 @@ locked:
 mismatch:
   return Attempt::kMismatch;
 }
-
-// Intrusive list node: the first word of every element is its `next` pointer.
-struct ListNode {
-  ListNode* next;
-};
 
 // node->next = head; head = node (the store of head commits). Writing node->next inside the
 // section is safe: the node is not reachable by anyone until the commit, and a restart simply
@@ -221,25 +175,15 @@ struct ListNode {
   "movq %[node], (%%rax)\n"                                             \
   "2:\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
 
-template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt list_push(RseqArea* area, std::uint8_t* slots,
                                                         std::uintptr_t index_offset,
                                                         ListNode* node) {
-  if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_LIST_PUSH_(JITKIT_RSEQ_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [node] "r"(node), [spins] "m"(testing_inject_spins)
-             : "rax", "rcx", "rdx", "memory", "cc"
-             : aborted, locked);
-  } else {
-    asm goto(JITKIT_RSEQ_LIST_PUSH_(JITKIT_RSEQ_NO_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [node] "r"(node)
-             : "rax", "rcx", "memory", "cc"
-             : aborted, locked);
-  }
+  asm goto(JITKIT_RSEQ_LIST_PUSH_(JITKIT_RSEQ_NO_DELAY_)
+           :
+           : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
+             [node] "r"(node)
+           : "rax", "rcx", "memory", "cc"
+           : aborted, locked);
   return Attempt::kCommitted;
 aborted:
   return Attempt::kAborted;
@@ -265,25 +209,15 @@ locked:
   "2:\n\t"                                                              \
   "movq %%rcx, (%[out])\n\t" JITKIT_RSEQ_ABORT_HANDLER_(aborted)
 
-template <bool kInjectDelay>
 __attribute__((always_inline)) inline Attempt list_pop(RseqArea* area, std::uint8_t* slots,
                                                        std::uintptr_t index_offset,
                                                        ListNode** out) {
-  if constexpr (kInjectDelay) {
-    asm goto(JITKIT_RSEQ_LIST_POP_(JITKIT_RSEQ_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [out] "r"(out), [spins] "m"(testing_inject_spins)
-             : "rax", "rcx", "rdx", "rsi", "memory", "cc"
-             : aborted, locked, empty);
-  } else {
-    asm goto(JITKIT_RSEQ_LIST_POP_(JITKIT_RSEQ_NO_DELAY_)
-             :
-             : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
-               [out] "r"(out)
-             : "rax", "rcx", "rsi", "memory", "cc"
-             : aborted, locked, empty);
-  }
+  asm goto(JITKIT_RSEQ_LIST_POP_(JITKIT_RSEQ_NO_DELAY_)
+           :
+           : [area] "r"(area), [slots] "r"(slots), [idx_off] "r"(index_offset),
+             [out] "r"(out)
+           : "rax", "rcx", "rsi", "memory", "cc"
+           : aborted, locked, empty);
   return Attempt::kCommitted;
 aborted:
   return Attempt::kAborted;
@@ -294,18 +228,6 @@ empty:
 }
 
 // clang-format on
-
-#undef JITKIT_RSEQ_LIST_POP_
-#undef JITKIT_RSEQ_LIST_PUSH_
-#undef JITKIT_RSEQ_COMPARE_STORE_
-#undef JITKIT_RSEQ_COUNTER_ADD_
-#undef JITKIT_RSEQ_NO_DELAY_
-#undef JITKIT_RSEQ_DELAY_
-#undef JITKIT_RSEQ_SLOT_
-#undef JITKIT_RSEQ_ARM_
-#undef JITKIT_RSEQ_ABORT_HANDLER_
-#undef JITKIT_RSEQ_EXIT_POINT_
-#undef JITKIT_RSEQ_DESCRIPTOR_
 
 }  // namespace detail
 }  // namespace jitkit::rseq

@@ -1,4 +1,4 @@
-// src/debug/elf_object.h — builds the in-memory ELF objects handed to gdb's JIT interface.
+// src/debug/elf_object_p.h — builds the in-memory ELF objects handed to gdb's JIT interface.
 //
 // One object describes a batch of symbols (code_registry.h): a .symtab/.strtab with every name,
 // one SHT_NOBITS section per contiguous address range (".text" for code, ".data" for data; the
@@ -21,7 +21,7 @@
 #include "jitkit/base/result.h"
 #include "jitkit/debug/code_registry.h"
 
-namespace jitkit::debug::internal {
+namespace jitkit::debug::detail {
 
 inline constexpr std::size_t kMaxRangesPerObject = 60000;
 
@@ -38,7 +38,6 @@ std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol*
 // `function_size` describe no instruction and are skipped (validate_symbols() allows a row
 // exactly at the end, as FrameInfo::frame_pointer() makes when a `ret` ends the function).
 std::vector<std::uint8_t> cfa_program(const FrameInfo& frame, std::size_t function_size);
-void append_cfa_program(std::vector<std::uint8_t>& out, const FrameInfo& frame,
-                        std::size_t function_size);
+void append_cfa_program(std::vector<std::uint8_t>& out, const FrameInfo& frame, std::size_t function_size);
 
-}  // namespace jitkit::debug::internal
+}  // namespace jitkit::debug::detail

@@ -1,4 +1,4 @@
-// tests/debug/test_code_memory.h — code memory for the debug test programs: a jitkit CodeZone
+// tests/debug/test_code_memory_p.h — code memory for the debug test programs: a jitkit CodeZone
 // forced into one of the two shapes that matter to gdb and perf.
 //   kDual  ZoneMode::kDualMapped: one memfd mapped twice, MAP_SHARED, written through the
 //          read-write view and executed through the read-execute view. perf sees
@@ -18,7 +18,7 @@
 
 #include "jitkit/code/code_zone.h"
 
-namespace jitkit::debug::testing {
+namespace jitkit::debug::test_util {
 
 class TestCodeMemory {
  public:
@@ -63,4 +63,4 @@ class TestCodeMemory {
   std::vector<code::CodeBlock> blocks_;
 };
 
-}  // namespace jitkit::debug::testing
+}  // namespace jitkit::debug::test_util

@@ -1,4 +1,4 @@
-// src/debug/gdb_jit_interface.h — the GDB JIT interface, as the gdb manual ("JIT Compilation
+// src/debug/gdb_jit_interface_p.h — the GDB JIT interface, as the gdb manual ("JIT Compilation
 // Interface") defines it: a descriptor holding a doubly linked list of in-memory object files,
 // and a function gdb puts a breakpoint on. After changing the list, the program sets
 // `action_flag` and `relevant_entry` and calls `__jit_debug_register_code()`; gdb, stopped there,
@@ -33,11 +33,11 @@ void __jit_debug_register_code();
 
 }  // extern "C"
 
-namespace jitkit::debug::internal {
+namespace jitkit::debug::detail {
 
 // Links `entry` at the head of the list and tells gdb (O(1)). Caller holds the registry lock.
 void gdb_register(jit_code_entry* entry);
 // Unlinks `entry` and tells gdb (O(1)). Caller holds the registry lock.
 void gdb_unregister(jit_code_entry* entry);
 
-}  // namespace jitkit::debug::internal
+}  // namespace jitkit::debug::detail

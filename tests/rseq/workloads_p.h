@@ -14,9 +14,10 @@
 
 #include "jitkit/rseq/percpu.h"
 #include "jitkit/rseq/rseq.h"
-#include "rseq/stress_harness.h"
+#include "rseq/stress_harness_p.h"
+#include "rseq/test_hooks_p.h"
 
-namespace jitkit::rseq::testing {
+namespace jitkit::rseq::test_util {
 
 struct CounterRun {
   std::int64_t expected = 0;  // sum of what the threads added
@@ -143,9 +144,9 @@ inline ListRun list_workload(PerCpuList& list, bool inject, double seconds,
                              std::size_t nodes_per_thread = 32) {
   ListOps ops;
   ops.push = [&list, inject](detail::ListNode* n) {
-    inject ? list.push_with_injected_delay(n) : list.push(n);
+    inject ? test_hooks::push_with_injected_delay(list, n) : list.push(n);
   };
-  ops.pop = [&list, inject] { return inject ? list.pop_with_injected_delay() : list.pop(); };
+  ops.pop = [&list, inject] { return inject ? test_hooks::pop_with_injected_delay(list) : list.pop(); };
   return list_workload(list, ops, seconds, nodes_per_thread);
 }
 
@@ -170,7 +171,7 @@ inline PoolRun pool_workload(PerCpuPool& pool, bool inject, double seconds) {
     while (!stop.load(std::memory_order_relaxed)) {
       unsigned n = 1 + rng() % 16;
       for (unsigned k = 0; k < n; ++k) {
-        void* p = inject ? pool.allocate_with_injected_delay() : pool.allocate();
+        void* p = inject ? test_hooks::allocate_with_injected_delay(pool) : pool.allocate();
         if (p == nullptr) {
           nulls.fetch_add(1);
           continue;
@@ -184,7 +185,7 @@ inline PoolRun pool_workload(PerCpuPool& pool, bool inject, double seconds) {
       if ((rng() & 7) == 0) sched_yield();
       for (void* p : held) {
         reinterpret_cast<std::atomic<std::uint64_t>*>(static_cast<char*>(p) + 8)->store(0);
-        inject ? pool.free_with_injected_delay(p) : pool.free(p);
+        inject ? test_hooks::free_with_injected_delay(pool, p) : pool.free(p);
       }
       held.clear();
       if (t % 8 == 7 && (rng() & 15) == 0) (void)pool.drain(rng() % stress_threads());
@@ -216,8 +217,8 @@ inline LockRun percpu_lock_workload(PerCpuWord& word, bool inject, double second
   run_stress(stress_threads(), seconds, [&](unsigned, const std::atomic<bool>& stop) {
     std::uint64_t mine = 0;
     while (!stop.load(std::memory_order_relaxed)) {
-      PerCpuWord::Outcome o =
-          inject ? word.compare_and_store_with_injected_delay(0, 1) : word.compare_and_store(0, 1);
+      PerCpuWord::Outcome o = inject ? test_hooks::compare_and_store_with_injected_delay(word, 0, 1)
+                                     : word.compare_and_store(0, 1);
       if (!o.stored) {
         sched_yield();
         continue;
@@ -237,4 +238,4 @@ inline LockRun percpu_lock_workload(PerCpuWord& word, bool inject, double second
   return r;
 }
 
-}  // namespace jitkit::rseq::testing
+}  // namespace jitkit::rseq::test_util

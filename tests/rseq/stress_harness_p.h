@@ -3,8 +3,9 @@
 // every 50 us (a handler that does nothing) so that critical sections are preempted, migrated
 // and interrupted by signals while they run.
 //
-// Duration: JITKIT_STRESS_SECONDS (default 1.5 s per run; each test does a few runs, and stays
-// well under 10 s). Set e.g. JITKIT_STRESS_SECONDS=60 for a long run.
+// Duration of one run: jitkit::test_util::stress_seconds() (tests/support/stress_duration_p.h),
+// 2 s by default; JITKIT_STRESS_SECONDS=<seconds> overrides it, e.g. JITKIT_STRESS_SECONDS=60
+// for a soak run.
 #pragma once
 
 #include <pthread.h>
@@ -14,21 +15,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <functional>
 #include <thread>
 #include <vector>
 
-namespace jitkit::rseq::testing {
+#include "support/stress_duration_p.h"
 
-inline double stress_seconds() {
-  const char* env = std::getenv("JITKIT_STRESS_SECONDS");
-  if (env != nullptr) {
-    double v = std::atof(env);
-    if (v > 0) return v;
-  }
-  return 1.5;
-}
+namespace jitkit::rseq::test_util {
+
+using jitkit::test_util::stress_seconds;
 
 inline unsigned stress_threads() {
   unsigned cpus = std::thread::hardware_concurrency();
@@ -92,4 +87,4 @@ inline void run_stress(unsigned threads, double seconds,
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
 }
 
-}  // namespace jitkit::rseq::testing
+}  // namespace jitkit::rseq::test_util

@@ -1,4 +1,4 @@
-// tests/debug/tool_runner.h — runs gdb / perf / readelf from tests and captures their output.
+// tests/debug/tool_runner_p.h — runs gdb / perf / readelf from tests and captures their output.
 // A missing tool is a test FAILURE that names the Debian package to install, never a skip.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <regex>
 #include <string>
 
-namespace jitkit::debug::testing {
+namespace jitkit::debug::test_util {
 
 struct CommandResult {
   int exit_code = -1;
@@ -47,4 +47,4 @@ inline std::string find_group(const std::string& text, const std::string& patter
   return {};
 }
 
-}  // namespace jitkit::debug::testing
+}  // namespace jitkit::debug::test_util
