@@ -23,6 +23,13 @@
 
 namespace jitkit::rseq::test_hooks {
 
+// Forces the fallback (non-rseq) paths for the whole process. Only allowed before the first
+// operation, because the decision is made once; kInvalidState afterwards. Kept as a hook because
+// a test process cannot take rseq away from itself once glibc has registered it; the other
+// honest test of the fallback runs a child under a seccomp filter that refuses rseq(2)
+// (registration_test). Defined in linux/registration.cpp.
+Status force_unavailable();
+
 // Iterations of the delay loop of every delay-injected section, read at each attempt (0: no
 // delay). Defined in test_hooks.cpp.
 extern std::uint32_t inject_spins;

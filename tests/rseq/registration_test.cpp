@@ -253,7 +253,7 @@ TEST(Registration, ForcingUnavailableAfterFirstUseIsRefused) {
   PerCpuCounter c;
   c.add(1);
   if (!process_status().rseq_enabled) GTEST_SKIP() << process_status().fallback_reason;
-  Status s = force_unavailable_for_testing();
+  Status s = test_hooks::force_unavailable();
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code(), ErrorCode::kInvalidState);
 }

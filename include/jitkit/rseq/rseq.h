@@ -102,11 +102,6 @@ const ProcessStatus& process_status();
 // once per thread) and returns it. Cheap after the first call in a thread.
 ThreadStatus ensure_registered();
 
-// Forces the fallback path for the whole process. Only allowed before the first operation (the
-// decision is made once); returns kInvalidState afterwards. For tests and for users who must
-// run without rseq; the honest test of the fallback uses a seccomp filter (tests/rseq).
-Status force_unavailable_for_testing();
-
 // Number of critical-section aborts observed so far by jitkit's abort handlers, process-wide
 // (ahead-of-time and JIT-emitted sections). Counted off the fast path.
 std::uint64_t abort_count();

@@ -24,6 +24,7 @@
 #include "jitkit/base/platform.h"
 #include "jitkit/rseq/rseq.h"
 #include "rseq/registry_p.h"
+#include "rseq/test_hooks_p.h"
 
 #ifndef AT_RSEQ_FEATURE_SIZE
 #define AT_RSEQ_FEATURE_SIZE 27
@@ -104,7 +105,7 @@ ProcessStatus decide() {
   s.index = s.feature_size >= offsetof(RseqArea, mm_cid) + sizeof(std::uint32_t) ? CpuIndex::kMmCid
                                                                                  : CpuIndex::kCpuId;
   if (g_forced_unavailable) {
-    s.fallback_reason = "forced by rseq::force_unavailable_for_testing()";
+    s.fallback_reason = "forced by rseq::test_hooks::force_unavailable()";
     return s;
   }
   if (!facts.rseq.kernel_supports) {
@@ -211,12 +212,12 @@ const ProcessStatus& process_status() {
   return detail::status_storage();
 }
 
-Status force_unavailable_for_testing() {
+Status test_hooks::force_unavailable() {
   std::lock_guard<std::mutex> lock(detail::g_decision_mutex);
   if (detail::g_decided.load(std::memory_order_relaxed)) {
     if (!detail::status_storage().rseq_enabled) return ok();
     return Error(ErrorCode::kInvalidState,
-                 "rseq: force_unavailable_for_testing() after the first operation: the "
+                 "rseq: test_hooks::force_unavailable() after the first operation: the "
                  "process already uses rseq, and mixing paths on live data would be unsafe");
   }
   detail::g_forced_unavailable = true;
