@@ -431,8 +431,8 @@ Engine::~Engine() {
 Result<SiteId> Engine::attach(const install::InstalledCode& code, const SendSite& send) {
   const auto& sites = code.sites();
   if (send.imm.index >= sites.size() || send.call.index >= sites.size() ||
-      sites[send.imm.index].record.kind != x64::PatchSiteKind::kImm32 ||
-      sites[send.call.index].record.kind != x64::PatchSiteKind::kCall) {
+      sites[send.imm.index].kind != x64::PatchSiteKind::kImm32 ||
+      sites[send.call.index].kind != x64::PatchSiteKind::kCall) {
     return Error(ErrorCode::kInvalidArgument, "ic: attach: the send site is not one of '" + code.name() +
                                                   "' at " + hex(code.start()) +
                                                   " (emit it with Engine::emit_send into that code)");
@@ -612,7 +612,7 @@ Result<std::string> Engine::listing(SiteId id) const {
     return Error(ErrorCode::kInvalidArgument, "ic: no site " + std::to_string(id.index));
   }
   const Site& s = *impl_->sites[id.index];
-  const std::uintptr_t begin = detail::insn_address(s.imm);
+  const std::uintptr_t begin = detail::pad_address(s.imm);
   std::string out = "send site " + std::to_string(id.index) + " (" + impl_->selector_name(s.selector) + ", " +
                     kind_name(s.kind) + ")\n";
   out += debug::listing("send " + impl_->selector_name(s.selector), reinterpret_cast<const void*>(begin),
