@@ -95,7 +95,7 @@ std::uint64_t table_key(std::uint32_t tag, std::uint32_t selector) {
 
 // The same hash as the open-PIC stub (x86_64/stubs.cpp).
 std::size_t table_bucket(const Engine::Impl& impl, std::uint32_t tag, std::uint32_t selector) {
-  const std::uint32_t h = (tag ^ selector) * 0x9E3779B1u;
+  const std::uint32_t h = (tag * detail::kTagHashMultiplier) ^ detail::selector_hash(selector);
   return h >> (32 - std::countr_zero(impl.buckets));
 }
 
@@ -150,15 +150,14 @@ bool table_fill(Engine::Impl& impl, std::uint32_t tag, std::uint32_t selector, s
       return true;
     }
   }
-  // Both slots taken: evict one. It cools (a thread may be between its key compare and its
-  // entry load) and is filled again after the next grace period.
-  for (std::size_t i = first + 2; i-- > first;) {
-    if (impl.slot_meta[i].state == SlotMeta::State::kLive) {
-      clear_slot_key(impl.table[i]);
-      impl.slot_meta[i] = {SlotMeta::State::kCooling, impl.gen};
-      impl.stats.table_evictions++;
-      break;
-    }
+  // Both slots live: evict the second. It cools (a thread may be between its key compare and its
+  // entry load) and is filled again after the next grace period. A bucket that already has a
+  // cooling slot keeps its live one.
+  if (impl.slot_meta[first].state == SlotMeta::State::kLive &&
+      impl.slot_meta[first + 1].state == SlotMeta::State::kLive) {
+    clear_slot_key(impl.table[first + 1]);
+    impl.slot_meta[first + 1] = {SlotMeta::State::kCooling, impl.gen};
+    impl.stats.table_evictions++;
   }
   return false;
 }

@@ -53,6 +53,12 @@ struct TableSlot {
 };
 inline constexpr std::uint64_t kEmptyKey = ~std::uint64_t{0};  // selector bits never all ones
 
+// bucket = ((tag * kTagHashMultiplier) ^ selector_hash(selector)) >> (32 - log2 buckets): the
+// multiplication spreads consecutive class indices over the top bits, and the selector's own
+// multiplicative hash (an immediate in each open PIC) moves each selector to other buckets.
+inline constexpr std::uint32_t kTagHashMultiplier = 0x9E3779B1u;
+constexpr std::uint32_t selector_hash(std::uint32_t selector) { return (selector + 1) * 0x85EBCA77u; }
+
 struct SlotMeta {
   enum class State : std::uint8_t { kEmpty, kLive, kCooling };
   State state = State::kEmpty;

@@ -150,12 +150,16 @@ class World {
     return m;
   }
 
-  // Defines (tag, sel) with a new method; returns its index.
-  int define(std::uint32_t tag, std::uint32_t sel) {
+  // A new method, not yet the answer of any lookup; returns its index.
+  int add_method() {
     MethodCode m = make_method();
     std::lock_guard lock(methods_mutex_);
     methods_.push_back(m);
-    const int index = static_cast<int>(methods_.size() - 1);
+    return static_cast<int>(methods_.size() - 1);
+  }
+  // Defines (tag, sel) with a new method; returns its index.
+  int define(std::uint32_t tag, std::uint32_t sel) {
+    const int index = add_method();
     slot(tag, sel).store(index, std::memory_order_release);
     return index;
   }

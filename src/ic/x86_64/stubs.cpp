@@ -157,10 +157,9 @@ Result<std::unique_ptr<StubCode>> install_open_pic(Engine::Impl& impl, std::uint
   Assembler a;
   impl.vm.load_tag(a, cc.receiver, cc.tag);
   a.mov(cc.tag, cc.tag);  // zero the upper half: the key below uses the full register
-  // bucket = ((tag ^ selector) * golden ratio) >> (32 - log2 buckets); 32 bytes per bucket.
-  a.mov(slot32, cc.tag);
-  a.xor_(slot32, static_cast<std::int64_t>(selector));
-  a.imul(slot32, slot32, static_cast<std::int64_t>(static_cast<std::int32_t>(0x9E3779B1u)));
+  // The bucket (engine_p.h, table hash); 32 bytes per bucket.
+  a.imul(slot32, cc.tag, static_cast<std::int64_t>(static_cast<std::int32_t>(detail::kTagHashMultiplier)));
+  a.xor_(slot32, static_cast<std::int64_t>(static_cast<std::int32_t>(detail::selector_hash(selector))));
   a.shr(slot32, static_cast<std::uint8_t>(shift));
   a.shl(slot, 5);
   a.movabs(key, static_cast<std::uint64_t>(selector) << 32);
