@@ -96,7 +96,7 @@ std::uint64_t table_key(std::uint32_t tag, std::uint32_t selector) {
 // The same hash as the open-PIC stub (x86_64/stubs.cpp).
 std::size_t table_bucket(const Engine::Impl& impl, std::uint32_t tag, std::uint32_t selector) {
   const std::uint32_t h = (tag * detail::kTagHashMultiplier) ^ detail::selector_hash(selector);
-  return h >> (32 - std::countr_zero(impl.buckets));
+  return h & (impl.buckets - 1);
 }
 
 void store_slot(detail::TableSlot& slot, std::uint64_t key, std::uint64_t entry) {

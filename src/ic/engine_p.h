@@ -53,9 +53,12 @@ struct TableSlot {
 };
 inline constexpr std::uint64_t kEmptyKey = ~std::uint64_t{0};  // selector bits never all ones
 
-// bucket = ((tag * kTagHashMultiplier) ^ selector_hash(selector)) >> (32 - log2 buckets): the
-// multiplication spreads consecutive class indices over the top bits, and the selector's own
-// multiplicative hash (an immediate in each open PIC) moves each selector to other buckets.
+// The byte offset of (tag, selector)'s bucket (32 bytes each) in the table:
+//   ((tag * kTagHashMultiplier) ^ selector_hash(selector)) mod buckets, times 32,
+// computed as one multiply, one xor and one mask on values pre-shifted by 5. The multiplier is
+// odd, so for one selector the class tags that differ in their low log2(buckets) bits get
+// different buckets (multiplication by an odd number permutes the residues); the selector's
+// own hash (an immediate in each open PIC) moves each selector's classes elsewhere.
 inline constexpr std::uint32_t kTagHashMultiplier = 0x9E3779B1u;
 constexpr std::uint32_t selector_hash(std::uint32_t selector) { return (selector + 1) * 0x85EBCA77u; }
 

@@ -129,20 +129,26 @@ Result<std::unique_ptr<Pic>> install_pic(Engine::Impl& impl, std::uint32_t selec
   const std::uintptr_t miss = impl.miss->code.start();
   Assembler a;
   impl.vm.load_tag(a, cc.receiver, cc.tag);
-  std::vector<std::pair<PatchSiteId, PatchSiteId>> ids;
-  for (std::size_t i = 0; i < impl.options.max_pic_cases; ++i) {
-    const bool used = i < cases.size();
-    const Label next = a.new_label();
-    auto cmp = a.cmp_imm32_site(cc.tag, static_cast<std::int32_t>(used ? cases[i].tag : kEmptyCaseTag));
-    a.jne(next, JumpForm::kShort);
-    auto jmp = a.jmp_site(abs_address(used ? cases[i].unchecked_entry : miss));
-    a.bind(next);
-    ids.emplace_back(cmp, jmp);
+  // All compares first, so that the path to case k runs k not-taken branches and one taken
+  // one (taken branches are what limits the front end), then the jumps.
+  const std::size_t n = impl.options.max_pic_cases;
+  std::vector<Label> hit(n);
+  std::vector<PatchSiteId> cmp(n);
+  std::vector<PatchSiteId> jmp(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    hit[i] = a.new_label();
+    const std::uint32_t tag = i < cases.size() ? cases[i].tag : kEmptyCaseTag;
+    cmp[i] = a.cmp_imm32_site(cc.tag, static_cast<std::int32_t>(tag));
+    a.je(hit[i]);
   }
   a.jmp(abs_address(miss));
+  for (std::size_t i = 0; i < n; ++i) {
+    a.bind(hit[i]);
+    jmp[i] = a.jmp_site(abs_address(i < cases.size() ? cases[i].unchecked_entry : miss));
+  }
   JITKIT_TRY(auto code, install::install(a, *impl.zone, stub_options(impl.stub_name("pic", selector))));
   auto pic = std::make_unique<Pic>();
-  for (auto [cmp, jmp] : ids) pic->slots.push_back({site_ref(code, cmp), site_ref(code, jmp)});
+  for (std::size_t i = 0; i < n; ++i) pic->slots.push_back({site_ref(code, cmp[i]), site_ref(code, jmp[i])});
   JITKIT_TRY(pic->stub, impl.finish_stub(std::move(code), debug::FrameInfo::leaf()));
   return pic;
 }
@@ -153,15 +159,16 @@ Result<std::unique_ptr<StubCode>> install_open_pic(Engine::Impl& impl, std::uint
   const Gp64 key = to_gp64(cc.selector);
   const Gp64 slot = cc.scratch;
   const Gp32 slot32 = to_gp32(cc.scratch);
-  const unsigned shift = 32 - static_cast<unsigned>(std::countr_zero(impl.buckets));
+  const unsigned log2 = static_cast<unsigned>(std::countr_zero(impl.buckets));
   Assembler a;
   impl.vm.load_tag(a, cc.receiver, cc.tag);
   a.mov(cc.tag, cc.tag);  // zero the upper half: the key below uses the full register
-  // The bucket (engine_p.h, table hash); 32 bytes per bucket.
-  a.imul(slot32, cc.tag, static_cast<std::int64_t>(static_cast<std::int32_t>(detail::kTagHashMultiplier)));
-  a.xor_(slot32, static_cast<std::int64_t>(static_cast<std::int32_t>(detail::selector_hash(selector))));
-  a.shr(slot32, static_cast<std::uint8_t>(shift));
-  a.shl(slot, 5);
+  // The bucket's byte offset (engine_p.h, table_offset): multiply, xor, mask.
+  a.imul(slot32, cc.tag,
+         static_cast<std::int64_t>(static_cast<std::int32_t>(detail::kTagHashMultiplier << 5)));
+  a.xor_(slot32, static_cast<std::int64_t>(static_cast<std::int32_t>(detail::selector_hash(selector) << 5)));
+  a.and_(slot32, static_cast<std::int64_t>(((std::uint64_t{1} << log2) - 1) << 5));
+  // Off the critical path: the key and the table base.
   a.movabs(key, static_cast<std::uint64_t>(selector) << 32);
   a.or_(key, tag64);
   a.lea(tag64, ptr(abs(impl.table)));
