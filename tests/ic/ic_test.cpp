@@ -4,9 +4,12 @@
 // configurations. Each send's result says which method ran and with which arguments.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "ic/ic_world_p.h"
+#include "jitkit/code/x86_64/trap_fill.h"
 #include "jitkit/debug/code_registry.h"
 
 namespace jitkit::ic {
@@ -228,6 +231,45 @@ TEST(IcSendTest, ManySitesOfOneSelectorShareOneOpenPic) {
   EXPECT_EQ(w.engine().stats().live_open_pics, 1u);
 }
 
+TEST(IcSendTest, ThreadsMissingTogetherAtOneSiteAllGetTheirMethodAndOneConsistentPic) {
+  World w;
+  ASSERT_TRUE(w.ok());
+  constexpr std::uint32_t kClasses = 6;  // exactly the default PIC size
+  std::vector<test_util::Object*> objs;
+  for (std::uint32_t t = 0; t < kClasses; ++t) {
+    w.define(t, kArea);
+    objs.push_back(w.object(t));
+  }
+  auto caller = w.make_caller(kArea);
+  std::atomic<int> ready{0};
+  std::atomic<std::uint64_t> wrong{0};
+  std::vector<std::thread> threads;
+  for (std::uint32_t t = 0; t < 2 * kClasses; ++t) {
+    threads.emplace_back([&, t] {
+      const std::uint32_t tag = t % kClasses;
+      ready.fetch_add(1);
+      while (ready.load() < static_cast<int>(2 * kClasses)) {
+      }
+      for (std::uint64_t i = 0; i < 2000; ++i) {
+        if (caller.fn(World::ref(objs[tag]), i, t) != w.expected(tag, kArea, i, t)) wrong++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0u);
+  auto info = w.engine().site(caller.site);
+  ASSERT_EQ(info->kind, SiteKind::kPolymorphic);
+  std::set<std::uint32_t> tags;
+  for (const auto& c : info->cases) {
+    tags.insert(c.tag);
+    EXPECT_EQ(c.unchecked_entry, w.method(w.method_index(c.tag, kArea)).entries.unchecked_entry);
+  }
+  EXPECT_EQ(tags.size(), kClasses) << "each class cached once";
+  EXPECT_EQ(w.engine().stats().unlinked_to_mono, 1u);
+  EXPECT_EQ(w.engine().stats().mono_to_pic, 1u);
+  EXPECT_EQ(w.engine().stats().pic_extend, kClasses - 2);
+}
+
 // --- Invalidation ------------------------------------------------------------------------------
 
 TEST(IcInvalidateTest, ByMethodUnlinksEverySiteAndSlotLeadingToIt) {
@@ -254,7 +296,7 @@ TEST(IcInvalidateTest, ByMethodUnlinksEverySiteAndSlotLeadingToIt) {
   ASSERT_TRUE(w.engine().retire(old.block));
   ASSERT_TRUE(w.engine().reclaim());
   EXPECT_EQ(w.engine().stats().code_freed, 1u);
-  EXPECT_EQ(*old.block.exec, 0xCC) << "the old method is freed and trap-filled";
+  EXPECT_EQ(*old.block.exec, code::x86_64::kInt3) << "the old method is freed and trap-filled";
 
   EXPECT_EQ(w.engine().site(mono.site)->kind, SiteKind::kUnlinked);
   EXPECT_EQ(w.engine().site(pic.site)->kind, SiteKind::kUnlinked);

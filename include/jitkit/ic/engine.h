@@ -27,9 +27,9 @@
 // other threads miss, link, invalidate or query. Transitions are serialized by one engine lock;
 // a thread that misses while another links the same site waits, then acts on the site as it
 // finds it (a second miss for the same tag links nothing and just completes its send).
-// Functions that wait for a grace period (reclaim(), the invalidate_*() family, flush_all(),
-// the destructor's caller) must not be called by a thread that is an online participant of the
-// engine's QuiescenceDomain: go offline() around them.
+// Functions that wait for a grace period (reclaim(), the invalidate_*() family, flush_all())
+// must not be called by a thread that is an online participant of the engine's
+// QuiescenceDomain: go offline() around them.
 #pragma once
 
 #include <chrono>

@@ -27,12 +27,15 @@
 //
 // Closed PIC ("pic:<selector>", one per polymorphic site):
 //       <load receiver's tag into tag>
-//       cmp tag, imm32 ; jne 1f ; jmp <unchecked entry of case 0>   1:
-//       ...            (max_pic_cases cases; unused ones hold kEmptyCaseTag and jump to the
-//                       miss stub)
+//       cmp tag, imm32 (case 0) ; je 0f
+//       ...                      (max_pic_cases compares; unused cases hold kEmptyCaseTag)
 //       jmp <miss stub>
-//   A case is added in place (its jump target, then its tag: one batch, one serialization).
-//   kEmptyCaseTag is above kMaxClassTag, so an unused or half-written case never matches.
+//   0:  jmp <unchecked entry of case 0>
+//       ...                      (unused cases jump to the miss stub)
+//   The compares come first so that reaching case k takes k not-taken branches and one taken
+//   one. A case is added in place: its jump target, then its tag (one batch, one
+//   serialization). kEmptyCaseTag is above kMaxClassTag, so an unused or half-written case never
+//   matches a receiver.
 //
 // Open PIC ("megamorphic:<selector>", one per selector, shared by its megamorphic sites):
 //   hashes (tag, selector) into the engine's table (a power-of-two number of buckets of two
