@@ -20,17 +20,18 @@
 #include <vector>
 
 #include "jitkit/code/code_zone.h"
+#include "jitkit/install/patch_site.h"
 #include "jitkit/patch/patcher.h"
 
 namespace {
 
 using jitkit::code::CodeBlock;
 using jitkit::code::CodeZone;
+using jitkit::install::PatchSite;
 using jitkit::patch::PatchBatch;
 using jitkit::patch::Patcher;
-using jitkit::patch::PatchSite;
-using jitkit::patch::SiteKind;
 using jitkit::patch::Sync;
+using jitkit::x64::PatchSiteKind;
 
 __attribute__((noinline)) int target_a() { return 1; }
 __attribute__((noinline)) int target_b() { return 2; }
@@ -87,11 +88,12 @@ PatchSite make_caller(std::size_t field_offset) {
     die("make_executable", s.error().message());
   }
   PatchSite site;
-  site.kind = SiteKind::kCall;
+  site.kind = PatchSiteKind::kCall;
   site.insn = blk->exec + insn;
   site.insn_size = 5;
   site.field = blk->exec + field_offset;
   site.field_size = 4;
+  site.pad = site.insn;
   return site;
 }
 
@@ -177,14 +179,14 @@ void BM_MprotectBaseline(benchmark::State& state) {
   void* mem = MAP_FAILED;
   const auto near = reinterpret_cast<std::uintptr_t>(&target_a) & ~static_cast<std::uintptr_t>(page - 1);
   for (std::uintptr_t off = std::uintptr_t{64} << 20; off < (std::uintptr_t{1} << 31); off += 64u << 20) {
-    mem = mmap(reinterpret_cast<void*>(near + off), static_cast<std::size_t>(page),
-               PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    mem = mmap(reinterpret_cast<void*>(near + off), static_cast<std::size_t>(page), PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (mem != MAP_FAILED) break;
   }
   if (mem == MAP_FAILED) die("mmap", "no free page within rel32 reach of the binary");
   auto* code = static_cast<std::uint8_t*>(mem);
-  const std::uint8_t stub[] = {0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F, 0x00, 0xE8, 0, 0, 0, 0,
-                               0x48, 0x83, 0xC4, 0x08, 0xC3};
+  const std::uint8_t stub[] = {0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F, 0x00, 0xE8, 0,
+                               0,    0,    0,    0x48, 0x83, 0xC4, 0x08, 0xC3};
   std::memcpy(code, stub, sizeof stub);
   auto rel_to = [&](bool b) {
     const auto t = reinterpret_cast<std::uintptr_t>(target(b));

@@ -10,6 +10,25 @@
 #include <algorithm>
 
 namespace jitkit::install {
+namespace {
+
+// The record's offsets made into executable addresses of code installed at `start`.
+PatchSite installed_site(const x64::PatchSiteRecord& r, std::uint8_t* start) {
+  PatchSite site;
+  site.kind = r.kind;
+  site.insn = start + r.insn_offset;
+  site.insn_size = r.insn_size;
+  site.field = start + r.field_offset;
+  site.field_size = r.field_size;
+  site.pad = start + r.pad_offset;
+  if (r.kind == x64::PatchSiteKind::kStaticKey) {
+    // The jump a disabled key keeps aside is E9 + jump_rel32, relative to the end of its 5 bytes.
+    site.key_target = site.insn + r.insn_size + r.jump_rel32;
+  }
+  return site;
+}
+
+}  // namespace
 
 std::uintptr_t InstalledCode::label_address(x64::Label label) const {
   std::uint32_t off = label_offset(label);
@@ -58,7 +77,7 @@ Result<InstalledCode> install(x64::Assembler& assembler, code::CodeZone& zone,
   code.label_offsets_ = std::move(encoded->label_offsets);
   code.sites_.reserve(encoded->sites.size());
   for (const x64::PatchSiteRecord& r : encoded->sites) {
-    code.sites_.push_back(InstalledSite{r, code.start()});
+    code.sites_.push_back(installed_site(r, block->exec));
   }
   code.host_operands_ = std::move(encoded->host_operands);
   return code;

@@ -25,13 +25,18 @@ std::string hex(const void* p) {
 }
 std::string hex(std::uintptr_t p) { return hex(reinterpret_cast<const void*>(p)); }
 
-const char* kind_name(SiteKind k) {
+const char* kind_name(x64::PatchSiteKind k) {
   switch (k) {
-    case SiteKind::kCall: return "call";
-    case SiteKind::kJump: return "jump";
-    case SiteKind::kImm32: return "imm32";
-    case SiteKind::kImm64: return "imm64";
-    case SiteKind::kStaticKey: return "static key";
+    case x64::PatchSiteKind::kCall:
+      return "call";
+    case x64::PatchSiteKind::kJump:
+      return "jump";
+    case x64::PatchSiteKind::kImm32:
+      return "imm32";
+    case x64::PatchSiteKind::kImm64:
+      return "imm64";
+    case x64::PatchSiteKind::kStaticKey:
+      return "static key";
   }
   return "?";
 }
@@ -72,14 +77,13 @@ Patcher::~Patcher() {
   detail::unregister_patch_range(zone_->begin(), zone_->end());
 }
 
-Status Patcher::check_call_or_jump(const PatchSite& site, bool require_aligned) const {
-  if (site.kind != SiteKind::kCall && site.kind != SiteKind::kJump) {
+Status Patcher::check_call_or_jump(const install::PatchSite& site, bool require_aligned) const {
+  if (site.kind != x64::PatchSiteKind::kCall && site.kind != x64::PatchSiteKind::kJump) {
     return Error(ErrorCode::kInvalidArgument,
-                 std::string("patch: retarget needs a call or jump site, got a ") +
-                     kind_name(site.kind) + " site at " + hex(site.insn));
+                 std::string("patch: retarget needs a call or jump site, got a ") + kind_name(site.kind) +
+                     " site at " + hex(site.insn));
   }
-  if (site.insn == nullptr || site.insn_size != 5 || site.field != site.insn + 1 ||
-      site.field_size != 4) {
+  if (site.insn == nullptr || site.insn_size != 5 || site.field != site.insn + 1 || site.field_size != 4) {
     return Error(ErrorCode::kInvalidArgument,
                  "patch: " + std::string(kind_name(site.kind)) + " site at " + hex(site.insn) +
                      " is not a 5-byte opcode+rel32 instruction with its field at byte 1");
@@ -88,7 +92,7 @@ Status Patcher::check_call_or_jump(const PatchSite& site, bool require_aligned) 
     return Error(ErrorCode::kInvalidArgument,
                  "patch: site at " + hex(site.insn) + " is not inside the patcher's code zone");
   }
-  const std::uint8_t want = site.kind == SiteKind::kCall ? x86_64::kCallRel32 : x86_64::kJmpRel32;
+  const std::uint8_t want = site.kind == x64::PatchSiteKind::kCall ? x86_64::kCallRel32 : x86_64::kJmpRel32;
   const std::uint8_t have = __atomic_load_n(site.insn, __ATOMIC_ACQUIRE);
   if (have != want) {
     char buf[160];
@@ -110,23 +114,22 @@ Status Patcher::check_call_or_jump(const PatchSite& site, bool require_aligned) 
   return ok();
 }
 
-Status Patcher::check_field(const PatchSite& site, SiteKind kind, std::uint8_t size) const {
+Status Patcher::check_field(const install::PatchSite& site, x64::PatchSiteKind kind,
+                            std::uint8_t size) const {
   if (site.kind != kind || site.field_size != size || site.field == nullptr) {
     return Error(ErrorCode::kInvalidArgument,
                  std::string("patch: expected a ") + kind_name(kind) + " site with a " +
-                     std::to_string(size) + "-byte field, got a " + kind_name(site.kind) +
-                     " site with a " + std::to_string(site.field_size) + "-byte field at " +
-                     hex(site.field));
+                     std::to_string(size) + "-byte field, got a " + kind_name(site.kind) + " site with a " +
+                     std::to_string(site.field_size) + "-byte field at " + hex(site.field));
   }
   if (!zone_->contains(site.field) || !zone_->contains(site.field + size - 1)) {
     return Error(ErrorCode::kInvalidArgument,
                  "patch: field at " + hex(site.field) + " is not inside the patcher's code zone");
   }
   if (reinterpret_cast<std::uintptr_t>(site.field) % size != 0) {
-    return Error(ErrorCode::kInvalidArgument,
-                 std::string("patch: ") + kind_name(kind) + " field at " + hex(site.field) +
-                     " is not " + std::to_string(size) +
-                     "-byte aligned; one atomic store cannot update it");
+    return Error(ErrorCode::kInvalidArgument, std::string("patch: ") + kind_name(kind) + " field at " +
+                                                  hex(site.field) + " is not " + std::to_string(size) +
+                                                  "-byte aligned; one atomic store cannot update it");
   }
   return ok();
 }
@@ -137,9 +140,8 @@ Status Patcher::check_field(const PatchSite& site, SiteKind kind, std::uint8_t s
 Status Patcher::store_field(std::uint8_t* field, std::uint8_t size, std::uint64_t value) {
   std::uint8_t* w = zone_->writable(field);
   if (w == nullptr) {
-    return Error(ErrorCode::kInvalidState,
-                 "patch: the zone gives no writable alias for " + hex(field) +
-                     " (toggled mode, uncommitted memory, or a forked child)");
+    return Error(ErrorCode::kInvalidState, "patch: the zone gives no writable alias for " + hex(field) +
+                                               " (toggled mode, uncommitted memory, or a forked child)");
   }
   // Release: the new target's code and data (and a trampoline slot) are stored before the field
   // that makes them reachable. The store is one aligned access through the writable view, so
@@ -166,7 +168,7 @@ Status Patcher::serialize() {
 // ---------------------------------------------------------------------------------------------
 // Trampolines
 
-Result<Patcher::Trampoline> Patcher::trampoline_for(const PatchSite& site) {
+Result<Patcher::Trampoline> Patcher::trampoline_for(const install::PatchSite& site) {
   const auto key = reinterpret_cast<std::uintptr_t>(site.field);
   if (auto it = trampolines_.find(key); it != trampolines_.end()) return it->second;
 
@@ -179,18 +181,17 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const PatchSite& site) {
   const auto code = reinterpret_cast<std::uintptr_t>(block.exec);
   auto disp = x86_64::rel32_between(code + 6, reinterpret_cast<std::uintptr_t>(slot));
   if (!disp) {
-    return Error(ErrorCode::kOutOfRange, "patch: trampoline at " + hex(code) +
-                                             " cannot reach its address slot at " + hex(slot));
+    return Error(ErrorCode::kOutOfRange,
+                 "patch: trampoline at " + hex(code) + " cannot reach its address slot at " + hex(slot));
   }
   if (!x86_64::rel32_between(reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size, code)) {
-    return Error(ErrorCode::kOutOfRange, "patch: site at " + hex(site.insn) +
-                                             " cannot reach its trampoline at " + hex(code));
+    return Error(ErrorCode::kOutOfRange,
+                 "patch: site at " + hex(site.insn) + " cannot reach its trampoline at " + hex(code));
   }
   // The slot starts at the site's current target, so the trampoline is valid before the slot
   // is first set by apply().
-  const std::uintptr_t current =
-      reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
-      static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
+  const std::uintptr_t current = reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
+                                 static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
   __atomic_store_n(slot, static_cast<std::uint64_t>(current), __ATOMIC_RELEASE);
   std::uint8_t bytes[16];
   std::memset(bytes, x86_64::kInt3, sizeof bytes);
@@ -207,7 +208,7 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const PatchSite& site) {
   return t;
 }
 
-Result<std::uintptr_t> Patcher::route(const PatchSite& site, std::uintptr_t target,
+Result<std::uintptr_t> Patcher::route(const install::PatchSite& site, std::uintptr_t target,
                                       SlotStore* slot_store) {
   *slot_store = SlotStore{};
   const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;
@@ -229,7 +230,7 @@ void Patcher::apply(const SlotStore& s) {
 // ---------------------------------------------------------------------------------------------
 // Path 1 and 2: aligned stores
 
-Result<RetargetPath> Patcher::retarget(const PatchSite& site, const void* target, Sync sync) {
+Result<RetargetPath> Patcher::retarget(const install::PatchSite& site, const void* target, Sync sync) {
   std::lock_guard<std::mutex> lock(mutex_);
   JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/true));
   SlotStore slot_store;
@@ -252,28 +253,28 @@ Result<RetargetPath> Patcher::retarget(const PatchSite& site, const void* target
   return path;
 }
 
-Status Patcher::set_imm32(const PatchSite& site, std::int32_t value, Sync sync) {
+Status Patcher::set_imm32(const install::PatchSite& site, std::int32_t value, Sync sync) {
   std::lock_guard<std::mutex> lock(mutex_);
-  JITKIT_TRY(check_field(site, SiteKind::kImm32, 4));
+  JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm32, 4));
   JITKIT_TRY(store_field(site.field, 4, static_cast<std::uint32_t>(value)));
   ++stats_.aligned_stores;
   if (sync == Sync::kAllCores) JITKIT_TRY(serialize());
   return ok();
 }
 
-Status Patcher::set_imm64(const PatchSite& site, std::uint64_t value, Sync sync) {
+Status Patcher::set_imm64(const install::PatchSite& site, std::uint64_t value, Sync sync) {
   std::lock_guard<std::mutex> lock(mutex_);
-  JITKIT_TRY(check_field(site, SiteKind::kImm64, 8));
+  JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm64, 8));
   JITKIT_TRY(store_field(site.field, 8, value));
   ++stats_.aligned_stores;
   if (sync == Sync::kAllCores) JITKIT_TRY(serialize());
   return ok();
 }
 
-Result<std::uintptr_t> Patcher::current_target(const PatchSite& site) const {
+Result<std::uintptr_t> Patcher::current_target(const install::PatchSite& site) const {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::uint8_t op = __atomic_load_n(site.insn, __ATOMIC_ACQUIRE);
-  if (site.kind == SiteKind::kStaticKey) {
+  if (site.kind == x64::PatchSiteKind::kStaticKey) {
     if (op == x86_64::kJmpRel32) {
       return reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
              static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.insn + 1)));
@@ -281,9 +282,8 @@ Result<std::uintptr_t> Patcher::current_target(const PatchSite& site) const {
     return reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;  // disabled: falls through
   }
   JITKIT_TRY(check_call_or_jump(site, false));
-  const std::uintptr_t dest =
-      reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
-      static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
+  const std::uintptr_t dest = reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
+                              static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
   if (auto it = trampolines_.find(reinterpret_cast<std::uintptr_t>(site.field));
       it != trampolines_.end() && reinterpret_cast<std::uintptr_t>(it->second.code) == dest) {
     return static_cast<std::uintptr_t>(__atomic_load_n(it->second.slot, __ATOMIC_ACQUIRE));
@@ -299,14 +299,14 @@ PatchStats Patcher::stats() const {
 // ---------------------------------------------------------------------------------------------
 // Path 3: the breakpoint-first protocol
 
-Result<RetargetPath> Patcher::retarget_by_breakpoint(const PatchSite& site, const void* target) {
+Result<RetargetPath> Patcher::retarget_by_breakpoint(const install::PatchSite& site, const void* target) {
   PatchBatch batch(*this);
   JITKIT_TRY(batch.retarget(site, target));
   JITKIT_TRY(commit(batch));
   return RetargetPath::kBreakpoint;
 }
 
-Status Patcher::set_static_key(const PatchSite& site, bool enabled) {
+Status Patcher::set_static_key(const install::PatchSite& site, bool enabled) {
   PatchBatch batch(*this);
   JITKIT_TRY(batch.set_static_key(site, enabled));
   return commit(batch);
@@ -319,44 +319,41 @@ Status Patcher::replace(std::uint8_t* insn, std::span<const std::uint8_t> old_by
   return commit(batch);
 }
 
-Status PatchBatch::retarget(const PatchSite& site, const void* target) {
-  if (site.kind != SiteKind::kCall && site.kind != SiteKind::kJump) {
+Status PatchBatch::retarget(const install::PatchSite& site, const void* target) {
+  if (site.kind != x64::PatchSiteKind::kCall && site.kind != x64::PatchSiteKind::kJump) {
     return Error(ErrorCode::kInvalidArgument,
-                 std::string("patch: batch retarget needs a call or jump site, got ") +
-                     kind_name(site.kind));
+                 std::string("patch: batch retarget needs a call or jump site, got ") + kind_name(site.kind));
   }
   ops_.push_back(Op{OpKind::kRetarget, site, reinterpret_cast<std::uintptr_t>(target), {}});
   return ok();
 }
 
-Status PatchBatch::set_static_key(const PatchSite& site, bool enabled) {
-  if (site.kind != SiteKind::kStaticKey || site.insn_size != 5 || site.key_target == nullptr) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "patch: static key site at " + hex(site.insn) +
-                     " must be a 5-byte kStaticKey site with a key_target");
+Status PatchBatch::set_static_key(const install::PatchSite& site, bool enabled) {
+  if (site.kind != x64::PatchSiteKind::kStaticKey || site.insn_size != 5 || site.key_target == nullptr) {
+    return Error(ErrorCode::kInvalidArgument, "patch: static key site at " + hex(site.insn) +
+                                                  " must be a 5-byte kStaticKey site with a key_target");
   }
   ops_.push_back(Op{OpKind::kStaticKey, site, enabled ? 1u : 0u, {}});
   return ok();
 }
 
-Status PatchBatch::set_imm32(const PatchSite& site, std::int32_t value) {
+Status PatchBatch::set_imm32(const install::PatchSite& site, std::int32_t value) {
   ops_.push_back(Op{OpKind::kImm32, site, static_cast<std::uint32_t>(value), {}});
   return ok();
 }
 
-Status PatchBatch::set_imm64(const PatchSite& site, std::uint64_t value) {
+Status PatchBatch::set_imm64(const install::PatchSite& site, std::uint64_t value) {
   ops_.push_back(Op{OpKind::kImm64, site, value, {}});
   return ok();
 }
 
 Status PatchBatch::replace(std::uint8_t* insn, std::span<const std::uint8_t> old_bytes,
                            std::span<const std::uint8_t> new_bytes) {
-  if (insn == nullptr || old_bytes.size() != new_bytes.size() || old_bytes.empty() ||
-      old_bytes.size() > 15) {
-    return Error(ErrorCode::kInvalidArgument,
-                 "patch: replacement at " + hex(insn) + " must replace 1..15 bytes by as many (got " +
-                     std::to_string(old_bytes.size()) + " old, " +
-                     std::to_string(new_bytes.size()) + " new)");
+  if (insn == nullptr || old_bytes.size() != new_bytes.size() || old_bytes.empty() || old_bytes.size() > 15) {
+    return Error(ErrorCode::kInvalidArgument, "patch: replacement at " + hex(insn) +
+                                                  " must replace 1..15 bytes by as many (got " +
+                                                  std::to_string(old_bytes.size()) + " old, " +
+                                                  std::to_string(new_bytes.size()) + " new)");
   }
   Op op{OpKind::kReplace, {}, 0, {}};
   op.edit.insn = insn;
@@ -394,7 +391,7 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
   std::vector<InstructionEdit> edits;
   std::vector<SlotStore> slot_stores;  // applied only once the whole batch is known to be valid
   for (const PatchBatch::Op& op : batch.ops_) {
-    const PatchSite& site = op.site;
+    const install::PatchSite& site = op.site;
     switch (op.kind) {
       case PatchBatch::OpKind::kRetarget: {
         JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/false));
@@ -440,8 +437,7 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
                                            reinterpret_cast<std::uintptr_t>(site.key_target));
           if (!rel) {
             return Error(ErrorCode::kOutOfRange, "patch: static key at " + hex(site.insn) +
-                                                     " cannot reach its target " +
-                                                     hex(site.key_target));
+                                                     " cannot reach its target " + hex(site.key_target));
           }
           e.new_bytes[0] = x86_64::kJmpRel32;
           std::memcpy(e.new_bytes.data() + 1, &*rel, 4);
@@ -452,11 +448,11 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
         break;
       }
       case PatchBatch::OpKind::kImm32:
-        JITKIT_TRY(check_field(site, SiteKind::kImm32, 4));
+        JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm32, 4));
         stores.push_back({site.field, 4, op.value});
         break;
       case PatchBatch::OpKind::kImm64:
-        JITKIT_TRY(check_field(site, SiteKind::kImm64, 8));
+        JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm64, 8));
         stores.push_back({site.field, 8, op.value});
         break;
       case PatchBatch::OpKind::kReplace: {
@@ -514,8 +510,7 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
                        "a thread hitting the breakpoint could not be emulated");
     }
     if (zone_->writable(e.insn) == nullptr || zone_->writable(e.insn + e.length - 1) == nullptr) {
-      return Error(ErrorCode::kInvalidState,
-                   "patch: no writable alias for the edit at " + hex(e.insn));
+      return Error(ErrorCode::kInvalidState, "patch: no writable alias for the edit at " + hex(e.insn));
     }
     table->entries.push_back({addr, *em});
   }
@@ -528,9 +523,8 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
     const bool in_prev = before != nullptr && st.field < before->insn + before->length;
     const bool reaches_next = it != edits.end() && st.field + st.size > it->insn;
     if (in_prev || reaches_next) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "patch: the field at " + hex(st.field) +
-                       " lies inside an instruction the same batch rewrites");
+      return Error(ErrorCode::kInvalidArgument, "patch: the field at " + hex(st.field) +
+                                                    " lies inside an instruction the same batch rewrites");
     }
   }
   if (!trap_handler_installed()) {

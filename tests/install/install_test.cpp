@@ -101,11 +101,12 @@ TEST(Install, SitesHaveAbsoluteAlignedFieldsAndRun) {
   ASSERT_TRUE(code) << code.error().message();
   EXPECT_EQ(code->name(), "sites");
   ASSERT_EQ(code->sites().size(), 3u);
-  const InstalledSite& s64 = code->site(imm64);
-  EXPECT_EQ(s64.field_address() % 8, 0u);
-  EXPECT_EQ(*reinterpret_cast<const std::uint64_t*>(s64.field_address()), 0x1122334455667788u);
-  EXPECT_EQ(code->site(imm32).field_address() % 4, 0u);
-  EXPECT_EQ(*reinterpret_cast<const std::int32_t*>(code->site(imm32).field_address()), 5);
+  const PatchSite& s64 = code->site(imm64);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(s64.field) % 8, 0u);
+  EXPECT_EQ(*reinterpret_cast<const std::uint64_t*>(s64.field), 0x1122334455667788u);
+  const PatchSite& s32 = code->site(imm32);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(s32.field) % 4, 0u);
+  EXPECT_EQ(*reinterpret_cast<const std::int32_t*>(s32.field), 5);
   EXPECT_EQ(code->entry<std::uint64_t()>()(), 0x1122334455667788u + 5);
 }
 
@@ -117,14 +118,14 @@ TEST(Install, LoopsBranchesAndCallsRun) {
   Assembler a;
   Label small = a.new_label(), loop = a.new_label(), done = a.new_label(), step = a.new_label();
   a.cmp(rdi, 2);
-  a.jl(small);           // forward, far (padding below): near
-  a.xor_(eax, eax);      // a = 0
-  a.mov(ecx, 1);         // b = 1
+  a.jl(small);       // forward, far (padding below): near
+  a.xor_(eax, eax);  // a = 0
+  a.mov(ecx, 1);     // b = 1
   a.bind(loop);
-  a.call(step);          // (a, b) = (b, a + b)
+  a.call(step);  // (a, b) = (b, a + b)
   a.dec(rdi);
-  a.jne(loop);           // backward
-  a.jmp(done);           // forward
+  a.jne(loop);  // backward
+  a.jmp(done);  // forward
   for (int i = 0; i < 20; ++i) a.nop(11);
   a.bind(small);
   a.mov(rax, rdi);

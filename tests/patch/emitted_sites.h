@@ -17,16 +17,21 @@ namespace jitkit::patch::testing {
 struct EmittedCode {
   install::InstalledCode installed;
   code::CodeBlock block;
-  std::vector<PatchSite> sites;  // in emission order (PatchSiteId::index)
+  std::vector<install::PatchSite> sites;  // in emission order (PatchSiteId::index)
   std::vector<x64::PatchSiteRecord> records;
   template <typename Fn>
-  Fn entry() const { return reinterpret_cast<Fn>(block.exec); }
+  Fn entry() const {
+    return reinterpret_cast<Fn>(block.exec);
+  }
   template <typename Fn>
-  Fn at(x64::Label label) const { return reinterpret_cast<Fn>(installed.label_address(label)); }
+  Fn at(x64::Label label) const {
+    return reinterpret_cast<Fn>(installed.label_address(label));
+  }
 };
 
-// Installs the assembler's code (install::install, visible to other threads) and converts its
-// sites with patch::site_from().
+// Installs the assembler's code (install::install, visible to other threads) and takes its sites
+// as install() returns them. The records are the assembler's own for the installed address
+// (Assembler::encode is deterministic for a given base), for facts a PatchSite does not carry.
 inline EmittedCode emit(code::CodeZone& zone, x64::Assembler& a) {
   EmittedCode out;
   install::InstallOptions options;
@@ -37,10 +42,10 @@ inline EmittedCode emit(code::CodeZone& zone, x64::Assembler& a) {
   if (!code) return out;
   out.installed = std::move(code).value();
   out.block = out.installed.block();
-  for (const install::InstalledSite& s : out.installed.sites()) {
-    out.records.push_back(s.record);
-    out.sites.push_back(site_from(s));
-  }
+  out.sites = out.installed.sites();
+  auto encoded = a.encode(out.installed.start());
+  EXPECT_TRUE(encoded.has_value()) << (encoded ? "" : encoded.error().message());
+  if (encoded) out.records = encoded->sites;
   return out;
 }
 

@@ -38,8 +38,8 @@ TEST_F(EmittedSitesTest, CallSiteFieldIsAlignedAfterAnyPrefixAndRetargets) {
     a.ret();
     auto code = testing::emit(*zone, a);
     ASSERT_EQ(code.sites.size(), 1u);
-    const PatchSite& s = code.sites[0];
-    EXPECT_EQ(s.kind, SiteKind::kCall);
+    const install::PatchSite& s = code.sites[0];
+    EXPECT_EQ(s.kind, PatchSiteKind::kCall);
     EXPECT_EQ(addr(s.field) % 4, 0u) << "lead " << lead;
     EXPECT_EQ(s.insn[0], 0xE8);
     EXPECT_EQ(s.field, s.insn + 1);
@@ -93,7 +93,7 @@ TEST_F(EmittedSitesTest, ImmediateSitesAreAlignedAndPatched) {
   a.ret();
   auto code = testing::emit(*zone, a);
   ASSERT_EQ(code.sites.size(), 3u);
-  EXPECT_EQ(code.sites[0].kind, SiteKind::kImm64);
+  EXPECT_EQ(code.sites[0].kind, PatchSiteKind::kImm64);
   EXPECT_EQ(addr(code.sites[0].field) % 8, 0u);
   EXPECT_EQ(addr(code.sites[1].field) % 4, 0u);
   EXPECT_EQ(addr(code.sites[2].field) % 4, 0u);
@@ -125,8 +125,8 @@ TEST_F(EmittedSitesTest, StaticKeyEmittedDisabledTogglesOnAndOff) {
   a.ret();
   auto code = testing::emit(*zone, a);
   ASSERT_EQ(code.sites.size(), 1u);
-  const PatchSite& key = code.sites[0];
-  EXPECT_EQ(key.kind, SiteKind::kStaticKey);
+  const install::PatchSite& key = code.sites[0];
+  EXPECT_EQ(key.kind, PatchSiteKind::kStaticKey);
   EXPECT_FALSE(code.records[0].enabled);
   const std::uint8_t nop5[5] = {0x0F, 0x1F, 0x44, 0x00, 0x00};
   EXPECT_EQ(std::memcmp(key.insn, nop5, 5), 0) << "a disabled key is the 5-byte NOP";

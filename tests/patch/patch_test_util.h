@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "jitkit/code/code_zone.h"
+#include "jitkit/install/patch_site.h"
 #include "jitkit/patch/patcher.h"
 
 namespace jitkit::patch::testing {
@@ -65,8 +66,8 @@ inline std::unique_ptr<code::CodeZone> make_zone_near_binary(std::size_t reserve
 
 // A zone whose every byte is more than 2 GiB away from `other` (for trampoline tests).
 inline std::unique_ptr<code::CodeZone> make_far_zone(const code::CodeZone& other) {
-  for (std::uintptr_t distance : {std::uintptr_t{16} << 30, std::uintptr_t{64} << 30,
-                                  std::uintptr_t{256} << 30}) {
+  for (std::uintptr_t distance :
+       {std::uintptr_t{16} << 30, std::uintptr_t{64} << 30, std::uintptr_t{256} << 30}) {
     code::ZoneOptions o;
     o.reserve_bytes = 1u << 20;
     o.near = other.begin() > distance + (std::uintptr_t{1} << 33) ? other.begin() - distance
@@ -103,7 +104,7 @@ inline code::CodeBlock install_bytes(code::CodeZone& zone, const std::vector<std
 // field at byte `field_offset` of a 64-byte aligned block (>= 8). Returns the callee's eax.
 struct CallerStub {
   code::CodeBlock block;
-  PatchSite site;
+  install::PatchSite site;
   TargetFn fn() const { return reinterpret_cast<TargetFn>(block.exec); }
 };
 
@@ -138,11 +139,12 @@ inline CallerStub make_caller(code::CodeZone& zone, std::uintptr_t target, std::
   EXPECT_TRUE(zone.make_executable(*blk, code::Visibility::kOtherThreads).has_value());
   CallerStub s;
   s.block = *blk;
-  s.site.kind = jump_site ? SiteKind::kJump : SiteKind::kCall;
+  s.site.kind = jump_site ? x64::PatchSiteKind::kJump : x64::PatchSiteKind::kCall;
   s.site.insn = blk->exec + insn;
   s.site.insn_size = 5;
   s.site.field = blk->exec + field_offset;
   s.site.field_size = 4;
+  s.site.pad = s.site.insn;
   return s;
 }
 
@@ -177,19 +179,16 @@ inline std::uintptr_t make_thunk(code::CodeZone& zone, std::uintptr_t target) {
 // done: add rsp,8; ret`. The key's rel32 field is 4-byte aligned.
 struct KeyStub {
   code::CodeBlock block;
-  PatchSite site;
+  install::PatchSite site;
   TargetFn fn() const { return reinterpret_cast<TargetFn>(block.exec); }
 };
 
 inline KeyStub make_key_caller(code::CodeZone& zone, std::uintptr_t a, std::uintptr_t b_target) {
   // 0: sub rsp,8 (4)  4..6: 3-byte nop  7: key (5)  12: call A (5)  17: jmp done (EB 05)
   // 19: call B (5)  24: add rsp,8 (4)  28: ret
-  std::vector<std::uint8_t> b = {0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F, 0x00,
-                                 0x0F, 0x1F, 0x44, 0x00, 0x00,
-                                 0xE8, 0, 0, 0, 0,
-                                 0xEB, 0x05,
-                                 0xE8, 0, 0, 0, 0,
-                                 0x48, 0x83, 0xC4, 0x08, 0xC3};
+  std::vector<std::uint8_t> b = {0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F, 0x00, 0x0F, 0x1F, 0x44,
+                                 0x00, 0x00, 0xE8, 0,    0,    0,    0,    0xEB, 0x05, 0xE8,
+                                 0,    0,    0,    0,    0x48, 0x83, 0xC4, 0x08, 0xC3};
   auto blk = zone.allocate(b.size(), 64);
   EXPECT_TRUE(blk.has_value());
   if (!blk) return {};
@@ -200,11 +199,12 @@ inline KeyStub make_key_caller(code::CodeZone& zone, std::uintptr_t a, std::uint
   EXPECT_TRUE(zone.make_executable(*blk, code::Visibility::kOtherThreads).has_value());
   KeyStub k;
   k.block = *blk;
-  k.site.kind = SiteKind::kStaticKey;
+  k.site.kind = x64::PatchSiteKind::kStaticKey;
   k.site.insn = blk->exec + 7;
   k.site.insn_size = 5;
   k.site.field = blk->exec + 8;
   k.site.field_size = 4;
+  k.site.pad = k.site.insn;
   k.site.key_target = blk->exec + 19;
   return k;
 }
@@ -213,8 +213,8 @@ inline KeyStub make_key_caller(code::CodeZone& zone, std::uintptr_t a, std::uint
 // `mov eax, imm32; ret` at byte 32 with the imm32 4-byte aligned (field at byte 36).
 struct ImmStub {
   code::CodeBlock block;
-  PatchSite imm64;
-  PatchSite imm32;
+  install::PatchSite imm64;
+  install::PatchSite imm32;
   using Fn64 = std::uint64_t (*)();
   using Fn32 = std::uint32_t (*)();
   Fn64 fn64() const { return reinterpret_cast<Fn64>(block.exec); }
@@ -240,8 +240,18 @@ inline ImmStub make_imm_stub(code::CodeZone& zone, std::uint64_t v64, std::uint3
   EXPECT_TRUE(zone.make_executable(*blk, code::Visibility::kOtherThreads).has_value());
   ImmStub s;
   s.block = *blk;
-  s.imm64 = PatchSite{SiteKind::kImm64, blk->exec + 6, 10, blk->exec + 8, 8, nullptr};
-  s.imm32 = PatchSite{SiteKind::kImm32, blk->exec + 35, 5, blk->exec + 36, 4, nullptr};
+  s.imm64 = {.kind = x64::PatchSiteKind::kImm64,
+             .insn = blk->exec + 6,
+             .insn_size = 10,
+             .field = blk->exec + 8,
+             .field_size = 8,
+             .pad = blk->exec + 6};
+  s.imm32 = {.kind = x64::PatchSiteKind::kImm32,
+             .insn = blk->exec + 35,
+             .insn_size = 5,
+             .field = blk->exec + 36,
+             .field_size = 4,
+             .pad = blk->exec + 35};
   return s;
 }
 

@@ -71,8 +71,7 @@ TEST_F(PatcherTest, MisalignedSiteIsRefusedByTheStorePathAndPatchedByBreakpoints
   auto refused = patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[1]));
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(refused.error().message().find("not 4-byte aligned and crosses a cache line"),
-            std::string::npos)
+  EXPECT_NE(refused.error().message().find("not 4-byte aligned and crosses a cache line"), std::string::npos)
       << refused.error().message();
   EXPECT_EQ(stub.fn()(nullptr), 1) << "a refused patch must leave the code unchanged";
 
@@ -88,7 +87,7 @@ TEST_F(PatcherTest, MisalignedSiteIsRefusedByTheStorePathAndPatchedByBreakpoints
 
 TEST_F(PatcherTest, MisalignedImmediateIsRefused) {
   auto imm = testing::make_imm_stub(*zone, 1, 2);
-  PatchSite bad = imm.imm64;
+  install::PatchSite bad = imm.imm64;
   bad.field += 1;
   auto s = patcher->set_imm64(bad, 5);
   ASSERT_FALSE(s.has_value());
@@ -98,7 +97,12 @@ TEST_F(PatcherTest, MisalignedImmediateIsRefused) {
 
 TEST_F(PatcherTest, SiteOutsideTheZoneIsRefused) {
   std::uint8_t bytes[8] = {0xE8, 0, 0, 0, 0};
-  PatchSite site{SiteKind::kCall, bytes, 5, bytes + 1, 4, nullptr};
+  install::PatchSite site{.kind = x64::PatchSiteKind::kCall,
+                          .insn = bytes,
+                          .insn_size = 5,
+                          .field = bytes + 1,
+                          .field_size = 4,
+                          .pad = bytes};
   auto r = patcher->retarget(site, reinterpret_cast<const void*>(kTargets[0]));
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.error().message().find("not inside the patcher's code zone"), std::string::npos);
@@ -106,8 +110,8 @@ TEST_F(PatcherTest, SiteOutsideTheZoneIsRefused) {
 
 TEST_F(PatcherTest, WrongOpcodeIsRefused) {
   auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
-  PatchSite as_jump = stub.site;
-  as_jump.kind = SiteKind::kJump;  // the bytes hold a call
+  install::PatchSite as_jump = stub.site;
+  as_jump.kind = x64::PatchSiteKind::kJump;  // the bytes hold a call
   auto r = patcher->retarget(as_jump, reinterpret_cast<const void*>(kTargets[1]));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidState);
@@ -185,8 +189,8 @@ TEST_F(PatcherTest, StaticKeyTogglesBetweenNopAndJump) {
 
 TEST_F(PatcherTest, ReplaceChecksTheOldBytesAndNeedsAnEmulatableInstruction) {
   // xor eax,eax; sub rsp,8; NOP5 (byte 6); add rsp,8; ret
-  const std::vector<std::uint8_t> code = {0x31, 0xC0, 0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F, 0x44,
-                                          0x00, 0x00, 0x48, 0x83, 0xC4, 0x08, 0xC3};
+  const std::vector<std::uint8_t> code = {0x31, 0xC0, 0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F,
+                                          0x44, 0x00, 0x00, 0x48, 0x83, 0xC4, 0x08, 0xC3};
   auto blk = testing::install_bytes(*zone, code);
   ASSERT_NE(blk.exec, nullptr);
   // Called with a null Counters* in rdi: the inserted call reaches count_target<1>, which then

@@ -10,16 +10,16 @@
 #include <vector>
 
 #include "jitkit/code/code_zone.h"
+#include "jitkit/install/install.h"
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/trap.h"
-#include "jitkit/install/install.h"
 #include "jitkit/x64/assembler.h"
 #include "tour.h"
 
 namespace {
 
+using jitkit::install::PatchSite;
 using jitkit::patch::Patcher;
-using jitkit::patch::PatchSite;
 
 constexpr int kTargets = 3;
 std::atomic<std::uint64_t> g_hits[kTargets];
@@ -51,7 +51,7 @@ bool make_caller(jitkit::code::CodeZone& zone, bool misaligned, Caller* out) {
     options.visibility = jitkit::code::Visibility::kOtherThreads;
     auto code = jitkit::install::install(a, zone, options);
     if (!code || code->sites().size() != 1) return false;
-    out->site = jitkit::patch::site_from(code->sites()[0]);
+    out->site = code->sites()[0];
     out->fn = code->entry<Fn>();
     return true;
   }
@@ -74,7 +74,12 @@ bool make_caller(jitkit::code::CodeZone& zone, bool misaligned, Caller* out) {
     return false;
   }
   out->fn = reinterpret_cast<Fn>(blk->exec);
-  out->site = PatchSite{jitkit::patch::SiteKind::kCall, blk->exec + 61, 5, blk->exec + 62, 4, nullptr};
+  out->site = PatchSite{.kind = jitkit::x64::PatchSiteKind::kCall,
+                        .insn = blk->exec + 61,
+                        .insn_size = 5,
+                        .field = blk->exec + 62,
+                        .field_size = 4,
+                        .pad = blk->exec + 61};
   return true;
 }
 
@@ -109,8 +114,8 @@ bool race(const char* what, const std::vector<Caller>& callers, PatchOnce patch_
   const auto traps1 = jitkit::patch::trap_stats();
   std::uint64_t sum = 0;
   for (auto& h : g_hits) sum += h.load();
-  std::printf("%-34s %9llu patches, %10llu calls -> target0 %llu, target1 %llu, target2 %llu%s\n",
-              what, static_cast<unsigned long long>(patches), static_cast<unsigned long long>(calls),
+  std::printf("%-34s %9llu patches, %10llu calls -> target0 %llu, target1 %llu, target2 %llu%s\n", what,
+              static_cast<unsigned long long>(patches), static_cast<unsigned long long>(calls),
               static_cast<unsigned long long>(g_hits[0].load()),
               static_cast<unsigned long long>(g_hits[1].load()),
               static_cast<unsigned long long>(g_hits[2].load()),
@@ -144,12 +149,12 @@ bool show_patching() {
     std::printf("could not build the callers\n");
     return false;
   }
-  std::printf("call site by the assembler: rel32 at %p (%% 4 = %zu); hand-placed site: rel32 at %p "
-              "(%% 64 = %zu, crosses a cache line)\n",
-              static_cast<void*>(aligned.site.field),
-              reinterpret_cast<std::uintptr_t>(aligned.site.field) % 4,
-              static_cast<void*>(misaligned.site.field),
-              reinterpret_cast<std::uintptr_t>(misaligned.site.field) % 64);
+  std::printf(
+      "call site by the assembler: rel32 at %p (%% 4 = %zu); hand-placed site: rel32 at %p "
+      "(%% 64 = %zu, crosses a cache line)\n",
+      static_cast<void*>(aligned.site.field), reinterpret_cast<std::uintptr_t>(aligned.site.field) % 4,
+      static_cast<void*>(misaligned.site.field),
+      reinterpret_cast<std::uintptr_t>(misaligned.site.field) % 64);
   auto refused = p.retarget(misaligned.site, reinterpret_cast<const void*>(kFns[1]));
   std::printf("aligned store on the misaligned site: %s\n",
               refused ? "accepted (unexpected)" : refused.error().message().c_str());
@@ -169,12 +174,13 @@ bool show_patching() {
            p.commit(batch).has_value();
   });
   const auto st = p.stats();
-  std::printf("patcher totals: %llu aligned stores, %llu breakpoint rounds (%llu edits), %llu "
-              "membarrier SYNC_CORE calls\n",
-              static_cast<unsigned long long>(st.aligned_stores),
-              static_cast<unsigned long long>(st.breakpoint_commits),
-              static_cast<unsigned long long>(st.breakpoint_edits),
-              static_cast<unsigned long long>(st.serializations));
+  std::printf(
+      "patcher totals: %llu aligned stores, %llu breakpoint rounds (%llu edits), %llu "
+      "membarrier SYNC_CORE calls\n",
+      static_cast<unsigned long long>(st.aligned_stores),
+      static_cast<unsigned long long>(st.breakpoint_commits),
+      static_cast<unsigned long long>(st.breakpoint_edits),
+      static_cast<unsigned long long>(st.serializations));
   return ok && !refused;
 }
 

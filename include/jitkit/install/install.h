@@ -8,8 +8,9 @@
 // for that final address (Assembler::encode: jump relaxation, host-address forms, label and
 // address fixups), copies the bytes in through the zone's write path (CodeZone::write, never by
 // making live pages writable), makes the block executable, and records what later modules need:
-// label addresses, patch sites with absolute field addresses and the boundaries around them, and
-// the form chosen for every host-address operand.
+// label addresses, patch sites at their installed addresses (install::PatchSite, patch_site.h:
+// the instruction, its patched field and the padding in front of it), and the form chosen for
+// every host-address operand.
 //
 // Code that has a sticky assembler error, an unbound referenced label or an unreachable host
 // address is refused with that error; nothing is allocated then (or it is freed again).
@@ -26,6 +27,7 @@
 
 #include "jitkit/base/result.h"
 #include "jitkit/code/code_zone.h"
+#include "jitkit/install/patch_site.h"
 #include "jitkit/x64/assembler.h"
 
 namespace jitkit::install {
@@ -35,16 +37,6 @@ struct InstallOptions {
   std::string name;
   // Who may run the code as soon as install() returns (see code::Visibility).
   code::Visibility visibility = code::Visibility::kThisThread;
-};
-
-// A patch site at its installed address.
-struct InstalledSite {
-  x64::PatchSiteRecord record;  // offsets from the code start
-  std::uintptr_t code_start = 0;
-  std::uintptr_t insn_address() const { return code_start + record.insn_offset; }
-  std::uintptr_t field_address() const { return code_start + record.field_offset; }
-  std::uintptr_t pad_address() const { return code_start + record.pad_offset; }
-  std::uintptr_t end_address() const { return insn_address() + record.insn_size; }
 };
 
 class InstalledCode {
@@ -69,8 +61,9 @@ class InstalledCode {
   // The label's offset from start(); EncodedCode::kUnbound if unbound.
   std::uint32_t label_offset(x64::Label label) const;
 
-  const std::vector<InstalledSite>& sites() const { return sites_; }
-  const InstalledSite& site(x64::PatchSiteId id) const { return sites_[id.index]; }
+  // The patch sites in emission order (PatchSiteId::index), ready for patch::Patcher.
+  const std::vector<PatchSite>& sites() const { return sites_; }
+  const PatchSite& site(x64::PatchSiteId id) const { return sites_[id.index]; }
   // Every host-address operand and the form chosen for it (rip-relative, absolute, slot, ...).
   const std::vector<x64::HostOperandChoice>& host_operands() const { return host_operands_; }
 
@@ -81,7 +74,7 @@ class InstalledCode {
   std::size_t used_size_ = 0;
   std::string name_;
   std::vector<std::uint32_t> label_offsets_;
-  std::vector<InstalledSite> sites_;
+  std::vector<PatchSite> sites_;
   std::vector<x64::HostOperandChoice> host_operands_;
 };
 

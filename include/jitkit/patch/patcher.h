@@ -22,10 +22,10 @@
 //     serializations in total, whatever their number.
 //
 //   x64::Assembler a;  ...  auto call = a.call_site(x64::abs(&old_fn));  auto key = a.static_key(l, false);
-//   JITKIT_TRY(auto code, install::install(a, *zone, {.name = "f", .visibility = code::Visibility::kOtherThreads}));
+//   JITKIT_TRY(auto code, install::install(a, *zone, {.visibility = code::Visibility::kOtherThreads}));
 //   JITKIT_TRY(auto patcher, patch::Patcher::create(*zone));
-//   JITKIT_TRY(patcher->retarget(patch::site_from(code.site(call)), &new_fn));       // path 1 or 2
-//   JITKIT_TRY(patcher->set_static_key(patch::site_from(code.site(key)), true));      // path 3
+//   JITKIT_TRY(patcher->retarget(code.site(call), &new_fn));    // path 1 or 2
+//   JITKIT_TRY(patcher->set_static_key(code.site(key), true));  // path 3
 //   JITKIT_TRY(quiescence.synchronize());  // then old_fn's code may be freed (quiescence.h)
 //
 // ---- Cross-modifying code: what is guaranteed and what is relied upon --------------------
@@ -119,39 +119,14 @@
 
 #include "jitkit/base/result.h"
 #include "jitkit/code/code_zone.h"
-#include "jitkit/install/install.h"
+#include "jitkit/install/patch_site.h"
 #include "jitkit/x64/assembler.h"
 
 namespace jitkit::patch {
 
-// What a patch site holds: the assembler's kinds (kCall, kJump, kImm32, kImm64, kStaticKey).
-using SiteKind = x64::PatchSiteKind;
-
-// One patchable instruction, by executable address. Built from an installed site with
-// `site_from()` below, or by hand for hand-encoded code.
-struct PatchSite {
-  SiteKind kind = SiteKind::kCall;
-  std::uint8_t* insn = nullptr;        // first byte of the instruction (executable address)
-  std::uint8_t insn_size = 0;          // bytes of the whole instruction
-  std::uint8_t* field = nullptr;       // the patched field (executable address)
-  std::uint8_t field_size = 0;         // 4 (rel32, imm32) or 8 (imm64)
-  std::uint8_t* key_target = nullptr;  // kStaticKey only: where the jump goes when enabled
-};
-
-// The PatchSite of a site of installed code (install::InstalledCode::sites()).
-inline PatchSite site_from(const install::InstalledSite& s) {
-  PatchSite p;
-  p.kind = s.record.kind;
-  p.insn = reinterpret_cast<std::uint8_t*>(s.insn_address());
-  p.insn_size = s.record.insn_size;
-  p.field = reinterpret_cast<std::uint8_t*>(s.field_address());
-  p.field_size = s.record.field_size;
-  if (s.record.kind == SiteKind::kStaticKey) {
-    // The jump a disabled key keeps aside: E9 + jump_rel32, relative to the end of the 5 bytes.
-    p.key_target = p.insn + s.record.insn_size + s.record.jump_rel32;
-  }
-  return p;
-}
+// Every operation takes the site as install::PatchSite (install/patch_site.h): what
+// install::InstalledCode::site() returns for code from the assembler, or a struct filled in by
+// hand for hand-encoded code. The patcher never needs the offsets of x64::PatchSiteRecord.
 
 // Whether a patch waits until every core is serialized (see the cross-modifying-code notes).
 enum class Sync : std::uint8_t {
@@ -169,12 +144,12 @@ enum class RetargetPath : std::uint8_t {
 
 // Counters since the Patcher was created.
 struct PatchStats {
-  std::uint64_t aligned_stores = 0;       // rel32/imm32/imm64 stores
-  std::uint64_t slot_stores = 0;          // trampoline slot stores
-  std::uint64_t trampolines = 0;          // trampolines created
-  std::uint64_t breakpoint_commits = 0;   // breakpoint-protocol rounds (3 serializations each)
-  std::uint64_t breakpoint_edits = 0;     // instructions rewritten by those rounds
-  std::uint64_t serializations = 0;       // membarrier SYNC_CORE calls made
+  std::uint64_t aligned_stores = 0;      // rel32/imm32/imm64 stores
+  std::uint64_t slot_stores = 0;         // trampoline slot stores
+  std::uint64_t trampolines = 0;         // trampolines created
+  std::uint64_t breakpoint_commits = 0;  // breakpoint-protocol rounds (3 serializations each)
+  std::uint64_t breakpoint_edits = 0;    // instructions rewritten by those rounds
+  std::uint64_t serializations = 0;      // membarrier SYNC_CORE calls made
 };
 
 // A replacement of one instruction by another of the same length, for the breakpoint path.
@@ -182,9 +157,9 @@ struct PatchStats {
 // between instructions inside the range), and the old or the new instruction must be an
 // emulatable call rel32, jmp rel32/rel8 or NOP.
 struct InstructionEdit {
-  std::uint8_t* insn = nullptr;                // executable address
-  std::uint8_t length = 0;                     // 1..15
-  std::array<std::uint8_t, 15> old_bytes{};    // expected current bytes (checked before writing)
+  std::uint8_t* insn = nullptr;              // executable address
+  std::uint8_t length = 0;                   // 1..15
+  std::array<std::uint8_t, 15> old_bytes{};  // expected current bytes (checked before writing)
   std::array<std::uint8_t, 15> new_bytes{};
 };
 
@@ -199,10 +174,10 @@ class PatchBatch {
 
   // Queue a retarget: an aligned store if the site's field is aligned and the target is in
   // reach, else a breakpoint edit (the trampoline slot, if needed, is written at commit).
-  Status retarget(const PatchSite& site, const void* target);
-  Status set_static_key(const PatchSite& site, bool enabled);
-  Status set_imm32(const PatchSite& site, std::int32_t value);
-  Status set_imm64(const PatchSite& site, std::uint64_t value);
+  Status retarget(const install::PatchSite& site, const void* target);
+  Status set_static_key(const install::PatchSite& site, bool enabled);
+  Status set_imm32(const install::PatchSite& site, std::int32_t value);
+  Status set_imm64(const install::PatchSite& site, std::uint64_t value);
   // Queue a general same-length replacement (see InstructionEdit).
   Status replace(std::uint8_t* insn, std::span<const std::uint8_t> old_bytes,
                  std::span<const std::uint8_t> new_bytes);
@@ -216,7 +191,7 @@ class PatchBatch {
   enum class OpKind : std::uint8_t { kRetarget, kStaticKey, kImm32, kImm64, kReplace };
   struct Op {
     OpKind kind;
-    PatchSite site;
+    install::PatchSite site;
     std::uint64_t value;   // target address, key state, or immediate
     InstructionEdit edit;  // kReplace
   };
@@ -248,15 +223,15 @@ class Patcher {
   // Path 1/2: new target for a kCall/kJump site. In reach: one rel32 store. Out of reach: via
   // the site's trampoline. Refuses (kInvalidArgument, saying why) a site whose rel32 is not
   // 4-byte aligned or whose bytes are not E8/E9 rel32 — use retarget_by_breakpoint() for those.
-  Result<RetargetPath> retarget(const PatchSite& site, const void* target,
+  Result<RetargetPath> retarget(const install::PatchSite& site, const void* target,
                                 Sync sync = Sync::kAllCores);
-  Status set_imm32(const PatchSite& site, std::int32_t value, Sync sync = Sync::kAllCores);
-  Status set_imm64(const PatchSite& site, std::uint64_t value, Sync sync = Sync::kAllCores);
+  Status set_imm32(const install::PatchSite& site, std::int32_t value, Sync sync = Sync::kAllCores);
+  Status set_imm64(const install::PatchSite& site, std::uint64_t value, Sync sync = Sync::kAllCores);
 
   // Path 3: breakpoint protocol. Works for any call/jmp rel32 site, aligned or not.
-  Result<RetargetPath> retarget_by_breakpoint(const PatchSite& site, const void* target);
+  Result<RetargetPath> retarget_by_breakpoint(const install::PatchSite& site, const void* target);
   // Turns a static key on (`jmp rel32` to site.key_target) or off (5-byte NOP).
-  Status set_static_key(const PatchSite& site, bool enabled);
+  Status set_static_key(const install::PatchSite& site, bool enabled);
   // General same-length replacement of one instruction.
   Status replace(std::uint8_t* insn, std::span<const std::uint8_t> old_bytes,
                  std::span<const std::uint8_t> new_bytes);
@@ -267,7 +242,7 @@ class Patcher {
   Status commit(PatchBatch& batch, CommitObserver* observer = nullptr);
 
   // The current call/jump target of a site as code would compute it (follows the trampoline).
-  Result<std::uintptr_t> current_target(const PatchSite& site) const;
+  Result<std::uintptr_t> current_target(const install::PatchSite& site) const;
 
   PatchStats stats() const;
   code::CodeZone& zone() const { return *zone_; }
@@ -281,8 +256,8 @@ class Patcher {
     std::uint64_t* slot;  // the 8-byte address slot (executable-side address)
   };
 
-  Status check_call_or_jump(const PatchSite& site, bool require_aligned) const;
-  Status check_field(const PatchSite& site, SiteKind kind, std::uint8_t size) const;
+  Status check_call_or_jump(const install::PatchSite& site, bool require_aligned) const;
+  Status check_field(const install::PatchSite& site, x64::PatchSiteKind kind, std::uint8_t size) const;
   // A trampoline slot store decided by route() and applied by the caller once nothing else can
   // fail (so that a refused patch or batch changes nothing a thread can observe).
   struct SlotStore {
@@ -291,9 +266,9 @@ class Patcher {
   };
   // Where the site's rel32 must point to reach `target`: the target itself when in reach, else
   // the site's trampoline (created on first use), whose slot must then be set to `target`.
-  Result<std::uintptr_t> route(const PatchSite& site, std::uintptr_t target, SlotStore* slot_store);
+  Result<std::uintptr_t> route(const install::PatchSite& site, std::uintptr_t target, SlotStore* slot_store);
   void apply(const SlotStore& s);
-  Result<Trampoline> trampoline_for(const PatchSite& site);
+  Result<Trampoline> trampoline_for(const install::PatchSite& site);
   Status store_field(std::uint8_t* field, std::uint8_t size, std::uint64_t value);
   Status serialize();
   Status commit_locked(PatchBatch& batch, CommitObserver* observer);

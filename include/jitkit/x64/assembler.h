@@ -40,7 +40,8 @@
 //
 // Patchable sites (`call_site`, `mov_imm64_site`, ...) are padded with NOPs so that the field a
 // patcher rewrites is naturally aligned (rel32/imm32 at 4, imm64 at 8) in the final code, and are
-// recorded as PatchSiteRecord for patch/ and ic/.
+// recorded as PatchSiteRecord; install() turns each record into an install::PatchSite at the
+// code's final address, which is what patch/ and ic/ use.
 //
 // The hot path (instructions without labels or host addresses) is a few stores into a reserved
 // byte buffer: no allocation per instruction, no virtual call.
@@ -67,7 +68,8 @@ enum class PatchSiteKind : std::uint8_t {
   kStaticKey,  // enabled: jmp rel32; disabled: 5-byte NOP (field: the 5 instruction bytes' rel32)
 };
 
-// One patch site; offsets are from the start of the code.
+// One patch site; offsets are from the start of the code, because until install() the code has
+// no address. install::PatchSite (install/patch_site.h) is the same site at its installed address.
 struct PatchSiteRecord {
   PatchSiteKind kind;
   std::uint32_t insn_offset;   // first byte of the patchable instruction
