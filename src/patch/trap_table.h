@@ -23,7 +23,7 @@
 namespace jitkit::patch::detail {
 
 struct TrapEntry {
-  std::uintptr_t insn;         // executable address of the int3 (first byte of the edit)
+  std::uintptr_t insn;  // executable address of the int3 (first byte of the edit)
   x86_64::Emulation emulation;
 };
 

@@ -59,8 +59,8 @@ std::uint8_t* put_mem_insn(std::uint8_t* out, const H& h, const Addr& a, std::ui
 }
 }  // namespace
 
-std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm form,
-                                        std::uint64_t insn_addr, std::uint64_t slot_addr) {
+std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm form, std::uint64_t insn_addr,
+                                        std::uint64_t slot_addr) {
   const Addr rip{Addr::kRip, kNoReg, kNoReg, 0, 0};
   const Addr abs{Addr::kAbs32, kNoReg, kNoReg, 0, static_cast<std::int32_t>(h.address)};
   switch (h.op) {
@@ -90,8 +90,10 @@ std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm 
       [[fallthrough]];
     case HostOp::kMem:
       switch (form) {
-        case HostForm::kRipRelative: return put_mem_insn(out, h, rip, insn_addr, h.address);
-        case HostForm::kAbsolute32: return put_mem_insn(out, h, abs, insn_addr, h.address);
+        case HostForm::kRipRelative:
+          return put_mem_insn(out, h, rip, insn_addr, h.address);
+        case HostForm::kAbsolute32:
+          return put_mem_insn(out, h, abs, insn_addr, h.address);
         case HostForm::kMoffs64: {
           if (!h.moffs) return nullptr;
           std::uint8_t* p = put_head(out, (h.enc & kOpSize16) | h.moffs, (h.enc & kW) ? 8 : 0);
@@ -107,7 +109,8 @@ std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm 
           const Addr through{Addr::kRegs, h.scratch, kNoReg, 0, 0};
           return put_mem_insn(p, h, through, 0, 0);
         }
-        default: return nullptr;
+        default:
+          return nullptr;
       }
   }
   return nullptr;
@@ -121,18 +124,23 @@ unsigned AssemblerAccess::host_size(const H& h, HostForm form) {
 
 namespace {
 // Every form an item might end up in, for the size upper bound.
-constexpr HostForm kAllForms[] = {HostForm::kRipRelative, HostForm::kAbsolute32, HostForm::kMoffs64,
-                                  HostForm::kAddressSlot, HostForm::kImm64ToDest,
-                                  HostForm::kScratchRegister};
+constexpr HostForm kAllForms[] = {HostForm::kRipRelative, HostForm::kAbsolute32,  HostForm::kMoffs64,
+                                  HostForm::kAddressSlot, HostForm::kImm64ToDest, HostForm::kScratchRegister};
 }  // namespace
 
 std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
   std::size_t size = static_cast<std::size_t>(a.cur_ - a.buf_);
   for (const Assembler::Item& it : a.items_) {
     switch (it.kind) {
-      case ItemKind::kJmp: size += 5; break;
-      case ItemKind::kJcc: size += 6; break;
-      case ItemKind::kAlign: size += it.ref - 1; break;
+      case ItemKind::kJmp:
+        size += 5;
+        break;
+      case ItemKind::kJcc:
+        size += 6;
+        break;
+      case ItemKind::kAlign:
+        size += it.ref - 1;
+        break;
       case ItemKind::kHost: {
         unsigned m = 0;
         for (HostForm f : kAllForms) m = std::max(m, host_size(a.host_insns_[it.ref], f));
@@ -149,12 +157,13 @@ std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
 Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCode& out) {
   using LS = Assembler::LabelState;
   if (a.error_) {
-    return Error(a.error_->code(), "assembler: refusing to encode code with an error: " + a.error_->message());
+    return Error(a.error_->code(),
+                 "assembler: refusing to encode code with an error: " + a.error_->message());
   }
   const std::size_t req = a.required_alignment();
   if (base % req != 0) {
-    return Error(ErrorCode::kInvalidArgument, "assembler: base address " + hex(base) +
-                                                  " is not aligned to " + std::to_string(req) +
+    return Error(ErrorCode::kInvalidArgument, "assembler: base address " + hex(base) + " is not aligned to " +
+                                                  std::to_string(req) +
                                                   " bytes, which the code's alignment relies on");
   }
   const std::uint64_t upper = upper_bound(a);
@@ -182,22 +191,24 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
     } else if (h.scratch != kNoReg && !h.scratch_conflict) {
       f = HostForm::kScratchRegister;
     } else {
-      std::string why = h.text + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
-                        hex(base) + ", " + hex(hi) + ") and does not fit in 32 bits sign-extended; ";
+      std::string why = h.text + ": host address " + hex(h.address) +
+                        " is not within ±2 GiB of the code at [" + hex(base) + ", " + hex(hi) +
+                        ") and does not fit in 32 bits sign-extended; ";
       if (h.scratch != kNoReg) {
         why += "the allowed scratch register " + std::string(name(Gp64{h.scratch})) +
                " is an operand of this instruction";
       } else {
-        why += "this instruction has no moffs64 form and no scratch register was allowed "
-               "(Assembler::allow_scratch)";
+        why +=
+            "this instruction has no moffs64 form and no scratch register was allowed "
+            "(Assembler::allow_scratch)";
       }
       return Error(ErrorCode::kOutOfRange, "assembler: " + why);
     }
     unsigned s = host_size(h, f);
     if (s == 0) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "assembler: " + h.text + ": cannot be encoded in the " + std::string(name(f)) +
-                       " form (a high-byte register beside a REX prefix)");
+      return Error(ErrorCode::kInvalidArgument, "assembler: " + h.text + ": cannot be encoded in the " +
+                                                    std::string(name(f)) +
+                                                    " form (a high-byte register beside a REX prefix)");
     }
     form[i] = f;
     size[i] = s;
@@ -209,9 +220,10 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
     if (k != ItemKind::kJmp && k != ItemKind::kJcc) continue;
     const LS& L = a.labels_[items[i].ref];
     if (L.section != LS::kCode) {
-      return Error(ErrorCode::kInvalidState,
-                   "assembler: jump to " + label_text(Label{items[i].ref}) +
-                       (L.section == LS::kUnbound ? ", which is never bound" : ", which is a constant, not code"));
+      return Error(
+          ErrorCode::kInvalidState,
+          "assembler: jump to " + label_text(Label{items[i].ref}) +
+              (L.section == LS::kUnbound ? ", which is never bound" : ", which is a constant, not code"));
     }
     size[i] = 2;
   }
@@ -295,10 +307,12 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
         }
         break;
       }
-      case ItemKind::kAlign: put_nops(p, size[i]); break;
+      case ItemKind::kAlign:
+        put_nops(p, size[i]);
+        break;
       case ItemKind::kHost: {
-        std::uint8_t* end = put_host(p, a.host_insns_[it.ref], form[i], base + dst,
-                                     base + slot_off + 8u * slot_of[i]);
+        std::uint8_t* end =
+            put_host(p, a.host_insns_[it.ref], form[i], base + dst, base + slot_off + 8u * slot_of[i]);
         if (end != p + size[i]) {
           return Error(ErrorCode::kInvalidState, "assembler: internal error: host form size changed");
         }
@@ -320,8 +334,10 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
   out.label_offsets.resize(a.labels_.size(), EncodedCode::kUnbound);
   for (std::size_t l = 0; l < a.labels_.size(); ++l) {
     const LS& L = a.labels_[l];
-    if (L.section == LS::kCode) out.label_offsets[l] = label_final(L);
-    else if (L.section == LS::kPool) out.label_offsets[l] = static_cast<std::uint32_t>(pool_off + L.pos);
+    if (L.section == LS::kCode)
+      out.label_offsets[l] = label_final(L);
+    else if (L.section == LS::kPool)
+      out.label_offsets[l] = static_cast<std::uint32_t>(pool_off + L.pos);
   }
   auto unbound = [&](std::uint32_t l) {
     return Error(ErrorCode::kInvalidState,
@@ -353,7 +369,9 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
       case FixupKind::kRel32:
         put32(p, static_cast<std::uint32_t>(T + f.addend - (static_cast<std::int64_t>(F) + 4 + f.trailing)));
         break;
-      case FixupKind::kAbs64: put64(p, base + static_cast<std::uint64_t>(T + f.addend)); break;
+      case FixupKind::kAbs64:
+        put64(p, base + static_cast<std::uint64_t>(T + f.addend));
+        break;
       case FixupKind::kDiff32: {
         auto l2 = static_cast<std::uint32_t>(f.addend);
         if (out.label_offsets[l2] == EncodedCode::kUnbound) return unbound(l2);
@@ -361,7 +379,8 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
         break;
       }
       case FixupKind::kHostRel32: {
-        const std::uint64_t host = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(f.addend)) << 32) | f.label;
+        const std::uint64_t host =
+            (static_cast<std::uint64_t>(static_cast<std::uint32_t>(f.addend)) << 32) | f.label;
         std::int64_t rel = signed_distance(base + F + 4, host);
         if (!fits_signed<32>(rel)) {
           return Error(ErrorCode::kOutOfRange,
@@ -401,8 +420,8 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
   for (std::size_t i = 0; i < n; ++i) {
     if (items[i].kind != ItemKind::kHost) continue;
     const H& h = a.host_insns_[items[i].ref];
-    out.host_operands.push_back(HostOperandChoice{items[i].pos + prefix[i], static_cast<std::uint8_t>(size[i]),
-                                                  h.address, form[i], h.text});
+    out.host_operands.push_back(HostOperandChoice{
+        items[i].pos + prefix[i], static_cast<std::uint8_t>(size[i]), h.address, form[i], h.text});
   }
   return ok();
 }

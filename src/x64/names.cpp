@@ -8,7 +8,7 @@ namespace jitkit::x64 {
 namespace {
 constexpr const char* kGp64[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                  "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
-constexpr const char* kGp32[] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
+constexpr const char* kGp32[] = {"eax", "ecx", "edx",  "ebx",  "esp",  "ebp",  "esi",  "edi",
                                  "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d"};
 constexpr const char* kGp16[] = {"ax",  "cx",  "dx",   "bx",   "sp",   "bp",   "si",   "di",
                                  "r8w", "r9w", "r10w", "r11w", "r12w", "r13w", "r14w", "r15w"};
@@ -36,12 +36,18 @@ std::string_view name(Cond c) { return kCond[static_cast<unsigned>(c) & 15]; }
 
 std::string_view name(HostForm f) {
   switch (f) {
-    case HostForm::kRipRelative: return "rip-relative";
-    case HostForm::kAbsolute32: return "absolute disp32";
-    case HostForm::kMoffs64: return "moffs64 (mov rax/eax <-> [imm64])";
-    case HostForm::kAddressSlot: return "8-byte address slot ([rip+slot])";
-    case HostForm::kImm64ToDest: return "mov r64, imm64 into the destination";
-    case HostForm::kScratchRegister: return "mov scratch, imm64 + [scratch]";
+    case HostForm::kRipRelative:
+      return "rip-relative";
+    case HostForm::kAbsolute32:
+      return "absolute disp32";
+    case HostForm::kMoffs64:
+      return "moffs64 (mov rax/eax <-> [imm64])";
+    case HostForm::kAddressSlot:
+      return "8-byte address slot ([rip+slot])";
+    case HostForm::kImm64ToDest:
+      return "mov r64, imm64 into the destination";
+    case HostForm::kScratchRegister:
+      return "mov scratch, imm64 + [scratch]";
   }
   return "?";
 }
@@ -59,12 +65,23 @@ std::string label_text(Label l) {
 std::string mem_text(const Mem& m) {
   std::string s;
   switch (m.size) {
-    case 1: s = "byte "; break;
-    case 2: s = "word "; break;
-    case 4: s = "dword "; break;
-    case 8: s = "qword "; break;
-    case 16: s = "xmmword "; break;
-    default: break;
+    case 1:
+      s = "byte ";
+      break;
+    case 2:
+      s = "word ";
+      break;
+    case 4:
+      s = "dword ";
+      break;
+    case 8:
+      s = "qword ";
+      break;
+    case 16:
+      s = "xmmword ";
+      break;
+    default:
+      break;
   }
   s += '[';
   if (m.kind == Mem::Kind::kHost) return s + hex(static_cast<std::uint64_t>(m.disp)) + "]";
@@ -80,14 +97,18 @@ std::string mem_text(const Mem& m) {
     if (m.index != Mem::kNoReg) {
       if (any) s += '+';
       s += kGp64[m.index & 15];
-      if (m.scale_log2 == Mem::kBadScale) s += "*?";
-      else if (m.scale_log2) s += "*" + std::to_string(1 << m.scale_log2);
+      if (m.scale_log2 == Mem::kBadScale)
+        s += "*?";
+      else if (m.scale_log2)
+        s += "*" + std::to_string(1 << m.scale_log2);
       any = true;
     }
   }
   if (m.disp != 0 || !any) {
-    if (m.disp < 0) s += "-" + hex(0 - static_cast<std::uint64_t>(m.disp));
-    else s += (any ? "+" : "") + hex(static_cast<std::uint64_t>(m.disp));
+    if (m.disp < 0)
+      s += "-" + hex(0 - static_cast<std::uint64_t>(m.disp));
+    else
+      s += (any ? "+" : "") + hex(static_cast<std::uint64_t>(m.disp));
   }
   return s + "]";
 }

@@ -70,8 +70,8 @@ inline bool map_low(FixedMapping& m, std::size_t len = 4096) {
 // Host memory above 4 GiB and more than 2 GiB (here: at least 64 GiB) from every byte of `zone`.
 inline bool map_far(FixedMapping& m, const code::CodeZone& zone, std::size_t len = 4096) {
   constexpr std::uint64_t kMinDistance = std::uint64_t{64} << 30;
-  for (std::uintptr_t a : {0x100000000000ul, 0x200000000000ul, 0x3f0000000000ul, 0x600000000000ul,
-                           0x10000000000ul}) {
+  for (std::uintptr_t a :
+       {0x100000000000ul, 0x200000000000ul, 0x3f0000000000ul, 0x600000000000ul, 0x10000000000ul}) {
     if (distance(a, zone.begin()) < kMinDistance || distance(a, zone.zone_end()) < kMinDistance) continue;
     if (m.map_at(a, len)) return true;
   }

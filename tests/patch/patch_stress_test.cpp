@@ -18,10 +18,10 @@
 #include <thread>
 #include <vector>
 
+#include "emitted_sites.h"
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/quiescence.h"
 #include "jitkit/patch/trap.h"
-#include "emitted_sites.h"
 #include "patch_test_util.h"
 
 namespace jitkit::patch {
@@ -88,8 +88,8 @@ StressOutcome run(const char* name,
     for (int k = 0; k < testing::kMaxTargets; ++k) out.hits[k] += counters[t].hits[k];
   }
   const auto trap_after = trap_stats();
-  std::printf("[stress %s] %d caller threads, %.1f s: %llu calls, %llu patches; per target:", name,
-              n, seconds, static_cast<unsigned long long>(out.calls),
+  std::printf("[stress %s] %d caller threads, %.1f s: %llu calls, %llu patches; per target:", name, n,
+              seconds, static_cast<unsigned long long>(out.calls),
               static_cast<unsigned long long>(out.patches));
   for (auto h : out.hits) std::printf(" %llu", static_cast<unsigned long long>(h));
   std::printf("; traps emulated %llu, restarted %llu\n",
@@ -153,10 +153,9 @@ TEST_F(StressTest, TrampolineSlotRetarget) {
   auto far_zone = testing::make_far_zone(*zone);
   ASSERT_NE(far_zone, nullptr);
   // Three far targets (through the trampoline slot) and one near one (direct rel32).
-  std::vector<std::uintptr_t> targets = {testing::make_thunk(*far_zone, addr(kTargets[0])),
-                                         testing::make_thunk(*far_zone, addr(kTargets[1])),
-                                         testing::make_thunk(*far_zone, addr(kTargets[2])),
-                                         addr(kTargets[3])};
+  std::vector<std::uintptr_t> targets = {
+      testing::make_thunk(*far_zone, addr(kTargets[0])), testing::make_thunk(*far_zone, addr(kTargets[1])),
+      testing::make_thunk(*far_zone, addr(kTargets[2])), addr(kTargets[3])};
   auto stub = testing::make_caller(*zone, addr(kTargets[3]), 8);
   auto fn = stub.fn();
   std::array<std::uint64_t, 4> by_path{};
@@ -199,8 +198,8 @@ TEST_F(StressTest, BreakpointRetargetOfMisalignedSite) {
         return std::uint64_t{kBurst};
       },
       [&](std::uint64_t i) -> Status {
-        JITKIT_TRY(patcher->retarget_by_breakpoint(stub.site,
-                                                   reinterpret_cast<const void*>(kTargets[(i + 1) % 4])));
+        JITKIT_TRY(
+            patcher->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(kTargets[(i + 1) % 4])));
         return ok();
       });
   expect_all_calls_landed(o);
@@ -244,8 +243,7 @@ TEST_F(StressTest, BatchedRetargetOfManySites) {
       [&](std::uint64_t i) -> Status {
         PatchBatch batch(*patcher);
         for (int s = 0; s < kSites; ++s) {
-          JITKIT_TRY(batch.retarget(stubs[s].site,
-                                    reinterpret_cast<const void*>(kTargets[(i + 1 + s) % 4])));
+          JITKIT_TRY(batch.retarget(stubs[s].site, reinterpret_cast<const void*>(kTargets[(i + 1 + s) % 4])));
         }
         return patcher->commit(batch);
       });
@@ -354,12 +352,15 @@ TEST_F(StressTest, AssemblerEmittedSites) {
       },
       [&](std::uint64_t i) -> Status {
         switch (i % 3) {
-          case 0: return patcher->set_static_key(code.sites[0], (i / 3) % 2 == 0);
+          case 0:
+            return patcher->set_static_key(code.sites[0], (i / 3) % 2 == 0);
           case 1:
-            JITKIT_TRY(patcher->retarget(code.sites[1], reinterpret_cast<const void*>(kTargets[(i / 3) % 4])));
+            JITKIT_TRY(
+                patcher->retarget(code.sites[1], reinterpret_cast<const void*>(kTargets[(i / 3) % 4])));
             return ok();
           default:
-            JITKIT_TRY(patcher->retarget(code.sites[2], reinterpret_cast<const void*>(kTargets[4 + (i / 3) % 4])));
+            JITKIT_TRY(
+                patcher->retarget(code.sites[2], reinterpret_cast<const void*>(kTargets[4 + (i / 3) % 4])));
             return ok();
         }
       });

@@ -113,7 +113,8 @@ TEST(TrapForwarding, PatcherRefusesBreakpointsWhenItsHandlerWasReplaced) {
   EXPECT_NE(r.error().message().find("SIGTRAP handler was replaced"), std::string::npos);
   EXPECT_EQ(stub.fn()(nullptr), 1);
   ASSERT_TRUE(install_trap_handler());  // chain to it
-  auto r2 = (*patcher)->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(testing::kTargets[1]));
+  auto r2 =
+      (*patcher)->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(testing::kTargets[1]));
   ASSERT_TRUE(r2.has_value()) << r2.error().message();
   EXPECT_EQ(stub.fn()(nullptr), 2);
 }

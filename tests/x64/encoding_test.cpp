@@ -40,8 +40,8 @@ TEST(X64Encoding, BaseIndexScaleDisplacement) {
 TEST(X64Encoding, RipRelativeToLabel) {
   Assembler a;
   Label data = a.new_label();
-  a.mov(rax, qword_ptr(data));       // 7 bytes: disp = 7 + 1 (ret) - 7 = ... see below
-  a.mov(dword_ptr(data), 5);         // imm follows the disp: disp counts from the insn end
+  a.mov(rax, qword_ptr(data));  // 7 bytes: disp = 7 + 1 (ret) - 7 = ... see below
+  a.mov(dword_ptr(data), 5);    // imm follows the disp: disp counts from the insn end
   a.ret();
   a.bind(data);
   a.dq(0);
@@ -106,9 +106,22 @@ TEST(X64Encoding, SseScalarDouble) {
 }
 
 TEST(X64Encoding, LockPrefixAndAtomics) {
-  EXPECT_EQ(one([](Assembler& a) { a.lock(); a.cmpxchg(qword_ptr(rdi), rsi); }), "f0 48 0f b1 37");
-  EXPECT_EQ(one([](Assembler& a) { a.lock(); a.xadd(dword_ptr(rdi), eax); }), "f0 0f c1 07");
-  EXPECT_EQ(one([](Assembler& a) { a.mfence(); a.lfence(); a.sfence(); a.pause(); }),
+  EXPECT_EQ(one([](Assembler& a) {
+              a.lock();
+              a.cmpxchg(qword_ptr(rdi), rsi);
+            }),
+            "f0 48 0f b1 37");
+  EXPECT_EQ(one([](Assembler& a) {
+              a.lock();
+              a.xadd(dword_ptr(rdi), eax);
+            }),
+            "f0 0f c1 07");
+  EXPECT_EQ(one([](Assembler& a) {
+              a.mfence();
+              a.lfence();
+              a.sfence();
+              a.pause();
+            }),
             "0f ae f0 0f ae e8 0f ae f8 f3 90");
 }
 
@@ -122,13 +135,21 @@ TEST(X64Encoding, MultiByteNopsOfEveryLength) {
 }
 
 template <class D, class S>
-concept CanMov = requires(Assembler& a, D d, S s) { a.mov(d, s); };
+concept CanMov = requires(Assembler& a, D d, S s) {
+  a.mov(d, s);
+};
 template <class D, class S>
-concept CanAdd = requires(Assembler& a, D d, S s) { a.add(d, s); };
+concept CanAdd = requires(Assembler& a, D d, S s) {
+  a.add(d, s);
+};
 template <class D, class S>
-concept CanImul = requires(Assembler& a, D d, S s) { a.imul(d, s); };
+concept CanImul = requires(Assembler& a, D d, S s) {
+  a.imul(d, s);
+};
 template <class D, class S>
-concept CanMovsxd = requires(Assembler& a, D d, S s) { a.movsxd(d, s); };
+concept CanMovsxd = requires(Assembler& a, D d, S s) {
+  a.movsxd(d, s);
+};
 
 TEST(X64Encoding, WidthMismatchHasNoOverload) {
   // `mov(rax, ecx)` and friends do not compile: no overload takes mismatched widths.

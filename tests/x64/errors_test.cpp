@@ -26,8 +26,8 @@ TEST(X64Errors, ImmediateTooWideNamesInstructionAndOperands) {
 TEST(X64Errors, FirstErrorIsStickyAndEncodeRefuses) {
   Assembler a;
   a.mov(eax, 1);
-  a.add(ecx, 0x100000000);           // first error
-  a.mov(dword_ptr(rax), rcx);        // second error: must not replace the first
+  a.add(ecx, 0x100000000);     // first error
+  a.mov(dword_ptr(rax), rcx);  // second error: must not replace the first
   a.ret();
   ASSERT_TRUE(a.error());
   EXPECT_EQ(a.error()->message(), "add ecx, imm 0x100000000: immediate does not fit in 32 bits");
@@ -44,15 +44,17 @@ TEST(X64Errors, MemorySizeMismatch) {
 }
 
 TEST(X64Errors, UnsizedMemoryWithImmediate) {
-  EXPECT_EQ(first_error([](Assembler& a) { a.mov(ptr(rax, 8), 1); }),
-            "mov [rax+0x8], imm 0x1: memory operand needs a size (byte_ptr, word_ptr, dword_ptr or qword_ptr)");
+  EXPECT_EQ(
+      first_error([](Assembler& a) { a.mov(ptr(rax, 8), 1); }),
+      "mov [rax+0x8], imm 0x1: memory operand needs a size (byte_ptr, word_ptr, dword_ptr or qword_ptr)");
   EXPECT_NE(first_error([](Assembler& a) { a.inc(ptr(rax)); }).find("needs a size"), std::string::npos);
 }
 
 TEST(X64Errors, HighByteRegisterBesideRex) {
   EXPECT_EQ(first_error([](Assembler& a) { a.mov(ah, sil); }),
             "mov ah, sil: ah/ch/dh/bh cannot be encoded in an instruction that needs a REX prefix");
-  EXPECT_NE(first_error([](Assembler& a) { a.mov(bh, byte_ptr(r8)); }).find("ah/ch/dh/bh"), std::string::npos);
+  EXPECT_NE(first_error([](Assembler& a) { a.mov(bh, byte_ptr(r8)); }).find("ah/ch/dh/bh"),
+            std::string::npos);
   EXPECT_EQ(first_error([](Assembler& a) { a.mov(ah, byte_ptr(rax)); }), "(no error)");
 }
 

@@ -11,9 +11,9 @@ namespace jitkit::x64 {
 namespace {
 using testing::hex;
 
-constexpr std::uint64_t kNearCode = 0x40000000;       // code at 1 GiB
-constexpr std::uint64_t kHighCode = 0x7f0000000000;    // code where mmap usually puts it
-constexpr std::uint64_t kFarData = 0x3f0000000000;     // > 4 GiB and far from both
+constexpr std::uint64_t kNearCode = 0x40000000;      // code at 1 GiB
+constexpr std::uint64_t kHighCode = 0x7f0000000000;  // code where mmap usually puts it
+constexpr std::uint64_t kFarData = 0x3f0000000000;   // > 4 GiB and far from both
 
 // The seed program: mov dword [addr], 0xdeadbeef; mov eax, 42; ret.
 Assembler seed(std::uint64_t addr, bool scratch) {

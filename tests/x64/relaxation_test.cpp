@@ -16,8 +16,8 @@ namespace jitkit::x64 {
 namespace {
 
 struct Expect {
-  std::vector<Label> branch_targets;                    // in emission order
-  std::vector<std::pair<Label, unsigned>> aligned;      // label, alignment
+  std::vector<Label> branch_targets;                // in emission order
+  std::vector<std::pair<Label, unsigned>> aligned;  // label, alignment
 };
 
 Expect random_program(Assembler& a, std::mt19937& rng) {

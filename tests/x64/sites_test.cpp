@@ -12,16 +12,24 @@ namespace jitkit::x64 {
 namespace {
 
 enum class Kind { kCall, kJmp, kMovImm32, kMovImm32Rex, kCmpImm32, kCmpImm32Rex, kMovImm64, kKeyOn, kKeyOff };
-constexpr Kind kKinds[] = {Kind::kCall,     Kind::kJmp,         Kind::kMovImm32, Kind::kMovImm32Rex,
-                           Kind::kCmpImm32, Kind::kCmpImm32Rex, Kind::kMovImm64, Kind::kKeyOn, Kind::kKeyOff};
+constexpr Kind kKinds[] = {Kind::kCall,        Kind::kJmp,      Kind::kMovImm32,
+                           Kind::kMovImm32Rex, Kind::kCmpImm32, Kind::kCmpImm32Rex,
+                           Kind::kMovImm64,    Kind::kKeyOn,    Kind::kKeyOff};
 
 const char* mnemonic(Kind k) {
   switch (k) {
-    case Kind::kCall: return "call";
-    case Kind::kJmp: case Kind::kKeyOn: return "jmp";
-    case Kind::kCmpImm32: case Kind::kCmpImm32Rex: return "cmp";
-    case Kind::kKeyOff: return "nop";
-    default: return "mov";
+    case Kind::kCall:
+      return "call";
+    case Kind::kJmp:
+    case Kind::kKeyOn:
+      return "jmp";
+    case Kind::kCmpImm32:
+    case Kind::kCmpImm32Rex:
+      return "cmp";
+    case Kind::kKeyOff:
+      return "nop";
+    default:
+      return "mov";
   }
 }
 
@@ -29,7 +37,7 @@ const char* mnemonic(Kind k) {
 // item), then the site, then the target label; checks the record against the bytes.
 void check_site(Kind kind, unsigned lead, bool after_relaxable) {
   SCOPED_TRACE(::testing::Message() << "kind " << static_cast<int>(kind) << " lead " << lead
-                                  << (after_relaxable ? " after relaxable jump" : ""));
+                                    << (after_relaxable ? " after relaxable jump" : ""));
   Assembler a;
   Label target = a.new_label();
   if (after_relaxable) a.jmp(target);
@@ -37,15 +45,38 @@ void check_site(Kind kind, unsigned lead, bool after_relaxable) {
   PatchSiteId id{};
   std::uint64_t value = 0;
   switch (kind) {
-    case Kind::kCall: id = a.call_site(target); break;
-    case Kind::kJmp: id = a.jmp_site(target); break;
-    case Kind::kMovImm32: id = a.mov_imm32_site(ecx, 0x11223344); value = 0x11223344; break;
-    case Kind::kMovImm32Rex: id = a.mov_imm32_site(r9d, 0x11223344); value = 0x11223344; break;
-    case Kind::kCmpImm32: id = a.cmp_imm32_site(eax, 0x55667788); value = 0x55667788; break;
-    case Kind::kCmpImm32Rex: id = a.cmp_imm32_site(r12d, 0x55667788); value = 0x55667788; break;
-    case Kind::kMovImm64: id = a.mov_imm64_site(r10, 0x0102030405060708); value = 0x0102030405060708; break;
-    case Kind::kKeyOn: id = a.static_key(target, true); break;
-    case Kind::kKeyOff: id = a.static_key(target, false); break;
+    case Kind::kCall:
+      id = a.call_site(target);
+      break;
+    case Kind::kJmp:
+      id = a.jmp_site(target);
+      break;
+    case Kind::kMovImm32:
+      id = a.mov_imm32_site(ecx, 0x11223344);
+      value = 0x11223344;
+      break;
+    case Kind::kMovImm32Rex:
+      id = a.mov_imm32_site(r9d, 0x11223344);
+      value = 0x11223344;
+      break;
+    case Kind::kCmpImm32:
+      id = a.cmp_imm32_site(eax, 0x55667788);
+      value = 0x55667788;
+      break;
+    case Kind::kCmpImm32Rex:
+      id = a.cmp_imm32_site(r12d, 0x55667788);
+      value = 0x55667788;
+      break;
+    case Kind::kMovImm64:
+      id = a.mov_imm64_site(r10, 0x0102030405060708);
+      value = 0x0102030405060708;
+      break;
+    case Kind::kKeyOn:
+      id = a.static_key(target, true);
+      break;
+    case Kind::kKeyOff:
+      id = a.static_key(target, false);
+      break;
   }
   a.nop(3);
   a.bind(target);
@@ -72,7 +103,8 @@ void check_site(Kind kind, unsigned lead, bool after_relaxable) {
     at += d->length;
   }
   EXPECT_EQ(at, r.insn_offset);
-  auto insn = decode_one(code + r.insn_offset, e->bytes.size() - r.insn_offset, testing::kBase + r.insn_offset);
+  auto insn =
+      decode_one(code + r.insn_offset, e->bytes.size() - r.insn_offset, testing::kBase + r.insn_offset);
   ASSERT_TRUE(insn) << insn.error().message();
   EXPECT_EQ(insn->length, r.insn_size);
   EXPECT_EQ(insn->mnemonic, mnemonic(kind));

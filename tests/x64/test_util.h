@@ -18,7 +18,8 @@ inline std::vector<std::uint8_t> code_bytes(const Assembler& a, std::uint64_t ba
   auto e = a.encode(base);
   EXPECT_TRUE(e.has_value()) << (e ? "" : e.error().message());
   if (!e) return {};
-  return std::vector<std::uint8_t>(e->bytes.begin(), e->bytes.begin() + static_cast<std::ptrdiff_t>(e->code_size));
+  return std::vector<std::uint8_t>(e->bytes.begin(),
+                                   e->bytes.begin() + static_cast<std::ptrdiff_t>(e->code_size));
 }
 
 inline std::string hex(const std::vector<std::uint8_t>& v) {

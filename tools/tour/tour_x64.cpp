@@ -49,10 +49,10 @@ bool show_assembler() {
   }
   auto* status = static_cast<std::uint32_t*>(page);
   std::printf("program           mov dword [status], 0xdeadbeef ; mov eax, 42 ; ret\n");
-  std::printf("host data         %p (code zone at 0x%lx: %.1f GiB away)\n", page,
-              static_cast<unsigned long>((*zone)->begin()),
-              static_cast<double>(dist(reinterpret_cast<std::uintptr_t>(page), (*zone)->begin())) /
-                  double(1u << 30));
+  std::printf(
+      "host data         %p (code zone at 0x%lx: %.1f GiB away)\n", page,
+      static_cast<unsigned long>((*zone)->begin()),
+      static_cast<double>(dist(reinterpret_cast<std::uintptr_t>(page), (*zone)->begin())) / double(1u << 30));
 
   bool ok = true;
   {  // Scratch register allowed: the 64-bit address is materialized in r11.

@@ -71,8 +71,7 @@ bool handle_int3(ucontext_t* uc) {
     // A consistent snapshot of (table, byte): no publish/retire happened in between (g1 == g2).
     const std::uint64_t g1 = g_generation.load();
     const detail::TrapTable* table = g_table.load();
-    const std::uint8_t byte = __atomic_load_n(reinterpret_cast<const std::uint8_t*>(addr),
-                                              __ATOMIC_SEQ_CST);
+    const std::uint8_t byte = __atomic_load_n(reinterpret_cast<const std::uint8_t*>(addr), __ATOMIC_SEQ_CST);
     const std::uint64_t g2 = g_generation.load();
     if (g1 != g2) continue;  // a round started or ended meanwhile: look again
     if (table != nullptr) {
@@ -198,8 +197,7 @@ bool trap_handler_installed() {
 }
 
 TrapStats trap_stats() {
-  return TrapStats{g_emulated.load(std::memory_order_relaxed),
-                   g_restarted.load(std::memory_order_relaxed),
+  return TrapStats{g_emulated.load(std::memory_order_relaxed), g_restarted.load(std::memory_order_relaxed),
                    g_forwarded.load(std::memory_order_relaxed)};
 }
 

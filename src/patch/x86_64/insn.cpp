@@ -28,8 +28,7 @@ std::size_t nop_length(const std::uint8_t* bytes, std::size_t avail) {
   return n <= avail ? n : 0;
 }
 
-std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length,
-                                      std::uintptr_t address) {
+std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length, std::uintptr_t address) {
   if (length == 0) return std::nullopt;
   std::int32_t rel = 0;
   if (length == 5 && (bytes[0] == kCallRel32 || bytes[0] == kJmpRel32)) {

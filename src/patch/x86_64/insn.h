@@ -24,14 +24,13 @@ enum class EmulatedOp : std::uint8_t { kCall, kJump, kNop };
 // What a thread that hits the int3 of an edited instruction is made to do.
 struct Emulation {
   EmulatedOp op;
-  std::uint8_t length;     // bytes of the instruction (the return address / fall-through)
-  std::uintptr_t target;   // kCall, kJump: destination
+  std::uint8_t length;    // bytes of the instruction (the return address / fall-through)
+  std::uintptr_t target;  // kCall, kJump: destination
 };
 
 // If `bytes` (exactly `length` bytes, at executable address `address`) is one call rel32,
 // jmp rel32, jmp rel8 or NOP instruction, what executing it does.
-std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length,
-                                      std::uintptr_t address);
+std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length, std::uintptr_t address);
 
 // Length of the NOP at `bytes` if it is one (0x90, 66 90, [66...] 0F 1F /0 with any ModRM form),
 // else 0. `avail` bounds the read.

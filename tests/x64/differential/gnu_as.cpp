@@ -59,8 +59,7 @@ bool gnu_as_available() {
   return available;
 }
 
-Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
-                                                       std::uint64_t link_base,
+Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body, std::uint64_t link_base,
                                                        const std::vector<AbsoluteSymbol>& symbols) {
   ScratchDir dir;
   if (dir.path().empty()) {
@@ -83,8 +82,7 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
     return Error(ErrorCode::kInvalidArgument, "gnu as rejected the source:\n" + message);
   }
   if (link_base == 0) {
-    if (run("objcopy -O binary -j .text '" + object + "' '" + binary + "' 2>'" + diagnostics +
-            "'") != 0) {
+    if (run("objcopy -O binary -j .text '" + object + "' '" + binary + "' 2>'" + diagnostics + "'") != 0) {
       return Error(ErrorCode::kSystem, "objcopy failed:\n" + read_file(diagnostics));
     }
   } else {
@@ -100,8 +98,8 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
     }
     char base[32];
     std::snprintf(base, sizeof base, "0x%llx", static_cast<unsigned long long>(link_base));
-    if (run(std::string("ld -Ttext=") + base + " -e 0 --oformat=binary -o '" + binary + "' '" +
-            object + "' '" + script + "' 2>'" + diagnostics + "'") != 0) {
+    if (run(std::string("ld -Ttext=") + base + " -e 0 --oformat=binary -o '" + binary + "' '" + object +
+            "' '" + script + "' 2>'" + diagnostics + "'") != 0) {
       return Error(ErrorCode::kInvalidArgument, "ld failed:\n" + read_file(diagnostics));
     }
   }
