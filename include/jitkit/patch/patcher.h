@@ -271,7 +271,17 @@ class Patcher {
   Result<Trampoline> trampoline_for(const install::PatchSite& site);
   Status store_field(std::uint8_t* field, std::uint8_t size, std::uint64_t value);
   Status serialize();
+
+  // commit() under the mutex, in phases: every operation is resolved into a CommitPlan (aligned
+  // stores, instruction edits, trampoline slot stores), the whole plan is validated, and only
+  // then is it applied, with the stores alone or with one breakpoint round (patcher.cpp).
+  struct CommitPlan;
   Status commit_locked(PatchBatch& batch, CommitObserver* observer);
+  Status resolve(const PatchBatch::Op& op, CommitPlan& plan);
+  Status resolve_retarget(const install::PatchSite& site, std::uintptr_t target, CommitPlan& plan);
+  Status apply_stores(const CommitPlan& plan);
+  Status apply_breakpoint_round(const CommitPlan& plan, CommitObserver* observer);
+  void write_code_byte(std::uint8_t* exec, std::uint8_t byte);
 
   code::CodeZone* zone_;
   mutable std::mutex mutex_;
