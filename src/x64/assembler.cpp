@@ -13,6 +13,7 @@
 #include <new>
 
 #include "assembler_p.h"
+#include "jitkit/base/format.h"
 
 namespace jitkit::x64 {
 namespace {
@@ -61,11 +62,7 @@ std::string txt(Xmm r) { return std::string(name(r)); }
 std::string txt(const Mem& m) { return mem_text(m); }
 std::string txt(ImmV i) { return imm_text(i.v); }
 std::string txt(Label l) { return label_text(l); }
-std::string txt(HostAddress h) {
-  char b[40];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(h.address));
-  return b;
-}
+std::string txt(HostAddress h) { return hex(h.address); }
 
 template <class... O>
 std::string insn(const char* mnemonic, const O&... ops) {
@@ -1287,7 +1284,8 @@ void pad_to(Assembler& a, std::uint32_t alignment, std::uint32_t skew) {
   auto& maxa = A::max_alignment(a);
   maxa = std::max(maxa, alignment);
   if (A::items(a).empty()) {
-    std::uint32_t pad = (alignment - ((A::pos(a) + skew) & (alignment - 1))) & (alignment - 1);
+    const std::uint32_t from = A::pos(a) + skew;
+    const auto pad = static_cast<std::uint32_t>(align_up(from, alignment) - from);
     A::ensure(a, pad + 16);
     A::cur(a) = put_nops(A::cur(a), pad);
     return;

@@ -1,8 +1,8 @@
 // src/x64/names.cpp — register, condition and operand names for messages and listings.
-#include <cstdio>
 #include <string>
 
 #include "assembler_p.h"
+#include "jitkit/base/format.h"
 
 namespace jitkit::x64 {
 namespace {
@@ -19,12 +19,6 @@ constexpr const char* kXmm[] = {"xmm0", "xmm1", "xmm2",  "xmm3",  "xmm4",  "xmm5
                                 "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"};
 constexpr const char* kCond[] = {"o", "no", "b", "ae", "e", "ne", "be", "a",
                                  "s", "ns", "p", "np", "l", "ge", "le", "g"};
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 }  // namespace
 
 std::string_view name(Gp64 r) { return kGp64[r.id & 15]; }
