@@ -13,11 +13,13 @@
 #include "jitkit/base/format.h"
 #include "jitkit/code/sync.h"
 #include "jitkit/patch/trap.h"
-#include "patch/trap_table.h"
-#include "patch/x86_64/insn.h"
+#include "patch/trap_table_p.h"
+#include "patch/x86_64/insn_p.h"
 
 namespace jitkit::patch {
 namespace {
+
+namespace x86_64 = detail::x86_64;  // the instruction forms of insn_p.h
 
 constexpr std::size_t kCacheLine = 64;
 

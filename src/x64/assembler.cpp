@@ -2,8 +2,9 @@
 // the reserved buffer (see assembler_p.h for what is deferred to layout.cpp).
 //
 // Every method follows the same shape: check what the C++ types could not (memory operand size,
-// immediate range), reserve room for one instruction, write it with the enc:: helpers, and on an
-// operand the hardware cannot encode record a sticky error naming the instruction as written.
+// immediate range), reserve room for one instruction, write it with the encoding helpers of
+// encoding_p.h, and on an operand the hardware cannot encode record a sticky error naming the
+// instruction as written.
 // Error texts are built only on the failure path (the `text` lambdas), so the hot path never
 // formats or allocates.
 #include <algorithm>
@@ -19,7 +20,7 @@ namespace jitkit::x64 {
 namespace {
 
 using A = AssemblerAccess;
-using namespace enc;
+using namespace detail;  // the encoding helpers of encoding_p.h
 
 // --- Operand values and texts ------------------------------------------------------------
 
@@ -32,7 +33,7 @@ constexpr unsigned rv(Gp8 r) {
   return (r.id >= 4 && r.id < 8) ? (r.id | kNeedsRex) : (r.id & 15u);
 }
 
-// Width bits of the enc:: spec for an operation on register type R.
+// Width bits of the encoding spec (encoding_p.h) for an operation on register type R.
 template <class R>
 constexpr std::uint32_t wbits() {
   if constexpr (R::kBits == 16)

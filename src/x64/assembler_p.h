@@ -38,13 +38,13 @@ enum class HostOp : std::uint8_t {
 
 struct Assembler::HostInsn {
   HostOp op;
-  std::uint8_t reg;       // ModRM.reg value (with enc:: flags) for kMem/kLea
+  std::uint8_t reg;       // ModRM.reg value (with encoding_p.h flags) for kMem/kLea
   std::uint8_t imm_size;  // bytes of immediate after the memory operand
   std::uint8_t moffs;     // 0, or the A0..A3 opcode of the equivalent moffs64 mov
   std::uint8_t scratch;   // allowed scratch register, or kNoReg
   bool lock;              // LOCK prefix precedes the instruction
   bool scratch_conflict;  // the scratch register is also an operand
-  std::uint32_t enc;      // enc:: packed opcode
+  std::uint32_t enc;      // packed opcode (encoding_p.h)
   std::int64_t imm;
   std::uint64_t address;
   std::string text;  // the instruction as written, for choices and errors

@@ -12,7 +12,7 @@
 
 #include "jitkit/base/bits.h"
 
-namespace jitkit::x64::enc {
+namespace jitkit::x64::detail {
 
 // An instruction's fixed encoding, packed into 32 bits so it folds to a constant at call sites:
 //   bits 0-7   the last opcode byte
@@ -213,4 +213,4 @@ inline std::uint8_t* put_nops(std::uint8_t* p, unsigned n) {
   return p;
 }
 
-}  // namespace jitkit::x64::enc
+}  // namespace jitkit::x64::detail

@@ -21,7 +21,7 @@
 
 namespace jitkit::x64 {
 namespace {
-using namespace enc;
+using namespace detail;  // the encoding helpers of encoding_p.h
 using H = Assembler::HostInsn;
 
 // `target` reachable by a rel32 from every address in [lo, hi].

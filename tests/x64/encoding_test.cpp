@@ -2,11 +2,11 @@
 // for the same Intel-syntax instruction (checked once by hand with `as --64 -O1` + objdump).
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
-using testing::one;
+using test_util::one;
 
 TEST(X64Encoding, RspAndR12BaseNeedSib) {
   EXPECT_EQ(one([](Assembler& a) { a.mov(rax, qword_ptr(rsp)); }), "48 8b 04 24");
@@ -46,7 +46,7 @@ TEST(X64Encoding, RipRelativeToLabel) {
   a.bind(data);
   a.dq(0);
   // data is at offset 7 + 10 + 1 = 18. First: 18 - 7 = 11; second: 18 - 17 = 1.
-  EXPECT_EQ(testing::hex(testing::code_bytes(a)),
+  EXPECT_EQ(test_util::hex(test_util::code_bytes(a)),
             "48 8b 05 0b 00 00 00 c7 05 01 00 00 00 05 00 00 00 c3 00 00 00 00 00 00 00 00");
 }
 
@@ -129,7 +129,7 @@ TEST(X64Encoding, MultiByteNopsOfEveryLength) {
   for (std::size_t n = 1; n <= 15; ++n) {
     Assembler a;
     a.nop(n);
-    EXPECT_EQ(testing::code_bytes(a).size(), n) << n;
+    EXPECT_EQ(test_util::code_bytes(a).size(), n) << n;
   }
   EXPECT_EQ(one([](Assembler& a) { a.nop(5); }), "0f 1f 44 00 00");
 }

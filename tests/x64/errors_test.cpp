@@ -2,7 +2,7 @@
 // replace it, and encode() refuses code that has one.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
@@ -31,7 +31,7 @@ TEST(X64Errors, FirstErrorIsStickyAndEncodeRefuses) {
   a.ret();
   ASSERT_TRUE(a.error());
   EXPECT_EQ(a.error()->message(), "add ecx, imm 0x100000000: immediate does not fit in 32 bits");
-  auto e = a.encode(testing::kBase);
+  auto e = a.encode(test_util::kBase);
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("add ecx, imm 0x100000000"), std::string::npos) << e.error().message();
 }
@@ -128,13 +128,13 @@ TEST(X64Errors, UnboundLabelIsAnEncodeError) {
   a.call(never);
   a.ret();
   EXPECT_FALSE(a.error());
-  auto e = a.encode(testing::kBase);
+  auto e = a.encode(test_util::kBase);
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("L0 is referenced but never bound"), std::string::npos);
   Assembler b;
   Label j = b.new_label();
   b.jne(j);
-  auto e2 = b.encode(testing::kBase);
+  auto e2 = b.encode(test_util::kBase);
   ASSERT_FALSE(e2);
   EXPECT_NE(e2.error().message().find("never bound"), std::string::npos);
 }
@@ -146,7 +146,7 @@ TEST(X64Errors, ResetClearsTheError) {
   a.reset();
   EXPECT_FALSE(a.error());
   a.ret();
-  EXPECT_EQ(testing::code_bytes(a).size(), 1u);
+  EXPECT_EQ(test_util::code_bytes(a).size(), 1u);
 }
 
 }  // namespace

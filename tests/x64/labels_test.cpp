@@ -4,13 +4,13 @@
 
 #include <cstring>
 
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
-using testing::code_bytes;
-using testing::hex;
-using testing::kBase;
+using test_util::code_bytes;
+using test_util::hex;
+using test_util::kBase;
 
 std::int32_t rel32_at(const std::vector<std::uint8_t>& b, std::size_t off) {
   std::int32_t v;

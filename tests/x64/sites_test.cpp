@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "jitkit/x64/disassemble.h"
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
@@ -82,7 +82,7 @@ void check_site(Kind kind, unsigned lead, bool after_relaxable) {
   a.bind(target);
   a.ret();
   ASSERT_FALSE(a.error()) << a.error()->message();
-  auto e = a.encode(testing::kBase);
+  auto e = a.encode(test_util::kBase);
   ASSERT_TRUE(e) << e.error().message();
   ASSERT_EQ(e->sites.size(), 1u);
   ASSERT_EQ(id.index, 0u);
@@ -90,21 +90,21 @@ void check_site(Kind kind, unsigned lead, bool after_relaxable) {
   const std::uint8_t* code = e->bytes.data();
 
   EXPECT_EQ(r.field_offset % r.field_size, 0u) << "field at " << r.field_offset;
-  EXPECT_EQ((testing::kBase + r.field_offset) % r.field_size, 0u);
+  EXPECT_EQ((test_util::kBase + r.field_offset) % r.field_size, 0u);
   EXPECT_GE(r.field_offset, r.insn_offset);
   EXPECT_LE(r.field_offset + r.field_size, r.insn_offset + r.insn_size);
 
   // The padding is whole NOPs that end exactly where the instruction starts.
   std::uint32_t at = r.pad_offset;
   while (at < r.insn_offset) {
-    auto d = decode_one(code + at, e->bytes.size() - at, testing::kBase + at);
+    auto d = decode_one(code + at, e->bytes.size() - at, test_util::kBase + at);
     ASSERT_TRUE(d) << d.error().message();
     EXPECT_EQ(d->mnemonic, "nop");
     at += d->length;
   }
   EXPECT_EQ(at, r.insn_offset);
   auto insn =
-      decode_one(code + r.insn_offset, e->bytes.size() - r.insn_offset, testing::kBase + r.insn_offset);
+      decode_one(code + r.insn_offset, e->bytes.size() - r.insn_offset, test_util::kBase + r.insn_offset);
   ASSERT_TRUE(insn) << insn.error().message();
   EXPECT_EQ(insn->length, r.insn_size);
   EXPECT_EQ(insn->mnemonic, mnemonic(kind));
@@ -142,7 +142,7 @@ TEST(X64PatchSites, BaseMustHonourRequiredAlignment) {
   Assembler a;
   a.mov_imm64_site(rax, 1);
   EXPECT_GE(a.required_alignment(), 8u);
-  auto e = a.encode(testing::kBase + 4);
+  auto e = a.encode(test_util::kBase + 4);
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("not aligned"), std::string::npos);
 }

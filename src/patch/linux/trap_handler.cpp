@@ -1,5 +1,5 @@
 // src/patch/linux/trap_handler.cpp — jitkit's SIGTRAP handler (see jitkit/patch/trap.h) and the
-// process-wide table of breakpoints in flight (see patch/trap_table.h).
+// process-wide table of breakpoints in flight (see patch/trap_table_p.h).
 //
 // Everything the handler touches is a lock-free atomic, a code byte, or the interrupted
 // thread's registers and stack, so it is async-signal-safe and may interrupt the patcher itself.
@@ -14,10 +14,12 @@
 #include <mutex>
 
 #include "jitkit/patch/trap.h"
-#include "patch/trap_table.h"
+#include "patch/trap_table_p.h"
 
 namespace jitkit::patch {
 namespace {
+
+namespace x86_64 = detail::x86_64;  // the instruction forms of insn_p.h
 
 std::atomic<const detail::TrapTable*> g_table{nullptr};
 std::atomic<std::uint64_t> g_generation{0};

@@ -1,9 +1,9 @@
-// src/patch/x86_64/insn.cpp — decoding of the emulatable instruction forms (see insn.h).
-#include "patch/x86_64/insn.h"
+// src/patch/x86_64/insn.cpp — decoding of the emulatable instruction forms (see insn_p.h).
+#include "patch/x86_64/insn_p.h"
 
 #include <cstring>
 
-namespace jitkit::patch::x86_64 {
+namespace jitkit::patch::detail::x86_64 {
 
 std::size_t nop_length(const std::uint8_t* bytes, std::size_t avail) {
   std::size_t i = 0;
@@ -46,4 +46,4 @@ std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t len
   return std::nullopt;
 }
 
-}  // namespace jitkit::patch::x86_64
+}  // namespace jitkit::patch::detail::x86_64

@@ -3,7 +3,7 @@
 // Each TEST enumerates one family of instruction forms (forms.cpp), encodes every instance with
 // jitkit's Assembler and with `as --64`, and requires, for every instance: identical bytes,
 // Zydis decoding jitkit's bytes as exactly the intended instruction, and one instruction per
-// Assembler call (instance.h). It also requires the Assembler to refuse, with a sticky error,
+// Assembler call (instance_p.h). It also requires the Assembler to refuse, with a sticky error,
 // every illegal request the family lists (rsp as index, ah beside REX, out-of-range immediates,
 // unsized memory, ...). Zero mismatches are allowed.
 //
@@ -17,10 +17,10 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "x64/differential/forms.h"
-#include "x64/differential/gnu_as.h"
+#include "x64/differential/forms_p.h"
+#include "x64/differential/gnu_as_p.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 std::size_t g_total_compared = 0;
@@ -96,9 +96,9 @@ class TotalReporter : public ::testing::Environment {
 const auto* const kReporter = ::testing::AddGlobalTestEnvironment(new TotalReporter);
 
 }  // namespace
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 // The comparison itself must be able to fail: feed it instances whose description is wrong on
@@ -163,4 +163,4 @@ TEST(DifferentialHarness, ReportsByteSemanticAndLengthDisagreements) {
 }
 
 }  // namespace
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

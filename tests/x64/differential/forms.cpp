@@ -1,4 +1,4 @@
-// Instruction families of the differential encoding test (see forms.h and instance.h).
+// Instruction families of the differential encoding test (see forms_p.h and instance_p.h).
 //
 // Every Assembler overload in include/jitkit/x64/assembler.h that encodes one instruction is
 // enumerated here (patch sites, align(), nop(n), constants and host addresses are layout
@@ -11,14 +11,14 @@
 //              special cases (SIB needed, disp8 0 needed) in every family;
 //   immediates the boundaries of each immediate encoding (imm8 sign-extended vs imm16/32, the
 //              unsigned top values of 8/16/32-bit operands, INT32 limits, imm64 for mov).
-#include "x64/differential/forms.h"
+#include "x64/differential/forms_p.h"
 
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <random>
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // --- Suite / Refusals -----------------------------------------------------------------------
 
@@ -1255,11 +1255,11 @@ void sse_forms(Suite& s) {
   }
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util
 
 // --- Random interleavings ------------------------------------------------------------------
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // Relaxable jumps interleaved with RIP-relative references, calls, label binds, filler of random
 // size (pushing distances across the rel8 boundary) and ordinary instructions: the layout pass
@@ -1364,11 +1364,11 @@ void random_interleaving_forms(Suite& s) {
   }
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util
 
 // --- Host addresses -------------------------------------------------------------------------
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 void host_address_forms(Suite& s) {
   // Code placed where mmap usually puts it; targets on each side of every form boundary.
@@ -1519,4 +1519,4 @@ void host_address_forms(Suite& s) {
   }
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -1,5 +1,5 @@
-// GNU as driver for the differential encoder test (see gnu_as.h).
-#include "x64/differential/gnu_as.h"
+// GNU as driver for the differential encoder test (see gnu_as_p.h).
+#include "x64/differential/gnu_as_p.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 std::string read_file(const std::string& path) {
@@ -107,4 +107,4 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body, 
   return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -1,5 +1,5 @@
-// The differential test's instance model and comparison (see instance.h).
-#include "x64/differential/instance.h"
+// The differential test's instance model and comparison (see instance_p.h).
+#include "x64/differential/instance_p.h"
 
 #include <algorithm>
 #include <array>
@@ -9,9 +9,9 @@
 #include <fstream>
 
 #include "jitkit/x64/disassemble.h"
-#include "x64/differential/gnu_as.h"
+#include "x64/differential/gnu_as_p.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 const char* size_keyword(int bytes) {
@@ -472,4 +472,4 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
   return compared;
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -13,10 +13,10 @@
 
 #include "jitkit/x64/assembler.h"
 #include "jitkit/x64/disassemble.h"
-#include "x64/differential/gnu_as.h"
-#include "x64/differential/instance.h"
+#include "x64/differential/gnu_as_p.h"
+#include "x64/differential/instance_p.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 constexpr std::uint64_t kBase = 0x7f0000000000;  // a multiple of 64
@@ -237,4 +237,4 @@ TEST(EncodingLayout, ConstantsAreAlignedDeduplicatedAndAddressedByTheirLabel) {
 }
 
 }  // namespace
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -11,7 +11,7 @@
 
 #include "jitkit/base/result.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // An absolute symbol handed to the linker (host addresses in the source refer to it by name, so
 // that GNU as emits a relocation and ld resolves it for the final code address).
@@ -31,4 +31,4 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body, 
 // True when `as` and `objcopy` can be run (checked once).
 bool gnu_as_available();
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

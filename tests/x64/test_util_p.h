@@ -1,4 +1,4 @@
-// tests/x64/test_util.h — helpers for assembler tests: encode at a base and compare bytes.
+// tests/x64/test_util_p.h — helpers for assembler tests: encode at a base and compare bytes.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 
 #include "jitkit/x64/assembler.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 inline constexpr std::uint64_t kBase = 0x40000000;  // a 64-byte-aligned code address
 
@@ -42,4 +42,4 @@ std::string one(F&& emit) {
   return hex(code_bytes(a));
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

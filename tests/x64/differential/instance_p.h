@@ -23,7 +23,7 @@
 
 #include "jitkit/x64/assembler.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // A memory operand as the test means it.
 struct MemSpec {
@@ -159,4 +159,4 @@ std::string xmm_name(int id);
 // Hex bytes "48 89 c8".
 std::string hex(const std::uint8_t* p, std::size_t n);
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

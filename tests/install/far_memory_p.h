@@ -1,4 +1,4 @@
-// tests/install/far_memory.h — host memory placed at chosen distances from a code zone.
+// tests/install/far_memory_p.h — host memory placed at chosen distances from a code zone.
 #pragma once
 
 #include <sys/mman.h>
@@ -9,7 +9,7 @@
 
 #include "jitkit/code/code_zone.h"
 
-namespace jitkit::install::testing {
+namespace jitkit::install::test_util {
 
 // One mapping at a fixed address (MAP_FIXED_NOREPLACE: never clobbers an existing mapping).
 class FixedMapping {
@@ -78,4 +78,4 @@ inline bool map_far(FixedMapping& m, const code::CodeZone& zone, std::size_t len
   return false;
 }
 
-}  // namespace jitkit::install::testing
+}  // namespace jitkit::install::test_util
