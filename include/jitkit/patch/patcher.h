@@ -277,11 +277,10 @@ class Patcher {
   // then is it applied, with the stores alone or with one breakpoint round (patcher.cpp).
   struct CommitPlan;
   Status commit_locked(PatchBatch& batch, CommitObserver* observer);
-  Status resolve(const PatchBatch::Op& op, CommitPlan& plan);
+  Status resolve(const PatchBatch& batch, CommitPlan& plan);
   Status resolve_retarget(const install::PatchSite& site, std::uintptr_t target, CommitPlan& plan);
   Status apply_stores(const CommitPlan& plan);
   Status apply_breakpoint_round(const CommitPlan& plan, CommitObserver* observer);
-  void write_code_byte(std::uint8_t* exec, std::uint8_t byte);
 
   code::CodeZone* zone_;
   mutable std::mutex mutex_;
