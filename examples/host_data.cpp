@@ -1,6 +1,7 @@
 // examples/host_data.cpp — generated code that writes a host variable and returns a value.
 //
-// This is the program from the DynASM bug report that started jitkit (seeds/000):
+// The smallest program where the address of host data matters (docs/background.md tells how
+// assemblers that encode it as a 32-bit displacement truncate it):
 //
 //     mov dword [status], 0xdeadbeef
 //     mov eax, 42
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 
+#include "jitkit/base/format.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/install/install.h"
 #include "jitkit/x64/assembler.h"
@@ -50,8 +52,8 @@ int main() {
   int result = fn();
 
   const auto& choice = code->host_operands().at(0);
-  std::printf("code at %p, status at %p: the store was encoded as %.*s\n",
-              static_cast<void*>(code->block().exec), static_cast<void*>(&status),
+  std::printf("code at %s, status at %s: the store was encoded as %.*s\n",
+              jitkit::hex(code->block().exec).c_str(), jitkit::hex(&status).c_str(),
               static_cast<int>(name(choice.form).size()), name(choice.form).data());
   std::printf("fn() returned %d, status = 0x%x\n", result, status);
   return result == 42 && status == 0xdeadbeef ? 0 : 1;

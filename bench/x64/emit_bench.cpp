@@ -42,8 +42,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,7 +76,7 @@ std::string check_output(const std::uint8_t* code, std::size_t available, std::s
            std::to_string(groups * kInstructionsPerGroup) + " instructions";
   }
   static const std::array<const char*, kInstructionsPerGroup> kWant = {"mov", "add", "mov", "mov",
-                                                                        "cmp", "jnz", "call"};
+                                                                       "cmp", "jnz", "call"};
   // The labels were resolved: in the first group, jne goes back to its start, the rip-relative
   // load reads `data` (the last 8 bytes) and the call reaches `fn` (the ret before them).
   const std::uint64_t fn = kBase + size - 9;
@@ -89,8 +89,7 @@ std::string check_output(const std::uint8_t* code, std::size_t available, std::s
     if (d->mnemonic != want) return "first group: '" + d->text + "' where " + want + " expected";
     const std::uint64_t next = kBase + offset + d->length;
     const std::string m = d->mnemonic;
-    if ((m == "jnz" && d->operands[0].target != kBase) ||
-        (m == "call" && d->operands[0].target != fn)) {
+    if ((m == "jnz" && d->operands[0].target != kBase) || (m == "call" && d->operands[0].target != fn)) {
       return "unresolved or wrong branch target in '" + d->text + "'";
     }
     if (m == "mov" && d->operands.size() == 2 && d->operands[1].base == "rip" &&
@@ -154,9 +153,8 @@ void BM_EmitMix_jitkit(benchmark::State& state) {
 
 void emit_asmjit(asmjit::x86::Assembler& a, std::size_t groups) {
   using namespace asmjit;
-  static const std::array<x86::Gp, 16> gp64 = {x86::rax, x86::rcx, x86::rdx, x86::rbx,
-                                               x86::rsp, x86::rbp, x86::rsi, x86::rdi,
-                                               x86::r8,  x86::r9,  x86::r10, x86::r11,
+  static const std::array<x86::Gp, 16> gp64 = {x86::rax, x86::rcx, x86::rdx, x86::rbx, x86::rsp, x86::rbp,
+                                               x86::rsi, x86::rdi, x86::r8,  x86::r9,  x86::r10, x86::r11,
                                                x86::r12, x86::r13, x86::r14, x86::r15};
   const Label fn = a.newLabel();
   const Label data = a.newLabel();
@@ -223,9 +221,8 @@ class XbyakMix : public Xbyak::CodeGenerator {
   XbyakMix(std::uint8_t* buffer, std::size_t size) : Xbyak::CodeGenerator(size, buffer) {}
 
   void emit(std::size_t groups) {
-    const std::array<const Xbyak::Reg64*, 16> gp64 = {&rax, &rcx, &rdx, &rbx, &rsp, &rbp,
-                                                      &rsi, &rdi, &r8,  &r9,  &r10, &r11,
-                                                      &r12, &r13, &r14, &r15};
+    const std::array<const Xbyak::Reg64*, 16> gp64 = {&rax, &rcx, &rdx, &rbx, &rsp, &rbp, &rsi, &rdi,
+                                                      &r8,  &r9,  &r10, &r11, &r12, &r13, &r14, &r15};
     Xbyak::Label fn, data;
     for (std::size_t g = 0; g < groups; ++g) {
       Xbyak::Label top;
@@ -300,8 +297,8 @@ void BM_EmitFunctions_jitkit(benchmark::State& state) {
       benchmark::ClobberMemory();
     }
   }
-  if (const std::string e = check_output(encoded.bytes.data(), encoded.code_size,
-                                         encoded.code_size, kFunctionGroups);
+  if (const std::string e =
+          check_output(encoded.bytes.data(), encoded.code_size, encoded.code_size, kFunctionGroups);
       !e.empty()) {
     state.SkipWithError(("jitkit: " + e).c_str());
   }

@@ -40,7 +40,7 @@ std::uint32_t InstalledCode::label_offset(x64::Label label) const {
   return label_offsets_[label.id];
 }
 
-Result<InstalledCode> install(x64::Assembler& assembler, code::CodeZone& zone,
+Result<InstalledCode> install(const x64::Assembler& assembler, code::CodeZone& zone,
                               const InstallOptions& options) {
   const std::string what = options.name.empty() ? std::string("install") : "install " + options.name;
   if (assembler.error()) {

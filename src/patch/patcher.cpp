@@ -3,27 +3,25 @@
 #include "jitkit/patch/patcher.h"
 
 #include <algorithm>
-#include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "jitkit/base/bits.h"
+#include "jitkit/base/format.h"
 #include "jitkit/code/sync.h"
 #include "jitkit/patch/trap.h"
-#include "patch/trap_table.h"
-#include "patch/x86_64/insn.h"
+#include "patch/trap_table_p.h"
+#include "patch/x86_64/insn_p.h"
 
 namespace jitkit::patch {
 namespace {
 
-constexpr std::size_t kCacheLine = 64;
+namespace x86_64 = detail::x86_64;  // the instruction forms of insn_p.h
 
-std::string hex(const void* p) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIxPTR, reinterpret_cast<std::uintptr_t>(p));
-  return buf;
-}
-std::string hex(std::uintptr_t p) { return hex(reinterpret_cast<const void*>(p)); }
+constexpr std::size_t kCacheLine = 64;
 
 const char* kind_name(x64::PatchSiteKind k) {
   switch (k) {
@@ -47,6 +45,18 @@ std::uint32_t load_u32(const std::uint8_t* p) {
   std::uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
+}
+
+// The address right after the site's instruction: where a rel32 of a 5-byte call/jmp counts from.
+std::uintptr_t end_of(const install::PatchSite& site) {
+  return reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;
+}
+
+// Where the 5-byte call/jmp rel32 at `insn` (opcode, then the rel32) goes now, as a core would
+// compute it: the end of the instruction plus the sign-extended rel32.
+std::uintptr_t rel32_destination(const std::uint8_t* insn) {
+  return reinterpret_cast<std::uintptr_t>(insn) + 5 +
+         static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(insn + 1)));
 }
 
 }  // namespace
@@ -101,7 +111,7 @@ Status Patcher::check_call_or_jump(const install::PatchSite& site, bool require_
                   have == x86_64::kInt3 ? " (a breakpoint is in place)" : "");
     return Error(ErrorCode::kInvalidState, buf);
   }
-  if (require_aligned && reinterpret_cast<std::uintptr_t>(site.field) % 4 != 0) {
+  if (require_aligned && !is_aligned(reinterpret_cast<std::uintptr_t>(site.field), 4)) {
     const std::uintptr_t f = reinterpret_cast<std::uintptr_t>(site.field);
     const bool crosses = f / kCacheLine != (f + 3) / kCacheLine;
     return Error(ErrorCode::kInvalidArgument,
@@ -126,7 +136,7 @@ Status Patcher::check_field(const install::PatchSite& site, x64::PatchSiteKind k
     return Error(ErrorCode::kInvalidArgument,
                  "patch: field at " + hex(site.field) + " is not inside the patcher's code zone");
   }
-  if (reinterpret_cast<std::uintptr_t>(site.field) % size != 0) {
+  if (!is_aligned(reinterpret_cast<std::uintptr_t>(site.field), size)) {
     return Error(ErrorCode::kInvalidArgument, std::string("patch: ") + kind_name(kind) + " field at " +
                                                   hex(site.field) + " is not " + std::to_string(size) +
                                                   "-byte aligned; one atomic store cannot update it");
@@ -184,15 +194,13 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const install::PatchSite& si
     return Error(ErrorCode::kOutOfRange,
                  "patch: trampoline at " + hex(code) + " cannot reach its address slot at " + hex(slot));
   }
-  if (!x86_64::rel32_between(reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size, code)) {
+  if (!x86_64::rel32_between(end_of(site), code)) {
     return Error(ErrorCode::kOutOfRange,
                  "patch: site at " + hex(site.insn) + " cannot reach its trampoline at " + hex(code));
   }
   // The slot starts at the site's current target, so the trampoline is valid before the slot
   // is first set by apply().
-  const std::uintptr_t current = reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
-                                 static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
-  __atomic_store_n(slot, static_cast<std::uint64_t>(current), __ATOMIC_RELEASE);
+  __atomic_store_n(slot, static_cast<std::uint64_t>(rel32_destination(site.insn)), __ATOMIC_RELEASE);
   std::uint8_t bytes[16];
   std::memset(bytes, x86_64::kInt3, sizeof bytes);
   bytes[0] = 0xFF;  // jmp qword ptr [rip + disp32]  (FF /4, ModRM 00 100 101)
@@ -211,8 +219,7 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const install::PatchSite& si
 Result<std::uintptr_t> Patcher::route(const install::PatchSite& site, std::uintptr_t target,
                                       SlotStore* slot_store) {
   *slot_store = SlotStore{};
-  const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;
-  if (x86_64::rel32_between(next, target)) return target;
+  if (x86_64::rel32_between(end_of(site), target)) return target;
   JITKIT_TRY(Trampoline t, trampoline_for(site));
   *slot_store = SlotStore{t.slot, static_cast<std::uint64_t>(target)};
   return reinterpret_cast<std::uintptr_t>(t.code);
@@ -238,8 +245,7 @@ Result<RetargetPath> Patcher::retarget(const install::PatchSite& site, const voi
   if (zone_->writable(site.field) == nullptr) {
     return Error(ErrorCode::kInvalidState, "patch: no writable alias for the field at " + hex(site.field));
   }
-  const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + 5;
-  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(next, dest));
+  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(end_of(site), dest));
   apply(slot_store);
   RetargetPath path = RetargetPath::kDirect;
   if (slot_store.slot != nullptr && load_u32(site.field) == rel) {
@@ -275,15 +281,11 @@ Result<std::uintptr_t> Patcher::current_target(const install::PatchSite& site) c
   std::lock_guard<std::mutex> lock(mutex_);
   const std::uint8_t op = __atomic_load_n(site.insn, __ATOMIC_ACQUIRE);
   if (site.kind == x64::PatchSiteKind::kStaticKey) {
-    if (op == x86_64::kJmpRel32) {
-      return reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
-             static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.insn + 1)));
-    }
-    return reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;  // disabled: falls through
+    if (op == x86_64::kJmpRel32) return rel32_destination(site.insn);
+    return end_of(site);  // disabled: falls through
   }
   JITKIT_TRY(check_call_or_jump(site, false));
-  const std::uintptr_t dest = reinterpret_cast<std::uintptr_t>(site.insn) + 5 +
-                              static_cast<std::intptr_t>(static_cast<std::int32_t>(load_u32(site.field)));
+  const std::uintptr_t dest = rel32_destination(site.insn);
   if (auto it = trampolines_.find(reinterpret_cast<std::uintptr_t>(site.field));
       it != trampolines_.end() && reinterpret_cast<std::uintptr_t>(it->second.code) == dest) {
     return static_cast<std::uintptr_t>(__atomic_load_n(it->second.slot, __ATOMIC_ACQUIRE));
@@ -364,134 +366,87 @@ Status PatchBatch::replace(std::uint8_t* insn, std::span<const std::uint8_t> old
   return ok();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Commit: a batch is resolved into a plan, the whole plan is validated, and only then is anything
+// written — with aligned stores alone, or with one breakpoint round.
+
 namespace {
 
+// An aligned field store of a batch (rel32, imm32 or imm64).
 struct PendingStore {
   std::uint8_t* field;
   std::uint8_t size;
   std::uint64_t value;
 };
 
-}  // namespace
-
-Status Patcher::commit(PatchBatch& batch, CommitObserver* observer) {
-  if (batch.patcher_ != this) {
-    return Error(ErrorCode::kInvalidArgument, "patch: batch was built for another Patcher");
+// The edit a static key needs to reach `enabled` (none when it is there already).
+Result<std::optional<InstructionEdit>> static_key_edit(const code::CodeZone& zone,
+                                                       const install::PatchSite& site, bool enabled) {
+  if (!zone.contains(site.insn) || !zone.contains(site.insn + 4)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: static key at " + hex(site.insn) + " is not inside the zone");
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  JITKIT_TRY(commit_locked(batch, observer));
-  batch.clear();
-  return ok();
+  InstructionEdit e;
+  e.insn = site.insn;
+  e.length = 5;
+  std::memcpy(e.old_bytes.data(), site.insn, 5);
+  const bool is_nop = std::memcmp(e.old_bytes.data(), x86_64::kNop5, 5) == 0;
+  if (!is_nop && e.old_bytes[0] != x86_64::kJmpRel32) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf,
+                  "patch: static key at %s holds neither a 5-byte NOP nor a jmp rel32 "
+                  "(first byte 0x%02x)",
+                  hex(site.insn).c_str(), e.old_bytes[0]);
+    return Error(ErrorCode::kInvalidState, buf);
+  }
+  if (enabled) {
+    auto rel = x86_64::rel32_between(end_of(site), reinterpret_cast<std::uintptr_t>(site.key_target));
+    if (!rel) {
+      return Error(ErrorCode::kOutOfRange, "patch: static key at " + hex(site.insn) +
+                                               " cannot reach its target " + hex(site.key_target));
+    }
+    e.new_bytes[0] = x86_64::kJmpRel32;
+    std::memcpy(e.new_bytes.data() + 1, &*rel, 4);
+  } else {
+    std::memcpy(e.new_bytes.data(), x86_64::kNop5, 5);
+  }
+  if (std::memcmp(e.old_bytes.data(), e.new_bytes.data(), 5) == 0) return std::optional<InstructionEdit>();
+  return std::optional<InstructionEdit>(e);
 }
 
-Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
-  // 1. Resolve every operation into an aligned store or an instruction edit. Trampoline slots
-  //    are written here (before any rel32 can point at their trampoline).
-  std::vector<PendingStore> stores;
-  std::vector<InstructionEdit> edits;
-  std::vector<SlotStore> slot_stores;  // applied only once the whole batch is known to be valid
-  for (const PatchBatch::Op& op : batch.ops_) {
-    const install::PatchSite& site = op.site;
-    switch (op.kind) {
-      case PatchBatch::OpKind::kRetarget: {
-        JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/false));
-        SlotStore slot_store;
-        JITKIT_TRY(std::uintptr_t dest, route(site, op.value, &slot_store));
-        if (slot_store.slot != nullptr) slot_stores.push_back(slot_store);
-        const std::uintptr_t next = reinterpret_cast<std::uintptr_t>(site.insn) + 5;
-        const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(next, dest));
-        if (load_u32(site.field) == rel) break;  // already there (or the slot store sufficed)
-        if (reinterpret_cast<std::uintptr_t>(site.field) % 4 == 0) {
-          stores.push_back({site.field, 4, rel});
-        } else {
-          InstructionEdit e;
-          e.insn = site.insn;
-          e.length = 5;
-          std::memcpy(e.old_bytes.data(), site.insn, 5);
-          e.new_bytes[0] = e.old_bytes[0];
-          std::memcpy(e.new_bytes.data() + 1, &rel, 4);
-          edits.push_back(e);
-        }
-        break;
-      }
-      case PatchBatch::OpKind::kStaticKey: {
-        if (!zone_->contains(site.insn) || !zone_->contains(site.insn + 4)) {
-          return Error(ErrorCode::kInvalidArgument,
-                       "patch: static key at " + hex(site.insn) + " is not inside the zone");
-        }
-        InstructionEdit e;
-        e.insn = site.insn;
-        e.length = 5;
-        std::memcpy(e.old_bytes.data(), site.insn, 5);
-        const bool is_nop = std::memcmp(e.old_bytes.data(), x86_64::kNop5, 5) == 0;
-        if (!is_nop && e.old_bytes[0] != x86_64::kJmpRel32) {
-          char buf[128];
-          std::snprintf(buf, sizeof buf,
-                        "patch: static key at %s holds neither a 5-byte NOP nor a jmp rel32 "
-                        "(first byte 0x%02x)",
-                        hex(site.insn).c_str(), e.old_bytes[0]);
-          return Error(ErrorCode::kInvalidState, buf);
-        }
-        if (op.value != 0) {
-          auto rel = x86_64::rel32_between(reinterpret_cast<std::uintptr_t>(site.insn) + 5,
-                                           reinterpret_cast<std::uintptr_t>(site.key_target));
-          if (!rel) {
-            return Error(ErrorCode::kOutOfRange, "patch: static key at " + hex(site.insn) +
-                                                     " cannot reach its target " + hex(site.key_target));
-          }
-          e.new_bytes[0] = x86_64::kJmpRel32;
-          std::memcpy(e.new_bytes.data() + 1, &*rel, 4);
-        } else {
-          std::memcpy(e.new_bytes.data(), x86_64::kNop5, 5);
-        }
-        if (std::memcmp(e.old_bytes.data(), e.new_bytes.data(), 5) != 0) edits.push_back(e);
-        break;
-      }
-      case PatchBatch::OpKind::kImm32:
-        JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm32, 4));
-        stores.push_back({site.field, 4, op.value});
-        break;
-      case PatchBatch::OpKind::kImm64:
-        JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm64, 8));
-        stores.push_back({site.field, 8, op.value});
-        break;
-      case PatchBatch::OpKind::kReplace: {
-        const InstructionEdit& e = op.edit;
-        if (!zone_->contains(e.insn) || !zone_->contains(e.insn + e.length - 1)) {
-          return Error(ErrorCode::kInvalidArgument,
-                       "patch: replacement at " + hex(e.insn) + " is not inside the zone");
-        }
-        if (std::memcmp(e.insn, e.old_bytes.data(), e.length) != 0) {
-          return Error(ErrorCode::kInvalidState,
-                       "patch: bytes at " + hex(e.insn) +
-                           " differ from the expected old instruction (changed by someone else?)");
-        }
-        if (std::memcmp(e.old_bytes.data(), e.new_bytes.data(), e.length) != 0) edits.push_back(e);
-        break;
-      }
-    }
+// A general replacement, checked against the bytes in place (none when old and new agree).
+Result<std::optional<InstructionEdit>> checked_replacement(const code::CodeZone& zone,
+                                                           const InstructionEdit& e) {
+  if (!zone.contains(e.insn) || !zone.contains(e.insn + e.length - 1)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch: replacement at " + hex(e.insn) + " is not inside the zone");
   }
+  if (std::memcmp(e.insn, e.old_bytes.data(), e.length) != 0) {
+    return Error(ErrorCode::kInvalidState,
+                 "patch: bytes at " + hex(e.insn) +
+                     " differ from the expected old instruction (changed by someone else?)");
+  }
+  if (std::memcmp(e.old_bytes.data(), e.new_bytes.data(), e.length) == 0)
+    return std::optional<InstructionEdit>();
+  return std::optional<InstructionEdit>(e);
+}
 
+// Every store of the batch has a writable alias, checked before any byte is written, so that a
+// round never stops half way with int3s left in the code.
+Status check_stores_writable(code::CodeZone& zone, const std::vector<PendingStore>& stores) {
   for (const PendingStore& st : stores) {
-    // Checked before any byte is written, so that a round never stops half way with int3s left.
-    if (zone_->writable(st.field) == nullptr) {
+    if (zone.writable(st.field) == nullptr) {
       return Error(ErrorCode::kInvalidState, "patch: no writable alias for the field at " + hex(st.field));
     }
   }
-  if (edits.empty()) {
-    for (const SlotStore& ss : slot_stores) apply(ss);  // before the rel32s that route to them
-    for (const PendingStore& st : stores) {
-      (void)store_field(st.field, st.size, st.value);  // cannot fail: writable() checked above
-      ++stats_.aligned_stores;
-    }
-    if (!stores.empty() || !slot_stores.empty()) JITKIT_TRY(serialize());
-    return ok();
-  }
+  return ok();
+}
 
-  // 2. Emulation of each edit for threads that hit its int3: the new instruction if it can be
-  //    emulated (it is what the thread would run a moment later), else the old one.
-  std::sort(edits.begin(), edits.end(),
-            [](const InstructionEdit& a, const InstructionEdit& b) { return a.insn < b.insn; });
+// What a thread that hits the int3 of each edit is made to do: the new instruction if it can be
+// emulated (it is what the thread would run a moment later), else the old one. `edits` must be
+// sorted by address; overlapping edits and edits without a writable alias are refused.
+Result<std::unique_ptr<detail::TrapTable>> trap_table_for(code::CodeZone& zone,
+                                                          const std::vector<InstructionEdit>& edits) {
   auto table = std::make_unique<detail::TrapTable>();
   table->entries.reserve(edits.size());
   for (std::size_t i = 0; i < edits.size(); ++i) {
@@ -509,12 +464,18 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
                        ": neither the old nor the new instruction is a call rel32, jmp or NOP, so "
                        "a thread hitting the breakpoint could not be emulated");
     }
-    if (zone_->writable(e.insn) == nullptr || zone_->writable(e.insn + e.length - 1) == nullptr) {
+    if (zone.writable(e.insn) == nullptr || zone.writable(e.insn + e.length - 1) == nullptr) {
       return Error(ErrorCode::kInvalidState, "patch: no writable alias for the edit at " + hex(e.insn));
     }
     table->entries.push_back({addr, *em});
   }
-  // A store into an edited instruction would race the edit's own tail write: refuse it.
+  return table;
+}
+
+// A store into an edited instruction would race the edit's own tail write: refuse it. `edits`
+// must be sorted by address.
+Status check_stores_outside_edits(const std::vector<PendingStore>& stores,
+                                  const std::vector<InstructionEdit>& edits) {
   for (const PendingStore& st : stores) {
     auto it = std::upper_bound(edits.begin(), edits.end(), st.field,
                                [](std::uint8_t* f, const InstructionEdit& e) { return f < e.insn; });
@@ -527,58 +488,166 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
                                                     " lies inside an instruction the same batch rewrites");
     }
   }
+  return ok();
+}
+
+// One byte of live code, through the zone's writable view. A single byte store cannot tear: a
+// fetching core sees the old byte or the new one.
+void write_code_byte(code::CodeZone& zone, std::uint8_t* exec, std::uint8_t byte) {
+  __atomic_store_n(zone.writable(exec), byte, __ATOMIC_RELEASE);
+}
+
+// Hazard: a thread that hits one of the round's int3s while another SIGTRAP handler is installed
+// would not be emulated (and would most likely die).
+Status check_trap_handler_is_ours() {
   if (!trap_handler_installed()) {
     return Error(ErrorCode::kInvalidState,
                  "patch: jitkit's SIGTRAP handler was replaced by another one; a thread hitting "
                  "a breakpoint would not be emulated (call patch::install_trap_handler() again "
                  "to chain to the new handler)");
   }
+  return ok();
+}
 
+}  // namespace
+
+struct Patcher::CommitPlan {
+  std::vector<PendingStore> stores;
+  std::vector<InstructionEdit> edits;             // sorted by address once the batch is resolved
+  std::vector<SlotStore> slot_stores;             // applied only once the whole batch is known to be valid
+  std::unique_ptr<detail::TrapTable> trap_table;  // built for the edits, when there are any
+};
+
+Status Patcher::commit(PatchBatch& batch, CommitObserver* observer) {
+  if (batch.patcher_ != this) {
+    return Error(ErrorCode::kInvalidArgument, "patch: batch was built for another Patcher");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  JITKIT_TRY(commit_locked(batch, observer));
+  batch.clear();
+  return ok();
+}
+
+Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
+  CommitPlan plan;
+  JITKIT_TRY(resolve(batch, plan));
+  JITKIT_TRY(check_stores_writable(*zone_, plan.stores));
+  if (plan.edits.empty()) return apply_stores(plan);
+  std::sort(plan.edits.begin(), plan.edits.end(),
+            [](const InstructionEdit& a, const InstructionEdit& b) { return a.insn < b.insn; });
+  JITKIT_TRY(plan.trap_table, trap_table_for(*zone_, plan.edits));
+  JITKIT_TRY(check_stores_outside_edits(plan.stores, plan.edits));
+  JITKIT_TRY(check_trap_handler_is_ours());
   // Everything is validated: from here on the batch is applied whole.
-  for (const SlotStore& ss : slot_stores) apply(ss);  // before the rel32s that route to them
+  return apply_breakpoint_round(plan, observer);
+}
+
+// Inlined into resolve(): the call would cost a measurable share of a batched retarget.
+[[gnu::always_inline]] inline Status Patcher::resolve_retarget(const install::PatchSite& site,
+                                                               std::uintptr_t target, CommitPlan& plan) {
+  JITKIT_TRY(check_call_or_jump(site, /*require_aligned=*/false));
+  // A trampoline slot is decided here (its trampoline exists before any rel32 can point at it)
+  // and written only when the whole batch is applied.
+  SlotStore slot_store;
+  JITKIT_TRY(std::uintptr_t dest, route(site, target, &slot_store));
+  if (slot_store.slot != nullptr) plan.slot_stores.push_back(slot_store);
+  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(end_of(site), dest));
+  if (load_u32(site.field) == rel) return ok();  // already there (or the slot store sufficed)
+  if (is_aligned(reinterpret_cast<std::uintptr_t>(site.field), 4)) {
+    plan.stores.push_back({site.field, 4, rel});
+    return ok();
+  }
+  InstructionEdit e;
+  e.insn = site.insn;
+  e.length = 5;
+  std::memcpy(e.old_bytes.data(), site.insn, 5);
+  e.new_bytes[0] = e.old_bytes[0];
+  std::memcpy(e.new_bytes.data() + 1, &rel, 4);
+  plan.edits.push_back(e);
+  return ok();
+}
+
+Status Patcher::resolve(const PatchBatch& batch, CommitPlan& plan) {
+  for (const PatchBatch::Op& op : batch.ops_) {
+    const install::PatchSite& site = op.site;
+    switch (op.kind) {
+      case PatchBatch::OpKind::kRetarget:
+        JITKIT_TRY(resolve_retarget(site, op.value, plan));
+        break;
+      case PatchBatch::OpKind::kStaticKey: {
+        JITKIT_TRY(std::optional<InstructionEdit> edit, static_key_edit(*zone_, site, op.value != 0));
+        if (edit) plan.edits.push_back(*edit);
+        break;
+      }
+      case PatchBatch::OpKind::kImm32:
+        JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm32, 4));
+        plan.stores.push_back({site.field, 4, op.value});
+        break;
+      case PatchBatch::OpKind::kImm64:
+        JITKIT_TRY(check_field(site, x64::PatchSiteKind::kImm64, 8));
+        plan.stores.push_back({site.field, 8, op.value});
+        break;
+      case PatchBatch::OpKind::kReplace: {
+        JITKIT_TRY(std::optional<InstructionEdit> edit, checked_replacement(*zone_, op.edit));
+        if (edit) plan.edits.push_back(*edit);
+        break;
+      }
+    }
+  }
+  return ok();
+}
+
+Status Patcher::apply_stores(const CommitPlan& plan) {
+  for (const SlotStore& ss : plan.slot_stores) apply(ss);  // before the rel32s that route to them
+  for (const PendingStore& st : plan.stores) {
+    (void)store_field(st.field, st.size, st.value);  // cannot fail: check_stores_writable()
+    ++stats_.aligned_stores;
+  }
+  if (!plan.stores.empty() || !plan.slot_stores.empty()) JITKIT_TRY(serialize());
+  return ok();
+}
+
+Status Patcher::apply_breakpoint_round(const CommitPlan& plan, CommitObserver* observer) {
+  for (const SlotStore& ss : plan.slot_stores) apply(ss);  // before the rel32s that route to them
 
   std::lock_guard<std::mutex> round(detail::breakpoint_round_mutex());
   // Hazard: a thread may hit an int3 as soon as it is written; its emulation must be findable.
-  detail::publish_trap_table(table.get());
-  auto write_byte = [&](std::uint8_t* exec, std::uint8_t b) {
-    // A single byte store cannot tear: a fetching core sees the old byte or the new one.
-    __atomic_store_n(zone_->writable(exec), b, __ATOMIC_RELEASE);
-  };
+  detail::publish_trap_table(plan.trap_table.get());
 
   // Step 1: int3 over each first byte. From here on, no core that fetches the first byte can
   // run on into the tail; it traps, and the handler emulates.
-  for (const InstructionEdit& e : edits) write_byte(e.insn, x86_64::kInt3);
+  for (const InstructionEdit& e : plan.edits) write_code_byte(*zone_, e.insn, x86_64::kInt3);
   if (observer) observer->after_step(1);
   // Step 2: every core serialized, so none still executes the old first byte from its pipeline
   // (a core past the old first byte before step 1 has retired the whole old instruction: an
   // instruction is not interrupted half way).
   if (Status s = serialize(); !s) {
     // Nothing but the int3s was written: restore the old first bytes and give up cleanly.
-    for (const InstructionEdit& e : edits) write_byte(e.insn, e.old_bytes[0]);
+    for (const InstructionEdit& e : plan.edits) write_code_byte(*zone_, e.insn, e.old_bytes[0]);
     detail::retire_trap_table();
     return std::move(s).error().context("patch: breakpoint round, step 2");
   }
   // Step 3: the tails, and the batch's aligned stores. No core executes a tail now: every
   // path into it goes through an int3. The tail bytes need no atomicity.
-  for (const InstructionEdit& e : edits) {
+  for (const InstructionEdit& e : plan.edits) {
     std::memcpy(zone_->writable(e.insn + 1), e.new_bytes.data() + 1, e.length - 1u);
   }
-  for (const PendingStore& st : stores) {
-    (void)store_field(st.field, st.size, st.value);  // cannot fail: writable() checked above
+  for (const PendingStore& st : plan.stores) {
+    (void)store_field(st.field, st.size, st.value);  // cannot fail: check_stores_writable()
     ++stats_.aligned_stores;
   }
   if (observer) observer->after_step(3);
   // Step 4: every core serialized, so none holds a stale tail when the first byte reappears.
   Status s4 = serialize();
   // Step 5: the new first bytes. A core now fetches the whole new instruction.
-  for (const InstructionEdit& e : edits) write_byte(e.insn, e.new_bytes[0]);
+  for (const InstructionEdit& e : plan.edits) write_code_byte(*zone_, e.insn, e.new_bytes[0]);
   if (observer) observer->after_step(5);
   // Step 6: every core serialized, so no core still has the int3 in flight; a thread that
   // trapped before this point and runs its handler later is restarted on the new instruction.
   Status s6 = serialize();
   detail::retire_trap_table();
   ++stats_.breakpoint_commits;
-  stats_.breakpoint_edits += edits.size();
+  stats_.breakpoint_edits += plan.edits.size();
   if (!s4) return std::move(s4).error().context("patch: breakpoint round, step 4");
   if (!s6) return std::move(s6).error().context("patch: breakpoint round, step 6");
   return ok();

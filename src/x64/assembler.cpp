@@ -2,8 +2,9 @@
 // the reserved buffer (see assembler_p.h for what is deferred to layout.cpp).
 //
 // Every method follows the same shape: check what the C++ types could not (memory operand size,
-// immediate range), reserve room for one instruction, write it with the enc:: helpers, and on an
-// operand the hardware cannot encode record a sticky error naming the instruction as written.
+// immediate range), reserve room for one instruction, write it with the encoding helpers of
+// encoding_p.h, and on an operand the hardware cannot encode record a sticky error naming the
+// instruction as written.
 // Error texts are built only on the failure path (the `text` lambdas), so the hot path never
 // formats or allocates.
 #include <algorithm>
@@ -13,12 +14,13 @@
 #include <new>
 
 #include "assembler_p.h"
+#include "jitkit/base/format.h"
 
 namespace jitkit::x64 {
 namespace {
 
 using A = AssemblerAccess;
-using namespace enc;
+using namespace detail;  // the encoding helpers of encoding_p.h
 
 // --- Operand values and texts ------------------------------------------------------------
 
@@ -31,18 +33,23 @@ constexpr unsigned rv(Gp8 r) {
   return (r.id >= 4 && r.id < 8) ? (r.id | kNeedsRex) : (r.id & 15u);
 }
 
-// Width bits of the enc:: spec for an operation on register type R.
+// Width bits of the encoding spec (encoding_p.h) for an operation on register type R.
 template <class R>
 constexpr std::uint32_t wbits() {
-  if constexpr (R::kBits == 16) return kOpSize16;
-  else if constexpr (R::kBits == 64) return kW;
-  else return 0;
+  if constexpr (R::kBits == 16)
+    return kOpSize16;
+  else if constexpr (R::kBits == 64)
+    return kW;
+  else
+    return 0;
 }
 // The byte form's opcode for 8-bit operands, opcode+1 (with width bits) for the wider ones.
 template <class R>
 constexpr std::uint32_t sz(std::uint32_t op8) {
-  if constexpr (R::kBits == 8) return op8;
-  else return (op8 + 1) | wbits<R>();
+  if constexpr (R::kBits == 8)
+    return op8;
+  else
+    return (op8 + 1) | wbits<R>();
 }
 
 struct ImmV {
@@ -56,11 +63,7 @@ std::string txt(Xmm r) { return std::string(name(r)); }
 std::string txt(const Mem& m) { return mem_text(m); }
 std::string txt(ImmV i) { return imm_text(i.v); }
 std::string txt(Label l) { return label_text(l); }
-std::string txt(HostAddress h) {
-  char b[40];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(h.address));
-  return b;
-}
+std::string txt(HostAddress h) { return hex(h.address); }
 
 template <class... O>
 std::string insn(const char* mnemonic, const O&... ops) {
@@ -77,17 +80,18 @@ std::string insn(const char* mnemonic, const O&... ops) {
 // Why an operand combination did not encode (called after put_* returned nullptr).
 [[gnu::cold, gnu::noinline]] void bad_operands(Assembler& a, const std::string& text, const Mem* m) {
   const char* why = "ah/ch/dh/bh cannot be encoded in an instruction that needs a REX prefix";
-  if (m && m->scale_log2 == Mem::kBadScale) why = "index scale must be 1, 2, 4 or 8";
-  else if (m && m->index == 4) why = "rsp cannot be an index register";
+  if (m && m->scale_log2 == Mem::kBadScale)
+    why = "index scale must be 1, 2, 4 or 8";
+  else if (m && m->index == 4)
+    why = "rsp cannot be an index register";
   fail_insn(a, text, why);
 }
 
-[[gnu::cold, gnu::noinline]] void size_mismatch(Assembler& a, const std::string& text,
-                                                unsigned mem_size, unsigned expected) {
+[[gnu::cold, gnu::noinline]] void size_mismatch(Assembler& a, const std::string& text, unsigned mem_size,
+                                                unsigned expected) {
   char why[128];
-  std::snprintf(why, sizeof why,
-                "memory operand size (%u bytes) does not match the operation (%u bytes)", mem_size,
-                expected);
+  std::snprintf(why, sizeof why, "memory operand size (%u bytes) does not match the operation (%u bytes)",
+                mem_size, expected);
   fail_insn(a, text, why);
 }
 
@@ -97,14 +101,18 @@ std::string insn(const char* mnemonic, const O&... ops) {
 // sign-extended immediate; narrower ones accept both the signed and the unsigned range.
 template <unsigned Bits>
 constexpr bool imm_fits(std::int64_t v) {
-  if constexpr (Bits == 64) return fits_signed<32>(v);
-  else return v >= -(std::int64_t{1} << (Bits - 1)) && v < (std::int64_t{1} << Bits);
+  if constexpr (Bits == 64)
+    return fits_signed<32>(v);
+  else
+    return v >= -(std::int64_t{1} << (Bits - 1)) && v < (std::int64_t{1} << Bits);
 }
 // `v` truncated to Bits and sign-extended: the value the CPU sees (for the imm8 choice).
 template <unsigned Bits>
 constexpr std::int64_t sext(std::int64_t v) {
-  if constexpr (Bits == 64) return v;
-  else return static_cast<std::int64_t>(static_cast<std::uint64_t>(v) << (64 - Bits)) >> (64 - Bits);
+  if constexpr (Bits == 64)
+    return v;
+  else
+    return static_cast<std::int64_t>(static_cast<std::uint64_t>(v) << (64 - Bits)) >> (64 - Bits);
 }
 template <unsigned Bits>
 constexpr unsigned imm_size() {
@@ -112,10 +120,14 @@ constexpr unsigned imm_size() {
 }
 template <unsigned Bits>
 const char* imm_range_text() {
-  if constexpr (Bits == 64) return "immediate does not fit in 32 bits sign-extended";
-  else if constexpr (Bits == 32) return "immediate does not fit in 32 bits";
-  else if constexpr (Bits == 16) return "immediate does not fit in 16 bits";
-  else return "immediate does not fit in 8 bits";
+  if constexpr (Bits == 64)
+    return "immediate does not fit in 32 bits sign-extended";
+  else if constexpr (Bits == 32)
+    return "immediate does not fit in 32 bits";
+  else if constexpr (Bits == 16)
+    return "immediate does not fit in 16 bits";
+  else
+    return "immediate does not fit in 8 bits";
 }
 template <class R>
 const char* imm_range_text_for() {
@@ -142,7 +154,8 @@ bool lockable(std::uint32_t e, unsigned reg) {
       if (op == 0xB0 || op == 0xB1 || op == 0xC0 || op == 0xC1 || op == 0xAB || op == 0xB3 || op == 0xBB)
         return true;
       return op == 0xBA && digit >= 5;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -155,12 +168,14 @@ inline bool after_lock(Assembler& a) { return A::lock_at(a) == A::pos(a); }
 
 // reg/reg form, optionally followed by an immediate.
 template <class Text>
-inline void rr(Assembler& a, std::uint32_t e, unsigned reg, unsigned rmv, Text&& text,
-               unsigned isize = 0, std::int64_t imm = 0) {
-  if (after_lock(a)) [[unlikely]] return bad_lock(a, text(), false);
+inline void rr(Assembler& a, std::uint32_t e, unsigned reg, unsigned rmv, Text&& text, unsigned isize = 0,
+               std::int64_t imm = 0) {
+  if (after_lock(a)) [[unlikely]]
+    return bad_lock(a, text(), false);
   A::ensure(a, 32);
   std::uint8_t* p = put_rr(A::cur(a), e, reg, rmv);
-  if (!p) [[unlikely]] return bad_operands(a, text(), nullptr);
+  if (!p) [[unlikely]]
+    return bad_operands(a, text(), nullptr);
   A::cur(a) = put_imm(p, isize, imm);
 }
 
@@ -168,10 +183,12 @@ inline void rr(Assembler& a, std::uint32_t e, unsigned reg, unsigned rmv, Text&&
 template <class Text>
 inline void ro(Assembler& a, std::uint32_t e, unsigned r, Text&& text, unsigned isize = 0,
                std::int64_t imm = 0) {
-  if (after_lock(a)) [[unlikely]] return bad_lock(a, text(), false);
+  if (after_lock(a)) [[unlikely]]
+    return bad_lock(a, text(), false);
   A::ensure(a, 32);
   std::uint8_t* p = put_o(A::cur(a), e, r);
-  if (!p) [[unlikely]] return bad_operands(a, text(), nullptr);
+  if (!p) [[unlikely]]
+    return bad_operands(a, text(), nullptr);
   A::cur(a) = put_imm(p, isize, imm);
 }
 
@@ -188,9 +205,9 @@ inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
   A::cur(a) = p;
 }
 
-[[gnu::noinline]] void host_item(Assembler& a, HostOp op, std::uint32_t e, unsigned reg,
-                                 unsigned isize, std::int64_t imm, std::uint64_t address,
-                                 std::uint8_t moffs, std::string text, bool reg_is_gp) {
+[[gnu::noinline]] void host_item(Assembler& a, HostOp op, std::uint32_t e, unsigned reg, unsigned isize,
+                                 std::int64_t imm, std::uint64_t address, std::uint8_t moffs,
+                                 std::string text, bool reg_is_gp) {
   std::uint32_t pos = A::pos(a);
   bool lock = false;
   if (A::lock_at(a) == pos && pos > 0) {
@@ -217,8 +234,8 @@ inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
   if (!A::put_host(tmp, h, HostForm::kRipRelative, 0, 0)) return bad_operands(a, h.text, nullptr);
   if (op == HostOp::kCall || op == HostOp::kJmp) ++A::slot_count(a);
   auto& hosts = A::host_insns(a);
-  A::items(a).push_back(Assembler::Item{pos, ItemKind::kHost, 0, 0, 0,
-                                        static_cast<std::uint32_t>(hosts.size())});
+  A::items(a).push_back(
+      Assembler::Item{pos, ItemKind::kHost, 0, 0, 0, static_cast<std::uint32_t>(hosts.size())});
   hosts.push_back(std::move(h));
 }
 
@@ -239,29 +256,33 @@ inline void lock_before_opsize(Assembler& a) {
 // Memory form. `expect` is the operand size the instruction implies (0: any); `moffs` the
 // opcode of the equivalent moffs64 mov when there is one.
 template <class Text>
-inline void rm(Assembler& a, std::uint32_t e, unsigned reg, const Mem& m, unsigned expect,
-               Text&& text, unsigned isize = 0, std::int64_t imm = 0, bool reg_is_gp = true,
-               std::uint8_t moffs = 0) {
+inline void rm(Assembler& a, std::uint32_t e, unsigned reg, const Mem& m, unsigned expect, Text&& text,
+               unsigned isize = 0, std::int64_t imm = 0, bool reg_is_gp = true, std::uint8_t moffs = 0) {
   if (m.size != 0 && expect != 0 && m.size != expect) [[unlikely]]
     return size_mismatch(a, text(), m.size, expect);
-  if (after_lock(a) && !lockable(e, reg)) [[unlikely]] return bad_lock(a, text(), true);
+  if (after_lock(a) && !lockable(e, reg)) [[unlikely]]
+    return bad_lock(a, text(), true);
   if (m.kind != Mem::Kind::kHost && !fits_signed<32>(m.disp)) [[unlikely]]
     return fail_insn(a, text(), "displacement does not fit in 32 bits sign-extended");
   A::ensure(a, 32);
   if (m.kind == Mem::Kind::kRegs) [[likely]] {
-    if (m.scale_log2 == Mem::kBadScale) [[unlikely]] return bad_operands(a, text(), &m);
+    if (m.scale_log2 == Mem::kBadScale) [[unlikely]]
+      return bad_operands(a, text(), &m);
     Addr ad{Addr::kRegs, m.base, m.index, m.scale_log2, static_cast<std::int32_t>(m.disp)};
     std::uint8_t* p = put_mem(A::cur(a), e, reg, ad);
-    if (!p) [[unlikely]] return bad_operands(a, text(), &m);
+    if (!p) [[unlikely]]
+      return bad_operands(a, text(), &m);
     if (e & kOpSize16) lock_before_opsize(a);
     A::cur(a) = put_imm(p, isize, imm);
     return;
   }
   if (m.kind == Mem::Kind::kLabel) {
-    if (m.label >= A::labels(a).size()) [[unlikely]] return bad_label(a, text());
+    if (m.label >= A::labels(a).size()) [[unlikely]]
+      return bad_label(a, text());
     Addr ad{Addr::kRip, kNoReg, kNoReg, 0, 0};
     std::uint8_t* p = put_mem(A::cur(a), e, reg, ad);
-    if (!p) [[unlikely]] return bad_operands(a, text(), &m);
+    if (!p) [[unlikely]]
+      return bad_operands(a, text(), &m);
     if (e & kOpSize16) lock_before_opsize(a);
     auto field = static_cast<std::uint32_t>(p - A::buf(a)) - 4;
     A::cur(a) = put_imm(p, isize, imm);
@@ -291,7 +312,8 @@ void alu_mr(Assembler& a, unsigned op, const Mem& m, R s, const char* mn) {
 template <class R>
 void alu_ri(Assembler& a, unsigned op, R d, std::int64_t imm, const char* mn) {
   auto text = [&] { return insn(mn, d, ImmV{imm}); };
-  if (!imm_fits<R::kBits>(imm)) [[unlikely]] return fail_insn(a, text(), imm_range_text_for<R>());
+  if (!imm_fits<R::kBits>(imm)) [[unlikely]]
+    return fail_insn(a, text(), imm_range_text_for<R>());
   std::int64_t v = sext<R::kBits>(imm);
   if constexpr (R::kBits == 8) {
     if (rv(d) == 0) return raw(a, {static_cast<std::uint8_t>(op * 8 + 4), static_cast<std::uint8_t>(v)});
@@ -313,7 +335,8 @@ void alu_ri(Assembler& a, unsigned op, R d, std::int64_t imm, const char* mn) {
 template <unsigned Bits>
 void alu_mi_sized(Assembler& a, unsigned op, const Mem& m, std::int64_t imm, const char* mn) {
   auto text = [&] { return insn(mn, m, ImmV{imm}); };
-  if (!imm_fits<Bits>(imm)) [[unlikely]] return fail_insn(a, text(), imm_range_text<Bits>());
+  if (!imm_fits<Bits>(imm)) [[unlikely]]
+    return fail_insn(a, text(), imm_range_text<Bits>());
   std::int64_t v = sext<Bits>(imm);
   constexpr std::uint32_t w = Bits == 16 ? kOpSize16 : Bits == 64 ? kW : 0;
   if constexpr (Bits == 8) {
@@ -326,11 +349,16 @@ void alu_mi_sized(Assembler& a, unsigned op, const Mem& m, std::int64_t imm, con
 }
 void alu_mi(Assembler& a, unsigned op, const Mem& m, std::int64_t imm, const char* mn) {
   switch (m.size) {
-    case 1: return alu_mi_sized<8>(a, op, m, imm, mn);
-    case 2: return alu_mi_sized<16>(a, op, m, imm, mn);
-    case 4: return alu_mi_sized<32>(a, op, m, imm, mn);
-    case 8: return alu_mi_sized<64>(a, op, m, imm, mn);
-    default: return need_size(a, insn(mn, m, ImmV{imm}));
+    case 1:
+      return alu_mi_sized<8>(a, op, m, imm, mn);
+    case 2:
+      return alu_mi_sized<16>(a, op, m, imm, mn);
+    case 4:
+      return alu_mi_sized<32>(a, op, m, imm, mn);
+    case 8:
+      return alu_mi_sized<64>(a, op, m, imm, mn);
+    default:
+      return need_size(a, insn(mn, m, ImmV{imm}));
   }
 }
 
@@ -342,11 +370,16 @@ void unary_r(Assembler& a, std::uint32_t op8, unsigned digit, R r, const char* m
 void unary_m(Assembler& a, std::uint32_t op8, unsigned digit, const Mem& m, const char* mn) {
   auto text = [&] { return insn(mn, m); };
   switch (m.size) {
-    case 1: return rm(a, op8, digit, m, 1, text);
-    case 2: return rm(a, (op8 + 1) | kOpSize16, digit, m, 2, text);
-    case 4: return rm(a, op8 + 1, digit, m, 4, text);
-    case 8: return rm(a, (op8 + 1) | kW, digit, m, 8, text);
-    default: return need_size(a, text());
+    case 1:
+      return rm(a, op8, digit, m, 1, text);
+    case 2:
+      return rm(a, (op8 + 1) | kOpSize16, digit, m, 2, text);
+    case 4:
+      return rm(a, op8 + 1, digit, m, 4, text);
+    case 8:
+      return rm(a, (op8 + 1) | kW, digit, m, 8, text);
+    default:
+      return need_size(a, text());
   }
 }
 
@@ -355,14 +388,16 @@ template <class R>
 void shift_ri(Assembler& a, unsigned digit, R r, std::uint8_t count, const char* mn) {
   auto text = [&] { return insn(mn, r, ImmV{count}); };
   constexpr unsigned kMax = R::kBits == 64 ? 63 : 31;
-  if (count > kMax) [[unlikely]] return fail_insn(a, text(), "shift count out of range");
+  if (count > kMax) [[unlikely]]
+    return fail_insn(a, text(), "shift count out of range");
   if (count == 1) return rr(a, sz<R>(0xD0), digit, rv(r), text);
   rr(a, sz<R>(0xC0), digit, rv(r), text, 1, count);
 }
 template <class R>
 void shift_rcl(Assembler& a, unsigned digit, R r, Gp8 c, const char* mn) {
   auto text = [&] { return insn(mn, r, c); };
-  if (c != cl) [[unlikely]] return fail_insn(a, text(), "the shift count register must be cl");
+  if (c != cl) [[unlikely]]
+    return fail_insn(a, text(), "the shift count register must be cl");
   rr(a, sz<R>(0xD2), digit, rv(r), text);
 }
 void shift_m(Assembler& a, unsigned digit, const Mem& m, int count, const char* mn) {
@@ -370,13 +405,23 @@ void shift_m(Assembler& a, unsigned digit, const Mem& m, int count, const char* 
   auto text = [&] { return count < 0 ? insn(mn, m, cl) : insn(mn, m, ImmV{count}); };
   std::uint32_t w;
   switch (m.size) {
-    case 1: w = 0; break;
-    case 2: w = kOpSize16 | 1; break;
-    case 4: w = 1; break;
-    case 8: w = kW | 1; break;
-    default: return need_size(a, text());
+    case 1:
+      w = 0;
+      break;
+    case 2:
+      w = kOpSize16 | 1;
+      break;
+    case 4:
+      w = 1;
+      break;
+    case 8:
+      w = kW | 1;
+      break;
+    default:
+      return need_size(a, text());
   }
-  if (count > (m.size == 8 ? 63 : 31)) [[unlikely]] return fail_insn(a, text(), "shift count out of range");
+  if (count > (m.size == 8 ? 63 : 31)) [[unlikely]]
+    return fail_insn(a, text(), "shift count out of range");
   if (count < 0) return rm(a, 0xD2 + w, digit, m, 0, text);
   if (count == 1) return rm(a, 0xD0 + w, digit, m, 0, text);
   rm(a, 0xC0 + w, digit, m, 0, text, 1, count);
@@ -401,11 +446,21 @@ Assembler::Assembler(std::size_t reserve_bytes) {
 Assembler::~Assembler() { std::free(buf_); }
 
 Assembler::Assembler(Assembler&& o) noexcept
-    : buf_(o.buf_), cur_(o.cur_), end_(o.end_), error_(std::move(o.error_)), scratch_(o.scratch_),
-      lock_at_(o.lock_at_), max_alignment_(o.max_alignment_), items_(std::move(o.items_)),
-      host_insns_(std::move(o.host_insns_)), fixups_(std::move(o.fixups_)),
-      labels_(std::move(o.labels_)), sites_(std::move(o.sites_)), pool_(std::move(o.pool_)),
-      pool_alignment_(o.pool_alignment_), slot_count_(o.slot_count_) {
+    : buf_(o.buf_),
+      cur_(o.cur_),
+      end_(o.end_),
+      error_(std::move(o.error_)),
+      scratch_(o.scratch_),
+      lock_at_(o.lock_at_),
+      max_alignment_(o.max_alignment_),
+      items_(std::move(o.items_)),
+      host_insns_(std::move(o.host_insns_)),
+      fixups_(std::move(o.fixups_)),
+      labels_(std::move(o.labels_)),
+      sites_(std::move(o.sites_)),
+      pool_(std::move(o.pool_)),
+      pool_alignment_(o.pool_alignment_),
+      slot_count_(o.slot_count_) {
   o.buf_ = o.cur_ = o.end_ = nullptr;
 }
 
@@ -488,7 +543,8 @@ Label Assembler::new_label() {
 void Assembler::bind(Label label) {
   if (label.id >= labels_.size()) return bad_label(*this, insn("bind", label));
   LabelState& s = labels_[label.id];
-  if (s.section != LabelState::kUnbound) return fail_insn(*this, insn("bind", label), "label is already bound");
+  if (s.section != LabelState::kUnbound)
+    return fail_insn(*this, insn("bind", label), "label is already bound");
   s.pos = A::pos(*this);
   s.items_before = A::item_count(*this);
   s.section = LabelState::kCode;
@@ -518,17 +574,19 @@ Status Assembler::encode_into(std::uint64_t base_address, EncodedCode& out) cons
 // Data movement
 // =========================================================================================
 
-#define JITKIT_RR(R)                                                                 \
-  void Assembler::mov(R d, R s) {                                                    \
-    rr(*this, sz<R>(0x88), rv(s), rv(d), [&] { return insn("mov", d, s); });         \
-  }                                                                                  \
-  void Assembler::mov(R d, const Mem& m) {                                           \
-    rm(*this, sz<R>(0x8A), rv(d), m, R::kBytes, [&] { return insn("mov", d, m); }, 0, 0, true, \
-       rv(d) == 0 ? static_cast<std::uint8_t>(sz<R>(0xA0)) : 0);                     \
-  }                                                                                  \
-  void Assembler::mov(const Mem& m, R s) {                                           \
-    rm(*this, sz<R>(0x88), rv(s), m, R::kBytes, [&] { return insn("mov", m, s); }, 0, 0, true, \
-       rv(s) == 0 ? static_cast<std::uint8_t>(sz<R>(0xA2)) : 0);                     \
+#define JITKIT_RR(R)                                                                            \
+  void Assembler::mov(R d, R s) {                                                               \
+    rr(*this, sz<R>(0x88), rv(s), rv(d), [&] { return insn("mov", d, s); });                    \
+  }                                                                                             \
+  void Assembler::mov(R d, const Mem& m) {                                                      \
+    rm(                                                                                         \
+        *this, sz<R>(0x8A), rv(d), m, R::kBytes, [&] { return insn("mov", d, m); }, 0, 0, true, \
+        rv(d) == 0 ? static_cast<std::uint8_t>(sz<R>(0xA0)) : 0);                               \
+  }                                                                                             \
+  void Assembler::mov(const Mem& m, R s) {                                                      \
+    rm(                                                                                         \
+        *this, sz<R>(0x88), rv(s), m, R::kBytes, [&] { return insn("mov", m, s); }, 0, 0, true, \
+        rv(s) == 0 ? static_cast<std::uint8_t>(sz<R>(0xA2)) : 0);                               \
   }
 JITKIT_RR(Gp8)
 JITKIT_RR(Gp16)
@@ -562,8 +620,9 @@ void Assembler::mov(Gp64 d, std::int64_t imm) {
   }
 }
 void Assembler::movabs(Gp64 d, std::uint64_t imm) {
-  ro(*this, 0xB8 | kW, rv(d), [&] { return insn("movabs", d, ImmV{static_cast<std::int64_t>(imm)}); },
-     8, static_cast<std::int64_t>(imm));
+  ro(
+      *this, 0xB8 | kW, rv(d), [&] { return insn("movabs", d, ImmV{static_cast<std::int64_t>(imm)}); }, 8,
+      static_cast<std::int64_t>(imm));
 }
 namespace {
 template <class R>
@@ -597,12 +656,13 @@ void Assembler::mov(const Mem& m, std::int64_t imm) {
     case 8:
       if (!imm_fits<64>(imm)) return fail_insn(*this, text(), imm_range_text<64>());
       return rm(*this, 0xC7 | kW, 0, m, 8, text, 4, imm);
-    default: return need_size(*this, text());
+    default:
+      return need_size(*this, text());
   }
 }
 
-#define JITKIT_MOVX_RR(mn, D, S, op)                                                   \
-  void Assembler::mn(D d, S s) {                                                       \
+#define JITKIT_MOVX_RR(mn, D, S, op)                                                      \
+  void Assembler::mn(D d, S s) {                                                          \
     rr(*this, kEsc0F | (op) | wbits<D>(), rv(d), rv(s), [&] { return insn(#mn, d, s); }); \
   }
 JITKIT_MOVX_RR(movzx, Gp16, Gp8, 0xB6)
@@ -617,13 +677,14 @@ JITKIT_MOVX_RR(movsx, Gp32, Gp16, 0xBF)
 JITKIT_MOVX_RR(movsx, Gp64, Gp16, 0xBF)
 #undef JITKIT_MOVX_RR
 
-#define JITKIT_MOVX_RM(mn, D, op8)                                                         \
-  void Assembler::mn(D d, const Mem& m) {                                                  \
-    auto text = [&] { return insn(#mn, d, m); };                                           \
-    if (m.size == 1) return rm(*this, kEsc0F | (op8) | wbits<D>(), rv(d), m, 1, text);     \
-    if (m.size == 2 && D::kBits > 16)                                                      \
-      return rm(*this, kEsc0F | ((op8) + 1) | wbits<D>(), rv(d), m, 2, text);              \
-    fail_insn(*this, text(), D::kBits > 16 ? "source must be byte_ptr or word_ptr" : "source must be byte_ptr"); \
+#define JITKIT_MOVX_RM(mn, D, op8)                                                                \
+  void Assembler::mn(D d, const Mem& m) {                                                         \
+    auto text = [&] { return insn(#mn, d, m); };                                                  \
+    if (m.size == 1) return rm(*this, kEsc0F | (op8) | wbits<D>(), rv(d), m, 1, text);            \
+    if (m.size == 2 && D::kBits > 16)                                                             \
+      return rm(*this, kEsc0F | ((op8) + 1) | wbits<D>(), rv(d), m, 2, text);                     \
+    fail_insn(*this, text(),                                                                      \
+              D::kBits > 16 ? "source must be byte_ptr or word_ptr" : "source must be byte_ptr"); \
   }
 JITKIT_MOVX_RM(movzx, Gp16, 0xB6)
 JITKIT_MOVX_RM(movzx, Gp32, 0xB6)
@@ -655,19 +716,19 @@ void Assembler::lea(Gp64 d, const Mem& m) {
   rm(*this, 0x8D | kW, rv(d), m, 0, text);
 }
 
-#define JITKIT_XCHG(R)                                                                    \
-  void Assembler::xchg(R x, R y) {                                                        \
-    auto text = [&] { return insn("xchg", x, y); };                                       \
-    if constexpr (R::kBits > 8) {                                                         \
-      bool eax_eax = R::kBits == 32 && x.id == 0 && y.id == 0;                            \
+#define JITKIT_XCHG(R)                                                                         \
+  void Assembler::xchg(R x, R y) {                                                             \
+    auto text = [&] { return insn("xchg", x, y); };                                            \
+    if constexpr (R::kBits > 8) {                                                              \
+      bool eax_eax = R::kBits == 32 && x.id == 0 && y.id == 0;                                 \
       if (R::kBits == 64 && x.id == 0 && y.id == 0) return raw(*this, {0x90}); /* as GNU as */ \
-      if (!eax_eax && (x.id == 0 || y.id == 0))                                           \
-        return ro(*this, 0x90 | wbits<R>(), x.id == 0 ? rv(y) : rv(x), text);            \
-    }                                                                                     \
-    rr(*this, sz<R>(0x86), rv(y), rv(x), text);                                           \
-  }                                                                                       \
-  void Assembler::xchg(const Mem& m, R r) {                                               \
-    rm(*this, sz<R>(0x86), rv(r), m, R::kBytes, [&] { return insn("xchg", m, r); });      \
+      if (!eax_eax && (x.id == 0 || y.id == 0))                                                \
+        return ro(*this, 0x90 | wbits<R>(), x.id == 0 ? rv(y) : rv(x), text);                  \
+    }                                                                                          \
+    rr(*this, sz<R>(0x86), rv(y), rv(x), text);                                                \
+  }                                                                                            \
+  void Assembler::xchg(const Mem& m, R r) {                                                    \
+    rm(*this, sz<R>(0x86), rv(r), m, R::kBytes, [&] { return insn("xchg", m, r); });           \
   }
 JITKIT_XCHG(Gp8)
 JITKIT_XCHG(Gp16)
@@ -675,30 +736,34 @@ JITKIT_XCHG(Gp32)
 JITKIT_XCHG(Gp64)
 #undef JITKIT_XCHG
 
-void Assembler::bswap(Gp32 r) { ro(*this, kEsc0F | 0xC8, rv(r), [&] { return insn("bswap", r); }); }
-void Assembler::bswap(Gp64 r) { ro(*this, kEsc0F | 0xC8 | kW, rv(r), [&] { return insn("bswap", r); }); }
+void Assembler::bswap(Gp32 r) {
+  ro(*this, kEsc0F | 0xC8, rv(r), [&] { return insn("bswap", r); });
+}
+void Assembler::bswap(Gp64 r) {
+  ro(*this, kEsc0F | 0xC8 | kW, rv(r), [&] { return insn("bswap", r); });
+}
 
 // =========================================================================================
 // Integer arithmetic
 // =========================================================================================
 
-#define JITKIT_ALU(mn, op)                                                                          \
-  void Assembler::mn(Gp8 d, Gp8 s) { alu_rr(*this, op, d, s, #mn); }                               \
-  void Assembler::mn(Gp16 d, Gp16 s) { alu_rr(*this, op, d, s, #mn); }                              \
-  void Assembler::mn(Gp32 d, Gp32 s) { alu_rr(*this, op, d, s, #mn); }                              \
-  void Assembler::mn(Gp64 d, Gp64 s) { alu_rr(*this, op, d, s, #mn); }                              \
-  void Assembler::mn(Gp8 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }                         \
-  void Assembler::mn(Gp16 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }                        \
-  void Assembler::mn(Gp32 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }                        \
-  void Assembler::mn(Gp64 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }                        \
-  void Assembler::mn(const Mem& m, Gp8 s) { alu_mr(*this, op, m, s, #mn); }                         \
-  void Assembler::mn(const Mem& m, Gp16 s) { alu_mr(*this, op, m, s, #mn); }                        \
-  void Assembler::mn(const Mem& m, Gp32 s) { alu_mr(*this, op, m, s, #mn); }                        \
-  void Assembler::mn(const Mem& m, Gp64 s) { alu_mr(*this, op, m, s, #mn); }                        \
-  void Assembler::mn(Gp8 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); }                  \
-  void Assembler::mn(Gp16 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); }                 \
-  void Assembler::mn(Gp32 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); }                 \
-  void Assembler::mn(Gp64 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); }                 \
+#define JITKIT_ALU(mn, op)                                                         \
+  void Assembler::mn(Gp8 d, Gp8 s) { alu_rr(*this, op, d, s, #mn); }               \
+  void Assembler::mn(Gp16 d, Gp16 s) { alu_rr(*this, op, d, s, #mn); }             \
+  void Assembler::mn(Gp32 d, Gp32 s) { alu_rr(*this, op, d, s, #mn); }             \
+  void Assembler::mn(Gp64 d, Gp64 s) { alu_rr(*this, op, d, s, #mn); }             \
+  void Assembler::mn(Gp8 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }        \
+  void Assembler::mn(Gp16 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }       \
+  void Assembler::mn(Gp32 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }       \
+  void Assembler::mn(Gp64 d, const Mem& m) { alu_rm(*this, op, d, m, #mn); }       \
+  void Assembler::mn(const Mem& m, Gp8 s) { alu_mr(*this, op, m, s, #mn); }        \
+  void Assembler::mn(const Mem& m, Gp16 s) { alu_mr(*this, op, m, s, #mn); }       \
+  void Assembler::mn(const Mem& m, Gp32 s) { alu_mr(*this, op, m, s, #mn); }       \
+  void Assembler::mn(const Mem& m, Gp64 s) { alu_mr(*this, op, m, s, #mn); }       \
+  void Assembler::mn(Gp8 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); }  \
+  void Assembler::mn(Gp16 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); } \
+  void Assembler::mn(Gp32 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); } \
+  void Assembler::mn(Gp64 d, std::int64_t imm) { alu_ri(*this, op, d, imm, #mn); } \
   void Assembler::mn(const Mem& m, std::int64_t imm) { alu_mi(*this, op, m, imm, #mn); }
 JITKIT_ALU(add, 0)
 JITKIT_ALU(or_, 1)
@@ -710,23 +775,23 @@ JITKIT_ALU(xor_, 6)
 JITKIT_ALU(cmp, 7)
 #undef JITKIT_ALU
 
-#define JITKIT_TEST(R)                                                                       \
-  void Assembler::test(R x, R y) {                                                           \
-    rr(*this, sz<R>(0x84), rv(y), rv(x), [&] { return insn("test", x, y); });                \
-  }                                                                                          \
-  void Assembler::test(const Mem& m, R r) {                                                  \
-    rm(*this, sz<R>(0x84), rv(r), m, R::kBytes, [&] { return insn("test", m, r); });         \
-  }                                                                                          \
-  void Assembler::test(R r, std::int64_t imm) {                                              \
-    auto text = [&] { return insn("test", r, ImmV{imm}); };                                  \
-    if (!imm_fits<R::kBits>(imm)) return fail_insn(*this, text(), imm_range_text_for<R>());  \
-    if (rv(r) == 0) {                                                                        \
-      A::ensure(*this, 32);                                                                  \
-      std::uint8_t* p = put_head(cur_, sz<R>(0xA8), R::kBits == 64 ? 8 : 0);                 \
-      cur_ = put_imm(p, imm_size<R::kBits>(), imm);                                          \
-      return;                                                                                \
-    }                                                                                        \
-    rr(*this, sz<R>(0xF6), 0, rv(r), text, imm_size<R::kBits>(), imm);                       \
+#define JITKIT_TEST(R)                                                                      \
+  void Assembler::test(R x, R y) {                                                          \
+    rr(*this, sz<R>(0x84), rv(y), rv(x), [&] { return insn("test", x, y); });               \
+  }                                                                                         \
+  void Assembler::test(const Mem& m, R r) {                                                 \
+    rm(*this, sz<R>(0x84), rv(r), m, R::kBytes, [&] { return insn("test", m, r); });        \
+  }                                                                                         \
+  void Assembler::test(R r, std::int64_t imm) {                                             \
+    auto text = [&] { return insn("test", r, ImmV{imm}); };                                 \
+    if (!imm_fits<R::kBits>(imm)) return fail_insn(*this, text(), imm_range_text_for<R>()); \
+    if (rv(r) == 0) {                                                                       \
+      A::ensure(*this, 32);                                                                 \
+      std::uint8_t* p = put_head(cur_, sz<R>(0xA8), R::kBits == 64 ? 8 : 0);                \
+      cur_ = put_imm(p, imm_size<R::kBits>(), imm);                                         \
+      return;                                                                               \
+    }                                                                                       \
+    rr(*this, sz<R>(0xF6), 0, rv(r), text, imm_size<R::kBits>(), imm);                      \
   }
 JITKIT_TEST(Gp8)
 JITKIT_TEST(Gp16)
@@ -749,15 +814,16 @@ void Assembler::test(const Mem& m, std::int64_t imm) {
     case 8:
       if (!imm_fits<64>(imm)) return fail_insn(*this, text(), imm_range_text<64>());
       return rm(*this, 0xF7 | kW, 0, m, 8, text, 4, imm);
-    default: return need_size(*this, text());
+    default:
+      return need_size(*this, text());
   }
 }
 
-#define JITKIT_UNARY(mn, op8, digit)                                                \
-  void Assembler::mn(Gp8 r) { unary_r(*this, op8, digit, r, #mn); }                 \
-  void Assembler::mn(Gp16 r) { unary_r(*this, op8, digit, r, #mn); }                \
-  void Assembler::mn(Gp32 r) { unary_r(*this, op8, digit, r, #mn); }                \
-  void Assembler::mn(Gp64 r) { unary_r(*this, op8, digit, r, #mn); }                \
+#define JITKIT_UNARY(mn, op8, digit)                                 \
+  void Assembler::mn(Gp8 r) { unary_r(*this, op8, digit, r, #mn); }  \
+  void Assembler::mn(Gp16 r) { unary_r(*this, op8, digit, r, #mn); } \
+  void Assembler::mn(Gp32 r) { unary_r(*this, op8, digit, r, #mn); } \
+  void Assembler::mn(Gp64 r) { unary_r(*this, op8, digit, r, #mn); } \
   void Assembler::mn(const Mem& m) { unary_m(*this, op8, digit, m, #mn); }
 JITKIT_UNARY(inc, 0xFE, 0)
 JITKIT_UNARY(dec, 0xFE, 1)
@@ -769,26 +835,26 @@ JITKIT_UNARY(div, 0xF6, 6)
 JITKIT_UNARY(idiv, 0xF6, 7)
 #undef JITKIT_UNARY
 
-#define JITKIT_IMUL(R)                                                                         \
-  void Assembler::imul(R d, R s) {                                                             \
-    rr(*this, kEsc0F | 0xAF | wbits<R>(), rv(d), rv(s), [&] { return insn("imul", d, s); });   \
-  }                                                                                            \
-  void Assembler::imul(R d, const Mem& m) {                                                    \
+#define JITKIT_IMUL(R)                                                                              \
+  void Assembler::imul(R d, R s) {                                                                  \
+    rr(*this, kEsc0F | 0xAF | wbits<R>(), rv(d), rv(s), [&] { return insn("imul", d, s); });        \
+  }                                                                                                 \
+  void Assembler::imul(R d, const Mem& m) {                                                         \
     rm(*this, kEsc0F | 0xAF | wbits<R>(), rv(d), m, R::kBytes, [&] { return insn("imul", d, m); }); \
-  }                                                                                            \
-  void Assembler::imul(R d, R s, std::int64_t imm) {                                           \
-    auto text = [&] { return insn("imul", d, s, ImmV{imm}); };                                 \
-    if (!imm_fits<R::kBits>(imm)) return fail_insn(*this, text(), imm_range_text_for<R>());    \
-    std::int64_t v = sext<R::kBits>(imm);                                                      \
-    if (fits_signed<8>(v)) return rr(*this, 0x6B | wbits<R>(), rv(d), rv(s), text, 1, v);     \
-    rr(*this, 0x69 | wbits<R>(), rv(d), rv(s), text, imm_size<R::kBits>(), v);                 \
-  }                                                                                            \
-  void Assembler::imul(R d, const Mem& m, std::int64_t imm) {                                  \
-    auto text = [&] { return insn("imul", d, m, ImmV{imm}); };                                 \
-    if (!imm_fits<R::kBits>(imm)) return fail_insn(*this, text(), imm_range_text_for<R>());    \
-    std::int64_t v = sext<R::kBits>(imm);                                                      \
-    if (fits_signed<8>(v)) return rm(*this, 0x6B | wbits<R>(), rv(d), m, R::kBytes, text, 1, v); \
-    rm(*this, 0x69 | wbits<R>(), rv(d), m, R::kBytes, text, imm_size<R::kBits>(), v);          \
+  }                                                                                                 \
+  void Assembler::imul(R d, R s, std::int64_t imm) {                                                \
+    auto text = [&] { return insn("imul", d, s, ImmV{imm}); };                                      \
+    if (!imm_fits<R::kBits>(imm)) return fail_insn(*this, text(), imm_range_text_for<R>());         \
+    std::int64_t v = sext<R::kBits>(imm);                                                           \
+    if (fits_signed<8>(v)) return rr(*this, 0x6B | wbits<R>(), rv(d), rv(s), text, 1, v);           \
+    rr(*this, 0x69 | wbits<R>(), rv(d), rv(s), text, imm_size<R::kBits>(), v);                      \
+  }                                                                                                 \
+  void Assembler::imul(R d, const Mem& m, std::int64_t imm) {                                       \
+    auto text = [&] { return insn("imul", d, m, ImmV{imm}); };                                      \
+    if (!imm_fits<R::kBits>(imm)) return fail_insn(*this, text(), imm_range_text_for<R>());         \
+    std::int64_t v = sext<R::kBits>(imm);                                                           \
+    if (fits_signed<8>(v)) return rm(*this, 0x6B | wbits<R>(), rv(d), m, R::kBytes, text, 1, v);    \
+    rm(*this, 0x69 | wbits<R>(), rv(d), m, R::kBytes, text, imm_size<R::kBits>(), v);               \
   }
 JITKIT_IMUL(Gp16)
 JITKIT_IMUL(Gp32)
@@ -804,19 +870,19 @@ void Assembler::cdqe() { raw(*this, {0x48, 0x98}); }
 // Shifts, bit operations, conditions
 // =========================================================================================
 
-#define JITKIT_SHIFT(mn, digit)                                                              \
-  void Assembler::mn(Gp8 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }           \
-  void Assembler::mn(Gp16 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }          \
-  void Assembler::mn(Gp32 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }          \
-  void Assembler::mn(Gp64 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }          \
-  void Assembler::mn(const Mem& m, std::uint8_t c) { shift_m(*this, digit, m, c, #mn); }     \
-  void Assembler::mn(Gp8 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                   \
-  void Assembler::mn(Gp16 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                  \
-  void Assembler::mn(Gp32 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                  \
-  void Assembler::mn(Gp64 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                  \
-  void Assembler::mn(const Mem& m, Gp8 c) {                                                  \
+#define JITKIT_SHIFT(mn, digit)                                                                   \
+  void Assembler::mn(Gp8 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }                \
+  void Assembler::mn(Gp16 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }               \
+  void Assembler::mn(Gp32 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }               \
+  void Assembler::mn(Gp64 r, std::uint8_t c) { shift_ri(*this, digit, r, c, #mn); }               \
+  void Assembler::mn(const Mem& m, std::uint8_t c) { shift_m(*this, digit, m, c, #mn); }          \
+  void Assembler::mn(Gp8 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                        \
+  void Assembler::mn(Gp16 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                       \
+  void Assembler::mn(Gp32 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                       \
+  void Assembler::mn(Gp64 r, Gp8 c) { shift_rcl(*this, digit, r, c, #mn); }                       \
+  void Assembler::mn(const Mem& m, Gp8 c) {                                                       \
     if (c != cl) return fail_insn(*this, insn(#mn, m, c), "the shift count register must be cl"); \
-    shift_m(*this, digit, m, -1, #mn);                                                       \
+    shift_m(*this, digit, m, -1, #mn);                                                            \
   }
 JITKIT_SHIFT(rol, 0)
 JITKIT_SHIFT(ror, 1)
@@ -825,29 +891,29 @@ JITKIT_SHIFT(shr, 5)
 JITKIT_SHIFT(sar, 7)
 #undef JITKIT_SHIFT
 
-#define JITKIT_BT_R(mn, R, op, digit)                                                         \
-  void Assembler::mn(R r, R b) {                                                              \
-    rr(*this, kEsc0F | (op) | wbits<R>(), rv(b), rv(r), [&] { return insn(#mn, r, b); });    \
-  }                                                                                           \
-  void Assembler::mn(const Mem& m, R b) {                                                     \
+#define JITKIT_BT_R(mn, R, op, digit)                                                            \
+  void Assembler::mn(R r, R b) {                                                                 \
+    rr(*this, kEsc0F | (op) | wbits<R>(), rv(b), rv(r), [&] { return insn(#mn, r, b); });        \
+  }                                                                                              \
+  void Assembler::mn(const Mem& m, R b) {                                                        \
     rm(*this, kEsc0F | (op) | wbits<R>(), rv(b), m, R::kBytes, [&] { return insn(#mn, m, b); }); \
-  }                                                                                           \
-  void Assembler::mn(R r, std::uint8_t bit) {                                                 \
-    auto text = [&] { return insn(#mn, r, ImmV{bit}); };                                      \
-    if (bit >= R::kBits) return fail_insn(*this, text(), "bit index out of range");           \
-    rr(*this, kEsc0F | 0xBA | wbits<R>(), digit, rv(r), text, 1, bit);                        \
+  }                                                                                              \
+  void Assembler::mn(R r, std::uint8_t bit) {                                                    \
+    auto text = [&] { return insn(#mn, r, ImmV{bit}); };                                         \
+    if (bit >= R::kBits) return fail_insn(*this, text(), "bit index out of range");              \
+    rr(*this, kEsc0F | 0xBA | wbits<R>(), digit, rv(r), text, 1, bit);                           \
   }
-#define JITKIT_BT(mn, op, digit)                                                              \
-  JITKIT_BT_R(mn, Gp16, op, digit)                                                            \
-  JITKIT_BT_R(mn, Gp32, op, digit)                                                            \
-  JITKIT_BT_R(mn, Gp64, op, digit)                                                            \
-  void Assembler::mn(const Mem& m, std::uint8_t bit) {                                        \
-    auto text = [&] { return insn(#mn, m, ImmV{bit}); };                                      \
-    std::uint32_t w = m.size == 2 ? kOpSize16 : m.size == 8 ? kW : 0;                         \
-    if (m.size != 2 && m.size != 4 && m.size != 8)                                            \
+#define JITKIT_BT(mn, op, digit)                                                                \
+  JITKIT_BT_R(mn, Gp16, op, digit)                                                              \
+  JITKIT_BT_R(mn, Gp32, op, digit)                                                              \
+  JITKIT_BT_R(mn, Gp64, op, digit)                                                              \
+  void Assembler::mn(const Mem& m, std::uint8_t bit) {                                          \
+    auto text = [&] { return insn(#mn, m, ImmV{bit}); };                                        \
+    std::uint32_t w = m.size == 2 ? kOpSize16 : m.size == 8 ? kW : 0;                           \
+    if (m.size != 2 && m.size != 4 && m.size != 8)                                              \
       return fail_insn(*this, text(), "memory operand needs word_ptr, dword_ptr or qword_ptr"); \
-    if (bit >= m.size * 8u) return fail_insn(*this, text(), "bit index out of range");        \
-    rm(*this, kEsc0F | 0xBA | w, digit, m, 0, text, 1, bit);                                  \
+    if (bit >= m.size * 8u) return fail_insn(*this, text(), "bit index out of range");          \
+    rm(*this, kEsc0F | 0xBA | w, digit, m, 0, text, 1, bit);                                    \
   }
 JITKIT_BT(bt, 0xA3, 4)
 JITKIT_BT(bts, 0xAB, 5)
@@ -855,11 +921,11 @@ JITKIT_BT(btr, 0xB3, 6)
 #undef JITKIT_BT
 #undef JITKIT_BT_R
 
-#define JITKIT_CNT_R(mn, R, op)                                                                  \
-  void Assembler::mn(R d, R s) {                                                                 \
-    rr(*this, kPF3 | kEsc0F | (op) | wbits<R>(), rv(d), rv(s), [&] { return insn(#mn, d, s); }); \
-  }                                                                                              \
-  void Assembler::mn(R d, const Mem& m) {                                                        \
+#define JITKIT_CNT_R(mn, R, op)                                                                         \
+  void Assembler::mn(R d, R s) {                                                                        \
+    rr(*this, kPF3 | kEsc0F | (op) | wbits<R>(), rv(d), rv(s), [&] { return insn(#mn, d, s); });        \
+  }                                                                                                     \
+  void Assembler::mn(R d, const Mem& m) {                                                               \
     rm(*this, kPF3 | kEsc0F | (op) | wbits<R>(), rv(d), m, R::kBytes, [&] { return insn(#mn, d, m); }); \
   }
 #define JITKIT_CNT(mn, op) JITKIT_CNT_R(mn, Gp16, op) JITKIT_CNT_R(mn, Gp32, op) JITKIT_CNT_R(mn, Gp64, op)
@@ -870,18 +936,20 @@ JITKIT_CNT(tzcnt, 0xBC)
 #undef JITKIT_CNT_R
 
 void Assembler::setcc(Cond c, Gp8 d) {
-  rr(*this, kEsc0F | cc_op(0x90, c), 0, rv(d), [&] { return std::string("set") + std::string(name(c)) + " " + txt(d); });
+  rr(*this, kEsc0F | cc_op(0x90, c), 0, rv(d),
+     [&] { return std::string("set") + std::string(name(c)) + " " + txt(d); });
 }
 void Assembler::setcc(Cond c, const Mem& m) {
-  rm(*this, kEsc0F | cc_op(0x90, c), 0, m, 1, [&] { return std::string("set") + std::string(name(c)) + " " + txt(m); });
+  rm(*this, kEsc0F | cc_op(0x90, c), 0, m, 1,
+     [&] { return std::string("set") + std::string(name(c)) + " " + txt(m); });
 }
-#define JITKIT_CMOV(R)                                                                   \
-  void Assembler::cmovcc(Cond c, R d, R s) {                                             \
-    rr(*this, kEsc0F | cc_op(0x40, c) | wbits<R>(), rv(d), rv(s),                        \
+#define JITKIT_CMOV(R)                                                                             \
+  void Assembler::cmovcc(Cond c, R d, R s) {                                                       \
+    rr(*this, kEsc0F | cc_op(0x40, c) | wbits<R>(), rv(d), rv(s),                                  \
        [&] { return std::string("cmov") + std::string(name(c)) + " " + txt(d) + ", " + txt(s); }); \
-  }                                                                                      \
-  void Assembler::cmovcc(Cond c, R d, const Mem& m) {                                    \
-    rm(*this, kEsc0F | cc_op(0x40, c) | wbits<R>(), rv(d), m, R::kBytes,                 \
+  }                                                                                                \
+  void Assembler::cmovcc(Cond c, R d, const Mem& m) {                                              \
+    rm(*this, kEsc0F | cc_op(0x40, c) | wbits<R>(), rv(d), m, R::kBytes,                           \
        [&] { return std::string("cmov") + std::string(name(c)) + " " + txt(d) + ", " + txt(m); }); \
   }
 JITKIT_CMOV(Gp16)
@@ -896,12 +964,12 @@ JITKIT_CMOV(Gp64)
 namespace {
 // jmp (is_jcc false) or jcc to a label: see "Jumps to labels" in assembler.h.
 void jump(Assembler& a, bool is_jcc, Cond c, Label t, JumpForm form) {
-  auto text = [&] {
-    return (is_jcc ? "j" + std::string(name(c)) : std::string("jmp")) + " " + txt(t);
-  };
+  auto text = [&] { return (is_jcc ? "j" + std::string(name(c)) : std::string("jmp")) + " " + txt(t); };
   auto& labels = A::labels(a);
-  if (t.id >= labels.size()) [[unlikely]] return bad_label(a, text());
-  if (after_lock(a)) [[unlikely]] return bad_lock(a, text(), false);
+  if (t.id >= labels.size()) [[unlikely]]
+    return bad_label(a, text());
+  if (after_lock(a)) [[unlikely]]
+    return bad_lock(a, text(), false);
   A::ensure(a, 16);
   const auto& L = labels[t.id];
   std::uint32_t pos = A::pos(a);
@@ -954,8 +1022,10 @@ void jump(Assembler& a, bool is_jcc, Cond c, Label t, JumpForm form) {
 
 // call/jmp rel32 to a label (fixed size): opcode E8/E9.
 void rel32_to_label(Assembler& a, std::uint8_t opcode, Label t, const char* mn) {
-  if (t.id >= A::labels(a).size()) [[unlikely]] return bad_label(a, insn(mn, t));
-  if (after_lock(a)) [[unlikely]] return bad_lock(a, insn(mn, t), false);
+  if (t.id >= A::labels(a).size()) [[unlikely]]
+    return bad_label(a, insn(mn, t));
+  if (after_lock(a)) [[unlikely]]
+    return bad_lock(a, insn(mn, t), false);
   A::ensure(a, 16);
   std::uint32_t pos = A::pos(a);
   std::uint8_t* p = A::cur(a);
@@ -977,18 +1047,38 @@ void Assembler::call(HostAddress t) {
   if (after_lock(*this)) return bad_lock(*this, insn("call", t), false);
   host_item(*this, HostOp::kCall, 0xFF, 2, 0, 0, t.address, 0, insn("call", t), false);
 }
-void Assembler::jmp(Gp64 r) { rr(*this, 0xFF, 4, rv(r), [&] { return insn("jmp", r); }); }
-void Assembler::call(Gp64 r) { rr(*this, 0xFF, 2, rv(r), [&] { return insn("call", r); }); }
-void Assembler::jmp(const Mem& m) { rm(*this, 0xFF, 4, m, 8, [&] { return insn("jmp", m); }, 0, 0, false); }
-void Assembler::call(const Mem& m) { rm(*this, 0xFF, 2, m, 8, [&] { return insn("call", m); }, 0, 0, false); }
+void Assembler::jmp(Gp64 r) {
+  rr(*this, 0xFF, 4, rv(r), [&] { return insn("jmp", r); });
+}
+void Assembler::call(Gp64 r) {
+  rr(*this, 0xFF, 2, rv(r), [&] { return insn("call", r); });
+}
+void Assembler::jmp(const Mem& m) {
+  rm(
+      *this, 0xFF, 4, m, 8, [&] { return insn("jmp", m); }, 0, 0, false);
+}
+void Assembler::call(const Mem& m) {
+  rm(
+      *this, 0xFF, 2, m, 8, [&] { return insn("call", m); }, 0, 0, false);
+}
 void Assembler::ret() { raw(*this, {0xC3}); }
 void Assembler::ret(std::uint16_t n) {
   raw(*this, {0xC2, static_cast<std::uint8_t>(n), static_cast<std::uint8_t>(n >> 8)});
 }
-void Assembler::push(Gp64 r) { ro(*this, 0x50, rv(r), [&] { return insn("push", r); }); }
-void Assembler::pop(Gp64 r) { ro(*this, 0x58, rv(r), [&] { return insn("pop", r); }); }
-void Assembler::push(const Mem& m) { rm(*this, 0xFF, 6, m, 8, [&] { return insn("push", m); }, 0, 0, false); }
-void Assembler::pop(const Mem& m) { rm(*this, 0x8F, 0, m, 8, [&] { return insn("pop", m); }, 0, 0, false); }
+void Assembler::push(Gp64 r) {
+  ro(*this, 0x50, rv(r), [&] { return insn("push", r); });
+}
+void Assembler::pop(Gp64 r) {
+  ro(*this, 0x58, rv(r), [&] { return insn("pop", r); });
+}
+void Assembler::push(const Mem& m) {
+  rm(
+      *this, 0xFF, 6, m, 8, [&] { return insn("push", m); }, 0, 0, false);
+}
+void Assembler::pop(const Mem& m) {
+  rm(
+      *this, 0x8F, 0, m, 8, [&] { return insn("pop", m); }, 0, 0, false);
+}
 void Assembler::push(std::int32_t imm) {
   A::ensure(*this, 16);
   if (fits_signed<8>(imm)) {
@@ -1011,13 +1101,13 @@ void Assembler::lock() {
   lock_at_ = A::pos(*this);
 }
 
-#define JITKIT_XOP_M(mn, R, op8)                                                                  \
-  void Assembler::mn(const Mem& m, R r) {                                                         \
-    rm(*this, kEsc0F | sz<R>(op8), rv(r), m, R::kBytes, [&] { return insn(#mn, m, r); });        \
+#define JITKIT_XOP_M(mn, R, op8)                                                          \
+  void Assembler::mn(const Mem& m, R r) {                                                 \
+    rm(*this, kEsc0F | sz<R>(op8), rv(r), m, R::kBytes, [&] { return insn(#mn, m, r); }); \
   }
-#define JITKIT_XOP_R(mn, R, op8)                                                                  \
-  void Assembler::mn(R d, R s) {                                                                  \
-    rr(*this, kEsc0F | sz<R>(op8), rv(s), rv(d), [&] { return insn(#mn, d, s); });               \
+#define JITKIT_XOP_R(mn, R, op8)                                                   \
+  void Assembler::mn(R d, R s) {                                                   \
+    rr(*this, kEsc0F | sz<R>(op8), rv(s), rv(d), [&] { return insn(#mn, d, s); }); \
   }
 JITKIT_XOP_M(cmpxchg, Gp8, 0xB0)
 JITKIT_XOP_M(cmpxchg, Gp16, 0xB0)
@@ -1062,10 +1152,12 @@ void Assembler::movsd(Xmm d, Xmm s) {
   rr(*this, kPF2 | kEsc0F | 0x10, rv(d), rv(s), [&] { return insn("movsd", d, s); });
 }
 void Assembler::movsd(Xmm d, const Mem& m) {
-  rm(*this, kPF2 | kEsc0F | 0x10, rv(d), m, 8, [&] { return insn("movsd", d, m); }, 0, 0, false);
+  rm(
+      *this, kPF2 | kEsc0F | 0x10, rv(d), m, 8, [&] { return insn("movsd", d, m); }, 0, 0, false);
 }
 void Assembler::movsd(const Mem& m, Xmm s) {
-  rm(*this, kPF2 | kEsc0F | 0x11, rv(s), m, 8, [&] { return insn("movsd", m, s); }, 0, 0, false);
+  rm(
+      *this, kPF2 | kEsc0F | 0x11, rv(s), m, 8, [&] { return insn("movsd", m, s); }, 0, 0, false);
 }
 void Assembler::movq(Xmm d, Xmm s) {
   rr(*this, kPF3 | kEsc0F | 0x7E, rv(d), rv(s), [&] { return insn("movq", d, s); });
@@ -1077,10 +1169,12 @@ void Assembler::movq(Gp64 d, Xmm s) {
   rr(*this, kP66 | kW | kEsc0F | 0x7E, rv(s), rv(d), [&] { return insn("movq", d, s); });
 }
 void Assembler::movq(Xmm d, const Mem& m) {
-  rm(*this, kPF3 | kEsc0F | 0x7E, rv(d), m, 8, [&] { return insn("movq", d, m); }, 0, 0, false);
+  rm(
+      *this, kPF3 | kEsc0F | 0x7E, rv(d), m, 8, [&] { return insn("movq", d, m); }, 0, 0, false);
 }
 void Assembler::movq(const Mem& m, Xmm s) {
-  rm(*this, kP66 | kEsc0F | 0xD6, rv(s), m, 8, [&] { return insn("movq", m, s); }, 0, 0, false);
+  rm(
+      *this, kP66 | kEsc0F | 0xD6, rv(s), m, 8, [&] { return insn("movq", m, s); }, 0, 0, false);
 }
 void Assembler::movd(Xmm d, Gp32 s) {
   rr(*this, kP66 | kEsc0F | 0x6E, rv(d), rv(s), [&] { return insn("movd", d, s); });
@@ -1092,15 +1186,20 @@ void Assembler::movapd(Xmm d, Xmm s) {
   rr(*this, kP66 | kEsc0F | 0x28, rv(d), rv(s), [&] { return insn("movapd", d, s); });
 }
 void Assembler::movapd(Xmm d, const Mem& m) {
-  rm(*this, kP66 | kEsc0F | 0x28, rv(d), m, 16, [&] { return insn("movapd", d, m); }, 0, 0, false);
+  rm(
+      *this, kP66 | kEsc0F | 0x28, rv(d), m, 16, [&] { return insn("movapd", d, m); }, 0, 0, false);
 }
 void Assembler::movapd(const Mem& m, Xmm s) {
-  rm(*this, kP66 | kEsc0F | 0x29, rv(s), m, 16, [&] { return insn("movapd", m, s); }, 0, 0, false);
+  rm(
+      *this, kP66 | kEsc0F | 0x29, rv(s), m, 16, [&] { return insn("movapd", m, s); }, 0, 0, false);
 }
-#define JITKIT_SSE(mn, e, msize)                                                              \
-  void Assembler::mn(Xmm d, Xmm s) { rr(*this, e, rv(d), rv(s), [&] { return insn(#mn, d, s); }); } \
-  void Assembler::mn(Xmm d, const Mem& m) {                                                   \
-    rm(*this, e, rv(d), m, msize, [&] { return insn(#mn, d, m); }, 0, 0, false);              \
+#define JITKIT_SSE(mn, e, msize)                                                  \
+  void Assembler::mn(Xmm d, Xmm s) {                                              \
+    rr(*this, e, rv(d), rv(s), [&] { return insn(#mn, d, s); });                  \
+  }                                                                               \
+  void Assembler::mn(Xmm d, const Mem& m) {                                       \
+    rm(                                                                           \
+        *this, e, rv(d), m, msize, [&] { return insn(#mn, d, m); }, 0, 0, false); \
   }
 JITKIT_SSE(addsd, kPF2 | kEsc0F | 0x58, 8)
 JITKIT_SSE(mulsd, kPF2 | kEsc0F | 0x59, 8)
@@ -1186,13 +1285,14 @@ void pad_to(Assembler& a, std::uint32_t alignment, std::uint32_t skew) {
   auto& maxa = A::max_alignment(a);
   maxa = std::max(maxa, alignment);
   if (A::items(a).empty()) {
-    std::uint32_t pad = (alignment - ((A::pos(a) + skew) & (alignment - 1))) & (alignment - 1);
+    const std::uint32_t from = A::pos(a) + skew;
+    const auto pad = static_cast<std::uint32_t>(align_up(from, alignment) - from);
     A::ensure(a, pad + 16);
     A::cur(a) = put_nops(A::cur(a), pad);
     return;
   }
-  A::items(a).push_back(Assembler::Item{A::pos(a), ItemKind::kAlign, 0, static_cast<std::uint8_t>(skew),
-                                        0, alignment});
+  A::items(a).push_back(
+      Assembler::Item{A::pos(a), ItemKind::kAlign, 0, static_cast<std::uint8_t>(skew), 0, alignment});
 }
 }  // namespace
 
@@ -1281,8 +1381,8 @@ PatchSiteId host_rel32_site(Assembler& a, PatchSiteKind kind, std::uint8_t opcod
   put32(A::cur(a) + 1, 0);
   A::cur(a) += 5;
   A::fixups(a).push_back(Assembler::Fixup{pos + 1, static_cast<std::uint32_t>(t.address),
-                                          static_cast<std::int32_t>(t.address >> 32),
-                                          FixupKind::kHostRel32, 0});
+                                          static_cast<std::int32_t>(t.address >> 32), FixupKind::kHostRel32,
+                                          0});
   s.host = t.address;
   s.has_host = true;
   return site_end(a, s);
@@ -1291,21 +1391,27 @@ PatchSiteId host_rel32_site(Assembler& a, PatchSiteKind kind, std::uint8_t opcod
 
 PatchSiteId Assembler::call_site(Label t) { return rel32_site(*this, PatchSiteKind::kCall, 0xE8, t, "call"); }
 PatchSiteId Assembler::jmp_site(Label t) { return rel32_site(*this, PatchSiteKind::kJump, 0xE9, t, "jmp"); }
-PatchSiteId Assembler::call_site(HostAddress t) { return host_rel32_site(*this, PatchSiteKind::kCall, 0xE8, t); }
-PatchSiteId Assembler::jmp_site(HostAddress t) { return host_rel32_site(*this, PatchSiteKind::kJump, 0xE9, t); }
+PatchSiteId Assembler::call_site(HostAddress t) {
+  return host_rel32_site(*this, PatchSiteKind::kCall, 0xE8, t);
+}
+PatchSiteId Assembler::jmp_site(HostAddress t) {
+  return host_rel32_site(*this, PatchSiteKind::kJump, 0xE9, t);
+}
 
 PatchSiteId Assembler::mov_imm32_site(Gp32 d, std::int32_t imm) {
   std::uint8_t rex = d.id >= 8 ? 1 : 0;
   auto s = site_begin(*this, PatchSiteKind::kImm32, static_cast<std::uint8_t>(1 + rex), 4,
                       static_cast<std::uint8_t>(5 + rex));
-  ro(*this, 0xB8, rv(d), [&] { return insn("mov", d, ImmV{imm}); }, 4, imm);
+  ro(
+      *this, 0xB8, rv(d), [&] { return insn("mov", d, ImmV{imm}); }, 4, imm);
   return site_end(*this, s);
 }
 PatchSiteId Assembler::cmp_imm32_site(Gp32 l, std::int32_t imm) {
   std::uint8_t rex = l.id >= 8 ? 1 : 0;
   auto s = site_begin(*this, PatchSiteKind::kImm32, static_cast<std::uint8_t>(2 + rex), 4,
                       static_cast<std::uint8_t>(6 + rex));
-  rr(*this, 0x81, 7, rv(l), [&] { return insn("cmp", l, ImmV{imm}); }, 4, imm);
+  rr(
+      *this, 0x81, 7, rv(l), [&] { return insn("cmp", l, ImmV{imm}); }, 4, imm);
   return site_end(*this, s);
 }
 PatchSiteId Assembler::mov_imm64_site(Gp64 d, std::uint64_t imm) {

@@ -21,12 +21,12 @@ namespace jitkit::x64 {
 enum class ItemKind : std::uint8_t { kJmp, kJcc, kAlign, kHost };
 
 struct Assembler::Item {
-  std::uint32_t pos;       // buffer offset
+  std::uint32_t pos;  // buffer offset
   ItemKind kind;
-  std::uint8_t cond;       // kJcc: condition
-  std::uint8_t skew;       // kAlign: pad so that (offset + skew) % alignment == 0
+  std::uint8_t cond;  // kJcc: condition
+  std::uint8_t skew;  // kAlign: pad so that (offset + skew) % alignment == 0
   std::uint8_t unused = 0;
-  std::uint32_t ref;       // kJmp/kJcc: label id; kAlign: alignment; kHost: host_insns_ index
+  std::uint32_t ref;  // kJmp/kJcc: label id; kAlign: alignment; kHost: host_insns_ index
 };
 
 enum class HostOp : std::uint8_t {
@@ -38,16 +38,16 @@ enum class HostOp : std::uint8_t {
 
 struct Assembler::HostInsn {
   HostOp op;
-  std::uint8_t reg;        // ModRM.reg value (with enc:: flags) for kMem/kLea
-  std::uint8_t imm_size;   // bytes of immediate after the memory operand
-  std::uint8_t moffs;      // 0, or the A0..A3 opcode of the equivalent moffs64 mov
-  std::uint8_t scratch;    // allowed scratch register, or kNoReg
-  bool lock;               // LOCK prefix precedes the instruction
-  bool scratch_conflict;   // the scratch register is also an operand
-  std::uint32_t enc;       // enc:: packed opcode
+  std::uint8_t reg;       // ModRM.reg value (with encoding_p.h flags) for kMem/kLea
+  std::uint8_t imm_size;  // bytes of immediate after the memory operand
+  std::uint8_t moffs;     // 0, or the A0..A3 opcode of the equivalent moffs64 mov
+  std::uint8_t scratch;   // allowed scratch register, or kNoReg
+  bool lock;              // LOCK prefix precedes the instruction
+  bool scratch_conflict;  // the scratch register is also an operand
+  std::uint32_t enc;      // packed opcode (encoding_p.h)
   std::int64_t imm;
   std::uint64_t address;
-  std::string text;        // the instruction as written, for choices and errors
+  std::string text;  // the instruction as written, for choices and errors
 };
 
 enum class FixupKind : std::uint8_t {
@@ -63,10 +63,10 @@ enum class FixupKind : std::uint8_t {
 // items before one are exactly those at a buffer position <= its field (an item sits between
 // instructions, a field inside one or at the start of data), so encode() merges the two lists.
 struct Assembler::Fixup {
-  std::uint32_t pos;      // buffer offset of the field
-  std::uint32_t label;    // target label; kHostRel32: low half of the host address
-  std::int32_t addend;    // kRel32/kAbs64: added to the label; kDiff32: base label id;
-                          // kHostRel32: high half of the host address
+  std::uint32_t pos;    // buffer offset of the field
+  std::uint32_t label;  // target label; kHostRel32: low half of the host address
+  std::int32_t addend;  // kRel32/kAbs64: added to the label; kDiff32: base label id;
+                        // kHostRel32: high half of the host address
   FixupKind kind;
   std::uint8_t trailing;  // bytes between the field's end and the instruction's end
 };
@@ -83,11 +83,11 @@ struct Assembler::SiteState {
   std::uint32_t pad_pos, pad_items;    // where the NOP padding begins
   std::uint32_t insn_pos, insn_items;  // the instruction
   std::uint8_t insn_size;
-  std::uint8_t field_in_insn;          // field offset within the instruction
+  std::uint8_t field_in_insn;  // field offset within the instruction
   std::uint8_t field_size;
   bool enabled;
-  std::uint32_t label;                 // jump/call target label, or Label::kInvalidId
-  std::uint64_t host;                  // host target when has_host
+  std::uint32_t label;  // jump/call target label, or Label::kInvalidId
+  std::uint64_t host;   // host target when has_host
   bool has_host;
 };
 
@@ -130,6 +130,5 @@ struct AssemblerAccess {
 std::string mem_text(const Mem& m);
 std::string imm_text(std::int64_t v);
 std::string label_text(Label l);
-
 
 }  // namespace jitkit::x64

@@ -37,8 +37,8 @@ ZyanStatus print_address_with_symbol(const ZydisFormatter* formatter, ZydisForma
   if (data->symbolizer == nullptr || !*data->symbolizer) return ZYAN_STATUS_SUCCESS;
 
   ZyanU64 address = 0;
-  if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(context->instruction, context->operand,
-                                             context->runtime_address, &address))) {
+  if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddress(context->instruction, context->operand, context->runtime_address,
+                                             &address))) {
     return ZYAN_STATUS_SUCCESS;  // not an address we can compute: print it bare
   }
   std::optional<std::string> name = (*data->symbolizer)(address);
@@ -71,8 +71,8 @@ class Formatter {
  public:
   // `symbolizer` may be null or empty: then addresses print without names.
   Formatter(Syntax syntax, const Symbolizer* symbolizer) {
-    ZydisFormatterInit(&formatter_, syntax == Syntax::kAtt ? ZYDIS_FORMATTER_STYLE_ATT
-                                                             : ZYDIS_FORMATTER_STYLE_INTEL);
+    ZydisFormatterInit(&formatter_,
+                       syntax == Syntax::kAtt ? ZYDIS_FORMATTER_STYLE_ATT : ZYDIS_FORMATTER_STYLE_INTEL);
     // Always print the memory operand size (`qword ptr`), as objdump does: a log reader should
     // not have to infer the width from the other operand.
     ZydisFormatterSetProperty(&formatter_, ZYDIS_FORMATTER_PROP_FORCE_SIZE, ZYAN_TRUE);
@@ -90,15 +90,14 @@ class Formatter {
   bool format(const ZydisDecodedInstruction& insn, const ZydisDecodedOperand* operands,
               std::uint64_t runtime_address, std::string* out) {
     std::array<char, kTextBufferSize> text;
-    ZyanStatus status = ZydisFormatterFormatInstruction(
-        &formatter_, &insn, operands, insn.operand_count_visible, text.data(), text.size(),
-        runtime_address, hooked_ ? &hook_ : nullptr);
+    ZyanStatus status =
+        ZydisFormatterFormatInstruction(&formatter_, &insn, operands, insn.operand_count_visible, text.data(),
+                                        text.size(), runtime_address, hooked_ ? &hook_ : nullptr);
     if (!ZYAN_SUCCESS(status) && hooked_) {
       // A name too long for the buffer (or a failing hook): fall back to the plain address.
       HookData plain{hook_.original_print_address_abs, nullptr};
-      status = ZydisFormatterFormatInstruction(&formatter_, &insn, operands,
-                                               insn.operand_count_visible, text.data(),
-                                               text.size(), runtime_address, &plain);
+      status = ZydisFormatterFormatInstruction(&formatter_, &insn, operands, insn.operand_count_visible,
+                                               text.data(), text.size(), runtime_address, &plain);
     }
     if (!ZYAN_SUCCESS(status)) return false;
     out->assign(text.data());
@@ -194,8 +193,7 @@ std::string disassemble(const void* code, std::size_t size, std::uint64_t runtim
   return out;
 }
 
-Result<DecodedInstruction> decode_one(const void* code, std::size_t size,
-                                      std::uint64_t runtime_address) {
+Result<DecodedInstruction> decode_one(const void* code, std::size_t size, std::uint64_t runtime_address) {
   const auto* bytes = static_cast<const std::uint8_t*>(code);
   if (bytes == nullptr || size == 0) {
     return Error(ErrorCode::kInvalidArgument, "decode_one: no bytes to decode");
@@ -205,10 +203,9 @@ Result<DecodedInstruction> decode_one(const void* code, std::size_t size,
   ZydisDecodedOperand operands[ZYDIS_MAX_OPERAND_COUNT];
   if (!decoder.decode(bytes, size, &insn, operands)) {
     const std::size_t shown = size < kMaxInsnLength ? size : kMaxInsnLength;
-    return Error(ErrorCode::kInvalidArgument,
-                 "decode_one: bytes [" + hex_bytes(bytes, shown) + "]" +
-                     (size > shown ? "..." : "") +
-                     " are not a valid x86-64 instruction (or are truncated)");
+    return Error(ErrorCode::kInvalidArgument, "decode_one: bytes [" + hex_bytes(bytes, shown) + "]" +
+                                                  (size > shown ? "..." : "") +
+                                                  " are not a valid x86-64 instruction (or are truncated)");
   }
 
   DecodedInstruction out;

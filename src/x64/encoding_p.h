@@ -12,7 +12,7 @@
 
 #include "jitkit/base/bits.h"
 
-namespace jitkit::x64::enc {
+namespace jitkit::x64::detail {
 
 // An instruction's fixed encoding, packed into 32 bits so it folds to a constant at call sites:
 //   bits 0-7   the last opcode byte
@@ -41,17 +41,33 @@ inline void put16(std::uint8_t* p, std::uint16_t v) { std::memcpy(p, &v, 2); }
 [[gnu::always_inline]] inline std::uint8_t* put_head(std::uint8_t* p, std::uint32_t e, unsigned rex) {
   if (e & kOpSize16) *p++ = 0x66;
   switch ((e >> 10) & 3) {
-    case 1: *p++ = 0x66; break;
-    case 2: *p++ = 0xF3; break;
-    case 3: *p++ = 0xF2; break;
-    default: break;
+    case 1:
+      *p++ = 0x66;
+      break;
+    case 2:
+      *p++ = 0xF3;
+      break;
+    case 3:
+      *p++ = 0xF2;
+      break;
+    default:
+      break;
   }
   if (rex) *p++ = static_cast<std::uint8_t>(0x40 | rex);
   switch ((e >> 8) & 3) {
-    case 1: *p++ = 0x0F; break;
-    case 2: *p++ = 0x0F; *p++ = 0x38; break;
-    case 3: *p++ = 0x0F; *p++ = 0x3A; break;
-    default: break;
+    case 1:
+      *p++ = 0x0F;
+      break;
+    case 2:
+      *p++ = 0x0F;
+      *p++ = 0x38;
+      break;
+    case 3:
+      *p++ = 0x0F;
+      *p++ = 0x3A;
+      break;
+    default:
+      break;
   }
   *p++ = static_cast<std::uint8_t>(e);
   return p;
@@ -68,7 +84,8 @@ inline void put16(std::uint8_t* p, std::uint16_t v) { std::memcpy(p, &v, 2); }
 }
 
 // Register-direct form: opcode /r with ModRM.mod = 11.
-[[gnu::always_inline]] inline std::uint8_t* put_rr(std::uint8_t* p, std::uint32_t e, unsigned reg, unsigned rm) {
+[[gnu::always_inline]] inline std::uint8_t* put_rr(std::uint8_t* p, std::uint32_t e, unsigned reg,
+                                                   unsigned rm) {
   int rex = rex_for(e, reg, rm);
   if (rex < 0) return nullptr;
   p = put_head(p, e, static_cast<unsigned>(rex));
@@ -95,7 +112,8 @@ struct Addr {
 // Memory form: prefixes, REX, opcode, ModRM, SIB, displacement. Returns nullptr for rsp as an
 // index or a high-byte register beside REX. For kRip the displacement is written as `disp` and
 // patched by the caller (it is the last 4 bytes before any immediate).
-[[gnu::always_inline]] inline std::uint8_t* put_mem(std::uint8_t* p, std::uint32_t e, unsigned reg, const Addr& a) {
+[[gnu::always_inline]] inline std::uint8_t* put_mem(std::uint8_t* p, std::uint32_t e, unsigned reg,
+                                                    const Addr& a) {
   if (a.mode == Addr::kRip) {
     int rex = rex_for(e, reg, 0);
     if (rex < 0) return nullptr;
@@ -141,11 +159,20 @@ struct Addr {
 
 inline std::uint8_t* put_imm(std::uint8_t* p, unsigned size, std::int64_t v) {
   switch (size) {
-    case 1: *p = static_cast<std::uint8_t>(v); return p + 1;
-    case 2: put16(p, static_cast<std::uint16_t>(v)); return p + 2;
-    case 4: put32(p, static_cast<std::uint32_t>(v)); return p + 4;
-    case 8: put64(p, static_cast<std::uint64_t>(v)); return p + 8;
-    default: return p;
+    case 1:
+      *p = static_cast<std::uint8_t>(v);
+      return p + 1;
+    case 2:
+      put16(p, static_cast<std::uint16_t>(v));
+      return p + 2;
+    case 4:
+      put32(p, static_cast<std::uint32_t>(v));
+      return p + 4;
+    case 8:
+      put64(p, static_cast<std::uint64_t>(v));
+      return p + 8;
+    default:
+      return p;
   }
 }
 
@@ -186,4 +213,4 @@ inline std::uint8_t* put_nops(std::uint8_t* p, unsigned n) {
   return p;
 }
 
-}  // namespace jitkit::x64::enc
+}  // namespace jitkit::x64::detail

@@ -1,32 +1,28 @@
 // src/x64/layout.cpp — from the emitted buffer and its items to final bytes at a base address.
 //
-// encode(base):
-//   1. host-address items get their form (RIP-relative, absolute, moffs, slot, scratch, ...).
-//      RIP-relative is chosen only when the target is within rel32 reach of both ends of the
-//      largest block the code can occupy ([base, base + size_upper_bound())), so that no later
-//      layout change can invalidate the choice: form sizes never feed back into the choice.
-//   2. jump items start short; each pass lays the items out (alignment padding computed at its
-//      current offset) and grows every short jump whose displacement does not fit. Jumps only
-//      grow, so the loop ends; when no jump grows, every short jump was checked against the
-//      exact final layout.
-//   3. the buffer is copied with the items expanded, address slots and constants appended, and
-//      the fixups, labels, sites and host-operand choices resolved against the final offsets.
+// encode(base) runs the phases of a `Layout`, in this order:
+//   choose_host_forms     each host-address item gets its form (RIP-relative, absolute, moffs,
+//                         slot, scratch, ...), decided by the address alone
+//   start_jumps_short     each jump to a label starts in its 2-byte form
+//   relax_jumps           short jumps that do not reach grow, until none does
+//   place_slots_and_pool  the code's size fixes where the address slots and constants go
+//   prepare_output        the output sized and emptied of a previous encode's records
+//   expand_items          the buffer copied out with every item's final bytes in between
+//   write_slots_and_pool  the slots' addresses and the constants after the code
+//   resolve_labels        every label's final offset
+//   apply_fixups          label and host references inside instructions
+//   record_sites          the patch sites at their final offsets
+//   record_host_operands  the form chosen for each host-address operand
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 #include "assembler_p.h"
+#include "jitkit/base/format.h"
 
 namespace jitkit::x64 {
 namespace {
-using namespace enc;
+using namespace detail;  // the encoding helpers of encoding_p.h
 using H = Assembler::HostInsn;
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 // `target` reachable by a rel32 from every address in [lo, hi].
 bool reach(std::uint64_t target, std::uint64_t lo, std::uint64_t hi) {
@@ -59,8 +55,8 @@ std::uint8_t* put_mem_insn(std::uint8_t* out, const H& h, const Addr& a, std::ui
 }
 }  // namespace
 
-std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm form,
-                                        std::uint64_t insn_addr, std::uint64_t slot_addr) {
+std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm form, std::uint64_t insn_addr,
+                                        std::uint64_t slot_addr) {
   const Addr rip{Addr::kRip, kNoReg, kNoReg, 0, 0};
   const Addr abs{Addr::kAbs32, kNoReg, kNoReg, 0, static_cast<std::int32_t>(h.address)};
   switch (h.op) {
@@ -90,8 +86,10 @@ std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm 
       [[fallthrough]];
     case HostOp::kMem:
       switch (form) {
-        case HostForm::kRipRelative: return put_mem_insn(out, h, rip, insn_addr, h.address);
-        case HostForm::kAbsolute32: return put_mem_insn(out, h, abs, insn_addr, h.address);
+        case HostForm::kRipRelative:
+          return put_mem_insn(out, h, rip, insn_addr, h.address);
+        case HostForm::kAbsolute32:
+          return put_mem_insn(out, h, abs, insn_addr, h.address);
         case HostForm::kMoffs64: {
           if (!h.moffs) return nullptr;
           std::uint8_t* p = put_head(out, (h.enc & kOpSize16) | h.moffs, (h.enc & kW) ? 8 : 0);
@@ -107,7 +105,8 @@ std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm 
           const Addr through{Addr::kRegs, h.scratch, kNoReg, 0, 0};
           return put_mem_insn(p, h, through, 0, 0);
         }
-        default: return nullptr;
+        default:
+          return nullptr;
       }
   }
   return nullptr;
@@ -121,18 +120,23 @@ unsigned AssemblerAccess::host_size(const H& h, HostForm form) {
 
 namespace {
 // Every form an item might end up in, for the size upper bound.
-constexpr HostForm kAllForms[] = {HostForm::kRipRelative, HostForm::kAbsolute32, HostForm::kMoffs64,
-                                  HostForm::kAddressSlot, HostForm::kImm64ToDest,
-                                  HostForm::kScratchRegister};
+constexpr HostForm kAllForms[] = {HostForm::kRipRelative, HostForm::kAbsolute32,  HostForm::kMoffs64,
+                                  HostForm::kAddressSlot, HostForm::kImm64ToDest, HostForm::kScratchRegister};
 }  // namespace
 
 std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
   std::size_t size = static_cast<std::size_t>(a.cur_ - a.buf_);
   for (const Assembler::Item& it : a.items_) {
     switch (it.kind) {
-      case ItemKind::kJmp: size += 5; break;
-      case ItemKind::kJcc: size += 6; break;
-      case ItemKind::kAlign: size += it.ref - 1; break;
+      case ItemKind::kJmp:
+        size += 5;
+        break;
+      case ItemKind::kJcc:
+        size += 6;
+        break;
+      case ItemKind::kAlign:
+        size += it.ref - 1;
+        break;
       case ItemKind::kHost: {
         unsigned m = 0;
         for (HostForm f : kAllForms) m = std::max(m, host_size(a.host_insns_[it.ref], f));
@@ -146,92 +150,140 @@ std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
   return size;
 }
 
-Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCode& out) {
-  using LS = Assembler::LabelState;
-  if (a.error_) {
-    return Error(a.error_->code(), "assembler: refusing to encode code with an error: " + a.error_->message());
-  }
-  const std::size_t req = a.required_alignment();
-  if (base % req != 0) {
-    return Error(ErrorCode::kInvalidArgument, "assembler: base address " + hex(base) +
-                                                  " is not aligned to " + std::to_string(req) +
-                                                  " bytes, which the code's alignment relies on");
-  }
-  const std::uint64_t upper = upper_bound(a);
-  const std::uint64_t hi = base + upper;
-  const auto& items = a.items_;
-  const std::size_t n = items.size();
-  std::vector<std::uint32_t> size(n, 0);
-  std::vector<HostForm> form(n, HostForm::kRipRelative);
+namespace {
+using LS = Assembler::LabelState;
 
-  // 1. Host-address forms.
-  for (std::size_t i = 0; i < n; ++i) {
+Error unbound_label(std::uint32_t label) {
+  return Error(ErrorCode::kInvalidState,
+               "assembler: " + label_text(Label{label}) + " is referenced but never bound");
+}
+
+bool is_jump(ItemKind k) { return k == ItemKind::kJmp || k == ItemKind::kJcc; }
+
+// The form of a host-address instruction for code somewhere in [base, hi): the first of
+// RIP-relative, address slot (call/jmp), absolute disp32, imm64 into the destination (lea),
+// moffs64, scratch register that can encode it. Only the address decides, never the layout.
+Result<HostForm> host_form(const H& h, std::uint64_t base, std::uint64_t hi) {
+  if (reach(h.address, base, hi)) return HostForm::kRipRelative;
+  if (h.op == HostOp::kCall || h.op == HostOp::kJmp) return HostForm::kAddressSlot;
+  if (fits_signed<32>(static_cast<std::int64_t>(h.address))) return HostForm::kAbsolute32;
+  if (h.op == HostOp::kLea) return HostForm::kImm64ToDest;
+  if (h.moffs) return HostForm::kMoffs64;
+  if (h.scratch != kNoReg && !h.scratch_conflict) return HostForm::kScratchRegister;
+  std::string why = h.text + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
+                    hex(base) + ", " + hex(hi) + ") and does not fit in 32 bits sign-extended; ";
+  if (h.scratch != kNoReg) {
+    why += "the allowed scratch register " + std::string(name(Gp64{h.scratch})) +
+           " is an operand of this instruction";
+  } else {
+    why +=
+        "this instruction has no moffs64 form and no scratch register was allowed "
+        "(Assembler::allow_scratch)";
+  }
+  return Error(ErrorCode::kOutOfRange, "assembler: " + why);
+}
+
+// One encode() run over the assembler's state (read only) for one base address. The phases run in
+// the order they are declared; each one uses what the ones before it decided.
+struct Layout {
+  // The assembler's state.
+  const std::uint8_t* buf;
+  std::size_t buf_size;
+  const std::vector<Assembler::Item>& items;
+  const std::vector<H>& host_insns;
+  const std::vector<Assembler::Fixup>& fixups;
+  const std::vector<LS>& labels;
+  const std::vector<Assembler::SiteState>& sites;
+  const std::vector<std::uint8_t>& pool;
+  std::uint32_t pool_alignment;
+  // Where the code goes: base, and the end of the largest block it can occupy.
+  std::uint64_t base;
+  std::uint64_t upper;
+  std::uint64_t hi;
+  // Per item: its final size, its host form (kHost), its address slot (kAddressSlot); and the
+  // prefix sums of the sizes, by which every buffer position becomes a final offset.
+  std::vector<std::uint32_t> size;
+  std::vector<HostForm> form;
+  std::vector<std::uint32_t> prefix;
+  std::vector<std::uint32_t> slot_of;
+  // Sections: code, then the address slots, then the constant pool.
+  std::size_t code_size = 0;
+  std::uint32_t slots = 0;
+  std::size_t slot_off = 0;
+  std::size_t pool_off = 0;
+  std::size_t total = 0;
+
+  std::size_t item_count() const { return items.size(); }
+  std::uint32_t final_offset(const LS& label) const { return label.pos + prefix[label.items_before]; }
+
+  Status choose_host_forms();
+  Status start_jumps_short();
+  void relax_jumps();
+  Status place_slots_and_pool();
+  void prepare_output(EncodedCode& out) const;
+  Status expand_items(std::uint8_t* o) const;
+  void write_slots_and_pool(std::uint8_t* o) const;
+  void resolve_labels(EncodedCode& out) const;
+  Status apply_fixups(EncodedCode& out) const;
+  Status record_sites(EncodedCode& out) const;
+  void record_host_operands(EncodedCode& out) const;
+};
+
+// Every host-address item gets its form and the size that form takes. RIP-relative is chosen only
+// when the target is within rel32 reach of both ends of [base, hi), so that no later layout change
+// can invalidate the choice: form sizes never feed back into it.
+Status Layout::choose_host_forms() {
+  for (std::size_t i = 0; i < item_count(); ++i) {
     if (items[i].kind != ItemKind::kHost) continue;
-    const H& h = a.host_insns_[items[i].ref];
-    HostForm f;
-    if (reach(h.address, base, hi)) {
-      f = HostForm::kRipRelative;
-    } else if (h.op == HostOp::kCall || h.op == HostOp::kJmp) {
-      f = HostForm::kAddressSlot;
-    } else if (fits_signed<32>(static_cast<std::int64_t>(h.address))) {
-      f = HostForm::kAbsolute32;
-    } else if (h.op == HostOp::kLea) {
-      f = HostForm::kImm64ToDest;
-    } else if (h.moffs) {
-      f = HostForm::kMoffs64;
-    } else if (h.scratch != kNoReg && !h.scratch_conflict) {
-      f = HostForm::kScratchRegister;
-    } else {
-      std::string why = h.text + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
-                        hex(base) + ", " + hex(hi) + ") and does not fit in 32 bits sign-extended; ";
-      if (h.scratch != kNoReg) {
-        why += "the allowed scratch register " + std::string(name(Gp64{h.scratch})) +
-               " is an operand of this instruction";
-      } else {
-        why += "this instruction has no moffs64 form and no scratch register was allowed "
-               "(Assembler::allow_scratch)";
-      }
-      return Error(ErrorCode::kOutOfRange, "assembler: " + why);
-    }
-    unsigned s = host_size(h, f);
+    const H& h = host_insns[items[i].ref];
+    JITKIT_TRY(HostForm f, host_form(h, base, hi));
+    unsigned s = AssemblerAccess::host_size(h, f);
     if (s == 0) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "assembler: " + h.text + ": cannot be encoded in the " + std::string(name(f)) +
-                       " form (a high-byte register beside a REX prefix)");
+      return Error(ErrorCode::kInvalidArgument, "assembler: " + h.text + ": cannot be encoded in the " +
+                                                    std::string(name(f)) +
+                                                    " form (a high-byte register beside a REX prefix)");
     }
     form[i] = f;
     size[i] = s;
   }
+  return ok();
+}
 
-  // 2. Jump relaxation.
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto k = items[i].kind;
-    if (k != ItemKind::kJmp && k != ItemKind::kJcc) continue;
-    const LS& L = a.labels_[items[i].ref];
+// Every jump to a label starts in its 2-byte short form; its label must be bound in the code.
+Status Layout::start_jumps_short() {
+  for (std::size_t i = 0; i < item_count(); ++i) {
+    if (!is_jump(items[i].kind)) continue;
+    const LS& L = labels[items[i].ref];
     if (L.section != LS::kCode) {
-      return Error(ErrorCode::kInvalidState,
-                   "assembler: jump to " + label_text(Label{items[i].ref}) +
-                       (L.section == LS::kUnbound ? ", which is never bound" : ", which is a constant, not code"));
+      return Error(
+          ErrorCode::kInvalidState,
+          "assembler: jump to " + label_text(Label{items[i].ref}) +
+              (L.section == LS::kUnbound ? ", which is never bound" : ", which is a constant, not code"));
     }
     size[i] = 2;
   }
-  std::vector<std::uint32_t> prefix(n + 1, 0);
-  auto label_final = [&](const LS& L) { return L.pos + prefix[L.items_before]; };
+  return ok();
+}
+
+// Each pass lays the items out (alignment padding computed at its current offset) and grows every
+// short jump whose displacement does not fit. Jumps only grow, so the loop ends; when no jump grows,
+// every short jump was checked against the exact final layout.
+void Layout::relax_jumps() {
+  const std::size_t n = item_count();
   for (;;) {
     for (std::size_t i = 0; i < n; ++i) {
       if (items[i].kind == ItemKind::kAlign) {
-        std::uint32_t off = items[i].pos + prefix[i];
-        std::uint32_t alignment = items[i].ref;
-        size[i] = (alignment - ((off + items[i].skew) & (alignment - 1))) & (alignment - 1);
+        const std::uint32_t from = items[i].pos + prefix[i] + items[i].skew;
+        size[i] = static_cast<std::uint32_t>(align_up(from, items[i].ref) - from);
       }
       prefix[i + 1] = prefix[i] + size[i];
     }
     bool grew = false;
     for (std::size_t i = 0; i < n; ++i) {
       const auto k = items[i].kind;
-      if ((k != ItemKind::kJmp && k != ItemKind::kJcc) || size[i] != 2) continue;
+      if (!is_jump(k) || size[i] != 2) continue;
       std::int64_t from = static_cast<std::int64_t>(items[i].pos + prefix[i]) + 2;
-      std::int64_t rel = static_cast<std::int64_t>(label_final(a.labels_[items[i].ref])) - from;
+      std::int64_t rel = static_cast<std::int64_t>(final_offset(labels[items[i].ref])) - from;
       if (!fits_signed<8>(rel)) {
         size[i] = k == ItemKind::kJcc ? 6 : 5;
         grew = true;
@@ -239,47 +291,51 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
     }
     if (!grew) break;
   }
+}
 
-  // 3. Sizes of the sections.
-  const std::size_t buf_size = static_cast<std::size_t>(a.cur_ - a.buf_);
-  const std::size_t code_size = buf_size + prefix[n];
-  std::vector<std::uint32_t> slot_of(n, 0);
-  std::uint32_t slots = 0;
-  for (std::size_t i = 0; i < n; ++i) {
+// The code's final size, and after it the address slots and the constant pool, each naturally
+// aligned; without slots or constants nothing is appended.
+Status Layout::place_slots_and_pool() {
+  code_size = buf_size + prefix[item_count()];
+  for (std::size_t i = 0; i < item_count(); ++i) {
     if (items[i].kind == ItemKind::kHost && form[i] == HostForm::kAddressSlot) slot_of[i] = slots++;
   }
-  // Slots and constants follow the code, naturally aligned; without them nothing is appended.
-  const std::size_t slot_off = slots ? align_up(code_size, 8) : code_size;
-  const std::size_t pool_off =
-      a.pool_.empty() ? slot_off + 8u * slots : align_up(slot_off + 8u * slots, a.pool_alignment_);
-  const std::size_t total = pool_off + a.pool_.size();
+  slot_off = slots ? align_up(code_size, 8) : code_size;
+  pool_off = pool.empty() ? slot_off + 8u * slots : align_up(slot_off + 8u * slots, pool_alignment);
+  total = pool_off + pool.size();
   if (total > upper) {
     return Error(ErrorCode::kInvalidState, "assembler: internal error: layout exceeds its upper bound");
   }
+  return ok();
+}
 
+// `out` sized for the layout, emptied of a previous encode's records, with int3 between the code
+// and the slots.
+void Layout::prepare_output(EncodedCode& out) const {
   out.base_address = base;
   out.code_size = code_size;
-  out.bytes.resize(total);  // the code part is overwritten below; the rest is filled here
+  out.bytes.resize(total);  // the code part is written by expand_items()
   out.label_offsets.clear();
   out.sites.clear();
   out.host_operands.clear();
-  std::uint8_t* o = out.bytes.data();
-  std::memset(o + code_size, 0xCC, total - code_size);  // int3 between code and slots
+  std::memset(out.bytes.data() + code_size, 0xCC, total - code_size);
+}
 
-  // 4. Bytes: buffer segments with the items expanded between them.
+// The buffer's segments copied to their final offsets, with each item's final bytes between them.
+Status Layout::expand_items(std::uint8_t* o) const {
   std::size_t src = 0;
   std::size_t dst = 0;
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < item_count(); ++i) {
     const Assembler::Item& it = items[i];
     std::size_t seg = it.pos - src;
-    std::memcpy(o + dst, a.buf_ + src, seg);
+    std::memcpy(o + dst, buf + src, seg);
     src = it.pos;
     dst += seg;
     std::uint8_t* p = o + dst;
     switch (it.kind) {
       case ItemKind::kJmp:
       case ItemKind::kJcc: {
-        std::int64_t target = label_final(a.labels_[it.ref]);
+        std::int64_t target = final_offset(labels[it.ref]);
         std::int64_t end = static_cast<std::int64_t>(dst + size[i]);
         std::int64_t rel = target - end;
         if (size[i] == 2) {
@@ -295,10 +351,12 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
         }
         break;
       }
-      case ItemKind::kAlign: put_nops(p, size[i]); break;
+      case ItemKind::kAlign:
+        put_nops(p, size[i]);
+        break;
       case ItemKind::kHost: {
-        std::uint8_t* end = put_host(p, a.host_insns_[it.ref], form[i], base + dst,
-                                     base + slot_off + 8u * slot_of[i]);
+        std::uint8_t* end = AssemblerAccess::put_host(p, host_insns[it.ref], form[i], base + dst,
+                                                      base + slot_off + 8u * slot_of[i]);
         if (end != p + size[i]) {
           return Error(ErrorCode::kInvalidState, "assembler: internal error: host form size changed");
         }
@@ -307,36 +365,41 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
     }
     dst += size[i];
   }
-  std::memcpy(o + dst, a.buf_ + src, buf_size - src);
+  std::memcpy(o + dst, buf + src, buf_size - src);
+  return ok();
+}
 
-  // Address slots and constants.
-  for (std::size_t i = 0; i < n; ++i) {
+void Layout::write_slots_and_pool(std::uint8_t* o) const {
+  for (std::size_t i = 0; i < item_count(); ++i) {
     if (items[i].kind == ItemKind::kHost && form[i] == HostForm::kAddressSlot)
-      put64(o + slot_off + 8u * slot_of[i], a.host_insns_[items[i].ref].address);
+      put64(o + slot_off + 8u * slot_of[i], host_insns[items[i].ref].address);
   }
-  if (!a.pool_.empty()) std::memcpy(o + pool_off, a.pool_.data(), a.pool_.size());
+  if (!pool.empty()) std::memcpy(o + pool_off, pool.data(), pool.size());
+}
 
-  // 5. Labels.
-  out.label_offsets.resize(a.labels_.size(), EncodedCode::kUnbound);
-  for (std::size_t l = 0; l < a.labels_.size(); ++l) {
-    const LS& L = a.labels_[l];
-    if (L.section == LS::kCode) out.label_offsets[l] = label_final(L);
-    else if (L.section == LS::kPool) out.label_offsets[l] = static_cast<std::uint32_t>(pool_off + L.pos);
+// The final offset of every label: in the code, or in the constant pool; kUnbound otherwise.
+void Layout::resolve_labels(EncodedCode& out) const {
+  out.label_offsets.resize(labels.size(), EncodedCode::kUnbound);
+  for (std::size_t l = 0; l < labels.size(); ++l) {
+    const LS& L = labels[l];
+    if (L.section == LS::kCode)
+      out.label_offsets[l] = final_offset(L);
+    else if (L.section == LS::kPool)
+      out.label_offsets[l] = static_cast<std::uint32_t>(pool_off + L.pos);
   }
-  auto unbound = [&](std::uint32_t l) {
-    return Error(ErrorCode::kInvalidState,
-                 "assembler: " + label_text(Label{l}) + " is referenced but never bound");
-  };
+}
 
-  // 6. Fixups.
+// The label and host-address references inside instructions, written against the final offsets.
+Status Layout::apply_fixups(EncodedCode& out) const {
+  std::uint8_t* o = out.bytes.data();
   std::size_t items_before = 0;
-  for (const Assembler::Fixup& f : a.fixups_) {
-    while (items_before < n && items[items_before].pos <= f.pos) ++items_before;
+  for (const Assembler::Fixup& f : fixups) {
+    while (items_before < item_count() && items[items_before].pos <= f.pos) ++items_before;
     const std::uint32_t F = f.pos + prefix[items_before];
     std::uint8_t* p = o + F;
     std::int64_t T = 0;
     if (f.kind != FixupKind::kHostRel32) {
-      if (out.label_offsets[f.label] == EncodedCode::kUnbound) return unbound(f.label);
+      if (out.label_offsets[f.label] == EncodedCode::kUnbound) return unbound_label(f.label);
       T = out.label_offsets[f.label];
     }
     switch (f.kind) {
@@ -353,15 +416,18 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
       case FixupKind::kRel32:
         put32(p, static_cast<std::uint32_t>(T + f.addend - (static_cast<std::int64_t>(F) + 4 + f.trailing)));
         break;
-      case FixupKind::kAbs64: put64(p, base + static_cast<std::uint64_t>(T + f.addend)); break;
+      case FixupKind::kAbs64:
+        put64(p, base + static_cast<std::uint64_t>(T + f.addend));
+        break;
       case FixupKind::kDiff32: {
         auto l2 = static_cast<std::uint32_t>(f.addend);
-        if (out.label_offsets[l2] == EncodedCode::kUnbound) return unbound(l2);
+        if (out.label_offsets[l2] == EncodedCode::kUnbound) return unbound_label(l2);
         put32(p, static_cast<std::uint32_t>(T - static_cast<std::int64_t>(out.label_offsets[l2])));
         break;
       }
       case FixupKind::kHostRel32: {
-        const std::uint64_t host = (static_cast<std::uint64_t>(static_cast<std::uint32_t>(f.addend)) << 32) | f.label;
+        const std::uint64_t host =
+            (static_cast<std::uint64_t>(static_cast<std::uint32_t>(f.addend)) << 32) | f.label;
         std::int64_t rel = signed_distance(base + F + 4, host);
         if (!fits_signed<32>(rel)) {
           return Error(ErrorCode::kOutOfRange,
@@ -375,10 +441,13 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
       }
     }
   }
+  return ok();
+}
 
-  // 7. Patch sites.
-  out.sites.reserve(a.sites_.size());
-  for (const Assembler::SiteState& s : a.sites_) {
+// One PatchSiteRecord per site, at its final offsets, with the rel32 of its initial target.
+Status Layout::record_sites(EncodedCode& out) const {
+  out.sites.reserve(sites.size());
+  for (const Assembler::SiteState& s : sites) {
     PatchSiteRecord r{};
     r.kind = s.kind;
     r.insn_offset = s.insn_pos + prefix[s.insn_items];
@@ -390,20 +459,66 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
     if (s.has_host) {
       r.jump_rel32 = static_cast<std::int32_t>(signed_distance(base + r.insn_offset + 5, s.host));
     } else if (s.label != Label::kInvalidId) {
-      if (out.label_offsets[s.label] == EncodedCode::kUnbound) return unbound(s.label);
+      if (out.label_offsets[s.label] == EncodedCode::kUnbound) return unbound_label(s.label);
       r.jump_rel32 = static_cast<std::int32_t>(static_cast<std::int64_t>(out.label_offsets[s.label]) -
                                                (static_cast<std::int64_t>(r.insn_offset) + 5));
     }
     out.sites.push_back(r);
   }
+  return ok();
+}
 
-  // 8. Host-operand choices.
-  for (std::size_t i = 0; i < n; ++i) {
+void Layout::record_host_operands(EncodedCode& out) const {
+  for (std::size_t i = 0; i < item_count(); ++i) {
     if (items[i].kind != ItemKind::kHost) continue;
-    const H& h = a.host_insns_[items[i].ref];
-    out.host_operands.push_back(HostOperandChoice{items[i].pos + prefix[i], static_cast<std::uint8_t>(size[i]),
-                                                  h.address, form[i], h.text});
+    const H& h = host_insns[items[i].ref];
+    out.host_operands.push_back(HostOperandChoice{
+        items[i].pos + prefix[i], static_cast<std::uint8_t>(size[i]), h.address, form[i], h.text});
   }
+}
+
+}  // namespace
+
+Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCode& out) {
+  if (a.error_) {
+    return Error(a.error_->code(),
+                 "assembler: refusing to encode code with an error: " + a.error_->message());
+  }
+  const std::size_t req = a.required_alignment();
+  if (!is_aligned(base, req)) {
+    return Error(ErrorCode::kInvalidArgument, "assembler: base address " + hex(base) + " is not aligned to " +
+                                                  std::to_string(req) +
+                                                  " bytes, which the code's alignment relies on");
+  }
+  const std::uint64_t upper = upper_bound(a);
+  const std::size_t n = a.items_.size();
+  Layout layout{.buf = a.buf_,
+                .buf_size = static_cast<std::size_t>(a.cur_ - a.buf_),
+                .items = a.items_,
+                .host_insns = a.host_insns_,
+                .fixups = a.fixups_,
+                .labels = a.labels_,
+                .sites = a.sites_,
+                .pool = a.pool_,
+                .pool_alignment = a.pool_alignment_,
+                .base = base,
+                .upper = upper,
+                .hi = base + upper,
+                .size = std::vector<std::uint32_t>(n, 0),
+                .form = std::vector<HostForm>(n, HostForm::kRipRelative),
+                .prefix = std::vector<std::uint32_t>(n + 1, 0),
+                .slot_of = std::vector<std::uint32_t>(n, 0)};
+  JITKIT_TRY(layout.choose_host_forms());
+  JITKIT_TRY(layout.start_jumps_short());
+  layout.relax_jumps();
+  JITKIT_TRY(layout.place_slots_and_pool());
+  layout.prepare_output(out);
+  JITKIT_TRY(layout.expand_items(out.bytes.data()));
+  layout.write_slots_and_pool(out.bytes.data());
+  layout.resolve_labels(out);
+  JITKIT_TRY(layout.apply_fixups(out));
+  JITKIT_TRY(layout.record_sites(out));
+  layout.record_host_operands(out);
   return ok();
 }
 

@@ -1,14 +1,14 @@
 // src/x64/names.cpp — register, condition and operand names for messages and listings.
-#include <cstdio>
 #include <string>
 
 #include "assembler_p.h"
+#include "jitkit/base/format.h"
 
 namespace jitkit::x64 {
 namespace {
 constexpr const char* kGp64[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                  "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
-constexpr const char* kGp32[] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
+constexpr const char* kGp32[] = {"eax", "ecx", "edx",  "ebx",  "esp",  "ebp",  "esi",  "edi",
                                  "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d"};
 constexpr const char* kGp16[] = {"ax",  "cx",  "dx",   "bx",   "sp",   "bp",   "si",   "di",
                                  "r8w", "r9w", "r10w", "r11w", "r12w", "r13w", "r14w", "r15w"};
@@ -19,12 +19,6 @@ constexpr const char* kXmm[] = {"xmm0", "xmm1", "xmm2",  "xmm3",  "xmm4",  "xmm5
                                 "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"};
 constexpr const char* kCond[] = {"o", "no", "b", "ae", "e", "ne", "be", "a",
                                  "s", "ns", "p", "np", "l", "ge", "le", "g"};
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 }  // namespace
 
 std::string_view name(Gp64 r) { return kGp64[r.id & 15]; }
@@ -36,12 +30,18 @@ std::string_view name(Cond c) { return kCond[static_cast<unsigned>(c) & 15]; }
 
 std::string_view name(HostForm f) {
   switch (f) {
-    case HostForm::kRipRelative: return "rip-relative";
-    case HostForm::kAbsolute32: return "absolute disp32";
-    case HostForm::kMoffs64: return "moffs64 (mov rax/eax <-> [imm64])";
-    case HostForm::kAddressSlot: return "8-byte address slot ([rip+slot])";
-    case HostForm::kImm64ToDest: return "mov r64, imm64 into the destination";
-    case HostForm::kScratchRegister: return "mov scratch, imm64 + [scratch]";
+    case HostForm::kRipRelative:
+      return "rip-relative";
+    case HostForm::kAbsolute32:
+      return "absolute disp32";
+    case HostForm::kMoffs64:
+      return "moffs64 (mov rax/eax <-> [imm64])";
+    case HostForm::kAddressSlot:
+      return "8-byte address slot ([rip+slot])";
+    case HostForm::kImm64ToDest:
+      return "mov r64, imm64 into the destination";
+    case HostForm::kScratchRegister:
+      return "mov scratch, imm64 + [scratch]";
   }
   return "?";
 }
@@ -59,12 +59,23 @@ std::string label_text(Label l) {
 std::string mem_text(const Mem& m) {
   std::string s;
   switch (m.size) {
-    case 1: s = "byte "; break;
-    case 2: s = "word "; break;
-    case 4: s = "dword "; break;
-    case 8: s = "qword "; break;
-    case 16: s = "xmmword "; break;
-    default: break;
+    case 1:
+      s = "byte ";
+      break;
+    case 2:
+      s = "word ";
+      break;
+    case 4:
+      s = "dword ";
+      break;
+    case 8:
+      s = "qword ";
+      break;
+    case 16:
+      s = "xmmword ";
+      break;
+    default:
+      break;
   }
   s += '[';
   if (m.kind == Mem::Kind::kHost) return s + hex(static_cast<std::uint64_t>(m.disp)) + "]";
@@ -80,14 +91,18 @@ std::string mem_text(const Mem& m) {
     if (m.index != Mem::kNoReg) {
       if (any) s += '+';
       s += kGp64[m.index & 15];
-      if (m.scale_log2 == Mem::kBadScale) s += "*?";
-      else if (m.scale_log2) s += "*" + std::to_string(1 << m.scale_log2);
+      if (m.scale_log2 == Mem::kBadScale)
+        s += "*?";
+      else if (m.scale_log2)
+        s += "*" + std::to_string(1 << m.scale_log2);
       any = true;
     }
   }
   if (m.disp != 0 || !any) {
-    if (m.disp < 0) s += "-" + hex(0 - static_cast<std::uint64_t>(m.disp));
-    else s += (any ? "+" : "") + hex(static_cast<std::uint64_t>(m.disp));
+    if (m.disp < 0)
+      s += "-" + hex(0 - static_cast<std::uint64_t>(m.disp));
+    else
+      s += (any ? "+" : "") + hex(static_cast<std::uint64_t>(m.disp));
   }
   return s + "]";
 }

@@ -5,20 +5,20 @@
 
 #include <cstring>
 
-#include "emitted_sites.h"
+#include "emitted_sites_p.h"
 #include "jitkit/patch/patcher.h"
-#include "patch_test_util.h"
+#include "patch_test_util_p.h"
 
 namespace jitkit::patch {
 namespace {
 
 using namespace jitkit::x64;  // NOLINT: registers read like assembly
-using testing::addr;
-using testing::kTargets;
+using test_util::addr;
+using test_util::kTargets;
 
 struct EmittedSitesTest : ::testing::Test {
   void SetUp() override {
-    zone = testing::make_zone_near_binary();
+    zone = test_util::make_zone_near_binary();
     ASSERT_NE(zone, nullptr);
     auto p = Patcher::create(*zone);
     ASSERT_TRUE(p.has_value()) << p.error().message();
@@ -36,14 +36,14 @@ TEST_F(EmittedSitesTest, CallSiteFieldIsAlignedAfterAnyPrefixAndRetargets) {
     a.call_site(abs(kTargets[0]));
     a.add(rsp, 8);
     a.ret();
-    auto code = testing::emit(*zone, a);
+    auto code = test_util::emit(*zone, a);
     ASSERT_EQ(code.sites.size(), 1u);
     const install::PatchSite& s = code.sites[0];
     EXPECT_EQ(s.kind, PatchSiteKind::kCall);
     EXPECT_EQ(addr(s.field) % 4, 0u) << "lead " << lead;
     EXPECT_EQ(s.insn[0], 0xE8);
     EXPECT_EQ(s.field, s.insn + 1);
-    auto fn = code.entry<testing::TargetFn>();
+    auto fn = code.entry<test_util::TargetFn>();
     EXPECT_EQ(fn(nullptr), 1);
     auto p = patcher->retarget(s, reinterpret_cast<const void*>(kTargets[lead % 7 + 1]));
     ASSERT_TRUE(p.has_value()) << p.error().message();
@@ -62,7 +62,7 @@ TEST_F(EmittedSitesTest, JumpSiteToLabelRetargets) {
   a.bind(two);
   a.mov(eax, 2);
   a.ret();
-  auto code = testing::emit(*zone, a);
+  auto code = test_util::emit(*zone, a);
   ASSERT_EQ(code.sites.size(), 1u);
   auto fn = code.entry<int (*)()>();
   EXPECT_EQ(fn(), 1);
@@ -91,7 +91,7 @@ TEST_F(EmittedSitesTest, ImmediateSitesAreAlignedAndPatched) {
   a.mov(eax, 1);
   a.bind(ne);
   a.ret();
-  auto code = testing::emit(*zone, a);
+  auto code = test_util::emit(*zone, a);
   ASSERT_EQ(code.sites.size(), 3u);
   EXPECT_EQ(code.sites[0].kind, PatchSiteKind::kImm64);
   EXPECT_EQ(addr(code.sites[0].field) % 8, 0u);
@@ -123,7 +123,7 @@ TEST_F(EmittedSitesTest, StaticKeyEmittedDisabledTogglesOnAndOff) {
   a.mov(eax, 20);
   a.bind(done);
   a.ret();
-  auto code = testing::emit(*zone, a);
+  auto code = test_util::emit(*zone, a);
   ASSERT_EQ(code.sites.size(), 1u);
   const install::PatchSite& key = code.sites[0];
   EXPECT_EQ(key.kind, PatchSiteKind::kStaticKey);

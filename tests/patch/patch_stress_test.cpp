@@ -6,7 +6,8 @@
 // crash, no SIGILL/SIGSEGV), and more than one target must have been reached. Immediates must
 // never be read torn.
 //
-// Duration of each run: JITKIT_STRESS_SECONDS (default 3 s). Each run prints its calls and
+// Duration of each run: jitkit::test_util::stress_seconds() (tests/support/stress_duration_p.h):
+// 2 s by default, JITKIT_STRESS_SECONDS=<seconds> for longer. Each run prints its calls and
 // patches.
 #include <gtest/gtest.h>
 
@@ -18,20 +19,19 @@
 #include <thread>
 #include <vector>
 
+#include "emitted_sites_p.h"
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/quiescence.h"
 #include "jitkit/patch/trap.h"
-#include "emitted_sites.h"
-#include "patch_test_util.h"
+#include "patch_test_util_p.h"
+#include "support/stress_duration_p.h"
 
 namespace jitkit::patch {
 namespace {
 
-using testing::addr;
-using testing::Counters;
-using testing::kTargets;
-
-constexpr double kDefaultSeconds = 3.0;
+using test_util::addr;
+using test_util::Counters;
+using test_util::kTargets;
 
 int caller_threads() {
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
@@ -42,7 +42,7 @@ struct StressOutcome {
   std::uint64_t calls = 0;
   std::uint64_t patches = 0;
   std::uint64_t bad_values = 0;
-  std::array<std::uint64_t, testing::kMaxTargets> hits{};
+  std::array<std::uint64_t, test_util::kMaxTargets> hits{};
 };
 
 // Runs `call_burst` on caller threads (it returns how many calls it made and adds to `bad` any
@@ -51,7 +51,7 @@ StressOutcome run(const char* name,
                   const std::function<std::uint64_t(Counters&, std::uint64_t& bad)>& call_burst,
                   const std::function<Status(std::uint64_t)>& patch_once) {
   const int n = caller_threads();
-  const double seconds = testing::stress_seconds(kDefaultSeconds);
+  const double seconds = jitkit::test_util::stress_seconds();
   std::vector<Counters> counters(n);
   std::vector<std::uint64_t> calls(n, 0), bad(n, 0);
   std::atomic<bool> stop{false};
@@ -85,11 +85,11 @@ StressOutcome run(const char* name,
   for (int t = 0; t < n; ++t) {
     out.calls += calls[t];
     out.bad_values += bad[t];
-    for (int k = 0; k < testing::kMaxTargets; ++k) out.hits[k] += counters[t].hits[k];
+    for (int k = 0; k < test_util::kMaxTargets; ++k) out.hits[k] += counters[t].hits[k];
   }
   const auto trap_after = trap_stats();
-  std::printf("[stress %s] %d caller threads, %.1f s: %llu calls, %llu patches; per target:", name,
-              n, seconds, static_cast<unsigned long long>(out.calls),
+  std::printf("[stress %s] %d caller threads, %.1f s: %llu calls, %llu patches; per target:", name, n,
+              seconds, static_cast<unsigned long long>(out.calls),
               static_cast<unsigned long long>(out.patches));
   for (auto h : out.hits) std::printf(" %llu", static_cast<unsigned long long>(h));
   std::printf("; traps emulated %llu, restarted %llu\n",
@@ -115,7 +115,7 @@ void expect_all_calls_landed(const StressOutcome& o, std::uint64_t calls_per_hit
 
 struct StressTest : ::testing::Test {
   void SetUp() override {
-    zone = testing::make_zone_near_binary();
+    zone = test_util::make_zone_near_binary();
     ASSERT_NE(zone, nullptr);
     auto p = Patcher::create(*zone);
     ASSERT_TRUE(p.has_value()) << p.error().message();
@@ -128,7 +128,7 @@ struct StressTest : ::testing::Test {
 constexpr int kBurst = 256;
 
 TEST_F(StressTest, AlignedStoreRetarget) {
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 8);
   auto fn = stub.fn();
   auto o = run(
       "aligned store",
@@ -150,14 +150,14 @@ TEST_F(StressTest, AlignedStoreRetarget) {
 }
 
 TEST_F(StressTest, TrampolineSlotRetarget) {
-  auto far_zone = testing::make_far_zone(*zone);
+  auto far_zone = test_util::make_far_zone(*zone);
   ASSERT_NE(far_zone, nullptr);
   // Three far targets (through the trampoline slot) and one near one (direct rel32).
-  std::vector<std::uintptr_t> targets = {testing::make_thunk(*far_zone, addr(kTargets[0])),
-                                         testing::make_thunk(*far_zone, addr(kTargets[1])),
-                                         testing::make_thunk(*far_zone, addr(kTargets[2])),
+  std::vector<std::uintptr_t> targets = {test_util::make_thunk(*far_zone, addr(kTargets[0])),
+                                         test_util::make_thunk(*far_zone, addr(kTargets[1])),
+                                         test_util::make_thunk(*far_zone, addr(kTargets[2])),
                                          addr(kTargets[3])};
-  auto stub = testing::make_caller(*zone, addr(kTargets[3]), 8);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[3]), 8);
   auto fn = stub.fn();
   std::array<std::uint64_t, 4> by_path{};
   auto o = run(
@@ -187,7 +187,7 @@ TEST_F(StressTest, TrampolineSlotRetarget) {
 
 TEST_F(StressTest, BreakpointRetargetOfMisalignedSite) {
   // rel32 across a cache line: only the breakpoint protocol may change it.
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 62);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 62);
   auto fn = stub.fn();
   auto o = run(
       "breakpoint",
@@ -199,15 +199,15 @@ TEST_F(StressTest, BreakpointRetargetOfMisalignedSite) {
         return std::uint64_t{kBurst};
       },
       [&](std::uint64_t i) -> Status {
-        JITKIT_TRY(patcher->retarget_by_breakpoint(stub.site,
-                                                   reinterpret_cast<const void*>(kTargets[(i + 1) % 4])));
+        JITKIT_TRY(
+            patcher->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(kTargets[(i + 1) % 4])));
         return ok();
       });
   expect_all_calls_landed(o);
 }
 
 TEST_F(StressTest, StaticKeyToggle) {
-  auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
+  auto key = test_util::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
   auto fn = key.fn();
   auto o = run(
       "static key",
@@ -224,11 +224,11 @@ TEST_F(StressTest, StaticKeyToggle) {
 
 TEST_F(StressTest, BatchedRetargetOfManySites) {
   constexpr int kSites = 16;
-  std::vector<testing::CallerStub> stubs;
+  std::vector<test_util::CallerStub> stubs;
   for (int i = 0; i < kSites; ++i) {
-    stubs.push_back(testing::make_caller(*zone, addr(kTargets[0]), i % 2 ? 62 : 8));
+    stubs.push_back(test_util::make_caller(*zone, addr(kTargets[0]), i % 2 ? 62 : 8));
   }
-  std::vector<testing::TargetFn> fns;
+  std::vector<test_util::TargetFn> fns;
   for (auto& s : stubs) fns.push_back(s.fn());
   auto o = run(
       "batched (16 sites per commit)",
@@ -244,8 +244,7 @@ TEST_F(StressTest, BatchedRetargetOfManySites) {
       [&](std::uint64_t i) -> Status {
         PatchBatch batch(*patcher);
         for (int s = 0; s < kSites; ++s) {
-          JITKIT_TRY(batch.retarget(stubs[s].site,
-                                    reinterpret_cast<const void*>(kTargets[(i + 1 + s) % 4])));
+          JITKIT_TRY(batch.retarget(stubs[s].site, reinterpret_cast<const void*>(kTargets[(i + 1 + s) % 4])));
         }
         return patcher->commit(batch);
       });
@@ -257,7 +256,7 @@ TEST_F(StressTest, BatchedRetargetOfManySites) {
 TEST_F(StressTest, ImmediatesAreNeverTorn) {
   constexpr std::uint64_t k64 = 0x0101010101010101ull;
   constexpr std::uint32_t k32 = 0x01010101u;
-  auto imm = testing::make_imm_stub(*zone, k64, k32);
+  auto imm = test_util::make_imm_stub(*zone, k64, k32);
   auto f64 = imm.fn64();
   auto f32 = imm.fn32();
   auto o = run(
@@ -293,8 +292,8 @@ TEST_F(StressTest, OldTargetsFreedAfterQuiescence) {
   // goes to SIG_DFL and the process dies with SIGTRAP) or into another target's bytes (checked
   // by removing the synchronize(): the run crashes).
   QuiescenceDomain domain;
-  code::CodeBlock current = testing::make_calling_thunk(*zone, addr(kTargets[0]), 0);
-  auto stub = testing::make_caller(*zone, addr(current.exec), 8);
+  code::CodeBlock current = test_util::make_calling_thunk(*zone, addr(kTargets[0]), 0);
+  auto stub = test_util::make_caller(*zone, addr(current.exec), 8);
   auto fn = stub.fn();
   std::uint64_t freed = 0;
   auto o = run(
@@ -310,7 +309,7 @@ TEST_F(StressTest, OldTargetsFreedAfterQuiescence) {
         return std::uint64_t{kBurst};
       },
       [&](std::uint64_t i) -> Status {
-        code::CodeBlock next = testing::make_calling_thunk(*zone, addr(kTargets[(i + 1) % 4]), (i % 5) * 3);
+        code::CodeBlock next = test_util::make_calling_thunk(*zone, addr(kTargets[(i + 1) % 4]), (i % 5) * 3);
         if (next.exec == nullptr) return Error(ErrorCode::kOutOfMemory, "no block for a target");
         JITKIT_TRY(patcher->retarget(stub.site, next.exec, Sync::kAllCores));
         JITKIT_TRY(domain.synchronize(std::chrono::seconds(10)));
@@ -340,9 +339,9 @@ TEST_F(StressTest, AssemblerEmittedSites) {
   a.bind(done);
   a.add(rsp, 8);
   a.ret();
-  auto code = testing::emit(*zone, a);
+  auto code = test_util::emit(*zone, a);
   ASSERT_EQ(code.sites.size(), 3u);
-  auto fn = code.entry<testing::TargetFn>();
+  auto fn = code.entry<test_util::TargetFn>();
   auto o = run(
       "assembler-emitted sites",
       [fn](Counters& c, std::uint64_t& bad) {
@@ -354,12 +353,15 @@ TEST_F(StressTest, AssemblerEmittedSites) {
       },
       [&](std::uint64_t i) -> Status {
         switch (i % 3) {
-          case 0: return patcher->set_static_key(code.sites[0], (i / 3) % 2 == 0);
+          case 0:
+            return patcher->set_static_key(code.sites[0], (i / 3) % 2 == 0);
           case 1:
-            JITKIT_TRY(patcher->retarget(code.sites[1], reinterpret_cast<const void*>(kTargets[(i / 3) % 4])));
+            JITKIT_TRY(
+                patcher->retarget(code.sites[1], reinterpret_cast<const void*>(kTargets[(i / 3) % 4])));
             return ok();
           default:
-            JITKIT_TRY(patcher->retarget(code.sites[2], reinterpret_cast<const void*>(kTargets[4 + (i / 3) % 4])));
+            JITKIT_TRY(
+                patcher->retarget(code.sites[2], reinterpret_cast<const void*>(kTargets[4 + (i / 3) % 4])));
             return ok();
         }
       });

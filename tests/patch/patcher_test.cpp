@@ -9,17 +9,17 @@
 #include "jitkit/code/code_zone.h"
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/trap.h"
-#include "patch_test_util.h"
+#include "patch_test_util_p.h"
 
 namespace jitkit::patch {
 namespace {
 
-using testing::addr;
-using testing::kTargets;
+using test_util::addr;
+using test_util::kTargets;
 
 struct Fixture : ::testing::Test {
   void SetUp() override {
-    zone = testing::make_zone_near_binary();
+    zone = test_util::make_zone_near_binary();
     ASSERT_NE(zone, nullptr);
     auto p = Patcher::create(*zone);
     ASSERT_TRUE(p.has_value()) << p.error().message();
@@ -32,7 +32,7 @@ struct Fixture : ::testing::Test {
 using PatcherTest = Fixture;
 
 TEST_F(PatcherTest, AlignedCallSiteIsRetargetedByOneStore) {
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 8);
   EXPECT_EQ(stub.fn()(nullptr), 1);
   const auto before = patcher->stats();
   auto path = patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[2]));
@@ -49,7 +49,7 @@ TEST_F(PatcherTest, AlignedCallSiteIsRetargetedByOneStore) {
 }
 
 TEST_F(PatcherTest, StoreOnlyRetargetDoesNotSerialize) {
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 8);
   const auto before = patcher->stats();
   ASSERT_TRUE(patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[1]), Sync::kNone));
   EXPECT_EQ(patcher->stats().serializations, before.serializations);
@@ -57,7 +57,7 @@ TEST_F(PatcherTest, StoreOnlyRetargetDoesNotSerialize) {
 }
 
 TEST_F(PatcherTest, JumpSiteIsRetargeted) {
-  auto stub = testing::make_caller(*zone, addr(kTargets[4]), 12, /*jump_site=*/true);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[4]), 12, /*jump_site=*/true);
   EXPECT_EQ(stub.fn()(nullptr), 5);
   ASSERT_TRUE(patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[5])));
   EXPECT_EQ(stub.fn()(nullptr), 6);
@@ -65,7 +65,7 @@ TEST_F(PatcherTest, JumpSiteIsRetargeted) {
 
 TEST_F(PatcherTest, MisalignedSiteIsRefusedByTheStorePathAndPatchedByBreakpoints) {
   // rel32 at byte 62..65 of a 64-byte aligned block: not 4-byte aligned and across a cache line.
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 62);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 62);
   ASSERT_EQ(addr(stub.site.field) % 64, 62u);
   EXPECT_EQ(stub.fn()(nullptr), 1);
   auto refused = patcher->retarget(stub.site, reinterpret_cast<const void*>(kTargets[1]));
@@ -86,7 +86,7 @@ TEST_F(PatcherTest, MisalignedSiteIsRefusedByTheStorePathAndPatchedByBreakpoints
 }
 
 TEST_F(PatcherTest, MisalignedImmediateIsRefused) {
-  auto imm = testing::make_imm_stub(*zone, 1, 2);
+  auto imm = test_util::make_imm_stub(*zone, 1, 2);
   install::PatchSite bad = imm.imm64;
   bad.field += 1;
   auto s = patcher->set_imm64(bad, 5);
@@ -109,7 +109,7 @@ TEST_F(PatcherTest, SiteOutsideTheZoneIsRefused) {
 }
 
 TEST_F(PatcherTest, WrongOpcodeIsRefused) {
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 8);
   install::PatchSite as_jump = stub.site;
   as_jump.kind = x64::PatchSiteKind::kJump;  // the bytes hold a call
   auto r = patcher->retarget(as_jump, reinterpret_cast<const void*>(kTargets[1]));
@@ -119,7 +119,7 @@ TEST_F(PatcherTest, WrongOpcodeIsRefused) {
 }
 
 TEST_F(PatcherTest, ImmediatesAreUpdatedByOneStore) {
-  auto imm = testing::make_imm_stub(*zone, 0x1111111111111111ull, 0x22222222u);
+  auto imm = test_util::make_imm_stub(*zone, 0x1111111111111111ull, 0x22222222u);
   EXPECT_EQ(imm.fn64()(), 0x1111111111111111ull);
   EXPECT_EQ(imm.fn32()(), 0x22222222u);
   ASSERT_TRUE(patcher->set_imm64(imm.imm64, 0xAAAABBBBCCCCDDDDull));
@@ -129,11 +129,11 @@ TEST_F(PatcherTest, ImmediatesAreUpdatedByOneStore) {
 }
 
 TEST_F(PatcherTest, FarTargetGoesThroughOneTrampolineAndItsSlot) {
-  auto far_zone = testing::make_far_zone(*zone);
+  auto far_zone = test_util::make_far_zone(*zone);
   ASSERT_NE(far_zone, nullptr);
-  const std::uintptr_t far1 = testing::make_thunk(*far_zone, addr(kTargets[1]));
-  const std::uintptr_t far2 = testing::make_thunk(*far_zone, addr(kTargets[2]));
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  const std::uintptr_t far1 = test_util::make_thunk(*far_zone, addr(kTargets[1]));
+  const std::uintptr_t far2 = test_util::make_thunk(*far_zone, addr(kTargets[2]));
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 8);
 
   auto p1 = patcher->retarget(stub.site, reinterpret_cast<const void*>(far1));
   ASSERT_TRUE(p1.has_value()) << p1.error().message();
@@ -157,14 +157,14 @@ TEST_F(PatcherTest, FarTargetGoesThroughOneTrampolineAndItsSlot) {
 }
 
 TEST_F(PatcherTest, RefusedBatchChangesNothingEvenATrampolineSlot) {
-  auto far_zone = testing::make_far_zone(*zone);
+  auto far_zone = test_util::make_far_zone(*zone);
   ASSERT_NE(far_zone, nullptr);
-  const std::uintptr_t far1 = testing::make_thunk(*far_zone, addr(kTargets[1]));
-  const std::uintptr_t far2 = testing::make_thunk(*far_zone, addr(kTargets[2]));
-  auto routed = testing::make_caller(*zone, addr(kTargets[0]), 8);
+  const std::uintptr_t far1 = test_util::make_thunk(*far_zone, addr(kTargets[1]));
+  const std::uintptr_t far2 = test_util::make_thunk(*far_zone, addr(kTargets[2]));
+  auto routed = test_util::make_caller(*zone, addr(kTargets[0]), 8);
   ASSERT_TRUE(patcher->retarget(routed.site, reinterpret_cast<const void*>(far1)));
   EXPECT_EQ(routed.fn()(nullptr), 2);
-  auto other = testing::make_caller(*zone, addr(kTargets[0]), 9);
+  auto other = test_util::make_caller(*zone, addr(kTargets[0]), 9);
   PatchBatch batch(*patcher);
   ASSERT_TRUE(batch.retarget(routed.site, reinterpret_cast<const void*>(far2)));  // a slot store
   ASSERT_TRUE(batch.retarget(other.site, reinterpret_cast<const void*>(kTargets[3])));
@@ -176,7 +176,7 @@ TEST_F(PatcherTest, RefusedBatchChangesNothingEvenATrampolineSlot) {
 }
 
 TEST_F(PatcherTest, StaticKeyTogglesBetweenNopAndJump) {
-  auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
+  auto key = test_util::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
   EXPECT_EQ(key.fn()(nullptr), 1);  // disabled: falls through to call A
   ASSERT_TRUE(patcher->set_static_key(key.site, true));
   EXPECT_EQ(key.site.insn[0], 0xE9);
@@ -191,11 +191,11 @@ TEST_F(PatcherTest, ReplaceChecksTheOldBytesAndNeedsAnEmulatableInstruction) {
   // xor eax,eax; sub rsp,8; NOP5 (byte 6); add rsp,8; ret
   const std::vector<std::uint8_t> code = {0x31, 0xC0, 0x48, 0x83, 0xEC, 0x08, 0x0F, 0x1F,
                                           0x44, 0x00, 0x00, 0x48, 0x83, 0xC4, 0x08, 0xC3};
-  auto blk = testing::install_bytes(*zone, code);
+  auto blk = test_util::install_bytes(*zone, code);
   ASSERT_NE(blk.exec, nullptr);
   // Called with a null Counters* in rdi: the inserted call reaches count_target<1>, which then
   // counts in g_uncounted_calls.
-  auto fn = [f = reinterpret_cast<testing::TargetFn>(blk.exec)] { return f(nullptr); };
+  auto fn = [f = reinterpret_cast<test_util::TargetFn>(blk.exec)] { return f(nullptr); };
   std::uint8_t* insn = blk.exec + 6;
   EXPECT_EQ(fn(), 0);
 
@@ -209,11 +209,11 @@ TEST_F(PatcherTest, ReplaceChecksTheOldBytesAndNeedsAnEmulatableInstruction) {
   EXPECT_EQ(s.error().code(), ErrorCode::kInvalidState);
   EXPECT_EQ(fn(), 0);
 
-  // The 5-byte NOP becomes a call (the example of a non-field edit).
+  // The 5-byte NOP becomes a call: a same-length edit that no single field store can make.
   ASSERT_TRUE(patcher->replace(insn, nop5, call_b));
-  const std::uint64_t b0 = testing::g_uncounted_calls[1].load();
+  const std::uint64_t b0 = test_util::g_uncounted_calls[1].load();
   EXPECT_EQ(fn(), 2);
-  EXPECT_EQ(testing::g_uncounted_calls[1].load(), b0 + 1);
+  EXPECT_EQ(test_util::g_uncounted_calls[1].load(), b0 + 1);
 
   // call -> mov eax, 5: the old instruction (call) is emulated for trapping threads.
   const std::uint8_t mov5[5] = {0xB8, 5, 0, 0, 0};
@@ -230,7 +230,7 @@ TEST_F(PatcherTest, ReplaceChecksTheOldBytesAndNeedsAnEmulatableInstruction) {
 // Calls the code from the patcher thread between the protocol's steps, while the int3 is in
 // place: the handler must make the call land in the old or the new target.
 struct CallBetweenSteps : CommitObserver {
-  std::vector<testing::CallerStub>* stubs;
+  std::vector<test_util::CallerStub>* stubs;
   std::vector<int> results;
   void after_step(int) override {
     for (auto& s : *stubs) results.push_back(s.fn()(nullptr));
@@ -238,16 +238,16 @@ struct CallBetweenSteps : CommitObserver {
 };
 
 TEST_F(PatcherTest, ThreadHittingTheBreakpointRunsOldOrNewInstruction) {
-  std::vector<testing::CallerStub> stubs;
-  stubs.push_back(testing::make_caller(*zone, addr(kTargets[0]), 62));  // misaligned: edit
-  stubs.push_back(testing::make_caller(*zone, addr(kTargets[0]), 9));   // misaligned
-  auto key = testing::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
+  std::vector<test_util::CallerStub> stubs;
+  stubs.push_back(test_util::make_caller(*zone, addr(kTargets[0]), 62));  // misaligned: edit
+  stubs.push_back(test_util::make_caller(*zone, addr(kTargets[0]), 9));   // misaligned
+  auto key = test_util::make_key_caller(*zone, addr(kTargets[0]), addr(kTargets[1]));
   const auto traps_before = trap_stats();
   PatchBatch batch(*patcher);
   for (auto& s : stubs) ASSERT_TRUE(batch.retarget(s.site, reinterpret_cast<const void*>(kTargets[6])));
   ASSERT_TRUE(batch.set_static_key(key.site, true));
   struct Obs : CallBetweenSteps {
-    testing::KeyStub* key;
+    test_util::KeyStub* key;
     std::vector<int> key_results;
     void after_step(int step) override {
       CallBetweenSteps::after_step(step);
@@ -271,10 +271,10 @@ TEST_F(PatcherTest, ThreadHittingTheBreakpointRunsOldOrNewInstruction) {
 
 TEST_F(PatcherTest, BatchOfManySitesCostsThreeSerializations) {
   constexpr int kSites = 64;
-  std::vector<testing::CallerStub> stubs;
+  std::vector<test_util::CallerStub> stubs;
   for (int i = 0; i < kSites; ++i) {
     // Every other site misaligned, so the batch mixes edits and aligned stores.
-    stubs.push_back(testing::make_caller(*zone, addr(kTargets[0]), i % 2 ? 9 : 8));
+    stubs.push_back(test_util::make_caller(*zone, addr(kTargets[0]), i % 2 ? 9 : 8));
   }
   PatchBatch batch(*patcher);
   for (auto& s : stubs) ASSERT_TRUE(batch.retarget(s.site, reinterpret_cast<const void*>(kTargets[3])));
@@ -289,7 +289,7 @@ TEST_F(PatcherTest, BatchOfManySitesCostsThreeSerializations) {
 }
 
 TEST_F(PatcherTest, OverlappingEditsAreRefused) {
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 9);
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 9);
   PatchBatch batch(*patcher);
   ASSERT_TRUE(batch.retarget(stub.site, reinterpret_cast<const void*>(kTargets[1])));
   ASSERT_TRUE(batch.retarget(stub.site, reinterpret_cast<const void*>(kTargets[2])));
@@ -300,7 +300,7 @@ TEST_F(PatcherTest, OverlappingEditsAreRefused) {
 }
 
 TEST_F(PatcherTest, StoreInsideAnEditedInstructionIsRefused) {
-  auto stub = testing::make_caller(*zone, addr(kTargets[0]), 8);  // aligned call at byte 7
+  auto stub = test_util::make_caller(*zone, addr(kTargets[0]), 8);  // aligned call at byte 7
   PatchBatch batch(*patcher);
   ASSERT_TRUE(batch.retarget(stub.site, reinterpret_cast<const void*>(kTargets[1])));  // store
   std::uint8_t old_bytes[5];

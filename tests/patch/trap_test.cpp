@@ -10,7 +10,7 @@
 
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/trap.h"
-#include "patch_test_util.h"
+#include "patch_test_util_p.h"
 
 namespace jitkit::patch {
 namespace {
@@ -101,19 +101,21 @@ TEST(TrapForwardingDeathTest, IgnoredDispositionIgnoresRaiseButNotInt3) {
 }
 
 TEST(TrapForwarding, PatcherRefusesBreakpointsWhenItsHandlerWasReplaced) {
-  auto zone = testing::make_zone_near_binary(1u << 20);
+  auto zone = test_util::make_zone_near_binary(1u << 20);
   ASSERT_NE(zone, nullptr);
   auto patcher = Patcher::create(*zone);
   ASSERT_TRUE(patcher.has_value()) << patcher.error().message();
-  auto stub = testing::make_caller(*zone, testing::addr(testing::kTargets[0]), 9);
+  auto stub = test_util::make_caller(*zone, test_util::addr(test_util::kTargets[0]), 9);
   set_disposition(&plain_handler, nullptr);  // another library takes SIGTRAP over
-  auto r = (*patcher)->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(testing::kTargets[1]));
+  auto r =
+      (*patcher)->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(test_util::kTargets[1]));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidState);
   EXPECT_NE(r.error().message().find("SIGTRAP handler was replaced"), std::string::npos);
   EXPECT_EQ(stub.fn()(nullptr), 1);
   ASSERT_TRUE(install_trap_handler());  // chain to it
-  auto r2 = (*patcher)->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(testing::kTargets[1]));
+  auto r2 =
+      (*patcher)->retarget_by_breakpoint(stub.site, reinterpret_cast<const void*>(test_util::kTargets[1]));
   ASSERT_TRUE(r2.has_value()) << r2.error().message();
   EXPECT_EQ(stub.fn()(nullptr), 2);
 }

@@ -2,11 +2,11 @@
 // for the same Intel-syntax instruction (checked once by hand with `as --64 -O1` + objdump).
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
-using testing::one;
+using test_util::one;
 
 TEST(X64Encoding, RspAndR12BaseNeedSib) {
   EXPECT_EQ(one([](Assembler& a) { a.mov(rax, qword_ptr(rsp)); }), "48 8b 04 24");
@@ -40,13 +40,13 @@ TEST(X64Encoding, BaseIndexScaleDisplacement) {
 TEST(X64Encoding, RipRelativeToLabel) {
   Assembler a;
   Label data = a.new_label();
-  a.mov(rax, qword_ptr(data));       // 7 bytes: disp = 7 + 1 (ret) - 7 = ... see below
-  a.mov(dword_ptr(data), 5);         // imm follows the disp: disp counts from the insn end
+  a.mov(rax, qword_ptr(data));  // 7 bytes: disp = 7 + 1 (ret) - 7 = ... see below
+  a.mov(dword_ptr(data), 5);    // imm follows the disp: disp counts from the insn end
   a.ret();
   a.bind(data);
   a.dq(0);
   // data is at offset 7 + 10 + 1 = 18. First: 18 - 7 = 11; second: 18 - 17 = 1.
-  EXPECT_EQ(testing::hex(testing::code_bytes(a)),
+  EXPECT_EQ(test_util::hex(test_util::code_bytes(a)),
             "48 8b 05 0b 00 00 00 c7 05 01 00 00 00 05 00 00 00 c3 00 00 00 00 00 00 00 00");
 }
 
@@ -106,9 +106,22 @@ TEST(X64Encoding, SseScalarDouble) {
 }
 
 TEST(X64Encoding, LockPrefixAndAtomics) {
-  EXPECT_EQ(one([](Assembler& a) { a.lock(); a.cmpxchg(qword_ptr(rdi), rsi); }), "f0 48 0f b1 37");
-  EXPECT_EQ(one([](Assembler& a) { a.lock(); a.xadd(dword_ptr(rdi), eax); }), "f0 0f c1 07");
-  EXPECT_EQ(one([](Assembler& a) { a.mfence(); a.lfence(); a.sfence(); a.pause(); }),
+  EXPECT_EQ(one([](Assembler& a) {
+              a.lock();
+              a.cmpxchg(qword_ptr(rdi), rsi);
+            }),
+            "f0 48 0f b1 37");
+  EXPECT_EQ(one([](Assembler& a) {
+              a.lock();
+              a.xadd(dword_ptr(rdi), eax);
+            }),
+            "f0 0f c1 07");
+  EXPECT_EQ(one([](Assembler& a) {
+              a.mfence();
+              a.lfence();
+              a.sfence();
+              a.pause();
+            }),
             "0f ae f0 0f ae e8 0f ae f8 f3 90");
 }
 
@@ -116,19 +129,27 @@ TEST(X64Encoding, MultiByteNopsOfEveryLength) {
   for (std::size_t n = 1; n <= 15; ++n) {
     Assembler a;
     a.nop(n);
-    EXPECT_EQ(testing::code_bytes(a).size(), n) << n;
+    EXPECT_EQ(test_util::code_bytes(a).size(), n) << n;
   }
   EXPECT_EQ(one([](Assembler& a) { a.nop(5); }), "0f 1f 44 00 00");
 }
 
 template <class D, class S>
-concept CanMov = requires(Assembler& a, D d, S s) { a.mov(d, s); };
+concept CanMov = requires(Assembler& a, D d, S s) {
+  a.mov(d, s);
+};
 template <class D, class S>
-concept CanAdd = requires(Assembler& a, D d, S s) { a.add(d, s); };
+concept CanAdd = requires(Assembler& a, D d, S s) {
+  a.add(d, s);
+};
 template <class D, class S>
-concept CanImul = requires(Assembler& a, D d, S s) { a.imul(d, s); };
+concept CanImul = requires(Assembler& a, D d, S s) {
+  a.imul(d, s);
+};
 template <class D, class S>
-concept CanMovsxd = requires(Assembler& a, D d, S s) { a.movsxd(d, s); };
+concept CanMovsxd = requires(Assembler& a, D d, S s) {
+  a.movsxd(d, s);
+};
 
 TEST(X64Encoding, WidthMismatchHasNoOverload) {
   // `mov(rax, ecx)` and friends do not compile: no overload takes mismatched widths.

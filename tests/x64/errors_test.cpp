@@ -2,7 +2,7 @@
 // replace it, and encode() refuses code that has one.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
@@ -26,12 +26,12 @@ TEST(X64Errors, ImmediateTooWideNamesInstructionAndOperands) {
 TEST(X64Errors, FirstErrorIsStickyAndEncodeRefuses) {
   Assembler a;
   a.mov(eax, 1);
-  a.add(ecx, 0x100000000);           // first error
-  a.mov(dword_ptr(rax), rcx);        // second error: must not replace the first
+  a.add(ecx, 0x100000000);     // first error
+  a.mov(dword_ptr(rax), rcx);  // second error: must not replace the first
   a.ret();
   ASSERT_TRUE(a.error());
   EXPECT_EQ(a.error()->message(), "add ecx, imm 0x100000000: immediate does not fit in 32 bits");
-  auto e = a.encode(testing::kBase);
+  auto e = a.encode(test_util::kBase);
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("add ecx, imm 0x100000000"), std::string::npos) << e.error().message();
 }
@@ -44,15 +44,17 @@ TEST(X64Errors, MemorySizeMismatch) {
 }
 
 TEST(X64Errors, UnsizedMemoryWithImmediate) {
-  EXPECT_EQ(first_error([](Assembler& a) { a.mov(ptr(rax, 8), 1); }),
-            "mov [rax+0x8], imm 0x1: memory operand needs a size (byte_ptr, word_ptr, dword_ptr or qword_ptr)");
+  EXPECT_EQ(
+      first_error([](Assembler& a) { a.mov(ptr(rax, 8), 1); }),
+      "mov [rax+0x8], imm 0x1: memory operand needs a size (byte_ptr, word_ptr, dword_ptr or qword_ptr)");
   EXPECT_NE(first_error([](Assembler& a) { a.inc(ptr(rax)); }).find("needs a size"), std::string::npos);
 }
 
 TEST(X64Errors, HighByteRegisterBesideRex) {
   EXPECT_EQ(first_error([](Assembler& a) { a.mov(ah, sil); }),
             "mov ah, sil: ah/ch/dh/bh cannot be encoded in an instruction that needs a REX prefix");
-  EXPECT_NE(first_error([](Assembler& a) { a.mov(bh, byte_ptr(r8)); }).find("ah/ch/dh/bh"), std::string::npos);
+  EXPECT_NE(first_error([](Assembler& a) { a.mov(bh, byte_ptr(r8)); }).find("ah/ch/dh/bh"),
+            std::string::npos);
   EXPECT_EQ(first_error([](Assembler& a) { a.mov(ah, byte_ptr(rax)); }), "(no error)");
 }
 
@@ -126,13 +128,13 @@ TEST(X64Errors, UnboundLabelIsAnEncodeError) {
   a.call(never);
   a.ret();
   EXPECT_FALSE(a.error());
-  auto e = a.encode(testing::kBase);
+  auto e = a.encode(test_util::kBase);
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("L0 is referenced but never bound"), std::string::npos);
   Assembler b;
   Label j = b.new_label();
   b.jne(j);
-  auto e2 = b.encode(testing::kBase);
+  auto e2 = b.encode(test_util::kBase);
   ASSERT_FALSE(e2);
   EXPECT_NE(e2.error().message().find("never bound"), std::string::npos);
 }
@@ -144,7 +146,7 @@ TEST(X64Errors, ResetClearsTheError) {
   a.reset();
   EXPECT_FALSE(a.error());
   a.ret();
-  EXPECT_EQ(testing::code_bytes(a).size(), 1u);
+  EXPECT_EQ(test_util::code_bytes(a).size(), 1u);
 }
 
 }  // namespace

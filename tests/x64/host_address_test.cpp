@@ -5,18 +5,18 @@
 
 #include <cstring>
 
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
-using testing::hex;
+using test_util::hex;
 
-constexpr std::uint64_t kNearCode = 0x40000000;       // code at 1 GiB
-constexpr std::uint64_t kHighCode = 0x7f0000000000;    // code where mmap usually puts it
-constexpr std::uint64_t kFarData = 0x3f0000000000;     // > 4 GiB and far from both
+constexpr std::uint64_t kNearCode = 0x40000000;      // code at 1 GiB
+constexpr std::uint64_t kHighCode = 0x7f0000000000;  // code where mmap usually puts it
+constexpr std::uint64_t kFarData = 0x3f0000000000;   // > 4 GiB and far from both
 
-// The seed program: mov dword [addr], 0xdeadbeef; mov eax, 42; ret.
-Assembler seed(std::uint64_t addr, bool scratch) {
+// The host-data program: mov dword [addr], 0xdeadbeef; mov eax, 42; ret.
+Assembler host_data_program(std::uint64_t addr, bool scratch) {
   Assembler a;
   if (scratch) a.allow_scratch(r11);
   a.mov(dword_ptr(abs_address(addr)), 0xdeadbeef);
@@ -26,7 +26,7 @@ Assembler seed(std::uint64_t addr, bool scratch) {
 }
 
 TEST(X64HostAddress, RipRelativeWhenNear) {
-  auto e = seed(kNearCode + 0x1000, false).encode(kNearCode);
+  auto e = host_data_program(kNearCode + 0x1000, false).encode(kNearCode);
   ASSERT_TRUE(e) << e.error().message();
   ASSERT_EQ(e->host_operands.size(), 1u);
   EXPECT_EQ(e->host_operands[0].form, HostForm::kRipRelative);
@@ -36,7 +36,7 @@ TEST(X64HostAddress, RipRelativeWhenNear) {
 }
 
 TEST(X64HostAddress, Absolute32WhenLowAndFar) {
-  auto e = seed(0x10000000, false).encode(kHighCode);
+  auto e = host_data_program(0x10000000, false).encode(kHighCode);
   ASSERT_TRUE(e) << e.error().message();
   EXPECT_EQ(e->host_operands[0].form, HostForm::kAbsolute32);
   EXPECT_EQ(hex(std::vector<std::uint8_t>(e->bytes.begin(), e->bytes.begin() + 11)),
@@ -44,7 +44,7 @@ TEST(X64HostAddress, Absolute32WhenLowAndFar) {
 }
 
 TEST(X64HostAddress, FarWithScratchMaterializesTheAddress) {
-  auto e = seed(kFarData, true).encode(kHighCode);
+  auto e = host_data_program(kFarData, true).encode(kHighCode);
   ASSERT_TRUE(e) << e.error().message();
   EXPECT_EQ(e->host_operands[0].form, HostForm::kScratchRegister);
   // mov r11, imm64 ; mov dword [r11], imm32
@@ -53,7 +53,7 @@ TEST(X64HostAddress, FarWithScratchMaterializesTheAddress) {
 }
 
 TEST(X64HostAddress, FarWithoutScratchIsAClearError) {
-  auto e = seed(kFarData, false).encode(kHighCode);
+  auto e = host_data_program(kFarData, false).encode(kHighCode);
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().code(), ErrorCode::kOutOfRange);
   const std::string& m = e.error().message();

@@ -4,13 +4,13 @@
 
 #include <cstring>
 
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
-using testing::code_bytes;
-using testing::hex;
-using testing::kBase;
+using test_util::code_bytes;
+using test_util::hex;
+using test_util::kBase;
 
 std::int32_t rel32_at(const std::vector<std::uint8_t>& b, std::size_t off) {
   std::int32_t v;
@@ -182,8 +182,10 @@ TEST(X64Labels, JumpTableAbsoluteAndRelativeEntries) {
   EXPECT_EQ(e1, kBase + e->label_offsets[c1.id]);
   EXPECT_EQ(e->label_offsets[c0.id], 2u);  // after the short jmp
   std::uint32_t r = e->label_offsets[rel.id];
-  EXPECT_EQ(rel32_at(b, r), static_cast<std::int32_t>(e->label_offsets[c0.id]) - static_cast<std::int32_t>(r));
-  EXPECT_EQ(rel32_at(b, r + 4), static_cast<std::int32_t>(e->label_offsets[c1.id]) - static_cast<std::int32_t>(r));
+  EXPECT_EQ(rel32_at(b, r),
+            static_cast<std::int32_t>(e->label_offsets[c0.id]) - static_cast<std::int32_t>(r));
+  EXPECT_EQ(rel32_at(b, r + 4),
+            static_cast<std::int32_t>(e->label_offsets[c1.id]) - static_cast<std::int32_t>(r));
 }
 
 TEST(X64Labels, ConstantPoolIsDeduplicatedAlignedAndAddressable) {

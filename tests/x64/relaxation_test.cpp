@@ -10,14 +10,14 @@
 #include <set>
 
 #include "jitkit/x64/disassemble.h"
-#include "test_util.h"
+#include "test_util_p.h"
 
 namespace jitkit::x64 {
 namespace {
 
 struct Expect {
-  std::vector<Label> branch_targets;                    // in emission order
-  std::vector<std::pair<Label, unsigned>> aligned;      // label, alignment
+  std::vector<Label> branch_targets;                // in emission order
+  std::vector<std::pair<Label, unsigned>> aligned;  // label, alignment
 };
 
 Expect random_program(Assembler& a, std::mt19937& rng) {
@@ -76,7 +76,7 @@ TEST(X64Relaxation, RandomProgramsBranchExactlyToTheirLabels) {
     Assembler a;
     Expect x = random_program(a, rng);
     ASSERT_FALSE(a.error()) << a.error()->message();
-    auto e = a.encode(testing::kBase);
+    auto e = a.encode(test_util::kBase);
     ASSERT_TRUE(e) << e.error().message();
 
     std::set<std::uint32_t> boundaries;
@@ -84,7 +84,7 @@ TEST(X64Relaxation, RandomProgramsBranchExactlyToTheirLabels) {
     std::uint32_t at = 0;
     while (at < e->code_size) {
       boundaries.insert(at);
-      auto d = decode_one(e->bytes.data() + at, e->code_size - at, testing::kBase + at);
+      auto d = decode_one(e->bytes.data() + at, e->code_size - at, test_util::kBase + at);
       ASSERT_TRUE(d) << "at offset " << at << ": " << d.error().message();
       if (d->mnemonic != "nop" && d->mnemonic != "mov") {
         ASSERT_EQ(d->operands.size(), 1u) << d->text;
@@ -100,7 +100,7 @@ TEST(X64Relaxation, RandomProgramsBranchExactlyToTheirLabels) {
     ASSERT_EQ(targets.size(), x.branch_targets.size());
     for (std::size_t i = 0; i < targets.size(); ++i) {
       std::uint32_t off = e->label_offsets[x.branch_targets[i].id];
-      EXPECT_EQ(targets[i], testing::kBase + off) << "branch " << i;
+      EXPECT_EQ(targets[i], test_util::kBase + off) << "branch " << i;
     }
     for (std::uint32_t off : e->label_offsets) {
       EXPECT_TRUE(boundaries.count(off)) << "label at " << off << " is not an instruction boundary";

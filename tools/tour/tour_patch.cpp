@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "jitkit/base/format.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/install/install.h"
 #include "jitkit/patch/patcher.h"
@@ -150,10 +151,10 @@ bool show_patching() {
     return false;
   }
   std::printf(
-      "call site by the assembler: rel32 at %p (%% 4 = %zu); hand-placed site: rel32 at %p "
+      "call site by the assembler: rel32 at %s (%% 4 = %zu); hand-placed site: rel32 at %s "
       "(%% 64 = %zu, crosses a cache line)\n",
-      static_cast<void*>(aligned.site.field), reinterpret_cast<std::uintptr_t>(aligned.site.field) % 4,
-      static_cast<void*>(misaligned.site.field),
+      jitkit::hex(aligned.site.field).c_str(), reinterpret_cast<std::uintptr_t>(aligned.site.field) % 4,
+      jitkit::hex(misaligned.site.field).c_str(),
       reinterpret_cast<std::uintptr_t>(misaligned.site.field) % 64);
   auto refused = p.retarget(misaligned.site, reinterpret_cast<const void*>(kFns[1]));
   std::printf("aligned store on the misaligned site: %s\n",

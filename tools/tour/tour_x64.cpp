@@ -1,10 +1,12 @@
-// Tour section: the assembler and install, on the seed program (seeds/000) with its host data
-// placed far away (above 4 GiB and more than 2 GiB from the code), as a GC64 VM would have it.
+// Tour section: the assembler and install, on a program that stores into host data placed far
+// away (above 4 GiB and more than 2 GiB from the code), as a GC64 VM would have it: the address
+// must be reached without ever being truncated to 32 bits.
 #include <sys/mman.h>
 
 #include <cstdint>
 #include <cstdio>
 
+#include "jitkit/base/format.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/install/install.h"
 #include "jitkit/x64/assembler.h"
@@ -27,7 +29,7 @@ void* map_far_page(const jitkit::code::CodeZone& zone) {
   return nullptr;
 }
 
-Assembler seed(std::uint32_t* status, bool scratch) {
+Assembler host_data_program(std::uint32_t* status, bool scratch) {
   Assembler a;
   if (scratch) a.allow_scratch(r11);
   a.mov(dword_ptr(abs(status)), 0xdeadbeef);
@@ -49,15 +51,15 @@ bool show_assembler() {
   }
   auto* status = static_cast<std::uint32_t*>(page);
   std::printf("program           mov dword [status], 0xdeadbeef ; mov eax, 42 ; ret\n");
-  std::printf("host data         %p (code zone at 0x%lx: %.1f GiB away)\n", page,
-              static_cast<unsigned long>((*zone)->begin()),
-              static_cast<double>(dist(reinterpret_cast<std::uintptr_t>(page), (*zone)->begin())) /
-                  double(1u << 30));
+  std::printf(
+      "host data         %s (code zone at %s: %.1f GiB away)\n", jitkit::hex(page).c_str(),
+      jitkit::hex((*zone)->begin()).c_str(),
+      static_cast<double>(dist(reinterpret_cast<std::uintptr_t>(page), (*zone)->begin())) / double(1u << 30));
 
   bool ok = true;
   {  // Scratch register allowed: the 64-bit address is materialized in r11.
-    Assembler a = seed(status, true);
-    auto code = jitkit::install::install(a, **zone, {.name = "seed"});
+    Assembler a = host_data_program(status, true);
+    auto code = jitkit::install::install(a, **zone, {.name = "host_data"});
     if (!code) {
       std::printf("install failed: %s\n", code.error().message().c_str());
       return false;
@@ -71,8 +73,8 @@ bool show_assembler() {
   }
   {  // No scratch register: a clear error at install, not a crash or a truncated address.
     *status = 0;
-    Assembler a = seed(status, false);
-    auto code = jitkit::install::install(a, **zone, {.name = "seed"});
+    Assembler a = host_data_program(status, false);
+    auto code = jitkit::install::install(a, **zone, {.name = "host_data"});
     std::printf("without scratch   %s\n", code ? "installed (unexpected)" : code.error().message().c_str());
     ok = ok && !code && *status == 0;
   }
@@ -83,7 +85,7 @@ bool show_assembler() {
     o.near_span = 4096;
     auto near_zone = jitkit::code::CodeZone::create(o);
     if (near_zone) {
-      Assembler a = seed(status, false);
+      Assembler a = host_data_program(status, false);
       auto code = jitkit::install::install(a, **near_zone);
       if (code) {
         int r = code->entry<int()>()();

@@ -68,7 +68,7 @@ class InstalledCode {
   const std::vector<x64::HostOperandChoice>& host_operands() const { return host_operands_; }
 
  private:
-  friend Result<InstalledCode> install(x64::Assembler&, code::CodeZone&, const InstallOptions&);
+  friend Result<InstalledCode> install(const x64::Assembler&, code::CodeZone&, const InstallOptions&);
   code::CodeBlock block_;
   std::size_t code_size_ = 0;
   std::size_t used_size_ = 0;
@@ -78,9 +78,9 @@ class InstalledCode {
   std::vector<x64::HostOperandChoice> host_operands_;
 };
 
-// Installs the assembler's code into `zone`. The assembler is left unchanged (it may be
-// installed again, e.g. into another zone).
-Result<InstalledCode> install(x64::Assembler& assembler, code::CodeZone& zone,
+// Installs the assembler's code into `zone`. Only reads the assembler (hence const): it may be
+// installed again, e.g. into another zone, or reset() and reused.
+Result<InstalledCode> install(const x64::Assembler& assembler, code::CodeZone& zone,
                               const InstallOptions& options = {});
 
 }  // namespace jitkit::install

@@ -47,19 +47,19 @@
 //    when step 5 exposes the new first byte, the tail it fetches is the new one.
 //  * The aligned store path is NOT architecturally documented. The SDM guarantees that an
 //    aligned 4-byte (8-byte) store is atomic for DATA accesses (§8.1.1), and says nothing of
-//    instruction fetch racing a store. The evidence is empirical, as seeds/003 says: in the
-//    cover letter of "[PATCH v3 0/6] Static calls" (Josh Poimboeuf, Jan 2019, quoted in Nadav
-//    Amit's reply), writing a call's rel32 that does not cross a cache line was observed
-//    atomically by instruction fetch (crashes on Nehalem when it crossed a line, none
-//    otherwise), "BUT, the SDM doesn't document this approach", and CPU vendors were asked to
-//    confirm it. (That v3 design wrote the rel32 directly; the static_call code later merged
-//    for x86 patches through text_poke_bp, i.e. our path 3.) jitkit relies on that observation,
-//    made stronger by
-//    alignment: a naturally aligned 4-byte field never crosses a cache line nor a 16-byte fetch
-//    block. The imm64 store extends the same observation to an aligned 8-byte field (also one
-//    cache line, one fetch block); the kernel does not rely on that case. The stress tests
-//    (tests/patch) check it on the machine at hand; they cannot prove it for every CPU.
-//    Every site is refused by the store path unless its field is naturally aligned.
+//    instruction fetch racing a store. The evidence is empirical (docs/background.md tells how
+//    jitkit came to rely on it): in the cover letter of "[PATCH v3 0/6] Static calls" (Josh
+//    Poimboeuf, Jan 2019, quoted in Nadav Amit's reply), writing a call's rel32 that does not
+//    cross a cache line was observed atomically by instruction fetch (crashes on Nehalem when it
+//    crossed a line, none otherwise), "BUT, the SDM doesn't document this approach", and CPU
+//    vendors were asked to confirm it. (That v3 design wrote the rel32 directly; the static_call
+//    code later merged for x86 patches through text_poke_bp, i.e. our path 3.) jitkit relies on
+//    that observation, made stronger by alignment: a naturally aligned 4-byte field never
+//    crosses a cache line nor a 16-byte fetch block. The imm64 store extends the same
+//    observation to an aligned 8-byte field (also one cache line, one fetch block); the kernel
+//    does not rely on that case. The stress tests (tests/patch) check it on the machine at hand;
+//    they cannot prove it for every CPU. Every site is refused by the store path unless its field
+//    is naturally aligned.
 //  * The trampoline slot is read by `jmp [rip+disp32]` as a data load: its aligned 8-byte store
 //    is atomic by §8.1.1, architecturally.
 //
@@ -271,7 +271,16 @@ class Patcher {
   Result<Trampoline> trampoline_for(const install::PatchSite& site);
   Status store_field(std::uint8_t* field, std::uint8_t size, std::uint64_t value);
   Status serialize();
+
+  // commit() under the mutex, in phases: every operation is resolved into a CommitPlan (aligned
+  // stores, instruction edits, trampoline slot stores), the whole plan is validated, and only
+  // then is it applied, with the stores alone or with one breakpoint round (patcher.cpp).
+  struct CommitPlan;
   Status commit_locked(PatchBatch& batch, CommitObserver* observer);
+  Status resolve(const PatchBatch& batch, CommitPlan& plan);
+  Status resolve_retarget(const install::PatchSite& site, std::uintptr_t target, CommitPlan& plan);
+  Status apply_stores(const CommitPlan& plan);
+  Status apply_breakpoint_round(const CommitPlan& plan, CommitObserver* observer);
 
   code::CodeZone* zone_;
   mutable std::mutex mutex_;

@@ -96,12 +96,12 @@ enum class JumpForm : std::uint8_t { kAuto, kShort, kNear };
 
 // How a host-address operand was finally encoded.
 enum class HostForm : std::uint8_t {
-  kRipRelative,     // [rip + disp32] / call rel32 / jmp rel32
-  kAbsolute32,      // [disp32] (address fits in 32 bits sign-extended)
-  kMoffs64,         // mov al/ax/eax/rax <-> [moffs64]
-  kAddressSlot,     // call/jmp [rip + slot], the 8-byte slot placed after the code
-  kImm64ToDest,     // lea r64, [far] -> mov r64, imm64
-  kScratchRegister, // mov scratch, imm64; insn ... [scratch]
+  kRipRelative,      // [rip + disp32] / call rel32 / jmp rel32
+  kAbsolute32,       // [disp32] (address fits in 32 bits sign-extended)
+  kMoffs64,          // mov al/ax/eax/rax <-> [moffs64]
+  kAddressSlot,      // call/jmp [rip + slot], the 8-byte slot placed after the code
+  kImm64ToDest,      // lea r64, [far] -> mov r64, imm64
+  kScratchRegister,  // mov scratch, imm64; insn ... [scratch]
 };
 std::string_view name(HostForm f);
 
@@ -111,14 +111,14 @@ struct HostOperandChoice {
   std::uint8_t size;          // bytes of the sequence
   std::uint64_t address;      // the host address
   HostForm form;
-  std::string text;           // the instruction as written, e.g. "mov dword [0x7f...], imm 0x2a"
+  std::string text;  // the instruction as written, e.g. "mov dword [0x7f...], imm 0x2a"
 };
 
 // The result of encoding for a given base address: the final bytes and what install records.
 struct EncodedCode {
   std::uint64_t base_address = 0;
-  std::vector<std::uint8_t> bytes;    // code, then address slots, then the constant pool
-  std::size_t code_size = 0;          // bytes of instructions (before slots and pool)
+  std::vector<std::uint8_t> bytes;           // code, then address slots, then the constant pool
+  std::size_t code_size = 0;                 // bytes of instructions (before slots and pool)
   std::vector<std::uint32_t> label_offsets;  // by label id; kUnbound for unbound labels
   std::vector<PatchSiteRecord> sites;
   std::vector<HostOperandChoice> host_operands;
@@ -186,8 +186,8 @@ class Assembler {
   void mov(const Mem& dst, Gp64 src);
   void mov(Gp8 dst, std::int64_t imm);
   void mov(Gp16 dst, std::int64_t imm);
-  void mov(Gp32 dst, std::int64_t imm);   // accepts -2^31 .. 2^32-1
-  void mov(Gp64 dst, std::int64_t imm);   // shortest form, see above
+  void mov(Gp32 dst, std::int64_t imm);        // accepts -2^31 .. 2^32-1
+  void mov(Gp64 dst, std::int64_t imm);        // shortest form, see above
   void mov(const Mem& dst, std::int64_t imm);  // sized memory; 64-bit: simm32
   void movabs(Gp64 dst, std::uint64_t imm);    // always the 10-byte mov r64, imm64
   // The moffs64 forms, explicitly (mov's host-address operands pick them automatically when
@@ -233,23 +233,23 @@ class Assembler {
   void bswap(Gp64 r);
 
   // --- Integer arithmetic -----------------------------------------------------------------
-#define JITKIT_X64_ALU_DECL(op)                                   \
-  void op(Gp8 dst, Gp8 src);                                      \
-  void op(Gp16 dst, Gp16 src);                                    \
-  void op(Gp32 dst, Gp32 src);                                    \
-  void op(Gp64 dst, Gp64 src);                                    \
-  void op(Gp8 dst, const Mem& src);                               \
-  void op(Gp16 dst, const Mem& src);                              \
-  void op(Gp32 dst, const Mem& src);                              \
-  void op(Gp64 dst, const Mem& src);                              \
-  void op(const Mem& dst, Gp8 src);                               \
-  void op(const Mem& dst, Gp16 src);                              \
-  void op(const Mem& dst, Gp32 src);                              \
-  void op(const Mem& dst, Gp64 src);                              \
-  void op(Gp8 dst, std::int64_t imm);                             \
-  void op(Gp16 dst, std::int64_t imm);                            \
-  void op(Gp32 dst, std::int64_t imm);                            \
-  void op(Gp64 dst, std::int64_t imm); /* simm32 */               \
+#define JITKIT_X64_ALU_DECL(op)                     \
+  void op(Gp8 dst, Gp8 src);                        \
+  void op(Gp16 dst, Gp16 src);                      \
+  void op(Gp32 dst, Gp32 src);                      \
+  void op(Gp64 dst, Gp64 src);                      \
+  void op(Gp8 dst, const Mem& src);                 \
+  void op(Gp16 dst, const Mem& src);                \
+  void op(Gp32 dst, const Mem& src);                \
+  void op(Gp64 dst, const Mem& src);                \
+  void op(const Mem& dst, Gp8 src);                 \
+  void op(const Mem& dst, Gp16 src);                \
+  void op(const Mem& dst, Gp32 src);                \
+  void op(const Mem& dst, Gp64 src);                \
+  void op(Gp8 dst, std::int64_t imm);               \
+  void op(Gp16 dst, std::int64_t imm);              \
+  void op(Gp32 dst, std::int64_t imm);              \
+  void op(Gp64 dst, std::int64_t imm); /* simm32 */ \
   void op(const Mem& dst, std::int64_t imm);
   JITKIT_X64_ALU_DECL(add)
   JITKIT_X64_ALU_DECL(or_)
@@ -278,7 +278,7 @@ class Assembler {
   void op(Gp16 r);                \
   void op(Gp32 r);                \
   void op(Gp64 r);                \
-  void op(const Mem& m);  /* sized memory */
+  void op(const Mem& m); /* sized memory */
   JITKIT_X64_UNARY_DECL(inc)
   JITKIT_X64_UNARY_DECL(dec)
   JITKIT_X64_UNARY_DECL(neg)
@@ -308,16 +308,16 @@ class Assembler {
   // --- Shifts and rotates: by an immediate or by cl. The immediate must be below the operand
   //     width (0..31 for 8/16/32-bit operands, 0..63 for 64-bit), as the CPU masks the count;
   //     a larger one is a sticky error rather than a silently masked shift. -----------------
-#define JITKIT_X64_SHIFT_DECL(op)                  \
-  void op(Gp8 r, std::uint8_t count);              \
-  void op(Gp16 r, std::uint8_t count);             \
-  void op(Gp32 r, std::uint8_t count);             \
-  void op(Gp64 r, std::uint8_t count);             \
-  void op(const Mem& m, std::uint8_t count);       \
-  void op(Gp8 r, Gp8 count_cl);                    \
-  void op(Gp16 r, Gp8 count_cl);                   \
-  void op(Gp32 r, Gp8 count_cl);                   \
-  void op(Gp64 r, Gp8 count_cl);                   \
+#define JITKIT_X64_SHIFT_DECL(op)            \
+  void op(Gp8 r, std::uint8_t count);        \
+  void op(Gp16 r, std::uint8_t count);       \
+  void op(Gp32 r, std::uint8_t count);       \
+  void op(Gp64 r, std::uint8_t count);       \
+  void op(const Mem& m, std::uint8_t count); \
+  void op(Gp8 r, Gp8 count_cl);              \
+  void op(Gp16 r, Gp8 count_cl);             \
+  void op(Gp32 r, Gp8 count_cl);             \
+  void op(Gp64 r, Gp8 count_cl);             \
   void op(const Mem& m, Gp8 count_cl);
   JITKIT_X64_SHIFT_DECL(rol)
   JITKIT_X64_SHIFT_DECL(ror)
@@ -327,27 +327,27 @@ class Assembler {
 #undef JITKIT_X64_SHIFT_DECL
 
   // --- Bit operations ---------------------------------------------------------------------
-#define JITKIT_X64_BT_DECL(op)                    \
-  void op(Gp16 r, Gp16 bit);                      \
-  void op(Gp32 r, Gp32 bit);                      \
-  void op(Gp64 r, Gp64 bit);                      \
-  void op(const Mem& m, Gp16 bit);                \
-  void op(const Mem& m, Gp32 bit);                \
-  void op(const Mem& m, Gp64 bit);                \
-  void op(Gp16 r, std::uint8_t bit);              \
-  void op(Gp32 r, std::uint8_t bit);              \
-  void op(Gp64 r, std::uint8_t bit);              \
+#define JITKIT_X64_BT_DECL(op)       \
+  void op(Gp16 r, Gp16 bit);         \
+  void op(Gp32 r, Gp32 bit);         \
+  void op(Gp64 r, Gp64 bit);         \
+  void op(const Mem& m, Gp16 bit);   \
+  void op(const Mem& m, Gp32 bit);   \
+  void op(const Mem& m, Gp64 bit);   \
+  void op(Gp16 r, std::uint8_t bit); \
+  void op(Gp32 r, std::uint8_t bit); \
+  void op(Gp64 r, std::uint8_t bit); \
   void op(const Mem& m, std::uint8_t bit);
   JITKIT_X64_BT_DECL(bt)
   JITKIT_X64_BT_DECL(bts)
   JITKIT_X64_BT_DECL(btr)
 #undef JITKIT_X64_BT_DECL
-#define JITKIT_X64_CNT_DECL(op)               \
-  void op(Gp16 dst, Gp16 src);                \
-  void op(Gp32 dst, Gp32 src);                \
-  void op(Gp64 dst, Gp64 src);                \
-  void op(Gp16 dst, const Mem& src);          \
-  void op(Gp32 dst, const Mem& src);          \
+#define JITKIT_X64_CNT_DECL(op)      \
+  void op(Gp16 dst, Gp16 src);       \
+  void op(Gp32 dst, Gp32 src);       \
+  void op(Gp64 dst, Gp64 src);       \
+  void op(Gp16 dst, const Mem& src); \
+  void op(Gp32 dst, const Mem& src); \
   void op(Gp64 dst, const Mem& src);
   JITKIT_X64_CNT_DECL(popcnt)
   JITKIT_X64_CNT_DECL(lzcnt)
@@ -369,34 +369,34 @@ class Assembler {
   void jmp(Label target, JumpForm form = JumpForm::kAuto);
   void jmp(HostAddress target);  // rel32 if reachable, else jmp [rip+slot]
   void jmp(Gp64 target);
-  void jmp(const Mem& target);   // qword memory (size 0 or 8)
-  void call(Label target);       // call rel32
-  void call(HostAddress target); // rel32 if reachable, else call [rip+slot]
+  void jmp(const Mem& target);    // qword memory (size 0 or 8)
+  void call(Label target);        // call rel32
+  void call(HostAddress target);  // rel32 if reachable, else call [rip+slot]
   void call(Gp64 target);
   void call(const Mem& target);
   void ret();
   void ret(std::uint16_t pop_bytes);
   void push(Gp64 r);
   void push(const Mem& m);
-  void push(std::int32_t imm);   // pushes the sign-extended 64-bit value
+  void push(std::int32_t imm);  // pushes the sign-extended 64-bit value
   void pop(Gp64 r);
   void pop(const Mem& m);
   // jcc shorthands.
 #define JITKIT_X64_JCC_DECL(suffix, cond) \
   void j##suffix(Label target, JumpForm form = JumpForm::kAuto) { jcc(cond, target, form); }
-  JITKIT_X64_JCC_DECL(o, Cond::kO) JITKIT_X64_JCC_DECL(no, Cond::kNO)
-  JITKIT_X64_JCC_DECL(b, Cond::kB) JITKIT_X64_JCC_DECL(ae, Cond::kAE)
-  JITKIT_X64_JCC_DECL(e, Cond::kE) JITKIT_X64_JCC_DECL(ne, Cond::kNE)
-  JITKIT_X64_JCC_DECL(z, Cond::kZ) JITKIT_X64_JCC_DECL(nz, Cond::kNZ)
-  JITKIT_X64_JCC_DECL(be, Cond::kBE) JITKIT_X64_JCC_DECL(a, Cond::kA)
-  JITKIT_X64_JCC_DECL(s, Cond::kS) JITKIT_X64_JCC_DECL(ns, Cond::kNS)
-  JITKIT_X64_JCC_DECL(p, Cond::kP) JITKIT_X64_JCC_DECL(np, Cond::kNP)
-  JITKIT_X64_JCC_DECL(l, Cond::kL) JITKIT_X64_JCC_DECL(ge, Cond::kGE)
-  JITKIT_X64_JCC_DECL(le, Cond::kLE) JITKIT_X64_JCC_DECL(g, Cond::kG)
+  JITKIT_X64_JCC_DECL(o, Cond::kO)
+  JITKIT_X64_JCC_DECL(no, Cond::kNO)
+  JITKIT_X64_JCC_DECL(b, Cond::kB) JITKIT_X64_JCC_DECL(ae, Cond::kAE) JITKIT_X64_JCC_DECL(e, Cond::kE)
+      JITKIT_X64_JCC_DECL(ne, Cond::kNE) JITKIT_X64_JCC_DECL(z, Cond::kZ) JITKIT_X64_JCC_DECL(nz, Cond::kNZ)
+          JITKIT_X64_JCC_DECL(be, Cond::kBE) JITKIT_X64_JCC_DECL(a, Cond::kA) JITKIT_X64_JCC_DECL(s, Cond::kS)
+              JITKIT_X64_JCC_DECL(ns, Cond::kNS) JITKIT_X64_JCC_DECL(p, Cond::kP)
+                  JITKIT_X64_JCC_DECL(np, Cond::kNP) JITKIT_X64_JCC_DECL(l, Cond::kL)
+                      JITKIT_X64_JCC_DECL(ge, Cond::kGE) JITKIT_X64_JCC_DECL(le, Cond::kLE)
+                          JITKIT_X64_JCC_DECL(g, Cond::kG)
 #undef JITKIT_X64_JCC_DECL
 
-  // --- Atomics and ordering ---------------------------------------------------------------
-  void lock();  // LOCK prefix for the next instruction (which must have a memory destination)
+      // --- Atomics and ordering ---------------------------------------------------------------
+      void lock();  // LOCK prefix for the next instruction (which must have a memory destination)
   void cmpxchg(const Mem& dst, Gp8 src);
   void cmpxchg(const Mem& dst, Gp16 src);
   void cmpxchg(const Mem& dst, Gp32 src);
@@ -437,8 +437,8 @@ class Assembler {
   void movapd(Xmm dst, Xmm src);
   void movapd(Xmm dst, const Mem& src);  // 16-byte aligned memory
   void movapd(const Mem& dst, Xmm src);
-#define JITKIT_X64_SSE_DECL(op)        \
-  void op(Xmm dst, Xmm src);           \
+#define JITKIT_X64_SSE_DECL(op) \
+  void op(Xmm dst, Xmm src);    \
   void op(Xmm dst, const Mem& src);
   JITKIT_X64_SSE_DECL(addsd)
   JITKIT_X64_SSE_DECL(subsd)
@@ -466,7 +466,7 @@ class Assembler {
   void dd(std::uint32_t v);
   void dq(std::uint64_t v);
   void bytes(const void* data, std::size_t n);
-  void dq(Label label);                 // the label's absolute address (jump tables)
+  void dq(Label label);                   // the label's absolute address (jump tables)
   void dd_rel(Label target, Label base);  // target - base as int32 (relative jump tables)
   // Pads with NOPs so that the next byte is at a multiple of `alignment` (power of two, <= 64)
   // in the final code.
@@ -496,7 +496,6 @@ class Assembler {
   struct SiteState;
 
  private:
-
   std::uint8_t* buf_ = nullptr;  // malloc'd buffer
   std::uint8_t* cur_ = nullptr;  // next byte
   std::uint8_t* end_ = nullptr;  // capacity end

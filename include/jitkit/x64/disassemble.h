@@ -82,11 +82,11 @@ struct DecodedOperand {
 
 // One decoded instruction.
 struct DecodedInstruction {
-  std::uint8_t length = 0;            // bytes, 1..15
-  std::string mnemonic;               // lower case, Zydis spelling ("mov", "jnz", "call")
-  std::string text;                   // Intel syntax, as `disassemble` prints it (no address)
-  std::uint16_t operand_width = 0;    // effective operand size in bits
-  std::uint16_t address_width = 0;    // effective address size in bits
+  std::uint8_t length = 0;               // bytes, 1..15
+  std::string mnemonic;                  // lower case, Zydis spelling ("mov", "jnz", "call")
+  std::string text;                      // Intel syntax, as `disassemble` prints it (no address)
+  std::uint16_t operand_width = 0;       // effective operand size in bits
+  std::uint16_t address_width = 0;       // effective address size in bits
   std::vector<DecodedOperand> operands;  // explicit (visible) operands, in Intel order
 };
 
@@ -101,7 +101,6 @@ std::string disassemble(const void* code, std::size_t size, std::uint64_t runtim
 // Decodes the single instruction at the start of `code` (reading at most `size` bytes).
 // Errors: kInvalidArgument when the bytes are not a valid instruction or are truncated; the
 // message names the offending bytes.
-Result<DecodedInstruction> decode_one(const void* code, std::size_t size,
-                                      std::uint64_t runtime_address);
+Result<DecodedInstruction> decode_one(const void* code, std::size_t size, std::uint64_t runtime_address);
 
 }  // namespace jitkit::x64

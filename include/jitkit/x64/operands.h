@@ -38,9 +38,7 @@ struct HostAddress {
 };
 
 // abs(p): the host address of an object or a function, for memory operands and call/jmp targets.
-inline HostAddress abs(const volatile void* p) {
-  return HostAddress{reinterpret_cast<std::uint64_t>(p)};
-}
+inline HostAddress abs(const volatile void* p) { return HostAddress{reinterpret_cast<std::uint64_t>(p)}; }
 template <typename R, typename... Args>
 HostAddress abs(R (*fn)(Args...)) {
   return HostAddress{reinterpret_cast<std::uint64_t>(fn)};
@@ -61,12 +59,12 @@ struct Mem {
   static constexpr std::uint8_t kNoReg = 0xFF;
   static constexpr std::uint8_t kBadScale = 0xFF;
 
-  std::int64_t disp = 0;          // kRegs: displacement (int32 range); kHost: the address
+  std::int64_t disp = 0;                    // kRegs: displacement (int32 range); kHost: the address
   std::uint32_t label = Label::kInvalidId;  // kLabel: label id
-  std::uint8_t base = kNoReg;     // hardware number or kNoReg
-  std::uint8_t index = kNoReg;    // hardware number or kNoReg (rsp cannot be an index)
-  std::uint8_t scale_log2 = 0;    // 0..3, or kBadScale (a sticky error when used)
-  std::uint8_t size = 0;          // bytes: 0 (unsized), 1, 2, 4, 8, 16
+  std::uint8_t base = kNoReg;               // hardware number or kNoReg
+  std::uint8_t index = kNoReg;              // hardware number or kNoReg (rsp cannot be an index)
+  std::uint8_t scale_log2 = 0;              // 0..3, or kBadScale (a sticky error when used)
+  std::uint8_t size = 0;                    // bytes: 0 (unsized), 1, 2, 4, 8, 16
   Kind kind = Kind::kRegs;
 
   // The same address with another operand size.
@@ -116,19 +114,19 @@ constexpr Mem make_host_mem(std::uint8_t size, HostAddress a) {
 }  // namespace detail
 
 // One family of builders per operand size; `ptr` is unsized.
-#define JITKIT_X64_MEM_BUILDERS(fn, bytes)                                                     \
-  constexpr Mem fn(Gp64 base, std::int32_t disp = 0) {                                         \
-    return detail::make_mem(bytes, base.id, Mem::kNoReg, 1, disp);                             \
-  }                                                                                            \
-  constexpr Mem fn(Gp64 base, Gp64 index, int scale = 1, std::int32_t disp = 0) {              \
-    return detail::make_mem(bytes, base.id, index.id, scale, disp);                            \
-  }                                                                                            \
-  constexpr Mem fn(NoBase, Gp64 index, int scale, std::int32_t disp = 0) {                     \
-    return detail::make_mem(bytes, Mem::kNoReg, index.id, scale, disp);                        \
-  }                                                                                            \
-  constexpr Mem fn(Label label, std::int32_t disp = 0) {                                       \
-    return detail::make_label_mem(bytes, label, disp);                                         \
-  }                                                                                            \
+#define JITKIT_X64_MEM_BUILDERS(fn, bytes)                                        \
+  constexpr Mem fn(Gp64 base, std::int32_t disp = 0) {                            \
+    return detail::make_mem(bytes, base.id, Mem::kNoReg, 1, disp);                \
+  }                                                                               \
+  constexpr Mem fn(Gp64 base, Gp64 index, int scale = 1, std::int32_t disp = 0) { \
+    return detail::make_mem(bytes, base.id, index.id, scale, disp);               \
+  }                                                                               \
+  constexpr Mem fn(NoBase, Gp64 index, int scale, std::int32_t disp = 0) {        \
+    return detail::make_mem(bytes, Mem::kNoReg, index.id, scale, disp);           \
+  }                                                                               \
+  constexpr Mem fn(Label label, std::int32_t disp = 0) {                          \
+    return detail::make_label_mem(bytes, label, disp);                            \
+  }                                                                               \
   constexpr Mem fn(HostAddress address) { return detail::make_host_mem(bytes, address); }
 
 JITKIT_X64_MEM_BUILDERS(ptr, 0)
@@ -140,9 +138,7 @@ JITKIT_X64_MEM_BUILDERS(xmmword_ptr, 16)
 #undef JITKIT_X64_MEM_BUILDERS
 
 // [rip + label] without a size (named as in INTERFACES.md).
-constexpr Mem ptr_rip(Label label, std::int32_t disp = 0) {
-  return detail::make_label_mem(0, label, disp);
-}
+constexpr Mem ptr_rip(Label label, std::int32_t disp = 0) { return detail::make_label_mem(0, label, disp); }
 // An absolute 32-bit address [disp32] (no base, no index); the address must fit in 32 bits
 // sign-extended. For arbitrary host addresses use abs() instead, which picks the form at install.
 constexpr Mem abs32_ptr(std::uint8_t size, std::int32_t address) {

@@ -1,5 +1,5 @@
 // src/patch/linux/trap_handler.cpp — jitkit's SIGTRAP handler (see jitkit/patch/trap.h) and the
-// process-wide table of breakpoints in flight (see patch/trap_table.h).
+// process-wide table of breakpoints in flight (see patch/trap_table_p.h).
 //
 // Everything the handler touches is a lock-free atomic, a code byte, or the interrupted
 // thread's registers and stack, so it is async-signal-safe and may interrupt the patcher itself.
@@ -14,10 +14,12 @@
 #include <mutex>
 
 #include "jitkit/patch/trap.h"
-#include "patch/trap_table.h"
+#include "patch/trap_table_p.h"
 
 namespace jitkit::patch {
 namespace {
+
+namespace x86_64 = detail::x86_64;  // the instruction forms of insn_p.h
 
 std::atomic<const detail::TrapTable*> g_table{nullptr};
 std::atomic<std::uint64_t> g_generation{0};
@@ -71,8 +73,7 @@ bool handle_int3(ucontext_t* uc) {
     // A consistent snapshot of (table, byte): no publish/retire happened in between (g1 == g2).
     const std::uint64_t g1 = g_generation.load();
     const detail::TrapTable* table = g_table.load();
-    const std::uint8_t byte = __atomic_load_n(reinterpret_cast<const std::uint8_t*>(addr),
-                                              __ATOMIC_SEQ_CST);
+    const std::uint8_t byte = __atomic_load_n(reinterpret_cast<const std::uint8_t*>(addr), __ATOMIC_SEQ_CST);
     const std::uint64_t g2 = g_generation.load();
     if (g1 != g2) continue;  // a round started or ended meanwhile: look again
     if (table != nullptr) {
@@ -198,8 +199,7 @@ bool trap_handler_installed() {
 }
 
 TrapStats trap_stats() {
-  return TrapStats{g_emulated.load(std::memory_order_relaxed),
-                   g_restarted.load(std::memory_order_relaxed),
+  return TrapStats{g_emulated.load(std::memory_order_relaxed), g_restarted.load(std::memory_order_relaxed),
                    g_forwarded.load(std::memory_order_relaxed)};
 }
 

@@ -1,9 +1,9 @@
-// src/patch/x86_64/insn.cpp — decoding of the emulatable instruction forms (see insn.h).
-#include "patch/x86_64/insn.h"
+// src/patch/x86_64/insn.cpp — decoding of the emulatable instruction forms (see insn_p.h).
+#include "patch/x86_64/insn_p.h"
 
 #include <cstring>
 
-namespace jitkit::patch::x86_64 {
+namespace jitkit::patch::detail::x86_64 {
 
 std::size_t nop_length(const std::uint8_t* bytes, std::size_t avail) {
   std::size_t i = 0;
@@ -28,8 +28,7 @@ std::size_t nop_length(const std::uint8_t* bytes, std::size_t avail) {
   return n <= avail ? n : 0;
 }
 
-std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length,
-                                      std::uintptr_t address) {
+std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length, std::uintptr_t address) {
   if (length == 0) return std::nullopt;
   std::int32_t rel = 0;
   if (length == 5 && (bytes[0] == kCallRel32 || bytes[0] == kJmpRel32)) {
@@ -47,4 +46,4 @@ std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t len
   return std::nullopt;
 }
 
-}  // namespace jitkit::patch::x86_64
+}  // namespace jitkit::patch::detail::x86_64

@@ -3,7 +3,7 @@
 // Each TEST enumerates one family of instruction forms (forms.cpp), encodes every instance with
 // jitkit's Assembler and with `as --64`, and requires, for every instance: identical bytes,
 // Zydis decoding jitkit's bytes as exactly the intended instruction, and one instruction per
-// Assembler call (instance.h). It also requires the Assembler to refuse, with a sticky error,
+// Assembler call (instance_p.h). It also requires the Assembler to refuse, with a sticky error,
 // every illegal request the family lists (rsp as index, ah beside REX, out-of-range immediates,
 // unsized memory, ...). Zero mismatches are allowed.
 //
@@ -17,10 +17,10 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "x64/differential/forms.h"
-#include "x64/differential/gnu_as.h"
+#include "x64/differential/forms_p.h"
+#include "x64/differential/gnu_as_p.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 std::size_t g_total_compared = 0;
@@ -31,8 +31,8 @@ void append_to_mismatch_file(const std::string& family, const std::vector<Mismat
   if (path == nullptr || *path == '\0' || ms.empty()) return;
   std::ofstream out(path, std::ios::app);
   for (const Mismatch& m : ms) {
-    out << "| " << family << " | `" << m.text << "` | `" << m.ours << "` | `" << m.gnu << "` | "
-        << m.reason << " |\n";
+    out << "| " << family << " | `" << m.text << "` | `" << m.ours << "` | `" << m.gnu << "` | " << m.reason
+        << " |\n";
   }
 }
 
@@ -44,22 +44,22 @@ void run_family(const std::string& family, void (*build)(Suite&)) {
   Suite suite(family);
   build(suite);
   const Suite::Outcome out = suite.run();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   g_total_compared += out.compared;
   g_total_refusals += out.refusals_checked;
-  std::printf("[ asm-diff ] %-28s %8zu instances compared with GNU as and Zydis, %5zu refusals "
-              "checked, %zu mismatches (%.2f s)\n",
-              family.c_str(), out.compared, out.refusals_checked, out.mismatches.size(), seconds);
+  std::printf(
+      "[ asm-diff ] %-28s %8zu instances compared with GNU as and Zydis, %5zu refusals "
+      "checked, %zu mismatches (%.2f s)\n",
+      family.c_str(), out.compared, out.refusals_checked, out.mismatches.size(), seconds);
   append_to_mismatch_file(family, out.mismatches);
   constexpr std::size_t kShown = 40;
   for (std::size_t i = 0; i < out.mismatches.size() && i < kShown; ++i) {
     const Mismatch& m = out.mismatches[i];
-    ADD_FAILURE() << m.batch << ": `" << m.text << "`\n  ours: " << m.ours << "\n  GNU:  " << m.gnu
-                  << "\n  " << m.reason;
+    ADD_FAILURE() << m.batch << ": `" << m.text << "`\n  ours: " << m.ours << "\n  GNU:  " << m.gnu << "\n  "
+                  << m.reason;
   }
-  EXPECT_EQ(out.mismatches.size(), 0u) << out.mismatches.size() << " mismatches in " << family
-                                       << " (first " << kShown << " shown)";
+  EXPECT_EQ(out.mismatches.size(), 0u)
+      << out.mismatches.size() << " mismatches in " << family << " (first " << kShown << " shown)";
   // The enumeration must actually have produced work: an empty family would pass vacuously.
   EXPECT_GT(out.compared, 0u);
 }
@@ -96,9 +96,9 @@ class TotalReporter : public ::testing::Environment {
 const auto* const kReporter = ::testing::AddGlobalTestEnvironment(new TotalReporter);
 
 }  // namespace
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 // The comparison itself must be able to fail: feed it instances whose description is wrong on
@@ -163,4 +163,4 @@ TEST(DifferentialHarness, ReportsByteSemanticAndLengthDisagreements) {
 }
 
 }  // namespace
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -97,9 +97,7 @@ TEST(Disassemble, OverlongSymbolNameFallsBackToPlainAddress) {
   const Bytes code = {0xe8, 0x00, 0x00, 0x00, 0x00};  // call next
   DisassembleOptions options;
   options.label_lines = false;
-  options.symbolizer = [](std::uint64_t) -> std::optional<std::string> {
-    return std::string(10000, 'x');
-  };
+  options.symbolizer = [](std::uint64_t) -> std::optional<std::string> { return std::string(10000, 'x'); };
   const std::string text = disassemble(code.data(), code.size(), 0x3000, options);
   EXPECT_NE(text.find("call 0x0000000000003005"), std::string::npos) << text;
   EXPECT_EQ(text.find("xxxx"), std::string::npos);
@@ -221,8 +219,7 @@ TEST(DecodeOne, InvalidBytesGiveErrorNamingThem) {
   auto decoded = decode_one(code.data(), code.size(), 0);
   ASSERT_FALSE(decoded);
   EXPECT_EQ(decoded.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(decoded.error().message().find("[06]"), std::string::npos)
-      << decoded.error().message();
+  EXPECT_NE(decoded.error().message().find("[06]"), std::string::npos) << decoded.error().message();
 }
 
 TEST(DecodeOne, TruncatedInstructionIsAnError) {

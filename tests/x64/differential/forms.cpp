@@ -1,4 +1,4 @@
-// Instruction families of the differential encoding test (see forms.h and instance.h).
+// Instruction families of the differential encoding test (see forms_p.h and instance_p.h).
 //
 // Every Assembler overload in include/jitkit/x64/assembler.h that encodes one instruction is
 // enumerated here (patch sites, align(), nop(n), constants and host addresses are layout
@@ -11,14 +11,14 @@
 //              special cases (SIB needed, disp8 0 needed) in every family;
 //   immediates the boundaries of each immediate encoding (imm8 sign-extended vs imm16/32, the
 //              unsigned top values of 8/16/32-bit operands, INT32 limits, imm64 for mov).
-#include "x64/differential/forms.h"
+#include "x64/differential/forms_p.h"
 
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <random>
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // --- Suite / Refusals -----------------------------------------------------------------------
 
@@ -104,8 +104,10 @@ std::vector<Gp8> regs<Gp8>() {
   return v;
 }
 
-template <class R> constexpr int kBits = R::kBits;
-template <> constexpr int kBits<Xmm> = 128;
+template <class R>
+constexpr int kBits = R::kBits;
+template <>
+constexpr int kBits<Xmm> = 128;
 
 OpSpec S(Gp64 r) { return reg_op(gp_name(64, r.id), 64); }
 OpSpec S(Gp32 r) { return reg_op(gp_name(32, r.id), 32); }
@@ -114,9 +116,15 @@ OpSpec S(Gp8 r) { return reg_op(gp_name(8, r.id, r.high), 8); }
 OpSpec S(Xmm r) { return reg_op(xmm_name(r.id), 128); }
 
 bool needs_rex(Gp8 r) { return !r.high && r.id >= 4; }
-template <class R> bool needs_rex(R r) { return r.id >= 8; }
+template <class R>
+bool needs_rex(R r) {
+  return r.id >= 8;
+}
 bool is_high(Gp8 r) { return r.high; }
-template <class R> bool is_high(R) { return false; }
+template <class R>
+bool is_high(R) {
+  return false;
+}
 
 // Whether two register operands can share one instruction (ah..bh exclude any REX prefix).
 template <class A, class B>
@@ -144,8 +152,8 @@ Mem to_mem(const Suite& s, const Addr& a, int size) {
   if (a.rip != 0) {
     m = qword_ptr(a.rip == 1 ? s.back_label() : s.fwd_label(), disp);
   } else if (a.base != kNone && a.index != kNone) {
-    m = qword_ptr(Gp64{static_cast<std::uint8_t>(a.base)}, Gp64{static_cast<std::uint8_t>(a.index)},
-                  a.scale, disp);
+    m = qword_ptr(Gp64{static_cast<std::uint8_t>(a.base)}, Gp64{static_cast<std::uint8_t>(a.index)}, a.scale,
+                  disp);
   } else if (a.base != kNone) {
     m = qword_ptr(Gp64{static_cast<std::uint8_t>(a.base)}, disp);
   } else if (a.index != kNone) {
@@ -205,11 +213,19 @@ std::vector<Addr> full_addresses() {
 // A few addresses covering every special case of ModRM/SIB encoding.
 const std::vector<Addr>& tiny_addresses() {
   static const std::vector<Addr> v = {
-      {0, kNone, 1, 0, 0},      {4, kNone, 1, 0, 0},      {5, kNone, 1, 0, 0},
-      {12, kNone, 1, 0, 0},     {13, kNone, 1, 0, 0},     {15, kNone, 1, -128, 0},
-      {1, kNone, 1, 128, 0},    {0, 5, 2, 0, 0},          {12, 13, 8, 127, 0},
-      {kNone, 9, 4, 0, 0},      {kNone, kNone, 1, 0x12345678, 0},
-      {kNone, kNone, 1, 0, 1},  {kNone, kNone, 1, 8, 2},
+      {0, kNone, 1, 0, 0},
+      {4, kNone, 1, 0, 0},
+      {5, kNone, 1, 0, 0},
+      {12, kNone, 1, 0, 0},
+      {13, kNone, 1, 0, 0},
+      {15, kNone, 1, -128, 0},
+      {1, kNone, 1, 128, 0},
+      {0, 5, 2, 0, 0},
+      {12, 13, 8, 127, 0},
+      {kNone, 9, 4, 0, 0},
+      {kNone, kNone, 1, 0x12345678, 0},
+      {kNone, kNone, 1, 0, 1},
+      {kNone, kNone, 1, 8, 2},
   };
   return v;
 }
@@ -218,13 +234,27 @@ const std::vector<Addr>& small_addresses() {
   static const std::vector<Addr> v = [] {
     std::vector<Addr> a = tiny_addresses();
     const std::vector<Addr> more = {
-        {3, kNone, 1, 127, 0},       {2, kNone, 1, -129, 0},        {6, kNone, 1, kI32Max, 0},
-        {7, kNone, 1, kI32Min, 0},   {4, 12, 1, -1, 0},             {5, 15, 8, 1000000, 0},
-        {13, 1, 4, 0, 0},            {8, 0, 2, 1, 0},               {11, 11, 1, 0, 0},
-        {4, 5, 1, 0, 0},             {kNone, 0, 1, 0, 0},           {kNone, 5, 8, -128, 0},
-        {kNone, 13, 2, kI32Max, 0},  {kNone, kNone, 1, -1, 0},      {kNone, kNone, 1, kI32Min, 0},
-        {kNone, kNone, 1, -16, 1},   {kNone, kNone, 1, 0, 2},       {14, kNone, 1, -1, 0},
-        {9, 10, 4, -129, 0},         {5, kNone, 1, 127, 0},         {13, kNone, 1, -128, 0},
+        {3, kNone, 1, 127, 0},
+        {2, kNone, 1, -129, 0},
+        {6, kNone, 1, kI32Max, 0},
+        {7, kNone, 1, kI32Min, 0},
+        {4, 12, 1, -1, 0},
+        {5, 15, 8, 1000000, 0},
+        {13, 1, 4, 0, 0},
+        {8, 0, 2, 1, 0},
+        {11, 11, 1, 0, 0},
+        {4, 5, 1, 0, 0},
+        {kNone, 0, 1, 0, 0},
+        {kNone, 5, 8, -128, 0},
+        {kNone, 13, 2, kI32Max, 0},
+        {kNone, kNone, 1, -1, 0},
+        {kNone, kNone, 1, kI32Min, 0},
+        {kNone, kNone, 1, -16, 1},
+        {kNone, kNone, 1, 0, 2},
+        {14, kNone, 1, -1, 0},
+        {9, 10, 4, -129, 0},
+        {5, kNone, 1, 127, 0},
+        {13, kNone, 1, -128, 0},
     };
     a.insert(a.end(), more.begin(), more.end());
     return a;
@@ -260,8 +290,7 @@ const std::vector<Addr>& medium_addresses() {
 const std::vector<std::int64_t>& imms(int bits) {
   static const std::vector<std::int64_t> k8 = {0, 1, 127, -128, -1, 128, 255};
   static const std::vector<std::int64_t> k16 = {0, 1, 127, 128, -128, -129, 32767, -32768, 65535, -1};
-  static const std::vector<std::int64_t> k32 = {0,       1,       127,     128,     -128,
-                                                -129,    kI32Max, kI32Min, kU32Max, -1};
+  static const std::vector<std::int64_t> k32 = {0, 1, 127, 128, -128, -129, kI32Max, kI32Min, kU32Max, -1};
   static const std::vector<std::int64_t> k64 = {0, 1, 127, 128, -128, -129, kI32Max, kI32Min, -1};
   return bits == 8 ? k8 : bits == 16 ? k16 : bits == 32 ? k32 : k64;
 }
@@ -401,8 +430,7 @@ void memory_refusals(Suite& s, const std::string& mn, Op op) {
                       [=](Assembler& a) { op(a, rax, qword_ptr(rax, rcx, 3, 0)); });
   s.refusals().expect(mn + " rax, dword ptr [rax] (size mismatch)",
                       [=](Assembler& a) { op(a, rax, dword_ptr(rax)); });
-  s.refusals().expect(mn + " ah, byte ptr [r8]",
-                      [=](Assembler& a) { op(a, ah, byte_ptr(r8)); });
+  s.refusals().expect(mn + " ah, byte ptr [r8]", [=](Assembler& a) { op(a, ah, byte_ptr(r8)); });
 }
 
 }  // namespace
@@ -437,9 +465,18 @@ void mov_forms(Suite& s) {
   s.refusals().expect("mov eax, INT32_MIN-1", [](Assembler& a) { a.mov(eax, kI32Min - 1); });
   // mov r64, imm: the documented shortest form (assembler.h): zero-extending mov r32, imm32 for
   // 0..2^32-1, sign-extending mov r64, simm32 for other int32 values, else movabs.
-  const std::vector<std::int64_t> v64 = {0,       1,        127,      128,     -1,
-                                         -128,    kI32Max,  kI32Min,  kU32Max, kU32Max + 1,
-                                         kI32Min - 1, std::numeric_limits<std::int64_t>::max(),
+  const std::vector<std::int64_t> v64 = {0,
+                                         1,
+                                         127,
+                                         128,
+                                         -1,
+                                         -128,
+                                         kI32Max,
+                                         kI32Min,
+                                         kU32Max,
+                                         kU32Max + 1,
+                                         kI32Min - 1,
+                                         std::numeric_limits<std::int64_t>::max(),
                                          std::numeric_limits<std::int64_t>::min(),
                                          0x123456789abcdef0LL};
   for (Gp64 r : regs<Gp64>()) {
@@ -454,8 +491,8 @@ void mov_forms(Suite& s) {
       }
       i.add(std::move(in), [=](Assembler& a) { a.mov(r, v); });
     }
-    for (std::int64_t v : {std::int64_t{0}, std::int64_t{1}, std::int64_t{-1}, kU32Max,
-                           std::int64_t{0x123456789abcdef0LL}}) {
+    for (std::int64_t v :
+         {std::int64_t{0}, std::int64_t{1}, std::int64_t{-1}, kU32Max, std::int64_t{0x123456789abcdef0LL}}) {
       i.add(I("movabs", {S(r), imm_op(v, 64)}, "mov"),
             [=](Assembler& a) { a.movabs(r, static_cast<std::uint64_t>(v)); });
     }
@@ -526,8 +563,7 @@ void alu_one(Suite& s, const std::string& mn, Op op) {
   forms_rr_rm_mr(s, b, mn, op, tiny_addresses());
   // The accumulator and a REX register over the larger address set.
   for (const Addr& ad : small_addresses()) {
-    const Mem m64 = to_mem(s, ad, 8), m32 = to_mem(s, ad, 4), m16 = to_mem(s, ad, 2),
-              m8 = to_mem(s, ad, 1);
+    const Mem m64 = to_mem(s, ad, 8), m32 = to_mem(s, ad, 4), m16 = to_mem(s, ad, 2), m8 = to_mem(s, ad, 1);
     b.add(I(mn, {S(rax), M(s, ad, 8)}), [=](Assembler& a) { op(a, rax, m64); });
     b.add(I(mn, {M(s, ad, 8), S(r11)}), [=](Assembler& a) { op(a, m64, r11); });
     b.add(I(mn, {S(r14d), M(s, ad, 4)}), [=](Assembler& a) { op(a, r14d, m32); });
@@ -583,9 +619,7 @@ void test_and_unary_forms(Suite& s) {
 
   auto unary = [&](const std::string& mn, auto op) {
     Batch& b = s.batch(mn);
-    auto each = [&](auto r) {
-      b.add(I(mn, {S(r)}), [=](Assembler& a) { op(a, r); });
-    };
+    auto each = [&](auto r) { b.add(I(mn, {S(r)}), [=](Assembler& a) { op(a, r); }); };
     for (Gp8 r : regs<Gp8>()) each(r);
     for (Gp16 r : regs<Gp16>()) each(r);
     for (Gp32 r : regs<Gp32>()) each(r);
@@ -796,10 +830,8 @@ void extend_lea_xchg_forms(Suite& s) {
         b.add(I(mn, {S(Gp64{r}), M(s, ad, 2)}), [=](Assembler& a) { op(a, Gp64{r}, m16); });
       }
     }
-    s.refusals().expect(mn + " eax, dword ptr [rax]",
-                        [=](Assembler& a) { op(a, eax, dword_ptr(rax)); });
-    s.refusals().expect(mn + " ax, word ptr [rax]",
-                        [=](Assembler& a) { op(a, ax, word_ptr(rax)); });
+    s.refusals().expect(mn + " eax, dword ptr [rax]", [=](Assembler& a) { op(a, eax, dword_ptr(rax)); });
+    s.refusals().expect(mn + " ax, word ptr [rax]", [=](Assembler& a) { op(a, ax, word_ptr(rax)); });
   };
   extend("movzx", [](Assembler& a, auto x, auto y) { a.movzx(x, y); });
   extend("movsx", [](Assembler& a, auto x, auto y) { a.movsx(x, y); });
@@ -834,8 +866,7 @@ void extend_lea_xchg_forms(Suite& s) {
     const Mem m = to_mem(s, ad, 0);
     lea.add(I("lea", {S(eax), M(s, ad, 0)}), [=](Assembler& a) { a.lea(eax, m); });
   }
-  s.refusals().expect("lea rax, [rcx+rsp*2]",
-                      [](Assembler& a) { a.lea(rax, ptr(rcx, rsp, 2, 0)); });
+  s.refusals().expect("lea rax, [rcx+rsp*2]", [](Assembler& a) { a.lea(rax, ptr(rcx, rsp, 2, 0)); });
 
   auto xchg = [](Assembler& a, auto x, auto y) { a.xchg(x, y); };
   Batch& x = s.batch("xchg");
@@ -881,8 +912,7 @@ void condition_forms(Suite& s) {
   for (int c = 0; c < 16; ++c) {
     const Cond cond = static_cast<Cond>(c);
     for (Gp8 r : regs<Gp8>()) {
-      b.add(I("set" + cond_gnu(c), {S(r)}, "set" + cond_zydis(c)),
-            [=](Assembler& a) { a.setcc(cond, r); });
+      b.add(I("set" + cond_gnu(c), {S(r)}, "set" + cond_zydis(c)), [=](Assembler& a) { a.setcc(cond, r); });
     }
     for (const Addr& ad : small_addresses()) {
       const Mem m = to_mem(s, ad, 1);
@@ -993,8 +1023,7 @@ void control_flow_forms(Suite& s) {
     for (int i = 0; i < 200; ++i) a.nop();
     a.jmp(l, JumpForm::kShort);
   });
-  s.refusals().expect("jmp to a label of another assembler",
-                      [](Assembler& a) { a.jmp(Label{123456}); });
+  s.refusals().expect("jmp to a label of another assembler", [](Assembler& a) { a.jmp(Label{123456}); });
 
   Batch& r = s.batch("indirect-push-pop-ret");
   for (Gp64 t : regs<Gp64>()) {
@@ -1074,8 +1103,7 @@ void atomic_and_misc_forms(Suite& s) {
     add_locked(I("or", {M(s, ad, 1), imm_op(-128, 8)}), [=](Assembler& a) { a.or_(m8, -128); });
     add_locked(I("inc", {M(s, ad, 8)}), [=](Assembler& a) { a.inc(m64); });
     add_locked(I("dec", {M(s, ad, 4)}), [=](Assembler& a) { a.dec(m32); });
-    add_locked(I("bts", {M(s, ad, 8), imm_op(63, 8)}),
-               [=](Assembler& a) { a.bts(m64, std::uint8_t{63}); });
+    add_locked(I("bts", {M(s, ad, 8), imm_op(63, 8)}), [=](Assembler& a) { a.bts(m64, std::uint8_t{63}); });
   }
   s.refusals().expect("lock add rax, rcx (no memory destination)", [](Assembler& a) {
     a.lock();
@@ -1178,11 +1206,11 @@ void sse_forms(Suite& s) {
     xm("movapd", 16, op);
     mx("movapd", 16, op);
   }
-#define JITKIT_SSE_ARITH(name, size)                                     \
-  {                                                                      \
-    auto op = [](Assembler& a, auto x, auto y) { a.name(x, y); };        \
-    xx(#name, op);                                                       \
-    xm(#name, size, op);                                                 \
+#define JITKIT_SSE_ARITH(name, size)                              \
+  {                                                               \
+    auto op = [](Assembler& a, auto x, auto y) { a.name(x, y); }; \
+    xx(#name, op);                                                \
+    xm(#name, size, op);                                          \
   }
   JITKIT_SSE_ARITH(addsd, 8)
   JITKIT_SSE_ARITH(subsd, 8)
@@ -1208,14 +1236,14 @@ void sse_forms(Suite& s) {
   }
   // A memory size that disagrees with what the instruction reads is refused, as for GP forms.
   s.refusals().expect("movsd xmm0, dword ptr [rax]", [](Assembler& a) { a.movsd(xmm0, dword_ptr(rax)); });
-  s.refusals().expect("movsd word ptr [rax], xmm1",
-                      [](Assembler& a) { a.movsd(word_ptr(rax), xmm1); });
+  s.refusals().expect("movsd word ptr [rax], xmm1", [](Assembler& a) { a.movsd(word_ptr(rax), xmm1); });
   s.refusals().expect("addsd xmm0, xmmword ptr [rax]", [](Assembler& a) { a.addsd(xmm0, xmmword_ptr(rax)); });
   s.refusals().expect("movapd xmm0, qword ptr [rax]", [](Assembler& a) { a.movapd(xmm0, qword_ptr(rax)); });
   s.refusals().expect("xorpd xmm0, qword ptr [rax]", [](Assembler& a) { a.xorpd(xmm0, qword_ptr(rax)); });
   s.refusals().expect("movq xmm0, dword ptr [rax]", [](Assembler& a) { a.movq(xmm0, dword_ptr(rax)); });
   s.refusals().expect("cvtsi2sd xmm0, word ptr [rax]", [](Assembler& a) { a.cvtsi2sd(xmm0, word_ptr(rax)); });
-  s.refusals().expect("cvttsd2si eax, dword ptr [rax]", [](Assembler& a) { a.cvttsd2si(eax, dword_ptr(rax)); });
+  s.refusals().expect("cvttsd2si eax, dword ptr [rax]",
+                      [](Assembler& a) { a.cvttsd2si(eax, dword_ptr(rax)); });
   s.refusals().expect("movsd xmm0, qword ptr [rax+rsp*1]",
                       [](Assembler& a) { a.movsd(xmm0, qword_ptr(rax, rsp, 1, 0)); });
   for (const Addr& ad : small_addresses()) {
@@ -1227,11 +1255,11 @@ void sse_forms(Suite& s) {
   }
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util
 
 // --- Random interleavings ------------------------------------------------------------------
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // Relaxable jumps interleaved with RIP-relative references, calls, label binds, filler of random
 // size (pushing distances across the rel8 boundary) and ordinary instructions: the layout pass
@@ -1307,12 +1335,25 @@ void random_interleaving_forms(Suite& s) {
         const std::int64_t v = imms(32)[pick(imms(32).size())];
         const std::int64_t v64 = imms(64)[pick(imms(64).size())];
         switch (pick(6)) {
-          case 0: b.add(I("add", {S(r), M(s, ad, 8)}), [=](Assembler& a) { a.add(r, m64); }); break;
-          case 1: b.add(I("mov", {M(s, ad, 4), S(r32)}), [=](Assembler& a) { a.mov(m32, r32); }); break;
-          case 2: b.add(I("cmp", {S(r32), imm_op(v, 32)}), [=](Assembler& a) { a.cmp(r32, v); }); break;
-          case 3: b.add(I("sub", {M(s, ad, 8), imm_op(v64, 64)}), [=](Assembler& a) { a.sub(m64, v64); }); break;
-          case 4: b.add(I("imul", {S(r), M(s, ad, 8), imm_op(v64, 64)}), [=](Assembler& a) { a.imul(r, m64, v64); }); break;
-          default: b.add(I("xor", {S(r32), S(r32)}), [=](Assembler& a) { a.xor_(r32, r32); }); break;
+          case 0:
+            b.add(I("add", {S(r), M(s, ad, 8)}), [=](Assembler& a) { a.add(r, m64); });
+            break;
+          case 1:
+            b.add(I("mov", {M(s, ad, 4), S(r32)}), [=](Assembler& a) { a.mov(m32, r32); });
+            break;
+          case 2:
+            b.add(I("cmp", {S(r32), imm_op(v, 32)}), [=](Assembler& a) { a.cmp(r32, v); });
+            break;
+          case 3:
+            b.add(I("sub", {M(s, ad, 8), imm_op(v64, 64)}), [=](Assembler& a) { a.sub(m64, v64); });
+            break;
+          case 4:
+            b.add(I("imul", {S(r), M(s, ad, 8), imm_op(v64, 64)}),
+                  [=](Assembler& a) { a.imul(r, m64, v64); });
+            break;
+          default:
+            b.add(I("xor", {S(r32), S(r32)}), [=](Assembler& a) { a.xor_(r32, r32); });
+            break;
         }
       }
     }
@@ -1323,11 +1364,11 @@ void random_interleaving_forms(Suite& s) {
   }
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util
 
 // --- Host addresses -------------------------------------------------------------------------
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 void host_address_forms(Suite& s) {
   // Code placed where mmap usually puts it; targets on each side of every form boundary.
@@ -1338,13 +1379,13 @@ void host_address_forms(Suite& s) {
     Reach reach;
   };
   const std::vector<Target> targets = {
-      {kCode + 0x10000000, Reach::kNear},          // 256 MiB ahead
-      {kCode - 0x40000000, Reach::kNear},          // 1 GiB behind
-      {0x12345678, Reach::kAbs32},                 // low: absolute disp32
-      {0x7fff0000, Reach::kAbs32},                 // just below 2 GiB
-      {0xffffffff80001000ULL, Reach::kAbs32},      // sign-extended negative disp32
-      {0x3f0000000000, Reach::kFar},               // > 4 GiB, far from the code
-      {kCode + 0xC0000000ULL, Reach::kFar},        // 3 GiB ahead: beyond rel32
+      {kCode + 0x10000000, Reach::kNear},      // 256 MiB ahead
+      {kCode - 0x40000000, Reach::kNear},      // 1 GiB behind
+      {0x12345678, Reach::kAbs32},             // low: absolute disp32
+      {0x7fff0000, Reach::kAbs32},             // just below 2 GiB
+      {0xffffffff80001000ULL, Reach::kAbs32},  // sign-extended negative disp32
+      {0x3f0000000000, Reach::kFar},           // > 4 GiB, far from the code
+      {kCode + 0xC0000000ULL, Reach::kFar},    // 3 GiB ahead: beyond rel32
   };
   Batch& b = s.batch("host", /*has_relaxable_jumps=*/true);
   b.set_base(kCode);
@@ -1357,8 +1398,9 @@ void host_address_forms(Suite& s) {
     auto host_mem = [&](int size, MemSpec::Host far_form) {
       MemSpec m;
       m.size_bytes = size;
-      m.host = t.reach == Reach::kNear ? MemSpec::Host::kRip
-             : t.reach == Reach::kAbs32 ? MemSpec::Host::kAbs : far_form;
+      m.host = t.reach == Reach::kNear    ? MemSpec::Host::kRip
+               : t.reach == Reach::kAbs32 ? MemSpec::Host::kAbs
+                                          : far_form;
       m.host_symbol = sym;
       m.host_address = t.address;
       return m;
@@ -1370,14 +1412,17 @@ void host_address_forms(Suite& s) {
       m.base = 11;
       return m;
     };
-    auto add_mem_insn = [&](const std::string& mn, std::vector<OpSpec> ops, int mem_index,
-                            int size, const std::function<void(Assembler&)>& emit) {
+    auto add_mem_insn = [&](const std::string& mn, std::vector<OpSpec> ops, int mem_index, int size,
+                            const std::function<void(Assembler&)>& emit) {
       if (t.reach == Reach::kFar) {
-        b.add_leading(I("movabs", {S(r11), [&] {
-                          OpSpec o = imm_op(static_cast<std::int64_t>(t.address), 64);
-                          o.text_override = "offset " + sym;
-                          return o;
-                        }()}, "mov"));
+        b.add_leading(I("movabs",
+                        {S(r11),
+                         [&] {
+                           OpSpec o = imm_op(static_cast<std::int64_t>(t.address), 64);
+                           o.text_override = "offset " + sym;
+                           return o;
+                         }()},
+                        "mov"));
         ops[static_cast<std::size_t>(mem_index)] = mem_op(scratch_mem(size));
       } else {
         ops[static_cast<std::size_t>(mem_index)] = mem_op(host_mem(size, MemSpec::Host::kNone));
@@ -1474,4 +1519,4 @@ void host_address_forms(Suite& s) {
   }
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

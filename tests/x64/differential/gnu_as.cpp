@@ -1,5 +1,5 @@
-// GNU as driver for the differential encoder test (see gnu_as.h).
-#include "x64/differential/gnu_as.h"
+// GNU as driver for the differential encoder test (see gnu_as_p.h).
+#include "x64/differential/gnu_as_p.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 std::string read_file(const std::string& path) {
@@ -59,8 +59,7 @@ bool gnu_as_available() {
   return available;
 }
 
-Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
-                                                       std::uint64_t link_base,
+Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body, std::uint64_t link_base,
                                                        const std::vector<AbsoluteSymbol>& symbols) {
   ScratchDir dir;
   if (dir.path().empty()) {
@@ -83,8 +82,7 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
     return Error(ErrorCode::kInvalidArgument, "gnu as rejected the source:\n" + message);
   }
   if (link_base == 0) {
-    if (run("objcopy -O binary -j .text '" + object + "' '" + binary + "' 2>'" + diagnostics +
-            "'") != 0) {
+    if (run("objcopy -O binary -j .text '" + object + "' '" + binary + "' 2>'" + diagnostics + "'") != 0) {
       return Error(ErrorCode::kSystem, "objcopy failed:\n" + read_file(diagnostics));
     }
   } else {
@@ -100,8 +98,8 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
     }
     char base[32];
     std::snprintf(base, sizeof base, "0x%llx", static_cast<unsigned long long>(link_base));
-    if (run(std::string("ld -Ttext=") + base + " -e 0 --oformat=binary -o '" + binary + "' '" +
-            object + "' '" + script + "' 2>'" + diagnostics + "'") != 0) {
+    if (run(std::string("ld -Ttext=") + base + " -e 0 --oformat=binary -o '" + binary + "' '" + object +
+            "' '" + script + "' 2>'" + diagnostics + "'") != 0) {
       return Error(ErrorCode::kInvalidArgument, "ld failed:\n" + read_file(diagnostics));
     }
   }
@@ -109,4 +107,4 @@ Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body,
   return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -1,5 +1,5 @@
-// The differential test's instance model and comparison (see instance.h).
-#include "x64/differential/instance.h"
+// The differential test's instance model and comparison (see instance_p.h).
+#include "x64/differential/instance_p.h"
 
 #include <algorithm>
 #include <array>
@@ -9,19 +9,25 @@
 #include <fstream>
 
 #include "jitkit/x64/disassemble.h"
-#include "x64/differential/gnu_as.h"
+#include "x64/differential/gnu_as_p.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 const char* size_keyword(int bytes) {
   switch (bytes) {
-    case 1: return "byte ptr ";
-    case 2: return "word ptr ";
-    case 4: return "dword ptr ";
-    case 8: return "qword ptr ";
-    case 16: return "xmmword ptr ";
-    default: return "";
+    case 1:
+      return "byte ptr ";
+    case 2:
+      return "word ptr ";
+    case 4:
+      return "dword ptr ";
+    case 8:
+      return "qword ptr ";
+    case 16:
+      return "xmmword ptr ";
+    default:
+      return "";
   }
 }
 
@@ -63,10 +69,14 @@ std::string mem_text(const MemSpec& m) {
 
 std::string op_text(const OpSpec& op) {
   switch (op.kind) {
-    case OpSpec::Kind::kReg: return op.reg;
-    case OpSpec::Kind::kMem: return mem_text(op.mem);
-    case OpSpec::Kind::kImm: return op.text_override.empty() ? std::to_string(op.imm) : op.text_override;
-    case OpSpec::Kind::kLabel: return op.host_symbol.empty() ? op.label_name : op.host_symbol;
+    case OpSpec::Kind::kReg:
+      return op.reg;
+    case OpSpec::Kind::kMem:
+      return mem_text(op.mem);
+    case OpSpec::Kind::kImm:
+      return op.text_override.empty() ? std::to_string(op.imm) : op.text_override;
+    case OpSpec::Kind::kLabel:
+      return op.host_symbol.empty() ? op.label_name : op.host_symbol;
   }
   return {};
 }
@@ -90,8 +100,8 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
     return {};
   }
   if (d.operands.size() != in.ops.size()) {
-    return "decodes as '" + d.text + "' with " + std::to_string(d.operands.size()) +
-           " operands, want " + std::to_string(in.ops.size());
+    return "decodes as '" + d.text + "' with " + std::to_string(d.operands.size()) + " operands, want " +
+           std::to_string(in.ops.size());
   }
   const std::uint64_t next = address + d.length;
   auto label_address = [&](Label l) -> std::uint64_t {
@@ -116,7 +126,8 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
                  std::to_string(m.size_bytes * 8);
         }
         switch (m.host) {
-          case MemSpec::Host::kNone: break;
+          case MemSpec::Host::kNone:
+            break;
           case MemSpec::Host::kRip:
             if (got.base != "rip" || !got.index.empty()) return "host operand is not rip-relative";
             if (next + static_cast<std::uint64_t>(got.displacement) != m.host_address) {
@@ -156,8 +167,7 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
         }
         if (!want_index.empty() && got.scale != m.scale) return "memory scale differs";
         if (got.displacement != m.disp) {
-          return "displacement " + std::to_string(got.displacement) + ", want " +
-                 std::to_string(m.disp);
+          return "displacement " + std::to_string(got.displacement) + ", want " + std::to_string(m.disp);
         }
         return {};
       }
@@ -167,8 +177,7 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
         }
         if (mask_bits(static_cast<std::uint64_t>(got.immediate), want.imm_compare_bits) !=
             mask_bits(static_cast<std::uint64_t>(want.imm), want.imm_compare_bits)) {
-          return "immediate " + std::to_string(got.immediate) + ", want " +
-                 std::to_string(want.imm);
+          return "immediate " + std::to_string(got.immediate) + ", want " + std::to_string(want.imm);
         }
         return {};
       case OpSpec::Kind::kLabel:
@@ -191,8 +200,7 @@ std::string semantic_diff(const Instance& in, const DecodedInstruction& d, std::
     diff = operand_diff(in.ops[i], d.operands[i]);
   }
   if (!diff.empty() && in.operands_commute && in.ops.size() == 2) {
-    if (operand_diff(in.ops[0], d.operands[1]).empty() &&
-        operand_diff(in.ops[1], d.operands[0]).empty()) {
+    if (operand_diff(in.ops[0], d.operands[1]).empty() && operand_diff(in.ops[1], d.operands[0]).empty()) {
       diff.clear();
     }
   }
@@ -231,17 +239,16 @@ OpSpec label_op(Label l, const std::string& name) {
 }
 
 const std::string& gp_name(int bits, int id, bool high8) {
-  static const std::array<std::string, 16> k64 = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp",
-                                                  "rsi", "rdi", "r8",  "r9",  "r10", "r11",
-                                                  "r12", "r13", "r14", "r15"};
-  static const std::array<std::string, 16> k32 = {"eax",  "ecx",  "edx",  "ebx",  "esp",  "ebp",
-                                                  "esi",  "edi",  "r8d",  "r9d",  "r10d", "r11d",
+  static const std::array<std::string, 16> k64 = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                                                  "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+  static const std::array<std::string, 16> k32 = {"eax",  "ecx",  "edx",  "ebx", "esp",  "ebp",
+                                                  "esi",  "edi",  "r8d",  "r9d", "r10d", "r11d",
                                                   "r12d", "r13d", "r14d", "r15d"};
-  static const std::array<std::string, 16> k16 = {"ax",   "cx",   "dx",   "bx",   "sp",   "bp",
-                                                  "si",   "di",   "r8w",  "r9w",  "r10w", "r11w",
+  static const std::array<std::string, 16> k16 = {"ax",   "cx",   "dx",   "bx",  "sp",   "bp",
+                                                  "si",   "di",   "r8w",  "r9w", "r10w", "r11w",
                                                   "r12w", "r13w", "r14w", "r15w"};
-  static const std::array<std::string, 16> k8 = {"al",   "cl",   "dl",   "bl",   "spl",  "bpl",
-                                                 "sil",  "dil",  "r8b",  "r9b",  "r10b", "r11b",
+  static const std::array<std::string, 16> k8 = {"al",   "cl",   "dl",   "bl",  "spl",  "bpl",
+                                                 "sil",  "dil",  "r8b",  "r9b", "r10b", "r11b",
                                                  "r12b", "r13b", "r14b", "r15b"};
   static const std::array<std::string, 4> kHigh = {"ah", "ch", "dh", "bh"};
   if (bits == 8 && high8) return kHigh[static_cast<std::size_t>(id - 4)];
@@ -265,7 +272,8 @@ std::string hex(const std::uint8_t* p, std::size_t n) {
 
 std::string Instance::text() const {
   switch (kind) {
-    case Kind::kBind: return label_name + ":";
+    case Kind::kBind:
+      return label_name + ":";
     case Kind::kData: {
       std::string s = ".byte ";
       for (std::size_t i = 0; i < data.size(); ++i) {
@@ -274,7 +282,8 @@ std::string Instance::text() const {
       }
       return s;
     }
-    case Kind::kInsn: break;
+    case Kind::kInsn:
+      break;
   }
   std::string s = prefix.empty() ? mnemonic : prefix + " " + mnemonic;
   if (!gnu_prefix.empty()) s = gnu_prefix + " " + s;
@@ -347,15 +356,15 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
     for (const Instance& in : instances_) {
       if (in.kind == Instance::Kind::kData) po += in.data.size();
       if (in.kind != Instance::Kind::kInsn) continue;
-      auto od = decode_one(encoded->bytes.data() + po,
-                           po < encoded->code_size ? encoded->code_size - po : 0, base_ + po);
+      auto od = decode_one(encoded->bytes.data() + po, po < encoded->code_size ? encoded->code_size - po : 0,
+                           base_ + po);
       if (!od) break;  // reported by the main pass
       for (const OpSpec& op : in.ops) {
         if (op.kind == OpSpec::Kind::kMem && op.mem.host == MemSpec::Host::kSlot) {
           for (const DecodedOperand& d : od->operands) {
             if (d.kind == DecodedOperand::Kind::kMemory && d.base == "rip") {
-              symbols.push_back({op.mem.host_symbol, base_ + po + od->length +
-                                                         static_cast<std::uint64_t>(d.displacement)});
+              symbols.push_back(
+                  {op.mem.host_symbol, base_ + po + od->length + static_cast<std::uint64_t>(d.displacement)});
             }
           }
         }
@@ -405,10 +414,9 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
     }
     ++compared;
     auto report = [&](std::size_t our_len, std::size_t gnu_len, const std::string& reason) {
-      out->push_back(Mismatch{name_, in.text(),
-                              hex(ours + po, std::min(our_len, ours_size - std::min(po, ours_size))),
-                              hex(theirs + pg, std::min(gnu_len, theirs_size - std::min(pg, theirs_size))),
-                              reason});
+      out->push_back(
+          Mismatch{name_, in.text(), hex(ours + po, std::min(our_len, ours_size - std::min(po, ours_size))),
+                   hex(theirs + pg, std::min(gnu_len, theirs_size - std::min(pg, theirs_size))), reason});
     };
     auto od = decode_one(ours + po, po < ours_size ? ours_size - po : 0, base_ + po);
     auto gd = decode_one(theirs + pg, pg < theirs_size ? theirs_size - pg : 0, base_ + pg);
@@ -426,15 +434,15 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
       continue;
     }
     std::string reason;
-    const bool same_bytes = od->length == gd->length &&
-                            std::equal(ours + po, ours + po + od->length, theirs + pg);
+    const bool same_bytes =
+        od->length == gd->length && std::equal(ours + po, ours + po + od->length, theirs + pg);
     if (!same_bytes && !in.gnu_differs_ok) {
       reason = "bytes differ from GNU as";
       // An earlier length difference moves every later instruction; label displacements then
       // differ as a consequence only. Say so, so that the root cause is easy to find.
       if (po != pg) {
-        reason += " (layout already shifted by " + std::to_string(static_cast<long long>(po) -
-                                                                  static_cast<long long>(pg)) +
+        reason += " (layout already shifted by " +
+                  std::to_string(static_cast<long long>(po) - static_cast<long long>(pg)) +
                   " bytes by an earlier mismatch)";
       }
     }
@@ -457,11 +465,11 @@ std::size_t Batch::check(std::vector<Mismatch>* out) const {
   }
   if (po != ours_size || pg != theirs_size) {
     out->push_back(Mismatch{name_, "", "", "",
-                            "stream sizes differ after the last instance: ours " +
-                                std::to_string(po) + "/" + std::to_string(ours_size) + ", GNU " +
-                                std::to_string(pg) + "/" + std::to_string(theirs_size)});
+                            "stream sizes differ after the last instance: ours " + std::to_string(po) + "/" +
+                                std::to_string(ours_size) + ", GNU " + std::to_string(pg) + "/" +
+                                std::to_string(theirs_size)});
   }
   return compared;
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -13,10 +13,10 @@
 
 #include "jitkit/x64/assembler.h"
 #include "jitkit/x64/disassemble.h"
-#include "x64/differential/gnu_as.h"
-#include "x64/differential/instance.h"
+#include "x64/differential/gnu_as_p.h"
+#include "x64/differential/instance_p.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 namespace {
 
 constexpr std::uint64_t kBase = 0x7f0000000000;  // a multiple of 64
@@ -31,8 +31,7 @@ EncodedCode encode_or_fail(const Assembler& a) {
 }
 
 // The instructions covering [from, to) of `code`, or a failure description.
-std::vector<DecodedInstruction> decode_range(const EncodedCode& code, std::size_t from,
-                                             std::size_t to) {
+std::vector<DecodedInstruction> decode_range(const EncodedCode& code, std::size_t from, std::size_t to) {
   std::vector<DecodedInstruction> out;
   std::size_t pos = from;
   while (pos < to) {
@@ -181,14 +180,12 @@ TEST(EncodingLayout, PatchSiteFieldsAreNaturallyAlignedWhateverPrecedesThem) {
           (c.kind == PatchSiteKind::kStaticKey && s.enabled)) {
         ASSERT_EQ(d->operands.size(), 1u);
         EXPECT_EQ(d->operands[0].target, label_at) << d->text;
-        EXPECT_EQ(insn_end + static_cast<std::uint64_t>(static_cast<std::int64_t>(s.jump_rel32)),
-                  label_at);
+        EXPECT_EQ(insn_end + static_cast<std::uint64_t>(static_cast<std::int64_t>(s.jump_rel32)), label_at);
       }
       if (c.kind == PatchSiteKind::kStaticKey && !s.enabled) {
         EXPECT_EQ(s.insn_size, 5u);
         // The kept-aside jump (E9 + jump_rel32 at the same place) must reach the label.
-        EXPECT_EQ(insn_end + static_cast<std::uint64_t>(static_cast<std::int64_t>(s.jump_rel32)),
-                  label_at);
+        EXPECT_EQ(insn_end + static_cast<std::uint64_t>(static_cast<std::int64_t>(s.jump_rel32)), label_at);
       }
       if (c.kind == PatchSiteKind::kImm32 || c.kind == PatchSiteKind::kImm64) {
         ASSERT_EQ(d->operands.size(), 2u);
@@ -240,4 +237,4 @@ TEST(EncodingLayout, ConstantsAreAlignedDeduplicatedAndAddressedByTheirLabel) {
 }
 
 }  // namespace
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -11,7 +11,7 @@
 
 #include "jitkit/base/result.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // An absolute symbol handed to the linker (host addresses in the source refer to it by name, so
 // that GNU as emits a relocation and ld resolves it for the final code address).
@@ -25,11 +25,10 @@ struct AbsoluteSymbol {
 // (objcopy); with it, the object is linked by `ld -Ttext=<link_base>` with `symbols` defined, so
 // RIP-relative and absolute references to those symbols are resolved as for code placed there.
 // On failure the error holds the tools' diagnostics (as' line numbers count from 1 at `body`).
-Result<std::vector<std::uint8_t>> assemble_with_gnu_as(
-    const std::string& body, std::uint64_t link_base = 0,
-    const std::vector<AbsoluteSymbol>& symbols = {});
+Result<std::vector<std::uint8_t>> assemble_with_gnu_as(const std::string& body, std::uint64_t link_base = 0,
+                                                       const std::vector<AbsoluteSymbol>& symbols = {});
 
 // True when `as` and `objcopy` can be run (checked once).
 bool gnu_as_available();
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -1,4 +1,4 @@
-// src/patch/x86_64/insn.h — the few x86-64 instruction forms the patcher writes and the trap
+// src/patch/x86_64/insn_p.h — the few x86-64 instruction forms the patcher writes and the trap
 // handler emulates: call rel32, jmp rel32, jmp rel8 and NOPs. Nothing else is decoded here; the
 // patcher refuses an edit whose old and new instructions are both outside this set, because a
 // thread hitting its int3 could not be made to behave as if it had run either.
@@ -10,7 +10,7 @@
 
 #include "jitkit/code/x86_64/trap_fill.h"
 
-namespace jitkit::patch::x86_64 {
+namespace jitkit::patch::detail::x86_64 {
 
 using code::x86_64::kInt3;  // the breakpoint byte, shared with the code zones' fill
 inline constexpr std::uint8_t kCallRel32 = 0xE8;
@@ -24,14 +24,13 @@ enum class EmulatedOp : std::uint8_t { kCall, kJump, kNop };
 // What a thread that hits the int3 of an edited instruction is made to do.
 struct Emulation {
   EmulatedOp op;
-  std::uint8_t length;     // bytes of the instruction (the return address / fall-through)
-  std::uintptr_t target;   // kCall, kJump: destination
+  std::uint8_t length;    // bytes of the instruction (the return address / fall-through)
+  std::uintptr_t target;  // kCall, kJump: destination
 };
 
 // If `bytes` (exactly `length` bytes, at executable address `address`) is one call rel32,
 // jmp rel32, jmp rel8 or NOP instruction, what executing it does.
-std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length,
-                                      std::uintptr_t address);
+std::optional<Emulation> emulation_of(const std::uint8_t* bytes, std::size_t length, std::uintptr_t address);
 
 // Length of the NOP at `bytes` if it is one (0x90, 66 90, [66...] 0F 1F /0 with any ModRM form),
 // else 0. `avail` bounds the read.
@@ -44,4 +43,4 @@ inline std::optional<std::int32_t> rel32_between(std::uintptr_t next, std::uintp
   return static_cast<std::int32_t>(d);
 }
 
-}  // namespace jitkit::patch::x86_64
+}  // namespace jitkit::patch::detail::x86_64

@@ -1,4 +1,4 @@
-// tests/x64/test_util.h — helpers for assembler tests: encode at a base and compare bytes.
+// tests/x64/test_util_p.h — helpers for assembler tests: encode at a base and compare bytes.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 
 #include "jitkit/x64/assembler.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 inline constexpr std::uint64_t kBase = 0x40000000;  // a 64-byte-aligned code address
 
@@ -18,7 +18,8 @@ inline std::vector<std::uint8_t> code_bytes(const Assembler& a, std::uint64_t ba
   auto e = a.encode(base);
   EXPECT_TRUE(e.has_value()) << (e ? "" : e.error().message());
   if (!e) return {};
-  return std::vector<std::uint8_t>(e->bytes.begin(), e->bytes.begin() + static_cast<std::ptrdiff_t>(e->code_size));
+  return std::vector<std::uint8_t>(e->bytes.begin(),
+                                   e->bytes.begin() + static_cast<std::ptrdiff_t>(e->code_size));
 }
 
 inline std::string hex(const std::vector<std::uint8_t>& v) {
@@ -41,4 +42,4 @@ std::string one(F&& emit) {
   return hex(code_bytes(a));
 }
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

@@ -23,19 +23,19 @@
 
 #include "jitkit/x64/assembler.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // A memory operand as the test means it.
 struct MemSpec {
   static constexpr int kNone = -1;
-  int size_bytes = 0;       // 1, 2, 4, 8, 16 (printed as byte/word/dword/qword/xmmword ptr)
-  int base = kNone;         // hardware number, kNone
-  int index = kNone;        // hardware number, kNone
-  int scale = 1;            // 1, 2, 4, 8 (meaningful with an index)
-  std::int64_t disp = 0;    // displacement; for rip_label: added to the label's address
-  bool rip_label = false;   // [rip + label + disp]
-  Label label;              // rip_label: the label (bound in the same batch)
-  std::string label_name;   // rip_label: its name in the GNU source
+  int size_bytes = 0;      // 1, 2, 4, 8, 16 (printed as byte/word/dword/qword/xmmword ptr)
+  int base = kNone;        // hardware number, kNone
+  int index = kNone;       // hardware number, kNone
+  int scale = 1;           // 1, 2, 4, 8 (meaningful with an index)
+  std::int64_t disp = 0;   // displacement; for rip_label: added to the label's address
+  bool rip_label = false;  // [rip + label + disp]
+  Label label;             // rip_label: the label (bound in the same batch)
+  std::string label_name;  // rip_label: its name in the GNU source
   // Host-address operands (Assembler `abs()`), in the form the Assembler must pick:
   enum class Host {
     kNone,
@@ -79,14 +79,14 @@ struct Instance {
   enum class Kind { kInsn, kBind, kData };
   Kind kind = Kind::kInsn;
   // kInsn: what GNU as is given and what Zydis must decode.
-  std::string prefix;                 // "lock" or empty (printed before the mnemonic)
-  std::string gnu_prefix;             // GNU as pseudo-prefix ("{disp32}"), text only
-  std::string mnemonic;               // Intel/GNU spelling ("jne", "movabs", "cmovne")
-  std::string zydis_mnemonic;         // Zydis spelling when it differs ("jnz", "mov", "cmovnz")
+  std::string prefix;          // "lock" or empty (printed before the mnemonic)
+  std::string gnu_prefix;      // GNU as pseudo-prefix ("{disp32}"), text only
+  std::string mnemonic;        // Intel/GNU spelling ("jne", "movabs", "cmovne")
+  std::string zydis_mnemonic;  // Zydis spelling when it differs ("jnz", "mov", "cmovnz")
   std::vector<OpSpec> ops;
-  bool operands_commute = false;      // xchg: Zydis may report the two operands swapped
-  bool zydis_operandless = false;     // Zydis decodes it without operands (xchg rax, rax = nop)
-  bool gnu_differs_ok = false;        // documented exception: compare Zydis semantics only
+  bool operands_commute = false;   // xchg: Zydis may report the two operands swapped
+  bool zydis_operandless = false;  // Zydis decodes it without operands (xchg rax, rax = nop)
+  bool gnu_differs_ok = false;     // documented exception: compare Zydis semantics only
   // kBind: the label bound here. kData: raw bytes (filler), same on both sides.
   Label label;
   std::string label_name;
@@ -101,10 +101,10 @@ struct Instance {
 // One mismatch, reported with everything needed to reproduce it.
 struct Mismatch {
   std::string batch;
-  std::string text;       // the instruction as given to GNU as
-  std::string ours;       // our bytes, hex
-  std::string gnu;        // GNU as' bytes, hex
-  std::string reason;     // what differs
+  std::string text;    // the instruction as given to GNU as
+  std::string ours;    // our bytes, hex
+  std::string gnu;     // GNU as' bytes, hex
+  std::string reason;  // what differs
 };
 
 class Batch {
@@ -131,9 +131,7 @@ class Batch {
     base_ = base;
     link_ = true;
   }
-  void define_symbol(const std::string& name, std::uint64_t value) {
-    symbols_.push_back({name, value});
-  }
+  void define_symbol(const std::string& name, std::uint64_t value) { symbols_.push_back({name, value}); }
   // Adds an instance whose bytes come from the emission of the NEXT instance (host-address
   // sequences like `mov r11, imm64; mov [r11], eax` are one Assembler call, two instructions).
   void add_leading(Instance instance);
@@ -161,4 +159,4 @@ std::string xmm_name(int id);
 // Hex bytes "48 89 c8".
 std::string hex(const std::uint8_t* p, std::size_t n);
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

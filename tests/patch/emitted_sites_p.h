@@ -1,4 +1,4 @@
-// tests/patch/emitted_sites.h — code with patch sites emitted by the assembler (x64::Assembler's
+// tests/patch/emitted_sites_p.h — code with patch sites emitted by the assembler (x64::Assembler's
 // *_site emitters) and installed with install::install(), so that the patcher is tested on the
 // sites the assembler and the installer really produce.
 #pragma once
@@ -12,7 +12,7 @@
 #include "jitkit/patch/patcher.h"
 #include "jitkit/x64/assembler.h"
 
-namespace jitkit::patch::testing {
+namespace jitkit::patch::test_util {
 
 struct EmittedCode {
   install::InstalledCode installed;
@@ -32,7 +32,7 @@ struct EmittedCode {
 // Installs the assembler's code (install::install, visible to other threads) and takes its sites
 // as install() returns them. The records are the assembler's own for the installed address
 // (Assembler::encode is deterministic for a given base), for facts a PatchSite does not carry.
-inline EmittedCode emit(code::CodeZone& zone, x64::Assembler& a) {
+inline EmittedCode emit(code::CodeZone& zone, const x64::Assembler& a) {
   EmittedCode out;
   install::InstallOptions options;
   options.name = "patch-test";
@@ -49,4 +49,4 @@ inline EmittedCode emit(code::CodeZone& zone, x64::Assembler& a) {
   return out;
 }
 
-}  // namespace jitkit::patch::testing
+}  // namespace jitkit::patch::test_util

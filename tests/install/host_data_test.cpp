@@ -1,6 +1,7 @@
-// The seed program (seeds/000): generated code stores 0xdeadbeef into a host uint32 and returns
-// 42. It must work wherever the host data lives, or fail with a clear error at install, never
-// crash and never write through a truncated address:
+// The host-data program: generated code stores 0xdeadbeef into a host uint32 and returns 42.
+// It must work wherever the host data lives, or fail with a clear error at install, never crash
+// and never write through a truncated address (what an assembler that encodes every host address
+// as a 32-bit displacement does with one that does not fit; docs/background.md has the history):
 //   (a) data below 2 GiB, code far away      -> absolute disp32
 //   (b) data within 2 GiB of the code        -> RIP-relative
 //   (c) data above 4 GiB, > 2 GiB from code  -> scratch register if allowed, else an error
@@ -10,13 +11,13 @@
 
 #include <cstdint>
 
-#include "far_memory.h"
+#include "far_memory_p.h"
 #include "jitkit/install/install.h"
 
 namespace jitkit::install {
 namespace {
 using namespace jitkit::x64;
-using testing::FixedMapping;
+using test_util::FixedMapping;
 
 std::unique_ptr<code::CodeZone> make_zone(std::uintptr_t near = 0) {
   code::ZoneOptions o;
@@ -31,7 +32,7 @@ std::unique_ptr<code::CodeZone> make_zone(std::uintptr_t near = 0) {
 }
 
 // mov dword [status], 0xdeadbeef ; mov eax, 42 ; ret
-Assembler seed_program(std::uint32_t* status, bool allow_scratch) {
+Assembler host_data_program(std::uint32_t* status, bool allow_scratch) {
   Assembler a;
   if (allow_scratch) a.allow_scratch(r11);
   a.mov(dword_ptr(abs(status)), 0xdeadbeef);
@@ -40,9 +41,9 @@ Assembler seed_program(std::uint32_t* status, bool allow_scratch) {
   return a;
 }
 
-// Installs and runs the seed program; returns the form chosen for the host operand.
-HostForm run_seed(code::CodeZone& zone, std::uint32_t* status, bool allow_scratch) {
-  Assembler a = seed_program(status, allow_scratch);
+// Installs and runs the host-data program; returns the form chosen for the host operand.
+HostForm run_host_data_program(code::CodeZone& zone, std::uint32_t* status, bool allow_scratch) {
+  Assembler a = host_data_program(status, allow_scratch);
   auto code = install(a, zone);
   EXPECT_TRUE(code) << code.error().message();
   if (!code) return HostForm::kRipRelative;
@@ -62,48 +63,48 @@ bool rel32_reaches(std::uint64_t target, const code::CodeZone& zone) {
          fits(static_cast<std::int64_t>(target - zone.end()));
 }
 
-TEST(SeedProgram, DataBelow2GiB) {
+TEST(HostDataProgram, DataBelow2GiB) {
   FixedMapping data;
-  ASSERT_TRUE(testing::map_low(data));
+  ASSERT_TRUE(test_util::map_low(data));
   ASSERT_LT(data.address(), 0x80000000u);
   auto zone = make_zone();
   ASSERT_TRUE(zone);
   for (bool scratch : {true, false}) {
     SCOPED_TRACE(scratch ? "scratch allowed" : "scratch forbidden");
-    HostForm f = run_seed(*zone, data.as<std::uint32_t>(), scratch);
+    HostForm f = run_host_data_program(*zone, data.as<std::uint32_t>(), scratch);
     // Absolute disp32 unless the zone happens to be within reach, then RIP-relative.
     EXPECT_EQ(f, rel32_reaches(data.address(), *zone) ? HostForm::kRipRelative : HostForm::kAbsolute32);
   }
 }
 
-TEST(SeedProgram, DataWithin2GiBOfTheCode) {
+TEST(HostDataProgram, DataWithin2GiBOfTheCode) {
   FixedMapping data;
-  ASSERT_TRUE(testing::map_far(data, *make_zone()));  // somewhere high, then put a zone next to it
+  ASSERT_TRUE(test_util::map_far(data, *make_zone()));  // somewhere high, then put a zone next to it
   auto zone = make_zone(data.address());
   ASSERT_TRUE(zone);
   ASSERT_TRUE(rel32_reaches(data.address(), *zone));
   for (bool scratch : {true, false}) {
     SCOPED_TRACE(scratch ? "scratch allowed" : "scratch forbidden");
-    EXPECT_EQ(run_seed(*zone, data.as<std::uint32_t>(), scratch), HostForm::kRipRelative);
+    EXPECT_EQ(run_host_data_program(*zone, data.as<std::uint32_t>(), scratch), HostForm::kRipRelative);
   }
 }
 
-TEST(SeedProgram, DataAbove4GiBAndFarFromTheCodeWithScratch) {
+TEST(HostDataProgram, DataAbove4GiBAndFarFromTheCodeWithScratch) {
   auto zone = make_zone();
   ASSERT_TRUE(zone);
   FixedMapping data;
-  ASSERT_TRUE(testing::map_far(data, *zone));
+  ASSERT_TRUE(test_util::map_far(data, *zone));
   ASSERT_GT(data.address(), 0xFFFFFFFFu);
-  EXPECT_EQ(run_seed(*zone, data.as<std::uint32_t>(), true), HostForm::kScratchRegister);
+  EXPECT_EQ(run_host_data_program(*zone, data.as<std::uint32_t>(), true), HostForm::kScratchRegister);
 }
 
-TEST(SeedProgram, DataAbove4GiBAndFarFromTheCodeWithoutScratchIsAClearError) {
+TEST(HostDataProgram, DataAbove4GiBAndFarFromTheCodeWithoutScratchIsAClearError) {
   auto zone = make_zone();
   ASSERT_TRUE(zone);
   FixedMapping data;
-  ASSERT_TRUE(testing::map_far(data, *zone));
+  ASSERT_TRUE(test_util::map_far(data, *zone));
   const code::ZoneStats before = zone->stats();
-  Assembler a = seed_program(data.as<std::uint32_t>(), false);
+  Assembler a = host_data_program(data.as<std::uint32_t>(), false);
   auto code = install(a, *zone);
   ASSERT_FALSE(code);
   EXPECT_EQ(code.error().code(), ErrorCode::kOutOfRange);
@@ -116,12 +117,12 @@ TEST(SeedProgram, DataAbove4GiBAndFarFromTheCodeWithoutScratchIsAClearError) {
   EXPECT_EQ(*data.as<std::uint32_t>(), 0u);
 }
 
-TEST(SeedProgram, AccumulatorStoreUsesMoffsWithoutScratch) {
+TEST(HostDataProgram, AccumulatorStoreUsesMoffsWithoutScratch) {
   // mov eax, 0xdeadbeef ; mov [far], eax ; mov eax, 42 ; ret: the moffs64 form needs no scratch.
   auto zone = make_zone();
   ASSERT_TRUE(zone);
   FixedMapping data;
-  ASSERT_TRUE(testing::map_far(data, *zone));
+  ASSERT_TRUE(test_util::map_far(data, *zone));
   Assembler a;
   a.mov(eax, 0xdeadbeef);
   a.mov(dword_ptr(abs(data.as<std::uint32_t>())), eax);
@@ -134,11 +135,11 @@ TEST(SeedProgram, AccumulatorStoreUsesMoffsWithoutScratch) {
   EXPECT_EQ(*data.as<std::uint32_t>(), 0xdeadbeefu);
 }
 
-TEST(SeedProgram, CallToAFarHostFunctionWithAndWithoutScratch) {
+TEST(HostDataProgram, CallToAFarHostFunctionWithAndWithoutScratch) {
   auto zone = make_zone();
   ASSERT_TRUE(zone);
   FixedMapping fn;
-  ASSERT_TRUE(testing::map_far(fn, *zone));
+  ASSERT_TRUE(test_util::map_far(fn, *zone));
   const std::uint8_t body[] = {0xB8, 0x07, 0x00, 0x00, 0x00, 0xC3};  // mov eax, 7 ; ret
   ASSERT_TRUE(fn.make_function(body, sizeof body));
   for (bool scratch : {true, false}) {
@@ -158,9 +159,9 @@ TEST(SeedProgram, CallToAFarHostFunctionWithAndWithoutScratch) {
   }
 }
 
-extern "C" int seed_host_add(int x, int y) { return x + y; }
+extern "C" int host_add(int x, int y) { return x + y; }
 
-TEST(SeedProgram, CallToACompiledHostFunction) {
+TEST(HostDataProgram, CallToACompiledHostFunction) {
   // A real C function of this binary: rel32 if the zone landed near the binary, else a slot.
   auto zone = make_zone();
   ASSERT_TRUE(zone);
@@ -168,12 +169,12 @@ TEST(SeedProgram, CallToACompiledHostFunction) {
   a.sub(rsp, 8);  // keep rsp 16-byte aligned at the call (SysV)
   a.mov(edi, 40);
   a.mov(esi, 2);
-  a.call(abs(&seed_host_add));
+  a.call(abs(&host_add));
   a.add(rsp, 8);
   a.ret();
   auto code = install(a, *zone);
   ASSERT_TRUE(code) << code.error().message();
-  auto target = reinterpret_cast<std::uint64_t>(&seed_host_add);
+  auto target = reinterpret_cast<std::uint64_t>(&host_add);
   EXPECT_EQ(code->host_operands().at(0).form,
             rel32_reaches(target, *zone) ? HostForm::kRipRelative : HostForm::kAddressSlot);
   EXPECT_EQ(code->entry<int()>()(), 42);

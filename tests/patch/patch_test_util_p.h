@@ -1,4 +1,4 @@
-// tests/patch/patch_test_util.h — hand-encoded code for the patch tests: callers whose call
+// tests/patch/patch_test_util_p.h — hand-encoded code for the patch tests: callers whose call
 // site sits at a chosen offset (aligned, misaligned, crossing a cache line), counting targets,
 // far thunks, static-key and immediate functions. Each target counts its calls per caller
 // thread, so a test can check that every call landed in one of the valid targets.
@@ -9,7 +9,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -19,7 +18,7 @@
 #include "jitkit/install/patch_site.h"
 #include "jitkit/patch/patcher.h"
 
-namespace jitkit::patch::testing {
+namespace jitkit::patch::test_util {
 
 constexpr int kMaxTargets = 8;
 
@@ -255,13 +254,4 @@ inline ImmStub make_imm_stub(code::CodeZone& zone, std::uint64_t v64, std::uint3
   return s;
 }
 
-// Seconds a stress run lasts: JITKIT_STRESS_SECONDS, else `dflt`.
-inline double stress_seconds(double dflt) {
-  if (const char* s = std::getenv("JITKIT_STRESS_SECONDS")) {
-    const double v = std::atof(s);
-    if (v > 0) return v;
-  }
-  return dflt;
-}
-
-}  // namespace jitkit::patch::testing
+}  // namespace jitkit::patch::test_util

@@ -1,4 +1,4 @@
-// src/patch/trap_table.h — the process-wide table of breakpoints in flight, shared between the
+// src/patch/trap_table_p.h — the process-wide table of breakpoints in flight, shared between the
 // patcher (which publishes it around a breakpoint round) and the SIGTRAP handler (which reads
 // it). Private to the patch module.
 //
@@ -18,12 +18,12 @@
 #include <mutex>
 #include <vector>
 
-#include "patch/x86_64/insn.h"
+#include "patch/x86_64/insn_p.h"
 
 namespace jitkit::patch::detail {
 
 struct TrapEntry {
-  std::uintptr_t insn;         // executable address of the int3 (first byte of the edit)
+  std::uintptr_t insn;  // executable address of the int3 (first byte of the edit)
   x86_64::Emulation emulation;
 };
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "x64/differential/instance.h"
+#include "x64/differential/instance_p.h"
 
-namespace jitkit::x64::testing {
+namespace jitkit::x64::test_util {
 
 // Requests the Assembler must refuse (sticky error, and encode() fails).
 class Refusals {
@@ -84,4 +84,4 @@ void sse_forms(Suite& s);
 void host_address_forms(Suite& s);
 void random_interleaving_forms(Suite& s);
 
-}  // namespace jitkit::x64::testing
+}  // namespace jitkit::x64::test_util

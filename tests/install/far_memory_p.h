@@ -1,4 +1,4 @@
-// tests/install/far_memory.h — host memory placed at chosen distances from a code zone.
+// tests/install/far_memory_p.h — host memory placed at chosen distances from a code zone.
 #pragma once
 
 #include <sys/mman.h>
@@ -9,7 +9,7 @@
 
 #include "jitkit/code/code_zone.h"
 
-namespace jitkit::install::testing {
+namespace jitkit::install::test_util {
 
 // One mapping at a fixed address (MAP_FIXED_NOREPLACE: never clobbers an existing mapping).
 class FixedMapping {
@@ -70,12 +70,12 @@ inline bool map_low(FixedMapping& m, std::size_t len = 4096) {
 // Host memory above 4 GiB and more than 2 GiB (here: at least 64 GiB) from every byte of `zone`.
 inline bool map_far(FixedMapping& m, const code::CodeZone& zone, std::size_t len = 4096) {
   constexpr std::uint64_t kMinDistance = std::uint64_t{64} << 30;
-  for (std::uintptr_t a : {0x100000000000ul, 0x200000000000ul, 0x3f0000000000ul, 0x600000000000ul,
-                           0x10000000000ul}) {
+  for (std::uintptr_t a :
+       {0x100000000000ul, 0x200000000000ul, 0x3f0000000000ul, 0x600000000000ul, 0x10000000000ul}) {
     if (distance(a, zone.begin()) < kMinDistance || distance(a, zone.zone_end()) < kMinDistance) continue;
     if (m.map_at(a, len)) return true;
   }
   return false;
 }
 
-}  // namespace jitkit::install::testing
+}  // namespace jitkit::install::test_util
