@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "tour.h"
+#include "tour_p.h"
 
 namespace jitkit::tour {
 namespace {

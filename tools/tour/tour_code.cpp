@@ -13,7 +13,7 @@
 #include "jitkit/base/platform.h"
 #include "jitkit/code/code_zone.h"
 #include "jitkit/code/sync.h"
-#include "tour.h"
+#include "tour_p.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include "jitkit/debug/perf.h"
 #include "jitkit/install/install.h"
 #include "jitkit/x64/assembler.h"
-#include "tour.h"
+#include "tour_p.h"
 
 namespace {
 

@@ -12,7 +12,7 @@
 #include "jitkit/ic/engine.h"
 #include "jitkit/install/install.h"
 #include "jitkit/x64/assembler.h"
-#include "tour.h"
+#include "tour_p.h"
 
 namespace {
 

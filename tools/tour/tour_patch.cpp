@@ -15,7 +15,7 @@
 #include "jitkit/patch/patcher.h"
 #include "jitkit/patch/trap.h"
 #include "jitkit/x64/assembler.h"
-#include "tour.h"
+#include "tour_p.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "jitkit/base/platform.h"
-#include "tour.h"
+#include "tour_p.h"
 
 namespace {
 

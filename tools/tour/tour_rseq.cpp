@@ -14,7 +14,7 @@
 #include "jitkit/rseq/jit.h"
 #include "jitkit/rseq/percpu.h"
 #include "jitkit/rseq/rseq.h"
-#include "tour.h"
+#include "tour_p.h"
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include "jitkit/code/code_zone.h"
 #include "jitkit/install/install.h"
 #include "jitkit/x64/assembler.h"
-#include "tour.h"
+#include "tour_p.h"
 
 namespace {
 using namespace jitkit::x64;
