@@ -1,4 +1,4 @@
-// tools/tour/tour.h — the sections of `make demo`.
+// tools/tour/tour_p.h — the sections of `make demo`.
 //
 // Each module adds one file tools/tour/tour_<module>.cpp that registers a section:
 //   static void show_code_zone() { ... print real, detected or measured facts ... }
