@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <climits>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace som {
 
@@ -24,17 +24,17 @@ struct RealScope;
 struct Var {
   std::string name;
   RealScope* owner = nullptr;
-  bool isArg = false; // an argument of the owner (method or real block)
-  int argIndex = 0;   // 1-based
+  bool isArg = false;  // an argument of the owner (method or real block)
+  int argIndex = 0;    // 1-based
   bool captured = false;
   // Used from a fallback block (see RealScope::inFallback) but from no real block: if the
   // owner has no context anyway, the variable is `lazy`: frame slot `slot` plus context slot
   // `ctxSlot`, reached by the *_LAZY instructions (the context is created at the first fallback).
   bool fbCaptured = false;
   bool lazy = false;
-  bool assigned = false; // some assignment names it (arguments usually are never assigned)
-  int slot = -1;      // frame local, context slot, or argument index
-  int ctxSlot = -1;   // lazy variables: their context slot
+  bool assigned = false;  // some assignment names it (arguments usually are never assigned)
+  int slot = -1;          // frame local, context slot, or argument index
+  int ctxSlot = -1;       // lazy variables: their context slot
 };
 
 struct Scope {
@@ -46,14 +46,14 @@ struct Scope {
 // A method or a non-inlined block: one Method object and one activation at run time.
 struct RealScope {
   RealScope* parent = nullptr;
-  int level = 0; // 0 = method
+  int level = 0;  // 0 = method
   bool hasContext = false;
   // The copy of an inlined literal block made for a fallback send, or a block nested in one:
   // it exists only on the fallback path.
   bool inFallback = false;
   // Needs a context only for its fallback blocks (reaching outside them or `^`): lazy context.
   bool fbContext = false;
-  bool lazyContext = false; // decided by allocate()
+  bool lazyContext = false;  // decided by allocate()
   // Lowest scope level this scope or any block nested in it reaches: through a variable it
   // uses, or 0 for a non-local return. A block that reaches below its own level needs its
   // enclosing scope's context (chains of outer contexts must be unbroken).
@@ -67,35 +67,6 @@ bool isBlockWith(const NodePtr& n, size_t params) {
   return n && n->kind == NodeKind::Block && n->block->params.size() == params;
 }
 
-// Which control-structure sends get inlined (all of their block arguments must be literal
-// blocks of the right arity).
-bool inlineCandidate(Node& n) {
-  if (n.kind != NodeKind::Send || n.isSuper) return false;
-  const std::string& s = n.name;
-  if (s == "ifTrue:" || s == "ifFalse:" || s == "and:" || s == "or:" || s == "&&" ||
-      s == "||" || s == "ifNil:" || s == "ifNotNil:" || s == "timesRepeat:")
-    return isBlockWith(n.args[0], 0);
-  if (s == "ifTrue:ifFalse:" || s == "ifFalse:ifTrue:" || s == "ifNil:ifNotNil:" ||
-      s == "ifNotNil:ifNil:")
-    return isBlockWith(n.args[0], 0) && isBlockWith(n.args[1], 0);
-  if (s == "whileTrue:" || s == "whileFalse:")
-    return isBlockWith(n.receiver, 0) && isBlockWith(n.args[0], 0);
-  if (s == "to:do:" || s == "downTo:do:") return isBlockWith(n.args[1], 1);
-  if (s == "to:by:do:" || s == "downTo:by:do:") return isBlockWith(n.args[2], 1);
-  return false;
-}
-
-// Which literal-block arguments of an inlined send also get a real block for the fallback send
-// (a receiver of the wrong class, LANGUAGE.md §3.4/§6.1; for the ifNil family: a class that does
-// not use Object's method); whileTrue:/whileFalse: always have a Block receiver, and their only
-// fallback is a non-Boolean condition value, which gets `ifFalse:`/`ifTrue:` with nil.
-bool hasFallbackBlocks(const std::string& s) {
-  return s == "ifTrue:" || s == "ifFalse:" || s == "and:" || s == "or:" || s == "&&" ||
-         s == "||" || s == "ifTrue:ifFalse:" || s == "ifFalse:ifTrue:" || s == "to:do:" ||
-         s == "downTo:do:" || s == "to:by:do:" || s == "downTo:by:do:" || s == "timesRepeat:" ||
-         s == "ifNil:" || s == "ifNotNil:" || s == "ifNil:ifNotNil:" || s == "ifNotNil:ifNil:";
-}
-
 NodePtr cloneNode(const Node& n);
 
 std::unique_ptr<BlockNode> cloneBlock(const BlockNode& b) {
@@ -105,7 +76,7 @@ std::unique_ptr<BlockNode> cloneBlock(const BlockNode& b) {
   c->locals = b.locals;
   c->localPos = b.localPos;
   for (auto& st : b.body) c->body.push_back(cloneNode(*st));
-  c->inlined = false; // nothing is inlined inside a fallback block (see markNode)
+  c->inlined = false;  // nothing is inlined inside a fallback block (see markNode)
   return c;
 }
 
@@ -124,8 +95,7 @@ NodePtr cloneNode(const Node& n) {
 
 class Compiler {
  public:
-  Compiler(VM& vm, Class* holder, const std::string& file)
-      : vm_(vm), holder_(holder), file_(file) {}
+  Compiler(VM& vm, Class* holder, const std::string& file) : vm_(vm), holder_(holder), file_(file) {}
 
   Method* compile(MethodDef& def) {
     BlockNode& body = def.body;
@@ -217,21 +187,18 @@ class Compiler {
       case NodeKind::Send:
         markNode(*n.receiver);
         for (auto& a : n.args) markNode(*a);
-        if (vm_.optimize && inlineCandidate(n)) {
-          inlinedSends_.insert(&n);
-          if (n.receiver->kind == NodeKind::Block &&
-              (n.name == "whileTrue:" || n.name == "whileFalse:"))
-            n.receiver->block->inlined = true;
+        if (const InlinedForm* form = vm_.optimize ? inlined_form_of(n) : nullptr) {
+          inlined_sends_[&n] = form;
+          if (form->receiver_block != kAnyOperand) n.receiver->block->inlined = true;
           for (auto& a : n.args)
             if (a->kind == NodeKind::Block) a->block->inlined = true;
           // Each inlined literal-block argument is also compiled as a real block, used only as
           // an argument of the fallback send. The copy is compiled without any inlining (so a
           // nest of d inlined structures costs O(d^2) copies, not 2^d); it runs only on the
           // rare fallback path, where real sends are the reference semantics anyway.
-          if (hasFallbackBlocks(n.name)) {
+          if (form->fallback_blocks) {
             auto& fb = fallbacks_[&n];
-            for (auto& a : n.args)
-              fb.push_back(a->kind == NodeKind::Block ? cloneNode(*a) : nullptr);
+            for (auto& a : n.args) fb.push_back(a->kind == NodeKind::Block ? cloneNode(*a) : nullptr);
           }
         }
         break;
@@ -259,8 +226,7 @@ class Compiler {
     s->parent = parent;
     s->real = real;
     scopeOf_[&b] = s;
-    for (size_t i = 0; i < b.params.size(); i++)
-      declare(s, b.params[i], isRealRoot, static_cast<int>(i + 1));
+    for (size_t i = 0; i < b.params.size(); i++) declare(s, b.params[i], isRealRoot, static_cast<int>(i + 1));
     for (size_t i = 0; i < b.locals.size(); i++) {
       for (size_t j = 0; j < b.params.size(); j++)
         if (b.params[j] == b.locals[i])
@@ -289,15 +255,17 @@ class Compiler {
           Var* v = resolve(n.name, s);
           if (v && n.kind == NodeKind::Assign) v->assigned = true;
           if (v && v->owner != s->real) {
-            if (s->real->inFallback && !v->owner->inFallback) v->fbCaptured = true;
-            else v->captured = true;
+            if (s->real->inFallback && !v->owner->inFallback)
+              v->fbCaptured = true;
+            else
+              v->captured = true;
           }
           if (v) s->real->minLevel = std::min(s->real->minLevel, v->owner->level);
         }
         if (n.kind == NodeKind::Assign) analyzeNode(*n.receiver, s);
         break;
       case NodeKind::Return:
-        if (s->real->level > 0) s->real->minLevel = 0; // non-local return to the method
+        if (s->real->level > 0) s->real->minLevel = 0;  // non-local return to the method
         analyzeNode(*n.receiver, s);
         break;
       case NodeKind::Literal:
@@ -316,8 +284,10 @@ class Compiler {
             blockReal_[fb->block.get()] = r;
             analyzeBlock(*fb->block, s, r, true);
             if (r->minLevel < r->level) {
-              if (s->real->inFallback) s->real->hasContext = true;
-              else s->real->fbContext = true;
+              if (s->real->inFallback)
+                s->real->hasContext = true;
+              else
+                s->real->fbContext = true;
             }
             s->real->minLevel = std::min(s->real->minLevel, r->minLevel);
           }
@@ -346,15 +316,20 @@ class Compiler {
       for (Var* v : r->owned) eager |= v->captured;
       for (Var* v : r->owned) {
         if (v->fbCaptured && !v->captured) {
-          if (eager) v->captured = true;
-          else v->lazy = true;
+          if (eager)
+            v->captured = true;
+          else
+            v->lazy = true;
         }
       }
       r->lazyContext = !eager && r->fbContext;
       for (Var* v : r->owned) {
-        if (v->captured) v->slot = r->numCtx++;
-        else if (v->isArg) v->slot = v->argIndex;
-        else v->slot = r->numLocals++;
+        if (v->captured)
+          v->slot = r->numCtx++;
+        else if (v->isArg)
+          v->slot = v->argIndex;
+        else
+          v->slot = r->numLocals++;
         if (v->lazy) {
           v->ctxSlot = r->numCtx++;
           r->lazyContext = true;
@@ -422,7 +397,7 @@ class Compiler {
     m->hasContext = !r->lazyContext && (r->hasContext || r->numCtx > 0);
     for (Var* v : r->owned)
       if (v->lazy) m->lazyVars.push_back({v->isArg ? -v->slot : v->slot, v->ctxSlot});
-    m->maxStack = e.maxDepth + 4; // + room for the (at most 3) fallback-send arguments
+    m->maxStack = e.maxDepth + 4;  // + room for the (at most 3) fallback-send arguments
     for (Var* v : r->owned)
       if (v->captured && v->isArg) m->ctxArgs.push_back({v->argIndex, v->slot});
     if (vm_.optimize) classifyTrivial(m);
@@ -498,7 +473,7 @@ class Compiler {
       Node& st = *b.body[i];
       if (st.kind == NodeKind::Return) {
         genReturn(e, st, s);
-        return; // the return leaves its value "on the stack" for depth bookkeeping
+        return;  // the return leaves its value "on the stack" for depth bookkeeping
       }
       genExpr(e, st, s);
       if (i + 1 < b.body.size()) e.op(OP_POP, -1);
@@ -508,8 +483,7 @@ class Compiler {
   // Compiles the fallback blocks of an inlined send `n` into `outer.m->blocks` and records
   // them as the arguments of the fallback send `site`. `firstLocal` (>= 0): the site's first
   // `numLocals` arguments are frame locals from `firstLocal` on (a to:do: loop's limit, step).
-  void setFallbackArgs(Emitter& outer, Node& n, int site, int firstLocal = -1,
-                       int numLocals = 0) {
+  void setFallbackArgs(Emitter& outer, Node& n, int site, int firstLocal = -1, int numLocals = 0) {
     auto it = fallbacks_.find(&n);
     if (it == fallbacks_.end()) return;
     int32_t* fa = outer.m->sites[site].fallbackArg;
@@ -658,22 +632,79 @@ class Compiler {
     }
   }
 
+  // --- inlined control structures ----------------------------------------------------------
+  // Every control structure the compiler inlines is one entry of kInlinedForms (below the
+  // class): its selector, which operands must be literal blocks and of which arity, whether its
+  // literal blocks are also compiled as real blocks for the fallback send, and the function
+  // that emits it. Adding a control structure is adding one entry (and, for a new shape of
+  // code, one emitter).
+  struct InlinedForm;
+  using EmitInlined = void (Compiler::*)(Emitter&, Node&, Scope*, const InlinedForm&);
+  static constexpr int kAnyOperand = -1;
+  struct InlinedForm {
+    std::string_view selector;
+    // kAnyOperand, or the parameter count of the literal block this operand must be.
+    int receiver_block = kAnyOperand;
+    int arg_blocks[3] = {kAnyOperand, kAnyOperand, kAnyOperand};
+    // Which literal-block arguments also get a real block for the fallback send (a receiver
+    // of the wrong class, LANGUAGE.md §3.4/§6.1; for the ifNil family: a class that does not
+    // use Object's method). whileTrue:/whileFalse: always have a Block receiver, and their only
+    // fallback is a non-Boolean condition value, which gets `fallback_selector` with nil.
+    bool fallback_blocks = false;
+    EmitInlined emit = nullptr;
+    // Conditionals and while loops: the jump that skips the (first) arm or leaves the loop.
+    Op branch = OP_JUMP;
+    // One-arm Boolean conditionals: what the send answers when its arm is skipped.
+    Op skipped_value = OP_PUSH_NIL;
+    // While loops: the send a non-Boolean condition value gets (with a nil argument).
+    std::string_view fallback_selector = {};
+    // Counting loops: counts down (downTo:), has an explicit step (by:).
+    bool down = false;
+    bool by_step = false;
+  };
+  static const InlinedForm kInlinedForms[];
+  static const InlinedForm* inlined_form_of(const Node& n);
+
+  // Emits the inlined code of `n` if pass 1 chose to inline it.
+  bool emit_inlined(Emitter& e, Node& n, Scope* s) {
+    // Only sends marked by pass 1: the copies made for fallback blocks are never inlined.
+    auto it = inlined_sends_.find(&n);
+    if (it == inlined_sends_.end()) return false;
+    (this->*it->second->emit)(e, n, s, *it->second);
+    return true;
+  }
+
   void jumpOp(Emitter& e, Op o, int stackEffect, size_t* patchAt) {
     e.op(o, stackEffect);
     *patchAt = e.here();
     e.u16(0);
   }
-  void condJump(Emitter& e, Op o, Method* m, const std::string& sel, int argc, size_t* patchAt,
-                int* site) {
+  void condJump(Emitter& e, Op o, Method* m, std::string_view sel, int argc, size_t* patchAt, int* site) {
     e.op(o, -1);
     *patchAt = e.here();
     e.u16(0);
-    *site = addSite(m, sel, argc);
+    *site = addSite(m, std::string(sel), argc);
     e.u16(*site);
   }
 
+  // The fallback send of an inlined structure resumes after its inlined code.
+  void resume_fallback_here(Emitter& e, int site) {
+    e.m->sites[site].contPc = static_cast<uint32_t>(e.here());
+  }
+
+  // A Boolean test of the receiver: a conditional jump whose send site (with the structure's
+  // fallback blocks as arguments) takes over when the receiver is not a Boolean.
+  int emit_boolean_test(Emitter& e, Node& n, Scope* s, const InlinedForm& form, size_t* skip) {
+    int site = 0;
+    genExpr(e, *n.receiver, s);
+    condJump(e, form.branch, e.m, n.name, static_cast<int>(n.args.size()), skip, &site);
+    setFallbackArgs(e, n, site);
+    return site;
+  }
+
   // NIL_CHECK before an inlined ifNil: family send (receiver on the stack); returns its site.
-  int genNilCheck(Emitter& e, Node& n) {
+  int emit_nil_check(Emitter& e, Node& n, Scope* s) {
+    genExpr(e, *n.receiver, s);
     int site = addSite(e.m, n.name, static_cast<int>(n.args.size()));
     e.op(OP_NIL_CHECK, 0);
     e.u16(site);
@@ -695,157 +726,171 @@ class Compiler {
     e.patch(overSecond, e.here());
   }
 
-  bool genInlined(Emitter& e, Node& n, Scope* s) {
-    // Only sends marked by pass 1: the copies made for fallback blocks are never inlined.
-    if (!inlinedSends_.count(&n)) return false;
-    const std::string& sel = n.name;
-    Method* m = e.m;
-    size_t p1 = 0, p2 = 0;
+  // ifTrue:, ifFalse:, and:, or:, &&, ||: the arm, or the structure's answer when it is skipped.
+  void emit_one_arm_condition(Emitter& e, Node& n, Scope* s, const InlinedForm& form) {
+    size_t skip_arm = 0, over_answer = 0;
+    int site = emit_boolean_test(e, n, s, form, &skip_arm);
+    int d = e.depth;
+    genInlinedBody(e, *n.args[0]->block);
+    jumpOp(e, OP_JUMP, 0, &over_answer);
+    e.patch(skip_arm, e.here());
+    e.depth = d;
+    e.op(form.skipped_value, 1);
+    e.patch(over_answer, e.here());
+    resume_fallback_here(e, site);
+  }
+
+  // ifTrue:ifFalse:, ifFalse:ifTrue:.
+  void emit_two_arm_condition(Emitter& e, Node& n, Scope* s, const InlinedForm& form) {
+    size_t skip_first = 0;
+    int site = emit_boolean_test(e, n, s, form, &skip_first);
+    genTwoArms(e, n, skip_first);
+    resume_fallback_here(e, site);
+  }
+
+  // ifNil:, ifNotNil:: the arm, or the receiver itself when the arm is skipped.
+  void emit_one_arm_nil_test(Emitter& e, Node& n, Scope* s, const InlinedForm& form) {
+    size_t skip_arm = 0;
+    int site = emit_nil_check(e, n, s);
+    e.op(OP_DUP, 1);
+    jumpOp(e, form.branch, -1, &skip_arm);
+    e.op(OP_POP, -1);
+    genInlinedBody(e, *n.args[0]->block);
+    e.patch(skip_arm, e.here());
+    resume_fallback_here(e, site);
+  }
+
+  // ifNil:ifNotNil:, ifNotNil:ifNil:.
+  void emit_two_arm_nil_test(Emitter& e, Node& n, Scope* s, const InlinedForm& form) {
+    size_t skip_first = 0;
+    int site = emit_nil_check(e, n, s);
+    jumpOp(e, form.branch, -1, &skip_first);
+    genTwoArms(e, n, skip_first);
+    resume_fallback_here(e, site);
+  }
+
+  // whileTrue:, whileFalse:: condition, exit test, body, back jump; the loop answers nil.
+  void emit_while_loop(Emitter& e, Node& n, Scope*, const InlinedForm& form) {
+    size_t exit = 0;
     int site = 0;
-    if (sel == "ifTrue:" || sel == "ifFalse:" || sel == "and:" || sel == "or:" || sel == "&&" ||
-        sel == "||") {
-      bool onTrue = sel == "ifTrue:" || sel == "and:" || sel == "&&";
-      genExpr(e, *n.receiver, s);
-      condJump(e, onTrue ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, sel, 1, &p1, &site);
-      setFallbackArgs(e, n, site);
-      int d = e.depth;
-      genInlinedBody(e, *n.args[0]->block);
-      jumpOp(e, OP_JUMP, 0, &p2);
-      e.patch(p1, e.here());
-      e.depth = d;
-      if (sel == "ifTrue:" || sel == "ifFalse:") e.op(OP_PUSH_NIL, 1);
-      else e.op(onTrue ? OP_PUSH_FALSE : OP_PUSH_TRUE, 1);
-      e.patch(p2, e.here());
-      m->sites[site].contPc = static_cast<uint32_t>(e.here());
-      return true;
+    size_t loop = e.here();
+    genInlinedBody(e, *n.receiver->block);
+    condJump(e, form.branch, e.m, form.fallback_selector, 1, &exit, &site);
+    genInlinedBody(e, *n.args[0]->block);
+    e.op(OP_POP, -1);
+    e.op(OP_JUMP_BACK, 0);
+    e.u16(static_cast<int>(loop));
+    e.patch(exit, e.here());
+    e.op(OP_PUSH_NIL, 1);
+    resume_fallback_here(e, site);
+  }
+
+  // The frame locals of an inlined counting loop: its counter, its limit and (by:) its step,
+  // allocated consecutively so that limit and step are the fallback send's leading arguments.
+  struct LoopLocals {
+    int counter;
+    int limit;
+    int step;  // -1: steps by one
+  };
+  LoopLocals allocate_loop_locals(Emitter& e, bool by_step) {
+    LoopLocals l{};
+    l.counter = e.scope->numLocals++;
+    l.limit = e.scope->numLocals++;
+    l.step = by_step ? e.scope->numLocals++ : -1;
+    return l;
+  }
+
+  void store_local_and_pop(Emitter& e, int local) {
+    e.op(OP_STORE_LOCAL, 0);
+    e.u8(local);
+    e.op(OP_POP, -1);
+  }
+
+  // timesRepeat:: the receiver is the limit, the counter starts at 1.
+  void emit_times_repeat(Emitter& e, Node& n, Scope* s, const InlinedForm&) {
+    LoopLocals l = allocate_loop_locals(e, false);
+    genExpr(e, *n.receiver, s);
+    int site = addSite(e.m, n.name, static_cast<int>(n.args.size()));
+    setFallbackArgs(e, n, site, l.limit, 0);
+    e.op(OP_FOR_CHECK, 0);
+    e.u16(site);
+    e.op(OP_STORE_LOCAL, 0);
+    e.u8(l.limit);
+    e.op(OP_PUSH_LITERAL, 1);
+    e.u16(addLiteral(e.m, fromInt(1)));
+    store_local_and_pop(e, l.counter);
+    emit_counting_loop_body(e, *n.args[0]->block, l, false, site);
+  }
+
+  // to:do:, downTo:do:, to:by:do:, downTo:by:do:. Mirrors the library:
+  // `i := rcv. [i <= limit] whileTrue: [blk value: i. i := i + step]` (downTo: uses >= and
+  // subtracts); limit and step are evaluated once, in order.
+  void emit_counting_loop(Emitter& e, Node& n, Scope* s, const InlinedForm& form) {
+    LoopLocals l = allocate_loop_locals(e, form.by_step);
+    genExpr(e, *n.receiver, s);
+    int site = addSite(e.m, n.name, static_cast<int>(n.args.size()));
+    // Fallback arguments: the limit (and step) already evaluated into frame locals, then
+    // the block.
+    setFallbackArgs(e, n, site, l.limit, form.by_step ? 2 : 1);
+    e.op(OP_STORE_LOCAL, 0);
+    e.u8(l.counter);
+    genExpr(e, *n.args[0], s);
+    store_local_and_pop(e, l.limit);
+    if (form.by_step) {
+      genExpr(e, *n.args[1], s);
+      store_local_and_pop(e, l.step);
     }
-    if (sel == "ifTrue:ifFalse:" || sel == "ifFalse:ifTrue:") {
-      genExpr(e, *n.receiver, s);
-      condJump(e, sel == "ifTrue:ifFalse:" ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, sel, 2, &p1,
-               &site);
-      setFallbackArgs(e, n, site);
-      genTwoArms(e, n, p1);
-      m->sites[site].contPc = static_cast<uint32_t>(e.here());
-      return true;
+    e.op(OP_FOR_CHECK, 0);
+    e.u16(site);
+    emit_counting_loop_body(e, *n.args.back()->block, l, form.down, site);
+  }
+
+  // The loop proper, once counter and limit (and step) are set: test, bind the block's
+  // parameter to the counter, body, advance the counter, jump back.
+  void emit_counting_loop_body(Emitter& e, BlockNode& body, const LoopLocals& l, bool down, int site) {
+    size_t loop = e.here();
+    e.op(down ? OP_FOR_TEST_DOWN : OP_FOR_TEST, 0);
+    e.u8(l.counter);
+    e.u8(l.limit);
+    size_t exit = e.here();
+    e.u16(0);
+    if (!body.params.empty()) bind_loop_variable(e, body, l.counter);
+    genInlinedBody(e, body);
+    e.op(OP_POP, -1);
+    advance_loop_counter(e, l, down);
+    e.op(OP_JUMP_BACK, 0);
+    e.u16(static_cast<int>(loop));
+    e.patch(exit, e.here());
+    resume_fallback_here(e, site);
+  }
+
+  void bind_loop_variable(Emitter& e, BlockNode& body, int counter) {
+    Var* param = scopeOf_.at(&body)->vars[0];
+    e.op(OP_PUSH_LOCAL, 1);
+    e.u8(counter);
+    genStoreVar(e, param, scopeOf_.at(&body));
+    e.op(OP_POP, -1);
+  }
+
+  // By one: FOR_STEP. By an explicit step: a real `+`/`-` send (any number may be the step).
+  void advance_loop_counter(Emitter& e, const LoopLocals& l, bool down) {
+    if (l.step >= 0) {
+      e.op(OP_PUSH_LOCAL, 1);
+      e.u8(l.counter);
+      e.op(OP_PUSH_LOCAL, 1);
+      e.u8(l.step);
+      e.op(down ? OP_SEND_SUB : OP_SEND_ADD, -1);
+      e.u16(addSite(e.m, down ? "-" : "+", 1));
+      store_local_and_pop(e, l.counter);
+    } else {
+      e.op(OP_FOR_STEP, 0);
+      e.u8(l.counter);
+      e.u8(down ? 1 : 0);
     }
-    if (sel == "ifNil:" || sel == "ifNotNil:") {
-      genExpr(e, *n.receiver, s);
-      site = genNilCheck(e, n);
-      e.op(OP_DUP, 1);
-      jumpOp(e, sel == "ifNil:" ? OP_JUMP_IF_NOT_NIL : OP_JUMP_IF_NIL, -1, &p1);
-      e.op(OP_POP, -1);
-      genInlinedBody(e, *n.args[0]->block);
-      e.patch(p1, e.here());
-      m->sites[site].contPc = static_cast<uint32_t>(e.here());
-      return true;
-    }
-    if (sel == "ifNil:ifNotNil:" || sel == "ifNotNil:ifNil:") {
-      genExpr(e, *n.receiver, s);
-      site = genNilCheck(e, n);
-      jumpOp(e, sel == "ifNil:ifNotNil:" ? OP_JUMP_IF_NOT_NIL : OP_JUMP_IF_NIL, -1, &p1);
-      genTwoArms(e, n, p1);
-      m->sites[site].contPc = static_cast<uint32_t>(e.here());
-      return true;
-    }
-    if (sel == "whileTrue:" || sel == "whileFalse:") {
-      size_t loop = e.here();
-      genInlinedBody(e, *n.receiver->block);
-      bool wt = sel == "whileTrue:";
-      condJump(e, wt ? OP_JUMP_IF_FALSE : OP_JUMP_IF_TRUE, m, wt ? "ifFalse:" : "ifTrue:", 1, &p1,
-               &site);
-      genInlinedBody(e, *n.args[0]->block);
-      e.op(OP_POP, -1);
-      e.op(OP_JUMP_BACK, 0);
-      e.u16(static_cast<int>(loop));
-      e.patch(p1, e.here());
-      e.op(OP_PUSH_NIL, 1);
-      m->sites[site].contPc = static_cast<uint32_t>(e.here());
-      return true;
-    }
-    if (sel == "to:do:" || sel == "downTo:do:" || sel == "timesRepeat:" || sel == "to:by:do:" ||
-        sel == "downTo:by:do:") {
-      // Mirrors the library: `i := rcv. [i <= limit] whileTrue: [blk value: i. i := i + step]`
-      // (downTo: uses >= and subtracts); limit and step are evaluated once, in order.
-      bool down = sel == "downTo:do:" || sel == "downTo:by:do:";
-      bool byStep = sel == "to:by:do:" || sel == "downTo:by:do:";
-      int counter = e.scope->numLocals++;
-      int limit = e.scope->numLocals++;
-      int step = byStep ? e.scope->numLocals++ : -1;
-      genExpr(e, *n.receiver, s);
-      site = addSite(m, sel, static_cast<int>(n.args.size()));
-      // Fallback arguments: the limit (and step) already evaluated into frame locals, then
-      // the block. `limit` and `step` are consecutive locals (allocated just above).
-      setFallbackArgs(e, n, site, limit, byStep ? 2 : (sel == "timesRepeat:" ? 0 : 1));
-      BlockNode* body = nullptr;
-      if (sel == "timesRepeat:") {
-        body = n.args[0]->block.get();
-        e.op(OP_FOR_CHECK, 0);
-        e.u16(site);
-        e.op(OP_STORE_LOCAL, 0);
-        e.u8(limit);
-        e.op(OP_PUSH_LITERAL, 1);
-        e.u16(addLiteral(m, fromInt(1)));
-        e.op(OP_STORE_LOCAL, 0);
-        e.u8(counter);
-        e.op(OP_POP, -1);
-      } else {
-        body = n.args.back()->block.get();
-        e.op(OP_STORE_LOCAL, 0);
-        e.u8(counter);
-        genExpr(e, *n.args[0], s);
-        e.op(OP_STORE_LOCAL, 0);
-        e.u8(limit);
-        e.op(OP_POP, -1);
-        if (byStep) {
-          genExpr(e, *n.args[1], s);
-          e.op(OP_STORE_LOCAL, 0);
-          e.u8(step);
-          e.op(OP_POP, -1);
-        }
-        e.op(OP_FOR_CHECK, 0);
-        e.u16(site);
-      }
-      size_t loop = e.here();
-      e.op(down ? OP_FOR_TEST_DOWN : OP_FOR_TEST, 0);
-      e.u8(counter);
-      e.u8(limit);
-      p1 = e.here();
-      e.u16(0);
-      if (!body->params.empty()) {
-        Var* param = scopeOf_.at(body)->vars[0];
-        e.op(OP_PUSH_LOCAL, 1);
-        e.u8(counter);
-        genStoreVar(e, param, scopeOf_.at(body));
-        e.op(OP_POP, -1);
-      }
-      genInlinedBody(e, *body);
-      e.op(OP_POP, -1);
-      if (byStep) {
-        e.op(OP_PUSH_LOCAL, 1);
-        e.u8(counter);
-        e.op(OP_PUSH_LOCAL, 1);
-        e.u8(step);
-        e.op(down ? OP_SEND_SUB : OP_SEND_ADD, -1);
-        e.u16(addSite(m, down ? "-" : "+", 1));
-        e.op(OP_STORE_LOCAL, 0);
-        e.u8(counter);
-        e.op(OP_POP, -1);
-      } else {
-        e.op(OP_FOR_STEP, 0);
-        e.u8(counter);
-        e.u8(down ? 1 : 0);
-      }
-      e.op(OP_JUMP_BACK, 0);
-      e.u16(static_cast<int>(loop));
-      e.patch(p1, e.here());
-      m->sites[site].contPc = static_cast<uint32_t>(e.here());
-      return true;
-    }
-    return false;
   }
 
   void genSend(Emitter& e, Node& n, Scope* s) {
-    if (genInlined(e, n, s)) return;
+    if (emit_inlined(e, n, s)) return;
     int argc = static_cast<int>(n.args.size());
     if (n.isSuper) {
       e.op(OP_PUSH_SELF, 1);
@@ -862,17 +907,28 @@ class Compiler {
       o = OP_SUPER_SEND;
     } else if (argc == 1 && vm_.optimize) {
       const std::string& sel = n.name;
-      if (sel == "+") o = OP_SEND_ADD;
-      else if (sel == "-") o = OP_SEND_SUB;
-      else if (sel == "*") o = OP_SEND_MUL;
-      else if (sel == "<") o = OP_SEND_LT;
-      else if (sel == ">") o = OP_SEND_GT;
-      else if (sel == "<=") o = OP_SEND_LE;
-      else if (sel == ">=") o = OP_SEND_GE;
-      else if (sel == "=") o = OP_SEND_EQ;
-      else if (sel == "/") o = OP_SEND_DIV;
-      else if (sel == "%") o = OP_SEND_MOD;
-      else if (sel == "&") o = OP_SEND_BITAND;
+      if (sel == "+")
+        o = OP_SEND_ADD;
+      else if (sel == "-")
+        o = OP_SEND_SUB;
+      else if (sel == "*")
+        o = OP_SEND_MUL;
+      else if (sel == "<")
+        o = OP_SEND_LT;
+      else if (sel == ">")
+        o = OP_SEND_GT;
+      else if (sel == "<=")
+        o = OP_SEND_LE;
+      else if (sel == ">=")
+        o = OP_SEND_GE;
+      else if (sel == "=")
+        o = OP_SEND_EQ;
+      else if (sel == "/")
+        o = OP_SEND_DIV;
+      else if (sel == "%")
+        o = OP_SEND_MOD;
+      else if (sel == "&")
+        o = OP_SEND_BITAND;
     }
     e.op(o, -argc);
     e.u16(site);
@@ -888,29 +944,147 @@ class Compiler {
   std::unordered_map<BlockNode*, RealScope*> blockReal_;
   // Inlined send -> per argument: a non-inlined copy of its literal block (nullptr: not a block).
   std::unordered_map<Node*, std::vector<NodePtr>> fallbacks_;
-  std::unordered_set<Node*> inlinedSends_; // sends inlined by pass 1
+  std::unordered_map<Node*, const InlinedForm*> inlined_sends_;  // sends inlined by pass 1
 
  public:
-  std::vector<Method*> created_; // freed if compilation fails
+  std::vector<Method*> created_;  // freed if compilation fails
 
  public:
   friend Method* som::compileMethod(VM&, Class*, MethodDef&, const std::string&, std::string&);
 };
 
-} // namespace
+// The control structures the compiler inlines (see Compiler::InlinedForm).
+const Compiler::InlinedForm Compiler::kInlinedForms[] = {
+    {.selector = "ifTrue:",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_condition,
+     .branch = OP_JUMP_IF_FALSE,
+     .skipped_value = OP_PUSH_NIL},
+    {.selector = "ifFalse:",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_condition,
+     .branch = OP_JUMP_IF_TRUE,
+     .skipped_value = OP_PUSH_NIL},
+    {.selector = "and:",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_condition,
+     .branch = OP_JUMP_IF_FALSE,
+     .skipped_value = OP_PUSH_FALSE},
+    {.selector = "&&",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_condition,
+     .branch = OP_JUMP_IF_FALSE,
+     .skipped_value = OP_PUSH_FALSE},
+    {.selector = "or:",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_condition,
+     .branch = OP_JUMP_IF_TRUE,
+     .skipped_value = OP_PUSH_TRUE},
+    {.selector = "||",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_condition,
+     .branch = OP_JUMP_IF_TRUE,
+     .skipped_value = OP_PUSH_TRUE},
+    {.selector = "ifTrue:ifFalse:",
+     .arg_blocks = {0, 0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_two_arm_condition,
+     .branch = OP_JUMP_IF_FALSE},
+    {.selector = "ifFalse:ifTrue:",
+     .arg_blocks = {0, 0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_two_arm_condition,
+     .branch = OP_JUMP_IF_TRUE},
+    {.selector = "ifNil:",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_nil_test,
+     .branch = OP_JUMP_IF_NOT_NIL},
+    {.selector = "ifNotNil:",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_one_arm_nil_test,
+     .branch = OP_JUMP_IF_NIL},
+    {.selector = "ifNil:ifNotNil:",
+     .arg_blocks = {0, 0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_two_arm_nil_test,
+     .branch = OP_JUMP_IF_NOT_NIL},
+    {.selector = "ifNotNil:ifNil:",
+     .arg_blocks = {0, 0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_two_arm_nil_test,
+     .branch = OP_JUMP_IF_NIL},
+    {.selector = "whileTrue:",
+     .receiver_block = 0,
+     .arg_blocks = {0},
+     .emit = &Compiler::emit_while_loop,
+     .branch = OP_JUMP_IF_FALSE,
+     .fallback_selector = "ifFalse:"},
+    {.selector = "whileFalse:",
+     .receiver_block = 0,
+     .arg_blocks = {0},
+     .emit = &Compiler::emit_while_loop,
+     .branch = OP_JUMP_IF_TRUE,
+     .fallback_selector = "ifTrue:"},
+    {.selector = "timesRepeat:",
+     .arg_blocks = {0},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_times_repeat},
+    {.selector = "to:do:",
+     .arg_blocks = {kAnyOperand, 1},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_counting_loop},
+    {.selector = "downTo:do:",
+     .arg_blocks = {kAnyOperand, 1},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_counting_loop,
+     .down = true},
+    {.selector = "to:by:do:",
+     .arg_blocks = {kAnyOperand, kAnyOperand, 1},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_counting_loop,
+     .by_step = true},
+    {.selector = "downTo:by:do:",
+     .arg_blocks = {kAnyOperand, kAnyOperand, 1},
+     .fallback_blocks = true,
+     .emit = &Compiler::emit_counting_loop,
+     .down = true,
+     .by_step = true},
+};
 
-Method* compileMethod(VM& vm, Class* holder, MethodDef& def, const std::string& file,
-                      std::string& error) {
+// The form `n` is an instance of, if it can be inlined: a non-super send of a selector in the
+// table whose operands are literal blocks where the form requires them.
+const Compiler::InlinedForm* Compiler::inlined_form_of(const Node& n) {
+  if (n.kind != NodeKind::Send || n.isSuper) return nullptr;
+  for (const InlinedForm& form : kInlinedForms) {
+    if (form.selector != n.name) continue;
+    if (form.receiver_block != kAnyOperand && !isBlockWith(n.receiver, form.receiver_block)) return nullptr;
+    for (size_t i = 0; i < n.args.size() && i < 3; i++)
+      if (form.arg_blocks[i] != kAnyOperand && !isBlockWith(n.args[i], form.arg_blocks[i])) return nullptr;
+    return &form;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Method* compileMethod(VM& vm, Class* holder, MethodDef& def, const std::string& file, std::string& error) {
   Compiler c(vm, holder, file);
   try {
     return c.compile(def);
   } catch (const CompileError& e) {
     for (Method* m : c.created_) delete m;
     SrcPos p = e.pos.line ? e.pos : def.pos;
-    error = file + ":" + std::to_string(p.line) + ":" + std::to_string(p.col) +
-            ": error: " + e.message;
+    error = file + ":" + std::to_string(p.line) + ":" + std::to_string(p.col) + ": error: " + e.message;
     return nullptr;
   }
 }
 
-} // namespace som
+}  // namespace som
