@@ -1,6 +1,8 @@
 // The bytecode interpreter: one loop with computed-goto dispatch, no C++ recursion per SOM
-// call (frames live on the VM's frame stack), a monomorphic inline cache per send site, and
-// small-integer fast paths for arithmetic/comparison sends. See docs/som-bytecode.md.
+// call (frames live on the VM's frame stack), a two-entry inline cache per send site (receiver
+// class tag -> method; a miss moves the newer entry to the older slot and refills the newer
+// one, so two receiver classes stay cached and a third evicts the older), and small-integer
+// fast paths for arithmetic/comparison sends. See docs/som-bytecode.md.
 #include "bytecode.h"
 #include "numbers.h"
 #include "vm.h"
