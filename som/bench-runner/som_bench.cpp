@@ -7,7 +7,7 @@
 //                       lookup-cache probe. It is our own reference point, not SOM++.
 // One benchmark iteration is one `benchmark` send followed by `verifyResult:` on its answer;
 // a wrong answer fails the entry.
-#include "vm.h"
+#include "vm_p.h"
 
 #include <benchmark/benchmark.h>
 

@@ -1,8 +1,8 @@
 // Bytecode tables and the disassembler (used by `som -d` and the compiler tests).
-#include "bytecode.h"
+#include "bytecode_p.h"
 
-#include "object.h"
-#include "vm.h"
+#include "object_p.h"
+#include "vm_p.h"
 
 #include <cstring>
 

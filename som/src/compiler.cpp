@@ -1,8 +1,8 @@
-// The bytecode compiler. See compiler.h for the passes and docs/som-bytecode.md for the code.
-#include "compiler.h"
+// The bytecode compiler. See compiler_p.h for the passes and docs/som-bytecode.md for the code.
+#include "compiler_p.h"
 
-#include "bytecode.h"
-#include "vm.h"
+#include "bytecode_p.h"
+#include "vm_p.h"
 
 #include <algorithm>
 #include <climits>

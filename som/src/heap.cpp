@@ -1,5 +1,5 @@
-// Heap allocation and the copying collector. See heap.h.
-#include "heap.h"
+// Heap allocation and the copying collector. See heap_p.h.
+#include "heap_p.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -3,9 +3,9 @@
 // class tag -> method; a miss moves the newer entry to the older slot and refills the newer
 // one, so two receiver classes stay cached and a third evicts the older), and small-integer
 // fast paths for arithmetic/comparison sends. See docs/som-bytecode.md.
-#include "bytecode.h"
-#include "numbers.h"
-#include "vm.h"
+#include "bytecode_p.h"
+#include "numbers_p.h"
+#include "vm_p.h"
 
 namespace som {
 

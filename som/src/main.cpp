@@ -1,5 +1,5 @@
 // The `som` command: som [-cp path] [-d] [-g] MainClass|File.som [args...]
-#include "vm.h"
+#include "vm_p.h"
 
 #include <cstdio>
 #include <cstring>

@@ -1,7 +1,7 @@
-// Integer (small + GMP big) and Double arithmetic. See numbers.h.
-#include "numbers.h"
+// Integer (small + GMP big) and Double arithmetic. See numbers_p.h.
+#include "numbers_p.h"
 
-#include "vm.h"
+#include "vm_p.h"
 
 #include <charconv>
 #include <cmath>

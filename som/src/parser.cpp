@@ -1,7 +1,7 @@
-// SOM lexer and parser. See parser.h. Internally a parse error unwinds with a C++ exception
+// SOM lexer and parser. See parser_p.h. Internally a parse error unwinds with a C++ exception
 // (ParseError) that never leaves parseClass(); nesting depth is bounded so hostile input cannot
 // exhaust the C++ stack.
-#include "parser.h"
+#include "parser_p.h"
 
 #include <cerrno>
 #include <cstdlib>

@@ -2,8 +2,8 @@
 // a class is loaded. A primitive gets the receiver and arguments in args[0..n] and returns the
 // result; it never triggers a GC (except System>>fullGC, which runs when every live value is on
 // the frame stack) and reports failures through VM::fatal (diagnostic + SOM stack trace, exit 1).
-#include "numbers.h"
-#include "vm.h"
+#include "numbers_p.h"
+#include "vm_p.h"
 
 #include <cctype>
 #include <cmath>

@@ -1,9 +1,9 @@
-// VM setup, objects, class loading, method lookup, errors and GC roots. See vm.h.
-#include "vm.h"
+// VM setup, objects, class loading, method lookup, errors and GC roots. See vm_p.h.
+#include "vm_p.h"
 
-#include "bytecode.h"
-#include "compiler.h"
-#include "parser.h"
+#include "bytecode_p.h"
+#include "compiler_p.h"
+#include "parser_p.h"
 
 #include <sys/mman.h>
 

@@ -1,9 +1,9 @@
 // Bytecode compiler tests: inlining decisions, variable placement (frame vs. context),
 // non-local returns, send-site numbering and compile errors.
-#include "bytecode.h"
-#include "compiler.h"
-#include "parser.h"
-#include "vm.h"
+#include "bytecode_p.h"
+#include "compiler_p.h"
+#include "parser_p.h"
+#include "vm_p.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Lexer and parser tests: the token rules of LANGUAGE.md §1 and error positions.
-#include "parser.h"
+#include "parser_p.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // VM behaviour tests that the SOM-level suites cannot express: bounded memory under heavy
 // allocation, identity hashes across moving collections, and the process-level error paths
 // (stack overflow, missing primitives, compile errors) of the `som` binary.
-#include "vm.h"
+#include "vm_p.h"
 
 #include <gtest/gtest.h>
 

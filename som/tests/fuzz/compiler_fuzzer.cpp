@@ -1,10 +1,10 @@
 // libFuzzer target: every class the parser accepts goes through the bytecode compiler (each
 // method compiled against Object as holder) and the disassembler. Compile errors are fine;
 // crashes, sanitizer reports, and code that the disassembler cannot walk are failures.
-#include "bytecode.h"
-#include "compiler.h"
-#include "parser.h"
-#include "vm.h"
+#include "bytecode_p.h"
+#include "compiler_p.h"
+#include "parser_p.h"
+#include "vm_p.h"
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // libFuzzer target: the SOM lexer + parser must answer every input with either a class
 // definition or an error message "file:line:col: error: ...", never crash, hang or overflow.
-#include "parser.h"
+#include "parser_p.h"
 
 #include <cstddef>
 #include <cstdint>

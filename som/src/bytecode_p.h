@@ -2,7 +2,7 @@
 // opcode byte followed by a fixed operand layout that depends only on the opcode, so a baseline
 // JIT can translate it with one table: operands are u8 or u16 (little endian). Jump targets are
 // absolute u16 byte offsets into the method's code. Send sites are numbered per method (u16),
-// and each site owns a two-entry inline cache (SendSite in object.h).
+// and each site owns a two-entry inline cache (SendSite in object_p.h).
 #pragma once
 
 #include <cstdint>

@@ -3,8 +3,8 @@
 // case, but nothing is global except the pointer used by the fatal-error path.
 #pragma once
 
-#include "heap.h"
-#include "object.h"
+#include "heap_p.h"
+#include "object_p.h"
 
 #include <cstdio>
 #include <initializer_list>

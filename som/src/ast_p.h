@@ -1,5 +1,5 @@
-// The SOM abstract syntax tree, as produced by the parser (parser.h) and consumed by the
-// bytecode compiler (compiler.h). It is deliberately independent of the VM (no Values, no heap),
+// The SOM abstract syntax tree, as produced by the parser (parser_p.h) and consumed by the
+// bytecode compiler (compiler_p.h). It is deliberately independent of the VM (no Values, no heap),
 // so that the parser can be fuzzed and unit-tested alone.
 #pragma once
 

@@ -5,7 +5,7 @@
 //  * Every Object starts with a 16-byte header holding its 32-bit class tag (index into the
 //    VM's class table), its identity hash (fixed at allocation, so it survives moves), a length
 //    and a kind that fixes the layout. The GC needs nothing else to size and scan an object.
-//  * Objects live either in the moving heap (heap.h) or are permanent (symbols, classes,
+//  * Objects live either in the moving heap (heap_p.h) or are permanent (symbols, classes,
 //    methods, literals, nil/true/false/system): permanent objects never move and are never freed.
 #pragma once
 
@@ -172,7 +172,7 @@ struct Class : Object {
   std::vector<Method*> methods; // own methods in source order
 };
 
-// An activation. Frames live on the VM's contiguous frame stack (interpreter.h):
+// An activation. Frames live on the VM's contiguous frame stack (vm_p.h):
 //   [receiver][arg1]..[argN] | Frame header | locals[numLocals] | operand stack ...
 // The caller pushed receiver and arguments; they become the callee's argument area in place.
 struct Frame {

@@ -3,7 +3,7 @@
 // and big results that fit shrink back to small integers.
 #pragma once
 
-#include "object.h"
+#include "object_p.h"
 
 #include <gmp.h>
 

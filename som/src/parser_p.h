@@ -3,7 +3,7 @@
 // (C++20, compilable by clang 14) so it can be fuzzed on its own.
 #pragma once
 
-#include "ast.h"
+#include "ast_p.h"
 
 #include <string>
 #include <string_view>

@@ -6,7 +6,7 @@
 // copied with the object, so they are stable across moves.
 #pragma once
 
-#include "object.h"
+#include "object_p.h"
 
 #include <cstdlib>
 #include <vector>
