@@ -11,8 +11,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
 #include <dirent.h>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,7 +22,7 @@ namespace {
 struct SomBenchmarks {
   som::VM vm;
   std::vector<std::string> names;
-  std::vector<size_t> rootIndex; // instance of each benchmark class in vm.extraRoots
+  std::vector<size_t> rootIndex;  // instance of each benchmark class in vm.extraRoots
 };
 
 std::vector<std::string> listBenchmarks(const std::string& dir) {
@@ -75,7 +75,7 @@ SomBenchmarks* boot(bool optimize) {
   return sb;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   SomBenchmarks* opt = boot(true);
@@ -91,5 +91,5 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   std::fflush(stdout);
-  std::_Exit(0); // the VMs own mmap'd stacks and permanent objects; no teardown needed
+  std::_Exit(0);  // the VMs own mmap'd stacks and permanent objects; no teardown needed
 }

@@ -15,32 +15,32 @@ struct SrcPos {
   int col = 0;
 };
 
-enum class LitKind : uint8_t { Integer, BigInteger, Double, String, Symbol, Array };
+enum class LitKind : uint8_t { kInteger, kBigInteger, kDouble, kString, kSymbol, kArray };
 
 // A literal as written in the source. BigInteger keeps its decimal text (with a leading '-').
 struct Literal {
-  LitKind kind = LitKind::Integer;
+  LitKind kind = LitKind::kInteger;
   int64_t i = 0;
   double d = 0;
-  std::string text;           // String/Symbol bytes, BigInteger digits
-  std::vector<Literal> elems; // Array elements
+  std::string text;            // String/Symbol bytes, BigInteger digits
+  std::vector<Literal> elems;  // Array elements
 };
 
-enum class NodeKind : uint8_t { Variable, Assign, Literal, Send, Block, Return };
+enum class NodeKind : uint8_t { kVariable, kAssign, kLiteral, kSend, kBlock, kReturn };
 
 struct BlockNode;
 struct Node;
 using NodePtr = std::unique_ptr<Node>;
 
 struct Node {
-  NodeKind kind = NodeKind::Variable;
+  NodeKind kind = NodeKind::kVariable;
   SrcPos pos;
-  std::string name;          // Variable / Assign target / Send selector
-  NodePtr receiver;          // Send receiver, Assign value, Return value
-  std::vector<NodePtr> args; // Send arguments
-  bool isSuper = false;      // Send whose receiver is the pseudo-variable `super`
-  Literal lit;               // Literal
-  std::unique_ptr<BlockNode> block; // Block
+  std::string name;                  // Variable / Assign target / Send selector
+  NodePtr receiver;                  // Send receiver, Assign value, Return value
+  std::vector<NodePtr> args;         // Send arguments
+  bool isSuper = false;              // Send whose receiver is the pseudo-variable `super`
+  Literal lit;                       // Literal
+  std::unique_ptr<BlockNode> block;  // Block
 };
 
 // A method body or a block: parameters, locals and statements. The compiler annotates it.
@@ -49,7 +49,7 @@ struct BlockNode {
   std::vector<std::string> params;
   std::vector<std::string> locals;
   std::vector<SrcPos> localPos;
-  std::vector<NodePtr> body; // a Return node can only be the last statement
+  std::vector<NodePtr> body;  // a Return node can only be the last statement
   // Compiler annotation: inlined into the enclosing scope (set by the compiler only).
   bool inlined = false;
 };
@@ -58,14 +58,14 @@ struct MethodDef {
   SrcPos pos;
   std::string selector;
   bool isPrimitive = false;
-  BlockNode body; // params = method arguments
+  BlockNode body;  // params = method arguments
 };
 
 struct ClassDef {
   std::string name;
-  std::string superName; // empty: Object; "nil": root class
+  std::string superName;  // empty: Object; "nil": root class
   std::vector<std::string> instFields, classFields;
   std::vector<MethodDef> instMethods, classMethods;
 };
 
-} // namespace som
+}  // namespace som

@@ -10,19 +10,19 @@ namespace som {
 
 namespace {
 const char* const kNames[] = {
-#define SOM_OP_NAME(name, layout) #name,
+#define SOM_OP_NAME(name, mnemonic, layout) mnemonic,
     SOM_BYTECODES(SOM_OP_NAME)
 #undef SOM_OP_NAME
 };
 const char* const kLayouts[] = {
-#define SOM_OP_LAYOUT(name, layout) layout,
+#define SOM_OP_LAYOUT(name, mnemonic, layout) layout,
     SOM_BYTECODES(SOM_OP_LAYOUT)
 #undef SOM_OP_LAYOUT
 };
-} // namespace
+}  // namespace
 
-const char* opName(uint8_t op) { return op < OP_COUNT ? kNames[op] : "?"; }
-const char* opLayout(uint8_t op) { return op < OP_COUNT ? kLayouts[op] : ""; }
+const char* opName(uint8_t op) { return op < kOpCount ? kNames[op] : "?"; }
+const char* opLayout(uint8_t op) { return op < kOpCount ? kLayouts[op] : ""; }
 
 int opLength(uint8_t op) {
   int n = 1;
@@ -35,9 +35,11 @@ std::string disassemble(VM& vm, Method* m) {
   char buf[160];
   std::snprintf(buf, sizeof buf, "%s>>%s%s args=%d locals=%d ctx=%d%s maxStack=%d\n",
                 m->holder && m->holder->name ? m->holder->name->text.c_str() : "?",
-                m->signature ? m->signature->text.c_str() : "?", m->isBlock ? " [block]" : "",
-                m->numArgs, m->numLocals, m->numCtxVars,
-                m->hasContext ? " (context)" : m->lazyContext ? " (lazy context)" : "",
+                m->signature ? m->signature->text.c_str() : "?", m->isBlock ? " [block]" : "", m->numArgs,
+                m->numLocals, m->numCtxVars,
+                m->hasContext    ? " (context)"
+                : m->lazyContext ? " (lazy context)"
+                                 : "",
                 m->maxStack);
   out += buf;
   size_t pc = 0;
@@ -62,17 +64,16 @@ std::string disassemble(VM& vm, Method* m) {
       out += buf;
     }
     // Symbolic comment for sends and globals.
-    bool isSend = op == OP_SEND || op == OP_SUPER_SEND || (op >= OP_SEND_ADD && op <= OP_SEND_BITAND);
+    bool isSend = op == kSend || op == kSuperSend || (op >= kSendAdd && op <= kSendBitand);
     if (isSend && !operands.empty() && static_cast<size_t>(operands[0]) < m->sites.size())
       out += "  ; #" + m->sites[operands[0]].selector->text;
-    if ((op == OP_JUMP_IF_TRUE || op == OP_JUMP_IF_FALSE) && operands.size() == 2 &&
+    if ((op == kJumpIfTrue || op == kJumpIfFalse) && operands.size() == 2 &&
         static_cast<size_t>(operands[1]) < m->sites.size())
       out += "  ; fallback #" + m->sites[operands[1]].selector->text;
-    if ((op == OP_FOR_CHECK || op == OP_NIL_CHECK) && !operands.empty() &&
+    if ((op == kForCheck || op == kNilCheck) && !operands.empty() &&
         static_cast<size_t>(operands[0]) < m->sites.size())
       out += "  ; fallback #" + m->sites[operands[0]].selector->text;
-    if (op == OP_PUSH_GLOBAL && !operands.empty() &&
-        static_cast<size_t>(operands[0]) < m->literals.size())
+    if (op == kPushGlobal && !operands.empty() && static_cast<size_t>(operands[0]) < m->literals.size())
       out += "  ; " + std::string(vm.stringOf(m->literals[operands[0]]));
     out += "\n";
     pc += static_cast<size_t>(opLength(op));
@@ -81,4 +82,4 @@ std::string disassemble(VM& vm, Method* m) {
   return out;
 }
 
-} // namespace som
+}  // namespace som

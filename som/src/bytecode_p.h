@@ -10,71 +10,72 @@
 
 namespace som {
 
-// X(name, operand layout) -- layout: "" none, "b" u8, "bb" u8 u8, "w" u16, "ww" u16 u16,
+// X(name, mnemonic, operand layout): the opcode is k<name>, the mnemonic is what `som -d` and
+// docs/som-bytecode.md print. Layout: "" none, "b" u8, "bb" u8 u8, "w" u16, "ww" u16 u16,
 // "bw" u8 u16, "bbw" u8 u8 u16.
-#define SOM_BYTECODES(X)            \
-  X(PUSH_LOCAL, "b")                \
-  X(PUSH_ARG, "b")                  \
-  X(PUSH_FIELD, "b")                \
-  X(PUSH_CTX, "bb")                 \
-  X(PUSH_SELF, "")                  \
-  X(PUSH_NIL, "")                   \
-  X(PUSH_TRUE, "")                  \
-  X(PUSH_FALSE, "")                 \
-  X(PUSH_LITERAL, "w")              \
-  X(PUSH_GLOBAL, "w")               \
-  X(PUSH_BLOCK, "w")                \
-  X(STORE_LOCAL, "b")               \
-  X(STORE_ARG, "b")                 \
-  X(STORE_FIELD, "b")               \
-  X(STORE_CTX, "bb")                \
-  X(POP, "")                        \
-  X(DUP, "")                        \
-  X(SEND, "w")                      \
-  X(SUPER_SEND, "w")                \
-  X(SEND_ADD, "w")                  \
-  X(SEND_SUB, "w")                  \
-  X(SEND_MUL, "w")                  \
-  X(SEND_LT, "w")                   \
-  X(SEND_GT, "w")                   \
-  X(SEND_LE, "w")                   \
-  X(SEND_GE, "w")                   \
-  X(SEND_EQ, "w")                   \
-  X(SEND_DIV, "w")                  \
-  X(SEND_MOD, "w")                  \
-  X(SEND_BITAND, "w")               \
-  X(RETURN_LOCAL, "")               \
-  X(RETURN_SELF, "")                \
-  X(RETURN_NONLOCAL, "b")           \
-  X(JUMP, "w")                      \
-  X(JUMP_BACK, "w")                 \
-  X(JUMP_IF_TRUE, "ww")             \
-  X(JUMP_IF_FALSE, "ww")            \
-  X(JUMP_IF_NIL, "w")               \
-  X(JUMP_IF_NOT_NIL, "w")           \
-  X(FOR_CHECK, "w")                 \
-  X(FOR_TEST, "bbw")                \
-  X(FOR_TEST_DOWN, "bbw")           \
-  X(FOR_STEP, "bb")                 \
-  X(PUSH_LOCAL_LAZY, "bb")          \
-  X(STORE_LOCAL_LAZY, "bb")         \
-  X(PUSH_ARG_LAZY, "bb")            \
-  X(STORE_ARG_LAZY, "bb")           \
-  X(NIL_CHECK, "w")
+#define SOM_BYTECODES(X)                      \
+  X(PushLocal, "PUSH_LOCAL", "b")             \
+  X(PushArg, "PUSH_ARG", "b")                 \
+  X(PushField, "PUSH_FIELD", "b")             \
+  X(PushCtx, "PUSH_CTX", "bb")                \
+  X(PushSelf, "PUSH_SELF", "")                \
+  X(PushNil, "PUSH_NIL", "")                  \
+  X(PushTrue, "PUSH_TRUE", "")                \
+  X(PushFalse, "PUSH_FALSE", "")              \
+  X(PushLiteral, "PUSH_LITERAL", "w")         \
+  X(PushGlobal, "PUSH_GLOBAL", "w")           \
+  X(PushBlock, "PUSH_BLOCK", "w")             \
+  X(StoreLocal, "STORE_LOCAL", "b")           \
+  X(StoreArg, "STORE_ARG", "b")               \
+  X(StoreField, "STORE_FIELD", "b")           \
+  X(StoreCtx, "STORE_CTX", "bb")              \
+  X(Pop, "POP", "")                           \
+  X(Dup, "DUP", "")                           \
+  X(Send, "SEND", "w")                        \
+  X(SuperSend, "SUPER_SEND", "w")             \
+  X(SendAdd, "SEND_ADD", "w")                 \
+  X(SendSub, "SEND_SUB", "w")                 \
+  X(SendMul, "SEND_MUL", "w")                 \
+  X(SendLt, "SEND_LT", "w")                   \
+  X(SendGt, "SEND_GT", "w")                   \
+  X(SendLe, "SEND_LE", "w")                   \
+  X(SendGe, "SEND_GE", "w")                   \
+  X(SendEq, "SEND_EQ", "w")                   \
+  X(SendDiv, "SEND_DIV", "w")                 \
+  X(SendMod, "SEND_MOD", "w")                 \
+  X(SendBitand, "SEND_BITAND", "w")           \
+  X(ReturnLocal, "RETURN_LOCAL", "")          \
+  X(ReturnSelf, "RETURN_SELF", "")            \
+  X(ReturnNonlocal, "RETURN_NONLOCAL", "b")   \
+  X(Jump, "JUMP", "w")                        \
+  X(JumpBack, "JUMP_BACK", "w")               \
+  X(JumpIfTrue, "JUMP_IF_TRUE", "ww")         \
+  X(JumpIfFalse, "JUMP_IF_FALSE", "ww")       \
+  X(JumpIfNil, "JUMP_IF_NIL", "w")            \
+  X(JumpIfNotNil, "JUMP_IF_NOT_NIL", "w")     \
+  X(ForCheck, "FOR_CHECK", "w")               \
+  X(ForTest, "FOR_TEST", "bbw")               \
+  X(ForTestDown, "FOR_TEST_DOWN", "bbw")      \
+  X(ForStep, "FOR_STEP", "bb")                \
+  X(PushLocalLazy, "PUSH_LOCAL_LAZY", "bb")   \
+  X(StoreLocalLazy, "STORE_LOCAL_LAZY", "bb") \
+  X(PushArgLazy, "PUSH_ARG_LAZY", "bb")       \
+  X(StoreArgLazy, "STORE_ARG_LAZY", "bb")     \
+  X(NilCheck, "NIL_CHECK", "w")
 
 enum Op : uint8_t {
-#define SOM_OP_ENUM(name, layout) OP_##name,
+#define SOM_OP_ENUM(name, mnemonic, layout) k##name,
   SOM_BYTECODES(SOM_OP_ENUM)
 #undef SOM_OP_ENUM
-  OP_COUNT
+      kOpCount
 };
 
 const char* opName(uint8_t op);
 const char* opLayout(uint8_t op);
-int opLength(uint8_t op); // opcode + operands, in bytes
+int opLength(uint8_t op);  // opcode + operands, in bytes
 
 struct Method;
 class VM;
 std::string disassemble(VM& vm, Method* m);
 
-} // namespace som
+}  // namespace som

@@ -64,7 +64,7 @@ struct RealScope {
 };
 
 bool isBlockWith(const NodePtr& n, size_t params) {
-  return n && n->kind == NodeKind::Block && n->block->params.size() == params;
+  return n && n->kind == NodeKind::kBlock && n->block->params.size() == params;
 }
 
 NodePtr cloneNode(const Node& n);
@@ -163,8 +163,8 @@ class Compiler {
     std::memset(static_cast<Object*>(m), 0, sizeof(Object));
     m->cls = vm_.methodClass ? vm_.methodClass->tag : 0;
     m->hash = vm_.heap.nextHash();
-    m->kind = K_METHOD;
-    m->flags = F_PERMANENT;
+    m->kind = kMethod;
+    m->flags = kPermanent;
     m->holder = holder_;
     m->isBlock = isBlock;
     m->fileName = file_;
@@ -177,28 +177,28 @@ class Compiler {
   }
   void markNode(Node& n) {
     switch (n.kind) {
-      case NodeKind::Assign:
-      case NodeKind::Return:
+      case NodeKind::kAssign:
+      case NodeKind::kReturn:
         markNode(*n.receiver);
         break;
-      case NodeKind::Block:
+      case NodeKind::kBlock:
         markInlining(*n.block);
         break;
-      case NodeKind::Send:
+      case NodeKind::kSend:
         markNode(*n.receiver);
         for (auto& a : n.args) markNode(*a);
         if (const InlinedForm* form = vm_.optimize ? inlined_form_of(n) : nullptr) {
           inlined_sends_[&n] = form;
           if (form->receiver_block != kAnyOperand) n.receiver->block->inlined = true;
           for (auto& a : n.args)
-            if (a->kind == NodeKind::Block) a->block->inlined = true;
+            if (a->kind == NodeKind::kBlock) a->block->inlined = true;
           // Each inlined literal-block argument is also compiled as a real block, used only as
           // an argument of the fallback send. The copy is compiled without any inlining (so a
           // nest of d inlined structures costs O(d^2) copies, not 2^d); it runs only on the
           // rare fallback path, where real sends are the reference semantics anyway.
           if (form->fallback_blocks) {
             auto& fb = fallbacks_[&n];
-            for (auto& a : n.args) fb.push_back(a->kind == NodeKind::Block ? cloneNode(*a) : nullptr);
+            for (auto& a : n.args) fb.push_back(a->kind == NodeKind::kBlock ? cloneNode(*a) : nullptr);
           }
         }
         break;
@@ -249,11 +249,11 @@ class Compiler {
 
   void analyzeNode(Node& n, Scope* s) {
     switch (n.kind) {
-      case NodeKind::Variable:
-      case NodeKind::Assign:
+      case NodeKind::kVariable:
+      case NodeKind::kAssign:
         if (!isPseudo(n.name)) {
           Var* v = resolve(n.name, s);
-          if (v && n.kind == NodeKind::Assign) v->assigned = true;
+          if (v && n.kind == NodeKind::kAssign) v->assigned = true;
           if (v && v->owner != s->real) {
             if (s->real->inFallback && !v->owner->inFallback)
               v->fbCaptured = true;
@@ -262,15 +262,15 @@ class Compiler {
           }
           if (v) s->real->minLevel = std::min(s->real->minLevel, v->owner->level);
         }
-        if (n.kind == NodeKind::Assign) analyzeNode(*n.receiver, s);
+        if (n.kind == NodeKind::kAssign) analyzeNode(*n.receiver, s);
         break;
-      case NodeKind::Return:
+      case NodeKind::kReturn:
         if (s->real->level > 0) s->real->minLevel = 0;  // non-local return to the method
         analyzeNode(*n.receiver, s);
         break;
-      case NodeKind::Literal:
+      case NodeKind::kLiteral:
         break;
-      case NodeKind::Send:
+      case NodeKind::kSend:
         analyzeNode(*n.receiver, s);
         for (auto& a : n.args) analyzeNode(*a, s);
         // The fallback blocks are real blocks in scope s: the capture analysis treats them
@@ -292,7 +292,7 @@ class Compiler {
             s->real->minLevel = std::min(s->real->minLevel, r->minLevel);
           }
         break;
-      case NodeKind::Block:
+      case NodeKind::kBlock:
         if (n.block->inlined) {
           analyzeBlock(*n.block, s, s->real, false);
         } else {
@@ -365,18 +365,18 @@ class Compiler {
 
   Value literalValue(const Literal& l) {
     switch (l.kind) {
-      case LitKind::Integer:
+      case LitKind::kInteger:
         if (fitsSmall(l.i)) return fromInt(l.i);
         return vm_.bigFromDecimal(std::to_string(l.i), true);
-      case LitKind::BigInteger:
+      case LitKind::kBigInteger:
         return vm_.bigFromDecimal(l.text, true);
-      case LitKind::Double:
+      case LitKind::kDouble:
         return vm_.permDouble(l.d);
-      case LitKind::String:
+      case LitKind::kString:
         return vm_.permString(l.text);
-      case LitKind::Symbol:
+      case LitKind::kSymbol:
         return val(vm_.intern(l.text));
-      case LitKind::Array: {
+      case LitKind::kArray: {
         Value a = vm_.permArray(static_cast<uint32_t>(l.elems.size()));
         for (size_t i = 0; i < l.elems.size(); i++) obj(a)->slots()[i] = literalValue(l.elems[i]);
         return a;
@@ -407,46 +407,46 @@ class Compiler {
   void classifyTrivial(Method* m) {
     if (m->isBlock || m->hasContext) return;
     const auto& c = m->code;
-    if (c.size() == 3 && c[0] == OP_PUSH_FIELD && c[2] == OP_RETURN_LOCAL) {
-      m->trivial = Method::Getter;
+    if (c.size() == 3 && c[0] == kPushField && c[2] == kReturnLocal) {
+      m->trivial = Method::kGetter;
       m->trivialIndex = c[1];
-    } else if (c.size() == 6 && c[0] == OP_PUSH_ARG && c[1] == 1 && c[2] == OP_STORE_FIELD &&
-               c[4] == OP_POP && c[5] == OP_RETURN_SELF && m->numArgs == 1) {
-      m->trivial = Method::Setter;
+    } else if (c.size() == 6 && c[0] == kPushArg && c[1] == 1 && c[2] == kStoreField && c[4] == kPop &&
+               c[5] == kReturnSelf && m->numArgs == 1) {
+      m->trivial = Method::kSetter;
       m->trivialIndex = c[3];
-    } else if (c.size() == 4 && c[0] == OP_PUSH_LITERAL && c[3] == OP_RETURN_LOCAL) {
-      m->trivial = Method::Constant;
+    } else if (c.size() == 4 && c[0] == kPushLiteral && c[3] == kReturnLocal) {
+      m->trivial = Method::kConstant;
       m->trivialValue = m->literals[static_cast<uint16_t>(c[1] | (c[2] << 8))];
-    } else if (c.size() == 2 && c[1] == OP_RETURN_LOCAL &&
-               (c[0] == OP_PUSH_NIL || c[0] == OP_PUSH_TRUE || c[0] == OP_PUSH_FALSE)) {
-      m->trivial = Method::Constant;
-      m->trivialValue = c[0] == OP_PUSH_NIL ? vm_.nilV : c[0] == OP_PUSH_TRUE ? vm_.trueV : vm_.falseV;
-    } else if ((c.size() == 1 && c[0] == OP_RETURN_SELF) ||
-               (c.size() == 2 && c[0] == OP_PUSH_SELF && c[1] == OP_RETURN_LOCAL)) {
-      m->trivial = Method::Self;
+    } else if (c.size() == 2 && c[1] == kReturnLocal &&
+               (c[0] == kPushNil || c[0] == kPushTrue || c[0] == kPushFalse)) {
+      m->trivial = Method::kConstant;
+      m->trivialValue = c[0] == kPushNil ? vm_.nilV : c[0] == kPushTrue ? vm_.trueV : vm_.falseV;
+    } else if ((c.size() == 1 && c[0] == kReturnSelf) ||
+               (c.size() == 2 && c[0] == kPushSelf && c[1] == kReturnLocal)) {
+      m->trivial = Method::kSelf;
     }
   }
 
   void genMethodBody(Emitter& e, BlockNode& b) {
     Scope* s = scopeOf_.at(&b);
     for (auto& st : b.body) {
-      if (st->kind == NodeKind::Return) {
+      if (st->kind == NodeKind::kReturn) {
         genReturn(e, *st, s);
         return;
       }
       genExpr(e, *st, s);
-      e.op(OP_POP, -1);
+      e.op(kPop, -1);
     }
-    e.op(OP_RETURN_SELF, 0);
+    e.op(kReturnSelf, 0);
   }
 
   void genReturn(Emitter& e, Node& ret, Scope* s) {
     genExpr(e, *ret.receiver, s);
     e.line(ret.pos);
     if (s->real->level == 0) {
-      e.op(OP_RETURN_LOCAL, 0);
+      e.op(kReturnLocal, 0);
     } else {
-      e.op(OP_RETURN_NONLOCAL, 0);
+      e.op(kReturnNonlocal, 0);
       e.u8(s->real->level);
     }
   }
@@ -461,22 +461,22 @@ class Compiler {
       for (auto& p : b.params)
         if (p == v->name) isParam = true;
       if (isParam) continue;
-      e.op(OP_PUSH_NIL, 1);
+      e.op(kPushNil, 1);
       genStoreVar(e, v, s);
-      e.op(OP_POP, -1);
+      e.op(kPop, -1);
     }
     if (b.body.empty()) {
-      e.op(OP_PUSH_NIL, 1);
+      e.op(kPushNil, 1);
       return;
     }
     for (size_t i = 0; i < b.body.size(); i++) {
       Node& st = *b.body[i];
-      if (st.kind == NodeKind::Return) {
+      if (st.kind == NodeKind::kReturn) {
         genReturn(e, st, s);
         return;  // the return leaves its value "on the stack" for depth bookkeeping
       }
       genExpr(e, st, s);
-      if (i + 1 < b.body.size()) e.op(OP_POP, -1);
+      if (i + 1 < b.body.size()) e.op(kPop, -1);
     }
   }
 
@@ -507,20 +507,20 @@ class Compiler {
     e.line(b.pos);
     Scope* s = scopeOf_.at(&b);
     if (b.body.empty()) {
-      e.op(OP_PUSH_NIL, 1);
-      e.op(OP_RETURN_LOCAL, 0);
+      e.op(kPushNil, 1);
+      e.op(kReturnLocal, 0);
     } else {
       for (size_t i = 0; i < b.body.size(); i++) {
         Node& st = *b.body[i];
-        if (st.kind == NodeKind::Return) {
+        if (st.kind == NodeKind::kReturn) {
           genReturn(e, st, s);
           break;
         }
         genExpr(e, st, s);
         if (i + 1 < b.body.size()) {
-          e.op(OP_POP, -1);
+          e.op(kPop, -1);
         } else {
-          e.op(OP_RETURN_LOCAL, 0);
+          e.op(kReturnLocal, 0);
         }
       }
     }
@@ -529,7 +529,7 @@ class Compiler {
     if (outer.m->blocks.size() > 65535) fail(n.pos, "too many blocks in one method");
     int index = static_cast<int>(outer.m->blocks.size() - 1);
     if (push) {
-      outer.op(OP_PUSH_BLOCK, 1);
+      outer.op(kPushBlock, 1);
       outer.u16(index);
     }
     return index;
@@ -546,35 +546,35 @@ class Compiler {
     // A lazy argument nobody assigns has the same value in the frame and in the context
     // (copied when the context is created): the owner reads the frame with a plain PUSH_ARG.
     if (v->lazy && v->owner == s->real && !(v->isArg && !v->assigned)) {
-      e.op(v->isArg ? OP_PUSH_ARG_LAZY : OP_PUSH_LOCAL_LAZY, 1);
+      e.op(v->isArg ? kPushArgLazy : kPushLocalLazy, 1);
       e.u8(v->slot);
       e.u8(v->ctxSlot);
     } else if (v->captured || (v->lazy && v->owner != s->real)) {
-      e.op(OP_PUSH_CTX, 1);
+      e.op(kPushCtx, 1);
       e.u8(s->real->level - v->owner->level);
       e.u8(v->lazy ? v->ctxSlot : v->slot);
     } else if (v->isArg) {
-      e.op(OP_PUSH_ARG, 1);
+      e.op(kPushArg, 1);
       e.u8(v->slot);
     } else {
-      e.op(OP_PUSH_LOCAL, 1);
+      e.op(kPushLocal, 1);
       e.u8(v->slot);
     }
   }
   void genStoreVar(Emitter& e, Var* v, Scope* s) {
     if (v->lazy && v->owner == s->real) {
-      e.op(v->isArg ? OP_STORE_ARG_LAZY : OP_STORE_LOCAL_LAZY, 0);
+      e.op(v->isArg ? kStoreArgLazy : kStoreLocalLazy, 0);
       e.u8(v->slot);
       e.u8(v->ctxSlot);
     } else if (v->captured || v->lazy) {
-      e.op(OP_STORE_CTX, 0);
+      e.op(kStoreCtx, 0);
       e.u8(s->real->level - v->owner->level);
       e.u8(v->lazy ? v->ctxSlot : v->slot);
     } else if (v->isArg) {
-      e.op(OP_STORE_ARG, 0);
+      e.op(kStoreArg, 0);
       e.u8(v->slot);
     } else {
-      e.op(OP_STORE_LOCAL, 0);
+      e.op(kStoreLocal, 0);
       e.u8(v->slot);
     }
   }
@@ -582,52 +582,52 @@ class Compiler {
   void genExpr(Emitter& e, Node& n, Scope* s) {
     e.line(n.pos);
     switch (n.kind) {
-      case NodeKind::Variable: {
+      case NodeKind::kVariable: {
         const std::string& name = n.name;
-        if (name == "self" || name == "super") return e.op(OP_PUSH_SELF, 1);
-        if (name == "nil") return e.op(OP_PUSH_NIL, 1);
-        if (name == "true") return e.op(OP_PUSH_TRUE, 1);
-        if (name == "false") return e.op(OP_PUSH_FALSE, 1);
+        if (name == "self" || name == "super") return e.op(kPushSelf, 1);
+        if (name == "nil") return e.op(kPushNil, 1);
+        if (name == "true") return e.op(kPushTrue, 1);
+        if (name == "false") return e.op(kPushFalse, 1);
         if (Var* v = resolve(name, s)) return genLoadVar(e, v, s);
         int f = fieldIndex(name);
         if (f >= 0) {
           if (f > 255) fail(n.pos, "too many fields (limit 256)");
-          e.op(OP_PUSH_FIELD, 1);
+          e.op(kPushField, 1);
           e.u8(f);
           return;
         }
-        e.op(OP_PUSH_GLOBAL, 1);
+        e.op(kPushGlobal, 1);
         e.u16(addLiteral(e.m, val(vm_.intern(name))));
         return;
       }
-      case NodeKind::Assign: {
+      case NodeKind::kAssign: {
         genExpr(e, *n.receiver, s);
         e.line(n.pos);
         if (isPseudo(n.name)) fail(n.pos, "cannot assign to '" + n.name + "'");
         if (Var* v = resolve(n.name, s)) return genStoreVar(e, v, s);
         int f = fieldIndex(n.name);
         if (f >= 0) {
-          e.op(OP_STORE_FIELD, 0);
+          e.op(kStoreField, 0);
           e.u8(f);
           return;
         }
         fail(n.pos, "cannot assign to '" + n.name +
                         "': not a local, argument or field (globals are not assignable)");
       }
-      case NodeKind::Literal: {
+      case NodeKind::kLiteral: {
         const Literal& l = n.lit;
-        e.op(OP_PUSH_LITERAL, 1);
+        e.op(kPushLiteral, 1);
         e.u16(addLiteral(e.m, literalValue(l)));
         if (e.m->literals.size() > 65535) fail(n.pos, "too many literals in one method");
         return;
       }
-      case NodeKind::Block:
+      case NodeKind::kBlock:
         if (n.block->inlined) fail(n.pos, "internal error: inlined block used as a value");
         genBlockMethod(e, n);
         return;
-      case NodeKind::Send:
+      case NodeKind::kSend:
         return genSend(e, n, s);
-      case NodeKind::Return:
+      case NodeKind::kReturn:
         fail(n.pos, "'^' is only allowed at the start of a statement");
     }
   }
@@ -653,9 +653,9 @@ class Compiler {
     bool fallback_blocks = false;
     EmitInlined emit = nullptr;
     // Conditionals and while loops: the jump that skips the (first) arm or leaves the loop.
-    Op branch = OP_JUMP;
+    Op branch = kJump;
     // One-arm Boolean conditionals: what the send answers when its arm is skipped.
-    Op skipped_value = OP_PUSH_NIL;
+    Op skipped_value = kPushNil;
     // While loops: the send a non-Boolean condition value gets (with a nil argument).
     std::string_view fallback_selector = {};
     // Counting loops: counts down (downTo:), has an explicit step (by:).
@@ -706,7 +706,7 @@ class Compiler {
   int emit_nil_check(Emitter& e, Node& n, Scope* s) {
     genExpr(e, *n.receiver, s);
     int site = addSite(e.m, n.name, static_cast<int>(n.args.size()));
-    e.op(OP_NIL_CHECK, 0);
+    e.op(kNilCheck, 0);
     e.u16(site);
     setFallbackArgs(e, n, site);
     return site;
@@ -719,7 +719,7 @@ class Compiler {
     size_t overSecond = 0;
     int d = e.depth;
     genInlinedBody(e, *n.args[0]->block);
-    jumpOp(e, OP_JUMP, 0, &overSecond);
+    jumpOp(e, kJump, 0, &overSecond);
     e.patch(skipFirst, e.here());
     e.depth = d;
     genInlinedBody(e, *n.args[1]->block);
@@ -732,7 +732,7 @@ class Compiler {
     int site = emit_boolean_test(e, n, s, form, &skip_arm);
     int d = e.depth;
     genInlinedBody(e, *n.args[0]->block);
-    jumpOp(e, OP_JUMP, 0, &over_answer);
+    jumpOp(e, kJump, 0, &over_answer);
     e.patch(skip_arm, e.here());
     e.depth = d;
     e.op(form.skipped_value, 1);
@@ -752,9 +752,9 @@ class Compiler {
   void emit_one_arm_nil_test(Emitter& e, Node& n, Scope* s, const InlinedForm& form) {
     size_t skip_arm = 0;
     int site = emit_nil_check(e, n, s);
-    e.op(OP_DUP, 1);
+    e.op(kDup, 1);
     jumpOp(e, form.branch, -1, &skip_arm);
-    e.op(OP_POP, -1);
+    e.op(kPop, -1);
     genInlinedBody(e, *n.args[0]->block);
     e.patch(skip_arm, e.here());
     resume_fallback_here(e, site);
@@ -777,11 +777,11 @@ class Compiler {
     genInlinedBody(e, *n.receiver->block);
     condJump(e, form.branch, e.m, form.fallback_selector, 1, &exit, &site);
     genInlinedBody(e, *n.args[0]->block);
-    e.op(OP_POP, -1);
-    e.op(OP_JUMP_BACK, 0);
+    e.op(kPop, -1);
+    e.op(kJumpBack, 0);
     e.u16(static_cast<int>(loop));
     e.patch(exit, e.here());
-    e.op(OP_PUSH_NIL, 1);
+    e.op(kPushNil, 1);
     resume_fallback_here(e, site);
   }
 
@@ -801,9 +801,9 @@ class Compiler {
   }
 
   void store_local_and_pop(Emitter& e, int local) {
-    e.op(OP_STORE_LOCAL, 0);
+    e.op(kStoreLocal, 0);
     e.u8(local);
-    e.op(OP_POP, -1);
+    e.op(kPop, -1);
   }
 
   // timesRepeat:: the receiver is the limit, the counter starts at 1.
@@ -812,11 +812,11 @@ class Compiler {
     genExpr(e, *n.receiver, s);
     int site = addSite(e.m, n.name, static_cast<int>(n.args.size()));
     setFallbackArgs(e, n, site, l.limit, 0);
-    e.op(OP_FOR_CHECK, 0);
+    e.op(kForCheck, 0);
     e.u16(site);
-    e.op(OP_STORE_LOCAL, 0);
+    e.op(kStoreLocal, 0);
     e.u8(l.limit);
-    e.op(OP_PUSH_LITERAL, 1);
+    e.op(kPushLiteral, 1);
     e.u16(addLiteral(e.m, fromInt(1)));
     store_local_and_pop(e, l.counter);
     emit_counting_loop_body(e, *n.args[0]->block, l, false, site);
@@ -832,7 +832,7 @@ class Compiler {
     // Fallback arguments: the limit (and step) already evaluated into frame locals, then
     // the block.
     setFallbackArgs(e, n, site, l.limit, form.by_step ? 2 : 1);
-    e.op(OP_STORE_LOCAL, 0);
+    e.op(kStoreLocal, 0);
     e.u8(l.counter);
     genExpr(e, *n.args[0], s);
     store_local_and_pop(e, l.limit);
@@ -840,7 +840,7 @@ class Compiler {
       genExpr(e, *n.args[1], s);
       store_local_and_pop(e, l.step);
     }
-    e.op(OP_FOR_CHECK, 0);
+    e.op(kForCheck, 0);
     e.u16(site);
     emit_counting_loop_body(e, *n.args.back()->block, l, form.down, site);
   }
@@ -849,16 +849,16 @@ class Compiler {
   // parameter to the counter, body, advance the counter, jump back.
   void emit_counting_loop_body(Emitter& e, BlockNode& body, const LoopLocals& l, bool down, int site) {
     size_t loop = e.here();
-    e.op(down ? OP_FOR_TEST_DOWN : OP_FOR_TEST, 0);
+    e.op(down ? kForTestDown : kForTest, 0);
     e.u8(l.counter);
     e.u8(l.limit);
     size_t exit = e.here();
     e.u16(0);
     if (!body.params.empty()) bind_loop_variable(e, body, l.counter);
     genInlinedBody(e, body);
-    e.op(OP_POP, -1);
+    e.op(kPop, -1);
     advance_loop_counter(e, l, down);
-    e.op(OP_JUMP_BACK, 0);
+    e.op(kJumpBack, 0);
     e.u16(static_cast<int>(loop));
     e.patch(exit, e.here());
     resume_fallback_here(e, site);
@@ -866,24 +866,24 @@ class Compiler {
 
   void bind_loop_variable(Emitter& e, BlockNode& body, int counter) {
     Var* param = scopeOf_.at(&body)->vars[0];
-    e.op(OP_PUSH_LOCAL, 1);
+    e.op(kPushLocal, 1);
     e.u8(counter);
     genStoreVar(e, param, scopeOf_.at(&body));
-    e.op(OP_POP, -1);
+    e.op(kPop, -1);
   }
 
   // By one: FOR_STEP. By an explicit step: a real `+`/`-` send (any number may be the step).
   void advance_loop_counter(Emitter& e, const LoopLocals& l, bool down) {
     if (l.step >= 0) {
-      e.op(OP_PUSH_LOCAL, 1);
+      e.op(kPushLocal, 1);
       e.u8(l.counter);
-      e.op(OP_PUSH_LOCAL, 1);
+      e.op(kPushLocal, 1);
       e.u8(l.step);
-      e.op(down ? OP_SEND_SUB : OP_SEND_ADD, -1);
+      e.op(down ? kSendSub : kSendAdd, -1);
       e.u16(addSite(e.m, down ? "-" : "+", 1));
       store_local_and_pop(e, l.counter);
     } else {
-      e.op(OP_FOR_STEP, 0);
+      e.op(kForStep, 0);
       e.u8(l.counter);
       e.u8(down ? 1 : 0);
     }
@@ -893,42 +893,42 @@ class Compiler {
     if (emit_inlined(e, n, s)) return;
     int argc = static_cast<int>(n.args.size());
     if (n.isSuper) {
-      e.op(OP_PUSH_SELF, 1);
+      e.op(kPushSelf, 1);
     } else {
       genExpr(e, *n.receiver, s);
     }
     for (auto& a : n.args) genExpr(e, *a, s);
     e.line(n.pos);
     int site = addSite(e.m, n.name, argc);
-    Op o = OP_SEND;
+    Op o = kSend;
     if (n.isSuper) {
       if (!holder_->superclass) fail(n.pos, "super send in a class without superclass");
       e.m->sites[site].superStart = holder_->superclass;
-      o = OP_SUPER_SEND;
+      o = kSuperSend;
     } else if (argc == 1 && vm_.optimize) {
       const std::string& sel = n.name;
       if (sel == "+")
-        o = OP_SEND_ADD;
+        o = kSendAdd;
       else if (sel == "-")
-        o = OP_SEND_SUB;
+        o = kSendSub;
       else if (sel == "*")
-        o = OP_SEND_MUL;
+        o = kSendMul;
       else if (sel == "<")
-        o = OP_SEND_LT;
+        o = kSendLt;
       else if (sel == ">")
-        o = OP_SEND_GT;
+        o = kSendGt;
       else if (sel == "<=")
-        o = OP_SEND_LE;
+        o = kSendLe;
       else if (sel == ">=")
-        o = OP_SEND_GE;
+        o = kSendGe;
       else if (sel == "=")
-        o = OP_SEND_EQ;
+        o = kSendEq;
       else if (sel == "/")
-        o = OP_SEND_DIV;
+        o = kSendDiv;
       else if (sel == "%")
-        o = OP_SEND_MOD;
+        o = kSendMod;
       else if (sel == "&")
-        o = OP_SEND_BITAND;
+        o = kSendBitand;
     }
     e.op(o, -argc);
     e.u16(site);
@@ -959,79 +959,79 @@ const Compiler::InlinedForm Compiler::kInlinedForms[] = {
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_condition,
-     .branch = OP_JUMP_IF_FALSE,
-     .skipped_value = OP_PUSH_NIL},
+     .branch = kJumpIfFalse,
+     .skipped_value = kPushNil},
     {.selector = "ifFalse:",
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_condition,
-     .branch = OP_JUMP_IF_TRUE,
-     .skipped_value = OP_PUSH_NIL},
+     .branch = kJumpIfTrue,
+     .skipped_value = kPushNil},
     {.selector = "and:",
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_condition,
-     .branch = OP_JUMP_IF_FALSE,
-     .skipped_value = OP_PUSH_FALSE},
+     .branch = kJumpIfFalse,
+     .skipped_value = kPushFalse},
     {.selector = "&&",
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_condition,
-     .branch = OP_JUMP_IF_FALSE,
-     .skipped_value = OP_PUSH_FALSE},
+     .branch = kJumpIfFalse,
+     .skipped_value = kPushFalse},
     {.selector = "or:",
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_condition,
-     .branch = OP_JUMP_IF_TRUE,
-     .skipped_value = OP_PUSH_TRUE},
+     .branch = kJumpIfTrue,
+     .skipped_value = kPushTrue},
     {.selector = "||",
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_condition,
-     .branch = OP_JUMP_IF_TRUE,
-     .skipped_value = OP_PUSH_TRUE},
+     .branch = kJumpIfTrue,
+     .skipped_value = kPushTrue},
     {.selector = "ifTrue:ifFalse:",
      .arg_blocks = {0, 0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_two_arm_condition,
-     .branch = OP_JUMP_IF_FALSE},
+     .branch = kJumpIfFalse},
     {.selector = "ifFalse:ifTrue:",
      .arg_blocks = {0, 0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_two_arm_condition,
-     .branch = OP_JUMP_IF_TRUE},
+     .branch = kJumpIfTrue},
     {.selector = "ifNil:",
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_nil_test,
-     .branch = OP_JUMP_IF_NOT_NIL},
+     .branch = kJumpIfNotNil},
     {.selector = "ifNotNil:",
      .arg_blocks = {0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_one_arm_nil_test,
-     .branch = OP_JUMP_IF_NIL},
+     .branch = kJumpIfNil},
     {.selector = "ifNil:ifNotNil:",
      .arg_blocks = {0, 0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_two_arm_nil_test,
-     .branch = OP_JUMP_IF_NOT_NIL},
+     .branch = kJumpIfNotNil},
     {.selector = "ifNotNil:ifNil:",
      .arg_blocks = {0, 0},
      .fallback_blocks = true,
      .emit = &Compiler::emit_two_arm_nil_test,
-     .branch = OP_JUMP_IF_NIL},
+     .branch = kJumpIfNil},
     {.selector = "whileTrue:",
      .receiver_block = 0,
      .arg_blocks = {0},
      .emit = &Compiler::emit_while_loop,
-     .branch = OP_JUMP_IF_FALSE,
+     .branch = kJumpIfFalse,
      .fallback_selector = "ifFalse:"},
     {.selector = "whileFalse:",
      .receiver_block = 0,
      .arg_blocks = {0},
      .emit = &Compiler::emit_while_loop,
-     .branch = OP_JUMP_IF_TRUE,
+     .branch = kJumpIfTrue,
      .fallback_selector = "ifTrue:"},
     {.selector = "timesRepeat:",
      .arg_blocks = {0},
@@ -1062,7 +1062,7 @@ const Compiler::InlinedForm Compiler::kInlinedForms[] = {
 // The form `n` is an instance of, if it can be inlined: a non-super send of a selector in the
 // table whose operands are literal blocks where the form requires them.
 const Compiler::InlinedForm* Compiler::inlined_form_of(const Node& n) {
-  if (n.kind != NodeKind::Send || n.isSuper) return nullptr;
+  if (n.kind != NodeKind::kSend || n.isSuper) return nullptr;
   for (const InlinedForm& form : kInlinedForms) {
     if (form.selector != n.name) continue;
     if (form.receiver_block != kAnyOperand && !isBlockWith(n.receiver, form.receiver_block)) return nullptr;

@@ -64,7 +64,7 @@ char* Heap::toAlloc(size_t bytes) {
 }
 
 Value Heap::copy(Object* o) {
-  if (o->flags & F_FORWARDED) return *reinterpret_cast<Value*>(o);
+  if (o->flags & kForwarded) return *reinterpret_cast<Value*>(o);
   size_t bytes = objectBytes(o->kind, o->length);
   char* p = toAlloc(bytes);
   std::memcpy(p, o, bytes);
@@ -72,7 +72,7 @@ Value Heap::copy(Object* o) {
   // The forwarding address overwrites cls+hash (the copy keeps them); kind/length stay
   // readable so the old object can still be sized.
   *reinterpret_cast<Value*>(o) = val(p);
-  o->flags |= F_FORWARDED;
+  o->flags |= kForwarded;
   return val(p);
 }
 
@@ -128,4 +128,4 @@ void Heap::finish() {
   collections++;
 }
 
-} // namespace som
+}  // namespace som

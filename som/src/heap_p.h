@@ -25,8 +25,10 @@ class Heap {
   Object* alloc(uint8_t kind, uint32_t cls, uint32_t length) {
     size_t bytes = objectBytes(kind, length);
     char* p = top_;
-    if (static_cast<size_t>(end_ - p) < bytes) p = allocSlow(bytes);
-    else top_ = p + bytes;
+    if (static_cast<size_t>(end_ - p) < bytes)
+      p = allocSlow(bytes);
+    else
+      top_ = p + bytes;
     allocated_ += bytes;
     if (allocated_ > budget_) needGC = true;
     Object* o = reinterpret_cast<Object*>(p);
@@ -51,20 +53,23 @@ class Heap {
     Value v = *slot;
     if ((v & 1) || v == 0) return;
     Object* o = obj(v);
-    if (o->flags & F_PERMANENT) return;
+    if (o->flags & kPermanent) return;
     *slot = copy(o);
   }
   void finish();
 
   // GC stress testing (env SOM_GC_STRESS=1): every allocation requests a collection, so the
   // interpreter collects at every safepoint and stale pointers show up at once.
-  void setStress(bool on) { stress_ = on; budget_ = on ? 0 : budget_; }
+  void setStress(bool on) {
+    stress_ = on;
+    budget_ = on ? 0 : budget_;
+  }
 
   bool needGC = false;
   uint64_t collections = 0;
   uint64_t totalAllocated() const { return totalAllocated_ + allocated_; }
   size_t liveBytesAfterLastGC() const { return live_; }
-  size_t footprintBytes() const { // bytes of chunk memory currently held
+  size_t footprintBytes() const {  // bytes of chunk memory currently held
     size_t n = freeChunks_.size() * kChunkBytes;
     for (auto& c : chunks_) n += static_cast<size_t>(c.end - c.start);
     return n;
@@ -82,13 +87,13 @@ class Heap {
   Value copy(Object* o);
   char* toAlloc(size_t bytes);
 
-  std::vector<Chunk> chunks_;   // from-space during GC; the heap otherwise
+  std::vector<Chunk> chunks_;  // from-space during GC; the heap otherwise
   std::vector<Chunk> toChunks_;
   std::vector<char*> freeChunks_;
-  size_t toCurrent_ = 0;        // index of the to-space chunk being bump-allocated
+  size_t toCurrent_ = 0;  // index of the to-space chunk being bump-allocated
   char* top_ = nullptr;
   char* end_ = nullptr;
-  size_t allocated_ = 0;        // bytes since the last collection
+  size_t allocated_ = 0;  // bytes since the last collection
   size_t budget_ = size_t(32) << 20;
   size_t live_ = 0;
   uint64_t totalAllocated_ = 0;
@@ -96,4 +101,4 @@ class Heap {
   bool stress_ = false;
 };
 
-} // namespace som
+}  // namespace som

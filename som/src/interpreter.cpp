@@ -18,7 +18,7 @@ inline Value ctxAt(Frame* f, int depth) {
   return c;
 }
 inline Value* fieldsOf(Object* o) {
-  return o->kind == K_CLASS ? static_cast<Class*>(o)->classFields.data() : o->slots();
+  return o->kind == kClass ? static_cast<Class*>(o)->classFields.data() : o->slots();
 }
 // Does field i, as numbered by `holder` (the method's defining class), exist in self? Always
 // true for sends found by normal lookup under this VM's own library; perform:inSuperclass: and
@@ -33,16 +33,15 @@ inline Value* fieldsOf(Object* o) {
 inline bool hasField(Value self, uint32_t i, const Class* holder) {
   if (isInt(self)) return false;
   Object* o = obj(self);
-  if (o->kind == K_INSTANCE) return i < o->length;
-  return o->kind == K_CLASS && holder && holder->isMeta &&
-         i < static_cast<Class*>(o)->classFields.size();
+  if (o->kind == kInstance) return i < o->length;
+  return o->kind == kClass && holder && holder->isMeta && i < static_cast<Class*>(o)->classFields.size();
 }
 bool inheritsFrom(Class* c, Class* k) {
   for (; c; c = c->superclass)
     if (c == k) return true;
   return false;
 }
-} // namespace
+}  // namespace
 
 Value VM::interpret() {
   Frame* f = fp;
@@ -50,16 +49,16 @@ Value VM::interpret() {
   Value* s = sp;
 
   static void* const labels[] = {
-#define SOM_OP_LABEL(name, layout) &&L_##name,
+#define SOM_OP_LABEL(name, mnemonic, layout) &&L_##name,
       SOM_BYTECODES(SOM_OP_LABEL)
 #undef SOM_OP_LABEL
   };
 #define DISPATCH() goto* labels[*ip]
-#define SAVE()  \
-  do {          \
-    fp = f;     \
-    pc = ip;    \
-    sp = s;     \
+#define SAVE() \
+  do {         \
+    fp = f;    \
+    pc = ip;   \
+    sp = s;    \
   } while (0)
 
   // Registers of the send protocol (set before jumping to do_send / do_invoke).
@@ -74,64 +73,68 @@ Value VM::interpret() {
 
   DISPATCH();
 
-L_PUSH_LOCAL:
+L_PushLocal:
   *++s = f->locals()[ip[1]];
   ip += 2;
   DISPATCH();
-L_PUSH_ARG:
+L_PushArg:
   *++s = f->args[ip[1]];
   ip += 2;
   DISPATCH();
 // A variable used by a fallback block of a method with a lazy context: in the frame until the
 // context exists, in the context afterwards (the closures made by the fallback share it).
-L_PUSH_LOCAL_LAZY:
+L_PushLocalLazy:
   *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->locals()[ip[1]];
   ip += 3;
   DISPATCH();
-L_STORE_LOCAL_LAZY:
-  if (f->context) obj(f->context)->slots()[2 + ip[2]] = *s;
-  else f->locals()[ip[1]] = *s;
+L_StoreLocalLazy:
+  if (f->context)
+    obj(f->context)->slots()[2 + ip[2]] = *s;
+  else
+    f->locals()[ip[1]] = *s;
   ip += 3;
   DISPATCH();
-L_PUSH_ARG_LAZY:
+L_PushArgLazy:
   *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->args[ip[1]];
   ip += 3;
   DISPATCH();
-L_STORE_ARG_LAZY:
-  if (f->context) obj(f->context)->slots()[2 + ip[2]] = *s;
-  else f->args[ip[1]] = *s;
+L_StoreArgLazy:
+  if (f->context)
+    obj(f->context)->slots()[2 + ip[2]] = *s;
+  else
+    f->args[ip[1]] = *s;
   ip += 3;
   DISPATCH();
-L_PUSH_FIELD:
+L_PushField:
   if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
   *++s = fieldsOf(obj(f->self))[ip[1]];
   ip += 2;
   DISPATCH();
-L_PUSH_CTX:
+L_PushCtx:
   *++s = obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]];
   ip += 3;
   DISPATCH();
-L_PUSH_SELF:
+L_PushSelf:
   *++s = f->self;
   ip += 1;
   DISPATCH();
-L_PUSH_NIL:
+L_PushNil:
   *++s = nilV;
   ip += 1;
   DISPATCH();
-L_PUSH_TRUE:
+L_PushTrue:
   *++s = trueV;
   ip += 1;
   DISPATCH();
-L_PUSH_FALSE:
+L_PushFalse:
   *++s = falseV;
   ip += 1;
   DISPATCH();
-L_PUSH_LITERAL:
+L_PushLiteral:
   *++s = f->method->literals[u16at(ip + 1)];
   ip += 3;
   DISPATCH();
-L_PUSH_GLOBAL: {
+L_PushGlobal : {
   auto* g = static_cast<Symbol*>(obj(f->method->literals[u16at(ip + 1)]));
   if (g->hasGlobal) {
     *++s = g->global;
@@ -155,13 +158,13 @@ L_PUSH_GLOBAL: {
   site = nullptr;
   goto do_send;
 }
-L_PUSH_BLOCK: {
+L_PushBlock : {
   Method* bm = f->method->blocks[u16at(ip + 1)];
-  Class* bc = bm->numArgs == 0 ? block1Class
+  Class* bc = bm->numArgs == 0   ? block1Class
               : bm->numArgs == 1 ? block2Class
               : bm->numArgs == 2 ? block3Class
                                  : blockClass;
-  Object* b = heap.alloc(K_BLOCK, bc->tag, 3);
+  Object* b = heap.alloc(kBlock, bc->tag, 3);
   b->slots()[0] = val(bm);
   b->slots()[1] = f->context ? f->context : nilV;
   b->slots()[2] = f->self;
@@ -169,15 +172,15 @@ L_PUSH_BLOCK: {
   ip += 3;
   DISPATCH();
 }
-L_STORE_LOCAL:
+L_StoreLocal:
   f->locals()[ip[1]] = *s;
   ip += 2;
   DISPATCH();
-L_STORE_ARG:
+L_StoreArg:
   f->args[ip[1]] = *s;
   ip += 2;
   DISPATCH();
-L_STORE_FIELD:
+L_StoreField:
   if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
   fieldsOf(obj(f->self))[ip[1]] = *s;
   ip += 2;
@@ -194,21 +197,21 @@ bad_field:
     fatal("method " + f->method->signature->text + " accesses field " + field + ", which " +
           describe(f->self) + " does not have");
   }
-L_STORE_CTX:
+L_StoreCtx:
   obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]] = *s;
   ip += 3;
   DISPATCH();
-L_POP:
+L_Pop:
   s--;
   ip += 1;
   DISPATCH();
-L_DUP:
+L_Dup:
   s[1] = s[0];
   s++;
   ip += 1;
   DISPATCH();
 
-L_SEND:
+L_Send:
   site = &f->method->sites[u16at(ip + 1)];
   retIp = ip + 3;
 send_site:
@@ -237,7 +240,7 @@ send_site:
     goto do_dnu;
   }
 
-L_SUPER_SEND:
+L_SuperSend:
   site = &f->method->sites[u16at(ip + 1)];
   retIp = ip + 3;
   argc = site->argc;
@@ -256,20 +259,19 @@ L_SUPER_SEND:
 
   // Arithmetic and comparison sends: small-integer and Double fast paths, otherwise a
   // real send through the site's inline cache (same semantics as the primitives).
-#define BINARY_FAST(label, intExpr, dblExpr)                                         \
-  label : {                                                                           \
-    Value a = s[-1], b = s[0];                                                        \
-    if (a & b & 1) {                                                                  \
-      intExpr;                                                                        \
-    } else if (!(a & 1) && obj(a)->kind == K_DOUBLE &&                                \
-               ((b & 1) || obj(b)->kind == K_DOUBLE)) {                               \
-      double x = obj(a)->dbl();                                                       \
-      double y = (b & 1) ? static_cast<double>(intOf(b)) : obj(b)->dbl();             \
-      (void)x;                                                                        \
-      (void)y;                                                                        \
-      dblExpr;                                                                        \
-    }                                                                                 \
-    goto L_SEND;                                                                      \
+#define BINARY_FAST(label, intExpr, dblExpr)                                                  \
+  label : {                                                                                   \
+    Value a = s[-1], b = s[0];                                                                \
+    if (a & b & 1) {                                                                          \
+      intExpr;                                                                                \
+    } else if (!(a & 1) && obj(a)->kind == kDouble && ((b & 1) || obj(b)->kind == kDouble)) { \
+      double x = obj(a)->dbl();                                                               \
+      double y = (b & 1) ? static_cast<double>(intOf(b)) : obj(b)->dbl();                     \
+      (void)x;                                                                                \
+      (void)y;                                                                                \
+      dblExpr;                                                                                \
+    }                                                                                         \
+    goto L_Send;                                                                              \
   }
 #define PUSH_RESULT(v) \
   do {                 \
@@ -277,60 +279,72 @@ L_SUPER_SEND:
     ip += 3;           \
     DISPATCH();        \
   } while (0)
-#define NO_DOUBLE_PATH {}
-  BINARY_FAST(L_SEND_ADD, {
-    int64_t r;
-    if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r))
-      PUSH_RESULT(static_cast<Value>(r));
-  }, PUSH_RESULT(newDouble(x + y)))
-  BINARY_FAST(L_SEND_SUB, {
-    int64_t r;
-    if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r))
-      PUSH_RESULT(static_cast<Value>(r + 1));
-  }, PUSH_RESULT(newDouble(x - y)))
-  BINARY_FAST(L_SEND_MUL, {
-    int64_t r;
-    if (!__builtin_mul_overflow(intOf(a), intOf(b), &r) && fitsSmall(r)) PUSH_RESULT(fromInt(r));
-  }, PUSH_RESULT(newDouble(x * y)))
-  BINARY_FAST(L_SEND_LT,
-              PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? trueV : falseV),
+#define NO_DOUBLE_PATH \
+  {}
+  BINARY_FAST(
+      L_SendAdd,
+      {
+        int64_t r;
+        if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r))
+          PUSH_RESULT(static_cast<Value>(r));
+      },
+      PUSH_RESULT(newDouble(x + y)))
+  BINARY_FAST(
+      L_SendSub,
+      {
+        int64_t r;
+        if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r))
+          PUSH_RESULT(static_cast<Value>(r + 1));
+      },
+      PUSH_RESULT(newDouble(x - y)))
+  BINARY_FAST(
+      L_SendMul,
+      {
+        int64_t r;
+        if (!__builtin_mul_overflow(intOf(a), intOf(b), &r) && fitsSmall(r)) PUSH_RESULT(fromInt(r));
+      },
+      PUSH_RESULT(newDouble(x * y)))
+  BINARY_FAST(L_SendLt, PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? trueV : falseV),
               PUSH_RESULT(x < y ? trueV : falseV))
-  BINARY_FAST(L_SEND_GT,
-              PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? trueV : falseV),
+  BINARY_FAST(L_SendGt, PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? trueV : falseV),
               PUSH_RESULT(x > y ? trueV : falseV))
-  BINARY_FAST(L_SEND_LE,
-              PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(!(y < x) ? trueV : falseV)) // library: (other < self) not
-  BINARY_FAST(L_SEND_GE,
-              PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(!(x < y) ? trueV : falseV)) // library: (self < other) not
-  BINARY_FAST(L_SEND_EQ, PUSH_RESULT(a == b ? trueV : falseV), PUSH_RESULT(x == y ? trueV : falseV))
-  BINARY_FAST(L_SEND_DIV, {
-    int64_t x = intOf(a);
-    int64_t y = intOf(b);
-    if (y != 0 && fitsSmall(x / y)) PUSH_RESULT(fromInt(x / y));
-  }, NO_DOUBLE_PATH)
-  BINARY_FAST(L_SEND_MOD, {
-    int64_t x = intOf(a);
-    int64_t y = intOf(b);
-    if (y != 0) {
-      int64_t r = x % y;
-      if (r != 0 && ((r ^ y) < 0)) r += y;
-      PUSH_RESULT(fromInt(r));
-    }
-  }, NO_DOUBLE_PATH)
-  BINARY_FAST(L_SEND_BITAND, PUSH_RESULT(a & b), NO_DOUBLE_PATH)
+  BINARY_FAST(L_SendLe, PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV),
+              PUSH_RESULT(!(y < x) ? trueV : falseV))  // library: (other < self) not
+  BINARY_FAST(L_SendGe, PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV),
+              PUSH_RESULT(!(x < y) ? trueV : falseV))  // library: (self < other) not
+  BINARY_FAST(L_SendEq, PUSH_RESULT(a == b ? trueV : falseV), PUSH_RESULT(x == y ? trueV : falseV))
+  BINARY_FAST(
+      L_SendDiv,
+      {
+        int64_t x = intOf(a);
+        int64_t y = intOf(b);
+        if (y != 0 && fitsSmall(x / y)) PUSH_RESULT(fromInt(x / y));
+      },
+      NO_DOUBLE_PATH)
+  BINARY_FAST(
+      L_SendMod,
+      {
+        int64_t x = intOf(a);
+        int64_t y = intOf(b);
+        if (y != 0) {
+          int64_t r = x % y;
+          if (r != 0 && ((r ^ y) < 0)) r += y;
+          PUSH_RESULT(fromInt(r));
+        }
+      },
+      NO_DOUBLE_PATH)
+  BINARY_FAST(L_SendBitand, PUSH_RESULT(a & b), NO_DOUBLE_PATH)
 #undef NO_DOUBLE_PATH
 #undef PUSH_RESULT
 #undef BINARY_FAST
 
-L_RETURN_LOCAL:
+L_ReturnLocal:
   result = *s;
   goto do_return;
-L_RETURN_SELF:
+L_ReturnSelf:
   result = f->self;
   goto do_return;
-L_RETURN_NONLOCAL: {
+L_ReturnNonlocal : {
   result = *s;
   Value home = ctxAt(f, ip[1]);
   Value marker = obj(home)->slots()[1];
@@ -368,7 +382,7 @@ L_RETURN_NONLOCAL: {
   goto do_return;
 }
 
-do_return: {
+do_return : {
   Frame* done = f;
   if (done->context) obj(done->context)->slots()[1] = fromInt(0);
   s = done->args;
@@ -384,17 +398,17 @@ do_return: {
   DISPATCH();
 }
 
-L_JUMP:
+L_Jump:
   ip = f->method->code.data() + u16at(ip + 1);
   DISPATCH();
-L_JUMP_BACK:
+L_JumpBack:
   if (heap.needGC) {
     SAVE();
     collectGarbage();
   }
   ip = f->method->code.data() + u16at(ip + 1);
   DISPATCH();
-L_JUMP_IF_TRUE:
+L_JumpIfTrue:
   if (*s == trueV) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
@@ -406,7 +420,7 @@ L_JUMP_IF_TRUE:
     DISPATCH();
   }
   goto cond_fallback;
-L_JUMP_IF_FALSE:
+L_JumpIfFalse:
   if (*s == falseV) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
@@ -423,15 +437,19 @@ cond_fallback:
   // the value, resuming after the inlined code.
   site = &f->method->sites[u16at(ip + 3)];
   goto fallback_args;
-L_JUMP_IF_NIL:
-  if (*s-- == nilV) ip = f->method->code.data() + u16at(ip + 1);
-  else ip += 3;
+L_JumpIfNil:
+  if (*s-- == nilV)
+    ip = f->method->code.data() + u16at(ip + 1);
+  else
+    ip += 3;
   DISPATCH();
-L_JUMP_IF_NOT_NIL:
-  if (*s-- != nilV) ip = f->method->code.data() + u16at(ip + 1);
-  else ip += 3;
+L_JumpIfNotNil:
+  if (*s-- != nilV)
+    ip = f->method->code.data() + u16at(ip + 1);
+  else
+    ip += 3;
   DISPATCH();
-L_NIL_CHECK: {
+L_NilCheck : {
   // Inlined ifNil: family: nil, or a receiver whose class uses Object's method (the library's
   // semantics, which the inlined code implements), runs the inlined code; any other receiver
   // (a class overriding the selector, or not understanding it) gets the real send.
@@ -455,7 +473,7 @@ L_NIL_CHECK: {
   }
   goto fallback_args;
 }
-L_FOR_CHECK:
+L_ForCheck:
   if (isInt(*s) || isNumber(*s)) {
     ip += 3;
     DISPATCH();
@@ -475,7 +493,7 @@ fallback_args:
       // variables they share with this activation into it; from now on the *_LAZY
       // instructions use the context, so both sides see every later store.
       Method* fm = f->method;
-      Object* c = heap.alloc(K_CONTEXT, 0, static_cast<uint32_t>(2 + fm->numCtxVars));
+      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + fm->numCtxVars));
       Value* cs = c->slots();
       cs[0] = f->outerCtx ? f->outerCtx : nilV;
       cs[1] = val(f) | 1;
@@ -489,11 +507,11 @@ fallback_args:
     int32_t a = site->fallbackArg[i];
     if (a >= 0) {
       Method* bm = f->method->blocks[static_cast<uint32_t>(a)];
-      Class* bc = bm->numArgs == 0 ? block1Class
+      Class* bc = bm->numArgs == 0   ? block1Class
                   : bm->numArgs == 1 ? block2Class
                   : bm->numArgs == 2 ? block3Class
                                      : blockClass;
-      Object* b = heap.alloc(K_BLOCK, bc->tag, 3);
+      Object* b = heap.alloc(kBlock, bc->tag, 3);
       b->slots()[0] = val(bm);
       b->slots()[1] = f->context ? f->context : nilV;
       b->slots()[2] = f->self;
@@ -506,10 +524,10 @@ fallback_args:
   }
   retIp = f->method->code.data() + site->contPc;
   goto send_site;
-L_FOR_TEST:
-L_FOR_TEST_DOWN: {
+L_ForTest:
+L_ForTestDown : {
   Value a = f->locals()[ip[1]], b = f->locals()[ip[2]];
-  bool down = *ip == OP_FOR_TEST_DOWN;
+  bool down = *ip == kForTestDown;
   bool go;
   if (a & b & 1) {
     go = down ? static_cast<int64_t>(a) >= static_cast<int64_t>(b)
@@ -525,11 +543,13 @@ L_FOR_TEST_DOWN: {
     // (c == 2: unordered, NaN involved).
     go = down ? c != -1 : c != 1;
   }
-  if (go) ip += 5;
-  else ip = f->method->code.data() + u16at(ip + 3);
+  if (go)
+    ip += 5;
+  else
+    ip = f->method->code.data() + u16at(ip + 3);
   DISPATCH();
 }
-L_FOR_STEP: {
+L_ForStep : {
   Value& c = f->locals()[ip[1]];
   if (isInt(c)) {
     int64_t n = intOf(c) + (ip[2] ? -1 : 1);
@@ -559,7 +579,7 @@ do_send:
   }
   goto do_invoke;
 
-do_dnu: {
+do_dnu : {
   // In: sel, argc, base, retIp. Replaces the arguments by (selector, Array of arguments).
   Class* rc = classOf(*base);
   Method* dnu = lookup(rc, symDNU);
@@ -580,11 +600,11 @@ do_dnu: {
 
 do_invoke:
   // In: m, argc, base, retIp. The receiver and arguments are base[0..argc].
-  if (m->mkind == MethodKind::Bytecode) {
-    if (m->trivial != Method::NotTrivial) {
+  if (m->mkind == MethodKind::kBytecode) {
+    if (m->trivial != Method::kNotTrivial) {
       Value rcv = base[0];
       switch (m->trivial) {
-        case Method::Getter:
+        case Method::kGetter:
           if (hasField(rcv, m->trivialIndex, m->holder)) {
             *base = fieldsOf(obj(rcv))[m->trivialIndex];
             s = base;
@@ -592,7 +612,7 @@ do_invoke:
             DISPATCH();
           }
           break;
-        case Method::Setter:
+        case Method::kSetter:
           if (hasField(rcv, m->trivialIndex, m->holder)) {
             fieldsOf(obj(rcv))[m->trivialIndex] = base[1];
             s = base;
@@ -600,12 +620,12 @@ do_invoke:
             DISPATCH();
           }
           break;
-        case Method::Constant:
+        case Method::kConstant:
           *base = m->trivialValue;
           s = base;
           ip = retIp;
           DISPATCH();
-        case Method::Self:
+        case Method::kSelf:
           s = base;
           ip = retIp;
           DISPATCH();
@@ -643,7 +663,7 @@ do_invoke:
     f = nf;
     ip = m->code.data();
     if (m->hasContext) {
-      Object* c = heap.alloc(K_CONTEXT, 0, static_cast<uint32_t>(2 + m->numCtxVars));
+      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + m->numCtxVars));
       Value* cs = c->slots();
       cs[0] = nf->outerCtx ? nf->outerCtx : nilV;
       cs[1] = val(nf) | 1;
@@ -653,10 +673,10 @@ do_invoke:
     }
     DISPATCH();
   }
-  if (m->mkind == MethodKind::Primitive) {
+  if (m->mkind == MethodKind::kPrimitive) {
     switch (m->specialPrim) {
-      case SP_NONE:
-      call_prim: {
+      case SpecialPrim::kNone:
+      call_prim : {
         fp = f;
         pc = retIp;
         sp = s;
@@ -666,21 +686,20 @@ do_invoke:
         ip = retIp;
         DISPATCH();
       }
-      case SP_VALUE: {
+      case SpecialPrim::kValue: {
         Object* blk = obj(base[0]);
-        if (isInt(base[0]) || blk->kind != K_BLOCK) {
+        if (isInt(base[0]) || blk->kind != kBlock) {
           SAVE();
           fatal("value primitive sent to " + describe(base[0]));
         }
         m = static_cast<Method*>(obj(blk->slots()[0]));
         if (static_cast<uint32_t>(m->numArgs) != argc) {
           SAVE();
-          fatal("block expects " + std::to_string(m->numArgs) + " arguments, got " +
-                std::to_string(argc));
+          fatal("block expects " + std::to_string(m->numArgs) + " arguments, got " + std::to_string(argc));
         }
         goto push_frame;
       }
-      case SP_RESTART:
+      case SpecialPrim::kRestart:
         if (heap.needGC) {
           SAVE();
           collectGarbage();
@@ -688,21 +707,21 @@ do_invoke:
         ip = f->method->code.data();
         s = f->locals() + f->method->numLocals - 1;
         DISPATCH();
-      case SP_PERFORM:
-      case SP_PERFORM_SUPER:
-      case SP_PERFORM_ARGS:
-      case SP_PERFORM_ARGS_SUPER: {
-        int sp_ = m->specialPrim;
+      case SpecialPrim::kPerform:
+      case SpecialPrim::kPerformSuper:
+      case SpecialPrim::kPerformArgs:
+      case SpecialPrim::kPerformArgsSuper: {
+        SpecialPrim which = m->specialPrim;
         Value selV = base[1];
-        if (isInt(selV) || obj(selV)->kind != K_SYMBOL) {
+        if (isInt(selV) || obj(selV)->kind != kSymbol) {
           SAVE();
           fatal("perform: needs a Symbol, got " + describe(selV));
         }
         sel = static_cast<Symbol*>(obj(selV));
         Class* start = nullptr;
-        if (sp_ == SP_PERFORM_SUPER || sp_ == SP_PERFORM_ARGS_SUPER) {
+        if (which == SpecialPrim::kPerformSuper || which == SpecialPrim::kPerformArgsSuper) {
           Value cv = base[argc];
-          if (isInt(cv) || obj(cv)->kind != K_CLASS) {
+          if (isInt(cv) || obj(cv)->kind != kClass) {
             SAVE();
             fatal("perform:inSuperclass: needs a Class, got " + describe(cv));
           }
@@ -715,9 +734,9 @@ do_invoke:
                   start->name->text + " or a subclass");
           }
         }
-        if (sp_ == SP_PERFORM_ARGS || sp_ == SP_PERFORM_ARGS_SUPER) {
+        if (which == SpecialPrim::kPerformArgs || which == SpecialPrim::kPerformArgsSuper) {
           Value arr = base[2];
-          if (isInt(arr) || obj(arr)->kind != K_ARRAY) {
+          if (isInt(arr) || obj(arr)->kind != kArray) {
             SAVE();
             fatal("perform:withArguments: needs an Array, got " + describe(arr));
           }
@@ -735,11 +754,11 @@ do_invoke:
         lookupStart = start;
         goto do_send;
       }
-      case SP_INVOKE: {
+      case SpecialPrim::kInvoke: {
         // [method, receiver, args array]
         auto* target = static_cast<Method*>(obj(base[0]));
         Value arr = base[2];
-        if (isInt(arr) || obj(arr)->kind != K_ARRAY) {
+        if (isInt(arr) || obj(arr)->kind != kArray) {
           SAVE();
           fatal("invokeOn:with: needs an Array of arguments, got " + describe(arr));
         }
@@ -751,8 +770,8 @@ do_invoke:
         }
         if (static_cast<int>(n) != target->numArgs) {
           SAVE();
-          fatal("invokeOn:with: " + target->signature->text + " expects " +
-                std::to_string(target->numArgs) + " arguments, got " + std::to_string(n));
+          fatal("invokeOn:with: " + target->signature->text + " expects " + std::to_string(target->numArgs) +
+                " arguments, got " + std::to_string(n));
         }
         base[0] = base[1];
         for (uint32_t i = 0; i < n; i++) base[1 + i] = obj(arr)->slots()[i];
@@ -761,9 +780,9 @@ do_invoke:
         m = target;
         goto do_invoke;
       }
-      case SP_ARRAY_AT: {
+      case SpecialPrim::kArrayAt: {
         Value rcv = base[0], idx = base[1];
-        if (!isInt(rcv) && obj(rcv)->kind == K_ARRAY && isInt(idx) &&
+        if (!isInt(rcv) && obj(rcv)->kind == kArray && isInt(idx) &&
             static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
           *base = obj(rcv)->slots()[intOf(idx) - 1];
           s = base;
@@ -772,9 +791,9 @@ do_invoke:
         }
         goto call_prim;
       }
-      case SP_ARRAY_AT_PUT: {
+      case SpecialPrim::kArrayAtPut: {
         Value rcv = base[0], idx = base[1];
-        if (!isInt(rcv) && obj(rcv)->kind == K_ARRAY && isInt(idx) &&
+        if (!isInt(rcv) && obj(rcv)->kind == kArray && isInt(idx) &&
             static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
           obj(rcv)->slots()[intOf(idx) - 1] = base[2];
           s = base;
@@ -783,8 +802,8 @@ do_invoke:
         }
         goto call_prim;
       }
-      case SP_ARRAY_LENGTH:
-        if (!isInt(base[0]) && obj(base[0])->kind == K_ARRAY) {
+      case SpecialPrim::kArrayLength:
+        if (!isInt(base[0]) && obj(base[0])->kind == kArray) {
           *base = fromInt(obj(base[0])->length);
           s = base;
           ip = retIp;
@@ -798,8 +817,8 @@ do_invoke:
   SAVE();
   fp = f;
   pc = retIp;
-  fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" +
-        m->signature->text + " is declared but not implemented by this VM");
+  fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" + m->signature->text +
+        " is declared but not implemented by this VM");
 }
 
-} // namespace som
+}  // namespace som

@@ -18,7 +18,7 @@ void usage(FILE* out) {
                "  --no-opt     no inlining, fast paths or inline caches (for comparisons)\n"
                "  -h, --help   this help\n");
 }
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   static char outBuf[1 << 16];
@@ -66,8 +66,7 @@ int main(int argc, char** argv) {
     dir = program.substr(0, slash);
     name = program.substr(slash + 1);
   }
-  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".som") == 0)
-    name.resize(name.size() - 4);
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".som") == 0) name.resize(name.size() - 4);
 
   som::VM vm;
   vm.debugLevel = debug ? 1 : 0;

@@ -3,17 +3,15 @@
 
 #include "vm_p.h"
 
+#include <gmp.h>
 #include <charconv>
 #include <cmath>
-#include <gmp.h>
 
 namespace som {
 
-bool isBig(Value v) { return !isInt(v) && obj(v)->kind == K_BIGINT; }
-bool isDouble(Value v) { return !isInt(v) && obj(v)->kind == K_DOUBLE; }
-bool isNumber(Value v) {
-  return isInt(v) || obj(v)->kind == K_BIGINT || obj(v)->kind == K_DOUBLE;
-}
+bool isBig(Value v) { return !isInt(v) && obj(v)->kind == kBigInt; }
+bool isDouble(Value v) { return !isInt(v) && obj(v)->kind == kDouble; }
+bool isNumber(Value v) { return isInt(v) || obj(v)->kind == kBigInt || obj(v)->kind == kDouble; }
 
 // Big integer -> nearest double (mpz_get_d truncates): keep the top 64 bits, fold every lower
 // bit into a sticky bit, and let the uint64 -> double conversion round to nearest-even.
@@ -40,7 +38,7 @@ static double bigToDouble(mpz_srcptr z) {
 
 double toDouble(Value v) {
   if (isInt(v)) return static_cast<double>(intOf(v));
-  if (obj(v)->kind == K_DOUBLE) return obj(v)->dbl();
+  if (obj(v)->kind == kDouble) return obj(v)->dbl();
   IntView iv(v);
   return bigToDouble(iv.z);
 }
@@ -91,7 +89,7 @@ mpz_t& scratch() {
   }
   return t;
 }
-} // namespace
+}  // namespace
 
 Value numAdd(VM& vm, Value a, Value b) {
   if (!isNumber(b)) notNumber(vm, "+", b);
@@ -134,7 +132,7 @@ int numCompare(Value a, Value b, bool* ok) {
     double x = toDouble(a), y = toDouble(b);
     if (std::isnan(x) || std::isnan(y)) {
       *ok = true;
-      return 2; // unordered: neither <, = nor >
+      return 2;  // unordered: neither <, = nor >
     }
     return x < y ? -1 : (x > y ? 1 : 0);
   }
@@ -151,9 +149,9 @@ Value fromMpz(VM& vm, mpz_srcptr z, bool permanent) {
   size_t n = mpz_size(z);
   Object* o;
   if (permanent) {
-    o = vm.permAlloc(K_BIGINT, vm.integerTag, static_cast<uint32_t>(n));
+    o = vm.permAlloc(kBigInt, vm.integerTag, static_cast<uint32_t>(n));
   } else {
-    o = vm.heap.alloc(K_BIGINT, vm.integerTag, static_cast<uint32_t>(n));
+    o = vm.heap.alloc(kBigInt, vm.integerTag, static_cast<uint32_t>(n));
   }
   o->aux = mpz_sgn(z) < 0 ? 1 : 0;
   std::memcpy(o->limbs(), mpz_limbs_read(z), n * sizeof(mp_limb_t));
@@ -173,4 +171,4 @@ Value VM::bigFromDecimal(const std::string& digits, bool permanent) {
 
 Value VM::intValue(int64_t i) { return makeInt64(*this, i); }
 
-} // namespace som
+}  // namespace som

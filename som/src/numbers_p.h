@@ -1,5 +1,5 @@
 // Number arithmetic shared by the interpreter's fast paths and the Integer/Double primitives:
-// small integers overflow exactly into GMP big integers (stored inline in K_BIGINT objects),
+// small integers overflow exactly into GMP big integers (stored inline in kBigInt objects),
 // and big results that fit shrink back to small integers.
 #pragma once
 
@@ -33,9 +33,9 @@ struct IntView {
 bool isBig(Value v);
 bool isDouble(Value v);
 bool isNumber(Value v);
-double toDouble(Value v); // Integer (small/big) or Double
+double toDouble(Value v);  // Integer (small/big) or Double
 
-Value numAdd(VM& vm, Value a, Value b); // a: Integer or Double; b: checked (fatal if not a number)
+Value numAdd(VM& vm, Value a, Value b);  // a: Integer or Double; b: checked (fatal if not a number)
 Value numSub(VM& vm, Value a, Value b);
 Value numMul(VM& vm, Value a, Value b);
 // Three-way numeric comparison; returns false in *ok if b (or a) is not a number.
@@ -44,4 +44,4 @@ Value makeInt64(VM& vm, int64_t i);
 std::string integerToString(Value v);
 std::string doubleToString(double d);
 
-} // namespace som
+}  // namespace som

@@ -29,24 +29,24 @@ inline bool fitsSmall(int64_t i) { return i >= kSmallMin && i <= kSmallMax; }
 inline Value fromInt(int64_t i) { return (static_cast<uint64_t>(i) << 1) | 1; }
 
 enum Kind : uint8_t {
-  K_INSTANCE, // slots = fields
-  K_ARRAY,    // slots = elements
-  K_CONTEXT,  // slots: [0] outer context, [1] home frame marker, [2..] captured variables
-  K_BLOCK,    // slots: [0] block Method, [1] outer context, [2] self
-  K_STRING,   // bytes
-  K_DOUBLE,   // one double
-  K_BIGINT,   // limbs; aux = sign (0 positive, 1 negative); length = limb count (never 0)
-  K_SYMBOL,   // permanent: struct Symbol
-  K_CLASS,    // permanent: struct Class
-  K_METHOD,   // permanent: struct Method (also primitives and block methods)
+  kInstance,  // slots = fields
+  kArray,     // slots = elements
+  kContext,   // slots: [0] outer context, [1] home frame marker, [2..] captured variables
+  kBlock,     // slots: [0] block Method, [1] outer context, [2] self
+  kString,    // bytes
+  kDouble,    // one double
+  kBigInt,    // limbs; aux = sign (0 positive, 1 negative); length = limb count (never 0)
+  kSymbol,    // permanent: struct Symbol
+  kClass,     // permanent: struct Class
+  kMethod,    // permanent: struct Method (also primitives and block methods)
 };
 
-enum ObjFlags : uint8_t { F_PERMANENT = 1, F_FORWARDED = 2 };
+enum ObjFlags : uint8_t { kPermanent = 1, kForwarded = 2 };
 
 struct Object {
-  uint32_t cls;    // class tag of this object
-  uint32_t hash;   // identity hash
-  uint32_t length; // slots / bytes / limbs
+  uint32_t cls;     // class tag of this object
+  uint32_t hash;    // identity hash
+  uint32_t length;  // slots / bytes / limbs
   uint8_t kind;
   uint8_t flags;
   uint16_t aux;
@@ -64,12 +64,15 @@ inline Value val(const void* o) { return reinterpret_cast<Value>(o); }
 // Size in bytes of a heap object of this kind and length (header included, 8-byte multiple).
 inline size_t objectBytes(uint8_t kind, uint32_t length) {
   switch (kind) {
-    case K_STRING: return sizeof(Object) + ((size_t(length) + 1 + 7) & ~size_t(7));
-    case K_DOUBLE: return sizeof(Object) + 8;
-    default: return sizeof(Object) + size_t(length) * 8;
+    case kString:
+      return sizeof(Object) + ((size_t(length) + 1 + 7) & ~size_t(7));
+    case kDouble:
+      return sizeof(Object) + 8;
+    default:
+      return sizeof(Object) + size_t(length) * 8;
   }
 }
-inline bool hasSlots(uint8_t kind) { return kind <= K_BLOCK; }
+inline bool hasSlots(uint8_t kind) { return kind <= kBlock; }
 
 struct Class;
 struct Method;
@@ -79,14 +82,14 @@ struct Method;
 struct Symbol : Object {
   Value global;
   bool hasGlobal;
-  int numArgs; // arity if used as a selector
+  int numArgs;  // arity if used as a selector
   std::string text;
 };
 
 struct SendSite;
 
 // Method, primitive or block body. Permanent. `code` is the bytecode (docs/som-bytecode.md).
-enum class MethodKind : uint8_t { Bytecode, Primitive, MissingPrimitive };
+enum class MethodKind : uint8_t { kBytecode, kPrimitive, kMissingPrimitive };
 
 struct SendSite {
   Symbol* selector;
@@ -97,8 +100,8 @@ struct SendSite {
   uint32_t cachedTag2;
   Method* cachedTarget;
   Method* cachedTarget2;
-  Class* superStart;    // super sends: class where lookup starts (else nullptr)
-  uint32_t contPc;      // inlined control flow: where a fallback send resumes
+  Class* superStart;  // super sends: class where lookup starts (else nullptr)
+  uint32_t contPc;    // inlined control flow: where a fallback send resumes
   // Inlined control flow: the arguments of the fallback send, one per argument (argc <= 3).
   // kFallbackNil: nil; >= 0: a new closure over `Method::blocks[k]` (the literal block compiled
   // as a real block too, created only when the fallback is taken); <= kFallbackLocal0: the frame
@@ -113,31 +116,46 @@ struct SendSite {
 constexpr int32_t kFallbackNil = -1;
 constexpr int32_t kFallbackLocal0 = -2;
 
+// Primitives the interpreter performs itself, because they push frames or change control flow.
+enum class SpecialPrim : uint8_t {
+  kNone = 0,
+  kValue,             // Block value / value: / value:with:
+  kRestart,           // Block restart
+  kPerform,           // perform:
+  kPerformArgs,       // perform:withArguments:
+  kPerformSuper,      // perform:inSuperclass:
+  kPerformArgsSuper,  // perform:withArguments:inSuperclass:
+  kInvoke,            // Method/Primitive invokeOn:with:
+  kArrayAt,           // Array at: / at:put: / length: inline fast paths, `fn` on failure
+  kArrayAtPut,
+  kArrayLength,
+};
+
 class VM;
-using PrimFn = Value (*)(VM&, Value* args); // args[0] = receiver
+using PrimFn = Value (*)(VM&, Value* args);  // args[0] = receiver
 
 struct Method : Object {
-  MethodKind mkind = MethodKind::Bytecode;
+  MethodKind mkind = MethodKind::kBytecode;
   bool isBlock = false;
-  bool hasContext = false; // allocates a Context on entry (contains real blocks)
+  bool hasContext = false;  // allocates a Context on entry (contains real blocks)
   Symbol* signature = nullptr;
   Class* holder = nullptr;
-  Method* outer = nullptr; // for blocks: lexically enclosing method/block
-  int numArgs = 0;         // without receiver
-  int numLocals = 0;       // frame locals (not captured), including inlined temporaries
-  int numCtxVars = 0;      // context variables (captured)
+  Method* outer = nullptr;  // for blocks: lexically enclosing method/block
+  int numArgs = 0;          // without receiver
+  int numLocals = 0;        // frame locals (not captured), including inlined temporaries
+  int numCtxVars = 0;       // context variables (captured)
   int maxStack = 0;
   PrimFn prim = nullptr;
-  int specialPrim = 0;     // non-zero: primitive the interpreter performs itself (SpecialPrim)
+  SpecialPrim specialPrim = SpecialPrim::kNone;  // primitive the interpreter performs itself
   // Trivial bytecode methods the interpreter answers without pushing a frame.
-  enum Trivial : uint8_t { NotTrivial, Getter, Setter, Constant, Self } trivial = NotTrivial;
-  uint16_t trivialIndex = 0; // field index (Getter/Setter)
-  Value trivialValue = 0;    // the answer (Constant)
+  enum Trivial : uint8_t { kNotTrivial, kGetter, kSetter, kConstant, kSelf } trivial = kNotTrivial;
+  uint16_t trivialIndex = 0;  // field index (Getter/Setter)
+  Value trivialValue = 0;     // the answer (Constant)
   std::vector<uint8_t> code;
   std::vector<Value> literals;
   std::vector<SendSite> sites;
   std::vector<Method*> blocks;
-  std::vector<std::pair<int, int>> ctxArgs; // (arg index 1.., context slot) copied on entry
+  std::vector<std::pair<int, int>> ctxArgs;  // (arg index 1.., context slot) copied on entry
   // Lazy context (hasContext is false): the activation needs a Context only for the real blocks
   // of control-structure fallback sends. It is created when the first fallback that passes a
   // block is taken; until then the variables those blocks use live in frame slots, accessed by
@@ -145,7 +163,7 @@ struct Method : Object {
   // -argIndex for an argument; copied into the Context when it is created.
   bool lazyContext = false;
   std::vector<std::pair<int, int>> lazyVars;
-  std::vector<std::pair<uint32_t, int>> lines; // (pc, line) in increasing pc order
+  std::vector<std::pair<uint32_t, int>> lines;  // (pc, line) in increasing pc order
   std::string fileName;
   int lineAt(uint32_t pc) const {
     int l = lines.empty() ? 0 : lines[0].second;
@@ -158,34 +176,34 @@ struct Method : Object {
 };
 
 struct Class : Object {
-  uint32_t tag = 0;            // class tag of this class's instances
+  uint32_t tag = 0;  // class tag of this class's instances
   Symbol* name = nullptr;
-  Class* superclass = nullptr; // nullptr = nil
+  Class* superclass = nullptr;  // nullptr = nil
   bool isMeta = false;
   bool loaded = false;
-  Class* meta = nullptr;       // the metaclass (non-meta classes)
-  Class* soleInstance = nullptr; // for metaclasses
-  uint8_t instKind = K_INSTANCE; // layout of instances created by `new`
-  std::vector<Symbol*> fields;   // instance field names, inherited first
-  std::vector<Value> classFields; // values of class-side fields (non-meta classes)
+  Class* meta = nullptr;           // the metaclass (non-meta classes)
+  Class* soleInstance = nullptr;   // for metaclasses
+  uint8_t instKind = kInstance;    // layout of instances created by `new`
+  std::vector<Symbol*> fields;     // instance field names, inherited first
+  std::vector<Value> classFields;  // values of class-side fields (non-meta classes)
   std::unordered_map<Symbol*, Method*> methodMap;
-  std::vector<Method*> methods; // own methods in source order
+  std::vector<Method*> methods;  // own methods in source order
 };
 
 // An activation. Frames live on the VM's contiguous frame stack (vm_p.h):
 //   [receiver][arg1]..[argN] | Frame header | locals[numLocals] | operand stack ...
 // The caller pushed receiver and arguments; they become the callee's argument area in place.
 struct Frame {
-  Frame* caller;           // nullptr for an entry frame
-  const uint8_t* retPc;    // where the caller resumes (the caller's pc at the send)
+  Frame* caller;         // nullptr for an entry frame
+  const uint8_t* retPc;  // where the caller resumes (the caller's pc at the send)
   Method* method;
-  Value* args;             // &receiver
-  Value self;              // the home method's receiver (blocks: the closure's self)
-  Value context;           // own Context object or 0 (no context)
-  Value outerCtx;          // blocks: the closure's outer context; methods: 0
-  uint64_t isEntry;        // 1: returning from this frame leaves the interpreter loop
+  Value* args;       // &receiver
+  Value self;        // the home method's receiver (blocks: the closure's self)
+  Value context;     // own Context object or 0 (no context)
+  Value outerCtx;    // blocks: the closure's outer context; methods: 0
+  uint64_t isEntry;  // 1: returning from this frame leaves the interpreter loop
   Value* locals() { return reinterpret_cast<Value*>(this + 1); }
 };
 constexpr size_t kFrameWords = sizeof(Frame) / sizeof(Value);
 
-} // namespace som
+}  // namespace som

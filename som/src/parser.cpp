@@ -13,12 +13,24 @@ namespace {
 bool isLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool isDigit(char c) { return c >= '0' && c <= '9'; }
 bool isIdentChar(char c) { return isLetter(c) || isDigit(c) || c == '_'; }
-} // namespace
+}  // namespace
 
 bool isBinaryOpChar(char c) {
   switch (c) {
-    case '~': case '&': case '|': case '*': case '/': case '\\': case '+': case '=':
-    case '>': case '<': case ',': case '@': case '%': case '-':
+    case '~':
+    case '&':
+    case '|':
+    case '*':
+    case '/':
+    case '\\':
+    case '+':
+    case '=':
+    case '>':
+    case '<':
+    case ',':
+    case '@':
+    case '%':
+    case '-':
       return true;
     default:
       return false;
@@ -48,7 +60,7 @@ void Lexer::skipSpaceAndComments(Token& err) {
       advance();
       while (!atEnd() && peek() != '"') advance();
       if (atEnd()) {
-        err.kind = Tok::Error;
+        err.kind = Tok::kError;
         err.pos = start;
         err.text = "unterminated comment";
         return;
@@ -63,11 +75,11 @@ void Lexer::skipSpaceAndComments(Token& err) {
 Token Lexer::next() {
   Token t;
   skipSpaceAndComments(t);
-  if (t.kind == Tok::Error) return t;
+  if (t.kind == Tok::kError) return t;
   t.pos = {line_, col_};
   t.offset = pos_;
   if (atEnd()) {
-    t.kind = Tok::End;
+    t.kind = Tok::kEnd;
     t.endOffset = pos_;
     return t;
   }
@@ -99,10 +111,10 @@ Token Lexer::next() {
         }
         seq = true;
       }
-      return finish(seq ? Tok::KeywordSeq : Tok::Keyword);
+      return finish(seq ? Tok::kKeywordSeq : Tok::kKeyword);
     }
-    if (t.text == "primitive") return finish(Tok::Primitive);
-    return finish(Tok::Ident);
+    if (t.text == "primitive") return finish(Tok::kPrimitive);
+    return finish(Tok::kIdent);
   }
   if (isDigit(c)) {
     while (isDigit(peek())) {
@@ -116,15 +128,15 @@ Token Lexer::next() {
         t.text += peek();
         advance();
       }
-      return finish(Tok::Double);
+      return finish(Tok::kDouble);
     }
-    return finish(Tok::Integer);
+    return finish(Tok::kInteger);
   }
   if (c == '\'') {
     advance();
     for (;;) {
       if (atEnd()) {
-        t.kind = Tok::Error;
+        t.kind = Tok::kError;
         t.text = "unterminated string literal";
         return t;
       }
@@ -138,15 +150,31 @@ Token Lexer::next() {
         if (atEnd()) continue;
         char e = peek();
         switch (e) {
-          case 't': t.text += '\t'; break;
-          case 'b': t.text += '\b'; break;
-          case 'n': t.text += '\n'; break;
-          case 'r': t.text += '\r'; break;
-          case 'f': t.text += '\f'; break;
-          case '0': t.text += '\0'; break;
-          case '\'': t.text += '\''; break;
-          case '\\': t.text += '\\'; break;
-          default: // not one of the eight escapes: keep both characters
+          case 't':
+            t.text += '\t';
+            break;
+          case 'b':
+            t.text += '\b';
+            break;
+          case 'n':
+            t.text += '\n';
+            break;
+          case 'r':
+            t.text += '\r';
+            break;
+          case 'f':
+            t.text += '\f';
+            break;
+          case '0':
+            t.text += '\0';
+            break;
+          case '\'':
+            t.text += '\'';
+            break;
+          case '\\':
+            t.text += '\\';
+            break;
+          default:  // not one of the eight escapes: keep both characters
             t.text += '\\';
             t.text += e;
             break;
@@ -154,11 +182,13 @@ Token Lexer::next() {
         advance();
         continue;
       }
-      if (d != '\r') t.text += d; // CR LF and CR-only line ends become LF via the '\n' kept
-      else if (peek(1) != '\n') t.text += '\n';
+      if (d != '\r')
+        t.text += d;  // CR LF and CR-only line ends become LF via the '\n' kept
+      else if (peek(1) != '\n')
+        t.text += '\n';
       advance();
     }
-    return finish(Tok::String);
+    return finish(Tok::kString);
   }
   if (c == '#') {
     advance();
@@ -168,34 +198,34 @@ Token Lexer::next() {
         t.text += peek();
         advance();
       }
-      return finish(Tok::Symbol);
+      return finish(Tok::kSymbol);
     }
     if (d == '\'') {
       Token s = next();
-      if (s.kind == Tok::Error) return s;
+      if (s.kind == Tok::kError) return s;
       t.text = std::move(s.text);
-      return finish(Tok::Symbol);
+      return finish(Tok::kSymbol);
     }
     if (isBinaryOpChar(d)) {
       while (isBinaryOpChar(peek())) {
         t.text += peek();
         advance();
       }
-      return finish(Tok::Symbol);
+      return finish(Tok::kSymbol);
     }
-    return finish(Tok::Pound);
+    return finish(Tok::kPound);
   }
   if (c == ':') {
     advance();
     if (peek() == '=') {
       advance();
-      return finish(Tok::Assign);
+      return finish(Tok::kAssign);
     }
-    return finish(Tok::Colon);
+    return finish(Tok::kColon);
   }
   if (c == '-' && peek(1) == '-' && peek(2) == '-' && peek(3) == '-') {
     while (peek() == '-') advance();
-    return finish(Tok::Separator);
+    return finish(Tok::kSeparator);
   }
   if (isBinaryOpChar(c)) {
     while (isBinaryOpChar(peek())) {
@@ -204,19 +234,26 @@ Token Lexer::next() {
       t.text += peek();
       advance();
     }
-    return finish(Tok::Operator);
+    return finish(Tok::kOperator);
   }
   advance();
   switch (c) {
-    case '(': return finish(Tok::LParen);
-    case ')': return finish(Tok::RParen);
-    case '[': return finish(Tok::LBracket);
-    case ']': return finish(Tok::RBracket);
-    case '^': return finish(Tok::Caret);
-    case '.': return finish(Tok::Period);
-    default: break;
+    case '(':
+      return finish(Tok::kLParen);
+    case ')':
+      return finish(Tok::kRParen);
+    case '[':
+      return finish(Tok::kLBracket);
+    case ']':
+      return finish(Tok::kRBracket);
+    case '^':
+      return finish(Tok::kCaret);
+    case '.':
+      return finish(Tok::kPeriod);
+    default:
+      break;
   }
-  t.kind = Tok::Error;
+  t.kind = Tok::kError;
   t.text = std::string("unexpected character '") + c + "'";
   if (static_cast<unsigned char>(c) < 32 || static_cast<unsigned char>(c) > 126)
     t.text = "unexpected character (byte " + std::to_string(static_cast<unsigned char>(c)) + ")";
@@ -241,33 +278,33 @@ class Parser {
 
   void parseClassDef(ClassDef& cls) {
     cls.name = expectIdent("class name");
-    expect(Tok::Operator, "=", "'=' after the class name");
-    if (cur_.kind == Tok::Ident || cur_.kind == Tok::Primitive) {
+    expect(Tok::kOperator, "=", "'=' after the class name");
+    if (cur_.kind == Tok::kIdent || cur_.kind == Tok::kPrimitive) {
       cls.superName = cur_.text;
       shift();
     }
-    expect(Tok::LParen, "", "'(' to start the class body");
+    expect(Tok::kLParen, "", "'(' to start the class body");
     parseFields(cls.instFields);
-    while (cur_.kind != Tok::Separator && cur_.kind != Tok::RParen) {
+    while (cur_.kind != Tok::kSeparator && cur_.kind != Tok::kRParen) {
       cls.instMethods.emplace_back();
       parseMethod(cls.instMethods.back());
     }
-    if (cur_.kind == Tok::Separator) {
+    if (cur_.kind == Tok::kSeparator) {
       shift();
       parseFields(cls.classFields);
-      while (cur_.kind != Tok::RParen) {
+      while (cur_.kind != Tok::kRParen) {
         cls.classMethods.emplace_back();
         parseMethod(cls.classMethods.back());
       }
     }
-    expect(Tok::RParen, "", "')' to end the class body");
-    if (cur_.kind != Tok::End) fail(cur_.pos, "unexpected text after the end of the class");
+    expect(Tok::kRParen, "", "')' to end the class body");
+    if (cur_.kind != Tok::kEnd) fail(cur_.pos, "unexpected text after the end of the class");
   }
 
  private:
   Token lex() {
     Token t = lexer_.next();
-    if (t.kind == Tok::Error) throw ParseError{t.pos, t.text};
+    if (t.kind == Tok::kError) throw ParseError{t.pos, t.text};
     return t;
   }
   void shift() {
@@ -277,37 +314,41 @@ class Parser {
   [[noreturn]] void fail(SrcPos p, const std::string& msg) { throw ParseError{p, msg}; }
   std::string describe(const Token& t) {
     switch (t.kind) {
-      case Tok::End: return "end of file";
-      case Tok::String: return "string literal";
-      case Tok::Symbol: return "symbol #" + t.text;
-      default: return "'" + t.text + "'";
+      case Tok::kEnd:
+        return "end of file";
+      case Tok::kString:
+        return "string literal";
+      case Tok::kSymbol:
+        return "symbol #" + t.text;
+      default:
+        return "'" + t.text + "'";
     }
   }
   void expect(Tok k, const char* text, const char* what) {
     if (cur_.kind != k || (text[0] && cur_.text != text)) {
       std::string got = describe(cur_);
-      if (cur_.kind == Tok::LParen) got = "'('";
-      if (cur_.kind == Tok::RParen) got = "')'";
-      if (cur_.kind == Tok::LBracket) got = "'['";
-      if (cur_.kind == Tok::RBracket) got = "']'";
-      if (cur_.kind == Tok::Period) got = "'.'";
-      if (cur_.kind == Tok::Caret) got = "'^'";
-      if (cur_.kind == Tok::Pound) got = "'#'";
-      if (cur_.kind == Tok::Colon) got = "':'";
-      if (cur_.kind == Tok::Assign) got = "':='";
-      if (cur_.kind == Tok::Separator) got = "'----'";
+      if (cur_.kind == Tok::kLParen) got = "'('";
+      if (cur_.kind == Tok::kRParen) got = "')'";
+      if (cur_.kind == Tok::kLBracket) got = "'['";
+      if (cur_.kind == Tok::kRBracket) got = "']'";
+      if (cur_.kind == Tok::kPeriod) got = "'.'";
+      if (cur_.kind == Tok::kCaret) got = "'^'";
+      if (cur_.kind == Tok::kPound) got = "'#'";
+      if (cur_.kind == Tok::kColon) got = "':'";
+      if (cur_.kind == Tok::kAssign) got = "':='";
+      if (cur_.kind == Tok::kSeparator) got = "'----'";
       fail(cur_.pos, std::string("expected ") + what + ", found " + got);
     }
     shift();
   }
-  bool isIdent() const { return cur_.kind == Tok::Ident || cur_.kind == Tok::Primitive; }
+  bool isIdent() const { return cur_.kind == Tok::kIdent || cur_.kind == Tok::kPrimitive; }
   std::string expectIdent(const char* what) {
-    if (!isIdent()) expect(Tok::Ident, "", what);
+    if (!isIdent()) expect(Tok::kIdent, "", what);
     std::string s = cur_.text;
     shift();
     return s;
   }
-  bool isBar() const { return cur_.kind == Tok::Operator && cur_.text == "|"; }
+  bool isBar() const { return cur_.kind == Tok::kOperator && cur_.text == "|"; }
 
   void parseFields(std::vector<std::string>& out) {
     if (!isBar()) return;
@@ -316,7 +357,7 @@ class Parser {
       out.push_back(cur_.text);
       shift();
     }
-    if (!isBar()) expect(Tok::Operator, "|", "'|' to end the field list");
+    if (!isBar()) expect(Tok::kOperator, "|", "'|' to end the field list");
     shift();
   }
 
@@ -332,31 +373,31 @@ class Parser {
     if (isIdent()) {
       m.selector = cur_.text;
       shift();
-    } else if (cur_.kind == Tok::Operator) {
+    } else if (cur_.kind == Tok::kOperator) {
       m.selector = cur_.text;
       shift();
       SrcPos p = cur_.pos;
       checkParam(expectIdent("argument name after binary selector"), p);
-    } else if (cur_.kind == Tok::Keyword) {
-      while (cur_.kind == Tok::Keyword) {
+    } else if (cur_.kind == Tok::kKeyword) {
+      while (cur_.kind == Tok::kKeyword) {
         m.selector += cur_.text;
         shift();
         SrcPos p = cur_.pos;
         checkParam(expectIdent("argument name after keyword"), p);
       }
     } else {
-      expect(Tok::Ident, "", "a method pattern (identifier, binary operator or keyword)");
+      expect(Tok::kIdent, "", "a method pattern (identifier, binary operator or keyword)");
     }
-    expect(Tok::Operator, "=", "'=' after the method pattern");
-    if (cur_.kind == Tok::Primitive) {
+    expect(Tok::kOperator, "=", "'=' after the method pattern");
+    if (cur_.kind == Tok::kPrimitive) {
       m.isPrimitive = true;
       shift();
       return;
     }
     m.body.pos = cur_.pos;
-    expect(Tok::LParen, "", "'(' or 'primitive' to start the method body");
-    parseBody(m.body, Tok::RParen);
-    expect(Tok::RParen, "", "')' to end the method body");
+    expect(Tok::kLParen, "", "'(' or 'primitive' to start the method body");
+    parseBody(m.body, Tok::kRParen);
+    expect(Tok::kRParen, "", "')' to end the method body");
   }
 
   void parseBody(BlockNode& b, Tok closer) {
@@ -367,33 +408,33 @@ class Parser {
         b.localPos.push_back(cur_.pos);
         shift();
       }
-      if (!isBar()) expect(Tok::Operator, "|", "'|' to end the local variable list");
+      if (!isBar()) expect(Tok::kOperator, "|", "'|' to end the local variable list");
       shift();
-    } else if (cur_.kind == Tok::Operator && cur_.text == "||") {
-      shift(); // empty local list
+    } else if (cur_.kind == Tok::kOperator && cur_.text == "||") {
+      shift();  // empty local list
     }
     for (;;) {
       if (cur_.kind == closer) return;
-      if (cur_.kind == Tok::Caret) {
+      if (cur_.kind == Tok::kCaret) {
         SrcPos p = cur_.pos;
         shift();
         NodePtr r = std::make_unique<Node>();
-        r->kind = NodeKind::Return;
+        r->kind = NodeKind::kReturn;
         r->pos = p;
         r->receiver = parseExpr();
         b.body.push_back(std::move(r));
-        if (cur_.kind == Tok::Period) shift();
+        if (cur_.kind == Tok::kPeriod) shift();
         if (cur_.kind != closer)
           fail(cur_.pos, "statement after a return ('^' must be in the last statement)");
         return;
       }
       b.body.push_back(parseExpr());
-      if (cur_.kind == Tok::Period) {
+      if (cur_.kind == Tok::kPeriod) {
         shift();
         continue;
       }
       if (cur_.kind != closer)
-        fail(cur_.pos, std::string("expected '.' or '") + (closer == Tok::RParen ? ")" : "]") +
+        fail(cur_.pos, std::string("expected '.' or '") + (closer == Tok::kRParen ? ")" : "]") +
                            "' after a statement, found " + describe(cur_));
       return;
     }
@@ -409,9 +450,9 @@ class Parser {
 
   NodePtr parseExpr() {
     DepthGuard g(depth_, *this, cur_.pos);
-    if (isIdent() && next_.kind == Tok::Assign) {
+    if (isIdent() && next_.kind == Tok::kAssign) {
       NodePtr a = std::make_unique<Node>();
-      a->kind = NodeKind::Assign;
+      a->kind = NodeKind::kAssign;
       a->pos = cur_.pos;
       a->name = cur_.text;
       if (a->name == "self" || a->name == "super") fail(a->pos, "cannot assign to '" + a->name + "'");
@@ -426,10 +467,10 @@ class Parser {
 
   NodePtr makeSend(NodePtr rcv, std::string sel, SrcPos pos) {
     NodePtr s = std::make_unique<Node>();
-    s->kind = NodeKind::Send;
+    s->kind = NodeKind::kSend;
     s->pos = pos;
     s->name = std::move(sel);
-    s->isSuper = rcv->kind == NodeKind::Variable && rcv->name == "super";
+    s->isSuper = rcv->kind == NodeKind::kVariable && rcv->name == "super";
     s->receiver = std::move(rcv);
     return s;
   }
@@ -444,7 +485,7 @@ class Parser {
     return r;
   }
   NodePtr parseBinaries(NodePtr r) {
-    while (cur_.kind == Tok::Operator) {
+    while (cur_.kind == Tok::kOperator) {
       SrcPos p = cur_.pos;
       std::string sel = cur_.text;
       shift();
@@ -456,11 +497,11 @@ class Parser {
   }
   NodePtr parseMessages(NodePtr r) {
     r = parseBinaries(parseUnaries(std::move(r)));
-    if (cur_.kind == Tok::Keyword) {
+    if (cur_.kind == Tok::kKeyword) {
       SrcPos p = cur_.pos;
       std::string sel;
       std::vector<NodePtr> args;
-      while (cur_.kind == Tok::Keyword) {
+      while (cur_.kind == Tok::kKeyword) {
         sel += cur_.text;
         shift();
         args.push_back(parseBinaries(parseUnaries(parsePrimary())));
@@ -472,15 +513,14 @@ class Parser {
   }
 
   bool negativeNumberAhead() const {
-    return cur_.kind == Tok::Operator && cur_.text == "-" &&
-           (next_.kind == Tok::Integer || next_.kind == Tok::Double) &&
-           next_.offset == cur_.endOffset;
+    return cur_.kind == Tok::kOperator && cur_.text == "-" &&
+           (next_.kind == Tok::kInteger || next_.kind == Tok::kDouble) && next_.offset == cur_.endOffset;
   }
 
   Literal parseNumber(bool negative) {
     Literal l;
-    if (cur_.kind == Tok::Double) {
-      l.kind = LitKind::Double;
+    if (cur_.kind == Tok::kDouble) {
+      l.kind = LitKind::kDouble;
       l.d = std::strtod(cur_.text.c_str(), nullptr);
       if (negative) l.d = -l.d;
     } else {
@@ -489,10 +529,10 @@ class Parser {
       char* end = nullptr;
       long long v = std::strtoll(digits.c_str(), &end, 10);
       if (errno == ERANGE) {
-        l.kind = LitKind::BigInteger;
+        l.kind = LitKind::kBigInteger;
         l.text = digits;
       } else {
-        l.kind = LitKind::Integer;
+        l.kind = LitKind::kInteger;
         l.i = v;
       }
     }
@@ -503,11 +543,11 @@ class Parser {
   Literal parseLiteralArray(SrcPos pos) {
     DepthGuard g(depth_, *this, pos);
     Literal arr;
-    arr.kind = LitKind::Array;
+    arr.kind = LitKind::kArray;
     // cur_ is '(' (after '#')
     shift();
-    while (cur_.kind != Tok::RParen) {
-      if (cur_.kind == Tok::End) fail(pos, "unterminated literal array");
+    while (cur_.kind != Tok::kRParen) {
+      if (cur_.kind == Tok::kEnd) fail(pos, "unterminated literal array");
       arr.elems.push_back(parseArrayElement());
     }
     shift();
@@ -521,28 +561,30 @@ class Parser {
       return parseNumber(true);
     }
     switch (cur_.kind) {
-      case Tok::Integer:
-      case Tok::Double:
+      case Tok::kInteger:
+      case Tok::kDouble:
         return parseNumber(false);
-      case Tok::String:
-        l.kind = LitKind::String;
+      case Tok::kString:
+        l.kind = LitKind::kString;
         l.text = cur_.text;
         shift();
         return l;
-      case Tok::Symbol:
-        l.kind = LitKind::Symbol;
+      case Tok::kSymbol:
+        l.kind = LitKind::kSymbol;
         l.text = cur_.text;
         shift();
         return l;
-      case Tok::Pound: {
+      case Tok::kPound: {
         SrcPos p = cur_.pos;
         shift();
-        if (cur_.kind != Tok::LParen) fail(cur_.pos, "expected '(' after '#' in a literal array");
+        if (cur_.kind != Tok::kLParen) fail(cur_.pos, "expected '(' after '#' in a literal array");
         return parseLiteralArray(p);
       }
       default:
-        fail(cur_.pos, "expected a literal (number, string, #symbol or #( ... )) in a literal "
-                       "array, found " + describe(cur_));
+        fail(cur_.pos,
+             "expected a literal (number, string, #symbol or #( ... )) in a literal "
+             "array, found " +
+                 describe(cur_));
     }
   }
 
@@ -551,54 +593,54 @@ class Parser {
     NodePtr n = std::make_unique<Node>();
     n->pos = cur_.pos;
     if (isIdent()) {
-      n->kind = NodeKind::Variable;
+      n->kind = NodeKind::kVariable;
       n->name = cur_.text;
       shift();
       return n;
     }
     if (negativeNumberAhead()) {
       shift();
-      n->kind = NodeKind::Literal;
+      n->kind = NodeKind::kLiteral;
       n->lit = parseNumber(true);
       return n;
     }
     switch (cur_.kind) {
-      case Tok::Integer:
-      case Tok::Double:
-        n->kind = NodeKind::Literal;
+      case Tok::kInteger:
+      case Tok::kDouble:
+        n->kind = NodeKind::kLiteral;
         n->lit = parseNumber(false);
         return n;
-      case Tok::String:
-        n->kind = NodeKind::Literal;
-        n->lit.kind = LitKind::String;
+      case Tok::kString:
+        n->kind = NodeKind::kLiteral;
+        n->lit.kind = LitKind::kString;
         n->lit.text = cur_.text;
         shift();
         return n;
-      case Tok::Symbol:
-        n->kind = NodeKind::Literal;
-        n->lit.kind = LitKind::Symbol;
+      case Tok::kSymbol:
+        n->kind = NodeKind::kLiteral;
+        n->lit.kind = LitKind::kSymbol;
         n->lit.text = cur_.text;
         shift();
         return n;
-      case Tok::Pound:
+      case Tok::kPound:
         shift();
-        if (cur_.kind != Tok::LParen) fail(cur_.pos, "expected a symbol or '(' after '#'");
-        n->kind = NodeKind::Literal;
+        if (cur_.kind != Tok::kLParen) fail(cur_.pos, "expected a symbol or '(' after '#'");
+        n->kind = NodeKind::kLiteral;
         n->lit = parseLiteralArray(n->pos);
         return n;
-      case Tok::LParen: {
+      case Tok::kLParen: {
         shift();
         NodePtr e = parseExpr();
-        expect(Tok::RParen, "", "')'");
+        expect(Tok::kRParen, "", "')'");
         return e;
       }
-      case Tok::LBracket: {
+      case Tok::kLBracket: {
         shift();
-        n->kind = NodeKind::Block;
+        n->kind = NodeKind::kBlock;
         n->block = std::make_unique<BlockNode>();
         n->block->pos = n->pos;
-        if (cur_.kind == Tok::Colon) {
-          while (cur_.kind == Tok::Colon) {
+        if (cur_.kind == Tok::kColon) {
+          while (cur_.kind == Tok::kColon) {
             shift();
             SrcPos p = cur_.pos;
             std::string name = expectIdent("block parameter name after ':'");
@@ -607,16 +649,16 @@ class Parser {
             if (name == "self" || name == "super") fail(p, "'" + name + "' cannot be a parameter");
             n->block->params.push_back(name);
           }
-          if (cur_.kind == Tok::Operator && cur_.text == "||") {
+          if (cur_.kind == Tok::kOperator && cur_.text == "||") {
             // "[:a || t | ...]": parameter bar immediately followed by a locals bar
             cur_.text = "|";
           } else {
-            if (!isBar()) expect(Tok::Operator, "|", "'|' after the block parameters");
+            if (!isBar()) expect(Tok::kOperator, "|", "'|' after the block parameters");
             shift();
           }
         }
-        parseBody(*n->block, Tok::RBracket);
-        expect(Tok::RBracket, "", "']' to end the block");
+        parseBody(*n->block, Tok::kRBracket);
+        expect(Tok::kRBracket, "", "']' to end the block");
         return n;
       }
       default:
@@ -629,10 +671,9 @@ class Parser {
   int depth_ = 0;
 };
 
-} // namespace
+}  // namespace
 
-bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out,
-                std::string& error) {
+bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out, std::string& error) {
   try {
     Parser p(source);
     p.parseClassDef(out);
@@ -644,4 +685,4 @@ bool parseClass(std::string_view source, const std::string& fileName, ClassDef& 
   }
 }
 
-} // namespace som
+}  // namespace som

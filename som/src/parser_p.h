@@ -11,21 +11,39 @@
 namespace som {
 
 enum class Tok : uint8_t {
-  End, Ident, Keyword, KeywordSeq, Operator, Integer, Double, String, Symbol,
-  Colon, Assign, LParen, RParen, LBracket, RBracket, Pound, Caret, Period, Separator,
-  Primitive, Error
+  kEnd,
+  kIdent,
+  kKeyword,
+  kKeywordSeq,
+  kOperator,
+  kInteger,
+  kDouble,
+  kString,
+  kSymbol,
+  kColon,
+  kAssign,
+  kLParen,
+  kRParen,
+  kLBracket,
+  kRBracket,
+  kPound,
+  kCaret,
+  kPeriod,
+  kSeparator,
+  kPrimitive,
+  kError
 };
 
 struct Token {
-  Tok kind = Tok::End;
-  std::string text; // identifier/keyword/operator/string/symbol bytes, number digits
+  Tok kind = Tok::kEnd;
+  std::string text;  // identifier/keyword/operator/string/symbol bytes, number digits
   SrcPos pos;
-  size_t offset = 0; // byte offset of the first character
+  size_t offset = 0;  // byte offset of the first character
   size_t endOffset = 0;
 };
 
 // Splits SOM source into tokens. Errors (unterminated string/comment, bad character) come
-// back as a Tok::Error token whose text is the message.
+// back as a Tok::kError token whose text is the message.
 class Lexer {
  public:
   explicit Lexer(std::string_view src) : src_(src) {}
@@ -47,7 +65,6 @@ bool isBinaryOpChar(char c);
 
 // Parses one class definition. On failure returns false and sets `error` to
 // "<file>:<line>:<col>: error: <message>".
-bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out,
-                std::string& error);
+bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out, std::string& error);
 
-} // namespace som
+}  // namespace som

@@ -5,10 +5,10 @@
 #include "numbers_p.h"
 #include "vm_p.h"
 
+#include <gmp.h>
 #include <cctype>
 #include <cmath>
 #include <fstream>
-#include <gmp.h>
 #include <sstream>
 
 namespace som {
@@ -27,17 +27,15 @@ struct Mpz {
   ~Mpz() { mpz_clear(z); }
 };
 
-bool isInteger(Value v) { return isInt(v) || obj(v)->kind == K_BIGINT; }
+bool isInteger(Value v) { return isInt(v) || obj(v)->kind == kBigInt; }
 
 void needInteger(VM& vm, Value v, const char* op) {
   if (!isInteger(v))
-    vm.fatal(std::string("argument of Integer>>") + op + " must be an Integer, got " +
-             vm.describe(v));
+    vm.fatal(std::string("argument of Integer>>") + op + " must be an Integer, got " + vm.describe(v));
 }
 void needString(VM& vm, Value v, const char* op) {
   if (!vm.isString(v))
-    vm.fatal(std::string("argument of ") + op + " must be a String or Symbol, got " +
-             vm.describe(v));
+    vm.fatal(std::string("argument of ") + op + " must be a String or Symbol, got " + vm.describe(v));
 }
 int64_t needSmall(VM& vm, Value v, const char* op) {
   if (!isInt(v))
@@ -59,7 +57,7 @@ PRIM(objClass) { return val(vm.classOf(a[0])); }
 PRIM(objSize) {
   if (isInt(a[0])) return fromInt(8);
   Object* o = obj(a[0]);
-  if (o->kind == K_SYMBOL || o->kind == K_CLASS || o->kind == K_METHOD)
+  if (o->kind == kSymbol || o->kind == kClass || o->kind == kMethod)
     return fromInt(static_cast<int64_t>(sizeof(Object) + o->length));
   return fromInt(static_cast<int64_t>(objectBytes(o->kind, o->length)));
 }
@@ -76,12 +74,12 @@ Value* fieldSlots(VM& vm, Value v, uint32_t* n) {
     return nullptr;
   }
   Object* o = obj(v);
-  if (o->kind == K_CLASS) {
+  if (o->kind == kClass) {
     auto* c = static_cast<Class*>(o);
     *n = static_cast<uint32_t>(c->classFields.size());
     return c->classFields.data();
   }
-  if (o->kind == K_INSTANCE) {
+  if (o->kind == kInstance) {
     *n = o->length;
     return o->slots();
   }
@@ -93,16 +91,17 @@ PRIM(objInstVarAt) {
   uint32_t n;
   Value* s = fieldSlots(vm, a[0], &n);
   int64_t i = needSmall(vm, a[1], "instVarAt:");
-  if (i < 1 || i > n) vm.fatal("instVarAt: index " + std::to_string(i) + " out of bounds (" +
-                               std::to_string(n) + " fields) for " + vm.describe(a[0]));
+  if (i < 1 || i > n)
+    vm.fatal("instVarAt: index " + std::to_string(i) + " out of bounds (" + std::to_string(n) +
+             " fields) for " + vm.describe(a[0]));
   return s[i - 1];
 }
 PRIM(objInstVarAtPut) {
   uint32_t n;
   Value* s = fieldSlots(vm, a[0], &n);
   int64_t i = needSmall(vm, a[1], "instVarAt:put:");
-  if (i < 1 || i > n) vm.fatal("instVarAt:put: index " + std::to_string(i) +
-                               " out of bounds for " + vm.describe(a[0]));
+  if (i < 1 || i > n)
+    vm.fatal("instVarAt:put: index " + std::to_string(i) + " out of bounds for " + vm.describe(a[0]));
   s[i - 1] = a[2];
   return a[2];
 }
@@ -132,7 +131,7 @@ PRIM(objInstVarNamedPut) {
 
 // ---- Class ---------------------------------------------------------------------------------
 Class* asClass(VM& vm, Value v) {
-  if (isInt(v) || obj(v)->kind != K_CLASS) vm.fatal("expected a class, got " + vm.describe(v));
+  if (isInt(v) || obj(v)->kind != kClass) vm.fatal("expected a class, got " + vm.describe(v));
   return static_cast<Class*>(obj(v));
 }
 PRIM(clsName) { return val(asClass(vm, a[0])->name); }
@@ -144,12 +143,12 @@ PRIM(clsNew) {
   Class* c = asClass(vm, a[0]);
   if (c->isMeta) vm.fatal("cannot instantiate metaclass " + c->name->text);
   switch (c->instKind) {
-    case K_ARRAY: {
+    case kArray: {
       Value r = vm.newArray(0);
       obj(r)->cls = c->tag;
       return r;
     }
-    case K_STRING: {
+    case kString: {
       Value r = vm.newString("");
       obj(r)->cls = c->tag;
       return r;
@@ -158,9 +157,9 @@ PRIM(clsNew) {
       // Instances of these classes have VM-defined layouts (or are unique); their primitives
       // rely on that, so neither they nor their subclasses are instantiated with new.
       for (Class* k = c; k; k = k->superclass)
-        if (k == vm.integerClass || k == vm.doubleClass || k == vm.blockClass ||
-            k == vm.methodClass || k == vm.primitiveClass || k == vm.classClass ||
-            k == vm.nilClass || k == vm.booleanClass || k == vm.systemClass)
+        if (k == vm.integerClass || k == vm.doubleClass || k == vm.blockClass || k == vm.methodClass ||
+            k == vm.primitiveClass || k == vm.classClass || k == vm.nilClass || k == vm.booleanClass ||
+            k == vm.systemClass)
           vm.fatal("cannot create instances of " + c->name->text + " with new");
       return vm.newInstance(c);
   }
@@ -180,7 +179,7 @@ PRIM(clsMethods) {
 
 // ---- Array ---------------------------------------------------------------------------------
 Object* asArray(VM& vm, Value v) {
-  if (isInt(v) || obj(v)->kind != K_ARRAY) vm.fatal("expected an Array, got " + vm.describe(v));
+  if (isInt(v) || obj(v)->kind != kArray) vm.fatal("expected an Array, got " + vm.describe(v));
   return obj(v);
 }
 uint32_t arrayIndex(VM& vm, Object* arr, Value idx, const char* op) {
@@ -188,8 +187,8 @@ uint32_t arrayIndex(VM& vm, Object* arr, Value idx, const char* op) {
     vm.fatal(std::string("Array>>") + op + " index must be an Integer, got " + vm.describe(idx));
   int64_t i = intOf(idx);
   if (i < 1 || i > arr->length)
-    vm.fatal(std::string("Array>>") + op + " index " + std::to_string(i) +
-             " out of bounds (length " + std::to_string(arr->length) + ")");
+    vm.fatal(std::string("Array>>") + op + " index " + std::to_string(i) + " out of bounds (length " +
+             std::to_string(arr->length) + ")");
   return static_cast<uint32_t>(i - 1);
 }
 PRIM(arrAt) {
@@ -347,8 +346,10 @@ PRIM(intShr) {
   int64_t n = needSmall(vm, a[1], ">>");
   IntView x(a[0]);
   Mpz r;
-  if (n >= 0) mpz_fdiv_q_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(n));
-  else mpz_mul_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(-n));
+  if (n >= 0)
+    mpz_fdiv_q_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(n));
+  else
+    mpz_mul_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(-n));
   return fromMpz(vm, r.z, false);
 }
 PRIM(intSqrt) {
@@ -397,9 +398,7 @@ uint64_t low64(Value v) {
   mpz_fdiv_r_2exp(r.z, x.z, 64);
   return mpz_size(r.z) ? mpz_getlimbn(r.z, 0) : 0;
 }
-PRIM(intAs32Signed) {
-  return fromInt(static_cast<int32_t>(static_cast<uint32_t>(low64(a[0]))));
-}
+PRIM(intAs32Signed) { return fromInt(static_cast<int32_t>(static_cast<uint32_t>(low64(a[0])))); }
 PRIM(intAs32Unsigned) { return fromInt(static_cast<uint32_t>(low64(a[0]))); }
 PRIM(intFromString) {
   needString(vm, a[1], "Integer fromString:");
@@ -494,7 +493,7 @@ PRIM(strCharAt) {
 
 // ---- Method / Primitive ----------------------------------------------------------------------
 Method* asMethod(VM& vm, Value v) {
-  if (isInt(v) || obj(v)->kind != K_METHOD) vm.fatal("expected a method, got " + vm.describe(v));
+  if (isInt(v) || obj(v)->kind != kMethod) vm.fatal("expected a method, got " + vm.describe(v));
   return static_cast<Method*>(obj(v));
 }
 PRIM(mthSignature) { return val(asMethod(vm, a[0])->signature); }
@@ -505,7 +504,7 @@ PRIM(mthHolder) {
 
 // ---- System --------------------------------------------------------------------------------
 Symbol* asSymbol(VM& vm, Value v, const char* op) {
-  if (isInt(v) || obj(v)->kind != K_SYMBOL)
+  if (isInt(v) || obj(v)->kind != kSymbol)
     vm.fatal(std::string(op) + " needs a Symbol, got " + vm.describe(v));
   return static_cast<Symbol*>(obj(v));
 }
@@ -576,11 +575,11 @@ PRIM(sysFullGC) {
 
 #undef PRIM
 
-} // namespace
+}  // namespace
 
 void VM::registerPrimitives() {
-  auto reg = [&](const char* key, PrimFn fn) { primitives[key] = PrimEntry{fn, SP_NONE}; };
-  auto special = [&](const char* key, int which) { primitives[key] = PrimEntry{nullptr, which}; };
+  auto reg = [&](const char* key, PrimFn fn) { primitives[key] = PrimEntry{fn, SpecialPrim::kNone}; };
+  auto special = [&](const char* key, SpecialPrim which) { primitives[key] = PrimEntry{nullptr, which}; };
   reg("Object>>class", objClass);
   reg("Object>>objectSize", objSize);
   reg("Object>>==", objIdentical);
@@ -588,10 +587,10 @@ void VM::registerPrimitives() {
   reg("Object>>identityHash", objHash);
   reg("Object>>inspect", objSelf);
   reg("Object>>halt", objSelf);
-  special("Object>>perform:", SP_PERFORM);
-  special("Object>>perform:withArguments:", SP_PERFORM_ARGS);
-  special("Object>>perform:inSuperclass:", SP_PERFORM_SUPER);
-  special("Object>>perform:withArguments:inSuperclass:", SP_PERFORM_ARGS_SUPER);
+  special("Object>>perform:", SpecialPrim::kPerform);
+  special("Object>>perform:withArguments:", SpecialPrim::kPerformArgs);
+  special("Object>>perform:inSuperclass:", SpecialPrim::kPerformSuper);
+  special("Object>>perform:withArguments:inSuperclass:", SpecialPrim::kPerformArgsSuper);
   reg("Object>>instVarAt:", objInstVarAt);
   reg("Object>>instVarAt:put:", objInstVarAtPut);
   reg("Object>>instVarNamed:", objInstVarNamed);
@@ -603,18 +602,18 @@ void VM::registerPrimitives() {
   reg("Class>>fields", clsFields);
   reg("Class>>methods", clsMethods);
 
-  primitives["Array>>at:"] = PrimEntry{arrAt, SP_ARRAY_AT};
-  primitives["Array>>at:put:"] = PrimEntry{arrAtPut, SP_ARRAY_AT_PUT};
-  primitives["Array>>length"] = PrimEntry{arrLength, SP_ARRAY_LENGTH};
+  primitives["Array>>at:"] = PrimEntry{arrAt, SpecialPrim::kArrayAt};
+  primitives["Array>>at:put:"] = PrimEntry{arrAtPut, SpecialPrim::kArrayAtPut};
+  primitives["Array>>length"] = PrimEntry{arrLength, SpecialPrim::kArrayLength};
   reg("Array class>>new:", arrNew);
 
-  special("Block>>value", SP_VALUE);
-  special("Block1>>value", SP_VALUE);
-  special("Block>>value:", SP_VALUE);
-  special("Block2>>value:", SP_VALUE);
-  special("Block>>value:with:", SP_VALUE);
-  special("Block3>>value:with:", SP_VALUE);
-  special("Block>>restart", SP_RESTART);
+  special("Block>>value", SpecialPrim::kValue);
+  special("Block1>>value", SpecialPrim::kValue);
+  special("Block>>value:", SpecialPrim::kValue);
+  special("Block2>>value:", SpecialPrim::kValue);
+  special("Block>>value:with:", SpecialPrim::kValue);
+  special("Block3>>value:with:", SpecialPrim::kValue);
+  special("Block>>restart", SpecialPrim::kRestart);
 
   reg("Integer>>+", intAdd);
   reg("Integer>>-", intSub);
@@ -676,7 +675,7 @@ void VM::registerPrimitives() {
     std::string h(holder);
     reg((h + ">>signature").c_str(), mthSignature);
     reg((h + ">>holder").c_str(), mthHolder);
-    special((h + ">>invokeOn:with:").c_str(), SP_INVOKE);
+    special((h + ">>invokeOn:with:").c_str(), SpecialPrim::kInvoke);
   }
 
   reg("System>>global:", sysGlobal);
@@ -695,4 +694,4 @@ void VM::registerPrimitives() {
   reg("System>>fullGC", sysFullGC);
 }
 
-} // namespace som
+}  // namespace som

@@ -7,24 +7,23 @@
 
 #include <sys/mman.h>
 
+#include <gmp.h>
 #include <chrono>
 #include <fstream>
-#include <gmp.h>
 #include <sstream>
 
 namespace som {
 
 uint64_t nowMicros() {
   using namespace std::chrono;
-  return static_cast<uint64_t>(
-      duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
+  return static_cast<uint64_t>(duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
 }
 
 VM::VM() : lookupCache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
   // The frame stack: 256 MiB of address space, committed lazily by the kernel.
   stackBytes_ = size_t(256) << 20;
-  void* mem = mmap(nullptr, stackBytes_, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* mem =
+      mmap(nullptr, stackBytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) {
     std::fprintf(stderr, "som: cannot reserve the frame stack\n");
     std::exit(1);
@@ -42,7 +41,7 @@ void freeMethodTree(Method* m) {
   for (Method* b : m->blocks) freeMethodTree(b);
   delete m;
 }
-} // namespace
+}  // namespace
 
 VM::~VM() {
   munmap(stackBase, stackBytes_);
@@ -83,7 +82,7 @@ Object* VM::permAlloc(uint8_t kind, uint32_t cls, uint32_t length) {
   o->hash = heap.nextHash();
   o->length = length;
   o->kind = kind;
-  o->flags = F_PERMANENT;
+  o->flags = kPermanent;
   permObjects_.push_back(o);
   return o;
 }
@@ -95,8 +94,8 @@ Symbol* VM::intern(std::string_view s) {
   std::memset(static_cast<Object*>(sym), 0, sizeof(Object));
   sym->cls = symbolTag;
   sym->hash = 0;
-  sym->kind = K_SYMBOL;
-  sym->flags = F_PERMANENT;
+  sym->kind = kSymbol;
+  sym->flags = kPermanent;
   sym->global = 0;
   sym->hasGlobal = false;
   sym->text = std::string(s);
@@ -114,47 +113,47 @@ Symbol* VM::intern(std::string_view s) {
 }
 
 Value VM::newString(std::string_view s) {
-  Object* o = heap.alloc(K_STRING, stringTag, static_cast<uint32_t>(s.size()));
+  Object* o = heap.alloc(kString, stringTag, static_cast<uint32_t>(s.size()));
   if (!s.empty()) std::memcpy(o->bytes(), s.data(), s.size());
   o->bytes()[s.size()] = 0;
   return val(o);
 }
 
 Value VM::permString(std::string_view s) {
-  Object* o = permAlloc(K_STRING, stringTag, static_cast<uint32_t>(s.size()));
+  Object* o = permAlloc(kString, stringTag, static_cast<uint32_t>(s.size()));
   if (!s.empty()) std::memcpy(o->bytes(), s.data(), s.size());
   return val(o);
 }
 
 Value VM::newArray(uint32_t n) {
-  Object* o = heap.alloc(K_ARRAY, arrayTag, n);
+  Object* o = heap.alloc(kArray, arrayTag, n);
   Value* s = o->slots();
   for (uint32_t i = 0; i < n; i++) s[i] = nilV;
   return val(o);
 }
 
 Value VM::permArray(uint32_t n) {
-  Object* o = permAlloc(K_ARRAY, arrayTag, n);
+  Object* o = permAlloc(kArray, arrayTag, n);
   for (uint32_t i = 0; i < n; i++) o->slots()[i] = nilV;
   permArrays_.push_back(o);
   return val(o);
 }
 
 Value VM::newDouble(double d) {
-  Object* o = heap.alloc(K_DOUBLE, doubleTag, 0);
+  Object* o = heap.alloc(kDouble, doubleTag, 0);
   o->dbl() = d;
   return val(o);
 }
 
 Value VM::permDouble(double d) {
-  Object* o = permAlloc(K_DOUBLE, doubleTag, 0);
+  Object* o = permAlloc(kDouble, doubleTag, 0);
   o->dbl() = d;
   return val(o);
 }
 
 Value VM::newInstance(Class* c) {
   uint32_t n = static_cast<uint32_t>(c->fields.size());
-  Object* o = heap.alloc(K_INSTANCE, c->tag, n);
+  Object* o = heap.alloc(kInstance, c->tag, n);
   Value* s = o->slots();
   for (uint32_t i = 0; i < n; i++) s[i] = nilV;
   return val(o);
@@ -165,7 +164,7 @@ std::string VM::describe(Value v) {
   if (isInt(v)) return "Integer " + std::to_string(intOf(v));
   if (v == nilV) return "nil";
   std::string n = c && c->name ? c->name->text : "?";
-  if (obj(v)->kind == K_CLASS) return "class " + static_cast<Class*>(obj(v))->name->text;
+  if (obj(v)->kind == kClass) return "class " + static_cast<Class*>(obj(v))->name->text;
   return "instance of " + n;
 }
 
@@ -175,8 +174,8 @@ Class* VM::newClassShell(const char* name) {
   auto makeClass = [&](bool meta) {
     auto* c = new Class();
     std::memset(static_cast<Object*>(c), 0, sizeof(Object));
-    c->kind = K_CLASS;
-    c->flags = F_PERMANENT;
+    c->kind = kClass;
+    c->flags = kPermanent;
     c->hash = heap.nextHash();
     c->isMeta = meta;
     c->tag = static_cast<uint32_t>(classTable.size());
@@ -220,7 +219,7 @@ static bool readFile(const std::string& path, std::string& out) {
 }
 
 Class* VM::loadClass(Symbol* name) {
-  if (name->hasGlobal && !isInt(name->global) && obj(name->global)->kind == K_CLASS) {
+  if (name->hasGlobal && !isInt(name->global) && obj(name->global)->kind == kClass) {
     auto* c = static_cast<Class*>(obj(name->global));
     if (c->loaded) return c;
   }
@@ -237,8 +236,8 @@ Class* VM::loadClass(Symbol* name) {
   for (Symbol* l : loading_)
     if (l == name) {
       std::fflush(stdout);
-      std::fprintf(stderr, "%s:1:1: error: class '%s' is its own (indirect) superclass\n",
-                   path.c_str(), name->text.c_str());
+      std::fprintf(stderr, "%s:1:1: error: class '%s' is its own (indirect) superclass\n", path.c_str(),
+                   name->text.c_str());
       exitVM(1);
     }
   struct LoadingGuard {
@@ -261,7 +260,7 @@ Class* VM::loadClass(Symbol* name) {
   }
   // Core classes have shells made at bootstrap (their tags are fixed); others are new.
   Class* cls = nullptr;
-  if (name->hasGlobal && !isInt(name->global) && obj(name->global)->kind == K_CLASS)
+  if (name->hasGlobal && !isInt(name->global) && obj(name->global)->kind == kClass)
     cls = static_cast<Class*>(obj(name->global));
   else
     cls = newClassShell(name->text.c_str());
@@ -274,8 +273,8 @@ bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
   if (def.superName != "nil") {
     std::string sname = def.superName.empty() ? "Object" : def.superName;
     if (sname == def.name) {
-      std::fprintf(stderr, "%s:1:1: error: class '%s' cannot be its own superclass\n",
-                   file.c_str(), def.name.c_str());
+      std::fprintf(stderr, "%s:1:1: error: class '%s' cannot be its own superclass\n", file.c_str(),
+                   def.name.c_str());
       return false;
     }
     Symbol* ssym = intern(sname);
@@ -295,8 +294,8 @@ bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
   meta->fields = super ? super->meta->fields : std::vector<Symbol*>{};
   for (auto& f : def.classFields) meta->fields.push_back(intern(f));
   cls->classFields.assign(meta->fields.size(), nilV);
-  if (super && cls->instKind == K_INSTANCE) cls->instKind = super->instKind;
-  cls->loaded = true; // before compiling: methods may name the class itself
+  if (super && cls->instKind == kInstance) cls->instKind = super->instKind;
+  cls->loaded = true;  // before compiling: methods may name the class itself
   cls->name->global = val(cls);
   cls->name->hasGlobal = true;
 
@@ -306,8 +305,8 @@ bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
       if (md.isPrimitive) {
         m = new Method();
         std::memset(static_cast<Object*>(m), 0, sizeof(Object));
-        m->kind = K_METHOD;
-        m->flags = F_PERMANENT;
+        m->kind = kMethod;
+        m->flags = kPermanent;
         m->hash = heap.nextHash();
         m->cls = primitiveClass->tag;
         m->holder = holder;
@@ -318,9 +317,9 @@ bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
         std::string key = def.name + (classSide ? " class>>" : ">>") + md.selector;
         auto it = primitives.find(key);
         if (it == primitives.end()) {
-          m->mkind = MethodKind::MissingPrimitive;
+          m->mkind = MethodKind::kMissingPrimitive;
         } else {
-          m->mkind = MethodKind::Primitive;
+          m->mkind = MethodKind::kPrimitive;
           m->prim = it->second.fn;
           m->specialPrim = it->second.special;
         }
@@ -391,14 +390,14 @@ bool VM::bootstrap() {
   falseTag = falseClass->tag;
   // Symbols interned before the Symbol class existed get their class now.
   for (auto& [k, s] : symbols_) s->cls = symbolTag;
-  arrayClass->instKind = K_ARRAY;
-  stringClass->instKind = K_STRING;
-  symbolClass->instKind = K_STRING;
+  arrayClass->instKind = kArray;
+  stringClass->instKind = kString;
+  symbolClass->instKind = kString;
 
-  nilV = val(permAlloc(K_INSTANCE, nilTag, 0));
-  trueV = val(permAlloc(K_INSTANCE, trueTag, 0));
-  falseV = val(permAlloc(K_INSTANCE, falseTag, 0));
-  systemV = val(permAlloc(K_INSTANCE, systemClass->tag, 0));
+  nilV = val(permAlloc(kInstance, nilTag, 0));
+  trueV = val(permAlloc(kInstance, trueTag, 0));
+  falseV = val(permAlloc(kInstance, falseTag, 0));
+  systemV = val(permAlloc(kInstance, systemClass->tag, 0));
   auto defGlobal = [&](const char* n, Value v) {
     Symbol* s = intern(n);
     s->global = v;
@@ -418,9 +417,9 @@ bool VM::bootstrap() {
   symEscapedBlock = intern("escapedBlock:");
   symInitialize = intern("initialize:");
 
-  const char* core[] = {"Object", "Class", "Metaclass", "Nil", "Boolean", "True", "False",
-                        "Integer", "Double", "String", "Symbol", "Array", "Block", "Block1",
-                        "Block2", "Block3", "Method", "Primitive", "System"};
+  const char* core[] = {"Object",  "Class",  "Metaclass", "Nil",       "Boolean", "True",  "False",
+                        "Integer", "Double", "String",    "Symbol",    "Array",   "Block", "Block1",
+                        "Block2",  "Block3", "Method",    "Primitive", "System"};
   for (const char* n : core) {
     Class* c = loadClass(intern(n));
     if (!c) {
@@ -443,12 +442,12 @@ Method* VM::entryMethod(Symbol* sel, int argc) {
   // A two-instruction trampoline: SEND site0; RETURN_LOCAL. Its frame is the entry frame.
   auto* m = new Method();
   std::memset(static_cast<Object*>(m), 0, sizeof(Object));
-  m->kind = K_METHOD;
-  m->flags = F_PERMANENT;
+  m->kind = kMethod;
+  m->flags = kPermanent;
   m->cls = methodClass->tag;
   m->signature = intern("<entry>");
   m->holder = systemClass;
-  m->code = {OP_SEND, 0, 0, OP_RETURN_LOCAL};
+  m->code = {kSend, 0, 0, kReturnLocal};
   SendSite s{};
   s.selector = sel;
   s.argc = static_cast<uint32_t>(argc);
@@ -463,7 +462,7 @@ Method* VM::entryMethod(Symbol* sel, int argc) {
 Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args) {
   Method* m = entryMethod(sel, static_cast<int>(args.size()));
   Value* base = sp + 1;
-  base[0] = rcv; // the entry frame's "receiver"
+  base[0] = rcv;  // the entry frame's "receiver"
   auto* f = reinterpret_cast<Frame*>(base + 1);
   f->caller = fp;
   f->retPc = pc;
@@ -516,14 +515,12 @@ void VM::printStackTrace(FILE* out) {
     }
     Method* m = acts[i].first;
     const uint8_t* p = acts[i].second;
-    uint32_t off = p && !m->code.empty() && p >= m->code.data() &&
-                           p <= m->code.data() + m->code.size()
+    uint32_t off = p && !m->code.empty() && p >= m->code.data() && p <= m->code.data() + m->code.size()
                        ? static_cast<uint32_t>(p - m->code.data())
                        : 0;
     std::string holder = m->holder && m->holder->name ? m->holder->name->text : "?";
-    std::fprintf(out, "  %s>>%s%s (%s:%d)\n", holder.c_str(),
-                 m->signature ? m->signature->text.c_str() : "?", m->isBlock ? " [block]" : "",
-                 m->fileName.c_str(), m->lineAt(off > 0 ? off - 1 : 0));
+    std::fprintf(out, "  %s>>%s%s (%s:%d)\n", holder.c_str(), m->signature ? m->signature->text.c_str() : "?",
+                 m->isBlock ? " [block]" : "", m->fileName.c_str(), m->lineAt(off > 0 ? off - 1 : 0));
   }
 }
 
@@ -571,8 +568,7 @@ void VM::collectGarbage() {
   heap.gcMillis += ms;
   if (gcVerbose)
     std::fprintf(stderr, "[GC %llu: %zu bytes live, %.2f ms]\n",
-                 static_cast<unsigned long long>(heap.collections), heap.liveBytesAfterLastGC(),
-                 ms);
+                 static_cast<unsigned long long>(heap.collections), heap.liveBytesAfterLastGC(), ms);
 }
 
-} // namespace som
+}  // namespace som

@@ -18,24 +18,9 @@ namespace som {
 
 struct ClassDef;
 
-// Primitives the interpreter performs itself, because they push frames or change control flow.
-enum SpecialPrim : int {
-  SP_NONE = 0,
-  SP_VALUE,          // Block value / value: / value:with:
-  SP_RESTART,        // Block restart
-  SP_PERFORM,        // perform:
-  SP_PERFORM_ARGS,   // perform:withArguments:
-  SP_PERFORM_SUPER,  // perform:inSuperclass:
-  SP_PERFORM_ARGS_SUPER, // perform:withArguments:inSuperclass:
-  SP_INVOKE,         // Method/Primitive invokeOn:with:
-  SP_ARRAY_AT,       // Array at: / at:put: / length: inline fast paths, `fn` on failure
-  SP_ARRAY_AT_PUT,
-  SP_ARRAY_LENGTH,
-};
-
 struct PrimEntry {
   PrimFn fn = nullptr;
-  int special = SP_NONE;
+  SpecialPrim special = SpecialPrim::kNone;
 };
 
 class VM {
@@ -46,7 +31,7 @@ class VM {
   VM& operator=(const VM&) = delete;
 
   // --- setup --------------------------------------------------------------------------
-  void setClassPath(const std::string& cp); // ':'-separated
+  void setClassPath(const std::string& cp);  // ':'-separated
   void addClassPathEntry(const std::string& dir) { classPath_.push_back(dir); }
   // Creates nil/true/false/system and loads the core classes from the class path.
   // On failure prints a message to stderr and returns false.
@@ -68,23 +53,21 @@ class VM {
   Object* permAlloc(uint8_t kind, uint32_t cls, uint32_t length);
   Value permString(std::string_view s);
   Value permDouble(double d);
-  Value permArray(uint32_t n); // registered as a GC root (literal arrays may be mutated)
-  Value intValue(int64_t i);   // small or big
+  Value permArray(uint32_t n);  // registered as a GC root (literal arrays may be mutated)
+  Value intValue(int64_t i);    // small or big
   Value bigFromDecimal(const std::string& digits, bool permanent);
 
   uint32_t tagOf(Value v) const { return isInt(v) ? integerTag : obj(v)->cls; }
   Class* classOf(Value v) const { return classTable[tagOf(v)]; }
   Method* lookup(Class* c, Symbol* sel);
-  Class* loadClass(Symbol* name); // nullptr if no file on the class path; exits on errors
-  bool isString(Value v) const {
-    return !isInt(v) && (obj(v)->kind == K_STRING || obj(v)->kind == K_SYMBOL);
-  }
+  Class* loadClass(Symbol* name);  // nullptr if no file on the class path; exits on errors
+  bool isString(Value v) const { return !isInt(v) && (obj(v)->kind == kString || obj(v)->kind == kSymbol); }
   std::string_view stringOf(Value v) const {
     Object* o = obj(v);
-    if (o->kind == K_SYMBOL) return static_cast<Symbol*>(o)->text;
+    if (o->kind == kSymbol) return static_cast<Symbol*>(o)->text;
     return std::string_view(o->bytes(), o->length);
   }
-  std::string describe(Value v); // "instance of Foo", for error messages
+  std::string describe(Value v);  // "instance of Foo", for error messages
 
   // --- errors -------------------------------------------------------------------------
   [[noreturn]] void fatal(const std::string& message);
@@ -93,13 +76,13 @@ class VM {
 
   // --- GC -----------------------------------------------------------------------------
   void collectGarbage();
-  std::vector<Value> extraRoots; // values C++ code keeps across interpreter calls
+  std::vector<Value> extraRoots;  // values C++ code keeps across interpreter calls
 
   // --- interpreter state ----------------------------------------------------------------
-  Value interpret();               // runs from fp/pc until the current entry frame returns
+  Value interpret();  // runs from fp/pc until the current entry frame returns
   Value* stackBase = nullptr;
   Value* stackLimit = nullptr;
-  Value* sp = nullptr;             // top element (stackBase - 1 when empty)
+  Value* sp = nullptr;  // top element (stackBase - 1 when empty)
   Frame* fp = nullptr;
   const uint8_t* pc = nullptr;
 
@@ -107,20 +90,17 @@ class VM {
   std::vector<Class*> classTable;  // tag -> class
   uint32_t integerTag = 0, doubleTag = 0, stringTag = 0, symbolTag = 0, arrayTag = 0;
   uint32_t nilTag = 0, trueTag = 0, falseTag = 0;
-  Class *objectClass = nullptr, *classClass = nullptr, *metaclassClass = nullptr,
-        *nilClass = nullptr, *booleanClass = nullptr, *trueClass = nullptr,
-        *falseClass = nullptr, *integerClass = nullptr, *doubleClass = nullptr,
-        *stringClass = nullptr, *symbolClass = nullptr, *arrayClass = nullptr,
-        *blockClass = nullptr, *block1Class = nullptr, *block2Class = nullptr,
-        *block3Class = nullptr, *methodClass = nullptr, *primitiveClass = nullptr,
-        *systemClass = nullptr;
+  Class *objectClass = nullptr, *classClass = nullptr, *metaclassClass = nullptr, *nilClass = nullptr,
+        *booleanClass = nullptr, *trueClass = nullptr, *falseClass = nullptr, *integerClass = nullptr,
+        *doubleClass = nullptr, *stringClass = nullptr, *symbolClass = nullptr, *arrayClass = nullptr,
+        *blockClass = nullptr, *block1Class = nullptr, *block2Class = nullptr, *block3Class = nullptr,
+        *methodClass = nullptr, *primitiveClass = nullptr, *systemClass = nullptr;
   Value nilV = 0, trueV = 0, falseV = 0, systemV = 0;
-  Symbol *symDNU = nullptr, *symUnknownGlobal = nullptr, *symEscapedBlock = nullptr,
-         *symInitialize = nullptr;
+  Symbol *symDNU = nullptr, *symUnknownGlobal = nullptr, *symEscapedBlock = nullptr, *symInitialize = nullptr;
 
   // Primitive table: key "Class>>sel" or "Class class>>sel".
   std::unordered_map<std::string, PrimEntry> primitives;
-  void registerPrimitives(); // primitives.cpp
+  void registerPrimitives();  // primitives.cpp
 
   // false: compile without control-structure inlining, arithmetic fast-path opcodes and
   // frame-less trivial methods, and never fill inline caches (every send uses the global
@@ -137,10 +117,10 @@ class VM {
   Method* entryMethod(Symbol* sel, int argc);
 
   std::vector<std::string> classPath_;
-  std::vector<Symbol*> loading_; // classes being loaded (superclass cycle detection)
+  std::vector<Symbol*> loading_;  // classes being loaded (superclass cycle detection)
   std::unordered_map<std::string_view, Symbol*> symbols_;
   std::vector<Object*> permArrays_;
-  std::vector<Object*> permObjects_; // everything permAlloc returned
+  std::vector<Object*> permObjects_;  // everything permAlloc returned
   struct CacheEntry {
     uint32_t tag;
     Symbol* sel;
@@ -152,4 +132,4 @@ class VM {
 
 uint64_t nowMicros();
 
-} // namespace som
+}  // namespace som

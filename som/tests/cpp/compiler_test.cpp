@@ -36,12 +36,12 @@ class SomCompiler : public ::testing::Test {
     std::string cerr;
     Method* m = compileMethod(*vm(), vm()->objectClass, c.instMethods.at(0), "T.som", cerr);
     if (error) *error = cerr;
-    if (m) keep().push_back(m); // reachable until exit, like the VM itself
+    if (m) keep().push_back(m);  // reachable until exit, like the VM itself
     return m;
   }
 
   static std::vector<Method*>& keep() {
-    static auto* methods = new std::vector<Method*>(); // never destroyed: stays reachable
+    static auto* methods = new std::vector<Method*>();  // never destroyed: stays reachable
     return *methods;
   }
 
@@ -61,8 +61,7 @@ class SomCompiler : public ::testing::Test {
 TEST_F(SomCompiler, SimpleArithmeticUsesFastSendAndReturn) {
   Method* m = compile("m = ( ^1 + 2 )");
   ASSERT_NE(m, nullptr);
-  EXPECT_EQ(ops(m), (std::vector<uint8_t>{OP_PUSH_LITERAL, OP_PUSH_LITERAL, OP_SEND_ADD,
-                                          OP_RETURN_LOCAL}));
+  EXPECT_EQ(ops(m), (std::vector<uint8_t>{kPushLiteral, kPushLiteral, kSendAdd, kReturnLocal}));
   ASSERT_EQ(m->sites.size(), 1u);
   EXPECT_EQ(m->sites[0].selector->text, "+");
   EXPECT_EQ(m->sites[0].argc, 1u);
@@ -70,13 +69,13 @@ TEST_F(SomCompiler, SimpleArithmeticUsesFastSendAndReturn) {
 
 TEST_F(SomCompiler, MethodWithoutReturnAnswersSelf) {
   Method* m = compile("m = ( 3 foo )");
-  EXPECT_EQ(ops(m), (std::vector<uint8_t>{OP_PUSH_LITERAL, OP_SEND, OP_POP, OP_RETURN_SELF}));
+  EXPECT_EQ(ops(m), (std::vector<uint8_t>{kPushLiteral, kSend, kPop, kReturnSelf}));
 }
 
 TEST_F(SomCompiler, LiteralBlockIfTrueIsInlinedWithFallbackSite) {
   Method* m = compile("m: c = ( ^c ifTrue: [ 1 ] ifFalse: [ 2 ] )");
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
-  EXPECT_TRUE(has(m, OP_JUMP_IF_FALSE));
+  EXPECT_FALSE(has(m, kPushBlock));
+  EXPECT_TRUE(has(m, kJumpIfFalse));
   // The conditional jump names a site with the original selector for non-Boolean receivers.
   ASSERT_EQ(m->sites.size(), 1u);
   EXPECT_EQ(m->sites[0].selector->text, "ifTrue:ifFalse:");
@@ -87,7 +86,7 @@ TEST_F(SomCompiler, LiteralBlockIfTrueIsInlinedWithFallbackSite) {
   EXPECT_EQ(m->sites[0].fallbackArg[0], 0);
   EXPECT_EQ(m->sites[0].fallbackArg[1], 1);
   EXPECT_EQ(m->blocks[0]->numArgs, 0);
-  EXPECT_FALSE(m->hasContext); // the blocks use no variable of m
+  EXPECT_FALSE(m->hasContext);  // the blocks use no variable of m
 }
 
 TEST_F(SomCompiler, ToDoFallbackPassesLimitStepAndBlock) {
@@ -96,12 +95,12 @@ TEST_F(SomCompiler, ToDoFallbackPassesLimitStepAndBlock) {
   for (auto& s : m->sites)
     if (s.selector->text == "to:by:do:") site = &s;
   ASSERT_NE(site, nullptr);
-  EXPECT_LE(site->fallbackArg[0], kFallbackLocal0); // the evaluated limit
-  EXPECT_EQ(site->fallbackArg[1], site->fallbackArg[0] - 1); // the step, in the next local
+  EXPECT_LE(site->fallbackArg[0], kFallbackLocal0);           // the evaluated limit
+  EXPECT_EQ(site->fallbackArg[1], site->fallbackArg[0] - 1);  // the step, in the next local
   ASSERT_EQ(m->blocks.size(), 1u);
   EXPECT_EQ(site->fallbackArg[2], 0);
   EXPECT_EQ(m->blocks[0]->numArgs, 1);
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  EXPECT_FALSE(has(m, kPushBlock));
 }
 
 TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
@@ -113,34 +112,34 @@ TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
   EXPECT_TRUE(m->lazyContext);
   EXPECT_EQ(m->numCtxVars, 1);
   ASSERT_EQ(m->lazyVars.size(), 1u);
-  EXPECT_TRUE(has(m, OP_PUSH_LOCAL_LAZY));
-  EXPECT_TRUE(has(m, OP_STORE_LOCAL_LAZY));
-  EXPECT_FALSE(has(m, OP_PUSH_CTX));
+  EXPECT_TRUE(has(m, kPushLocalLazy));
+  EXPECT_TRUE(has(m, kStoreLocalLazy));
+  EXPECT_FALSE(has(m, kPushCtx));
   ASSERT_EQ(m->blocks.size(), 1u);
-  EXPECT_TRUE(has(m->blocks[0], OP_PUSH_CTX)); // the fallback block reads s from the context
+  EXPECT_TRUE(has(m->blocks[0], kPushCtx));  // the fallback block reads s from the context
   // An argument and a `^` in a fallback block: lazy too (the `^` needs the home context).
   Method* r = compile("m: n = ( n < 2 ifTrue: [ ^n ]. ^n - 1 )");
   EXPECT_FALSE(r->hasContext);
   EXPECT_TRUE(r->lazyContext);
   ASSERT_EQ(r->lazyVars.size(), 1u);
-  EXPECT_EQ(r->lazyVars[0].first, -1); // argument 1, copied into the context when it is made
+  EXPECT_EQ(r->lazyVars[0].first, -1);  // argument 1, copied into the context when it is made
   // n is never assigned, so frame and context agree: the method reads it with PUSH_ARG.
-  EXPECT_FALSE(has(r, OP_PUSH_ARG_LAZY));
-  EXPECT_FALSE(has(r, OP_PUSH_CTX));
-  EXPECT_TRUE(has(r->blocks[0], OP_RETURN_NONLOCAL));
-  EXPECT_TRUE(has(r->blocks[0], OP_PUSH_CTX));
+  EXPECT_FALSE(has(r, kPushArgLazy));
+  EXPECT_FALSE(has(r, kPushCtx));
+  EXPECT_TRUE(has(r->blocks[0], kReturnNonlocal));
+  EXPECT_TRUE(has(r->blocks[0], kPushCtx));
   // An assigned argument must go through the lazy accessors.
   Method* a = compile("m: n = ( n := n + 1. n < 2 ifTrue: [ ^n ]. ^n - 1 )");
   EXPECT_TRUE(a->lazyContext);
-  EXPECT_TRUE(has(a, OP_PUSH_ARG_LAZY));
-  EXPECT_TRUE(has(a, OP_STORE_ARG_LAZY));
+  EXPECT_TRUE(has(a, kPushArgLazy));
+  EXPECT_TRUE(has(a, kStoreArgLazy));
   // A real block that captures `s` gives the method a context on entry anyway: then the
   // fallback blocks' variables are ordinary context variables.
   Method* e = compile("m: c = ( | s t | s := 0. t := [ s ]. c ifTrue: [ s := s + 1 ]. ^t )");
   EXPECT_TRUE(e->hasContext);
   EXPECT_FALSE(e->lazyContext);
   EXPECT_TRUE(e->lazyVars.empty());
-  EXPECT_FALSE(has(e, OP_PUSH_LOCAL_LAZY));
+  EXPECT_FALSE(has(e, kPushLocalLazy));
   // Nested inlined structures: copies are not inlined again (no exponential growth).
   Method* n = compile(
       "m: c = ( ^c ifTrue: [ c ifTrue: [ c ifTrue: [ 1 ] ifFalse: [ 2 ] ] ifFalse: [ 3 ] ] "
@@ -151,38 +150,38 @@ TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
 
 TEST_F(SomCompiler, NonBlockArgumentIsARealSend) {
   Method* m = compile("m: c = ( ^c ifTrue: 1 )");
-  EXPECT_FALSE(has(m, OP_JUMP_IF_FALSE));
-  EXPECT_TRUE(has(m, OP_SEND));
+  EXPECT_FALSE(has(m, kJumpIfFalse));
+  EXPECT_TRUE(has(m, kSend));
   Method* w = compile("m: c = ( | b | b := [ 1 ]. ^c whileTrue: b )");
-  EXPECT_FALSE(has(w, OP_JUMP_BACK));
+  EXPECT_FALSE(has(w, kJumpBack));
 }
 
 TEST_F(SomCompiler, WhileAndToDoBecomeLoops) {
   Method* m = compile("m = ( | i | i := 0. [ i < 10 ] whileTrue: [ i := i + 1 ]. ^i )");
-  EXPECT_TRUE(has(m, OP_JUMP_BACK));
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(m, kJumpBack));
+  EXPECT_FALSE(has(m, kPushBlock));
   EXPECT_FALSE(m->hasContext);
   Method* t = compile("m = ( | s | s := 0. 1 to: 10 do: [ :i | s := s + i ]. ^s )");
-  EXPECT_TRUE(has(t, OP_FOR_TEST));
-  EXPECT_TRUE(has(t, OP_FOR_STEP));
-  EXPECT_FALSE(has(t, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(t, kForTest));
+  EXPECT_TRUE(has(t, kForStep));
+  EXPECT_FALSE(has(t, kPushBlock));
   Method* d = compile("m = ( 10 downTo: 1 do: [ :i | i ] )");
-  EXPECT_TRUE(has(d, OP_FOR_TEST_DOWN));
+  EXPECT_TRUE(has(d, kForTestDown));
   Method* b = compile("m: k = ( 1 to: 10 by: k do: [ :i | i ] )");
-  EXPECT_TRUE(has(b, OP_FOR_TEST));
-  EXPECT_TRUE(has(b, OP_SEND_ADD)); // i := i + step, a real send if not small integers
-  EXPECT_FALSE(has(b, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(b, kForTest));
+  EXPECT_TRUE(has(b, kSendAdd));  // i := i + step, a real send if not small integers
+  EXPECT_FALSE(has(b, kPushBlock));
   Method* r = compile("m = ( 5 timesRepeat: [ 1 ] )");
-  EXPECT_TRUE(has(r, OP_FOR_TEST));
-  EXPECT_FALSE(has(r, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(r, kForTest));
+  EXPECT_FALSE(has(r, kPushBlock));
 }
 
 TEST_F(SomCompiler, CapturedVariablesLiveInTheContextOthersInTheFrame) {
   Method* m = compile("m: a = ( | x y | x := 1. y := 2. ^[ x + a ] )");
   ASSERT_NE(m, nullptr);
   EXPECT_TRUE(m->hasContext);
-  EXPECT_EQ(m->numCtxVars, 2); // x and the argument a
-  EXPECT_EQ(m->numLocals, 1);  // y
+  EXPECT_EQ(m->numCtxVars, 2);  // x and the argument a
+  EXPECT_EQ(m->numLocals, 1);   // y
   ASSERT_EQ(m->ctxArgs.size(), 1u);
   EXPECT_EQ(m->ctxArgs[0].first, 1);
   ASSERT_EQ(m->blocks.size(), 1u);
@@ -192,7 +191,7 @@ TEST_F(SomCompiler, CapturedVariablesLiveInTheContextOthersInTheFrame) {
   // The block reads both captured variables at depth 1.
   int ctxReads = 0;
   for (size_t pc = 0; pc < b->code.size(); pc += static_cast<size_t>(opLength(b->code[pc])))
-    if (b->code[pc] == OP_PUSH_CTX) {
+    if (b->code[pc] == kPushCtx) {
       EXPECT_EQ(b->code[pc + 1], 1);
       ctxReads++;
     }
@@ -201,20 +200,20 @@ TEST_F(SomCompiler, CapturedVariablesLiveInTheContextOthersInTheFrame) {
 
 TEST_F(SomCompiler, BlocksThatReachNothingOutsideNeedNoContext) {
   Method* m = compile("m: a = ( ^a collect: [ :x | x * 2 + self hash ] )");
-  EXPECT_FALSE(m->hasContext); // only its parameter, self and literals
+  EXPECT_FALSE(m->hasContext);  // only its parameter, self and literals
   Method* n = compile("m: a = ( | k | k := 3. ^a collect: [ :x | [ x + k ] ] )");
-  EXPECT_TRUE(n->hasContext); // the inner block reaches k two levels up
+  EXPECT_TRUE(n->hasContext);  // the inner block reaches k two levels up
   ASSERT_EQ(n->blocks.size(), 1u);
-  EXPECT_TRUE(n->blocks[0]->hasContext); // and the middle block must pass the chain on
+  EXPECT_TRUE(n->blocks[0]->hasContext);  // and the middle block must pass the chain on
 }
 
 TEST_F(SomCompiler, ReturnInsideBlockIsNonLocal) {
   Method* m = compile("m = ( #(1 2) do: [ :e | e = 2 ifTrue: [ ^e ] ]. ^nil )");
   ASSERT_EQ(m->blocks.size(), 1u);
-  EXPECT_TRUE(has(m->blocks[0], OP_RETURN_NONLOCAL));
-  EXPECT_TRUE(m->hasContext); // the home context marks whether the activation is alive
+  EXPECT_TRUE(has(m->blocks[0], kReturnNonlocal));
+  EXPECT_TRUE(m->hasContext);  // the home context marks whether the activation is alive
   Method* inl = compile("m: c = ( c ifTrue: [ ^1 ]. ^2 )");
-  EXPECT_FALSE(has(inl, OP_RETURN_NONLOCAL)); // inlined block: plain method return
+  EXPECT_FALSE(has(inl, kReturnNonlocal));  // inlined block: plain method return
 }
 
 TEST_F(SomCompiler, SuperSendStartsLookupInHolderSuperclass) {
@@ -224,7 +223,7 @@ TEST_F(SomCompiler, SuperSendStartsLookupInHolderSuperclass) {
   Method* m = compileMethod(*vm(), vm()->integerClass, c.instMethods[0], "T.som", err);
   ASSERT_NE(m, nullptr) << err;
   keep().push_back(m);
-  EXPECT_TRUE(has(m, OP_SUPER_SEND));
+  EXPECT_TRUE(has(m, kSuperSend));
   EXPECT_EQ(m->sites[0].superStart, vm()->integerClass->superclass);
 }
 
@@ -249,7 +248,7 @@ TEST_F(SomCompiler, InlinedBlockLocalsAreResetEachEntry) {
   bool sawNilStore = false;
   auto o = ops(m);
   for (size_t i = 0; i + 1 < o.size(); i++)
-    if (o[i] == OP_PUSH_NIL && o[i + 1] == OP_STORE_LOCAL) sawNilStore = true;
+    if (o[i] == kPushNil && o[i + 1] == kStoreLocal) sawNilStore = true;
   EXPECT_TRUE(sawNilStore);
 }
 
@@ -262,9 +261,9 @@ TEST_F(SomCompiler, DisassemblerNamesSelectors) {
 
 TEST_F(SomCompiler, IfNilFamilyChecksForAnOverridingReceiver) {
   Method* m = compile("m: x = ( ^x ifNil: [ 1 ] ifNotNil: [ 2 ] )");
-  EXPECT_TRUE(has(m, OP_NIL_CHECK));
-  EXPECT_TRUE(has(m, OP_JUMP_IF_NOT_NIL));
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(m, kNilCheck));
+  EXPECT_TRUE(has(m, kJumpIfNotNil));
+  EXPECT_FALSE(has(m, kPushBlock));
   ASSERT_EQ(m->sites.size(), 1u);
   EXPECT_EQ(m->sites[0].selector->text, "ifNil:ifNotNil:");
   EXPECT_GT(m->sites[0].contPc, 0u);
@@ -273,5 +272,5 @@ TEST_F(SomCompiler, IfNilFamilyChecksForAnOverridingReceiver) {
   EXPECT_EQ(m->sites[0].fallbackArg[1], 1);
 }
 
-} // namespace
-} // namespace som
+}  // namespace
+}  // namespace som

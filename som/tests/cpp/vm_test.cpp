@@ -5,13 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace som {
 namespace {
@@ -37,8 +37,8 @@ class SomVm : public ::testing::Test {
   // Runs build/som/som on dir_/<name>.som with library `lib`; returns the exit status.
   int runSom(const std::string& name, std::string* out, std::string* err,
              const std::string& lib = SOM_CORE_LIB_DIR) {
-    std::string cmd = std::string(SOM_BINARY) + " -cp " + lib + " " + dir_ + "/" + name +
-                      ".som >" + dir_ + "/out.txt 2>" + dir_ + "/err.txt";
+    std::string cmd = std::string(SOM_BINARY) + " -cp " + lib + " " + dir_ + "/" + name + ".som >" + dir_ +
+                      "/out.txt 2>" + dir_ + "/err.txt";
     int st = std::system(cmd.c_str());
     *out = readFile(dir_ + "/out.txt");
     *err = readFile(dir_ + "/err.txt");
@@ -49,8 +49,9 @@ class SomVm : public ::testing::Test {
 };
 
 TEST_F(SomVm, AllocationHeavyProgramKeepsTheHeapBounded) {
-  writeClass("Churn", "Churn = ( run: n = ( | keep | 1 to: n do: [ :i | keep := Array new: 100. "
-                      "keep at: 1 put: i asString ]. ^keep at: 1 ) )");
+  writeClass("Churn",
+             "Churn = ( run: n = ( | keep | 1 to: n do: [ :i | keep := Array new: 100. "
+             "keep at: 1 put: i asString ]. ^keep at: 1 ) )");
   VM vm;
   vm.setClassPath(std::string(SOM_CORE_LIB_DIR) + ":" + dir_);
   ASSERT_TRUE(vm.bootstrap());
@@ -75,8 +76,8 @@ TEST_F(SomVm, IdentityHashSurvivesAMovingCollection) {
   uint32_t hash = obj(before)->hash;
   vm.collectGarbage();
   Value after = vm.extraRoots[0];
-  EXPECT_NE(before, after); // the object moved ...
-  EXPECT_EQ(obj(after)->hash, hash); // ... and kept its identity hash
+  EXPECT_NE(before, after);           // the object moved ...
+  EXPECT_EQ(obj(after)->hash, hash);  // ... and kept its identity hash
   Value h = vm.send(after, vm.intern("hashcode"));
   EXPECT_EQ(h, fromInt(hash));
 }
@@ -95,9 +96,7 @@ TEST_F(SomVm, MissingPrimitiveIsAClearRuntimeError) {
   std::string out, err;
   EXPECT_EQ(runSom("Prim", &out, &err), 1);
   EXPECT_EQ(out, "before\n");
-  EXPECT_NE(err.find("primitive Prim>>frobnicate is declared but not implemented"),
-            std::string::npos)
-      << err;
+  EXPECT_NE(err.find("primitive Prim>>frobnicate is declared but not implemented"), std::string::npos) << err;
   EXPECT_NE(err.find("Prim>>run"), std::string::npos) << err;
 }
 
@@ -113,8 +112,7 @@ TEST_F(SomVm, CompileErrorsNameFileLineAndColumn) {
   writeClass("Broken", "Broken = (\n  run = (\n    x := 3 ) )");
   std::string out, err;
   EXPECT_EQ(runSom("Broken", &out, &err), 1);
-  EXPECT_NE(err.find(dir_ + "/Broken.som:3:5: error: cannot assign to 'x'"), std::string::npos)
-      << err;
+  EXPECT_NE(err.find(dir_ + "/Broken.som:3:5: error: cannot assign to 'x'"), std::string::npos) << err;
 }
 
 // A user-supplied library may declare fields that this VM implements as primitives (older
@@ -134,19 +132,21 @@ TEST_F(SomVm, LibraryFieldOfClassDoesNotAliasClassSideFields) {
   cls.insert(open + 9, " | slotA slotB nameSlot | ");
   std::ofstream(lib + "/Class.som", std::ios::trunc) << cls;
   // nameSlot is field 3 of Class; Aliased's third class-side field is c.
-  writeClass("Aliased", "Aliased = ( run = ( Aliased setC. 'before' println. Aliased name println ) "
-                        "---- | a b c | setC = ( c := 'class-side c' ) )");
+  writeClass("Aliased",
+             "Aliased = ( run = ( Aliased setC. 'before' println. Aliased name println ) "
+             "---- | a b c | setC = ( c := 'class-side c' ) )");
   std::string out, err;
   EXPECT_EQ(runSom("Aliased", &out, &err, lib + ":" + dir_), 1);
-  EXPECT_EQ(out, "before\n"); // not "class-side c"
+  EXPECT_EQ(out, "before\n");  // not "class-side c"
   EXPECT_NE(err.find("method name accesses field 3 ('nameSlot' of Class), which class Aliased "
                      "does not have"),
             std::string::npos)
       << err;
   // Class-side methods still reach the class-side fields.
-  writeClass("Counter", "Counter = ( run = ( Counter bump. Counter bump. Counter count println ) "
-                        "---- | n | bump = ( n isNil ifTrue: [ n := 0 ]. n := n + 1 ) "
-                        "count = ( ^n ) )");
+  writeClass("Counter",
+             "Counter = ( run = ( Counter bump. Counter bump. Counter count println ) "
+             "---- | n | bump = ( n isNil ifTrue: [ n := 0 ]. n := n + 1 ) "
+             "count = ( ^n ) )");
   EXPECT_EQ(runSom("Counter", &out, &err, lib + ":" + dir_), 0) << err;
   EXPECT_EQ(out, "2\n");
 }
@@ -157,5 +157,5 @@ TEST_F(SomVm, HelpOptionPrintsUsage) {
   EXPECT_NE(readFile(dir_ + "/h.txt").find("usage: som"), std::string::npos);
 }
 
-} // namespace
-} // namespace som
+}  // namespace
+}  // namespace som

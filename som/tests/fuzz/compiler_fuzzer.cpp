@@ -27,10 +27,10 @@ void checkCode(som::Method* m) {
   size_t pc = 0;
   while (pc < m->code.size()) {
     uint8_t op = m->code[pc];
-    if (op >= som::OP_COUNT) std::abort();
+    if (op >= som::kOpCount) std::abort();
     pc += static_cast<size_t>(som::opLength(op));
   }
-  if (pc != m->code.size()) std::abort(); // instructions must tile the code exactly
+  if (pc != m->code.size()) std::abort();  // instructions must tile the code exactly
   for (som::Method* b : m->blocks) checkCode(b);
 }
 
@@ -40,7 +40,7 @@ void freeMethod(som::Method* m) {
   for (som::Method* b : m->blocks) freeMethod(b);
   delete m;
 }
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view src(reinterpret_cast<const char*>(data), size);

@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   som::ClassDef def;
   std::string error;
   bool ok = som::parseClass(src, "fuzz.som", def, error);
-  if (!ok && error.rfind("fuzz.som:", 0) != 0) std::abort(); // errors must carry a position
+  if (!ok && error.rfind("fuzz.som:", 0) != 0) std::abort();  // errors must carry a position
   if (ok && def.name.empty()) std::abort();
   return 0;
 }
