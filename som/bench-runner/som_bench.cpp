@@ -22,10 +22,10 @@ namespace {
 struct SomBenchmarks {
   som::VM vm;
   std::vector<std::string> names;
-  std::vector<size_t> rootIndex;  // instance of each benchmark class in vm.extraRoots
+  std::vector<size_t> root_index;  // instance of each benchmark class in vm.extra_roots
 };
 
-std::vector<std::string> listBenchmarks(const std::string& dir) {
+std::vector<std::string> list_benchmarks(const std::string& dir) {
   std::vector<std::string> out;
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
@@ -41,15 +41,15 @@ std::vector<std::string> listBenchmarks(const std::string& dir) {
   return out;
 }
 
-void runOne(benchmark::State& state, SomBenchmarks* sb, size_t i) {
+void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
   som::VM& vm = sb->vm;
   som::Symbol* bench = vm.intern("benchmark");
   som::Symbol* verify = vm.intern("verifyResult:");
   for (auto _ : state) {
-    som::Value result = vm.send(vm.extraRoots[sb->rootIndex[i]], bench);
+    som::Value result = vm.send(vm.extra_roots[sb->root_index[i]], bench);
     // `result` is pushed onto the frame stack by send() before anything can allocate.
-    som::Value ok = vm.send(vm.extraRoots[sb->rootIndex[i]], verify, {result});
-    if (ok != vm.trueV) {
+    som::Value ok = vm.send(vm.extra_roots[sb->root_index[i]], verify, {result});
+    if (ok != vm.true_value) {
       state.SkipWithError(("verifyResult: failed for " + sb->names[i]).c_str());
       break;
     }
@@ -59,17 +59,17 @@ void runOne(benchmark::State& state, SomBenchmarks* sb, size_t i) {
 SomBenchmarks* boot(bool optimize) {
   auto* sb = new SomBenchmarks();
   sb->vm.optimize = optimize;
-  sb->vm.setClassPath(std::string(SOM_CORE_LIB_DIR) + ":" + SOM_BENCH_DIR);
+  sb->vm.set_class_path(std::string(SOM_CORE_LIB_DIR) + ":" + SOM_BENCH_DIR);
   if (!sb->vm.bootstrap()) std::exit(1);
-  som::Symbol* newSel = sb->vm.intern("new");
-  for (const std::string& n : listBenchmarks(SOM_BENCH_DIR)) {
-    som::Class* c = sb->vm.loadClass(sb->vm.intern(n));
+  som::Symbol* new_sel = sb->vm.intern("new");
+  for (const std::string& n : list_benchmarks(SOM_BENCH_DIR)) {
+    som::Class* c = sb->vm.load_class(sb->vm.intern(n));
     if (!c) {
       std::fprintf(stderr, "som_bench: cannot load benchmark class %s\n", n.c_str());
       std::exit(1);
     }
-    sb->vm.extraRoots.push_back(sb->vm.send(som::val(c), newSel));
-    sb->rootIndex.push_back(sb->vm.extraRoots.size() - 1);
+    sb->vm.extra_roots.push_back(sb->vm.send(som::val(c), new_sel));
+    sb->root_index.push_back(sb->vm.extra_roots.size() - 1);
     sb->names.push_back(n);
   }
   return sb;
@@ -79,11 +79,11 @@ SomBenchmarks* boot(bool optimize) {
 
 int main(int argc, char** argv) {
   SomBenchmarks* opt = boot(true);
-  SomBenchmarks* noOpt = boot(false);
+  SomBenchmarks* no_opt = boot(false);
   for (size_t i = 0; i < opt->names.size(); i++) {
-    benchmark::RegisterBenchmark(("BM_Som/" + opt->names[i]).c_str(), runOne, opt, i)
+    benchmark::RegisterBenchmark(("BM_Som/" + opt->names[i]).c_str(), run_one, opt, i)
         ->Unit(benchmark::kMillisecond);
-    benchmark::RegisterBenchmark(("BM_SomNoOpt/" + noOpt->names[i]).c_str(), runOne, noOpt, i)
+    benchmark::RegisterBenchmark(("BM_SomNoOpt/" + no_opt->names[i]).c_str(), run_one, no_opt, i)
         ->Unit(benchmark::kMillisecond);
   }
   benchmark::Initialize(&argc, argv);

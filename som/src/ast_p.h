@@ -38,7 +38,7 @@ struct Node {
   std::string name;                  // Variable / Assign target / Send selector
   NodePtr receiver;                  // Send receiver, Assign value, Return value
   std::vector<NodePtr> args;         // Send arguments
-  bool isSuper = false;              // Send whose receiver is the pseudo-variable `super`
+  bool is_super = false;             // Send whose receiver is the pseudo-variable `super`
   Literal lit;                       // Literal
   std::unique_ptr<BlockNode> block;  // Block
 };
@@ -48,7 +48,7 @@ struct BlockNode {
   SrcPos pos;
   std::vector<std::string> params;
   std::vector<std::string> locals;
-  std::vector<SrcPos> localPos;
+  std::vector<SrcPos> local_pos;
   std::vector<NodePtr> body;  // a Return node can only be the last statement
   // Compiler annotation: inlined into the enclosing scope (set by the compiler only).
   bool inlined = false;
@@ -57,15 +57,15 @@ struct BlockNode {
 struct MethodDef {
   SrcPos pos;
   std::string selector;
-  bool isPrimitive = false;
+  bool is_primitive = false;
   BlockNode body;  // params = method arguments
 };
 
 struct ClassDef {
   std::string name;
-  std::string superName;  // empty: Object; "nil": root class
-  std::vector<std::string> instFields, classFields;
-  std::vector<MethodDef> instMethods, classMethods;
+  std::string super_name;  // empty: Object; "nil": root class
+  std::vector<std::string> inst_fields, class_fields;
+  std::vector<MethodDef> inst_methods, class_methods;
 };
 
 }  // namespace som

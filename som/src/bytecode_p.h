@@ -70,9 +70,9 @@ enum Op : uint8_t {
       kOpCount
 };
 
-const char* opName(uint8_t op);
-const char* opLayout(uint8_t op);
-int opLength(uint8_t op);  // opcode + operands, in bytes
+const char* op_name(uint8_t op);
+const char* op_layout(uint8_t op);
+int op_length(uint8_t op);  // opcode + operands, in bytes
 
 struct Method;
 class VM;

@@ -18,6 +18,6 @@ class VM;
 // Compiles one method of `holder` (the class for instance methods, the metaclass for class
 // methods). Primitive declarations are not compiled here. On error returns nullptr and sets
 // `error` to "file:line:col: error: message".
-Method* compileMethod(VM& vm, Class* holder, MethodDef& def, const std::string& file, std::string& error);
+Method* compile_method(VM& vm, Class* holder, MethodDef& def, const std::string& file, std::string& error);
 
 }  // namespace som

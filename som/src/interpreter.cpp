@@ -11,14 +11,14 @@ namespace som {
 
 namespace {
 inline uint16_t u16at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-inline Value ctxAt(Frame* f, int depth) {
+inline Value ctx_at(Frame* f, int depth) {
   if (depth == 0) return f->context;
-  Value c = f->outerCtx;
+  Value c = f->outer_ctx;
   for (int i = 1; i < depth; i++) c = obj(c)->slots()[0];
   return c;
 }
-inline Value* fieldsOf(Object* o) {
-  return o->kind == kClass ? static_cast<Class*>(o)->classFields.data() : o->slots();
+inline Value* fields_of(Object* o) {
+  return o->kind == kClass ? static_cast<Class*>(o)->class_fields.data() : o->slots();
 }
 // Does field i, as numbered by `holder` (the method's defining class), exist in self? Always
 // true for sends found by normal lookup under this VM's own library; perform:inSuperclass: and
@@ -30,13 +30,13 @@ inline Value* fieldsOf(Object* o) {
 // primitives, LANGUAGE.md §4). Without the holder check such a read silently aliased a
 // class-side field: an older standard library's `Class = ( | superClass name ... |
 // name = ( ^name ) )` answered a user class's third class-side field as its name.
-inline bool hasField(Value self, uint32_t i, const Class* holder) {
-  if (isInt(self)) return false;
+inline bool has_field(Value self, uint32_t i, const Class* holder) {
+  if (is_int(self)) return false;
   Object* o = obj(self);
   if (o->kind == kInstance) return i < o->length;
-  return o->kind == kClass && holder && holder->isMeta && i < static_cast<Class*>(o)->classFields.size();
+  return o->kind == kClass && holder && holder->is_meta && i < static_cast<Class*>(o)->class_fields.size();
 }
-bool inheritsFrom(Class* c, Class* k) {
+bool inherits_from(Class* c, Class* k) {
   for (; c; c = c->superclass)
     if (c == k) return true;
   return false;
@@ -65,8 +65,8 @@ Value VM::interpret() {
   Symbol* sel = nullptr;
   uint32_t argc = 0;
   Value* base = nullptr;
-  const uint8_t* retIp = nullptr;
-  Class* lookupStart = nullptr;
+  const uint8_t* ret_ip = nullptr;
+  Class* lookup_start = nullptr;
   SendSite* site = nullptr;
   Method* m = nullptr;
   Value result = 0;
@@ -106,12 +106,12 @@ L_StoreArgLazy:
   ip += 3;
   DISPATCH();
 L_PushField:
-  if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
-  *++s = fieldsOf(obj(f->self))[ip[1]];
+  if (!has_field(f->self, ip[1], f->method->holder)) goto bad_field;
+  *++s = fields_of(obj(f->self))[ip[1]];
   ip += 2;
   DISPATCH();
 L_PushCtx:
-  *++s = obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]];
+  *++s = obj(ctx_at(f, ip[1]))->slots()[2 + ip[2]];
   ip += 3;
   DISPATCH();
 L_PushSelf:
@@ -119,15 +119,15 @@ L_PushSelf:
   ip += 1;
   DISPATCH();
 L_PushNil:
-  *++s = nilV;
+  *++s = nil_value;
   ip += 1;
   DISPATCH();
 L_PushTrue:
-  *++s = trueV;
+  *++s = true_value;
   ip += 1;
   DISPATCH();
 L_PushFalse:
-  *++s = falseV;
+  *++s = false_value;
   ip += 1;
   DISPATCH();
 L_PushLiteral:
@@ -136,13 +136,13 @@ L_PushLiteral:
   DISPATCH();
 L_PushGlobal : {
   auto* g = static_cast<Symbol*>(obj(f->method->literals[u16at(ip + 1)]));
-  if (g->hasGlobal) {
+  if (g->has_global) {
     *++s = g->global;
     ip += 3;
     DISPATCH();
   }
   SAVE();
-  if (Class* c = loadClass(g)) {
+  if (Class* c = load_class(g)) {
     *++s = val(c);
     ip += 3;
     DISPATCH();
@@ -152,21 +152,21 @@ L_PushGlobal : {
   *++s = val(g);
   base = s - 1;
   argc = 1;
-  sel = symUnknownGlobal;
-  retIp = ip + 3;
-  lookupStart = nullptr;
+  sel = sym_unknown_global;
+  ret_ip = ip + 3;
+  lookup_start = nullptr;
   site = nullptr;
   goto do_send;
 }
 L_PushBlock : {
   Method* bm = f->method->blocks[u16at(ip + 1)];
-  Class* bc = bm->numArgs == 0   ? block1Class
-              : bm->numArgs == 1 ? block2Class
-              : bm->numArgs == 2 ? block3Class
-                                 : blockClass;
+  Class* bc = bm->num_args == 0   ? block1_class
+              : bm->num_args == 1 ? block2_class
+              : bm->num_args == 2 ? block3_class
+                                  : block_class;
   Object* b = heap.alloc(kBlock, bc->tag, 3);
   b->slots()[0] = val(bm);
-  b->slots()[1] = f->context ? f->context : nilV;
+  b->slots()[1] = f->context ? f->context : nil_value;
   b->slots()[2] = f->self;
   *++s = val(b);
   ip += 3;
@@ -181,8 +181,8 @@ L_StoreArg:
   ip += 2;
   DISPATCH();
 L_StoreField:
-  if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
-  fieldsOf(obj(f->self))[ip[1]] = *s;
+  if (!has_field(f->self, ip[1], f->method->holder)) goto bad_field;
+  fields_of(obj(f->self))[ip[1]] = *s;
   ip += 2;
   DISPATCH();
 bad_field:
@@ -198,7 +198,7 @@ bad_field:
           describe(f->self) + " does not have");
   }
 L_StoreCtx:
-  obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]] = *s;
+  obj(ctx_at(f, ip[1]))->slots()[2 + ip[2]] = *s;
   ip += 3;
   DISPATCH();
 L_Pop:
@@ -213,27 +213,27 @@ L_Dup:
 
 L_Send:
   site = &f->method->sites[u16at(ip + 1)];
-  retIp = ip + 3;
+  ret_ip = ip + 3;
 send_site:
   argc = site->argc;
   base = s - argc;
   {
-    uint32_t tag = tagOf(*base);
-    if (site->cachedTag == tag) {
-      m = site->cachedTarget;
+    uint32_t tag = tag_of(*base);
+    if (site->cached_tag == tag) {
+      m = site->cached_target;
       goto do_invoke;
     }
-    if (site->cachedTag2 == tag) {
-      m = site->cachedTarget2;
+    if (site->cached_tag2 == tag) {
+      m = site->cached_target2;
       goto do_invoke;
     }
-    m = lookup(classTable[tag], site->selector);
+    m = lookup(class_table[tag], site->selector);
     if (m && !optimize) goto do_invoke;
     if (m) {
-      site->cachedTag2 = site->cachedTag;
-      site->cachedTarget2 = site->cachedTarget;
-      site->cachedTag = tag;
-      site->cachedTarget = m;
+      site->cached_tag2 = site->cached_tag;
+      site->cached_target2 = site->cached_target;
+      site->cached_tag = tag;
+      site->cached_target = m;
       goto do_invoke;
     }
     sel = site->selector;
@@ -242,16 +242,16 @@ send_site:
 
 L_SuperSend:
   site = &f->method->sites[u16at(ip + 1)];
-  retIp = ip + 3;
+  ret_ip = ip + 3;
   argc = site->argc;
   base = s - argc;
-  if (site->cachedTarget) {
-    m = site->cachedTarget;
+  if (site->cached_target) {
+    m = site->cached_target;
     goto do_invoke;
   }
-  m = lookup(site->superStart, site->selector);
+  m = lookup(site->super_start, site->selector);
   if (m) {
-    if (optimize) site->cachedTarget = m;
+    if (optimize) site->cached_target = m;
     goto do_invoke;
   }
   sel = site->selector;
@@ -259,17 +259,17 @@ L_SuperSend:
 
   // Arithmetic and comparison sends: small-integer and Double fast paths, otherwise a
   // real send through the site's inline cache (same semantics as the primitives).
-#define BINARY_FAST(label, intExpr, dblExpr)                                                  \
+#define BINARY_FAST(label, int_expr, dbl_expr)                                                \
   label : {                                                                                   \
     Value a = s[-1], b = s[0];                                                                \
     if (a & b & 1) {                                                                          \
-      intExpr;                                                                                \
+      int_expr;                                                                               \
     } else if (!(a & 1) && obj(a)->kind == kDouble && ((b & 1) || obj(b)->kind == kDouble)) { \
       double x = obj(a)->dbl();                                                               \
-      double y = (b & 1) ? static_cast<double>(intOf(b)) : obj(b)->dbl();                     \
+      double y = (b & 1) ? static_cast<double>(int_of(b)) : obj(b)->dbl();                    \
       (void)x;                                                                                \
       (void)y;                                                                                \
-      dblExpr;                                                                                \
+      dbl_expr;                                                                               \
     }                                                                                         \
     goto L_Send;                                                                              \
   }
@@ -288,7 +288,7 @@ L_SuperSend:
         if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r))
           PUSH_RESULT(static_cast<Value>(r));
       },
-      PUSH_RESULT(newDouble(x + y)))
+      PUSH_RESULT(new_double(x + y)))
   BINARY_FAST(
       L_SendSub,
       {
@@ -296,40 +296,45 @@ L_SuperSend:
         if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r))
           PUSH_RESULT(static_cast<Value>(r + 1));
       },
-      PUSH_RESULT(newDouble(x - y)))
+      PUSH_RESULT(new_double(x - y)))
   BINARY_FAST(
       L_SendMul,
       {
         int64_t r;
-        if (!__builtin_mul_overflow(intOf(a), intOf(b), &r) && fitsSmall(r)) PUSH_RESULT(fromInt(r));
+        if (!__builtin_mul_overflow(int_of(a), int_of(b), &r) && fits_small(r)) PUSH_RESULT(from_int(r));
       },
-      PUSH_RESULT(newDouble(x * y)))
-  BINARY_FAST(L_SendLt, PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(x < y ? trueV : falseV))
-  BINARY_FAST(L_SendGt, PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(x > y ? trueV : falseV))
-  BINARY_FAST(L_SendLe, PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(!(y < x) ? trueV : falseV))  // library: (other < self) not
-  BINARY_FAST(L_SendGe, PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(!(x < y) ? trueV : falseV))  // library: (self < other) not
-  BINARY_FAST(L_SendEq, PUSH_RESULT(a == b ? trueV : falseV), PUSH_RESULT(x == y ? trueV : falseV))
+      PUSH_RESULT(new_double(x * y)))
+  BINARY_FAST(L_SendLt,
+              PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? true_value : false_value),
+              PUSH_RESULT(x < y ? true_value : false_value))
+  BINARY_FAST(L_SendGt,
+              PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? true_value : false_value),
+              PUSH_RESULT(x > y ? true_value : false_value))
+  BINARY_FAST(L_SendLe,
+              PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? true_value : false_value),
+              PUSH_RESULT(!(y < x) ? true_value : false_value))  // library: (other < self) not
+  BINARY_FAST(L_SendGe,
+              PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? true_value : false_value),
+              PUSH_RESULT(!(x < y) ? true_value : false_value))  // library: (self < other) not
+  BINARY_FAST(L_SendEq, PUSH_RESULT(a == b ? true_value : false_value),
+              PUSH_RESULT(x == y ? true_value : false_value))
   BINARY_FAST(
       L_SendDiv,
       {
-        int64_t x = intOf(a);
-        int64_t y = intOf(b);
-        if (y != 0 && fitsSmall(x / y)) PUSH_RESULT(fromInt(x / y));
+        int64_t x = int_of(a);
+        int64_t y = int_of(b);
+        if (y != 0 && fits_small(x / y)) PUSH_RESULT(from_int(x / y));
       },
       NO_DOUBLE_PATH)
   BINARY_FAST(
       L_SendMod,
       {
-        int64_t x = intOf(a);
-        int64_t y = intOf(b);
+        int64_t x = int_of(a);
+        int64_t y = int_of(b);
         if (y != 0) {
           int64_t r = x % y;
           if (r != 0 && ((r ^ y) < 0)) r += y;
-          PUSH_RESULT(fromInt(r));
+          PUSH_RESULT(from_int(r));
         }
       },
       NO_DOUBLE_PATH)
@@ -346,37 +351,37 @@ L_ReturnSelf:
   goto do_return;
 L_ReturnNonlocal : {
   result = *s;
-  Value home = ctxAt(f, ip[1]);
+  Value home = ctx_at(f, ip[1]);
   Value marker = obj(home)->slots()[1];
-  if (marker == fromInt(0)) {
+  if (marker == from_int(0)) {
     // The home activation has returned: pop this block activation and send
     // escapedBlock: to the self of the activation that sent value (its caller).
     Value blk = f->args[0];
     Frame* done = f;
-    if (done->context) obj(done->context)->slots()[1] = fromInt(0);
-    if (done->isEntry) {
+    if (done->context) obj(done->context)->slots()[1] = from_int(0);
+    if (done->is_entry) {
       SAVE();
       fatal("escaped block evaluated from outside the interpreter");
     }
     s = done->args - 1;
-    retIp = done->retPc;
+    ret_ip = done->ret_pc;
     f = done->caller;
     *++s = f->self;
     *++s = blk;
     base = s - 1;
     argc = 1;
-    sel = symEscapedBlock;
-    lookupStart = nullptr;
+    sel = sym_escaped_block;
+    lookup_start = nullptr;
     site = nullptr;
     goto do_send;
   }
   auto* target = reinterpret_cast<Frame*>(marker & ~Value(1));
   for (Frame* x = f; x != target; x = x->caller) {
-    if (!x || x->isEntry) {
+    if (!x || x->is_entry) {
       SAVE();
       fatal("non-local return across a VM entry boundary");
     }
-    if (x->context) obj(x->context)->slots()[1] = fromInt(0);
+    if (x->context) obj(x->context)->slots()[1] = from_int(0);
   }
   f = target;
   goto do_return;
@@ -384,12 +389,12 @@ L_ReturnNonlocal : {
 
 do_return : {
   Frame* done = f;
-  if (done->context) obj(done->context)->slots()[1] = fromInt(0);
+  if (done->context) obj(done->context)->slots()[1] = from_int(0);
   s = done->args;
   *s = result;
-  ip = done->retPc;
+  ip = done->ret_pc;
   f = done->caller;
-  if (done->isEntry) {
+  if (done->is_entry) {
     fp = f;
     pc = ip;
     sp = s - 1;
@@ -402,31 +407,31 @@ L_Jump:
   ip = f->method->code.data() + u16at(ip + 1);
   DISPATCH();
 L_JumpBack:
-  if (heap.needGC) {
+  if (heap.need_gc) {
     SAVE();
-    collectGarbage();
+    collect_garbage();
   }
   ip = f->method->code.data() + u16at(ip + 1);
   DISPATCH();
 L_JumpIfTrue:
-  if (*s == trueV) {
+  if (*s == true_value) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
     DISPATCH();
   }
-  if (*s == falseV) {
+  if (*s == false_value) {
     s--;
     ip += 5;
     DISPATCH();
   }
   goto cond_fallback;
 L_JumpIfFalse:
-  if (*s == falseV) {
+  if (*s == false_value) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
     DISPATCH();
   }
-  if (*s == trueV) {
+  if (*s == true_value) {
     s--;
     ip += 5;
     DISPATCH();
@@ -438,13 +443,13 @@ cond_fallback:
   site = &f->method->sites[u16at(ip + 3)];
   goto fallback_args;
 L_JumpIfNil:
-  if (*s-- == nilV)
+  if (*s-- == nil_value)
     ip = f->method->code.data() + u16at(ip + 1);
   else
     ip += 3;
   DISPATCH();
 L_JumpIfNotNil:
-  if (*s-- != nilV)
+  if (*s-- != nil_value)
     ip = f->method->code.data() + u16at(ip + 1);
   else
     ip += 3;
@@ -454,75 +459,75 @@ L_NilCheck : {
   // semantics, which the inlined code implements), runs the inlined code; any other receiver
   // (a class overriding the selector, or not understanding it) gets the real send.
   Value v = *s;
-  if (v == nilV) {
+  if (v == nil_value) {
     ip += 3;
     DISPATCH();
   }
   site = &f->method->sites[u16at(ip + 1)];
-  uint32_t tag = tagOf(v);
-  if (site->stdTag == tag || site->stdTag2 == tag) {
+  uint32_t tag = tag_of(v);
+  if (site->std_tag == tag || site->std_tag2 == tag) {
     ip += 3;
     DISPATCH();
   }
-  Method* lm = lookup(classTable[tag], site->selector);
-  if (lm && lm->holder == objectClass) {
-    site->stdTag2 = site->stdTag;
-    site->stdTag = tag;
+  Method* lm = lookup(class_table[tag], site->selector);
+  if (lm && lm->holder == object_class) {
+    site->std_tag2 = site->std_tag;
+    site->std_tag = tag;
     ip += 3;
     DISPATCH();
   }
   goto fallback_args;
 }
 L_ForCheck:
-  if (isInt(*s) || isNumber(*s)) {
+  if (is_int(*s) || is_number(*s)) {
     ip += 3;
     DISPATCH();
   }
   site = &f->method->sites[u16at(ip + 1)];
 fallback_args:
-  // The send's arguments (site->fallbackArg): the literal blocks, materialised now as real
+  // The send's arguments (site->fallback_arg): the literal blocks, materialised now as real
   // closures over this activation's context and self (the compiler made every variable they use
   // a context variable, so they share it with the inlined code), or the loop's already
-  // evaluated limit/step. heap.alloc does not collect (it only raises needGC), so the operand
+  // evaluated limit/step. heap.alloc does not collect (it only raises need_gc), so the operand
   // stack needs no SAVE() here.
-  if (f->method->lazyContext && !f->context) {
-    bool anyBlock = false;
-    for (uint32_t i = 0; i < site->argc; i++) anyBlock |= site->fallbackArg[i] >= 0;
-    if (anyBlock) {
+  if (f->method->lazy_context && !f->context) {
+    bool any_block = false;
+    for (uint32_t i = 0; i < site->argc; i++) any_block |= site->fallback_arg[i] >= 0;
+    if (any_block) {
       // Create the context the closures capture (same layout as at frame entry) and move the
       // variables they share with this activation into it; from now on the *_LAZY
       // instructions use the context, so both sides see every later store.
       Method* fm = f->method;
-      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + fm->numCtxVars));
+      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + fm->num_ctx_vars));
       Value* cs = c->slots();
-      cs[0] = f->outerCtx ? f->outerCtx : nilV;
+      cs[0] = f->outer_ctx ? f->outer_ctx : nil_value;
       cs[1] = val(f) | 1;
-      for (int i = 0; i < fm->numCtxVars; i++) cs[2 + i] = nilV;
-      for (auto& [frameSlot, ctxSlot] : fm->lazyVars)
-        cs[2 + ctxSlot] = frameSlot >= 0 ? f->locals()[frameSlot] : f->args[-frameSlot];
+      for (int i = 0; i < fm->num_ctx_vars; i++) cs[2 + i] = nil_value;
+      for (auto& [frame_slot, ctx_slot] : fm->lazy_vars)
+        cs[2 + ctx_slot] = frame_slot >= 0 ? f->locals()[frame_slot] : f->args[-frame_slot];
       f->context = val(c);
     }
   }
   for (uint32_t i = 0; i < site->argc; i++) {
-    int32_t a = site->fallbackArg[i];
+    int32_t a = site->fallback_arg[i];
     if (a >= 0) {
       Method* bm = f->method->blocks[static_cast<uint32_t>(a)];
-      Class* bc = bm->numArgs == 0   ? block1Class
-                  : bm->numArgs == 1 ? block2Class
-                  : bm->numArgs == 2 ? block3Class
-                                     : blockClass;
+      Class* bc = bm->num_args == 0   ? block1_class
+                  : bm->num_args == 1 ? block2_class
+                  : bm->num_args == 2 ? block3_class
+                                      : block_class;
       Object* b = heap.alloc(kBlock, bc->tag, 3);
       b->slots()[0] = val(bm);
-      b->slots()[1] = f->context ? f->context : nilV;
+      b->slots()[1] = f->context ? f->context : nil_value;
       b->slots()[2] = f->self;
       *++s = val(b);
     } else if (a <= kFallbackLocal0) {
       *++s = f->locals()[kFallbackLocal0 - a];
     } else {
-      *++s = nilV;
+      *++s = nil_value;
     }
   }
-  retIp = f->method->code.data() + site->contPc;
+  ret_ip = f->method->code.data() + site->cont_pc;
   goto send_site;
 L_ForTest:
 L_ForTestDown : {
@@ -534,7 +539,7 @@ L_ForTestDown : {
               : static_cast<int64_t>(a) <= static_cast<int64_t>(b);
   } else {
     bool ok = true;
-    int c = numCompare(a, b, &ok);
+    int c = num_compare(a, b, &ok);
     if (!ok) {
       SAVE();
       fatal("loop limit is not a number: " + describe(b));
@@ -551,44 +556,44 @@ L_ForTestDown : {
 }
 L_ForStep : {
   Value& c = f->locals()[ip[1]];
-  if (isInt(c)) {
-    int64_t n = intOf(c) + (ip[2] ? -1 : 1);
-    if (fitsSmall(n)) {
-      c = fromInt(n);
+  if (is_int(c)) {
+    int64_t n = int_of(c) + (ip[2] ? -1 : 1);
+    if (fits_small(n)) {
+      c = from_int(n);
       ip += 3;
       DISPATCH();
     }
   }
   SAVE();
-  c = ip[2] ? numSub(*this, c, fromInt(1)) : numAdd(*this, c, fromInt(1));
+  c = ip[2] ? num_sub(*this, c, from_int(1)) : num_add(*this, c, from_int(1));
   ip += 3;
   DISPATCH();
 }
 
   // ---- the send protocol ---------------------------------------------------------------
 do_send:
-  // In: sel, argc, base (receiver slot), retIp, lookupStart (nullptr: receiver's class).
-  m = lookup(lookupStart ? lookupStart : classOf(*base), sel);
-  lookupStart = nullptr;
+  // In: sel, argc, base (receiver slot), ret_ip, lookup_start (nullptr: receiver's class).
+  m = lookup(lookup_start ? lookup_start : class_of(*base), sel);
+  lookup_start = nullptr;
   if (!m) goto do_dnu;
-  if (static_cast<uint32_t>(m->numArgs) != argc) {
+  if (static_cast<uint32_t>(m->num_args) != argc) {
     // Only reachable through perform: with a selector of another arity.
     SAVE();
-    fatal("#" + sel->text + " takes " + std::to_string(m->numArgs) + " arguments, but " +
+    fatal("#" + sel->text + " takes " + std::to_string(m->num_args) + " arguments, but " +
           std::to_string(argc) + " were supplied (perform:)");
   }
   goto do_invoke;
 
 do_dnu : {
-  // In: sel, argc, base, retIp. Replaces the arguments by (selector, Array of arguments).
-  Class* rc = classOf(*base);
-  Method* dnu = lookup(rc, symDNU);
+  // In: sel, argc, base, ret_ip. Replaces the arguments by (selector, Array of arguments).
+  Class* rc = class_of(*base);
+  Method* dnu = lookup(rc, sym_dnu);
   if (!dnu) {
     SAVE();
     fatal(describe(*base) + " does not understand #" + sel->text +
           " (and no doesNotUnderstand:arguments: method)");
   }
-  Value arr = newArray(argc);
+  Value arr = new_array(argc);
   for (uint32_t i = 0; i < argc; i++) obj(arr)->slots()[i] = base[1 + i];
   base[1] = val(sel);
   base[2] = arr;
@@ -599,136 +604,136 @@ do_dnu : {
 }
 
 do_invoke:
-  // In: m, argc, base, retIp. The receiver and arguments are base[0..argc].
+  // In: m, argc, base, ret_ip. The receiver and arguments are base[0..argc].
   if (m->mkind == MethodKind::kBytecode) {
     if (m->trivial != Method::kNotTrivial) {
       Value rcv = base[0];
       switch (m->trivial) {
         case Method::kGetter:
-          if (hasField(rcv, m->trivialIndex, m->holder)) {
-            *base = fieldsOf(obj(rcv))[m->trivialIndex];
+          if (has_field(rcv, m->trivial_index, m->holder)) {
+            *base = fields_of(obj(rcv))[m->trivial_index];
             s = base;
-            ip = retIp;
+            ip = ret_ip;
             DISPATCH();
           }
           break;
         case Method::kSetter:
-          if (hasField(rcv, m->trivialIndex, m->holder)) {
-            fieldsOf(obj(rcv))[m->trivialIndex] = base[1];
+          if (has_field(rcv, m->trivial_index, m->holder)) {
+            fields_of(obj(rcv))[m->trivial_index] = base[1];
             s = base;
-            ip = retIp;
+            ip = ret_ip;
             DISPATCH();
           }
           break;
         case Method::kConstant:
-          *base = m->trivialValue;
+          *base = m->trivial_value;
           s = base;
-          ip = retIp;
+          ip = ret_ip;
           DISPATCH();
         case Method::kSelf:
           s = base;
-          ip = retIp;
+          ip = ret_ip;
           DISPATCH();
         default:
           break;
       }
     }
   push_frame:
-    if (heap.needGC) {
+    if (heap.need_gc) {
       SAVE();
-      collectGarbage();
+      collect_garbage();
     }
-    if (s + kFrameWords + m->numLocals + m->maxStack + 16 >= stackLimit) {
+    if (s + kFrameWords + m->num_locals + m->max_stack + 16 >= stack_limit) {
       SAVE();
       fatal("stack overflow: recursion too deep");
     }
     auto* nf = reinterpret_cast<Frame*>(s + 1);
     nf->caller = f;
-    nf->retPc = retIp;
+    nf->ret_pc = ret_ip;
     nf->method = m;
     nf->args = base;
-    if (m->isBlock) {
+    if (m->is_block) {
       Object* blk = obj(base[0]);
       nf->self = blk->slots()[2];
-      nf->outerCtx = blk->slots()[1];
+      nf->outer_ctx = blk->slots()[1];
     } else {
       nf->self = base[0];
-      nf->outerCtx = 0;
+      nf->outer_ctx = 0;
     }
     nf->context = 0;
-    nf->isEntry = 0;
+    nf->is_entry = 0;
     Value* l = nf->locals();
-    for (int i = 0; i < m->numLocals; i++) l[i] = nilV;
-    s = l + m->numLocals - 1;
+    for (int i = 0; i < m->num_locals; i++) l[i] = nil_value;
+    s = l + m->num_locals - 1;
     f = nf;
     ip = m->code.data();
-    if (m->hasContext) {
-      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + m->numCtxVars));
+    if (m->has_context) {
+      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + m->num_ctx_vars));
       Value* cs = c->slots();
-      cs[0] = nf->outerCtx ? nf->outerCtx : nilV;
+      cs[0] = nf->outer_ctx ? nf->outer_ctx : nil_value;
       cs[1] = val(nf) | 1;
-      for (int i = 0; i < m->numCtxVars; i++) cs[2 + i] = nilV;
-      for (auto& [argIdx, slot] : m->ctxArgs) cs[2 + slot] = base[argIdx];
+      for (int i = 0; i < m->num_ctx_vars; i++) cs[2 + i] = nil_value;
+      for (auto& [arg_idx, slot] : m->ctx_args) cs[2 + slot] = base[arg_idx];
       nf->context = val(c);
     }
     DISPATCH();
   }
   if (m->mkind == MethodKind::kPrimitive) {
-    switch (m->specialPrim) {
+    switch (m->special_prim) {
       case SpecialPrim::kNone:
       call_prim : {
         fp = f;
-        pc = retIp;
+        pc = ret_ip;
         sp = s;
         Value r = m->prim(*this, base);
         s = base;
         *s = r;
-        ip = retIp;
+        ip = ret_ip;
         DISPATCH();
       }
       case SpecialPrim::kValue: {
         Object* blk = obj(base[0]);
-        if (isInt(base[0]) || blk->kind != kBlock) {
+        if (is_int(base[0]) || blk->kind != kBlock) {
           SAVE();
           fatal("value primitive sent to " + describe(base[0]));
         }
         m = static_cast<Method*>(obj(blk->slots()[0]));
-        if (static_cast<uint32_t>(m->numArgs) != argc) {
+        if (static_cast<uint32_t>(m->num_args) != argc) {
           SAVE();
-          fatal("block expects " + std::to_string(m->numArgs) + " arguments, got " + std::to_string(argc));
+          fatal("block expects " + std::to_string(m->num_args) + " arguments, got " + std::to_string(argc));
         }
         goto push_frame;
       }
       case SpecialPrim::kRestart:
-        if (heap.needGC) {
+        if (heap.need_gc) {
           SAVE();
-          collectGarbage();
+          collect_garbage();
         }
         ip = f->method->code.data();
-        s = f->locals() + f->method->numLocals - 1;
+        s = f->locals() + f->method->num_locals - 1;
         DISPATCH();
       case SpecialPrim::kPerform:
       case SpecialPrim::kPerformSuper:
       case SpecialPrim::kPerformArgs:
       case SpecialPrim::kPerformArgsSuper: {
-        SpecialPrim which = m->specialPrim;
-        Value selV = base[1];
-        if (isInt(selV) || obj(selV)->kind != kSymbol) {
+        SpecialPrim which = m->special_prim;
+        Value sel_value = base[1];
+        if (is_int(sel_value) || obj(sel_value)->kind != kSymbol) {
           SAVE();
-          fatal("perform: needs a Symbol, got " + describe(selV));
+          fatal("perform: needs a Symbol, got " + describe(sel_value));
         }
-        sel = static_cast<Symbol*>(obj(selV));
+        sel = static_cast<Symbol*>(obj(sel_value));
         Class* start = nullptr;
         if (which == SpecialPrim::kPerformSuper || which == SpecialPrim::kPerformArgsSuper) {
           Value cv = base[argc];
-          if (isInt(cv) || obj(cv)->kind != kClass) {
+          if (is_int(cv) || obj(cv)->kind != kClass) {
             SAVE();
             fatal("perform:inSuperclass: needs a Class, got " + describe(cv));
           }
           start = static_cast<Class*>(obj(cv));
           // Lookup may start above the receiver's class, never beside it: primitives rely on
           // their receiver having the layout of their holder.
-          if (!inheritsFrom(classOf(base[0]), start)) {
+          if (!inherits_from(class_of(base[0]), start)) {
             SAVE();
             fatal("perform:inSuperclass: " + describe(base[0]) + " is not an instance of " +
                   start->name->text + " or a subclass");
@@ -736,12 +741,12 @@ do_invoke:
         }
         if (which == SpecialPrim::kPerformArgs || which == SpecialPrim::kPerformArgsSuper) {
           Value arr = base[2];
-          if (isInt(arr) || obj(arr)->kind != kArray) {
+          if (is_int(arr) || obj(arr)->kind != kArray) {
             SAVE();
             fatal("perform:withArguments: needs an Array, got " + describe(arr));
           }
           uint32_t n = obj(arr)->length;
-          if (base + n + 64 >= stackLimit) {
+          if (base + n + 64 >= stack_limit) {
             SAVE();
             fatal("stack overflow in perform:withArguments:");
           }
@@ -751,26 +756,26 @@ do_invoke:
           argc = 0;
         }
         s = base + argc;
-        lookupStart = start;
+        lookup_start = start;
         goto do_send;
       }
       case SpecialPrim::kInvoke: {
         // [method, receiver, args array]
         auto* target = static_cast<Method*>(obj(base[0]));
         Value arr = base[2];
-        if (isInt(arr) || obj(arr)->kind != kArray) {
+        if (is_int(arr) || obj(arr)->kind != kArray) {
           SAVE();
           fatal("invokeOn:with: needs an Array of arguments, got " + describe(arr));
         }
         uint32_t n = obj(arr)->length;
-        if (target->holder && !inheritsFrom(classOf(base[1]), target->holder)) {
+        if (target->holder && !inherits_from(class_of(base[1]), target->holder)) {
           SAVE();
           fatal("invokeOn:with: " + describe(base[1]) + " is not an instance of " +
                 target->holder->name->text + " or a subclass");
         }
-        if (static_cast<int>(n) != target->numArgs) {
+        if (static_cast<int>(n) != target->num_args) {
           SAVE();
-          fatal("invokeOn:with: " + target->signature->text + " expects " + std::to_string(target->numArgs) +
+          fatal("invokeOn:with: " + target->signature->text + " expects " + std::to_string(target->num_args) +
                 " arguments, got " + std::to_string(n));
         }
         base[0] = base[1];
@@ -782,31 +787,31 @@ do_invoke:
       }
       case SpecialPrim::kArrayAt: {
         Value rcv = base[0], idx = base[1];
-        if (!isInt(rcv) && obj(rcv)->kind == kArray && isInt(idx) &&
-            static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
-          *base = obj(rcv)->slots()[intOf(idx) - 1];
+        if (!is_int(rcv) && obj(rcv)->kind == kArray && is_int(idx) &&
+            static_cast<uint64_t>(int_of(idx) - 1) < obj(rcv)->length) {
+          *base = obj(rcv)->slots()[int_of(idx) - 1];
           s = base;
-          ip = retIp;
+          ip = ret_ip;
           DISPATCH();
         }
         goto call_prim;
       }
       case SpecialPrim::kArrayAtPut: {
         Value rcv = base[0], idx = base[1];
-        if (!isInt(rcv) && obj(rcv)->kind == kArray && isInt(idx) &&
-            static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
-          obj(rcv)->slots()[intOf(idx) - 1] = base[2];
+        if (!is_int(rcv) && obj(rcv)->kind == kArray && is_int(idx) &&
+            static_cast<uint64_t>(int_of(idx) - 1) < obj(rcv)->length) {
+          obj(rcv)->slots()[int_of(idx) - 1] = base[2];
           s = base;
-          ip = retIp;
+          ip = ret_ip;
           DISPATCH();
         }
         goto call_prim;
       }
       case SpecialPrim::kArrayLength:
-        if (!isInt(base[0]) && obj(base[0])->kind == kArray) {
-          *base = fromInt(obj(base[0])->length);
+        if (!is_int(base[0]) && obj(base[0])->kind == kArray) {
+          *base = from_int(obj(base[0])->length);
           s = base;
-          ip = retIp;
+          ip = ret_ip;
           DISPATCH();
         }
         goto call_prim;
@@ -816,7 +821,7 @@ do_invoke:
   }
   SAVE();
   fp = f;
-  pc = retIp;
+  pc = ret_ip;
   fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" + m->signature->text +
         " is declared but not implemented by this VM");
 }

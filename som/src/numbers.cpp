@@ -9,13 +9,13 @@
 
 namespace som {
 
-bool isBig(Value v) { return !isInt(v) && obj(v)->kind == kBigInt; }
-bool isDouble(Value v) { return !isInt(v) && obj(v)->kind == kDouble; }
-bool isNumber(Value v) { return isInt(v) || obj(v)->kind == kBigInt || obj(v)->kind == kDouble; }
+bool is_big(Value v) { return !is_int(v) && obj(v)->kind == kBigInt; }
+bool is_double(Value v) { return !is_int(v) && obj(v)->kind == kDouble; }
+bool is_number(Value v) { return is_int(v) || obj(v)->kind == kBigInt || obj(v)->kind == kDouble; }
 
 // Big integer -> nearest double (mpz_get_d truncates): keep the top 64 bits, fold every lower
 // bit into a sticky bit, and let the uint64 -> double conversion round to nearest-even.
-static double bigToDouble(mpz_srcptr z) {
+static double big_to_double(mpz_srcptr z) {
   size_t bits = mpz_sizeinbase(z, 2);
   const mp_limb_t* limbs = mpz_limbs_read(z);
   size_t n = mpz_size(z);
@@ -36,26 +36,26 @@ static double bigToDouble(mpz_srcptr z) {
   return mpz_sgn(z) < 0 ? -mag : mag;
 }
 
-double toDouble(Value v) {
-  if (isInt(v)) return static_cast<double>(intOf(v));
+double to_double(Value v) {
+  if (is_int(v)) return static_cast<double>(int_of(v));
   if (obj(v)->kind == kDouble) return obj(v)->dbl();
   IntView iv(v);
-  return bigToDouble(iv.z);
+  return big_to_double(iv.z);
 }
 
-Value fromMpz(VM& vm, mpz_srcptr z, bool permanent);
+Value from_mpz(VM& vm, mpz_srcptr z, bool permanent);
 
-Value makeInt64(VM& vm, int64_t i) {
-  if (fitsSmall(i)) return fromInt(i);
+Value make_int64(VM& vm, int64_t i) {
+  if (fits_small(i)) return from_int(i);
   mpz_t t;
   mpz_init_set_si(t, i);
-  Value r = fromMpz(vm, t, false);
+  Value r = from_mpz(vm, t, false);
   mpz_clear(t);
   return r;
 }
 
-std::string integerToString(Value v) {
-  if (isInt(v)) return std::to_string(intOf(v));
+std::string integer_to_string(Value v) {
+  if (is_int(v)) return std::to_string(int_of(v));
   IntView iv(v);
   std::string s(mpz_sizeinbase(iv.z, 10) + 2, '\0');
   mpz_get_str(s.data(), 10, iv.z);
@@ -63,7 +63,7 @@ std::string integerToString(Value v) {
   return s;
 }
 
-std::string doubleToString(double d) {
+std::string double_to_string(double d) {
   if (std::isnan(d)) return "NaN";
   if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
   char buf[64];
@@ -77,7 +77,7 @@ std::string doubleToString(double d) {
 }
 
 namespace {
-[[noreturn]] void notNumber(VM& vm, const char* op, Value b) {
+[[noreturn]] void not_number(VM& vm, const char* op, Value b) {
   vm.fatal(std::string("argument of ") + op + " is not a number: " + vm.describe(b));
 }
 mpz_t& scratch() {
@@ -91,45 +91,45 @@ mpz_t& scratch() {
 }
 }  // namespace
 
-Value numAdd(VM& vm, Value a, Value b) {
-  if (!isNumber(b)) notNumber(vm, "+", b);
-  if (isDouble(a) || isDouble(b)) return vm.newDouble(toDouble(a) + toDouble(b));
-  if (isInt(a) && isInt(b)) return makeInt64(vm, intOf(a) + intOf(b));
+Value num_add(VM& vm, Value a, Value b) {
+  if (!is_number(b)) not_number(vm, "+", b);
+  if (is_double(a) || is_double(b)) return vm.new_double(to_double(a) + to_double(b));
+  if (is_int(a) && is_int(b)) return make_int64(vm, int_of(a) + int_of(b));
   IntView x(a), y(b);
   mpz_add(scratch(), x.z, y.z);
-  return fromMpz(vm, scratch(), false);
+  return from_mpz(vm, scratch(), false);
 }
 
-Value numSub(VM& vm, Value a, Value b) {
-  if (!isNumber(b)) notNumber(vm, "-", b);
-  if (isDouble(a) || isDouble(b)) return vm.newDouble(toDouble(a) - toDouble(b));
-  if (isInt(a) && isInt(b)) return makeInt64(vm, intOf(a) - intOf(b));
+Value num_sub(VM& vm, Value a, Value b) {
+  if (!is_number(b)) not_number(vm, "-", b);
+  if (is_double(a) || is_double(b)) return vm.new_double(to_double(a) - to_double(b));
+  if (is_int(a) && is_int(b)) return make_int64(vm, int_of(a) - int_of(b));
   IntView x(a), y(b);
   mpz_sub(scratch(), x.z, y.z);
-  return fromMpz(vm, scratch(), false);
+  return from_mpz(vm, scratch(), false);
 }
 
-Value numMul(VM& vm, Value a, Value b) {
-  if (!isNumber(b)) notNumber(vm, "*", b);
-  if (isDouble(a) || isDouble(b)) return vm.newDouble(toDouble(a) * toDouble(b));
-  if (isInt(a) && isInt(b)) {
+Value num_mul(VM& vm, Value a, Value b) {
+  if (!is_number(b)) not_number(vm, "*", b);
+  if (is_double(a) || is_double(b)) return vm.new_double(to_double(a) * to_double(b));
+  if (is_int(a) && is_int(b)) {
     int64_t r;
-    if (!__builtin_mul_overflow(intOf(a), intOf(b), &r)) return makeInt64(vm, r);
+    if (!__builtin_mul_overflow(int_of(a), int_of(b), &r)) return make_int64(vm, r);
   }
   IntView x(a), y(b);
   mpz_mul(scratch(), x.z, y.z);
-  return fromMpz(vm, scratch(), false);
+  return from_mpz(vm, scratch(), false);
 }
 
-int numCompare(Value a, Value b, bool* ok) {
-  if (!isNumber(a) || !isNumber(b)) {
+int num_compare(Value a, Value b, bool* ok) {
+  if (!is_number(a) || !is_number(b)) {
     *ok = false;
     return 0;
   }
   *ok = true;
-  if (isInt(a) && isInt(b)) return intOf(a) < intOf(b) ? -1 : (intOf(a) > intOf(b) ? 1 : 0);
-  if (isDouble(a) || isDouble(b)) {
-    double x = toDouble(a), y = toDouble(b);
+  if (is_int(a) && is_int(b)) return int_of(a) < int_of(b) ? -1 : (int_of(a) > int_of(b) ? 1 : 0);
+  if (is_double(a) || is_double(b)) {
+    double x = to_double(a), y = to_double(b);
     if (std::isnan(x) || std::isnan(y)) {
       *ok = true;
       return 2;  // unordered: neither <, = nor >
@@ -141,34 +141,34 @@ int numCompare(Value a, Value b, bool* ok) {
   return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
-Value fromMpz(VM& vm, mpz_srcptr z, bool permanent) {
+Value from_mpz(VM& vm, mpz_srcptr z, bool permanent) {
   if (mpz_fits_slong_p(z)) {
     long i = mpz_get_si(z);
-    if (fitsSmall(i)) return fromInt(i);
+    if (fits_small(i)) return from_int(i);
   }
   size_t n = mpz_size(z);
   Object* o;
   if (permanent) {
-    o = vm.permAlloc(kBigInt, vm.integerTag, static_cast<uint32_t>(n));
+    o = vm.perm_alloc(kBigInt, vm.integer_tag, static_cast<uint32_t>(n));
   } else {
-    o = vm.heap.alloc(kBigInt, vm.integerTag, static_cast<uint32_t>(n));
+    o = vm.heap.alloc(kBigInt, vm.integer_tag, static_cast<uint32_t>(n));
   }
   o->aux = mpz_sgn(z) < 0 ? 1 : 0;
   std::memcpy(o->limbs(), mpz_limbs_read(z), n * sizeof(mp_limb_t));
   return val(o);
 }
 
-Value VM::bigFromDecimal(const std::string& digits, bool permanent) {
+Value VM::big_from_decimal(const std::string& digits, bool permanent) {
   mpz_t t;
   if (mpz_init_set_str(t, digits.c_str(), 10) != 0) {
     mpz_clear(t);
-    return nilV;
+    return nil_value;
   }
-  Value r = fromMpz(*this, t, permanent);
+  Value r = from_mpz(*this, t, permanent);
   mpz_clear(t);
   return r;
 }
 
-Value VM::intValue(int64_t i) { return makeInt64(*this, i); }
+Value VM::int_value(int64_t i) { return make_int64(*this, i); }
 
 }  // namespace som

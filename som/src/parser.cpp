@@ -1,5 +1,5 @@
 // SOM lexer and parser. See parser_p.h. Internally a parse error unwinds with a C++ exception
-// (ParseError) that never leaves parseClass(); nesting depth is bounded so hostile input cannot
+// (ParseError) that never leaves parse_class(); nesting depth is bounded so hostile input cannot
 // exhaust the C++ stack.
 #include "parser_p.h"
 
@@ -10,12 +10,12 @@
 namespace som {
 
 namespace {
-bool isLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isIdentChar(char c) { return isLetter(c) || isDigit(c) || c == '_'; }
+bool is_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ident_char(char c) { return is_letter(c) || is_digit(c) || c == '_'; }
 }  // namespace
 
-bool isBinaryOpChar(char c) {
+bool is_binary_op_char(char c) {
   switch (c) {
     case '~':
     case '&':
@@ -49,17 +49,17 @@ void Lexer::advance() {
   }
 }
 
-void Lexer::skipSpaceAndComments(Token& err) {
+void Lexer::skip_space_and_comments(Token& err) {
   for (;;) {
     char c = peek();
-    if (atEnd()) return;
+    if (at_end()) return;
     if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f') {
       advance();
     } else if (c == '"') {
       SrcPos start{line_, col_};
       advance();
-      while (!atEnd() && peek() != '"') advance();
-      if (atEnd()) {
+      while (!at_end() && peek() != '"') advance();
+      if (at_end()) {
         err.kind = Tok::kError;
         err.pos = start;
         err.text = "unterminated comment";
@@ -74,23 +74,23 @@ void Lexer::skipSpaceAndComments(Token& err) {
 
 Token Lexer::next() {
   Token t;
-  skipSpaceAndComments(t);
+  skip_space_and_comments(t);
   if (t.kind == Tok::kError) return t;
   t.pos = {line_, col_};
   t.offset = pos_;
-  if (atEnd()) {
+  if (at_end()) {
     t.kind = Tok::kEnd;
-    t.endOffset = pos_;
+    t.end_offset = pos_;
     return t;
   }
   char c = peek();
   auto finish = [&](Tok k) {
     t.kind = k;
-    t.endOffset = pos_;
+    t.end_offset = pos_;
     return t;
   };
-  if (isLetter(c)) {
-    while (isIdentChar(peek())) {
+  if (is_letter(c)) {
+    while (is_ident_char(peek())) {
       t.text += peek();
       advance();
     }
@@ -102,8 +102,8 @@ Token Lexer::next() {
       bool seq = false;
       for (;;) {
         size_t k = 0;
-        if (!isLetter(peek(k))) break;
-        while (isIdentChar(peek(k))) k++;
+        if (!is_letter(peek(k))) break;
+        while (is_ident_char(peek(k))) k++;
         if (peek(k) != ':' || peek(k + 1) == '=') break;
         for (size_t i = 0; i <= k; i++) {
           t.text += peek();
@@ -116,15 +116,15 @@ Token Lexer::next() {
     if (t.text == "primitive") return finish(Tok::kPrimitive);
     return finish(Tok::kIdent);
   }
-  if (isDigit(c)) {
-    while (isDigit(peek())) {
+  if (is_digit(c)) {
+    while (is_digit(peek())) {
       t.text += peek();
       advance();
     }
-    if (peek() == '.' && isDigit(peek(1))) {
+    if (peek() == '.' && is_digit(peek(1))) {
       t.text += '.';
       advance();
-      while (isDigit(peek())) {
+      while (is_digit(peek())) {
         t.text += peek();
         advance();
       }
@@ -135,7 +135,7 @@ Token Lexer::next() {
   if (c == '\'') {
     advance();
     for (;;) {
-      if (atEnd()) {
+      if (at_end()) {
         t.kind = Tok::kError;
         t.text = "unterminated string literal";
         return t;
@@ -147,7 +147,7 @@ Token Lexer::next() {
       }
       if (d == '\\') {
         advance();
-        if (atEnd()) continue;
+        if (at_end()) continue;
         char e = peek();
         switch (e) {
           case 't':
@@ -193,8 +193,8 @@ Token Lexer::next() {
   if (c == '#') {
     advance();
     char d = peek();
-    if (isLetter(d)) {
-      while (isIdentChar(peek()) || peek() == ':') {
+    if (is_letter(d)) {
+      while (is_ident_char(peek()) || peek() == ':') {
         t.text += peek();
         advance();
       }
@@ -206,8 +206,8 @@ Token Lexer::next() {
       t.text = std::move(s.text);
       return finish(Tok::kSymbol);
     }
-    if (isBinaryOpChar(d)) {
-      while (isBinaryOpChar(peek())) {
+    if (is_binary_op_char(d)) {
+      while (is_binary_op_char(peek())) {
         t.text += peek();
         advance();
       }
@@ -227,10 +227,10 @@ Token Lexer::next() {
     while (peek() == '-') advance();
     return finish(Tok::kSeparator);
   }
-  if (isBinaryOpChar(c)) {
-    while (isBinaryOpChar(peek())) {
+  if (is_binary_op_char(c)) {
+    while (is_binary_op_char(peek())) {
       // "a - -1": stop before a '-' that starts a negative number after another operator char
-      if (!t.text.empty() && peek() == '-' && isDigit(peek(1))) break;
+      if (!t.text.empty() && peek() == '-' && is_digit(peek(1))) break;
       t.text += peek();
       advance();
     }
@@ -276,25 +276,25 @@ class Parser {
     next_ = lex();
   }
 
-  void parseClassDef(ClassDef& cls) {
-    cls.name = expectIdent("class name");
+  void parse_class_def(ClassDef& cls) {
+    cls.name = expect_ident("class name");
     expect(Tok::kOperator, "=", "'=' after the class name");
     if (cur_.kind == Tok::kIdent || cur_.kind == Tok::kPrimitive) {
-      cls.superName = cur_.text;
+      cls.super_name = cur_.text;
       shift();
     }
     expect(Tok::kLParen, "", "'(' to start the class body");
-    parseFields(cls.instFields);
+    parse_fields(cls.inst_fields);
     while (cur_.kind != Tok::kSeparator && cur_.kind != Tok::kRParen) {
-      cls.instMethods.emplace_back();
-      parseMethod(cls.instMethods.back());
+      cls.inst_methods.emplace_back();
+      parse_method(cls.inst_methods.back());
     }
     if (cur_.kind == Tok::kSeparator) {
       shift();
-      parseFields(cls.classFields);
+      parse_fields(cls.class_fields);
       while (cur_.kind != Tok::kRParen) {
-        cls.classMethods.emplace_back();
-        parseMethod(cls.classMethods.back());
+        cls.class_methods.emplace_back();
+        parse_method(cls.class_methods.back());
       }
     }
     expect(Tok::kRParen, "", "')' to end the class body");
@@ -341,74 +341,74 @@ class Parser {
     }
     shift();
   }
-  bool isIdent() const { return cur_.kind == Tok::kIdent || cur_.kind == Tok::kPrimitive; }
-  std::string expectIdent(const char* what) {
-    if (!isIdent()) expect(Tok::kIdent, "", what);
+  bool is_ident() const { return cur_.kind == Tok::kIdent || cur_.kind == Tok::kPrimitive; }
+  std::string expect_ident(const char* what) {
+    if (!is_ident()) expect(Tok::kIdent, "", what);
     std::string s = cur_.text;
     shift();
     return s;
   }
-  bool isBar() const { return cur_.kind == Tok::kOperator && cur_.text == "|"; }
+  bool is_bar() const { return cur_.kind == Tok::kOperator && cur_.text == "|"; }
 
-  void parseFields(std::vector<std::string>& out) {
-    if (!isBar()) return;
+  void parse_fields(std::vector<std::string>& out) {
+    if (!is_bar()) return;
     shift();
-    while (isIdent()) {
+    while (is_ident()) {
       out.push_back(cur_.text);
       shift();
     }
-    if (!isBar()) expect(Tok::kOperator, "|", "'|' to end the field list");
+    if (!is_bar()) expect(Tok::kOperator, "|", "'|' to end the field list");
     shift();
   }
 
-  void parseMethod(MethodDef& m) {
+  void parse_method(MethodDef& m) {
     m.pos = cur_.pos;
     std::vector<std::string>& params = m.body.params;
-    auto checkParam = [&](const std::string& p, SrcPos pos) {
+    auto check_param = [&](const std::string& p, SrcPos pos) {
       for (auto& q : params)
         if (q == p) fail(pos, "duplicate argument name '" + p + "'");
       if (p == "self" || p == "super") fail(pos, "'" + p + "' cannot be an argument name");
       params.push_back(p);
     };
-    if (isIdent()) {
+    if (is_ident()) {
       m.selector = cur_.text;
       shift();
     } else if (cur_.kind == Tok::kOperator) {
       m.selector = cur_.text;
       shift();
       SrcPos p = cur_.pos;
-      checkParam(expectIdent("argument name after binary selector"), p);
+      check_param(expect_ident("argument name after binary selector"), p);
     } else if (cur_.kind == Tok::kKeyword) {
       while (cur_.kind == Tok::kKeyword) {
         m.selector += cur_.text;
         shift();
         SrcPos p = cur_.pos;
-        checkParam(expectIdent("argument name after keyword"), p);
+        check_param(expect_ident("argument name after keyword"), p);
       }
     } else {
       expect(Tok::kIdent, "", "a method pattern (identifier, binary operator or keyword)");
     }
     expect(Tok::kOperator, "=", "'=' after the method pattern");
     if (cur_.kind == Tok::kPrimitive) {
-      m.isPrimitive = true;
+      m.is_primitive = true;
       shift();
       return;
     }
     m.body.pos = cur_.pos;
     expect(Tok::kLParen, "", "'(' or 'primitive' to start the method body");
-    parseBody(m.body, Tok::kRParen);
+    parse_body(m.body, Tok::kRParen);
     expect(Tok::kRParen, "", "')' to end the method body");
   }
 
-  void parseBody(BlockNode& b, Tok closer) {
-    if (isBar()) {
+  void parse_body(BlockNode& b, Tok closer) {
+    if (is_bar()) {
       shift();
-      while (isIdent()) {
+      while (is_ident()) {
         b.locals.push_back(cur_.text);
-        b.localPos.push_back(cur_.pos);
+        b.local_pos.push_back(cur_.pos);
         shift();
       }
-      if (!isBar()) expect(Tok::kOperator, "|", "'|' to end the local variable list");
+      if (!is_bar()) expect(Tok::kOperator, "|", "'|' to end the local variable list");
       shift();
     } else if (cur_.kind == Tok::kOperator && cur_.text == "||") {
       shift();  // empty local list
@@ -421,14 +421,14 @@ class Parser {
         NodePtr r = std::make_unique<Node>();
         r->kind = NodeKind::kReturn;
         r->pos = p;
-        r->receiver = parseExpr();
+        r->receiver = parse_expr();
         b.body.push_back(std::move(r));
         if (cur_.kind == Tok::kPeriod) shift();
         if (cur_.kind != closer)
           fail(cur_.pos, "statement after a return ('^' must be in the last statement)");
         return;
       }
-      b.body.push_back(parseExpr());
+      b.body.push_back(parse_expr());
       if (cur_.kind == Tok::kPeriod) {
         shift();
         continue;
@@ -448,9 +448,9 @@ class Parser {
     ~DepthGuard() { d--; }
   };
 
-  NodePtr parseExpr() {
+  NodePtr parse_expr() {
     DepthGuard g(depth_, *this, cur_.pos);
-    if (isIdent() && next_.kind == Tok::kAssign) {
+    if (is_ident() && next_.kind == Tok::kAssign) {
       NodePtr a = std::make_unique<Node>();
       a->kind = NodeKind::kAssign;
       a->pos = cur_.pos;
@@ -458,45 +458,45 @@ class Parser {
       if (a->name == "self" || a->name == "super") fail(a->pos, "cannot assign to '" + a->name + "'");
       shift();
       shift();
-      a->receiver = parseExpr();
+      a->receiver = parse_expr();
       return a;
     }
-    NodePtr p = parsePrimary();
-    return parseMessages(std::move(p));
+    NodePtr p = parse_primary();
+    return parse_messages(std::move(p));
   }
 
-  NodePtr makeSend(NodePtr rcv, std::string sel, SrcPos pos) {
+  NodePtr make_send(NodePtr rcv, std::string sel, SrcPos pos) {
     NodePtr s = std::make_unique<Node>();
     s->kind = NodeKind::kSend;
     s->pos = pos;
     s->name = std::move(sel);
-    s->isSuper = rcv->kind == NodeKind::kVariable && rcv->name == "super";
+    s->is_super = rcv->kind == NodeKind::kVariable && rcv->name == "super";
     s->receiver = std::move(rcv);
     return s;
   }
 
-  NodePtr parseUnaries(NodePtr r) {
-    while (isIdent()) {
+  NodePtr parse_unaries(NodePtr r) {
+    while (is_ident()) {
       SrcPos p = cur_.pos;
       std::string sel = cur_.text;
       shift();
-      r = makeSend(std::move(r), std::move(sel), p);
+      r = make_send(std::move(r), std::move(sel), p);
     }
     return r;
   }
-  NodePtr parseBinaries(NodePtr r) {
+  NodePtr parse_binaries(NodePtr r) {
     while (cur_.kind == Tok::kOperator) {
       SrcPos p = cur_.pos;
       std::string sel = cur_.text;
       shift();
-      NodePtr arg = parseUnaries(parsePrimary());
-      r = makeSend(std::move(r), std::move(sel), p);
+      NodePtr arg = parse_unaries(parse_primary());
+      r = make_send(std::move(r), std::move(sel), p);
       r->args.push_back(std::move(arg));
     }
     return r;
   }
-  NodePtr parseMessages(NodePtr r) {
-    r = parseBinaries(parseUnaries(std::move(r)));
+  NodePtr parse_messages(NodePtr r) {
+    r = parse_binaries(parse_unaries(std::move(r)));
     if (cur_.kind == Tok::kKeyword) {
       SrcPos p = cur_.pos;
       std::string sel;
@@ -504,20 +504,20 @@ class Parser {
       while (cur_.kind == Tok::kKeyword) {
         sel += cur_.text;
         shift();
-        args.push_back(parseBinaries(parseUnaries(parsePrimary())));
+        args.push_back(parse_binaries(parse_unaries(parse_primary())));
       }
-      r = makeSend(std::move(r), std::move(sel), p);
+      r = make_send(std::move(r), std::move(sel), p);
       r->args = std::move(args);
     }
     return r;
   }
 
-  bool negativeNumberAhead() const {
+  bool negative_number_ahead() const {
     return cur_.kind == Tok::kOperator && cur_.text == "-" &&
-           (next_.kind == Tok::kInteger || next_.kind == Tok::kDouble) && next_.offset == cur_.endOffset;
+           (next_.kind == Tok::kInteger || next_.kind == Tok::kDouble) && next_.offset == cur_.end_offset;
   }
 
-  Literal parseNumber(bool negative) {
+  Literal parse_number(bool negative) {
     Literal l;
     if (cur_.kind == Tok::kDouble) {
       l.kind = LitKind::kDouble;
@@ -540,7 +540,7 @@ class Parser {
     return l;
   }
 
-  Literal parseLiteralArray(SrcPos pos) {
+  Literal parse_literal_array(SrcPos pos) {
     DepthGuard g(depth_, *this, pos);
     Literal arr;
     arr.kind = LitKind::kArray;
@@ -548,22 +548,22 @@ class Parser {
     shift();
     while (cur_.kind != Tok::kRParen) {
       if (cur_.kind == Tok::kEnd) fail(pos, "unterminated literal array");
-      arr.elems.push_back(parseArrayElement());
+      arr.elems.push_back(parse_array_element());
     }
     shift();
     return arr;
   }
 
-  Literal parseArrayElement() {
+  Literal parse_array_element() {
     Literal l;
-    if (negativeNumberAhead()) {
+    if (negative_number_ahead()) {
       shift();
-      return parseNumber(true);
+      return parse_number(true);
     }
     switch (cur_.kind) {
       case Tok::kInteger:
       case Tok::kDouble:
-        return parseNumber(false);
+        return parse_number(false);
       case Tok::kString:
         l.kind = LitKind::kString;
         l.text = cur_.text;
@@ -578,7 +578,7 @@ class Parser {
         SrcPos p = cur_.pos;
         shift();
         if (cur_.kind != Tok::kLParen) fail(cur_.pos, "expected '(' after '#' in a literal array");
-        return parseLiteralArray(p);
+        return parse_literal_array(p);
       }
       default:
         fail(cur_.pos,
@@ -588,27 +588,27 @@ class Parser {
     }
   }
 
-  NodePtr parsePrimary() {
+  NodePtr parse_primary() {
     DepthGuard g(depth_, *this, cur_.pos);
     NodePtr n = std::make_unique<Node>();
     n->pos = cur_.pos;
-    if (isIdent()) {
+    if (is_ident()) {
       n->kind = NodeKind::kVariable;
       n->name = cur_.text;
       shift();
       return n;
     }
-    if (negativeNumberAhead()) {
+    if (negative_number_ahead()) {
       shift();
       n->kind = NodeKind::kLiteral;
-      n->lit = parseNumber(true);
+      n->lit = parse_number(true);
       return n;
     }
     switch (cur_.kind) {
       case Tok::kInteger:
       case Tok::kDouble:
         n->kind = NodeKind::kLiteral;
-        n->lit = parseNumber(false);
+        n->lit = parse_number(false);
         return n;
       case Tok::kString:
         n->kind = NodeKind::kLiteral;
@@ -626,11 +626,11 @@ class Parser {
         shift();
         if (cur_.kind != Tok::kLParen) fail(cur_.pos, "expected a symbol or '(' after '#'");
         n->kind = NodeKind::kLiteral;
-        n->lit = parseLiteralArray(n->pos);
+        n->lit = parse_literal_array(n->pos);
         return n;
       case Tok::kLParen: {
         shift();
-        NodePtr e = parseExpr();
+        NodePtr e = parse_expr();
         expect(Tok::kRParen, "", "')'");
         return e;
       }
@@ -643,7 +643,7 @@ class Parser {
           while (cur_.kind == Tok::kColon) {
             shift();
             SrcPos p = cur_.pos;
-            std::string name = expectIdent("block parameter name after ':'");
+            std::string name = expect_ident("block parameter name after ':'");
             for (auto& q : n->block->params)
               if (q == name) fail(p, "duplicate block parameter '" + name + "'");
             if (name == "self" || name == "super") fail(p, "'" + name + "' cannot be a parameter");
@@ -653,11 +653,11 @@ class Parser {
             // "[:a || t | ...]": parameter bar immediately followed by a locals bar
             cur_.text = "|";
           } else {
-            if (!isBar()) expect(Tok::kOperator, "|", "'|' after the block parameters");
+            if (!is_bar()) expect(Tok::kOperator, "|", "'|' after the block parameters");
             shift();
           }
         }
-        parseBody(*n->block, Tok::kRBracket);
+        parse_body(*n->block, Tok::kRBracket);
         expect(Tok::kRBracket, "", "']' to end the block");
         return n;
       }
@@ -673,13 +673,13 @@ class Parser {
 
 }  // namespace
 
-bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out, std::string& error) {
+bool parse_class(std::string_view source, const std::string& file_name, ClassDef& out, std::string& error) {
   try {
     Parser p(source);
-    p.parseClassDef(out);
+    p.parse_class_def(out);
     return true;
   } catch (const ParseError& e) {
-    error = fileName + ":" + std::to_string(e.pos.line) + ":" + std::to_string(e.pos.col) +
+    error = file_name + ":" + std::to_string(e.pos.line) + ":" + std::to_string(e.pos.col) +
             ": error: " + e.message;
     return false;
   }

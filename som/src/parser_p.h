@@ -39,7 +39,7 @@ struct Token {
   std::string text;  // identifier/keyword/operator/string/symbol bytes, number digits
   SrcPos pos;
   size_t offset = 0;  // byte offset of the first character
-  size_t endOffset = 0;
+  size_t end_offset = 0;
 };
 
 // Splits SOM source into tokens. Errors (unterminated string/comment, bad character) come
@@ -51,9 +51,9 @@ class Lexer {
 
  private:
   char peek(size_t k = 0) const { return pos_ + k < src_.size() ? src_[pos_ + k] : '\0'; }
-  bool atEnd(size_t k = 0) const { return pos_ + k >= src_.size(); }
+  bool at_end(size_t k = 0) const { return pos_ + k >= src_.size(); }
   void advance();
-  void skipSpaceAndComments(Token& err);
+  void skip_space_and_comments(Token& err);
 
   std::string_view src_;
   size_t pos_ = 0;
@@ -61,10 +61,10 @@ class Lexer {
   int col_ = 1;
 };
 
-bool isBinaryOpChar(char c);
+bool is_binary_op_char(char c);
 
 // Parses one class definition. On failure returns false and sets `error` to
 // "<file>:<line>:<col>: error: <message>".
-bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out, std::string& error);
+bool parse_class(std::string_view source, const std::string& file_name, ClassDef& out, std::string& error);
 
 }  // namespace som

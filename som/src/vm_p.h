@@ -31,38 +31,38 @@ class VM {
   VM& operator=(const VM&) = delete;
 
   // --- setup --------------------------------------------------------------------------
-  void setClassPath(const std::string& cp);  // ':'-separated
-  void addClassPathEntry(const std::string& dir) { classPath_.push_back(dir); }
+  void set_class_path(const std::string& cp);  // ':'-separated
+  void add_class_path_entry(const std::string& dir) { class_path_.push_back(dir); }
   // Creates nil/true/false/system and loads the core classes from the class path.
   // On failure prints a message to stderr and returns false.
   bool bootstrap();
   // The standard startup protocol: sends `initialize:` to system with the argument array.
   // Returns the process exit status.
-  int runMain(const std::vector<std::string>& args);
+  int run_main(const std::vector<std::string>& args);
 
   // Sends `sel` to `rcv` and runs the interpreter until it answers (a re-entrant entry point).
   Value send(Value rcv, Symbol* sel, std::initializer_list<Value> args = {});
 
   // --- objects ------------------------------------------------------------------------
   Symbol* intern(std::string_view s);
-  Value newString(std::string_view s);
-  Value newArray(uint32_t n);
-  Value newDouble(double d);
-  Value newInstance(Class* c);
+  Value new_string(std::string_view s);
+  Value new_array(uint32_t n);
+  Value new_double(double d);
+  Value new_instance(Class* c);
   // A permanent object (never moved or collected); freed when the VM is destroyed.
-  Object* permAlloc(uint8_t kind, uint32_t cls, uint32_t length);
-  Value permString(std::string_view s);
-  Value permDouble(double d);
-  Value permArray(uint32_t n);  // registered as a GC root (literal arrays may be mutated)
-  Value intValue(int64_t i);    // small or big
-  Value bigFromDecimal(const std::string& digits, bool permanent);
+  Object* perm_alloc(uint8_t kind, uint32_t cls, uint32_t length);
+  Value perm_string(std::string_view s);
+  Value perm_double(double d);
+  Value perm_array(uint32_t n);  // registered as a GC root (literal arrays may be mutated)
+  Value int_value(int64_t i);    // small or big
+  Value big_from_decimal(const std::string& digits, bool permanent);
 
-  uint32_t tagOf(Value v) const { return isInt(v) ? integerTag : obj(v)->cls; }
-  Class* classOf(Value v) const { return classTable[tagOf(v)]; }
+  uint32_t tag_of(Value v) const { return is_int(v) ? integer_tag : obj(v)->cls; }
+  Class* class_of(Value v) const { return class_table[tag_of(v)]; }
   Method* lookup(Class* c, Symbol* sel);
-  Class* loadClass(Symbol* name);  // nullptr if no file on the class path; exits on errors
-  bool isString(Value v) const { return !isInt(v) && (obj(v)->kind == kString || obj(v)->kind == kSymbol); }
-  std::string_view stringOf(Value v) const {
+  Class* load_class(Symbol* name);  // nullptr if no file on the class path; exits on errors
+  bool is_string(Value v) const { return !is_int(v) && (obj(v)->kind == kString || obj(v)->kind == kSymbol); }
+  std::string_view string_of(Value v) const {
     Object* o = obj(v);
     if (o->kind == kSymbol) return static_cast<Symbol*>(o)->text;
     return std::string_view(o->bytes(), o->length);
@@ -71,65 +71,66 @@ class VM {
 
   // --- errors -------------------------------------------------------------------------
   [[noreturn]] void fatal(const std::string& message);
-  void printStackTrace(FILE* out);
-  [[noreturn]] void exitVM(int status);
+  void print_stack_trace(FILE* out);
+  [[noreturn]] void exit_vm(int status);
 
   // --- GC -----------------------------------------------------------------------------
-  void collectGarbage();
-  std::vector<Value> extraRoots;  // values C++ code keeps across interpreter calls
+  void collect_garbage();
+  std::vector<Value> extra_roots;  // values C++ code keeps across interpreter calls
 
   // --- interpreter state ----------------------------------------------------------------
   Value interpret();  // runs from fp/pc until the current entry frame returns
-  Value* stackBase = nullptr;
-  Value* stackLimit = nullptr;
-  Value* sp = nullptr;  // top element (stackBase - 1 when empty)
+  Value* stack_base = nullptr;
+  Value* stack_limit = nullptr;
+  Value* sp = nullptr;  // top element (stack_base - 1 when empty)
   Frame* fp = nullptr;
   const uint8_t* pc = nullptr;
 
   Heap heap;
-  std::vector<Class*> classTable;  // tag -> class
-  uint32_t integerTag = 0, doubleTag = 0, stringTag = 0, symbolTag = 0, arrayTag = 0;
-  uint32_t nilTag = 0, trueTag = 0, falseTag = 0;
-  Class *objectClass = nullptr, *classClass = nullptr, *metaclassClass = nullptr, *nilClass = nullptr,
-        *booleanClass = nullptr, *trueClass = nullptr, *falseClass = nullptr, *integerClass = nullptr,
-        *doubleClass = nullptr, *stringClass = nullptr, *symbolClass = nullptr, *arrayClass = nullptr,
-        *blockClass = nullptr, *block1Class = nullptr, *block2Class = nullptr, *block3Class = nullptr,
-        *methodClass = nullptr, *primitiveClass = nullptr, *systemClass = nullptr;
-  Value nilV = 0, trueV = 0, falseV = 0, systemV = 0;
-  Symbol *symDNU = nullptr, *symUnknownGlobal = nullptr, *symEscapedBlock = nullptr, *symInitialize = nullptr;
+  std::vector<Class*> class_table;  // tag -> class
+  uint32_t integer_tag = 0, double_tag = 0, string_tag = 0, symbol_tag = 0, array_tag = 0;
+  uint32_t nil_tag = 0, true_tag = 0, false_tag = 0;
+  Class *object_class = nullptr, *class_class = nullptr, *metaclass_class = nullptr, *nil_class = nullptr,
+        *boolean_class = nullptr, *true_class = nullptr, *false_class = nullptr, *integer_class = nullptr,
+        *double_class = nullptr, *string_class = nullptr, *symbol_class = nullptr, *array_class = nullptr,
+        *block_class = nullptr, *block1_class = nullptr, *block2_class = nullptr, *block3_class = nullptr,
+        *method_class = nullptr, *primitive_class = nullptr, *system_class = nullptr;
+  Value nil_value = 0, true_value = 0, false_value = 0, system_value = 0;
+  Symbol *sym_dnu = nullptr, *sym_unknown_global = nullptr, *sym_escaped_block = nullptr,
+         *sym_initialize = nullptr;
 
   // Primitive table: key "Class>>sel" or "Class class>>sel".
   std::unordered_map<std::string, PrimEntry> primitives;
-  void registerPrimitives();  // primitives.cpp
+  void register_primitives();  // primitives.cpp
 
   // false: compile without control-structure inlining, arithmetic fast-path opcodes and
   // frame-less trivial methods, and never fill inline caches (every send uses the global
   // lookup cache). A reference configuration for measuring what those optimizations buy.
   bool optimize = true;
-  uint64_t startMicros = 0;
-  int debugLevel = 0;
-  bool gcVerbose = false;
-  std::map<std::pair<Symbol*, int>, Method*> entryMethods;
+  uint64_t start_micros = 0;
+  int debug_level = 0;
+  bool gc_verbose = false;
+  std::map<std::pair<Symbol*, int>, Method*> entry_methods;
 
  private:
-  Class* newClassShell(const char* name);
-  bool defineClass(Class* cls, ClassDef& def, const std::string& file);
-  Method* entryMethod(Symbol* sel, int argc);
+  Class* new_class_shell(const char* name);
+  bool define_class(Class* cls, ClassDef& def, const std::string& file);
+  Method* entry_method(Symbol* sel, int argc);
 
-  std::vector<std::string> classPath_;
+  std::vector<std::string> class_path_;
   std::vector<Symbol*> loading_;  // classes being loaded (superclass cycle detection)
   std::unordered_map<std::string_view, Symbol*> symbols_;
-  std::vector<Object*> permArrays_;
-  std::vector<Object*> permObjects_;  // everything permAlloc returned
+  std::vector<Object*> perm_arrays_;
+  std::vector<Object*> perm_objects_;  // everything perm_alloc returned
   struct CacheEntry {
     uint32_t tag;
     Symbol* sel;
     Method* m;
   };
-  std::vector<CacheEntry> lookupCache_;
-  size_t stackBytes_ = 0;
+  std::vector<CacheEntry> lookup_cache_;
+  size_t stack_bytes_ = 0;
 };
 
-uint64_t nowMicros();
+uint64_t now_micros();
 
 }  // namespace som

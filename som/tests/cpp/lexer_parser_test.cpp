@@ -9,7 +9,7 @@
 namespace som {
 namespace {
 
-std::vector<Token> lexAll(const std::string& src) {
+std::vector<Token> lex_all(const std::string& src) {
   Lexer lx(src);
   std::vector<Token> out;
   for (;;) {
@@ -21,7 +21,7 @@ std::vector<Token> lexAll(const std::string& src) {
 }
 
 TEST(SomLexer, MinusIsBinaryAfterOperandAndNegativeLiteralOtherwise) {
-  auto t = lexAll("3-1 3 - -2");
+  auto t = lex_all("3-1 3 - -2");
   ASSERT_GE(t.size(), 7u);
   EXPECT_EQ(t[0].kind, Tok::kInteger);
   EXPECT_EQ(t[1].kind, Tok::kOperator);
@@ -29,11 +29,11 @@ TEST(SomLexer, MinusIsBinaryAfterOperandAndNegativeLiteralOtherwise) {
   EXPECT_EQ(t[2].kind, Tok::kInteger);
   EXPECT_EQ(t[4].text, "-");
   EXPECT_EQ(t[5].text, "-");  // then "2": the parser joins them into -2 (adjacent)
-  EXPECT_EQ(t[5].endOffset, t[6].offset);
+  EXPECT_EQ(t[5].end_offset, t[6].offset);
 }
 
 TEST(SomLexer, KeywordSequencesSymbolsAndAssignment) {
-  auto t = lexAll("#at:put: #+ #'hello world' x:=1 at: y at:y");
+  auto t = lex_all("#at:put: #+ #'hello world' x:=1 at: y at:y");
   EXPECT_EQ(t[0].kind, Tok::kSymbol);
   EXPECT_EQ(t[0].text, "at:put:");
   EXPECT_EQ(t[1].kind, Tok::kSymbol);
@@ -48,13 +48,13 @@ TEST(SomLexer, KeywordSequencesSymbolsAndAssignment) {
 }
 
 TEST(SomLexer, StringEscapesKeepNulAndNewlines) {
-  auto t = lexAll("'a\\tb\\0c\\'d\\\\e\nf'");
+  auto t = lex_all("'a\\tb\\0c\\'d\\\\e\nf'");
   ASSERT_EQ(t[0].kind, Tok::kString);
   EXPECT_EQ(t[0].text, std::string("a\tb\0c'd\\e\nf", 11));
 }
 
 TEST(SomLexer, SeparatorAndMultiCharOperators) {
-  auto t = lexAll("------ --> <= ~=");
+  auto t = lex_all("------ --> <= ~=");
   EXPECT_EQ(t[0].kind, Tok::kSeparator);
   EXPECT_EQ(t[1].text, "-->");
   EXPECT_EQ(t[2].text, "<=");
@@ -62,7 +62,7 @@ TEST(SomLexer, SeparatorAndMultiCharOperators) {
 }
 
 TEST(SomLexer, DoublesNeedDigitsOnBothSides) {
-  auto t = lexAll("3.5 3. 1e10");
+  auto t = lex_all("3.5 3. 1e10");
   EXPECT_EQ(t[0].kind, Tok::kDouble);
   EXPECT_EQ(t[1].kind, Tok::kInteger);
   EXPECT_EQ(t[2].kind, Tok::kPeriod);
@@ -71,9 +71,9 @@ TEST(SomLexer, DoublesNeedDigitsOnBothSides) {
 }
 
 TEST(SomLexer, UnterminatedStringAndCommentAreErrors) {
-  auto t = lexAll("'abc");
+  auto t = lex_all("'abc");
   EXPECT_EQ(t.back().kind, Tok::kError);
-  auto c = lexAll("\"never closed");
+  auto c = lex_all("\"never closed");
   EXPECT_EQ(c.back().kind, Tok::kError);
   EXPECT_NE(c.back().text.find("comment"), std::string::npos);
 }
@@ -82,27 +82,27 @@ TEST(SomParser, ParsesClassWithSuperFieldsAndClassSide) {
   ClassDef c;
   std::string err;
   ASSERT_TRUE(
-      parseClass("Foo = Bar ( | a b | x = ( ^a ) + other = ( ^other ) "
-                 "at: i put: v = primitive ---- | count | new = ( ^super new ) )",
-                 "Foo.som", c, err))
+      parse_class("Foo = Bar ( | a b | x = ( ^a ) + other = ( ^other ) "
+                  "at: i put: v = primitive ---- | count | new = ( ^super new ) )",
+                  "Foo.som", c, err))
       << err;
   EXPECT_EQ(c.name, "Foo");
-  EXPECT_EQ(c.superName, "Bar");
-  EXPECT_EQ(c.instFields, (std::vector<std::string>{"a", "b"}));
-  ASSERT_EQ(c.instMethods.size(), 3u);
-  EXPECT_EQ(c.instMethods[1].selector, "+");
-  EXPECT_EQ(c.instMethods[2].selector, "at:put:");
-  EXPECT_TRUE(c.instMethods[2].isPrimitive);
-  EXPECT_EQ(c.classFields, (std::vector<std::string>{"count"}));
-  ASSERT_EQ(c.classMethods.size(), 1u);
-  EXPECT_TRUE(c.classMethods[0].body.body[0]->receiver->args.empty());
+  EXPECT_EQ(c.super_name, "Bar");
+  EXPECT_EQ(c.inst_fields, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(c.inst_methods.size(), 3u);
+  EXPECT_EQ(c.inst_methods[1].selector, "+");
+  EXPECT_EQ(c.inst_methods[2].selector, "at:put:");
+  EXPECT_TRUE(c.inst_methods[2].is_primitive);
+  EXPECT_EQ(c.class_fields, (std::vector<std::string>{"count"}));
+  ASSERT_EQ(c.class_methods.size(), 1u);
+  EXPECT_TRUE(c.class_methods[0].body.body[0]->receiver->args.empty());
 }
 
 TEST(SomParser, PrecedenceUnaryBinaryKeyword) {
   ClassDef c;
   std::string err;
-  ASSERT_TRUE(parseClass("A = ( m = ( ^x foo: 2 + 3 * y abs bar: -1 ) )", "A.som", c, err)) << err;
-  Node& ret = *c.instMethods[0].body.body[0];
+  ASSERT_TRUE(parse_class("A = ( m = ( ^x foo: 2 + 3 * y abs bar: -1 ) )", "A.som", c, err)) << err;
+  Node& ret = *c.inst_methods[0].body.body[0];
   ASSERT_EQ(ret.kind, NodeKind::kReturn);
   Node& kw = *ret.receiver;
   EXPECT_EQ(kw.name, "foo:bar:");
@@ -117,10 +117,10 @@ TEST(SomParser, PrecedenceUnaryBinaryKeyword) {
 TEST(SomParser, LiteralArraysAndBigIntegers) {
   ClassDef c;
   std::string err;
-  ASSERT_TRUE(parseClass("A = ( m = ( ^#(1 -2.5 'x' #y #(3) #at:put:) + 123456789012345678901234 ) )",
-                         "A.som", c, err))
+  ASSERT_TRUE(parse_class("A = ( m = ( ^#(1 -2.5 'x' #y #(3) #at:put:) + 123456789012345678901234 ) )",
+                          "A.som", c, err))
       << err;
-  Node& plus = *c.instMethods[0].body.body[0]->receiver;
+  Node& plus = *c.inst_methods[0].body.body[0]->receiver;
   const Literal& arr = plus.receiver->lit;
   ASSERT_EQ(arr.kind, LitKind::kArray);
   ASSERT_EQ(arr.elems.size(), 6u);
@@ -135,37 +135,37 @@ TEST(SomParser, LiteralArraysAndBigIntegers) {
 TEST(SomParser, BlockParametersWithSpaceAndLocals) {
   ClassDef c;
   std::string err;
-  ASSERT_TRUE(parseClass("A = ( m = ( ^[: a :b | | t | t := a. t + b] ) )", "A.som", c, err)) << err;
-  Node& blk = *c.instMethods[0].body.body[0]->receiver;
+  ASSERT_TRUE(parse_class("A = ( m = ( ^[: a :b | | t | t := a. t + b] ) )", "A.som", c, err)) << err;
+  Node& blk = *c.inst_methods[0].body.body[0]->receiver;
   ASSERT_EQ(blk.kind, NodeKind::kBlock);
   EXPECT_EQ(blk.block->params, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(blk.block->locals, (std::vector<std::string>{"t"}));
 }
 
-std::string parseError(const std::string& src) {
+std::string parse_error(const std::string& src) {
   ClassDef c;
   std::string err;
-  EXPECT_FALSE(parseClass(src, "T.som", c, err));
+  EXPECT_FALSE(parse_class(src, "T.som", c, err));
   return err;
 }
 
 TEST(SomParser, ErrorsCarryFileLineAndColumn) {
-  EXPECT_EQ(parseError("T = (\n  m = ( ^1. 2 )\n)"),
+  EXPECT_EQ(parse_error("T = (\n  m = ( ^1. 2 )\n)"),
             "T.som:2:13: error: statement after a return ('^' must be in the last statement)");
-  EXPECT_EQ(parseError("T = ( m = ( 1 + ) )").substr(0, 11), "T.som:1:17:");
-  EXPECT_NE(parseError("T = ( m: a m: a = ( ) )").find("duplicate argument"), std::string::npos);
-  EXPECT_NE(parseError("T = ( m = ( self := 3 ) )").find("cannot assign to 'self'"), std::string::npos);
-  EXPECT_NE(parseError("T = ( m = ( ^1 )").find("end of file"), std::string::npos);
-  EXPECT_NE(parseError("T = ( m = ( 'abc ) )").find("unterminated string"), std::string::npos);
-  EXPECT_NE(parseError("T = ( ) extra").find("after the end of the class"), std::string::npos);
+  EXPECT_EQ(parse_error("T = ( m = ( 1 + ) )").substr(0, 11), "T.som:1:17:");
+  EXPECT_NE(parse_error("T = ( m: a m: a = ( ) )").find("duplicate argument"), std::string::npos);
+  EXPECT_NE(parse_error("T = ( m = ( self := 3 ) )").find("cannot assign to 'self'"), std::string::npos);
+  EXPECT_NE(parse_error("T = ( m = ( ^1 )").find("end of file"), std::string::npos);
+  EXPECT_NE(parse_error("T = ( m = ( 'abc ) )").find("unterminated string"), std::string::npos);
+  EXPECT_NE(parse_error("T = ( ) extra").find("after the end of the class"), std::string::npos);
 }
 
 TEST(SomParser, DeepNestingIsAnErrorNotACrash) {
   std::string src = "T = ( m = ( ^" + std::string(100000, '(') + "1" + std::string(100000, ')') + " ) )";
-  EXPECT_NE(parseError(src).find("nested too deeply"), std::string::npos);
+  EXPECT_NE(parse_error(src).find("nested too deeply"), std::string::npos);
   std::string blocks = "T = ( m = ( ^";
   for (int i = 0; i < 50000; i++) blocks += "[";
-  EXPECT_NE(parseError(blocks).find("nested too deeply"), std::string::npos);
+  EXPECT_NE(parse_error(blocks).find("nested too deeply"), std::string::npos);
 }
 
 }  // namespace
