@@ -2,7 +2,7 @@
 // (each a subclass of Benchmark):
 //   BM_Som/<Name>       the VM as shipped (inlined control structures, arithmetic fast paths,
 //                       frame-less accessors, two-entry inline caches)
-//   BM_SomNoOpt/<Name>  the same VM with those optimizations switched off (VM::optimize =
+//   BM_SomNoOpt/<Name>  the same VM with those optimizations switched off (VM::optimize_ =
 //                       false): every control structure is a real send, every send a global
 //                       lookup-cache probe. It is our own reference point, not SOM++.
 // One benchmark iteration is one `benchmark` send followed by `verifyResult:` on its answer;
@@ -22,7 +22,7 @@ namespace {
 struct SomBenchmarks {
   som::VM vm;
   std::vector<std::string> names;
-  std::vector<size_t> root_index;  // instance of each benchmark class in vm.extra_roots
+  std::vector<size_t> root_index;  // instance of each benchmark class in vm.extra_roots_
 };
 
 std::vector<std::string> list_benchmarks(const std::string& dir) {
@@ -46,10 +46,10 @@ void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
   som::Symbol* bench = vm.intern("benchmark");
   som::Symbol* verify = vm.intern("verifyResult:");
   for (auto _ : state) {
-    som::Value result = vm.send(vm.extra_roots[sb->root_index[i]], bench);
+    som::Value result = vm.send(vm.extra_roots_[sb->root_index[i]], bench);
     // `result` is pushed onto the frame stack by send() before anything can allocate.
-    som::Value ok = vm.send(vm.extra_roots[sb->root_index[i]], verify, {result});
-    if (ok != vm.true_value) {
+    som::Value ok = vm.send(vm.extra_roots_[sb->root_index[i]], verify, {result});
+    if (ok != vm.true_value_) {
       state.SkipWithError(("verifyResult: failed for " + sb->names[i]).c_str());
       break;
     }
@@ -58,7 +58,7 @@ void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
 
 SomBenchmarks* boot(bool optimize) {
   auto* sb = new SomBenchmarks();
-  sb->vm.optimize = optimize;
+  sb->vm.optimize_ = optimize;
   sb->vm.set_class_path(std::string(SOM_CORE_LIB_DIR) + ":" + SOM_BENCH_DIR);
   if (!sb->vm.bootstrap()) std::exit(1);
   som::Symbol* new_sel = sb->vm.intern("new");
@@ -68,8 +68,8 @@ SomBenchmarks* boot(bool optimize) {
       std::fprintf(stderr, "som_bench: cannot load benchmark class %s\n", n.c_str());
       std::exit(1);
     }
-    sb->vm.extra_roots.push_back(sb->vm.send(som::val(c), new_sel));
-    sb->root_index.push_back(sb->vm.extra_roots.size() - 1);
+    sb->vm.extra_roots_.push_back(sb->vm.send(som::val(c), new_sel));
+    sb->root_index.push_back(sb->vm.extra_roots_.size() - 1);
     sb->names.push_back(n);
   }
   return sb;

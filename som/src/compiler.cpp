@@ -161,8 +161,8 @@ class Compiler {
     auto* m = new Method();
     created_.push_back(m);
     std::memset(static_cast<Object*>(m), 0, sizeof(Object));
-    m->cls = vm_.method_class ? vm_.method_class->tag : 0;
-    m->hash = vm_.heap.next_hash();
+    m->cls = vm_.method_class_ ? vm_.method_class_->tag : 0;
+    m->hash = vm_.heap_.next_hash();
     m->kind = kMethod;
     m->flags = kPermanent;
     m->holder = holder_;
@@ -187,7 +187,7 @@ class Compiler {
       case NodeKind::kSend:
         mark_node(*n.receiver);
         for (auto& a : n.args) mark_node(*a);
-        if (const InlinedForm* form = vm_.optimize ? inlined_form_of(n) : nullptr) {
+        if (const InlinedForm* form = vm_.optimize_ ? inlined_form_of(n) : nullptr) {
           inlined_sends_[&n] = form;
           if (form->receiver_block != kAnyOperand) n.receiver->block->inlined = true;
           for (auto& a : n.args)
@@ -383,7 +383,7 @@ class Compiler {
         return a;
       }
     }
-    return vm_.nil_value;
+    return vm_.nil_value_;
   }
 
   void finish(Emitter& e) {
@@ -401,7 +401,7 @@ class Compiler {
     m->max_stack = e.max_depth + 4;  // + room for the (at most 3) fallback-send arguments
     for (Var* v : r->owned)
       if (v->captured && v->is_arg) m->ctx_args.push_back({v->arg_index, v->slot});
-    if (vm_.optimize) classify_trivial(m);
+    if (vm_.optimize_) classify_trivial(m);
   }
 
   // Recognises accessor-like methods so that a send to them needs no frame.
@@ -421,9 +421,9 @@ class Compiler {
     } else if (c.size() == 2 && c[1] == kReturnLocal &&
                (c[0] == kPushNil || c[0] == kPushTrue || c[0] == kPushFalse)) {
       m->trivial = Method::kConstant;
-      m->trivial_value = c[0] == kPushNil    ? vm_.nil_value
-                         : c[0] == kPushTrue ? vm_.true_value
-                                             : vm_.false_value;
+      m->trivial_value = c[0] == kPushNil    ? vm_.nil_value_
+                         : c[0] == kPushTrue ? vm_.true_value_
+                                             : vm_.false_value_;
     } else if ((c.size() == 1 && c[0] == kReturnSelf) ||
                (c.size() == 2 && c[0] == kPushSelf && c[1] == kReturnLocal)) {
       m->trivial = Method::kSelf;
@@ -908,7 +908,7 @@ class Compiler {
       if (!holder_->superclass) fail(n.pos, "super send in a class without superclass");
       e.m->sites[site].super_start = holder_->superclass;
       o = kSuperSend;
-    } else if (argc == 1 && vm_.optimize) {
+    } else if (argc == 1 && vm_.optimize_) {
       const std::string& sel = n.name;
       if (sel == "+")
         o = kSendAdd;

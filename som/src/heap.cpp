@@ -124,8 +124,8 @@ void Heap::finish() {
   total_allocated_ += allocated_;
   allocated_ = 0;
   budget_ = stress_ ? 0 : std::max(size_t(32) << 20, live_ * 2);
-  need_gc = false;
-  collections++;
+  need_gc_ = false;
+  collections_++;
 }
 
 }  // namespace som

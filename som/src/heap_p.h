@@ -30,7 +30,7 @@ class Heap {
     else
       top_ = p + bytes;
     allocated_ += bytes;
-    if (allocated_ > budget_) need_gc = true;
+    if (allocated_ > budget_) need_gc_ = true;
     Object* o = reinterpret_cast<Object*>(p);
     o->cls = cls;
     o->hash = next_hash();
@@ -65,8 +65,8 @@ class Heap {
     budget_ = on ? 0 : budget_;
   }
 
-  bool need_gc = false;
-  uint64_t collections = 0;
+  bool need_gc_ = false;
+  uint64_t collections_ = 0;
   uint64_t total_allocated() const { return total_allocated_ + allocated_; }
   size_t live_bytes_after_last_gc() const { return live_; }
   size_t footprint_bytes() const {  // bytes of chunk memory currently held
@@ -74,7 +74,7 @@ class Heap {
     for (auto& c : chunks_) n += static_cast<size_t>(c.end - c.start);
     return n;
   }
-  double gc_millis = 0;
+  double gc_millis_ = 0;
 
  private:
   struct Chunk {

@@ -44,9 +44,9 @@ bool inherits_from(Class* c, Class* k) {
 }  // namespace
 
 Value VM::interpret() {
-  Frame* f = fp;
-  const uint8_t* ip = pc;
-  Value* s = sp;
+  Frame* f = fp_;
+  const uint8_t* ip = pc_;
+  Value* s = sp_;
 
   static void* const labels[] = {
 #define SOM_OP_LABEL(name, mnemonic, layout) &&L_##name,
@@ -56,9 +56,9 @@ Value VM::interpret() {
 #define DISPATCH() goto* labels[*ip]
 #define SAVE() \
   do {         \
-    fp = f;    \
-    pc = ip;   \
-    sp = s;    \
+    fp_ = f;   \
+    pc_ = ip;  \
+    sp_ = s;   \
   } while (0)
 
   // Registers of the send protocol (set before jumping to do_send / do_invoke).
@@ -119,15 +119,15 @@ L_PushSelf:
   ip += 1;
   DISPATCH();
 L_PushNil:
-  *++s = nil_value;
+  *++s = nil_value_;
   ip += 1;
   DISPATCH();
 L_PushTrue:
-  *++s = true_value;
+  *++s = true_value_;
   ip += 1;
   DISPATCH();
 L_PushFalse:
-  *++s = false_value;
+  *++s = false_value_;
   ip += 1;
   DISPATCH();
 L_PushLiteral:
@@ -152,7 +152,7 @@ L_PushGlobal : {
   *++s = val(g);
   base = s - 1;
   argc = 1;
-  sel = sym_unknown_global;
+  sel = sym_unknown_global_;
   ret_ip = ip + 3;
   lookup_start = nullptr;
   site = nullptr;
@@ -160,13 +160,13 @@ L_PushGlobal : {
 }
 L_PushBlock : {
   Method* bm = f->method->blocks[u16at(ip + 1)];
-  Class* bc = bm->num_args == 0   ? block1_class
-              : bm->num_args == 1 ? block2_class
-              : bm->num_args == 2 ? block3_class
-                                  : block_class;
-  Object* b = heap.alloc(kBlock, bc->tag, 3);
+  Class* bc = bm->num_args == 0   ? block1_class_
+              : bm->num_args == 1 ? block2_class_
+              : bm->num_args == 2 ? block3_class_
+                                  : block_class_;
+  Object* b = heap_.alloc(kBlock, bc->tag, 3);
   b->slots()[0] = val(bm);
-  b->slots()[1] = f->context ? f->context : nil_value;
+  b->slots()[1] = f->context ? f->context : nil_value_;
   b->slots()[2] = f->self;
   *++s = val(b);
   ip += 3;
@@ -227,8 +227,8 @@ send_site:
       m = site->cached_target2;
       goto do_invoke;
     }
-    m = lookup(class_table[tag], site->selector);
-    if (m && !optimize) goto do_invoke;
+    m = lookup(class_table_[tag], site->selector);
+    if (m && !optimize_) goto do_invoke;
     if (m) {
       site->cached_tag2 = site->cached_tag;
       site->cached_target2 = site->cached_target;
@@ -251,7 +251,7 @@ L_SuperSend:
   }
   m = lookup(site->super_start, site->selector);
   if (m) {
-    if (optimize) site->cached_target = m;
+    if (optimize_) site->cached_target = m;
     goto do_invoke;
   }
   sel = site->selector;
@@ -305,19 +305,19 @@ L_SuperSend:
       },
       PUSH_RESULT(new_double(x * y)))
   BINARY_FAST(L_SendLt,
-              PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? true_value : false_value),
-              PUSH_RESULT(x < y ? true_value : false_value))
+              PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? true_value_ : false_value_),
+              PUSH_RESULT(x < y ? true_value_ : false_value_))
   BINARY_FAST(L_SendGt,
-              PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? true_value : false_value),
-              PUSH_RESULT(x > y ? true_value : false_value))
+              PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? true_value_ : false_value_),
+              PUSH_RESULT(x > y ? true_value_ : false_value_))
   BINARY_FAST(L_SendLe,
-              PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? true_value : false_value),
-              PUSH_RESULT(!(y < x) ? true_value : false_value))  // library: (other < self) not
+              PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? true_value_ : false_value_),
+              PUSH_RESULT(!(y < x) ? true_value_ : false_value_))  // library: (other < self) not
   BINARY_FAST(L_SendGe,
-              PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? true_value : false_value),
-              PUSH_RESULT(!(x < y) ? true_value : false_value))  // library: (self < other) not
-  BINARY_FAST(L_SendEq, PUSH_RESULT(a == b ? true_value : false_value),
-              PUSH_RESULT(x == y ? true_value : false_value))
+              PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? true_value_ : false_value_),
+              PUSH_RESULT(!(x < y) ? true_value_ : false_value_))  // library: (self < other) not
+  BINARY_FAST(L_SendEq, PUSH_RESULT(a == b ? true_value_ : false_value_),
+              PUSH_RESULT(x == y ? true_value_ : false_value_))
   BINARY_FAST(
       L_SendDiv,
       {
@@ -370,7 +370,7 @@ L_ReturnNonlocal : {
     *++s = blk;
     base = s - 1;
     argc = 1;
-    sel = sym_escaped_block;
+    sel = sym_escaped_block_;
     lookup_start = nullptr;
     site = nullptr;
     goto do_send;
@@ -395,9 +395,9 @@ do_return : {
   ip = done->ret_pc;
   f = done->caller;
   if (done->is_entry) {
-    fp = f;
-    pc = ip;
-    sp = s - 1;
+    fp_ = f;
+    pc_ = ip;
+    sp_ = s - 1;
     return result;
   }
   DISPATCH();
@@ -407,31 +407,31 @@ L_Jump:
   ip = f->method->code.data() + u16at(ip + 1);
   DISPATCH();
 L_JumpBack:
-  if (heap.need_gc) {
+  if (heap_.need_gc_) {
     SAVE();
     collect_garbage();
   }
   ip = f->method->code.data() + u16at(ip + 1);
   DISPATCH();
 L_JumpIfTrue:
-  if (*s == true_value) {
+  if (*s == true_value_) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
     DISPATCH();
   }
-  if (*s == false_value) {
+  if (*s == false_value_) {
     s--;
     ip += 5;
     DISPATCH();
   }
   goto cond_fallback;
 L_JumpIfFalse:
-  if (*s == false_value) {
+  if (*s == false_value_) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
     DISPATCH();
   }
-  if (*s == true_value) {
+  if (*s == true_value_) {
     s--;
     ip += 5;
     DISPATCH();
@@ -443,13 +443,13 @@ cond_fallback:
   site = &f->method->sites[u16at(ip + 3)];
   goto fallback_args;
 L_JumpIfNil:
-  if (*s-- == nil_value)
+  if (*s-- == nil_value_)
     ip = f->method->code.data() + u16at(ip + 1);
   else
     ip += 3;
   DISPATCH();
 L_JumpIfNotNil:
-  if (*s-- != nil_value)
+  if (*s-- != nil_value_)
     ip = f->method->code.data() + u16at(ip + 1);
   else
     ip += 3;
@@ -459,7 +459,7 @@ L_NilCheck : {
   // semantics, which the inlined code implements), runs the inlined code; any other receiver
   // (a class overriding the selector, or not understanding it) gets the real send.
   Value v = *s;
-  if (v == nil_value) {
+  if (v == nil_value_) {
     ip += 3;
     DISPATCH();
   }
@@ -469,8 +469,8 @@ L_NilCheck : {
     ip += 3;
     DISPATCH();
   }
-  Method* lm = lookup(class_table[tag], site->selector);
-  if (lm && lm->holder == object_class) {
+  Method* lm = lookup(class_table_[tag], site->selector);
+  if (lm && lm->holder == object_class_) {
     site->std_tag2 = site->std_tag;
     site->std_tag = tag;
     ip += 3;
@@ -498,11 +498,11 @@ fallback_args:
       // variables they share with this activation into it; from now on the *_LAZY
       // instructions use the context, so both sides see every later store.
       Method* fm = f->method;
-      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + fm->num_ctx_vars));
+      Object* c = heap_.alloc(kContext, 0, static_cast<uint32_t>(2 + fm->num_ctx_vars));
       Value* cs = c->slots();
-      cs[0] = f->outer_ctx ? f->outer_ctx : nil_value;
+      cs[0] = f->outer_ctx ? f->outer_ctx : nil_value_;
       cs[1] = val(f) | 1;
-      for (int i = 0; i < fm->num_ctx_vars; i++) cs[2 + i] = nil_value;
+      for (int i = 0; i < fm->num_ctx_vars; i++) cs[2 + i] = nil_value_;
       for (auto& [frame_slot, ctx_slot] : fm->lazy_vars)
         cs[2 + ctx_slot] = frame_slot >= 0 ? f->locals()[frame_slot] : f->args[-frame_slot];
       f->context = val(c);
@@ -512,19 +512,19 @@ fallback_args:
     int32_t a = site->fallback_arg[i];
     if (a >= 0) {
       Method* bm = f->method->blocks[static_cast<uint32_t>(a)];
-      Class* bc = bm->num_args == 0   ? block1_class
-                  : bm->num_args == 1 ? block2_class
-                  : bm->num_args == 2 ? block3_class
-                                      : block_class;
-      Object* b = heap.alloc(kBlock, bc->tag, 3);
+      Class* bc = bm->num_args == 0   ? block1_class_
+                  : bm->num_args == 1 ? block2_class_
+                  : bm->num_args == 2 ? block3_class_
+                                      : block_class_;
+      Object* b = heap_.alloc(kBlock, bc->tag, 3);
       b->slots()[0] = val(bm);
-      b->slots()[1] = f->context ? f->context : nil_value;
+      b->slots()[1] = f->context ? f->context : nil_value_;
       b->slots()[2] = f->self;
       *++s = val(b);
     } else if (a <= kFallbackLocal0) {
       *++s = f->locals()[kFallbackLocal0 - a];
     } else {
-      *++s = nil_value;
+      *++s = nil_value_;
     }
   }
   ret_ip = f->method->code.data() + site->cont_pc;
@@ -587,7 +587,7 @@ do_send:
 do_dnu : {
   // In: sel, argc, base, ret_ip. Replaces the arguments by (selector, Array of arguments).
   Class* rc = class_of(*base);
-  Method* dnu = lookup(rc, sym_dnu);
+  Method* dnu = lookup(rc, sym_dnu_);
   if (!dnu) {
     SAVE();
     fatal(describe(*base) + " does not understand #" + sel->text +
@@ -639,11 +639,11 @@ do_invoke:
       }
     }
   push_frame:
-    if (heap.need_gc) {
+    if (heap_.need_gc_) {
       SAVE();
       collect_garbage();
     }
-    if (s + kFrameWords + m->num_locals + m->max_stack + 16 >= stack_limit) {
+    if (s + kFrameWords + m->num_locals + m->max_stack + 16 >= stack_limit_) {
       SAVE();
       fatal("stack overflow: recursion too deep");
     }
@@ -663,16 +663,16 @@ do_invoke:
     nf->context = 0;
     nf->is_entry = 0;
     Value* l = nf->locals();
-    for (int i = 0; i < m->num_locals; i++) l[i] = nil_value;
+    for (int i = 0; i < m->num_locals; i++) l[i] = nil_value_;
     s = l + m->num_locals - 1;
     f = nf;
     ip = m->code.data();
     if (m->has_context) {
-      Object* c = heap.alloc(kContext, 0, static_cast<uint32_t>(2 + m->num_ctx_vars));
+      Object* c = heap_.alloc(kContext, 0, static_cast<uint32_t>(2 + m->num_ctx_vars));
       Value* cs = c->slots();
-      cs[0] = nf->outer_ctx ? nf->outer_ctx : nil_value;
+      cs[0] = nf->outer_ctx ? nf->outer_ctx : nil_value_;
       cs[1] = val(nf) | 1;
-      for (int i = 0; i < m->num_ctx_vars; i++) cs[2 + i] = nil_value;
+      for (int i = 0; i < m->num_ctx_vars; i++) cs[2 + i] = nil_value_;
       for (auto& [arg_idx, slot] : m->ctx_args) cs[2 + slot] = base[arg_idx];
       nf->context = val(c);
     }
@@ -682,9 +682,9 @@ do_invoke:
     switch (m->special_prim) {
       case SpecialPrim::kNone:
       call_prim : {
-        fp = f;
-        pc = ret_ip;
-        sp = s;
+        fp_ = f;
+        pc_ = ret_ip;
+        sp_ = s;
         Value r = m->prim(*this, base);
         s = base;
         *s = r;
@@ -705,7 +705,7 @@ do_invoke:
         goto push_frame;
       }
       case SpecialPrim::kRestart:
-        if (heap.need_gc) {
+        if (heap_.need_gc_) {
           SAVE();
           collect_garbage();
         }
@@ -746,7 +746,7 @@ do_invoke:
             fatal("perform:withArguments: needs an Array, got " + describe(arr));
           }
           uint32_t n = obj(arr)->length;
-          if (base + n + 64 >= stack_limit) {
+          if (base + n + 64 >= stack_limit_) {
             SAVE();
             fatal("stack overflow in perform:withArguments:");
           }
@@ -820,8 +820,8 @@ do_invoke:
     }
   }
   SAVE();
-  fp = f;
-  pc = ret_ip;
+  fp_ = f;
+  pc_ = ret_ip;
   fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" + m->signature->text +
         " is declared but not implemented by this VM");
 }

@@ -69,9 +69,9 @@ int main(int argc, char** argv) {
   if (name.size() > 4 && name.compare(name.size() - 4, 4, ".som") == 0) name.resize(name.size() - 4);
 
   som::VM vm;
-  vm.debug_level = debug ? 1 : 0;
-  vm.gc_verbose = gc_stats;
-  vm.optimize = !no_opt;
+  vm.debug_level_ = debug ? 1 : 0;
+  vm.gc_verbose_ = gc_stats;
+  vm.optimize_ = !no_opt;
   vm.set_class_path(class_path);
   // The program's directory joins the class path (after -cp, like SOM++); "." if none.
   vm.add_class_path_entry(dir.empty() ? "." : dir);
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   int status = vm.run_main(args);
   if (gc_stats)
     std::fprintf(stderr, "[GC] %llu collections, %.2f ms, %llu bytes allocated\n",
-                 static_cast<unsigned long long>(vm.heap.collections), vm.heap.gc_millis,
-                 static_cast<unsigned long long>(vm.heap.total_allocated()));
+                 static_cast<unsigned long long>(vm.heap_.collections_), vm.heap_.gc_millis_,
+                 static_cast<unsigned long long>(vm.heap_.total_allocated()));
   vm.exit_vm(status);
 }

@@ -149,9 +149,9 @@ Value from_mpz(VM& vm, mpz_srcptr z, bool permanent) {
   size_t n = mpz_size(z);
   Object* o;
   if (permanent) {
-    o = vm.perm_alloc(kBigInt, vm.integer_tag, static_cast<uint32_t>(n));
+    o = vm.perm_alloc(kBigInt, vm.integer_tag_, static_cast<uint32_t>(n));
   } else {
-    o = vm.heap.alloc(kBigInt, vm.integer_tag, static_cast<uint32_t>(n));
+    o = vm.heap_.alloc(kBigInt, vm.integer_tag_, static_cast<uint32_t>(n));
   }
   o->aux = mpz_sgn(z) < 0 ? 1 : 0;
   std::memcpy(o->limbs(), mpz_limbs_read(z), n * sizeof(mp_limb_t));
@@ -162,7 +162,7 @@ Value VM::big_from_decimal(const std::string& digits, bool permanent) {
   mpz_t t;
   if (mpz_init_set_str(t, digits.c_str(), 10) != 0) {
     mpz_clear(t);
-    return nil_value;
+    return nil_value_;
   }
   Value r = from_mpz(*this, t, permanent);
   mpz_clear(t);

@@ -19,7 +19,7 @@ namespace {
 
 #define PRIM(name) Value name([[maybe_unused]] VM& vm, [[maybe_unused]] Value* a)
 
-Value bool_value(VM& vm, bool b) { return b ? vm.true_value : vm.false_value; }
+Value bool_value(VM& vm, bool b) { return b ? vm.true_value_ : vm.false_value_; }
 
 struct Mpz {
   mpz_t z;
@@ -137,7 +137,7 @@ Class* as_class(VM& vm, Value v) {
 PRIM(cls_name) { return val(as_class(vm, a[0])->name); }
 PRIM(cls_superclass) {
   Class* c = as_class(vm, a[0]);
-  return c->superclass ? val(c->superclass) : vm.nil_value;
+  return c->superclass ? val(c->superclass) : vm.nil_value_;
 }
 PRIM(cls_new) {
   Class* c = as_class(vm, a[0]);
@@ -157,9 +157,9 @@ PRIM(cls_new) {
       // Instances of these classes have VM-defined layouts (or are unique); their primitives
       // rely on that, so neither they nor their subclasses are instantiated with new.
       for (Class* k = c; k; k = k->superclass)
-        if (k == vm.integer_class || k == vm.double_class || k == vm.block_class || k == vm.method_class ||
-            k == vm.primitive_class || k == vm.class_class || k == vm.nil_class || k == vm.boolean_class ||
-            k == vm.system_class)
+        if (k == vm.integer_class_ || k == vm.double_class_ || k == vm.block_class_ ||
+            k == vm.method_class_ || k == vm.primitive_class_ || k == vm.class_class_ || k == vm.nil_class_ ||
+            k == vm.boolean_class_ || k == vm.system_class_)
           vm.fatal("cannot create instances of " + c->name->text + " with new");
       return vm.new_instance(c);
   }
@@ -379,7 +379,7 @@ PRIM(int_at_random) {
   return from_int(static_cast<int64_t>(g_random % static_cast<uint64_t>(int_of(a[0]))));
 }
 PRIM(int_eq) {
-  if (!is_number(a[1])) return vm.false_value;
+  if (!is_number(a[1])) return vm.false_value_;
   bool ok;
   return bool_value(vm, num_compare(a[0], a[1], &ok) == 0);
 }
@@ -403,7 +403,7 @@ PRIM(int_as_32_unsigned) { return from_int(static_cast<uint32_t>(low64(a[0]))); 
 PRIM(int_from_string) {
   need_string(vm, a[1], "Integer fromString:");
   std::string s(vm.string_of(a[1]));
-  if (s.empty()) return vm.nil_value;
+  if (s.empty()) return vm.nil_value_;
   return vm.big_from_decimal(s, false);
 }
 
@@ -424,7 +424,7 @@ PRIM(dbl_cos) { return vm.new_double(std::cos(obj(a[0])->dbl())); }
 PRIM(dbl_round) { return integer_from_double(vm, std::round(obj(a[0])->dbl()), "round"); }
 PRIM(dbl_as_integer) { return integer_from_double(vm, std::trunc(obj(a[0])->dbl()), "asInteger"); }
 PRIM(dbl_eq) {
-  if (!is_number(a[1])) return vm.false_value;
+  if (!is_number(a[1])) return vm.false_value_;
   return bool_value(vm, obj(a[0])->dbl() == to_double(a[1]));
 }
 PRIM(dbl_lt) { return bool_value(vm, obj(a[0])->dbl() < need_num(vm, a[1], "<")); }
@@ -463,13 +463,13 @@ PRIM(str_length) { return from_int(static_cast<int64_t>(vm.string_of(a[0]).size(
 template <int (*Pred)(int)>
 Value str_all(VM& vm, Value* a) {
   std::string_view s = vm.string_of(a[0]);
-  if (s.empty()) return vm.false_value;
+  if (s.empty()) return vm.false_value_;
   for (char c : s)
-    if (!Pred(static_cast<unsigned char>(c))) return vm.false_value;
-  return vm.true_value;
+    if (!Pred(static_cast<unsigned char>(c))) return vm.false_value_;
+  return vm.true_value_;
 }
 PRIM(str_eq) {
-  if (is_int(a[1]) || !vm.is_string(a[1])) return vm.false_value;
+  if (is_int(a[1]) || !vm.is_string(a[1])) return vm.false_value_;
   return bool_value(vm, vm.string_of(a[0]) == vm.string_of(a[1]));
 }
 PRIM(str_substring) {
@@ -499,7 +499,7 @@ Method* as_method(VM& vm, Value v) {
 PRIM(mth_signature) { return val(as_method(vm, a[0])->signature); }
 PRIM(mth_holder) {
   Method* m = as_method(vm, a[0]);
-  return m->holder ? val(m->holder) : vm.nil_value;
+  return m->holder ? val(m->holder) : vm.nil_value_;
 }
 
 // ---- System --------------------------------------------------------------------------------
@@ -510,7 +510,7 @@ Symbol* as_symbol(VM& vm, Value v, const char* op) {
 }
 PRIM(sys_global) {
   Symbol* s = as_symbol(vm, a[1], "global:");
-  return s->has_global ? s->global : vm.nil_value;
+  return s->has_global ? s->global : vm.nil_value_;
 }
 PRIM(sys_has_global) { return bool_value(vm, as_symbol(vm, a[1], "hasGlobal:")->has_global); }
 PRIM(sys_global_put) {
@@ -522,7 +522,7 @@ PRIM(sys_global_put) {
 PRIM(sys_load_file) {
   need_string(vm, a[1], "loadFile:");
   std::ifstream in(std::string(vm.string_of(a[1])), std::ios::binary);
-  if (!in) return vm.nil_value;
+  if (!in) return vm.nil_value_;
   std::ostringstream ss;
   ss << in.rdbuf();
   return vm.new_string(ss.str());
@@ -530,7 +530,7 @@ PRIM(sys_load_file) {
 PRIM(sys_load) {
   Symbol* s = as_symbol(vm, a[1], "load:");
   Class* c = vm.load_class(s);
-  return c ? val(c) : vm.nil_value;
+  return c ? val(c) : vm.nil_value_;
 }
 PRIM(sys_exit) {
   int64_t code = need_small(vm, a[1], "exit:");
@@ -566,11 +566,11 @@ PRIM(sys_print_stack_trace) {
   vm.print_stack_trace(stderr);
   return a[0];
 }
-PRIM(sys_time) { return from_int(static_cast<int64_t>((now_micros() - vm.start_micros) / 1000)); }
-PRIM(sys_ticks) { return from_int(static_cast<int64_t>(now_micros() - vm.start_micros + 1)); }
+PRIM(sys_time) { return from_int(static_cast<int64_t>((now_micros() - vm.start_micros_) / 1000)); }
+PRIM(sys_ticks) { return from_int(static_cast<int64_t>(now_micros() - vm.start_micros_ + 1)); }
 PRIM(sys_full_gc) {
   vm.collect_garbage();
-  return vm.true_value;
+  return vm.true_value_;
 }
 
 #undef PRIM
@@ -578,8 +578,8 @@ PRIM(sys_full_gc) {
 }  // namespace
 
 void VM::register_primitives() {
-  auto reg = [&](const char* key, PrimFn fn) { primitives[key] = PrimEntry{fn, SpecialPrim::kNone}; };
-  auto special = [&](const char* key, SpecialPrim which) { primitives[key] = PrimEntry{nullptr, which}; };
+  auto reg = [&](const char* key, PrimFn fn) { primitives_[key] = PrimEntry{fn, SpecialPrim::kNone}; };
+  auto special = [&](const char* key, SpecialPrim which) { primitives_[key] = PrimEntry{nullptr, which}; };
   reg("Object>>class", obj_class);
   reg("Object>>objectSize", obj_size);
   reg("Object>>==", obj_identical);
@@ -602,9 +602,9 @@ void VM::register_primitives() {
   reg("Class>>fields", cls_fields);
   reg("Class>>methods", cls_methods);
 
-  primitives["Array>>at:"] = PrimEntry{arr_at, SpecialPrim::kArrayAt};
-  primitives["Array>>at:put:"] = PrimEntry{arr_at_put, SpecialPrim::kArrayAtPut};
-  primitives["Array>>length"] = PrimEntry{arr_length, SpecialPrim::kArrayLength};
+  primitives_["Array>>at:"] = PrimEntry{arr_at, SpecialPrim::kArrayAt};
+  primitives_["Array>>at:put:"] = PrimEntry{arr_at_put, SpecialPrim::kArrayAtPut};
+  primitives_["Array>>length"] = PrimEntry{arr_length, SpecialPrim::kArrayLength};
   reg("Array class>>new:", arr_new);
 
   special("Block>>value", SpecialPrim::kValue);

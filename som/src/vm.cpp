@@ -28,11 +28,11 @@ VM::VM() : lookup_cache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
     std::fprintf(stderr, "som: cannot reserve the frame stack\n");
     std::exit(1);
   }
-  stack_base = static_cast<Value*>(mem);
-  stack_limit = stack_base + stack_bytes_ / sizeof(Value) - 1024;
-  sp = stack_base - 1;
-  start_micros = now_micros();
-  if (const char* st = std::getenv("SOM_GC_STRESS"); st && *st == '1') heap.set_stress(true);
+  stack_base_ = static_cast<Value*>(mem);
+  stack_limit_ = stack_base_ + stack_bytes_ / sizeof(Value) - 1024;
+  sp_ = stack_base_ - 1;
+  start_micros_ = now_micros();
+  if (const char* st = std::getenv("SOM_GC_STRESS"); st && *st == '1') heap_.set_stress(true);
   register_primitives();
 }
 
@@ -44,13 +44,13 @@ void free_method_tree(Method* m) {
 }  // namespace
 
 VM::~VM() {
-  munmap(stack_base, stack_bytes_);
+  munmap(stack_base_, stack_bytes_);
   // Permanent objects live as long as the VM: classes with their methods, symbols, literals.
-  for (Class* c : class_table) {
+  for (Class* c : class_table_) {
     for (Method* m : c->methods) free_method_tree(m);
     delete c;
   }
-  for (auto& [key, m] : entry_methods) delete m;
+  for (auto& [key, m] : entry_methods_) delete m;
   std::vector<Symbol*> syms;
   for (auto& [text, sym] : symbols_) syms.push_back(sym);
   symbols_.clear();
@@ -79,7 +79,7 @@ Object* VM::perm_alloc(uint8_t kind, uint32_t cls, uint32_t length) {
   }
   std::memset(o, 0, bytes);
   o->cls = cls;
-  o->hash = heap.next_hash();
+  o->hash = heap_.next_hash();
   o->length = length;
   o->kind = kind;
   o->flags = kPermanent;
@@ -92,7 +92,7 @@ Symbol* VM::intern(std::string_view s) {
   if (it != symbols_.end()) return it->second;
   auto* sym = new Symbol();
   std::memset(static_cast<Object*>(sym), 0, sizeof(Object));
-  sym->cls = symbol_tag;
+  sym->cls = symbol_tag_;
   sym->hash = 0;
   sym->kind = kSymbol;
   sym->flags = kPermanent;
@@ -113,56 +113,56 @@ Symbol* VM::intern(std::string_view s) {
 }
 
 Value VM::new_string(std::string_view s) {
-  Object* o = heap.alloc(kString, string_tag, static_cast<uint32_t>(s.size()));
+  Object* o = heap_.alloc(kString, string_tag_, static_cast<uint32_t>(s.size()));
   if (!s.empty()) std::memcpy(o->bytes(), s.data(), s.size());
   o->bytes()[s.size()] = 0;
   return val(o);
 }
 
 Value VM::perm_string(std::string_view s) {
-  Object* o = perm_alloc(kString, string_tag, static_cast<uint32_t>(s.size()));
+  Object* o = perm_alloc(kString, string_tag_, static_cast<uint32_t>(s.size()));
   if (!s.empty()) std::memcpy(o->bytes(), s.data(), s.size());
   return val(o);
 }
 
 Value VM::new_array(uint32_t n) {
-  Object* o = heap.alloc(kArray, array_tag, n);
+  Object* o = heap_.alloc(kArray, array_tag_, n);
   Value* s = o->slots();
-  for (uint32_t i = 0; i < n; i++) s[i] = nil_value;
+  for (uint32_t i = 0; i < n; i++) s[i] = nil_value_;
   return val(o);
 }
 
 Value VM::perm_array(uint32_t n) {
-  Object* o = perm_alloc(kArray, array_tag, n);
-  for (uint32_t i = 0; i < n; i++) o->slots()[i] = nil_value;
+  Object* o = perm_alloc(kArray, array_tag_, n);
+  for (uint32_t i = 0; i < n; i++) o->slots()[i] = nil_value_;
   perm_arrays_.push_back(o);
   return val(o);
 }
 
 Value VM::new_double(double d) {
-  Object* o = heap.alloc(kDouble, double_tag, 0);
+  Object* o = heap_.alloc(kDouble, double_tag_, 0);
   o->dbl() = d;
   return val(o);
 }
 
 Value VM::perm_double(double d) {
-  Object* o = perm_alloc(kDouble, double_tag, 0);
+  Object* o = perm_alloc(kDouble, double_tag_, 0);
   o->dbl() = d;
   return val(o);
 }
 
 Value VM::new_instance(Class* c) {
   uint32_t n = static_cast<uint32_t>(c->fields.size());
-  Object* o = heap.alloc(kInstance, c->tag, n);
+  Object* o = heap_.alloc(kInstance, c->tag, n);
   Value* s = o->slots();
-  for (uint32_t i = 0; i < n; i++) s[i] = nil_value;
+  for (uint32_t i = 0; i < n; i++) s[i] = nil_value_;
   return val(o);
 }
 
 std::string VM::describe(Value v) {
   Class* c = class_of(v);
   if (is_int(v)) return "Integer " + std::to_string(int_of(v));
-  if (v == nil_value) return "nil";
+  if (v == nil_value_) return "nil";
   std::string n = c && c->name ? c->name->text : "?";
   if (obj(v)->kind == kClass) return "class " + static_cast<Class*>(obj(v))->name->text;
   return "instance of " + n;
@@ -176,10 +176,10 @@ Class* VM::new_class_shell(const char* name) {
     std::memset(static_cast<Object*>(c), 0, sizeof(Object));
     c->kind = kClass;
     c->flags = kPermanent;
-    c->hash = heap.next_hash();
+    c->hash = heap_.next_hash();
     c->is_meta = meta;
-    c->tag = static_cast<uint32_t>(class_table.size());
-    class_table.push_back(c);
+    c->tag = static_cast<uint32_t>(class_table_.size());
+    class_table_.push_back(c);
     return c;
   };
   Class* c = make_class(false);
@@ -187,7 +187,7 @@ Class* VM::new_class_shell(const char* name) {
   c->meta = m;
   m->sole_instance = c;
   c->cls = m->tag;
-  m->cls = metaclass_class ? metaclass_class->tag : 0;
+  m->cls = metaclass_class_ ? metaclass_class_->tag : 0;
   c->name = intern(name);
   m->name = intern(std::string(name) + " class");
   return c;
@@ -288,12 +288,12 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
   }
   Class* meta = cls->meta;
   cls->superclass = super;
-  meta->superclass = super ? super->meta : class_class;
+  meta->superclass = super ? super->meta : class_class_;
   cls->fields = super ? super->fields : std::vector<Symbol*>{};
   for (auto& f : def.inst_fields) cls->fields.push_back(intern(f));
   meta->fields = super ? super->meta->fields : std::vector<Symbol*>{};
   for (auto& f : def.class_fields) meta->fields.push_back(intern(f));
-  cls->class_fields.assign(meta->fields.size(), nil_value);
+  cls->class_fields.assign(meta->fields.size(), nil_value_);
   if (super && cls->inst_kind == kInstance) cls->inst_kind = super->inst_kind;
   cls->loaded = true;  // before compiling: methods may name the class itself
   cls->name->global = val(cls);
@@ -307,16 +307,16 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
         std::memset(static_cast<Object*>(m), 0, sizeof(Object));
         m->kind = kMethod;
         m->flags = kPermanent;
-        m->hash = heap.next_hash();
-        m->cls = primitive_class->tag;
+        m->hash = heap_.next_hash();
+        m->cls = primitive_class_->tag;
         m->holder = holder;
         m->signature = intern(md.selector);
         m->num_args = m->signature->num_args;
         m->file_name = file;
         m->lines.push_back({0, md.pos.line});
         std::string key = def.name + (class_side ? " class>>" : ">>") + md.selector;
-        auto it = primitives.find(key);
-        if (it == primitives.end()) {
+        auto it = primitives_.find(key);
+        if (it == primitives_.end()) {
           m->mkind = MethodKind::kMissingPrimitive;
         } else {
           m->mkind = MethodKind::kPrimitive;
@@ -331,8 +331,8 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
           std::fprintf(stderr, "%s\n", err.c_str());
           return false;
         }
-        m->cls = method_class->tag;
-        if (debug_level > 0) std::fputs(disassemble(*this, m).c_str(), stderr);
+        m->cls = method_class_->tag;
+        if (debug_level_ > 0) std::fputs(disassemble(*this, m).c_str(), stderr);
       }
       auto it = holder->method_map.find(m->signature);
       if (it != holder->method_map.end()) {
@@ -357,65 +357,65 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
 
 bool VM::bootstrap() {
   // Shells first, so every core class has its tag before any source is compiled.
-  metaclass_class = nullptr;
-  object_class = new_class_shell("Object");
-  class_class = new_class_shell("Class");
-  metaclass_class = new_class_shell("Metaclass");
+  metaclass_class_ = nullptr;
+  object_class_ = new_class_shell("Object");
+  class_class_ = new_class_shell("Class");
+  metaclass_class_ = new_class_shell("Metaclass");
   // Fix the headers of metaclasses created before Metaclass existed.
-  for (Class* c : class_table)
-    if (c->is_meta) c->cls = metaclass_class->tag;
-  nil_class = new_class_shell("Nil");
-  boolean_class = new_class_shell("Boolean");
-  true_class = new_class_shell("True");
-  false_class = new_class_shell("False");
-  integer_class = new_class_shell("Integer");
-  double_class = new_class_shell("Double");
-  string_class = new_class_shell("String");
-  symbol_class = new_class_shell("Symbol");
-  array_class = new_class_shell("Array");
-  block_class = new_class_shell("Block");
-  block1_class = new_class_shell("Block1");
-  block2_class = new_class_shell("Block2");
-  block3_class = new_class_shell("Block3");
-  method_class = new_class_shell("Method");
-  primitive_class = new_class_shell("Primitive");
-  system_class = new_class_shell("System");
-  integer_tag = integer_class->tag;
-  double_tag = double_class->tag;
-  string_tag = string_class->tag;
-  symbol_tag = symbol_class->tag;
-  array_tag = array_class->tag;
-  nil_tag = nil_class->tag;
-  true_tag = true_class->tag;
-  false_tag = false_class->tag;
+  for (Class* c : class_table_)
+    if (c->is_meta) c->cls = metaclass_class_->tag;
+  nil_class_ = new_class_shell("Nil");
+  boolean_class_ = new_class_shell("Boolean");
+  true_class_ = new_class_shell("True");
+  false_class_ = new_class_shell("False");
+  integer_class_ = new_class_shell("Integer");
+  double_class_ = new_class_shell("Double");
+  string_class_ = new_class_shell("String");
+  symbol_class_ = new_class_shell("Symbol");
+  array_class_ = new_class_shell("Array");
+  block_class_ = new_class_shell("Block");
+  block1_class_ = new_class_shell("Block1");
+  block2_class_ = new_class_shell("Block2");
+  block3_class_ = new_class_shell("Block3");
+  method_class_ = new_class_shell("Method");
+  primitive_class_ = new_class_shell("Primitive");
+  system_class_ = new_class_shell("System");
+  integer_tag_ = integer_class_->tag;
+  double_tag_ = double_class_->tag;
+  string_tag_ = string_class_->tag;
+  symbol_tag_ = symbol_class_->tag;
+  array_tag_ = array_class_->tag;
+  nil_tag_ = nil_class_->tag;
+  true_tag_ = true_class_->tag;
+  false_tag_ = false_class_->tag;
   // Symbols interned before the Symbol class existed get their class now.
-  for (auto& [k, s] : symbols_) s->cls = symbol_tag;
-  array_class->inst_kind = kArray;
-  string_class->inst_kind = kString;
-  symbol_class->inst_kind = kString;
+  for (auto& [k, s] : symbols_) s->cls = symbol_tag_;
+  array_class_->inst_kind = kArray;
+  string_class_->inst_kind = kString;
+  symbol_class_->inst_kind = kString;
 
-  nil_value = val(perm_alloc(kInstance, nil_tag, 0));
-  true_value = val(perm_alloc(kInstance, true_tag, 0));
-  false_value = val(perm_alloc(kInstance, false_tag, 0));
-  system_value = val(perm_alloc(kInstance, system_class->tag, 0));
+  nil_value_ = val(perm_alloc(kInstance, nil_tag_, 0));
+  true_value_ = val(perm_alloc(kInstance, true_tag_, 0));
+  false_value_ = val(perm_alloc(kInstance, false_tag_, 0));
+  system_value_ = val(perm_alloc(kInstance, system_class_->tag, 0));
   auto def_global = [&](const char* n, Value v) {
     Symbol* s = intern(n);
     s->global = v;
     s->has_global = true;
   };
-  def_global("nil", nil_value);
-  def_global("true", true_value);
-  def_global("false", false_value);
-  def_global("system", system_value);
-  for (Class* c : class_table)
+  def_global("nil", nil_value_);
+  def_global("true", true_value_);
+  def_global("false", false_value_);
+  def_global("system", system_value_);
+  for (Class* c : class_table_)
     if (!c->is_meta) {
       c->name->global = val(c);
       c->name->has_global = true;
     }
-  sym_dnu = intern("doesNotUnderstand:arguments:");
-  sym_unknown_global = intern("unknownGlobal:");
-  sym_escaped_block = intern("escapedBlock:");
-  sym_initialize = intern("initialize:");
+  sym_dnu_ = intern("doesNotUnderstand:arguments:");
+  sym_unknown_global_ = intern("unknownGlobal:");
+  sym_escaped_block_ = intern("escapedBlock:");
+  sym_initialize_ = intern("initialize:");
 
   const char* core[] = {"Object",  "Class",  "Metaclass", "Nil",       "Boolean", "True",  "False",
                         "Integer", "Double", "String",    "Symbol",    "Array",   "Block", "Block1",
@@ -437,16 +437,16 @@ bool VM::bootstrap() {
 
 Method* VM::entry_method(Symbol* sel, int argc) {
   auto key = std::make_pair(sel, argc);
-  auto it = entry_methods.find(key);
-  if (it != entry_methods.end()) return it->second;
+  auto it = entry_methods_.find(key);
+  if (it != entry_methods_.end()) return it->second;
   // A two-instruction trampoline: SEND site0; RETURN_LOCAL. Its frame is the entry frame.
   auto* m = new Method();
   std::memset(static_cast<Object*>(m), 0, sizeof(Object));
   m->kind = kMethod;
   m->flags = kPermanent;
-  m->cls = method_class->tag;
+  m->cls = method_class_->tag;
   m->signature = intern("<entry>");
-  m->holder = system_class;
+  m->holder = system_class_;
   m->code = {kSend, 0, 0, kReturnLocal};
   SendSite s{};
   s.selector = sel;
@@ -455,17 +455,17 @@ Method* VM::entry_method(Symbol* sel, int argc) {
   s.cached_tag2 = UINT32_MAX;
   m->sites.push_back(s);
   m->max_stack = argc + 4;
-  entry_methods[key] = m;
+  entry_methods_[key] = m;
   return m;
 }
 
 Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args) {
   Method* m = entry_method(sel, static_cast<int>(args.size()));
-  Value* base = sp + 1;
+  Value* base = sp_ + 1;
   base[0] = rcv;  // the entry frame's "receiver"
   auto* f = reinterpret_cast<Frame*>(base + 1);
-  f->caller = fp;
-  f->ret_pc = pc;
+  f->caller = fp_;
+  f->ret_pc = pc_;
   f->method = m;
   f->args = base;
   f->self = rcv;
@@ -475,22 +475,22 @@ Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args) {
   Value* s = f->locals() - 1;
   *++s = rcv;
   for (Value a : args) *++s = a;
-  sp = s;
-  fp = f;
-  pc = m->code.data();
+  sp_ = s;
+  fp_ = f;
+  pc_ = m->code.data();
   return interpret();
 }
 
 int VM::run_main(const std::vector<std::string>& args) {
   Value arr = new_array(static_cast<uint32_t>(args.size()));
-  extra_roots.push_back(arr);
+  extra_roots_.push_back(arr);
   for (size_t i = 0; i < args.size(); i++) {
     Value s = new_string(args[i]);
-    obj(extra_roots.back())->slots()[i] = s;
+    obj(extra_roots_.back())->slots()[i] = s;
   }
-  arr = extra_roots.back();
-  extra_roots.pop_back();
-  send(system_value, sym_initialize, {arr});
+  arr = extra_roots_.back();
+  extra_roots_.pop_back();
+  send(system_value_, sym_initialize_, {arr});
   std::fflush(stdout);
   return 0;
 }
@@ -501,8 +501,8 @@ void VM::print_stack_trace(FILE* out) {
   // Collect (method, pc) per activation, most recent first; the trampolines of VM entries are
   // not shown. Very deep stacks print their top 25 and bottom 5 activations.
   std::vector<std::pair<Method*, const uint8_t*>> acts;
-  const uint8_t* cur_pc = pc;
-  for (Frame* f = fp; f; f = f->caller) {
+  const uint8_t* cur_pc = pc_;
+  for (Frame* f = fp_; f; f = f->caller) {
     if (!(f->method->signature && f->method->signature->text == "<entry>"))
       acts.push_back({f->method, cur_pc});
     cur_pc = f->ret_pc;
@@ -542,33 +542,33 @@ void VM::exit_vm(int status) {
 
 void VM::collect_garbage() {
   uint64_t t0 = now_micros();
-  heap.begin();
+  heap_.begin();
   // Frame stack: every word from the base to sp is a Value except the frame headers, whose
   // Value fields are forwarded explicitly. Walk top-down: a frame owns the words above its
   // header; the words below it (its arguments, its caller's locals and operands) belong to the
   // next region down.
-  Value* top = sp;
-  for (Frame* f = fp; f; f = f->caller) {
-    for (Value* p = f->locals(); p <= top; p++) heap.forward_slot(p);
-    heap.forward_slot(&f->self);
-    heap.forward_slot(&f->context);
-    heap.forward_slot(&f->outer_ctx);
+  Value* top = sp_;
+  for (Frame* f = fp_; f; f = f->caller) {
+    for (Value* p = f->locals(); p <= top; p++) heap_.forward_slot(p);
+    heap_.forward_slot(&f->self);
+    heap_.forward_slot(&f->context);
+    heap_.forward_slot(&f->outer_ctx);
     top = reinterpret_cast<Value*>(f) - 1;
   }
-  for (Value* p = stack_base; p <= top; p++) heap.forward_slot(p);
+  for (Value* p = stack_base_; p <= top; p++) heap_.forward_slot(p);
   for (auto& [k, s] : symbols_)
-    if (s->has_global) heap.forward_slot(&s->global);
-  for (Class* c : class_table)
-    for (auto& v : c->class_fields) heap.forward_slot(&v);
+    if (s->has_global) heap_.forward_slot(&s->global);
+  for (Class* c : class_table_)
+    for (auto& v : c->class_fields) heap_.forward_slot(&v);
   for (Object* a : perm_arrays_)
-    for (uint32_t i = 0; i < a->length; i++) heap.forward_slot(&a->slots()[i]);
-  for (auto& v : extra_roots) heap.forward_slot(&v);
-  heap.finish();
+    for (uint32_t i = 0; i < a->length; i++) heap_.forward_slot(&a->slots()[i]);
+  for (auto& v : extra_roots_) heap_.forward_slot(&v);
+  heap_.finish();
   double ms = static_cast<double>(now_micros() - t0) / 1000.0;
-  heap.gc_millis += ms;
-  if (gc_verbose)
+  heap_.gc_millis_ += ms;
+  if (gc_verbose_)
     std::fprintf(stderr, "[GC %llu: %zu bytes live, %.2f ms]\n",
-                 static_cast<unsigned long long>(heap.collections), heap.live_bytes_after_last_gc(), ms);
+                 static_cast<unsigned long long>(heap_.collections_), heap_.live_bytes_after_last_gc(), ms);
 }
 
 }  // namespace som

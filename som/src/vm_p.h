@@ -57,8 +57,8 @@ class VM {
   Value int_value(int64_t i);    // small or big
   Value big_from_decimal(const std::string& digits, bool permanent);
 
-  uint32_t tag_of(Value v) const { return is_int(v) ? integer_tag : obj(v)->cls; }
-  Class* class_of(Value v) const { return class_table[tag_of(v)]; }
+  uint32_t tag_of(Value v) const { return is_int(v) ? integer_tag_ : obj(v)->cls; }
+  Class* class_of(Value v) const { return class_table_[tag_of(v)]; }
   Method* lookup(Class* c, Symbol* sel);
   Class* load_class(Symbol* name);  // nullptr if no file on the class path; exits on errors
   bool is_string(Value v) const { return !is_int(v) && (obj(v)->kind == kString || obj(v)->kind == kSymbol); }
@@ -76,41 +76,41 @@ class VM {
 
   // --- GC -----------------------------------------------------------------------------
   void collect_garbage();
-  std::vector<Value> extra_roots;  // values C++ code keeps across interpreter calls
+  std::vector<Value> extra_roots_;  // values C++ code keeps across interpreter calls
 
   // --- interpreter state ----------------------------------------------------------------
   Value interpret();  // runs from fp/pc until the current entry frame returns
-  Value* stack_base = nullptr;
-  Value* stack_limit = nullptr;
-  Value* sp = nullptr;  // top element (stack_base - 1 when empty)
-  Frame* fp = nullptr;
-  const uint8_t* pc = nullptr;
+  Value* stack_base_ = nullptr;
+  Value* stack_limit_ = nullptr;
+  Value* sp_ = nullptr;  // top element (stack_base - 1 when empty)
+  Frame* fp_ = nullptr;
+  const uint8_t* pc_ = nullptr;
 
-  Heap heap;
-  std::vector<Class*> class_table;  // tag -> class
-  uint32_t integer_tag = 0, double_tag = 0, string_tag = 0, symbol_tag = 0, array_tag = 0;
-  uint32_t nil_tag = 0, true_tag = 0, false_tag = 0;
-  Class *object_class = nullptr, *class_class = nullptr, *metaclass_class = nullptr, *nil_class = nullptr,
-        *boolean_class = nullptr, *true_class = nullptr, *false_class = nullptr, *integer_class = nullptr,
-        *double_class = nullptr, *string_class = nullptr, *symbol_class = nullptr, *array_class = nullptr,
-        *block_class = nullptr, *block1_class = nullptr, *block2_class = nullptr, *block3_class = nullptr,
-        *method_class = nullptr, *primitive_class = nullptr, *system_class = nullptr;
-  Value nil_value = 0, true_value = 0, false_value = 0, system_value = 0;
-  Symbol *sym_dnu = nullptr, *sym_unknown_global = nullptr, *sym_escaped_block = nullptr,
-         *sym_initialize = nullptr;
+  Heap heap_;
+  std::vector<Class*> class_table_;  // tag -> class
+  uint32_t integer_tag_ = 0, double_tag_ = 0, string_tag_ = 0, symbol_tag_ = 0, array_tag_ = 0;
+  uint32_t nil_tag_ = 0, true_tag_ = 0, false_tag_ = 0;
+  Class *object_class_ = nullptr, *class_class_ = nullptr, *metaclass_class_ = nullptr, *nil_class_ = nullptr,
+        *boolean_class_ = nullptr, *true_class_ = nullptr, *false_class_ = nullptr, *integer_class_ = nullptr,
+        *double_class_ = nullptr, *string_class_ = nullptr, *symbol_class_ = nullptr, *array_class_ = nullptr,
+        *block_class_ = nullptr, *block1_class_ = nullptr, *block2_class_ = nullptr, *block3_class_ = nullptr,
+        *method_class_ = nullptr, *primitive_class_ = nullptr, *system_class_ = nullptr;
+  Value nil_value_ = 0, true_value_ = 0, false_value_ = 0, system_value_ = 0;
+  Symbol *sym_dnu_ = nullptr, *sym_unknown_global_ = nullptr, *sym_escaped_block_ = nullptr,
+         *sym_initialize_ = nullptr;
 
   // Primitive table: key "Class>>sel" or "Class class>>sel".
-  std::unordered_map<std::string, PrimEntry> primitives;
+  std::unordered_map<std::string, PrimEntry> primitives_;
   void register_primitives();  // primitives.cpp
 
   // false: compile without control-structure inlining, arithmetic fast-path opcodes and
   // frame-less trivial methods, and never fill inline caches (every send uses the global
   // lookup cache). A reference configuration for measuring what those optimizations buy.
-  bool optimize = true;
-  uint64_t start_micros = 0;
-  int debug_level = 0;
-  bool gc_verbose = false;
-  std::map<std::pair<Symbol*, int>, Method*> entry_methods;
+  bool optimize_ = true;
+  uint64_t start_micros_ = 0;
+  int debug_level_ = 0;
+  bool gc_verbose_ = false;
+  std::map<std::pair<Symbol*, int>, Method*> entry_methods_;
 
  private:
   Class* new_class_shell(const char* name);

@@ -34,7 +34,7 @@ class SomCompiler : public ::testing::Test {
       return nullptr;
     }
     std::string cerr;
-    Method* m = compile_method(*vm(), vm()->object_class, c.inst_methods.at(0), "T.som", cerr);
+    Method* m = compile_method(*vm(), vm()->object_class_, c.inst_methods.at(0), "T.som", cerr);
     if (error) *error = cerr;
     if (m) keep().push_back(m);  // reachable until exit, like the VM itself
     return m;
@@ -220,11 +220,11 @@ TEST_F(SomCompiler, SuperSendStartsLookupInHolderSuperclass) {
   ClassDef c;
   std::string err;
   ASSERT_TRUE(parse_class("T = ( m = ( ^super printString ) )", "T.som", c, err));
-  Method* m = compile_method(*vm(), vm()->integer_class, c.inst_methods[0], "T.som", err);
+  Method* m = compile_method(*vm(), vm()->integer_class_, c.inst_methods[0], "T.som", err);
   ASSERT_NE(m, nullptr) << err;
   keep().push_back(m);
   EXPECT_TRUE(has(m, kSuperSend));
-  EXPECT_EQ(m->sites[0].super_start, vm()->integer_class->superclass);
+  EXPECT_EQ(m->sites[0].super_start, vm()->integer_class_->superclass);
 }
 
 TEST_F(SomCompiler, SendSitesAreNumberedInOrder) {

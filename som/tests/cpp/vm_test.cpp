@@ -61,21 +61,21 @@ TEST_F(SomVm, AllocationHeavyProgramKeepsTheHeapBounded) {
   Value r = vm.send(inst, vm.intern("run:"), {from_int(400000)});
   EXPECT_EQ(vm.string_of(r), "400000");
   // 400000 arrays of 100 slots = more than 300 MiB allocated in total ...
-  EXPECT_GT(vm.heap.total_allocated(), size_t(300) << 20);
-  EXPECT_GT(vm.heap.collections, 3u);
+  EXPECT_GT(vm.heap_.total_allocated(), size_t(300) << 20);
+  EXPECT_GT(vm.heap_.collections_, 3u);
   // ... while the heap never holds more than the budget plus the live data.
-  EXPECT_LT(vm.heap.footprint_bytes(), size_t(120) << 20);
+  EXPECT_LT(vm.heap_.footprint_bytes(), size_t(120) << 20);
 }
 
 TEST_F(SomVm, IdentityHashSurvivesAMovingCollection) {
   VM vm;
   vm.set_class_path(SOM_CORE_LIB_DIR);
   ASSERT_TRUE(vm.bootstrap());
-  vm.extra_roots.push_back(vm.new_instance(vm.object_class));
-  Value before = vm.extra_roots[0];
+  vm.extra_roots_.push_back(vm.new_instance(vm.object_class_));
+  Value before = vm.extra_roots_[0];
   uint32_t hash = obj(before)->hash;
   vm.collect_garbage();
-  Value after = vm.extra_roots[0];
+  Value after = vm.extra_roots_[0];
   EXPECT_NE(before, after);           // the object moved ...
   EXPECT_EQ(obj(after)->hash, hash);  // ... and kept its identity hash
   Value h = vm.send(after, vm.intern("hashcode"));

@@ -24,13 +24,13 @@ som::VM* booted_vm() {
 }
 
 void check_code(som::Method* m) {
-  size_t pc = 0;
-  while (pc < m->code.size()) {
-    uint8_t op = m->code[pc];
+  size_t pc_ = 0;
+  while (pc_ < m->code.size()) {
+    uint8_t op = m->code[pc_];
     if (op >= som::kOpCount) std::abort();
-    pc += static_cast<size_t>(som::op_length(op));
+    pc_ += static_cast<size_t>(som::op_length(op));
   }
-  if (pc != m->code.size()) std::abort();  // instructions must tile the code exactly
+  if (pc_ != m->code.size()) std::abort();  // instructions must tile the code exactly
   for (som::Method* b : m->blocks) check_code(b);
 }
 
@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (som::MethodDef& md : *methods) {
       if (md.is_primitive) continue;
       std::string err;
-      som::Method* m = som::compile_method(*vm, vm->object_class, md, "fuzz.som", err);
+      som::Method* m = som::compile_method(*vm, vm->object_class_, md, "fuzz.som", err);
       if (!m) {
         if (err.rfind("fuzz.som:", 0) != 0) std::abort();
         continue;
