@@ -53,12 +53,12 @@ Value VM::interpret() {
       SOM_BYTECODES(SOM_OP_LABEL)
 #undef SOM_OP_LABEL
   };
-#define DISPATCH() goto* labels[*ip]
-#define SAVE() \
-  do {         \
-    fp_ = f;   \
-    pc_ = ip;  \
-    sp_ = s;   \
+#define SOM_DISPATCH() goto* labels[*ip]
+#define SOM_SAVE() \
+  do {             \
+    fp_ = f;       \
+    pc_ = ip;      \
+    sp_ = s;       \
   } while (0)
 
   // Registers of the send protocol (set before jumping to do_send / do_invoke).
@@ -71,81 +71,81 @@ Value VM::interpret() {
   Method* m = nullptr;
   Value result = 0;
 
-  DISPATCH();
+  SOM_DISPATCH();
 
 L_PushLocal:
   *++s = f->locals()[ip[1]];
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushArg:
   *++s = f->args[ip[1]];
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 // A variable used by a fallback block of a method with a lazy context: in the frame until the
 // context exists, in the context afterwards (the closures made by the fallback share it).
 L_PushLocalLazy:
   *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->locals()[ip[1]];
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_StoreLocalLazy:
   if (f->context)
     obj(f->context)->slots()[2 + ip[2]] = *s;
   else
     f->locals()[ip[1]] = *s;
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushArgLazy:
   *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->args[ip[1]];
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_StoreArgLazy:
   if (f->context)
     obj(f->context)->slots()[2 + ip[2]] = *s;
   else
     f->args[ip[1]] = *s;
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushField:
   if (!has_field(f->self, ip[1], f->method->holder)) goto bad_field;
   *++s = fields_of(obj(f->self))[ip[1]];
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushCtx:
   *++s = obj(ctx_at(f, ip[1]))->slots()[2 + ip[2]];
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushSelf:
   *++s = f->self;
   ip += 1;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushNil:
   *++s = nil_value_;
   ip += 1;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushTrue:
   *++s = true_value_;
   ip += 1;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushFalse:
   *++s = false_value_;
   ip += 1;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushLiteral:
   *++s = f->method->literals[u16at(ip + 1)];
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_PushGlobal : {
   auto* g = static_cast<Symbol*>(obj(f->method->literals[u16at(ip + 1)]));
   if (g->has_global) {
     *++s = g->global;
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
-  SAVE();
+  SOM_SAVE();
   if (Class* c = load_class(g)) {
     *++s = val(c);
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   // Unknown global: send unknownGlobal: to self; the reply is the value (never cached).
   *++s = f->self;
@@ -170,23 +170,23 @@ L_PushBlock : {
   b->slots()[2] = f->self;
   *++s = val(b);
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 }
 L_StoreLocal:
   f->locals()[ip[1]] = *s;
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 L_StoreArg:
   f->args[ip[1]] = *s;
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 L_StoreField:
   if (!has_field(f->self, ip[1], f->method->holder)) goto bad_field;
   fields_of(obj(f->self))[ip[1]] = *s;
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 bad_field:
-  SAVE();
+  SOM_SAVE();
   {
     // Name the field and its declaring class: with a library that declares fields this VM
     // implements as primitives (Class>>name, Object>>class), that is what the user must fix.
@@ -200,16 +200,16 @@ bad_field:
 L_StoreCtx:
   obj(ctx_at(f, ip[1]))->slots()[2 + ip[2]] = *s;
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_Pop:
   s--;
   ip += 1;
-  DISPATCH();
+  SOM_DISPATCH();
 L_Dup:
   s[1] = s[0];
   s++;
   ip += 1;
-  DISPATCH();
+  SOM_DISPATCH();
 
 L_Send:
   site = &f->method->sites[u16at(ip + 1)];
@@ -259,7 +259,7 @@ L_SuperSend:
 
   // Arithmetic and comparison sends: small-integer and Double fast paths, otherwise a
   // real send through the site's inline cache (same semantics as the primitives).
-#define BINARY_FAST(label, int_expr, dbl_expr)                                                \
+#define SOM_BINARY_FAST(label, int_expr, dbl_expr)                                            \
   label : {                                                                                   \
     Value a = s[-1], b = s[0];                                                                \
     if (a & b & 1) {                                                                          \
@@ -273,60 +273,64 @@ L_SuperSend:
     }                                                                                         \
     goto L_Send;                                                                              \
   }
-#define PUSH_RESULT(v) \
-  do {                 \
-    *--s = (v);        \
-    ip += 3;           \
-    DISPATCH();        \
+#define SOM_PUSH_RESULT(v) \
+  do {                     \
+    *--s = (v);            \
+    ip += 3;               \
+    SOM_DISPATCH();        \
   } while (0)
-#define NO_DOUBLE_PATH \
+#define SOM_NO_DOUBLE_PATH \
   {}
-  BINARY_FAST(
+  SOM_BINARY_FAST(
       L_SendAdd,
       {
         int64_t r;
         if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r))
-          PUSH_RESULT(static_cast<Value>(r));
+          SOM_PUSH_RESULT(static_cast<Value>(r));
       },
-      PUSH_RESULT(new_double(x + y)))
-  BINARY_FAST(
+      SOM_PUSH_RESULT(new_double(x + y)))
+  SOM_BINARY_FAST(
       L_SendSub,
       {
         int64_t r;
         if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r))
-          PUSH_RESULT(static_cast<Value>(r + 1));
+          SOM_PUSH_RESULT(static_cast<Value>(r + 1));
       },
-      PUSH_RESULT(new_double(x - y)))
-  BINARY_FAST(
+      SOM_PUSH_RESULT(new_double(x - y)))
+  SOM_BINARY_FAST(
       L_SendMul,
       {
         int64_t r;
-        if (!__builtin_mul_overflow(int_of(a), int_of(b), &r) && fits_small(r)) PUSH_RESULT(from_int(r));
+        if (!__builtin_mul_overflow(int_of(a), int_of(b), &r) && fits_small(r)) SOM_PUSH_RESULT(from_int(r));
       },
-      PUSH_RESULT(new_double(x * y)))
-  BINARY_FAST(L_SendLt,
-              PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? true_value_ : false_value_),
-              PUSH_RESULT(x < y ? true_value_ : false_value_))
-  BINARY_FAST(L_SendGt,
-              PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? true_value_ : false_value_),
-              PUSH_RESULT(x > y ? true_value_ : false_value_))
-  BINARY_FAST(L_SendLe,
-              PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? true_value_ : false_value_),
-              PUSH_RESULT(!(y < x) ? true_value_ : false_value_))  // library: (other < self) not
-  BINARY_FAST(L_SendGe,
-              PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? true_value_ : false_value_),
-              PUSH_RESULT(!(x < y) ? true_value_ : false_value_))  // library: (self < other) not
-  BINARY_FAST(L_SendEq, PUSH_RESULT(a == b ? true_value_ : false_value_),
-              PUSH_RESULT(x == y ? true_value_ : false_value_))
-  BINARY_FAST(
+      SOM_PUSH_RESULT(new_double(x * y)))
+  SOM_BINARY_FAST(
+      L_SendLt,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(x < y ? true_value_ : false_value_))
+  SOM_BINARY_FAST(
+      L_SendGt,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(x > y ? true_value_ : false_value_))
+  SOM_BINARY_FAST(
+      L_SendLe,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(!(y < x) ? true_value_ : false_value_))  // library: (other < self) not
+  SOM_BINARY_FAST(
+      L_SendGe,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(!(x < y) ? true_value_ : false_value_))  // library: (self < other) not
+  SOM_BINARY_FAST(L_SendEq, SOM_PUSH_RESULT(a == b ? true_value_ : false_value_),
+                  SOM_PUSH_RESULT(x == y ? true_value_ : false_value_))
+  SOM_BINARY_FAST(
       L_SendDiv,
       {
         int64_t x = int_of(a);
         int64_t y = int_of(b);
-        if (y != 0 && fits_small(x / y)) PUSH_RESULT(from_int(x / y));
+        if (y != 0 && fits_small(x / y)) SOM_PUSH_RESULT(from_int(x / y));
       },
-      NO_DOUBLE_PATH)
-  BINARY_FAST(
+      SOM_NO_DOUBLE_PATH)
+  SOM_BINARY_FAST(
       L_SendMod,
       {
         int64_t x = int_of(a);
@@ -334,14 +338,14 @@ L_SuperSend:
         if (y != 0) {
           int64_t r = x % y;
           if (r != 0 && ((r ^ y) < 0)) r += y;
-          PUSH_RESULT(from_int(r));
+          SOM_PUSH_RESULT(from_int(r));
         }
       },
-      NO_DOUBLE_PATH)
-  BINARY_FAST(L_SendBitand, PUSH_RESULT(a & b), NO_DOUBLE_PATH)
-#undef NO_DOUBLE_PATH
-#undef PUSH_RESULT
-#undef BINARY_FAST
+      SOM_NO_DOUBLE_PATH)
+  SOM_BINARY_FAST(L_SendBitand, SOM_PUSH_RESULT(a & b), SOM_NO_DOUBLE_PATH)
+#undef SOM_NO_DOUBLE_PATH
+#undef SOM_PUSH_RESULT
+#undef SOM_BINARY_FAST
 
 L_ReturnLocal:
   result = *s;
@@ -360,7 +364,7 @@ L_ReturnNonlocal : {
     Frame* done = f;
     if (done->context) obj(done->context)->slots()[1] = from_int(0);
     if (done->is_entry) {
-      SAVE();
+      SOM_SAVE();
       fatal("escaped block evaluated from outside the interpreter");
     }
     s = done->args - 1;
@@ -378,7 +382,7 @@ L_ReturnNonlocal : {
   auto* target = reinterpret_cast<Frame*>(marker & ~Value(1));
   for (Frame* x = f; x != target; x = x->caller) {
     if (!x || x->is_entry) {
-      SAVE();
+      SOM_SAVE();
       fatal("non-local return across a VM entry boundary");
     }
     if (x->context) obj(x->context)->slots()[1] = from_int(0);
@@ -400,41 +404,41 @@ do_return : {
     sp_ = s - 1;
     return result;
   }
-  DISPATCH();
+  SOM_DISPATCH();
 }
 
 L_Jump:
   ip = f->method->code.data() + u16at(ip + 1);
-  DISPATCH();
+  SOM_DISPATCH();
 L_JumpBack:
   if (heap_.need_gc_) {
-    SAVE();
+    SOM_SAVE();
     collect_garbage();
   }
   ip = f->method->code.data() + u16at(ip + 1);
-  DISPATCH();
+  SOM_DISPATCH();
 L_JumpIfTrue:
   if (*s == true_value_) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
-    DISPATCH();
+    SOM_DISPATCH();
   }
   if (*s == false_value_) {
     s--;
     ip += 5;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   goto cond_fallback;
 L_JumpIfFalse:
   if (*s == false_value_) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
-    DISPATCH();
+    SOM_DISPATCH();
   }
   if (*s == true_value_) {
     s--;
     ip += 5;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   goto cond_fallback;
 cond_fallback:
@@ -447,13 +451,13 @@ L_JumpIfNil:
     ip = f->method->code.data() + u16at(ip + 1);
   else
     ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_JumpIfNotNil:
   if (*s-- != nil_value_)
     ip = f->method->code.data() + u16at(ip + 1);
   else
     ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 L_NilCheck : {
   // Inlined ifNil: family: nil, or a receiver whose class uses Object's method (the library's
   // semantics, which the inlined code implements), runs the inlined code; any other receiver
@@ -461,27 +465,27 @@ L_NilCheck : {
   Value v = *s;
   if (v == nil_value_) {
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   site = &f->method->sites[u16at(ip + 1)];
   uint32_t tag = tag_of(v);
   if (site->std_tag == tag || site->std_tag2 == tag) {
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   Method* lm = lookup(class_table_[tag], site->selector);
   if (lm && lm->holder == object_class_) {
     site->std_tag2 = site->std_tag;
     site->std_tag = tag;
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   goto fallback_args;
 }
 L_ForCheck:
   if (is_int(*s) || is_number(*s)) {
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   site = &f->method->sites[u16at(ip + 1)];
 fallback_args:
@@ -489,7 +493,7 @@ fallback_args:
   // closures over this activation's context and self (the compiler made every variable they use
   // a context variable, so they share it with the inlined code), or the loop's already
   // evaluated limit/step. heap.alloc does not collect (it only raises need_gc), so the operand
-  // stack needs no SAVE() here.
+  // stack needs no SOM_SAVE() here.
   if (f->method->lazy_context && !f->context) {
     bool any_block = false;
     for (uint32_t i = 0; i < site->argc; i++) any_block |= site->fallback_arg[i] >= 0;
@@ -541,7 +545,7 @@ L_ForTestDown : {
     bool ok = true;
     int c = num_compare(a, b, &ok);
     if (!ok) {
-      SAVE();
+      SOM_SAVE();
       fatal("loop limit is not a number: " + describe(b));
     }
     // As the library: `i <= limit` is `(limit < i) not`, `i >= limit` is `(i < limit) not`
@@ -552,7 +556,7 @@ L_ForTestDown : {
     ip += 5;
   else
     ip = f->method->code.data() + u16at(ip + 3);
-  DISPATCH();
+  SOM_DISPATCH();
 }
 L_ForStep : {
   Value& c = f->locals()[ip[1]];
@@ -561,13 +565,13 @@ L_ForStep : {
     if (fits_small(n)) {
       c = from_int(n);
       ip += 3;
-      DISPATCH();
+      SOM_DISPATCH();
     }
   }
-  SAVE();
+  SOM_SAVE();
   c = ip[2] ? num_sub(*this, c, from_int(1)) : num_add(*this, c, from_int(1));
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 }
 
   // ---- the send protocol ---------------------------------------------------------------
@@ -578,7 +582,7 @@ do_send:
   if (!m) goto do_dnu;
   if (static_cast<uint32_t>(m->num_args) != argc) {
     // Only reachable through perform: with a selector of another arity.
-    SAVE();
+    SOM_SAVE();
     fatal("#" + sel->text + " takes " + std::to_string(m->num_args) + " arguments, but " +
           std::to_string(argc) + " were supplied (perform:)");
   }
@@ -589,7 +593,7 @@ do_dnu : {
   Class* rc = class_of(*base);
   Method* dnu = lookup(rc, sym_dnu_);
   if (!dnu) {
-    SAVE();
+    SOM_SAVE();
     fatal(describe(*base) + " does not understand #" + sel->text +
           " (and no doesNotUnderstand:arguments: method)");
   }
@@ -614,7 +618,7 @@ do_invoke:
             *base = fields_of(obj(rcv))[m->trivial_index];
             s = base;
             ip = ret_ip;
-            DISPATCH();
+            SOM_DISPATCH();
           }
           break;
         case Method::kSetter:
@@ -622,29 +626,29 @@ do_invoke:
             fields_of(obj(rcv))[m->trivial_index] = base[1];
             s = base;
             ip = ret_ip;
-            DISPATCH();
+            SOM_DISPATCH();
           }
           break;
         case Method::kConstant:
           *base = m->trivial_value;
           s = base;
           ip = ret_ip;
-          DISPATCH();
+          SOM_DISPATCH();
         case Method::kSelf:
           s = base;
           ip = ret_ip;
-          DISPATCH();
+          SOM_DISPATCH();
         default:
           break;
       }
     }
   push_frame:
     if (heap_.need_gc_) {
-      SAVE();
+      SOM_SAVE();
       collect_garbage();
     }
     if (s + kFrameWords + m->num_locals + m->max_stack + 16 >= stack_limit_) {
-      SAVE();
+      SOM_SAVE();
       fatal("stack overflow: recursion too deep");
     }
     auto* nf = reinterpret_cast<Frame*>(s + 1);
@@ -676,7 +680,7 @@ do_invoke:
       for (auto& [arg_idx, slot] : m->ctx_args) cs[2 + slot] = base[arg_idx];
       nf->context = val(c);
     }
-    DISPATCH();
+    SOM_DISPATCH();
   }
   if (m->mkind == MethodKind::kPrimitive) {
     switch (m->special_prim) {
@@ -689,29 +693,29 @@ do_invoke:
         s = base;
         *s = r;
         ip = ret_ip;
-        DISPATCH();
+        SOM_DISPATCH();
       }
       case SpecialPrim::kValue: {
         Object* blk = obj(base[0]);
         if (is_int(base[0]) || blk->kind != kBlock) {
-          SAVE();
+          SOM_SAVE();
           fatal("value primitive sent to " + describe(base[0]));
         }
         m = static_cast<Method*>(obj(blk->slots()[0]));
         if (static_cast<uint32_t>(m->num_args) != argc) {
-          SAVE();
+          SOM_SAVE();
           fatal("block expects " + std::to_string(m->num_args) + " arguments, got " + std::to_string(argc));
         }
         goto push_frame;
       }
       case SpecialPrim::kRestart:
         if (heap_.need_gc_) {
-          SAVE();
+          SOM_SAVE();
           collect_garbage();
         }
         ip = f->method->code.data();
         s = f->locals() + f->method->num_locals - 1;
-        DISPATCH();
+        SOM_DISPATCH();
       case SpecialPrim::kPerform:
       case SpecialPrim::kPerformSuper:
       case SpecialPrim::kPerformArgs:
@@ -719,7 +723,7 @@ do_invoke:
         SpecialPrim which = m->special_prim;
         Value sel_value = base[1];
         if (is_int(sel_value) || obj(sel_value)->kind != kSymbol) {
-          SAVE();
+          SOM_SAVE();
           fatal("perform: needs a Symbol, got " + describe(sel_value));
         }
         sel = static_cast<Symbol*>(obj(sel_value));
@@ -727,14 +731,14 @@ do_invoke:
         if (which == SpecialPrim::kPerformSuper || which == SpecialPrim::kPerformArgsSuper) {
           Value cv = base[argc];
           if (is_int(cv) || obj(cv)->kind != kClass) {
-            SAVE();
+            SOM_SAVE();
             fatal("perform:inSuperclass: needs a Class, got " + describe(cv));
           }
           start = static_cast<Class*>(obj(cv));
           // Lookup may start above the receiver's class, never beside it: primitives rely on
           // their receiver having the layout of their holder.
           if (!inherits_from(class_of(base[0]), start)) {
-            SAVE();
+            SOM_SAVE();
             fatal("perform:inSuperclass: " + describe(base[0]) + " is not an instance of " +
                   start->name->text + " or a subclass");
           }
@@ -742,12 +746,12 @@ do_invoke:
         if (which == SpecialPrim::kPerformArgs || which == SpecialPrim::kPerformArgsSuper) {
           Value arr = base[2];
           if (is_int(arr) || obj(arr)->kind != kArray) {
-            SAVE();
+            SOM_SAVE();
             fatal("perform:withArguments: needs an Array, got " + describe(arr));
           }
           uint32_t n = obj(arr)->length;
           if (base + n + 64 >= stack_limit_) {
-            SAVE();
+            SOM_SAVE();
             fatal("stack overflow in perform:withArguments:");
           }
           for (uint32_t i = 0; i < n; i++) base[1 + i] = obj(arr)->slots()[i];
@@ -764,17 +768,17 @@ do_invoke:
         auto* target = static_cast<Method*>(obj(base[0]));
         Value arr = base[2];
         if (is_int(arr) || obj(arr)->kind != kArray) {
-          SAVE();
+          SOM_SAVE();
           fatal("invokeOn:with: needs an Array of arguments, got " + describe(arr));
         }
         uint32_t n = obj(arr)->length;
         if (target->holder && !inherits_from(class_of(base[1]), target->holder)) {
-          SAVE();
+          SOM_SAVE();
           fatal("invokeOn:with: " + describe(base[1]) + " is not an instance of " +
                 target->holder->name->text + " or a subclass");
         }
         if (static_cast<int>(n) != target->num_args) {
-          SAVE();
+          SOM_SAVE();
           fatal("invokeOn:with: " + target->signature->text + " expects " + std::to_string(target->num_args) +
                 " arguments, got " + std::to_string(n));
         }
@@ -792,7 +796,7 @@ do_invoke:
           *base = obj(rcv)->slots()[int_of(idx) - 1];
           s = base;
           ip = ret_ip;
-          DISPATCH();
+          SOM_DISPATCH();
         }
         goto call_prim;
       }
@@ -803,7 +807,7 @@ do_invoke:
           obj(rcv)->slots()[int_of(idx) - 1] = base[2];
           s = base;
           ip = ret_ip;
-          DISPATCH();
+          SOM_DISPATCH();
         }
         goto call_prim;
       }
@@ -812,14 +816,14 @@ do_invoke:
           *base = from_int(obj(base[0])->length);
           s = base;
           ip = ret_ip;
-          DISPATCH();
+          SOM_DISPATCH();
         }
         goto call_prim;
       default:
         break;
     }
   }
-  SAVE();
+  SOM_SAVE();
   fp_ = f;
   pc_ = ret_ip;
   fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" + m->signature->text +

@@ -17,7 +17,7 @@ Value from_mpz(VM& vm, mpz_srcptr z, bool permanent);
 
 namespace {
 
-#define PRIM(name) Value name([[maybe_unused]] VM& vm, [[maybe_unused]] Value* a)
+#define SOM_PRIM(name) Value name([[maybe_unused]] VM& vm, [[maybe_unused]] Value* a)
 
 Value bool_value(VM& vm, bool b) { return b ? vm.true_value_ : vm.false_value_; }
 
@@ -53,20 +53,20 @@ Value integer_from_double(VM& vm, double d, const char* op) {
 }
 
 // ---- Object --------------------------------------------------------------------------------
-PRIM(obj_class) { return val(vm.class_of(a[0])); }
-PRIM(obj_size) {
+SOM_PRIM(obj_class) { return val(vm.class_of(a[0])); }
+SOM_PRIM(obj_size) {
   if (is_int(a[0])) return from_int(8);
   Object* o = obj(a[0]);
   if (o->kind == kSymbol || o->kind == kClass || o->kind == kMethod)
     return from_int(static_cast<int64_t>(sizeof(Object) + o->length));
   return from_int(static_cast<int64_t>(object_bytes(o->kind, o->length)));
 }
-PRIM(obj_identical) { return bool_value(vm, a[0] == a[1]); }
-PRIM(obj_hash) {
+SOM_PRIM(obj_identical) { return bool_value(vm, a[0] == a[1]); }
+SOM_PRIM(obj_hash) {
   if (is_int(a[0])) return a[0];
   return from_int(obj(a[0])->hash);
 }
-PRIM(obj_self) { return a[0]; }
+SOM_PRIM(obj_self) { return a[0]; }
 
 Value* field_slots(VM& vm, Value v, uint32_t* n) {
   if (is_int(v)) {
@@ -87,7 +87,7 @@ Value* field_slots(VM& vm, Value v, uint32_t* n) {
   *n = 0;
   return nullptr;
 }
-PRIM(obj_inst_var_at) {
+SOM_PRIM(obj_inst_var_at) {
   uint32_t n;
   Value* s = field_slots(vm, a[0], &n);
   int64_t i = need_small(vm, a[1], "instVarAt:");
@@ -96,7 +96,7 @@ PRIM(obj_inst_var_at) {
              " fields) for " + vm.describe(a[0]));
   return s[i - 1];
 }
-PRIM(obj_inst_var_at_put) {
+SOM_PRIM(obj_inst_var_at_put) {
   uint32_t n;
   Value* s = field_slots(vm, a[0], &n);
   int64_t i = need_small(vm, a[1], "instVarAt:put:");
@@ -113,14 +113,14 @@ int field_named(VM& vm, Value rcv, Value name) {
     if (c->fields[i]->text == n) return static_cast<int>(i);
   vm.fatal("no field named " + std::string(n) + " in " + vm.describe(rcv));
 }
-PRIM(obj_inst_var_named) {
+SOM_PRIM(obj_inst_var_named) {
   uint32_t n;
   Value* s = field_slots(vm, a[0], &n);
   int i = field_named(vm, a[0], a[1]);
   if (static_cast<uint32_t>(i) >= n) vm.fatal("instVarNamed: field out of bounds");
   return s[i];
 }
-PRIM(obj_inst_var_named_put) {
+SOM_PRIM(obj_inst_var_named_put) {
   uint32_t n;
   Value* s = field_slots(vm, a[0], &n);
   int i = field_named(vm, a[0], a[1]);
@@ -134,12 +134,12 @@ Class* as_class(VM& vm, Value v) {
   if (is_int(v) || obj(v)->kind != kClass) vm.fatal("expected a class, got " + vm.describe(v));
   return static_cast<Class*>(obj(v));
 }
-PRIM(cls_name) { return val(as_class(vm, a[0])->name); }
-PRIM(cls_superclass) {
+SOM_PRIM(cls_name) { return val(as_class(vm, a[0])->name); }
+SOM_PRIM(cls_superclass) {
   Class* c = as_class(vm, a[0]);
   return c->superclass ? val(c->superclass) : vm.nil_value_;
 }
-PRIM(cls_new) {
+SOM_PRIM(cls_new) {
   Class* c = as_class(vm, a[0]);
   if (c->is_meta) vm.fatal("cannot instantiate metaclass " + c->name->text);
   switch (c->inst_kind) {
@@ -164,13 +164,13 @@ PRIM(cls_new) {
       return vm.new_instance(c);
   }
 }
-PRIM(cls_fields) {
+SOM_PRIM(cls_fields) {
   Class* c = as_class(vm, a[0]);
   Value r = vm.new_array(static_cast<uint32_t>(c->fields.size()));
   for (size_t i = 0; i < c->fields.size(); i++) obj(r)->slots()[i] = val(c->fields[i]);
   return r;
 }
-PRIM(cls_methods) {
+SOM_PRIM(cls_methods) {
   Class* c = as_class(vm, a[0]);
   Value r = vm.new_array(static_cast<uint32_t>(c->methods.size()));
   for (size_t i = 0; i < c->methods.size(); i++) obj(r)->slots()[i] = val(c->methods[i]);
@@ -191,17 +191,17 @@ uint32_t array_index(VM& vm, Object* arr, Value idx, const char* op) {
              std::to_string(arr->length) + ")");
   return static_cast<uint32_t>(i - 1);
 }
-PRIM(arr_at) {
+SOM_PRIM(arr_at) {
   Object* o = as_array(vm, a[0]);
   return o->slots()[array_index(vm, o, a[1], "at:")];
 }
-PRIM(arr_at_put) {
+SOM_PRIM(arr_at_put) {
   Object* o = as_array(vm, a[0]);
   o->slots()[array_index(vm, o, a[1], "at:put:")] = a[2];
   return a[0];
 }
-PRIM(arr_length) { return from_int(as_array(vm, a[0])->length); }
-PRIM(arr_new) {
+SOM_PRIM(arr_length) { return from_int(as_array(vm, a[0])->length); }
+SOM_PRIM(arr_new) {
   Class* c = as_class(vm, a[0]);
   if (!is_int(a[1]) || int_of(a[1]) < 0)
     vm.fatal("Array new: needs a non-negative Integer, got " + vm.describe(a[1]));
@@ -212,10 +212,10 @@ PRIM(arr_new) {
 }
 
 // ---- Integer -------------------------------------------------------------------------------
-PRIM(int_add) { return num_add(vm, a[0], a[1]); }
-PRIM(int_sub) { return num_sub(vm, a[0], a[1]); }
-PRIM(int_mul) { return num_mul(vm, a[0], a[1]); }
-PRIM(int_div) {
+SOM_PRIM(int_add) { return num_add(vm, a[0], a[1]); }
+SOM_PRIM(int_sub) { return num_sub(vm, a[0], a[1]); }
+SOM_PRIM(int_mul) { return num_mul(vm, a[0], a[1]); }
+SOM_PRIM(int_div) {
   Value b = a[1];
   if (is_double(b)) {
     double d = obj(b)->dbl();
@@ -234,7 +234,7 @@ PRIM(int_div) {
   mpz_tdiv_q(r.z, x.z, y.z);
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_mod) {
+SOM_PRIM(int_mod) {
   Value b = a[1];
   if (is_double(b)) {
     double x = to_double(a[0]), y = obj(b)->dbl();
@@ -256,7 +256,7 @@ PRIM(int_mod) {
   mpz_fdiv_r(r.z, x.z, y.z);
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_rem) {
+SOM_PRIM(int_rem) {
   Value b = a[1];
   if (is_double(b)) return vm.new_double(std::fmod(to_double(a[0]), obj(b)->dbl()));
   need_integer(vm, b, "rem:");
@@ -271,11 +271,11 @@ PRIM(int_rem) {
   mpz_tdiv_r(r.z, x.z, y.z);
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_float_div) {
+SOM_PRIM(int_float_div) {
   if (!is_number(a[1])) vm.fatal("argument of // is not a number: " + vm.describe(a[1]));
   return vm.new_double(to_double(a[0]) / to_double(a[1]));
 }
-PRIM(int_and) {
+SOM_PRIM(int_and) {
   need_integer(vm, a[1], "&");
   if (is_int(a[0]) && is_int(a[1])) return a[0] & a[1];
   IntView x(a[0]), y(a[1]);
@@ -283,7 +283,7 @@ PRIM(int_and) {
   mpz_and(r.z, x.z, y.z);
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_xor) {
+SOM_PRIM(int_xor) {
   need_integer(vm, a[1], "bitXor:");
   if (is_int(a[0]) && is_int(a[1])) return from_int(int_of(a[0]) ^ int_of(a[1]));
   IntView x(a[0]), y(a[1]);
@@ -291,7 +291,7 @@ PRIM(int_xor) {
   mpz_xor(r.z, x.z, y.z);
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_or) {
+SOM_PRIM(int_or) {
   need_integer(vm, a[1], "bitOr:");
   if (is_int(a[0]) && is_int(a[1])) return a[0] | a[1];
   IntView x(a[0]), y(a[1]);
@@ -299,7 +299,7 @@ PRIM(int_or) {
   mpz_ior(r.z, x.z, y.z);
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_shl) {
+SOM_PRIM(int_shl) {
   need_integer(vm, a[1], "<<");
   int64_t n = need_small(vm, a[1], "<<");
   IntView x(a[0]);
@@ -316,7 +316,7 @@ PRIM(int_shl) {
   }
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_shr_logical) {
+SOM_PRIM(int_shr_logical) {
   int64_t n = need_small(vm, a[1], ">>>");
   if (n < 0) vm.fatal(">>> with a negative shift count");
   // Logical shift of the 64-bit two's-complement value; receivers beyond 64 bits (unspecified)
@@ -342,7 +342,7 @@ PRIM(int_shr_logical) {
   mpz_fdiv_q_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(n));
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_shr) {
+SOM_PRIM(int_shr) {
   int64_t n = need_small(vm, a[1], ">>");
   IntView x(a[0]);
   Mpz r;
@@ -352,7 +352,7 @@ PRIM(int_shr) {
     mpz_mul_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(-n));
   return from_mpz(vm, r.z, false);
 }
-PRIM(int_sqrt) {
+SOM_PRIM(int_sqrt) {
   if (is_int(a[0])) {
     int64_t v = int_of(a[0]);
     if (v < 0) return vm.new_double(std::sqrt(static_cast<double>(v)));
@@ -371,26 +371,26 @@ PRIM(int_sqrt) {
   return vm.new_double(std::sqrt(to_double(a[0])));
 }
 uint64_t g_random = 0x2545F4914F6CDD1DULL;
-PRIM(int_at_random) {
+SOM_PRIM(int_at_random) {
   g_random ^= g_random << 13;
   g_random ^= g_random >> 7;
   g_random ^= g_random << 17;
   if (!is_int(a[0]) || int_of(a[0]) <= 0) return from_int(0);
   return from_int(static_cast<int64_t>(g_random % static_cast<uint64_t>(int_of(a[0]))));
 }
-PRIM(int_eq) {
+SOM_PRIM(int_eq) {
   if (!is_number(a[1])) return vm.false_value_;
   bool ok;
   return bool_value(vm, num_compare(a[0], a[1], &ok) == 0);
 }
-PRIM(int_lt) {
+SOM_PRIM(int_lt) {
   bool ok;
   int c = num_compare(a[0], a[1], &ok);
   if (!ok) vm.fatal("argument of < is not a number: " + vm.describe(a[1]));
   return bool_value(vm, c == -1);
 }
-PRIM(int_as_string) { return vm.new_string(integer_to_string(a[0])); }
-PRIM(int_as_double) { return vm.new_double(to_double(a[0])); }
+SOM_PRIM(int_as_string) { return vm.new_string(integer_to_string(a[0])); }
+SOM_PRIM(int_as_double) { return vm.new_double(to_double(a[0])); }
 uint64_t low64(Value v) {
   if (is_int(v)) return static_cast<uint64_t>(int_of(v));
   IntView x(v);
@@ -398,9 +398,9 @@ uint64_t low64(Value v) {
   mpz_fdiv_r_2exp(r.z, x.z, 64);
   return mpz_size(r.z) ? mpz_getlimbn(r.z, 0) : 0;
 }
-PRIM(int_as_32_signed) { return from_int(static_cast<int32_t>(static_cast<uint32_t>(low64(a[0])))); }
-PRIM(int_as_32_unsigned) { return from_int(static_cast<uint32_t>(low64(a[0]))); }
-PRIM(int_from_string) {
+SOM_PRIM(int_as_32_signed) { return from_int(static_cast<int32_t>(static_cast<uint32_t>(low64(a[0])))); }
+SOM_PRIM(int_as_32_unsigned) { return from_int(static_cast<uint32_t>(low64(a[0]))); }
+SOM_PRIM(int_from_string) {
   need_string(vm, a[1], "Integer fromString:");
   std::string s(vm.string_of(a[1]));
   if (s.empty()) return vm.nil_value_;
@@ -413,24 +413,24 @@ double need_num(VM& vm, Value v, const char* op) {
     vm.fatal(std::string("argument of Double>>") + op + " is not a number: " + vm.describe(v));
   return to_double(v);
 }
-PRIM(dbl_add) { return vm.new_double(obj(a[0])->dbl() + need_num(vm, a[1], "+")); }
-PRIM(dbl_sub) { return vm.new_double(obj(a[0])->dbl() - need_num(vm, a[1], "-")); }
-PRIM(dbl_mul) { return vm.new_double(obj(a[0])->dbl() * need_num(vm, a[1], "*")); }
-PRIM(dbl_div) { return vm.new_double(obj(a[0])->dbl() / need_num(vm, a[1], "//")); }
-PRIM(dbl_mod) { return vm.new_double(std::fmod(obj(a[0])->dbl(), need_num(vm, a[1], "%"))); }
-PRIM(dbl_sqrt) { return vm.new_double(std::sqrt(obj(a[0])->dbl())); }
-PRIM(dbl_sin) { return vm.new_double(std::sin(obj(a[0])->dbl())); }
-PRIM(dbl_cos) { return vm.new_double(std::cos(obj(a[0])->dbl())); }
-PRIM(dbl_round) { return integer_from_double(vm, std::round(obj(a[0])->dbl()), "round"); }
-PRIM(dbl_as_integer) { return integer_from_double(vm, std::trunc(obj(a[0])->dbl()), "asInteger"); }
-PRIM(dbl_eq) {
+SOM_PRIM(dbl_add) { return vm.new_double(obj(a[0])->dbl() + need_num(vm, a[1], "+")); }
+SOM_PRIM(dbl_sub) { return vm.new_double(obj(a[0])->dbl() - need_num(vm, a[1], "-")); }
+SOM_PRIM(dbl_mul) { return vm.new_double(obj(a[0])->dbl() * need_num(vm, a[1], "*")); }
+SOM_PRIM(dbl_div) { return vm.new_double(obj(a[0])->dbl() / need_num(vm, a[1], "//")); }
+SOM_PRIM(dbl_mod) { return vm.new_double(std::fmod(obj(a[0])->dbl(), need_num(vm, a[1], "%"))); }
+SOM_PRIM(dbl_sqrt) { return vm.new_double(std::sqrt(obj(a[0])->dbl())); }
+SOM_PRIM(dbl_sin) { return vm.new_double(std::sin(obj(a[0])->dbl())); }
+SOM_PRIM(dbl_cos) { return vm.new_double(std::cos(obj(a[0])->dbl())); }
+SOM_PRIM(dbl_round) { return integer_from_double(vm, std::round(obj(a[0])->dbl()), "round"); }
+SOM_PRIM(dbl_as_integer) { return integer_from_double(vm, std::trunc(obj(a[0])->dbl()), "asInteger"); }
+SOM_PRIM(dbl_eq) {
   if (!is_number(a[1])) return vm.false_value_;
   return bool_value(vm, obj(a[0])->dbl() == to_double(a[1]));
 }
-PRIM(dbl_lt) { return bool_value(vm, obj(a[0])->dbl() < need_num(vm, a[1], "<")); }
-PRIM(dbl_as_string) { return vm.new_string(double_to_string(obj(a[0])->dbl())); }
-PRIM(dbl_infinity) { return vm.new_double(HUGE_VAL); }
-PRIM(dbl_from_string) {
+SOM_PRIM(dbl_lt) { return bool_value(vm, obj(a[0])->dbl() < need_num(vm, a[1], "<")); }
+SOM_PRIM(dbl_as_string) { return vm.new_string(double_to_string(obj(a[0])->dbl())); }
+SOM_PRIM(dbl_infinity) { return vm.new_double(HUGE_VAL); }
+SOM_PRIM(dbl_from_string) {
   need_string(vm, a[1], "Double fromString:");
   std::string s(vm.string_of(a[1]));
   char* end = nullptr;
@@ -445,21 +445,21 @@ uint32_t content_hash(std::string_view s) {
   for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
   return h;
 }
-PRIM(str_concat) {
+SOM_PRIM(str_concat) {
   need_string(vm, a[1], "concatenate:");
   std::string r(vm.string_of(a[0]));
   r += vm.string_of(a[1]);
   return vm.new_string(r);
 }
-PRIM(sym_concat) {
+SOM_PRIM(sym_concat) {
   need_string(vm, a[1], "concatenate:");
   std::string r(vm.string_of(a[0]));
   r += vm.string_of(a[1]);
   return val(vm.intern(r));
 }
-PRIM(str_as_symbol) { return val(vm.intern(vm.string_of(a[0]))); }
-PRIM(str_hash) { return from_int(content_hash(vm.string_of(a[0]))); }
-PRIM(str_length) { return from_int(static_cast<int64_t>(vm.string_of(a[0]).size())); }
+SOM_PRIM(str_as_symbol) { return val(vm.intern(vm.string_of(a[0]))); }
+SOM_PRIM(str_hash) { return from_int(content_hash(vm.string_of(a[0]))); }
+SOM_PRIM(str_length) { return from_int(static_cast<int64_t>(vm.string_of(a[0]).size())); }
 template <int (*Pred)(int)>
 Value str_all(VM& vm, Value* a) {
   std::string_view s = vm.string_of(a[0]);
@@ -468,11 +468,11 @@ Value str_all(VM& vm, Value* a) {
     if (!Pred(static_cast<unsigned char>(c))) return vm.false_value_;
   return vm.true_value_;
 }
-PRIM(str_eq) {
+SOM_PRIM(str_eq) {
   if (is_int(a[1]) || !vm.is_string(a[1])) return vm.false_value_;
   return bool_value(vm, vm.string_of(a[0]) == vm.string_of(a[1]));
 }
-PRIM(str_substring) {
+SOM_PRIM(str_substring) {
   std::string_view s = vm.string_of(a[0]);
   int64_t from = need_small(vm, a[1], "primSubstringFrom:to:");
   int64_t to = need_small(vm, a[2], "primSubstringFrom:to:");
@@ -482,8 +482,8 @@ PRIM(str_substring) {
              " out of range for a string of length " + std::to_string(s.size()));
   return vm.new_string(s.substr(static_cast<size_t>(from - 1), static_cast<size_t>(to - from + 1)));
 }
-PRIM(sym_as_string) { return vm.new_string(vm.string_of(a[0])); }
-PRIM(str_char_at) {
+SOM_PRIM(sym_as_string) { return vm.new_string(vm.string_of(a[0])); }
+SOM_PRIM(str_char_at) {
   std::string_view s = vm.string_of(a[0]);
   int64_t i = need_small(vm, a[1], "charAt:");
   if (i < 1 || i > static_cast<int64_t>(s.size()))
@@ -496,8 +496,8 @@ Method* as_method(VM& vm, Value v) {
   if (is_int(v) || obj(v)->kind != kMethod) vm.fatal("expected a method, got " + vm.describe(v));
   return static_cast<Method*>(obj(v));
 }
-PRIM(mth_signature) { return val(as_method(vm, a[0])->signature); }
-PRIM(mth_holder) {
+SOM_PRIM(mth_signature) { return val(as_method(vm, a[0])->signature); }
+SOM_PRIM(mth_holder) {
   Method* m = as_method(vm, a[0]);
   return m->holder ? val(m->holder) : vm.nil_value_;
 }
@@ -508,18 +508,18 @@ Symbol* as_symbol(VM& vm, Value v, const char* op) {
     vm.fatal(std::string(op) + " needs a Symbol, got " + vm.describe(v));
   return static_cast<Symbol*>(obj(v));
 }
-PRIM(sys_global) {
+SOM_PRIM(sys_global) {
   Symbol* s = as_symbol(vm, a[1], "global:");
   return s->has_global ? s->global : vm.nil_value_;
 }
-PRIM(sys_has_global) { return bool_value(vm, as_symbol(vm, a[1], "hasGlobal:")->has_global); }
-PRIM(sys_global_put) {
+SOM_PRIM(sys_has_global) { return bool_value(vm, as_symbol(vm, a[1], "hasGlobal:")->has_global); }
+SOM_PRIM(sys_global_put) {
   Symbol* s = as_symbol(vm, a[1], "global:put:");
   s->global = a[2];
   s->has_global = true;
   return a[2];
 }
-PRIM(sys_load_file) {
+SOM_PRIM(sys_load_file) {
   need_string(vm, a[1], "loadFile:");
   std::ifstream in(std::string(vm.string_of(a[1])), std::ios::binary);
   if (!in) return vm.nil_value_;
@@ -527,33 +527,33 @@ PRIM(sys_load_file) {
   ss << in.rdbuf();
   return vm.new_string(ss.str());
 }
-PRIM(sys_load) {
+SOM_PRIM(sys_load) {
   Symbol* s = as_symbol(vm, a[1], "load:");
   Class* c = vm.load_class(s);
   return c ? val(c) : vm.nil_value_;
 }
-PRIM(sys_exit) {
+SOM_PRIM(sys_exit) {
   int64_t code = need_small(vm, a[1], "exit:");
   vm.exit_vm(static_cast<int>(code));
 }
-PRIM(sys_print_string) {
+SOM_PRIM(sys_print_string) {
   need_string(vm, a[1], "printString:");
   std::string_view s = vm.string_of(a[1]);
   std::fwrite(s.data(), 1, s.size(), stdout);
   return a[0];
 }
-PRIM(sys_print_newline) {
+SOM_PRIM(sys_print_newline) {
   std::fputc('\n', stdout);
   return a[0];
 }
-PRIM(sys_error_print) {
+SOM_PRIM(sys_error_print) {
   need_string(vm, a[1], "errorPrint:");
   std::string_view s = vm.string_of(a[1]);
   std::fflush(stdout);
   std::fwrite(s.data(), 1, s.size(), stderr);
   return a[0];
 }
-PRIM(sys_error_println) {
+SOM_PRIM(sys_error_println) {
   need_string(vm, a[1], "errorPrintln:");
   std::string_view s = vm.string_of(a[1]);
   std::fflush(stdout);
@@ -561,19 +561,19 @@ PRIM(sys_error_println) {
   std::fputc('\n', stderr);
   return a[0];
 }
-PRIM(sys_print_stack_trace) {
+SOM_PRIM(sys_print_stack_trace) {
   std::fflush(stdout);
   vm.print_stack_trace(stderr);
   return a[0];
 }
-PRIM(sys_time) { return from_int(static_cast<int64_t>((now_micros() - vm.start_micros_) / 1000)); }
-PRIM(sys_ticks) { return from_int(static_cast<int64_t>(now_micros() - vm.start_micros_ + 1)); }
-PRIM(sys_full_gc) {
+SOM_PRIM(sys_time) { return from_int(static_cast<int64_t>((now_micros() - vm.start_micros_) / 1000)); }
+SOM_PRIM(sys_ticks) { return from_int(static_cast<int64_t>(now_micros() - vm.start_micros_ + 1)); }
+SOM_PRIM(sys_full_gc) {
   vm.collect_garbage();
   return vm.true_value_;
 }
 
-#undef PRIM
+#undef SOM_PRIM
 
 }  // namespace
 
