@@ -6,6 +6,8 @@
 #include <gmp.h>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 namespace som {
 
@@ -63,17 +65,50 @@ std::string integer_to_string(Value v) {
   return s;
 }
 
+// The shortest decimal that reads back as the same double, written like most SOM VMs print
+// Doubles: plain notation for magnitudes in [1e-4, 1e16) (with at least one digit after the
+// point: 2.0), scientific otherwise, without a '+' or leading zeros in the exponent
+// (1.152921504606847e18, 6.223015277861142e-61).
 std::string double_to_string(double d) {
   if (std::isnan(d)) return "NaN";
   if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
   char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, d);
-  std::string s(buf, r.ptr);
-  bool plain = true;
-  for (char c : s)
-    if (c == '.' || c == 'e' || c == 'E') plain = false;
-  if (plain) s += ".0";
-  return s;
+  auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<size_t>(r.ptr - buf));
+  std::string out;
+  if (sci.front() == '-') {
+    out += '-';
+    sci.remove_prefix(1);
+  }
+  size_t e = sci.find('e');
+  std::string digits;
+  for (char c : sci.substr(0, e))
+    if (c != '.') digits += c;
+  int exponent = std::atoi(std::string(sci.substr(e + 1)).c_str());
+  if (exponent >= -4 && exponent < 16) {
+    if (exponent >= 0) {
+      size_t int_len = static_cast<size_t>(exponent) + 1;
+      if (digits.size() < int_len) digits.append(int_len - digits.size(), '0');
+      std::string frac = digits.substr(int_len);
+      out += digits.substr(0, int_len) + "." + (frac.empty() ? "0" : frac);
+    } else {
+      out += "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;
+    }
+    return out;
+  }
+  out += digits.substr(0, 1) + "." + (digits.size() > 1 ? digits.substr(1) : "0");
+  out += "e" + std::to_string(exponent);
+  return out;
+}
+
+// Mixed Integer/Double arithmetic converts the Integer; one too large for a double cannot take
+// part (the result would be meaningless), which is an error, not an infinity.
+double to_finite_double(VM& vm, Value v, const char* op) {
+  double d = to_double(v);
+  if (std::isinf(d) && !is_double(v))
+    vm.fatal(std::string(op) + ": the Integer " + integer_to_string(v) +
+             " is too large to convert to a Double");
+  return d;
 }
 
 namespace {
@@ -93,7 +128,8 @@ mpz_t& scratch() {
 
 Value num_add(VM& vm, Value a, Value b) {
   if (!is_number(b)) not_number(vm, "+", b);
-  if (is_double(a) || is_double(b)) return vm.new_double(to_double(a) + to_double(b));
+  if (is_double(a) || is_double(b))
+    return vm.new_double(to_finite_double(vm, a, "+") + to_finite_double(vm, b, "+"));
   if (is_int(a) && is_int(b)) return make_int64(vm, int_of(a) + int_of(b));
   IntView x(a), y(b);
   mpz_add(scratch(), x.z, y.z);
@@ -102,7 +138,8 @@ Value num_add(VM& vm, Value a, Value b) {
 
 Value num_sub(VM& vm, Value a, Value b) {
   if (!is_number(b)) not_number(vm, "-", b);
-  if (is_double(a) || is_double(b)) return vm.new_double(to_double(a) - to_double(b));
+  if (is_double(a) || is_double(b))
+    return vm.new_double(to_finite_double(vm, a, "-") - to_finite_double(vm, b, "-"));
   if (is_int(a) && is_int(b)) return make_int64(vm, int_of(a) - int_of(b));
   IntView x(a), y(b);
   mpz_sub(scratch(), x.z, y.z);
@@ -111,7 +148,8 @@ Value num_sub(VM& vm, Value a, Value b) {
 
 Value num_mul(VM& vm, Value a, Value b) {
   if (!is_number(b)) not_number(vm, "*", b);
-  if (is_double(a) || is_double(b)) return vm.new_double(to_double(a) * to_double(b));
+  if (is_double(a) || is_double(b))
+    return vm.new_double(to_finite_double(vm, a, "*") * to_finite_double(vm, b, "*"));
   if (is_int(a) && is_int(b)) {
     int64_t r;
     if (!__builtin_mul_overflow(int_of(a), int_of(b), &r)) return make_int64(vm, r);

@@ -43,5 +43,7 @@ int num_compare(Value a, Value b, bool* ok);
 Value make_int64(VM& vm, int64_t i);
 std::string integer_to_string(Value v);
 std::string double_to_string(double d);
+// to_double, but an Integer beyond the double range is an error (VM::fatal) naming `op`.
+double to_finite_double(VM& vm, Value v, const char* op);
 
 }  // namespace som

@@ -61,10 +61,32 @@ SOM_PRIM(obj_size) {
     return from_int(static_cast<int64_t>(sizeof(Object) + o->length));
   return from_int(static_cast<int64_t>(object_bytes(o->kind, o->length)));
 }
-SOM_PRIM(obj_identical) { return bool_value(vm, a[0] == a[1]); }
+// Numbers are values: == compares them by value (1 == 1.0, two equal big integers), and
+// their hashcode depends only on the value, like `=`.
+SOM_PRIM(obj_identical) {
+  if (a[0] == a[1]) return vm.true_value_;
+  if (is_number(a[0]) && is_number(a[1])) {
+    bool ok;
+    return bool_value(vm, num_compare(a[0], a[1], &ok) == 0);
+  }
+  return vm.false_value_;
+}
+uint32_t bytes_hash(const void* p, size_t n, uint32_t h = 2166136261u) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 16777619u;
+  return h;
+}
 SOM_PRIM(obj_hash) {
   if (is_int(a[0])) return a[0];
-  return from_int(obj(a[0])->hash);
+  Object* o = obj(a[0]);
+  if (o->kind == kBigInt)
+    return from_int(bytes_hash(o->limbs(), o->length * sizeof(uint64_t), o->aux ? 7u : 3u));
+  if (o->kind == kDouble) {
+    double d = o->dbl();
+    if (d == 0) d = 0;  // -0.0 = 0.0
+    return from_int(bytes_hash(&d, sizeof d));
+  }
+  return from_int(o->hash);
 }
 SOM_PRIM(obj_self) { return a[0]; }
 
@@ -103,7 +125,7 @@ SOM_PRIM(obj_inst_var_at_put) {
   if (i < 1 || i > n)
     vm.fatal("instVarAt:put: index " + std::to_string(i) + " out of bounds for " + vm.describe(a[0]));
   s[i - 1] = a[2];
-  return a[2];
+  return a[0];  // the receiver, as in other SOM VMs
 }
 int field_named(VM& vm, Value rcv, Value name) {
   need_string(vm, name, "instVarNamed:");
@@ -273,7 +295,9 @@ SOM_PRIM(int_rem) {
 }
 SOM_PRIM(int_float_div) {
   if (!is_number(a[1])) vm.fatal("argument of // is not a number: " + vm.describe(a[1]));
-  return vm.new_double(to_double(a[0]) / to_double(a[1]));
+  double y = to_finite_double(vm, a[1], "//");
+  if (y == 0) vm.fatal("division by zero (//)");
+  return vm.new_double(to_finite_double(vm, a[0], "//") / y);
 }
 SOM_PRIM(int_and) {
   need_integer(vm, a[1], "&");
@@ -302,23 +326,23 @@ SOM_PRIM(int_or) {
 SOM_PRIM(int_shl) {
   need_integer(vm, a[1], "<<");
   int64_t n = need_small(vm, a[1], "<<");
+  if (n < 0) vm.fatal("<< with a negative shift count (" + std::to_string(n) + ")");
   IntView x(a[0]);
   Mpz r;
-  if (n >= 0) {
+  {
     if (n > (int64_t(1) << 24)) vm.fatal("<< shift count too large");
     if (is_int(a[0]) && n < 62) {
       int64_t v = int_of(a[0]), out;
       if (!__builtin_mul_overflow(v, int64_t(1) << n, &out)) return make_int64(vm, out);
     }
     mpz_mul_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(n));
-  } else {
-    mpz_fdiv_q_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(-n));
   }
   return from_mpz(vm, r.z, false);
 }
 SOM_PRIM(int_shr_logical) {
   int64_t n = need_small(vm, a[1], ">>>");
   if (n < 0) vm.fatal(">>> with a negative shift count");
+  if (n == 0) return a[0];
   // Logical shift of the 64-bit two's-complement value; receivers beyond 64 bits (unspecified)
   // shift arithmetically.
   bool fits64 = is_int(a[0]);
@@ -352,10 +376,13 @@ SOM_PRIM(int_shr) {
     mpz_mul_2exp(r.z, x.z, static_cast<mp_bitcnt_t>(-n));
   return from_mpz(vm, r.z, false);
 }
+// Integer when exact; otherwise a Double for a small receiver and the Integer part of the root
+// for a big one (whose root a Double could not represent exactly anyway). No real root of a
+// negative number: an error.
 SOM_PRIM(int_sqrt) {
   if (is_int(a[0])) {
     int64_t v = int_of(a[0]);
-    if (v < 0) return vm.new_double(std::sqrt(static_cast<double>(v)));
+    if (v < 0) vm.fatal("sqrt of a negative Integer (" + std::to_string(v) + ")");
     int64_t s = static_cast<int64_t>(std::sqrt(static_cast<double>(v)));
     while (s > 0 && s * s > v) s--;
     while ((s + 1) * (s + 1) <= v) s++;
@@ -363,12 +390,10 @@ SOM_PRIM(int_sqrt) {
     return vm.new_double(std::sqrt(static_cast<double>(v)));
   }
   IntView x(a[0]);
-  if (mpz_sgn(x.z) > 0 && mpz_perfect_square_p(x.z)) {
-    Mpz r;
-    mpz_sqrt(r.z, x.z);
-    return from_mpz(vm, r.z, false);
-  }
-  return vm.new_double(std::sqrt(to_double(a[0])));
+  if (mpz_sgn(x.z) < 0) vm.fatal("sqrt of a negative Integer (" + integer_to_string(a[0]) + ")");
+  Mpz r;
+  mpz_sqrt(r.z, x.z);
+  return from_mpz(vm, r.z, false);
 }
 uint64_t g_random = 0x2545F4914F6CDD1DULL;
 SOM_PRIM(int_at_random) {
@@ -403,7 +428,10 @@ SOM_PRIM(int_as_32_unsigned) { return from_int(static_cast<uint32_t>(low64(a[0])
 SOM_PRIM(int_from_string) {
   need_string(vm, a[1], "Integer fromString:");
   std::string s(vm.string_of(a[1]));
-  if (s.empty()) return vm.nil_value_;
+  size_t digits_from = !s.empty() && s[0] == '-' ? 1 : 0;
+  bool ok = s.size() > digits_from;
+  for (size_t i = digits_from; i < s.size(); i++) ok &= s[i] >= '0' && s[i] <= '9';
+  if (!ok) vm.fatal("Integer fromString: '" + s + "' is not a decimal integer");
   return vm.big_from_decimal(s, false);
 }
 
@@ -411,12 +439,16 @@ SOM_PRIM(int_from_string) {
 double need_num(VM& vm, Value v, const char* op) {
   if (!is_number(v))
     vm.fatal(std::string("argument of Double>>") + op + " is not a number: " + vm.describe(v));
-  return to_double(v);
+  return to_finite_double(vm, v, op);
 }
 SOM_PRIM(dbl_add) { return vm.new_double(obj(a[0])->dbl() + need_num(vm, a[1], "+")); }
 SOM_PRIM(dbl_sub) { return vm.new_double(obj(a[0])->dbl() - need_num(vm, a[1], "-")); }
 SOM_PRIM(dbl_mul) { return vm.new_double(obj(a[0])->dbl() * need_num(vm, a[1], "*")); }
-SOM_PRIM(dbl_div) { return vm.new_double(obj(a[0])->dbl() / need_num(vm, a[1], "//")); }
+SOM_PRIM(dbl_div) {
+  double y = need_num(vm, a[1], "//");
+  if (y == 0) vm.fatal("division by zero (//)");
+  return vm.new_double(obj(a[0])->dbl() / y);
+}
 SOM_PRIM(dbl_mod) { return vm.new_double(std::fmod(obj(a[0])->dbl(), need_num(vm, a[1], "%"))); }
 SOM_PRIM(dbl_sqrt) { return vm.new_double(std::sqrt(obj(a[0])->dbl())); }
 SOM_PRIM(dbl_sin) { return vm.new_double(std::sin(obj(a[0])->dbl())); }
@@ -435,7 +467,7 @@ SOM_PRIM(dbl_from_string) {
   std::string s(vm.string_of(a[1]));
   char* end = nullptr;
   double d = std::strtod(s.c_str(), &end);
-  if (s.empty() || end != s.c_str() + s.size()) d = std::nan("");
+  if (s.empty() || end != s.c_str() + s.size()) vm.fatal("Double fromString: '" + s + "' is not a number");
   return vm.new_double(d);
 }
 
@@ -517,7 +549,7 @@ SOM_PRIM(sys_global_put) {
   Symbol* s = as_symbol(vm, a[1], "global:put:");
   s->global = a[2];
   s->has_global = true;
-  return a[2];
+  return a[0];  // the receiver (system), as in other SOM VMs
 }
 SOM_PRIM(sys_load_file) {
   need_string(vm, a[1], "loadFile:");

@@ -20,7 +20,9 @@
 # The program runs from a scratch folder in which `core-lib` is the checkout, as the tests'
 # own file names assume. `success` is exit status 0, `error` any non-zero status. stdout must
 # consist of the expected lines in order (leading and trailing blanks and empty lines ignored);
-# an expected line `...` stands for any number of lines.
+# an expected line `...` stands for any number of lines, and a line ending in `...` matches any
+# line that starts with the rest. Lines compare without regard to case unless the header says
+# `case_sensitive: true` (so `inf...` accepts both `inf` and `Infinity`).
 set -uo pipefail
 som=${1:?som binary}; std=${2-}; corelib=${3:?core library}; kind=${4:?testsuite|integration}
 name=${5-}
@@ -93,7 +95,9 @@ case "$want_status" in
 esac
 
 # stdout against the expected lines, `...` matching any run of lines (backtracking match).
-if ! awk -v want="$want_stdout" '
+sensitive=0
+[[ "$(field case_sensitive | tr A-Z a-z)" == true ]] && sensitive=1
+if ! awk -v want="$want_stdout" -v sensitive=$sensitive '
   function trim(s) { gsub(/^[[:space:]]+|[[:space:]]+$/, "", s); return s }
   function match_from(i, j,   k) {
     if (i > nw) return j > ng
@@ -101,7 +105,13 @@ if ! awk -v want="$want_stdout" '
       for (k = j; k <= ng + 1; k++) if (match_from(i + 1, k)) return 1
       return 0
     }
-    return j <= ng && g[j] == w[i] && match_from(i + 1, j + 1)
+    return j <= ng && line_matches(g[j], w[i]) && match_from(i + 1, j + 1)
+  }
+  function line_matches(got, want,   n) {
+    if (!sensitive) { got = tolower(got); want = tolower(want) }
+    if (got == want) return 1
+    n = length(want)
+    return n > 3 && substr(want, n - 2) == "..." && substr(got, 1, n - 3) == substr(want, 1, n - 3)
   }
   { t = trim($0); if (t != "") g[++ng] = t }
   END {
