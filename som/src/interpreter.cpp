@@ -474,7 +474,9 @@ L_NilCheck : {
     SOM_DISPATCH();
   }
   Method* lm = lookup(class_table_[tag], site->selector);
-  if (lm && lm->holder == object_class_) {
+  // Object's method under its own selector: a method stored in its place at run time
+  // (VM::replace_method) has another signature and takes the real send.
+  if (lm && lm->holder == object_class_ && lm->signature == site->selector) {
     site->std_tag2 = site->std_tag;
     site->std_tag = tag;
     ip += 3;
@@ -802,7 +804,8 @@ do_invoke:
       }
       case SpecialPrim::kArrayAtPut: {
         Value rcv = base[0], idx = base[1];
-        if (!is_int(rcv) && obj(rcv)->kind == kArray && is_int(idx) &&
+        // A class's method table (kMethodTable) takes the primitive: storing replaces a method.
+        if (!is_int(rcv) && obj(rcv)->kind == kArray && !(obj(rcv)->flags & kMethodTable) && is_int(idx) &&
             static_cast<uint64_t>(int_of(idx) - 1) < obj(rcv)->length) {
           obj(rcv)->slots()[int_of(idx) - 1] = base[2];
           s = base;

@@ -41,7 +41,9 @@ enum Kind : uint8_t {
   kMethod,    // permanent: struct Method (also primitives and block methods)
 };
 
-enum ObjFlags : uint8_t { kPermanent = 1, kForwarded = 2 };
+// kMethodTable: the Array a class answers for `methods`; storing into it replaces a method of
+// the class (VM::replace_method), so Array>>at:put: leaves its inline fast path for it.
+enum ObjFlags : uint8_t { kPermanent = 1, kForwarded = 2, kMethodTable = 4 };
 
 struct Object {
   uint32_t cls;     // class tag of this object
@@ -188,6 +190,12 @@ struct Class : Object {
   std::vector<Value> class_fields;  // values of class-side fields (non-meta classes)
   std::unordered_map<Symbol*, Method*> method_map;
   std::vector<Method*> methods;  // own methods in source order
+  // The Array answered by `methods` (0 until first asked for): the same object every time, so
+  // that storing into it changes the class (VM::replace_method).
+  Value methods_array = 0;
+  // The selector each slot of `methods` answers for (fixed when the table is first made): a
+  // method stored into slot i becomes the class's method for method_slots[i].
+  std::vector<Symbol*> method_slots;
 };
 
 // An activation. Frames live on the VM's contiguous frame stack (vm_p.h):

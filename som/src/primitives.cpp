@@ -192,12 +192,7 @@ SOM_PRIM(cls_fields) {
   for (size_t i = 0; i < c->fields.size(); i++) obj(r)->slots()[i] = val(c->fields[i]);
   return r;
 }
-SOM_PRIM(cls_methods) {
-  Class* c = as_class(vm, a[0]);
-  Value r = vm.new_array(static_cast<uint32_t>(c->methods.size()));
-  for (size_t i = 0; i < c->methods.size(); i++) obj(r)->slots()[i] = val(c->methods[i]);
-  return r;
-}
+SOM_PRIM(cls_methods) { return vm.methods_array(as_class(vm, a[0])); }
 
 // ---- Array ---------------------------------------------------------------------------------
 Object* as_array(VM& vm, Value v) {
@@ -219,7 +214,11 @@ SOM_PRIM(arr_at) {
 }
 SOM_PRIM(arr_at_put) {
   Object* o = as_array(vm, a[0]);
-  o->slots()[array_index(vm, o, a[1], "at:put:")] = a[2];
+  uint32_t i = array_index(vm, o, a[1], "at:put:");
+  if (o->flags & kMethodTable)
+    vm.replace_method(o, i, a[2]);
+  else
+    o->slots()[i] = a[2];
   return a[0];
 }
 SOM_PRIM(arr_length) { return from_int(as_array(vm, a[0])->length); }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 namespace som {
 
@@ -46,10 +47,11 @@ void free_method_tree(Method* m) {
 VM::~VM() {
   munmap(stack_base_, stack_bytes_);
   // Permanent objects live as long as the VM: classes with their methods, symbols, literals.
-  for (Class* c : class_table_) {
-    for (Method* m : c->methods) free_method_tree(m);
-    delete c;
-  }
+  // A method replaced at run time may sit in several slots, or in none (replaced_methods_).
+  std::unordered_set<Method*> methods(replaced_methods_.begin(), replaced_methods_.end());
+  for (Class* c : class_table_) methods.insert(c->methods.begin(), c->methods.end());
+  for (Method* m : methods) free_method_tree(m);
+  for (Class* c : class_table_) delete c;
   for (auto& [key, m] : entry_methods_) delete m;
   std::vector<Symbol*> syms;
   for (auto& [text, sym] : symbols_) syms.push_back(sym);
@@ -209,6 +211,67 @@ Method* VM::lookup(Class* c, Symbol* sel) {
   return found;
 }
 
+Value VM::methods_array(Class* c) {
+  if (!c->methods_array) {
+    Value a = perm_array(static_cast<uint32_t>(c->methods.size()));
+    for (size_t i = 0; i < c->methods.size(); i++) obj(a)->slots()[i] = val(c->methods[i]);
+    obj(a)->flags |= kMethodTable;
+    for (Method* m : c->methods) c->method_slots.push_back(m->signature);
+    method_tables_[obj(a)] = c;
+    c->methods_array = a;
+  }
+  return c->methods_array;
+}
+
+void VM::replace_method(Object* table, uint32_t index, Value v) {
+  Class* c = method_tables_.at(table);
+  if (is_int(v) || obj(v)->kind != kMethod)
+    fatal("the methods of " + c->name->text + " are Methods and Primitives; cannot store " + describe(v) +
+          " at " + std::to_string(index + 1));
+  auto* m = static_cast<Method*>(obj(v));
+  Method* old = c->methods[index];
+  Symbol* sel = c->method_slots[index];
+  if (m->num_args != old->num_args)
+    fatal("cannot install " + m->signature->text + " (" + std::to_string(m->num_args) + " arguments) as " +
+          c->name->text + ">>" + sel->text + " (" + std::to_string(old->num_args) + " arguments)");
+  if (m == old) return;
+  // The new method answers for the selector of the slot; the old one may still be running (or
+  // sit in other slots), so it is kept until the VM goes away.
+  c->methods[index] = m;
+  table->slots()[index] = v;
+  c->method_map[sel] = m;
+  bool still_used = false;
+  for (Method* x : c->methods) still_used |= x == old;
+  if (!still_used) replaced_methods_.push_back(old);
+  method_changed(c, sel);
+}
+
+namespace {
+void forget_cached_targets(Method* m, Symbol* sel) {
+  for (SendSite& s : m->sites) {
+    if (s.selector != sel) continue;
+    s.cached_tag = s.cached_tag2 = UINT32_MAX;
+    s.cached_target = s.cached_target2 = nullptr;
+    s.std_tag = s.std_tag2 = UINT32_MAX;
+  }
+  for (Method* b : m->blocks) forget_cached_targets(b, sel);
+}
+}  // namespace
+
+void VM::method_changed(Class* holder, Symbol* selector) {
+  method_epoch_++;
+  // A change in `holder` can alter what `selector` means for it and every subclass, and a
+  // subclass may have cached the answer from any class above it: drop every cached answer for
+  // the selector, whatever class it was for. Changes are rare; sends pay nothing for this.
+  for (CacheEntry& e : lookup_cache_)
+    if (e.sel == selector) e = CacheEntry{UINT32_MAX, nullptr, nullptr};
+  for (Class* c : class_table_)
+    for (Method* m : c->methods) forget_cached_targets(m, selector);
+  for (Method* m : replaced_methods_) forget_cached_targets(m, selector);
+  for (auto& [key, m] : entry_methods_) forget_cached_targets(m, selector);
+  for (auto& [fn, context] : method_change_listeners_) fn(context, holder, selector);
+}
+
 static bool read_file(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -350,8 +413,8 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
   };
   if (!add_methods(cls, def.inst_methods, false)) return false;
   if (!add_methods(meta, def.class_methods, true)) return false;
-  // Method caches never hold misses, and a class's methods are fixed once loaded, so no
-  // invalidation is needed here.
+  // Method caches never hold misses, and a class gets its methods before any send can reach
+  // them, so loading needs no invalidation (changing them later does: replace_method).
   return true;
 }
 

@@ -69,6 +69,24 @@ class VM {
   }
   std::string describe(Value v);  // "instance of Foo", for error messages
 
+  // --- changing methods at run time ----------------------------------------------------
+  // `Class>>methods` answers the class's method table (a permanent Array flagged
+  // kMethodTable); `table at: i put: aMethod` lands in replace_method, which makes aMethod the
+  // class's method for the selector of the method it replaces, and then announces the change.
+  Value methods_array(Class* c);
+  void replace_method(Object* table, uint32_t index, Value method);
+  // The one "method changed" event (docs/som-vm.md, "Changing methods"): every cache that maps
+  // (class, selector) to a method subscribes to it. The interpreter's own caches (global lookup
+  // cache, send-site inline caches, NIL_CHECK caches) are flushed for `selector` first; then
+  // each listener runs (a JIT drops or repatches its inline caches there). `method_epoch()`
+  // counts the changes, for a cache that prefers to compare an epoch on a slow path.
+  using MethodChangeListener = void (*)(void* context, Class* holder, Symbol* selector);
+  void on_method_changed(MethodChangeListener fn, void* context) {
+    method_change_listeners_.push_back({fn, context});
+  }
+  void method_changed(Class* holder, Symbol* selector);
+  uint64_t method_epoch() const { return method_epoch_; }
+
   // --- errors -------------------------------------------------------------------------
   [[noreturn]] void fatal(const std::string& message);
   void print_stack_trace(FILE* out);
@@ -128,6 +146,10 @@ class VM {
     Method* m;
   };
   std::vector<CacheEntry> lookup_cache_;
+  std::vector<std::pair<MethodChangeListener, void*>> method_change_listeners_;
+  uint64_t method_epoch_ = 0;
+  std::unordered_map<Object*, Class*> method_tables_;  // methods_array -> its class
+  std::vector<Method*> replaced_methods_;              // no longer in a class; freed with the VM
   size_t stack_bytes_ = 0;
 };
 
