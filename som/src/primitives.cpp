@@ -6,8 +6,12 @@
 #include "vm_p.h"
 
 #include <gmp.h>
+#include <locale.h>
+#include <wctype.h>
 #include <cctype>
+#include <clocale>
 #include <cmath>
+#include <cwctype>
 #include <fstream>
 #include <sstream>
 
@@ -490,13 +494,48 @@ SOM_PRIM(sym_concat) {
 }
 SOM_PRIM(str_as_symbol) { return val(vm.intern(vm.string_of(a[0]))); }
 SOM_PRIM(str_hash) { return from_int(content_hash(vm.string_of(a[0]))); }
-SOM_PRIM(str_length) { return from_int(static_cast<int64_t>(vm.string_of(a[0]).size())); }
-template <int (*Pred)(int)>
+// Strings hold UTF-8 bytes; length, indexes and substrings count characters (code points),
+// as in other SOM VMs. A byte that is not a UTF-8 continuation byte starts a character, so
+// malformed text still has a well-defined length.
+bool starts_char(char c) { return (static_cast<uint8_t>(c) & 0xC0) != 0x80; }
+size_t char_count(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += starts_char(c);
+  return n;
+}
+// Byte offset of the character with 0-based index `k` (s.size() when k == char_count(s)).
+size_t byte_offset(std::string_view s, size_t k) {
+  size_t i = 0;
+  for (; i < s.size(); i++)
+    if (starts_char(s[i]) && k-- == 0) return i;
+  return i;
+}
+// Decodes the character at byte offset i (advancing i); U+FFFD for malformed bytes.
+char32_t decode_char(std::string_view s, size_t& i) {
+  auto b = static_cast<uint8_t>(s[i++]);
+  int more = b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : b >= 0xC0 ? 1 : 0;
+  if (b >= 0x80 && more == 0) return 0xFFFD;
+  char32_t c = more == 0 ? b : b & (0x3F >> more);
+  for (; more > 0; more--) {
+    if (i >= s.size() || starts_char(s[i])) return 0xFFFD;
+    c = (c << 6) | (static_cast<uint8_t>(s[i++]) & 0x3F);
+  }
+  return c;
+}
+SOM_PRIM(str_length) { return from_int(static_cast<int64_t>(char_count(vm.string_of(a[0])))); }
+// isLetters / isDigits / isWhiteSpace: every character (Unicode classification through the
+// C.UTF-8 locale) has the property; false for ''.
+template <int (*Pred)(wint_t, locale_t)>
 Value str_all(VM& vm, Value* a) {
+  static locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
   std::string_view s = vm.string_of(a[0]);
   if (s.empty()) return vm.false_value_;
-  for (char c : s)
-    if (!Pred(static_cast<unsigned char>(c))) return vm.false_value_;
+  for (size_t i = 0; i < s.size();) {
+    char32_t c = decode_char(s, i);
+    bool ok = utf8 ? Pred(static_cast<wint_t>(c), utf8) != 0
+                   : c < 0x80 && Pred(static_cast<wint_t>(c), LC_GLOBAL_LOCALE) != 0;
+    if (!ok) return vm.false_value_;
+  }
   return vm.true_value_;
 }
 SOM_PRIM(str_eq) {
@@ -508,18 +547,22 @@ SOM_PRIM(str_substring) {
   int64_t from = need_small(vm, a[1], "primSubstringFrom:to:");
   int64_t to = need_small(vm, a[2], "primSubstringFrom:to:");
   if (to < from) return vm.new_string("");
-  if (from < 1 || to > static_cast<int64_t>(s.size()))
+  auto n = static_cast<int64_t>(char_count(s));
+  if (from < 1 || to > n)
     vm.fatal("primSubstringFrom: " + std::to_string(from) + " to: " + std::to_string(to) +
-             " out of range for a string of length " + std::to_string(s.size()));
-  return vm.new_string(s.substr(static_cast<size_t>(from - 1), static_cast<size_t>(to - from + 1)));
+             " out of range for a string of length " + std::to_string(n));
+  size_t begin = byte_offset(s, static_cast<size_t>(from - 1));
+  size_t end = byte_offset(s, static_cast<size_t>(to));
+  return vm.new_string(s.substr(begin, end - begin));
 }
 SOM_PRIM(sym_as_string) { return vm.new_string(vm.string_of(a[0])); }
 SOM_PRIM(str_char_at) {
   std::string_view s = vm.string_of(a[0]);
   int64_t i = need_small(vm, a[1], "charAt:");
-  if (i < 1 || i > static_cast<int64_t>(s.size()))
+  if (i < 1 || i > static_cast<int64_t>(char_count(s)))
     vm.fatal("charAt: index " + std::to_string(i) + " out of bounds");
-  return vm.new_string(s.substr(static_cast<size_t>(i - 1), 1));
+  size_t begin = byte_offset(s, static_cast<size_t>(i - 1));
+  return vm.new_string(s.substr(begin, byte_offset(s, static_cast<size_t>(i)) - begin));
 }
 
 // ---- Method / Primitive ----------------------------------------------------------------------
@@ -693,9 +736,9 @@ void VM::register_primitives() {
   reg("Symbol>>hashcode", str_hash);
   reg("String>>length", str_length);
   reg("Symbol>>length", str_length);
-  reg("String>>isWhiteSpace", str_all<std::isspace>);
-  reg("String>>isLetters", str_all<std::isalpha>);
-  reg("String>>isDigits", str_all<std::isdigit>);
+  reg("String>>isWhiteSpace", str_all<iswspace_l>);
+  reg("String>>isLetters", str_all<iswalpha_l>);
+  reg("String>>isDigits", str_all<iswdigit_l>);
   reg("String>>=", str_eq);
   reg("Symbol>>=", str_eq);
   reg("String>>primSubstringFrom:to:", str_substring);
