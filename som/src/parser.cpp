@@ -174,10 +174,12 @@ Token Lexer::next() {
           case '\\':
             t.text += '\\';
             break;
-          default:  // not one of the eight escapes: keep both characters
-            t.text += '\\';
-            t.text += e;
-            break;
+          default:  // not one of the eight escapes: an error at the backslash
+            t.kind = Tok::kError;
+            t.pos = SrcPos{line_, col_ - 1};
+            t.text = std::string("unknown escape sequence '\\") + e +
+                     "' in a string literal (known: \\t \\b \\n \\r \\f \\0 \\' \\\\)";
+            return t;
         }
         advance();
         continue;
@@ -354,6 +356,8 @@ class Parser {
     if (!is_bar()) return;
     shift();
     while (is_ident()) {
+      for (const std::string& f : out)
+        if (f == cur_.text) fail(cur_.pos, "field '" + f + "' is declared twice in this class");
       out.push_back(cur_.text);
       shift();
     }

@@ -53,6 +53,15 @@ TEST(SomLexer, StringEscapesKeepNulAndNewlines) {
   EXPECT_EQ(t[0].text, std::string("a\tb\0c'd\\e\nf", 11));
 }
 
+TEST(SomLexer, UnknownStringEscapeIsAnErrorAtTheBackslash) {
+  auto t = lex_all("'ok' 'x\\ay'");
+  ASSERT_EQ(t[0].kind, Tok::kString);
+  ASSERT_EQ(t[1].kind, Tok::kError);
+  EXPECT_NE(t[1].text.find("unknown escape sequence '\\a'"), std::string::npos) << t[1].text;
+  EXPECT_EQ(t[1].pos.line, 1);
+  EXPECT_EQ(t[1].pos.col, 8);
+}
+
 TEST(SomLexer, SeparatorAndMultiCharOperators) {
   auto t = lex_all("------ --> <= ~=");
   EXPECT_EQ(t[0].kind, Tok::kSeparator);
@@ -158,6 +167,9 @@ TEST(SomParser, ErrorsCarryFileLineAndColumn) {
   EXPECT_NE(parse_error("T = ( m = ( ^1 )").find("end of file"), std::string::npos);
   EXPECT_NE(parse_error("T = ( m = ( 'abc ) )").find("unterminated string"), std::string::npos);
   EXPECT_NE(parse_error("T = ( ) extra").find("after the end of the class"), std::string::npos);
+  EXPECT_EQ(parse_error("T = ( | a b a | )"), "T.som:1:13: error: field 'a' is declared twice in this class");
+  EXPECT_NE(parse_error("T = ( ---- | x x | )").find("field 'x' is declared twice"), std::string::npos);
+  EXPECT_EQ(parse_error("T = ( m = ( ^'a\\qb' ) )").substr(0, 18), "T.som:1:16: error:");
 }
 
 TEST(SomParser, DeepNestingIsAnErrorNotACrash) {
