@@ -119,15 +119,15 @@ L_PushSelf:
   ip += 1;
   SOM_DISPATCH();
 L_PushNil:
-  *++s = nil_value_;
+  *++s = nil_binding_;  // the global nil: the nil object unless a program rebinds it
   ip += 1;
   SOM_DISPATCH();
 L_PushTrue:
-  *++s = true_value_;
+  *++s = true_binding_;
   ip += 1;
   SOM_DISPATCH();
 L_PushFalse:
-  *++s = false_value_;
+  *++s = false_binding_;
   ip += 1;
   SOM_DISPATCH();
 L_PushLiteral:

@@ -588,9 +588,7 @@ SOM_PRIM(sys_global) {
 }
 SOM_PRIM(sys_has_global) { return bool_value(vm, as_symbol(vm, a[1], "hasGlobal:")->has_global); }
 SOM_PRIM(sys_global_put) {
-  Symbol* s = as_symbol(vm, a[1], "global:put:");
-  s->global = a[2];
-  s->has_global = true;
+  vm.set_global(as_symbol(vm, a[1], "global:put:"), a[2]);
   return a[0];  // the receiver (system), as in other SOM VMs
 }
 SOM_PRIM(sys_load_file) {

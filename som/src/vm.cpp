@@ -247,6 +247,30 @@ void VM::replace_method(Object* table, uint32_t index, Value v) {
 }
 
 namespace {
+// Frame-less constant methods (`^nil`, `^true`, `^false`) answer a value fixed when they were
+// compiled; once a pseudo-variable is rebound they push a frame and read the binding instead.
+void forget_constant_pseudo_variables(Method* m) {
+  if (m->trivial == Method::kConstant && !m->code.empty() &&
+      (m->code[0] == kPushNil || m->code[0] == kPushTrue || m->code[0] == kPushFalse))
+    m->trivial = Method::kNotTrivial;
+}
+}  // namespace
+
+void VM::set_global(Symbol* name, Value v) {
+  name->global = v;
+  name->has_global = true;
+  Value* binding = name->text == "nil"     ? &nil_binding_
+                   : name->text == "true"  ? &true_binding_
+                   : name->text == "false" ? &false_binding_
+                                           : nullptr;
+  if (!binding || *binding == v) return;
+  *binding = v;
+  for (Class* c : class_table_)
+    for (Method* m : c->methods) forget_constant_pseudo_variables(m);
+  for (Method* m : replaced_methods_) forget_constant_pseudo_variables(m);
+}
+
+namespace {
 void forget_cached_targets(Method* m, Symbol* sel) {
   for (SendSite& s : m->sites) {
     if (s.selector != sel) continue;
@@ -470,6 +494,9 @@ bool VM::bootstrap() {
   def_global("true", true_value_);
   def_global("false", false_value_);
   def_global("system", system_value_);
+  nil_binding_ = nil_value_;
+  true_binding_ = true_value_;
+  false_binding_ = false_value_;
   for (Class* c : class_table_)
     if (!c->is_meta) {
       c->name->global = val(c);
@@ -619,6 +646,9 @@ void VM::collect_garbage() {
     top = reinterpret_cast<Value*>(f) - 1;
   }
   for (Value* p = stack_base_; p <= top; p++) heap_.forward_slot(p);
+  heap_.forward_slot(&nil_binding_);
+  heap_.forward_slot(&true_binding_);
+  heap_.forward_slot(&false_binding_);
   for (auto& [k, s] : symbols_)
     if (s->has_global) heap_.forward_slot(&s->global);
   for (Class* c : class_table_)

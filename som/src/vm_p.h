@@ -69,6 +69,12 @@ class VM {
   }
   std::string describe(Value v);  // "instance of Foo", for error messages
 
+  // `system global: name put: v`. nil, true and false are globals too (LANGUAGE.md §3): the
+  // PUSH_NIL/PUSH_TRUE/PUSH_FALSE instructions read nil_binding_/true_binding_/false_binding_,
+  // which are the objects nil/true/false until a program rebinds those globals. (Values the VM
+  // makes itself, such as fresh locals and Array slots, are always the real nil.)
+  void set_global(Symbol* name, Value v);
+
   // --- changing methods at run time ----------------------------------------------------
   // `Class>>methods` answers the class's method table (a permanent Array flagged
   // kMethodTable); `table at: i put: aMethod` lands in replace_method, which makes aMethod the
@@ -114,6 +120,7 @@ class VM {
         *block_class_ = nullptr, *block1_class_ = nullptr, *block2_class_ = nullptr, *block3_class_ = nullptr,
         *method_class_ = nullptr, *primitive_class_ = nullptr, *system_class_ = nullptr;
   Value nil_value_ = 0, true_value_ = 0, false_value_ = 0, system_value_ = 0;
+  Value nil_binding_ = 0, true_binding_ = 0, false_binding_ = 0;  // see set_global
   Symbol *sym_dnu_ = nullptr, *sym_unknown_global_ = nullptr, *sym_escaped_block_ = nullptr,
          *sym_initialize_ = nullptr;
 
