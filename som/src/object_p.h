@@ -33,7 +33,7 @@ enum Kind : uint8_t {
   kArray,     // slots = elements
   kContext,   // slots: [0] outer context, [1] home frame marker, [2..] captured variables
   kBlock,     // slots: [0] block Method, [1] outer context, [2] self
-  kString,    // bytes
+  kString,    // bytes (UTF-8); aux caches whether they are all ASCII (primitives.cpp)
   kDouble,    // one double
   kBigInt,    // limbs; aux = sign (0 positive, 1 negative); length = limb count (never 0)
   kSymbol,    // permanent: struct Symbol

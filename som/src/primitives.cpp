@@ -11,6 +11,7 @@
 #include <cctype>
 #include <clocale>
 #include <cmath>
+#include <cstring>
 #include <cwctype>
 #include <fstream>
 #include <sstream>
@@ -475,6 +476,25 @@ SOM_PRIM(dbl_from_string) {
 }
 
 // ---- String / Symbol -------------------------------------------------------------------------
+// A String's header `aux` caches whether all its bytes are ASCII (then characters are bytes
+// and length/substrings need no scan): kTextUnknown until first asked. Strings are immutable.
+constexpr uint16_t kTextUnknown = 0, kTextAscii = 1, kTextUtf8 = 2;
+bool ascii_only(VM& vm, Value v) {
+  Object* o = obj(v);
+  if (o->kind == kString && o->aux != kTextUnknown) return o->aux == kTextAscii;
+  std::string_view s = vm.string_of(v);
+  uint64_t high = 0;
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    high |= w;
+  }
+  for (; i < s.size(); i++) high |= static_cast<uint8_t>(s[i]);
+  bool ascii = (high & 0x8080808080808080ULL) == 0;
+  if (o->kind == kString) o->aux = ascii ? kTextAscii : kTextUtf8;
+  return ascii;
+}
 uint32_t content_hash(std::string_view s) {
   uint32_t h = 2166136261u;
   for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
@@ -484,7 +504,9 @@ SOM_PRIM(str_concat) {
   need_string(vm, a[1], "concatenate:");
   std::string r(vm.string_of(a[0]));
   r += vm.string_of(a[1]);
-  return vm.new_string(r);
+  Value result = vm.new_string(r);
+  if (ascii_only(vm, a[0]) && ascii_only(vm, a[1])) obj(result)->aux = kTextAscii;
+  return result;
 }
 SOM_PRIM(sym_concat) {
   need_string(vm, a[1], "concatenate:");
@@ -522,7 +544,10 @@ char32_t decode_char(std::string_view s, size_t& i) {
   }
   return c;
 }
-SOM_PRIM(str_length) { return from_int(static_cast<int64_t>(char_count(vm.string_of(a[0])))); }
+SOM_PRIM(str_length) {
+  std::string_view s = vm.string_of(a[0]);
+  return from_int(static_cast<int64_t>(ascii_only(vm, a[0]) ? s.size() : char_count(s)));
+}
 // isLetters / isDigits / isWhiteSpace: every character (Unicode classification through the
 // C.UTF-8 locale) has the property; false for ''.
 template <int (*Pred)(wint_t, locale_t)>
@@ -547,20 +572,25 @@ SOM_PRIM(str_substring) {
   int64_t from = need_small(vm, a[1], "primSubstringFrom:to:");
   int64_t to = need_small(vm, a[2], "primSubstringFrom:to:");
   if (to < from) return vm.new_string("");
-  auto n = static_cast<int64_t>(char_count(s));
+  bool ascii = ascii_only(vm, a[0]);
+  auto n = static_cast<int64_t>(ascii ? s.size() : char_count(s));
   if (from < 1 || to > n)
     vm.fatal("primSubstringFrom: " + std::to_string(from) + " to: " + std::to_string(to) +
              " out of range for a string of length " + std::to_string(n));
-  size_t begin = byte_offset(s, static_cast<size_t>(from - 1));
-  size_t end = byte_offset(s, static_cast<size_t>(to));
-  return vm.new_string(s.substr(begin, end - begin));
+  size_t begin = ascii ? static_cast<size_t>(from - 1) : byte_offset(s, static_cast<size_t>(from - 1));
+  size_t end = ascii ? static_cast<size_t>(to) : byte_offset(s, static_cast<size_t>(to));
+  Value result = vm.new_string(s.substr(begin, end - begin));
+  if (ascii) obj(result)->aux = kTextAscii;
+  return result;
 }
 SOM_PRIM(sym_as_string) { return vm.new_string(vm.string_of(a[0])); }
 SOM_PRIM(str_char_at) {
   std::string_view s = vm.string_of(a[0]);
   int64_t i = need_small(vm, a[1], "charAt:");
-  if (i < 1 || i > static_cast<int64_t>(char_count(s)))
+  bool ascii = ascii_only(vm, a[0]);
+  if (i < 1 || i > static_cast<int64_t>(ascii ? s.size() : char_count(s)))
     vm.fatal("charAt: index " + std::to_string(i) + " out of bounds");
+  if (ascii) return vm.new_string(s.substr(static_cast<size_t>(i - 1), 1));
   size_t begin = byte_offset(s, static_cast<size_t>(i - 1));
   return vm.new_string(s.substr(begin, byte_offset(s, static_cast<size_t>(i)) - begin));
 }
