@@ -1,22 +1,24 @@
 // The bytecode interpreter: one loop with computed-goto dispatch, no C++ recursion per SOM
-// call (frames live on the VM's frame stack), a monomorphic inline cache per send site, and
-// small-integer fast paths for arithmetic/comparison sends. See docs/som-bytecode.md.
-#include "bytecode.h"
-#include "numbers.h"
-#include "vm.h"
+// call (frames live on the VM's frame stack), a two-entry inline cache per send site (receiver
+// class tag -> method; a miss moves the newer entry to the older slot and refills the newer
+// one, so two receiver classes stay cached and a third evicts the older), and small-integer
+// fast paths for arithmetic/comparison sends. See docs/som-bytecode.md.
+#include "bytecode_p.h"
+#include "numbers_p.h"
+#include "vm_p.h"
 
 namespace som {
 
 namespace {
 inline uint16_t u16at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-inline Value ctxAt(Frame* f, int depth) {
+inline Value ctx_at(Frame* f, int depth) {
   if (depth == 0) return f->context;
-  Value c = f->outerCtx;
+  Value c = f->outer_ctx;
   for (int i = 1; i < depth; i++) c = obj(c)->slots()[0];
   return c;
 }
-inline Value* fieldsOf(Object* o) {
-  return o->kind == K_CLASS ? static_cast<Class*>(o)->classFields.data() : o->slots();
+inline Value* fields_of(Object* o) {
+  return o->kind == kClass ? static_cast<Class*>(o)->class_fields.data() : o->slots();
 }
 // Does field i, as numbered by `holder` (the method's defining class), exist in self? Always
 // true for sends found by normal lookup under this VM's own library; perform:inSuperclass: and
@@ -28,160 +30,163 @@ inline Value* fieldsOf(Object* o) {
 // primitives, LANGUAGE.md §4). Without the holder check such a read silently aliased a
 // class-side field: an older standard library's `Class = ( | superClass name ... |
 // name = ( ^name ) )` answered a user class's third class-side field as its name.
-inline bool hasField(Value self, uint32_t i, const Class* holder) {
-  if (isInt(self)) return false;
+inline bool has_field(Value self, uint32_t i, const Class* holder) {
+  if (is_int(self)) return false;
   Object* o = obj(self);
-  if (o->kind == K_INSTANCE) return i < o->length;
-  return o->kind == K_CLASS && holder && holder->isMeta &&
-         i < static_cast<Class*>(o)->classFields.size();
+  if (o->kind == kInstance) return i < o->length;
+  return o->kind == kClass && holder && holder->is_meta && i < static_cast<Class*>(o)->class_fields.size();
 }
-bool inheritsFrom(Class* c, Class* k) {
+bool inherits_from(Class* c, Class* k) {
   for (; c; c = c->superclass)
     if (c == k) return true;
   return false;
 }
-} // namespace
+}  // namespace
 
 Value VM::interpret() {
-  Frame* f = fp;
-  const uint8_t* ip = pc;
-  Value* s = sp;
+  Frame* f = fp_;
+  const uint8_t* ip = pc_;
+  Value* s = sp_;
 
   static void* const labels[] = {
-#define SOM_OP_LABEL(name, layout) &&L_##name,
+#define SOM_OP_LABEL(name, mnemonic, layout) &&L_##name,
       SOM_BYTECODES(SOM_OP_LABEL)
 #undef SOM_OP_LABEL
   };
-#define DISPATCH() goto* labels[*ip]
-#define SAVE()  \
-  do {          \
-    fp = f;     \
-    pc = ip;    \
-    sp = s;     \
+#define SOM_DISPATCH() goto* labels[*ip]
+#define SOM_SAVE() \
+  do {             \
+    fp_ = f;       \
+    pc_ = ip;      \
+    sp_ = s;       \
   } while (0)
 
   // Registers of the send protocol (set before jumping to do_send / do_invoke).
   Symbol* sel = nullptr;
   uint32_t argc = 0;
   Value* base = nullptr;
-  const uint8_t* retIp = nullptr;
-  Class* lookupStart = nullptr;
+  const uint8_t* ret_ip = nullptr;
+  Class* lookup_start = nullptr;
   SendSite* site = nullptr;
   Method* m = nullptr;
   Value result = 0;
 
-  DISPATCH();
+  SOM_DISPATCH();
 
-L_PUSH_LOCAL:
+L_PushLocal:
   *++s = f->locals()[ip[1]];
   ip += 2;
-  DISPATCH();
-L_PUSH_ARG:
+  SOM_DISPATCH();
+L_PushArg:
   *++s = f->args[ip[1]];
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 // A variable used by a fallback block of a method with a lazy context: in the frame until the
 // context exists, in the context afterwards (the closures made by the fallback share it).
-L_PUSH_LOCAL_LAZY:
+L_PushLocalLazy:
   *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->locals()[ip[1]];
   ip += 3;
-  DISPATCH();
-L_STORE_LOCAL_LAZY:
-  if (f->context) obj(f->context)->slots()[2 + ip[2]] = *s;
-  else f->locals()[ip[1]] = *s;
+  SOM_DISPATCH();
+L_StoreLocalLazy:
+  if (f->context)
+    obj(f->context)->slots()[2 + ip[2]] = *s;
+  else
+    f->locals()[ip[1]] = *s;
   ip += 3;
-  DISPATCH();
-L_PUSH_ARG_LAZY:
+  SOM_DISPATCH();
+L_PushArgLazy:
   *++s = f->context ? obj(f->context)->slots()[2 + ip[2]] : f->args[ip[1]];
   ip += 3;
-  DISPATCH();
-L_STORE_ARG_LAZY:
-  if (f->context) obj(f->context)->slots()[2 + ip[2]] = *s;
-  else f->args[ip[1]] = *s;
+  SOM_DISPATCH();
+L_StoreArgLazy:
+  if (f->context)
+    obj(f->context)->slots()[2 + ip[2]] = *s;
+  else
+    f->args[ip[1]] = *s;
   ip += 3;
-  DISPATCH();
-L_PUSH_FIELD:
-  if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
-  *++s = fieldsOf(obj(f->self))[ip[1]];
+  SOM_DISPATCH();
+L_PushField:
+  if (!has_field(f->self, ip[1], f->method->holder)) goto bad_field;
+  *++s = fields_of(obj(f->self))[ip[1]];
   ip += 2;
-  DISPATCH();
-L_PUSH_CTX:
-  *++s = obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]];
+  SOM_DISPATCH();
+L_PushCtx:
+  *++s = obj(ctx_at(f, ip[1]))->slots()[2 + ip[2]];
   ip += 3;
-  DISPATCH();
-L_PUSH_SELF:
+  SOM_DISPATCH();
+L_PushSelf:
   *++s = f->self;
   ip += 1;
-  DISPATCH();
-L_PUSH_NIL:
-  *++s = nilV;
+  SOM_DISPATCH();
+L_PushNil:
+  *++s = nil_binding_;  // the global nil: the nil object unless a program rebinds it
   ip += 1;
-  DISPATCH();
-L_PUSH_TRUE:
-  *++s = trueV;
+  SOM_DISPATCH();
+L_PushTrue:
+  *++s = true_binding_;
   ip += 1;
-  DISPATCH();
-L_PUSH_FALSE:
-  *++s = falseV;
+  SOM_DISPATCH();
+L_PushFalse:
+  *++s = false_binding_;
   ip += 1;
-  DISPATCH();
-L_PUSH_LITERAL:
+  SOM_DISPATCH();
+L_PushLiteral:
   *++s = f->method->literals[u16at(ip + 1)];
   ip += 3;
-  DISPATCH();
-L_PUSH_GLOBAL: {
+  SOM_DISPATCH();
+L_PushGlobal : {
   auto* g = static_cast<Symbol*>(obj(f->method->literals[u16at(ip + 1)]));
-  if (g->hasGlobal) {
+  if (g->has_global) {
     *++s = g->global;
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
-  SAVE();
-  if (Class* c = loadClass(g)) {
+  SOM_SAVE();
+  if (Class* c = load_class(g)) {
     *++s = val(c);
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   // Unknown global: send unknownGlobal: to self; the reply is the value (never cached).
   *++s = f->self;
   *++s = val(g);
   base = s - 1;
   argc = 1;
-  sel = symUnknownGlobal;
-  retIp = ip + 3;
-  lookupStart = nullptr;
+  sel = sym_unknown_global_;
+  ret_ip = ip + 3;
+  lookup_start = nullptr;
   site = nullptr;
   goto do_send;
 }
-L_PUSH_BLOCK: {
+L_PushBlock : {
   Method* bm = f->method->blocks[u16at(ip + 1)];
-  Class* bc = bm->numArgs == 0 ? block1Class
-              : bm->numArgs == 1 ? block2Class
-              : bm->numArgs == 2 ? block3Class
-                                 : blockClass;
-  Object* b = heap.alloc(K_BLOCK, bc->tag, 3);
+  Class* bc = bm->num_args == 0   ? block1_class_
+              : bm->num_args == 1 ? block2_class_
+              : bm->num_args == 2 ? block3_class_
+                                  : block_class_;
+  Object* b = heap_.alloc(kBlock, bc->tag, 3);
   b->slots()[0] = val(bm);
-  b->slots()[1] = f->context ? f->context : nilV;
+  b->slots()[1] = f->context ? f->context : nil_value_;
   b->slots()[2] = f->self;
   *++s = val(b);
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 }
-L_STORE_LOCAL:
+L_StoreLocal:
   f->locals()[ip[1]] = *s;
   ip += 2;
-  DISPATCH();
-L_STORE_ARG:
+  SOM_DISPATCH();
+L_StoreArg:
   f->args[ip[1]] = *s;
   ip += 2;
-  DISPATCH();
-L_STORE_FIELD:
-  if (!hasField(f->self, ip[1], f->method->holder)) goto bad_field;
-  fieldsOf(obj(f->self))[ip[1]] = *s;
+  SOM_DISPATCH();
+L_StoreField:
+  if (!has_field(f->self, ip[1], f->method->holder)) goto bad_field;
+  fields_of(obj(f->self))[ip[1]] = *s;
   ip += 2;
-  DISPATCH();
+  SOM_DISPATCH();
 bad_field:
-  SAVE();
+  SOM_SAVE();
   {
     // Name the field and its declaring class: with a library that declares fields this VM
     // implements as primitives (Class>>name, Object>>class), that is what the user must fix.
@@ -192,61 +197,61 @@ bad_field:
     fatal("method " + f->method->signature->text + " accesses field " + field + ", which " +
           describe(f->self) + " does not have");
   }
-L_STORE_CTX:
-  obj(ctxAt(f, ip[1]))->slots()[2 + ip[2]] = *s;
+L_StoreCtx:
+  obj(ctx_at(f, ip[1]))->slots()[2 + ip[2]] = *s;
   ip += 3;
-  DISPATCH();
-L_POP:
+  SOM_DISPATCH();
+L_Pop:
   s--;
   ip += 1;
-  DISPATCH();
-L_DUP:
+  SOM_DISPATCH();
+L_Dup:
   s[1] = s[0];
   s++;
   ip += 1;
-  DISPATCH();
+  SOM_DISPATCH();
 
-L_SEND:
+L_Send:
   site = &f->method->sites[u16at(ip + 1)];
-  retIp = ip + 3;
+  ret_ip = ip + 3;
 send_site:
   argc = site->argc;
   base = s - argc;
   {
-    uint32_t tag = tagOf(*base);
-    if (site->cachedTag == tag) {
-      m = site->cachedTarget;
+    uint32_t tag = tag_of(*base);
+    if (site->cached_tag == tag) {
+      m = site->cached_target;
       goto do_invoke;
     }
-    if (site->cachedTag2 == tag) {
-      m = site->cachedTarget2;
+    if (site->cached_tag2 == tag) {
+      m = site->cached_target2;
       goto do_invoke;
     }
-    m = lookup(classTable[tag], site->selector);
-    if (m && !optimize) goto do_invoke;
+    m = lookup(class_table_[tag], site->selector);
+    if (m && !optimize_) goto do_invoke;
     if (m) {
-      site->cachedTag2 = site->cachedTag;
-      site->cachedTarget2 = site->cachedTarget;
-      site->cachedTag = tag;
-      site->cachedTarget = m;
+      site->cached_tag2 = site->cached_tag;
+      site->cached_target2 = site->cached_target;
+      site->cached_tag = tag;
+      site->cached_target = m;
       goto do_invoke;
     }
     sel = site->selector;
     goto do_dnu;
   }
 
-L_SUPER_SEND:
+L_SuperSend:
   site = &f->method->sites[u16at(ip + 1)];
-  retIp = ip + 3;
+  ret_ip = ip + 3;
   argc = site->argc;
   base = s - argc;
-  if (site->cachedTarget) {
-    m = site->cachedTarget;
+  if (site->cached_target) {
+    m = site->cached_target;
     goto do_invoke;
   }
-  m = lookup(site->superStart, site->selector);
+  m = lookup(site->super_start, site->selector);
   if (m) {
-    if (optimize) site->cachedTarget = m;
+    if (optimize_) site->cached_target = m;
     goto do_invoke;
   }
   sel = site->selector;
@@ -254,166 +259,186 @@ L_SUPER_SEND:
 
   // Arithmetic and comparison sends: small-integer and Double fast paths, otherwise a
   // real send through the site's inline cache (same semantics as the primitives).
-#define BINARY_FAST(label, intExpr, dblExpr)                                         \
-  label : {                                                                           \
-    Value a = s[-1], b = s[0];                                                        \
-    if (a & b & 1) {                                                                  \
-      intExpr;                                                                        \
-    } else if (!(a & 1) && obj(a)->kind == K_DOUBLE &&                                \
-               ((b & 1) || obj(b)->kind == K_DOUBLE)) {                               \
-      double x = obj(a)->dbl();                                                       \
-      double y = (b & 1) ? static_cast<double>(intOf(b)) : obj(b)->dbl();             \
-      (void)x;                                                                        \
-      (void)y;                                                                        \
-      dblExpr;                                                                        \
-    }                                                                                 \
-    goto L_SEND;                                                                      \
+#define SOM_BINARY_FAST(label, int_expr, dbl_expr)                                            \
+  label : {                                                                                   \
+    Value a = s[-1], b = s[0];                                                                \
+    if (a & b & 1) {                                                                          \
+      int_expr;                                                                               \
+    } else if (!(a & 1) && obj(a)->kind == kDouble && ((b & 1) || obj(b)->kind == kDouble)) { \
+      double x = obj(a)->dbl();                                                               \
+      double y = (b & 1) ? static_cast<double>(int_of(b)) : obj(b)->dbl();                    \
+      (void)x;                                                                                \
+      (void)y;                                                                                \
+      dbl_expr;                                                                               \
+    }                                                                                         \
+    goto L_Send;                                                                              \
   }
-#define PUSH_RESULT(v) \
-  do {                 \
-    *--s = (v);        \
-    ip += 3;           \
-    DISPATCH();        \
+#define SOM_PUSH_RESULT(v) \
+  do {                     \
+    *--s = (v);            \
+    ip += 3;               \
+    SOM_DISPATCH();        \
   } while (0)
-#define NO_DOUBLE_PATH {}
-  BINARY_FAST(L_SEND_ADD, {
-    int64_t r;
-    if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r))
-      PUSH_RESULT(static_cast<Value>(r));
-  }, PUSH_RESULT(newDouble(x + y)))
-  BINARY_FAST(L_SEND_SUB, {
-    int64_t r;
-    if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r))
-      PUSH_RESULT(static_cast<Value>(r + 1));
-  }, PUSH_RESULT(newDouble(x - y)))
-  BINARY_FAST(L_SEND_MUL, {
-    int64_t r;
-    if (!__builtin_mul_overflow(intOf(a), intOf(b), &r) && fitsSmall(r)) PUSH_RESULT(fromInt(r));
-  }, PUSH_RESULT(newDouble(x * y)))
-  BINARY_FAST(L_SEND_LT,
-              PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(x < y ? trueV : falseV))
-  BINARY_FAST(L_SEND_GT,
-              PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(x > y ? trueV : falseV))
-  BINARY_FAST(L_SEND_LE,
-              PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(!(y < x) ? trueV : falseV)) // library: (other < self) not
-  BINARY_FAST(L_SEND_GE,
-              PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? trueV : falseV),
-              PUSH_RESULT(!(x < y) ? trueV : falseV)) // library: (self < other) not
-  BINARY_FAST(L_SEND_EQ, PUSH_RESULT(a == b ? trueV : falseV), PUSH_RESULT(x == y ? trueV : falseV))
-  BINARY_FAST(L_SEND_DIV, {
-    int64_t x = intOf(a);
-    int64_t y = intOf(b);
-    if (y != 0 && fitsSmall(x / y)) PUSH_RESULT(fromInt(x / y));
-  }, NO_DOUBLE_PATH)
-  BINARY_FAST(L_SEND_MOD, {
-    int64_t x = intOf(a);
-    int64_t y = intOf(b);
-    if (y != 0) {
-      int64_t r = x % y;
-      if (r != 0 && ((r ^ y) < 0)) r += y;
-      PUSH_RESULT(fromInt(r));
-    }
-  }, NO_DOUBLE_PATH)
-  BINARY_FAST(L_SEND_BITAND, PUSH_RESULT(a & b), NO_DOUBLE_PATH)
-#undef NO_DOUBLE_PATH
-#undef PUSH_RESULT
-#undef BINARY_FAST
+#define SOM_NO_DOUBLE_PATH \
+  {}
+  SOM_BINARY_FAST(
+      L_SendAdd,
+      {
+        int64_t r;
+        if (!__builtin_add_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b - 1), &r))
+          SOM_PUSH_RESULT(static_cast<Value>(r));
+      },
+      SOM_PUSH_RESULT(new_double(x + y)))
+  SOM_BINARY_FAST(
+      L_SendSub,
+      {
+        int64_t r;
+        if (!__builtin_sub_overflow(static_cast<int64_t>(a), static_cast<int64_t>(b), &r))
+          SOM_PUSH_RESULT(static_cast<Value>(r + 1));
+      },
+      SOM_PUSH_RESULT(new_double(x - y)))
+  SOM_BINARY_FAST(
+      L_SendMul,
+      {
+        int64_t r;
+        if (!__builtin_mul_overflow(int_of(a), int_of(b), &r) && fits_small(r)) SOM_PUSH_RESULT(from_int(r));
+      },
+      SOM_PUSH_RESULT(new_double(x * y)))
+  SOM_BINARY_FAST(
+      L_SendLt,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(x < y ? true_value_ : false_value_))
+  SOM_BINARY_FAST(
+      L_SendGt,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(x > y ? true_value_ : false_value_))
+  SOM_BINARY_FAST(
+      L_SendLe,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) <= static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(!(y < x) ? true_value_ : false_value_))  // library: (other < self) not
+  SOM_BINARY_FAST(
+      L_SendGe,
+      SOM_PUSH_RESULT(static_cast<int64_t>(a) >= static_cast<int64_t>(b) ? true_value_ : false_value_),
+      SOM_PUSH_RESULT(!(x < y) ? true_value_ : false_value_))  // library: (self < other) not
+  SOM_BINARY_FAST(L_SendEq, SOM_PUSH_RESULT(a == b ? true_value_ : false_value_),
+                  SOM_PUSH_RESULT(x == y ? true_value_ : false_value_))
+  SOM_BINARY_FAST(
+      L_SendDiv,
+      {
+        int64_t x = int_of(a);
+        int64_t y = int_of(b);
+        if (y != 0 && fits_small(x / y)) SOM_PUSH_RESULT(from_int(x / y));
+      },
+      SOM_NO_DOUBLE_PATH)
+  SOM_BINARY_FAST(
+      L_SendMod,
+      {
+        int64_t x = int_of(a);
+        int64_t y = int_of(b);
+        if (y != 0) {
+          int64_t r = x % y;
+          if (r != 0 && ((r ^ y) < 0)) r += y;
+          SOM_PUSH_RESULT(from_int(r));
+        }
+      },
+      SOM_NO_DOUBLE_PATH)
+  SOM_BINARY_FAST(L_SendBitand, SOM_PUSH_RESULT(a & b), SOM_NO_DOUBLE_PATH)
+#undef SOM_NO_DOUBLE_PATH
+#undef SOM_PUSH_RESULT
+#undef SOM_BINARY_FAST
 
-L_RETURN_LOCAL:
+L_ReturnLocal:
   result = *s;
   goto do_return;
-L_RETURN_SELF:
+L_ReturnSelf:
   result = f->self;
   goto do_return;
-L_RETURN_NONLOCAL: {
+L_ReturnNonlocal : {
   result = *s;
-  Value home = ctxAt(f, ip[1]);
+  Value home = ctx_at(f, ip[1]);
   Value marker = obj(home)->slots()[1];
-  if (marker == fromInt(0)) {
+  if (marker == from_int(0)) {
     // The home activation has returned: pop this block activation and send
     // escapedBlock: to the self of the activation that sent value (its caller).
     Value blk = f->args[0];
     Frame* done = f;
-    if (done->context) obj(done->context)->slots()[1] = fromInt(0);
-    if (done->isEntry) {
-      SAVE();
+    if (done->context) obj(done->context)->slots()[1] = from_int(0);
+    if (done->is_entry) {
+      SOM_SAVE();
       fatal("escaped block evaluated from outside the interpreter");
     }
     s = done->args - 1;
-    retIp = done->retPc;
+    ret_ip = done->ret_pc;
     f = done->caller;
     *++s = f->self;
     *++s = blk;
     base = s - 1;
     argc = 1;
-    sel = symEscapedBlock;
-    lookupStart = nullptr;
+    sel = sym_escaped_block_;
+    lookup_start = nullptr;
     site = nullptr;
     goto do_send;
   }
   auto* target = reinterpret_cast<Frame*>(marker & ~Value(1));
   for (Frame* x = f; x != target; x = x->caller) {
-    if (!x || x->isEntry) {
-      SAVE();
+    if (!x || x->is_entry) {
+      SOM_SAVE();
       fatal("non-local return across a VM entry boundary");
     }
-    if (x->context) obj(x->context)->slots()[1] = fromInt(0);
+    if (x->context) obj(x->context)->slots()[1] = from_int(0);
   }
   f = target;
   goto do_return;
 }
 
-do_return: {
+do_return : {
   Frame* done = f;
-  if (done->context) obj(done->context)->slots()[1] = fromInt(0);
+  if (done->context) obj(done->context)->slots()[1] = from_int(0);
   s = done->args;
   *s = result;
-  ip = done->retPc;
+  ip = done->ret_pc;
   f = done->caller;
-  if (done->isEntry) {
-    fp = f;
-    pc = ip;
-    sp = s - 1;
+  if (done->is_entry) {
+    fp_ = f;
+    pc_ = ip;
+    sp_ = s - 1;
     return result;
   }
-  DISPATCH();
+  SOM_DISPATCH();
 }
 
-L_JUMP:
+L_Jump:
   ip = f->method->code.data() + u16at(ip + 1);
-  DISPATCH();
-L_JUMP_BACK:
-  if (heap.needGC) {
-    SAVE();
-    collectGarbage();
+  SOM_DISPATCH();
+L_JumpBack:
+  if (heap_.need_gc_) {
+    SOM_SAVE();
+    collect_garbage();
   }
   ip = f->method->code.data() + u16at(ip + 1);
-  DISPATCH();
-L_JUMP_IF_TRUE:
-  if (*s == trueV) {
+  SOM_DISPATCH();
+L_JumpIfTrue:
+  if (*s == true_value_) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
-    DISPATCH();
+    SOM_DISPATCH();
   }
-  if (*s == falseV) {
+  if (*s == false_value_) {
     s--;
     ip += 5;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   goto cond_fallback;
-L_JUMP_IF_FALSE:
-  if (*s == falseV) {
+L_JumpIfFalse:
+  if (*s == false_value_) {
     s--;
     ip = f->method->code.data() + u16at(ip + 1);
-    DISPATCH();
+    SOM_DISPATCH();
   }
-  if (*s == trueV) {
+  if (*s == true_value_) {
     s--;
     ip += 5;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   goto cond_fallback;
 cond_fallback:
@@ -421,152 +446,160 @@ cond_fallback:
   // the value, resuming after the inlined code.
   site = &f->method->sites[u16at(ip + 3)];
   goto fallback_args;
-L_JUMP_IF_NIL:
-  if (*s-- == nilV) ip = f->method->code.data() + u16at(ip + 1);
-  else ip += 3;
-  DISPATCH();
-L_JUMP_IF_NOT_NIL:
-  if (*s-- != nilV) ip = f->method->code.data() + u16at(ip + 1);
-  else ip += 3;
-  DISPATCH();
-L_NIL_CHECK: {
+L_JumpIfNil:
+  if (*s-- == nil_value_)
+    ip = f->method->code.data() + u16at(ip + 1);
+  else
+    ip += 3;
+  SOM_DISPATCH();
+L_JumpIfNotNil:
+  if (*s-- != nil_value_)
+    ip = f->method->code.data() + u16at(ip + 1);
+  else
+    ip += 3;
+  SOM_DISPATCH();
+L_NilCheck : {
   // Inlined ifNil: family: nil, or a receiver whose class uses Object's method (the library's
   // semantics, which the inlined code implements), runs the inlined code; any other receiver
   // (a class overriding the selector, or not understanding it) gets the real send.
   Value v = *s;
-  if (v == nilV) {
+  if (v == nil_value_) {
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   site = &f->method->sites[u16at(ip + 1)];
-  uint32_t tag = tagOf(v);
-  if (site->stdTag == tag || site->stdTag2 == tag) {
+  uint32_t tag = tag_of(v);
+  if (site->std_tag == tag || site->std_tag2 == tag) {
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
-  Method* lm = lookup(classTable[tag], site->selector);
-  if (lm && lm->holder == objectClass) {
-    site->stdTag2 = site->stdTag;
-    site->stdTag = tag;
+  Method* lm = lookup(class_table_[tag], site->selector);
+  // Object's method under its own selector: a method stored in its place at run time
+  // (VM::replace_method) has another signature and takes the real send.
+  if (lm && lm->holder == object_class_ && lm->signature == site->selector) {
+    site->std_tag2 = site->std_tag;
+    site->std_tag = tag;
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   goto fallback_args;
 }
-L_FOR_CHECK:
-  if (isInt(*s) || isNumber(*s)) {
+L_ForCheck:
+  if (is_int(*s) || is_number(*s)) {
     ip += 3;
-    DISPATCH();
+    SOM_DISPATCH();
   }
   site = &f->method->sites[u16at(ip + 1)];
 fallback_args:
-  // The send's arguments (site->fallbackArg): the literal blocks, materialised now as real
+  // The send's arguments (site->fallback_arg): the literal blocks, materialised now as real
   // closures over this activation's context and self (the compiler made every variable they use
   // a context variable, so they share it with the inlined code), or the loop's already
-  // evaluated limit/step. heap.alloc does not collect (it only raises needGC), so the operand
-  // stack needs no SAVE() here.
-  if (f->method->lazyContext && !f->context) {
-    bool anyBlock = false;
-    for (uint32_t i = 0; i < site->argc; i++) anyBlock |= site->fallbackArg[i] >= 0;
-    if (anyBlock) {
+  // evaluated limit/step. heap.alloc does not collect (it only raises need_gc), so the operand
+  // stack needs no SOM_SAVE() here.
+  if (f->method->lazy_context && !f->context) {
+    bool any_block = false;
+    for (uint32_t i = 0; i < site->argc; i++) any_block |= site->fallback_arg[i] >= 0;
+    if (any_block) {
       // Create the context the closures capture (same layout as at frame entry) and move the
       // variables they share with this activation into it; from now on the *_LAZY
       // instructions use the context, so both sides see every later store.
       Method* fm = f->method;
-      Object* c = heap.alloc(K_CONTEXT, 0, static_cast<uint32_t>(2 + fm->numCtxVars));
+      Object* c = heap_.alloc(kContext, 0, static_cast<uint32_t>(2 + fm->num_ctx_vars));
       Value* cs = c->slots();
-      cs[0] = f->outerCtx ? f->outerCtx : nilV;
+      cs[0] = f->outer_ctx ? f->outer_ctx : nil_value_;
       cs[1] = val(f) | 1;
-      for (int i = 0; i < fm->numCtxVars; i++) cs[2 + i] = nilV;
-      for (auto& [frameSlot, ctxSlot] : fm->lazyVars)
-        cs[2 + ctxSlot] = frameSlot >= 0 ? f->locals()[frameSlot] : f->args[-frameSlot];
+      for (int i = 0; i < fm->num_ctx_vars; i++) cs[2 + i] = nil_value_;
+      for (auto& [frame_slot, ctx_slot] : fm->lazy_vars)
+        cs[2 + ctx_slot] = frame_slot >= 0 ? f->locals()[frame_slot] : f->args[-frame_slot];
       f->context = val(c);
     }
   }
   for (uint32_t i = 0; i < site->argc; i++) {
-    int32_t a = site->fallbackArg[i];
+    int32_t a = site->fallback_arg[i];
     if (a >= 0) {
       Method* bm = f->method->blocks[static_cast<uint32_t>(a)];
-      Class* bc = bm->numArgs == 0 ? block1Class
-                  : bm->numArgs == 1 ? block2Class
-                  : bm->numArgs == 2 ? block3Class
-                                     : blockClass;
-      Object* b = heap.alloc(K_BLOCK, bc->tag, 3);
+      Class* bc = bm->num_args == 0   ? block1_class_
+                  : bm->num_args == 1 ? block2_class_
+                  : bm->num_args == 2 ? block3_class_
+                                      : block_class_;
+      Object* b = heap_.alloc(kBlock, bc->tag, 3);
       b->slots()[0] = val(bm);
-      b->slots()[1] = f->context ? f->context : nilV;
+      b->slots()[1] = f->context ? f->context : nil_value_;
       b->slots()[2] = f->self;
       *++s = val(b);
     } else if (a <= kFallbackLocal0) {
       *++s = f->locals()[kFallbackLocal0 - a];
     } else {
-      *++s = nilV;
+      *++s = nil_value_;
     }
   }
-  retIp = f->method->code.data() + site->contPc;
+  ret_ip = f->method->code.data() + site->cont_pc;
   goto send_site;
-L_FOR_TEST:
-L_FOR_TEST_DOWN: {
+L_ForTest:
+L_ForTestDown : {
   Value a = f->locals()[ip[1]], b = f->locals()[ip[2]];
-  bool down = *ip == OP_FOR_TEST_DOWN;
+  bool down = *ip == kForTestDown;
   bool go;
   if (a & b & 1) {
     go = down ? static_cast<int64_t>(a) >= static_cast<int64_t>(b)
               : static_cast<int64_t>(a) <= static_cast<int64_t>(b);
   } else {
     bool ok = true;
-    int c = numCompare(a, b, &ok);
+    int c = num_compare(a, b, &ok);
     if (!ok) {
-      SAVE();
+      SOM_SAVE();
       fatal("loop limit is not a number: " + describe(b));
     }
     // As the library: `i <= limit` is `(limit < i) not`, `i >= limit` is `(i < limit) not`
     // (c == 2: unordered, NaN involved).
     go = down ? c != -1 : c != 1;
   }
-  if (go) ip += 5;
-  else ip = f->method->code.data() + u16at(ip + 3);
-  DISPATCH();
+  if (go)
+    ip += 5;
+  else
+    ip = f->method->code.data() + u16at(ip + 3);
+  SOM_DISPATCH();
 }
-L_FOR_STEP: {
+L_ForStep : {
   Value& c = f->locals()[ip[1]];
-  if (isInt(c)) {
-    int64_t n = intOf(c) + (ip[2] ? -1 : 1);
-    if (fitsSmall(n)) {
-      c = fromInt(n);
+  if (is_int(c)) {
+    int64_t n = int_of(c) + (ip[2] ? -1 : 1);
+    if (fits_small(n)) {
+      c = from_int(n);
       ip += 3;
-      DISPATCH();
+      SOM_DISPATCH();
     }
   }
-  SAVE();
-  c = ip[2] ? numSub(*this, c, fromInt(1)) : numAdd(*this, c, fromInt(1));
+  SOM_SAVE();
+  c = ip[2] ? num_sub(*this, c, from_int(1)) : num_add(*this, c, from_int(1));
   ip += 3;
-  DISPATCH();
+  SOM_DISPATCH();
 }
 
   // ---- the send protocol ---------------------------------------------------------------
 do_send:
-  // In: sel, argc, base (receiver slot), retIp, lookupStart (nullptr: receiver's class).
-  m = lookup(lookupStart ? lookupStart : classOf(*base), sel);
-  lookupStart = nullptr;
+  // In: sel, argc, base (receiver slot), ret_ip, lookup_start (nullptr: receiver's class).
+  m = lookup(lookup_start ? lookup_start : class_of(*base), sel);
+  lookup_start = nullptr;
   if (!m) goto do_dnu;
-  if (static_cast<uint32_t>(m->numArgs) != argc) {
+  if (static_cast<uint32_t>(m->num_args) != argc) {
     // Only reachable through perform: with a selector of another arity.
-    SAVE();
-    fatal("#" + sel->text + " takes " + std::to_string(m->numArgs) + " arguments, but " +
+    SOM_SAVE();
+    fatal("#" + sel->text + " takes " + std::to_string(m->num_args) + " arguments, but " +
           std::to_string(argc) + " were supplied (perform:)");
   }
   goto do_invoke;
 
-do_dnu: {
-  // In: sel, argc, base, retIp. Replaces the arguments by (selector, Array of arguments).
-  Class* rc = classOf(*base);
-  Method* dnu = lookup(rc, symDNU);
+do_dnu : {
+  // In: sel, argc, base, ret_ip. Replaces the arguments by (selector, Array of arguments).
+  Class* rc = class_of(*base);
+  Method* dnu = lookup(rc, sym_dnu_);
   if (!dnu) {
-    SAVE();
+    SOM_SAVE();
     fatal(describe(*base) + " does not understand #" + sel->text +
           " (and no doesNotUnderstand:arguments: method)");
   }
-  Value arr = newArray(argc);
+  Value arr = new_array(argc);
   for (uint32_t i = 0; i < argc; i++) obj(arr)->slots()[i] = base[1 + i];
   base[1] = val(sel);
   base[2] = arr;
@@ -577,151 +610,150 @@ do_dnu: {
 }
 
 do_invoke:
-  // In: m, argc, base, retIp. The receiver and arguments are base[0..argc].
-  if (m->mkind == MethodKind::Bytecode) {
-    if (m->trivial != Method::NotTrivial) {
+  // In: m, argc, base, ret_ip. The receiver and arguments are base[0..argc].
+  if (m->mkind == MethodKind::kBytecode) {
+    if (m->trivial != Method::kNotTrivial) {
       Value rcv = base[0];
       switch (m->trivial) {
-        case Method::Getter:
-          if (hasField(rcv, m->trivialIndex, m->holder)) {
-            *base = fieldsOf(obj(rcv))[m->trivialIndex];
+        case Method::kGetter:
+          if (has_field(rcv, m->trivial_index, m->holder)) {
+            *base = fields_of(obj(rcv))[m->trivial_index];
             s = base;
-            ip = retIp;
-            DISPATCH();
+            ip = ret_ip;
+            SOM_DISPATCH();
           }
           break;
-        case Method::Setter:
-          if (hasField(rcv, m->trivialIndex, m->holder)) {
-            fieldsOf(obj(rcv))[m->trivialIndex] = base[1];
+        case Method::kSetter:
+          if (has_field(rcv, m->trivial_index, m->holder)) {
+            fields_of(obj(rcv))[m->trivial_index] = base[1];
             s = base;
-            ip = retIp;
-            DISPATCH();
+            ip = ret_ip;
+            SOM_DISPATCH();
           }
           break;
-        case Method::Constant:
-          *base = m->trivialValue;
+        case Method::kConstant:
+          *base = m->trivial_value;
           s = base;
-          ip = retIp;
-          DISPATCH();
-        case Method::Self:
+          ip = ret_ip;
+          SOM_DISPATCH();
+        case Method::kSelf:
           s = base;
-          ip = retIp;
-          DISPATCH();
+          ip = ret_ip;
+          SOM_DISPATCH();
         default:
           break;
       }
     }
   push_frame:
-    if (heap.needGC) {
-      SAVE();
-      collectGarbage();
+    if (heap_.need_gc_) {
+      SOM_SAVE();
+      collect_garbage();
     }
-    if (s + kFrameWords + m->numLocals + m->maxStack + 16 >= stackLimit) {
-      SAVE();
+    if (s + kFrameWords + m->num_locals + m->max_stack + 16 >= stack_limit_) {
+      SOM_SAVE();
       fatal("stack overflow: recursion too deep");
     }
     auto* nf = reinterpret_cast<Frame*>(s + 1);
     nf->caller = f;
-    nf->retPc = retIp;
+    nf->ret_pc = ret_ip;
     nf->method = m;
     nf->args = base;
-    if (m->isBlock) {
+    if (m->is_block) {
       Object* blk = obj(base[0]);
       nf->self = blk->slots()[2];
-      nf->outerCtx = blk->slots()[1];
+      nf->outer_ctx = blk->slots()[1];
     } else {
       nf->self = base[0];
-      nf->outerCtx = 0;
+      nf->outer_ctx = 0;
     }
     nf->context = 0;
-    nf->isEntry = 0;
+    nf->is_entry = 0;
     Value* l = nf->locals();
-    for (int i = 0; i < m->numLocals; i++) l[i] = nilV;
-    s = l + m->numLocals - 1;
+    for (int i = 0; i < m->num_locals; i++) l[i] = nil_value_;
+    s = l + m->num_locals - 1;
     f = nf;
     ip = m->code.data();
-    if (m->hasContext) {
-      Object* c = heap.alloc(K_CONTEXT, 0, static_cast<uint32_t>(2 + m->numCtxVars));
+    if (m->has_context) {
+      Object* c = heap_.alloc(kContext, 0, static_cast<uint32_t>(2 + m->num_ctx_vars));
       Value* cs = c->slots();
-      cs[0] = nf->outerCtx ? nf->outerCtx : nilV;
+      cs[0] = nf->outer_ctx ? nf->outer_ctx : nil_value_;
       cs[1] = val(nf) | 1;
-      for (int i = 0; i < m->numCtxVars; i++) cs[2 + i] = nilV;
-      for (auto& [argIdx, slot] : m->ctxArgs) cs[2 + slot] = base[argIdx];
+      for (int i = 0; i < m->num_ctx_vars; i++) cs[2 + i] = nil_value_;
+      for (auto& [arg_idx, slot] : m->ctx_args) cs[2 + slot] = base[arg_idx];
       nf->context = val(c);
     }
-    DISPATCH();
+    SOM_DISPATCH();
   }
-  if (m->mkind == MethodKind::Primitive) {
-    switch (m->specialPrim) {
-      case SP_NONE:
-      call_prim: {
-        fp = f;
-        pc = retIp;
-        sp = s;
+  if (m->mkind == MethodKind::kPrimitive) {
+    switch (m->special_prim) {
+      case SpecialPrim::kNone:
+      call_prim : {
+        fp_ = f;
+        pc_ = ret_ip;
+        sp_ = s;
         Value r = m->prim(*this, base);
         s = base;
         *s = r;
-        ip = retIp;
-        DISPATCH();
+        ip = ret_ip;
+        SOM_DISPATCH();
       }
-      case SP_VALUE: {
+      case SpecialPrim::kValue: {
         Object* blk = obj(base[0]);
-        if (isInt(base[0]) || blk->kind != K_BLOCK) {
-          SAVE();
+        if (is_int(base[0]) || blk->kind != kBlock) {
+          SOM_SAVE();
           fatal("value primitive sent to " + describe(base[0]));
         }
         m = static_cast<Method*>(obj(blk->slots()[0]));
-        if (static_cast<uint32_t>(m->numArgs) != argc) {
-          SAVE();
-          fatal("block expects " + std::to_string(m->numArgs) + " arguments, got " +
-                std::to_string(argc));
+        if (static_cast<uint32_t>(m->num_args) != argc) {
+          SOM_SAVE();
+          fatal("block expects " + std::to_string(m->num_args) + " arguments, got " + std::to_string(argc));
         }
         goto push_frame;
       }
-      case SP_RESTART:
-        if (heap.needGC) {
-          SAVE();
-          collectGarbage();
+      case SpecialPrim::kRestart:
+        if (heap_.need_gc_) {
+          SOM_SAVE();
+          collect_garbage();
         }
         ip = f->method->code.data();
-        s = f->locals() + f->method->numLocals - 1;
-        DISPATCH();
-      case SP_PERFORM:
-      case SP_PERFORM_SUPER:
-      case SP_PERFORM_ARGS:
-      case SP_PERFORM_ARGS_SUPER: {
-        int sp_ = m->specialPrim;
-        Value selV = base[1];
-        if (isInt(selV) || obj(selV)->kind != K_SYMBOL) {
-          SAVE();
-          fatal("perform: needs a Symbol, got " + describe(selV));
+        s = f->locals() + f->method->num_locals - 1;
+        SOM_DISPATCH();
+      case SpecialPrim::kPerform:
+      case SpecialPrim::kPerformSuper:
+      case SpecialPrim::kPerformArgs:
+      case SpecialPrim::kPerformArgsSuper: {
+        SpecialPrim which = m->special_prim;
+        Value sel_value = base[1];
+        if (is_int(sel_value) || obj(sel_value)->kind != kSymbol) {
+          SOM_SAVE();
+          fatal("perform: needs a Symbol, got " + describe(sel_value));
         }
-        sel = static_cast<Symbol*>(obj(selV));
+        sel = static_cast<Symbol*>(obj(sel_value));
         Class* start = nullptr;
-        if (sp_ == SP_PERFORM_SUPER || sp_ == SP_PERFORM_ARGS_SUPER) {
+        if (which == SpecialPrim::kPerformSuper || which == SpecialPrim::kPerformArgsSuper) {
           Value cv = base[argc];
-          if (isInt(cv) || obj(cv)->kind != K_CLASS) {
-            SAVE();
+          if (is_int(cv) || obj(cv)->kind != kClass) {
+            SOM_SAVE();
             fatal("perform:inSuperclass: needs a Class, got " + describe(cv));
           }
           start = static_cast<Class*>(obj(cv));
           // Lookup may start above the receiver's class, never beside it: primitives rely on
           // their receiver having the layout of their holder.
-          if (!inheritsFrom(classOf(base[0]), start)) {
-            SAVE();
+          if (!inherits_from(class_of(base[0]), start)) {
+            SOM_SAVE();
             fatal("perform:inSuperclass: " + describe(base[0]) + " is not an instance of " +
                   start->name->text + " or a subclass");
           }
         }
-        if (sp_ == SP_PERFORM_ARGS || sp_ == SP_PERFORM_ARGS_SUPER) {
+        if (which == SpecialPrim::kPerformArgs || which == SpecialPrim::kPerformArgsSuper) {
           Value arr = base[2];
-          if (isInt(arr) || obj(arr)->kind != K_ARRAY) {
-            SAVE();
+          if (is_int(arr) || obj(arr)->kind != kArray) {
+            SOM_SAVE();
             fatal("perform:withArguments: needs an Array, got " + describe(arr));
           }
           uint32_t n = obj(arr)->length;
-          if (base + n + 64 >= stackLimit) {
-            SAVE();
+          if (base + n + 64 >= stack_limit_) {
+            SOM_SAVE();
             fatal("stack overflow in perform:withArguments:");
           }
           for (uint32_t i = 0; i < n; i++) base[1 + i] = obj(arr)->slots()[i];
@@ -730,27 +762,27 @@ do_invoke:
           argc = 0;
         }
         s = base + argc;
-        lookupStart = start;
+        lookup_start = start;
         goto do_send;
       }
-      case SP_INVOKE: {
+      case SpecialPrim::kInvoke: {
         // [method, receiver, args array]
         auto* target = static_cast<Method*>(obj(base[0]));
         Value arr = base[2];
-        if (isInt(arr) || obj(arr)->kind != K_ARRAY) {
-          SAVE();
+        if (is_int(arr) || obj(arr)->kind != kArray) {
+          SOM_SAVE();
           fatal("invokeOn:with: needs an Array of arguments, got " + describe(arr));
         }
         uint32_t n = obj(arr)->length;
-        if (target->holder && !inheritsFrom(classOf(base[1]), target->holder)) {
-          SAVE();
+        if (target->holder && !inherits_from(class_of(base[1]), target->holder)) {
+          SOM_SAVE();
           fatal("invokeOn:with: " + describe(base[1]) + " is not an instance of " +
                 target->holder->name->text + " or a subclass");
         }
-        if (static_cast<int>(n) != target->numArgs) {
-          SAVE();
-          fatal("invokeOn:with: " + target->signature->text + " expects " +
-                std::to_string(target->numArgs) + " arguments, got " + std::to_string(n));
+        if (static_cast<int>(n) != target->num_args) {
+          SOM_SAVE();
+          fatal("invokeOn:with: " + target->signature->text + " expects " + std::to_string(target->num_args) +
+                " arguments, got " + std::to_string(n));
         }
         base[0] = base[1];
         for (uint32_t i = 0; i < n; i++) base[1 + i] = obj(arr)->slots()[i];
@@ -759,45 +791,46 @@ do_invoke:
         m = target;
         goto do_invoke;
       }
-      case SP_ARRAY_AT: {
+      case SpecialPrim::kArrayAt: {
         Value rcv = base[0], idx = base[1];
-        if (!isInt(rcv) && obj(rcv)->kind == K_ARRAY && isInt(idx) &&
-            static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
-          *base = obj(rcv)->slots()[intOf(idx) - 1];
+        if (!is_int(rcv) && obj(rcv)->kind == kArray && is_int(idx) &&
+            static_cast<uint64_t>(int_of(idx) - 1) < obj(rcv)->length) {
+          *base = obj(rcv)->slots()[int_of(idx) - 1];
           s = base;
-          ip = retIp;
-          DISPATCH();
+          ip = ret_ip;
+          SOM_DISPATCH();
         }
         goto call_prim;
       }
-      case SP_ARRAY_AT_PUT: {
+      case SpecialPrim::kArrayAtPut: {
         Value rcv = base[0], idx = base[1];
-        if (!isInt(rcv) && obj(rcv)->kind == K_ARRAY && isInt(idx) &&
-            static_cast<uint64_t>(intOf(idx) - 1) < obj(rcv)->length) {
-          obj(rcv)->slots()[intOf(idx) - 1] = base[2];
+        // A class's method table (kMethodTable) takes the primitive: storing replaces a method.
+        if (!is_int(rcv) && obj(rcv)->kind == kArray && !(obj(rcv)->flags & kMethodTable) && is_int(idx) &&
+            static_cast<uint64_t>(int_of(idx) - 1) < obj(rcv)->length) {
+          obj(rcv)->slots()[int_of(idx) - 1] = base[2];
           s = base;
-          ip = retIp;
-          DISPATCH();
+          ip = ret_ip;
+          SOM_DISPATCH();
         }
         goto call_prim;
       }
-      case SP_ARRAY_LENGTH:
-        if (!isInt(base[0]) && obj(base[0])->kind == K_ARRAY) {
-          *base = fromInt(obj(base[0])->length);
+      case SpecialPrim::kArrayLength:
+        if (!is_int(base[0]) && obj(base[0])->kind == kArray) {
+          *base = from_int(obj(base[0])->length);
           s = base;
-          ip = retIp;
-          DISPATCH();
+          ip = ret_ip;
+          SOM_DISPATCH();
         }
         goto call_prim;
       default:
         break;
     }
   }
-  SAVE();
-  fp = f;
-  pc = retIp;
-  fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" +
-        m->signature->text + " is declared but not implemented by this VM");
+  SOM_SAVE();
+  fp_ = f;
+  pc_ = ret_ip;
+  fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" + m->signature->text +
+        " is declared but not implemented by this VM");
 }
 
-} // namespace som
+}  // namespace som

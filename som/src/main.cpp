@@ -1,5 +1,5 @@
 // The `som` command: som [-cp path] [-d] [-g] MainClass|File.som [args...]
-#include "vm.h"
+#include "vm_p.h"
 
 #include <cstdio>
 #include <cstring>
@@ -18,13 +18,13 @@ void usage(FILE* out) {
                "  --no-opt     no inlining, fast paths or inline caches (for comparisons)\n"
                "  -h, --help   this help\n");
 }
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
-  static char outBuf[1 << 16];
-  std::setvbuf(stdout, outBuf, _IOFBF, sizeof outBuf);
-  std::string classPath;
-  bool debug = false, gcStats = false, noOpt = false;
+  static char out_buf[1 << 16];
+  std::setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
+  std::string class_path;
+  bool debug = false, gc_stats = false, no_opt = false;
   int i = 1;
   for (; i < argc; i++) {
     std::string a = argv[i];
@@ -33,17 +33,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "som: -cp needs a path argument\n");
         return 1;
       }
-      if (!classPath.empty()) classPath += ":";
-      classPath += argv[++i];
+      if (!class_path.empty()) class_path += ":";
+      class_path += argv[++i];
     } else if (a == "-h" || a == "--help") {
       usage(stdout);
       return 0;
     } else if (a == "-d") {
       debug = true;
     } else if (a == "-g") {
-      gcStats = true;
+      gc_stats = true;
     } else if (a == "--no-opt") {
-      noOpt = true;
+      no_opt = true;
     } else if (a.rfind("-H", 0) == 0) {
       // heap size: accepted and ignored
     } else if (!a.empty() && a[0] == '-') {
@@ -66,24 +66,23 @@ int main(int argc, char** argv) {
     dir = program.substr(0, slash);
     name = program.substr(slash + 1);
   }
-  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".som") == 0)
-    name.resize(name.size() - 4);
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ".som") == 0) name.resize(name.size() - 4);
 
   som::VM vm;
-  vm.debugLevel = debug ? 1 : 0;
-  vm.gcVerbose = gcStats;
-  vm.optimize = !noOpt;
-  vm.setClassPath(classPath);
+  vm.debug_level_ = debug ? 1 : 0;
+  vm.gc_verbose_ = gc_stats;
+  vm.optimize_ = !no_opt;
+  vm.set_class_path(class_path);
   // The program's directory joins the class path (after -cp, like SOM++); "." if none.
-  vm.addClassPathEntry(dir.empty() ? "." : dir);
+  vm.add_class_path_entry(dir.empty() ? "." : dir);
   if (!vm.bootstrap()) return 1;
   std::vector<std::string> args;
   args.push_back(name);
   for (; i < argc; i++) args.push_back(argv[i]);
-  int status = vm.runMain(args);
-  if (gcStats)
+  int status = vm.run_main(args);
+  if (gc_stats)
     std::fprintf(stderr, "[GC] %llu collections, %.2f ms, %llu bytes allocated\n",
-                 static_cast<unsigned long long>(vm.heap.collections), vm.heap.gcMillis,
-                 static_cast<unsigned long long>(vm.heap.totalAllocated()));
-  vm.exitVM(status);
+                 static_cast<unsigned long long>(vm.heap_.collections_), vm.heap_.gc_millis_,
+                 static_cast<unsigned long long>(vm.heap_.total_allocated()));
+  vm.exit_vm(status);
 }

@@ -1,78 +1,79 @@
-// VM setup, objects, class loading, method lookup, errors and GC roots. See vm.h.
-#include "vm.h"
+// VM setup, objects, class loading, method lookup, errors and GC roots. See vm_p.h.
+#include "vm_p.h"
 
-#include "bytecode.h"
-#include "compiler.h"
-#include "parser.h"
+#include "bytecode_p.h"
+#include "compiler_p.h"
+#include "parser_p.h"
 
 #include <sys/mman.h>
 
+#include <gmp.h>
 #include <chrono>
 #include <fstream>
-#include <gmp.h>
 #include <sstream>
+#include <unordered_set>
 
 namespace som {
 
-uint64_t nowMicros() {
+uint64_t now_micros() {
   using namespace std::chrono;
-  return static_cast<uint64_t>(
-      duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
+  return static_cast<uint64_t>(duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
 }
 
-VM::VM() : lookupCache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
+VM::VM() : lookup_cache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
   // The frame stack: 256 MiB of address space, committed lazily by the kernel.
-  stackBytes_ = size_t(256) << 20;
-  void* mem = mmap(nullptr, stackBytes_, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  stack_bytes_ = size_t(256) << 20;
+  void* mem =
+      mmap(nullptr, stack_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) {
     std::fprintf(stderr, "som: cannot reserve the frame stack\n");
     std::exit(1);
   }
-  stackBase = static_cast<Value*>(mem);
-  stackLimit = stackBase + stackBytes_ / sizeof(Value) - 1024;
-  sp = stackBase - 1;
-  startMicros = nowMicros();
-  if (const char* st = std::getenv("SOM_GC_STRESS"); st && *st == '1') heap.setStress(true);
-  registerPrimitives();
+  stack_base_ = static_cast<Value*>(mem);
+  stack_limit_ = stack_base_ + stack_bytes_ / sizeof(Value) - 1024;
+  sp_ = stack_base_ - 1;
+  start_micros_ = now_micros();
+  if (const char* st = std::getenv("SOM_GC_STRESS"); st && *st == '1') heap_.set_stress(true);
+  register_primitives();
 }
 
 namespace {
-void freeMethodTree(Method* m) {
-  for (Method* b : m->blocks) freeMethodTree(b);
+void free_method_tree(Method* m) {
+  for (Method* b : m->blocks) free_method_tree(b);
   delete m;
 }
-} // namespace
+}  // namespace
 
 VM::~VM() {
-  munmap(stackBase, stackBytes_);
+  munmap(stack_base_, stack_bytes_);
   // Permanent objects live as long as the VM: classes with their methods, symbols, literals.
-  for (Class* c : classTable) {
-    for (Method* m : c->methods) freeMethodTree(m);
-    delete c;
-  }
-  for (auto& [key, m] : entryMethods) delete m;
+  // A method replaced at run time may sit in several slots, or in none (replaced_methods_).
+  std::unordered_set<Method*> methods(replaced_methods_.begin(), replaced_methods_.end());
+  for (Class* c : class_table_) methods.insert(c->methods.begin(), c->methods.end());
+  for (Method* m : methods) free_method_tree(m);
+  for (Class* c : class_table_) delete c;
+  for (auto& [key, m] : entry_methods_) delete m;
   std::vector<Symbol*> syms;
   for (auto& [text, sym] : symbols_) syms.push_back(sym);
   symbols_.clear();
   for (Symbol* sym : syms) delete sym;
-  for (Object* o : permObjects_) std::free(o);
+  for (Object* o : perm_objects_) std::free(o);
 }
 
-void VM::setClassPath(const std::string& cp) {
+void VM::set_class_path(const std::string& cp) {
   size_t start = 0;
   while (start <= cp.size()) {
     size_t end = cp.find(':', start);
     if (end == std::string::npos) end = cp.size();
-    if (end > start) classPath_.push_back(cp.substr(start, end - start));
+    if (end > start) class_path_.push_back(cp.substr(start, end - start));
     start = end + 1;
   }
 }
 
 // --- objects -------------------------------------------------------------------------------
 
-Object* VM::permAlloc(uint8_t kind, uint32_t cls, uint32_t length) {
-  size_t bytes = objectBytes(kind, length);
+Object* VM::perm_alloc(uint8_t kind, uint32_t cls, uint32_t length) {
+  size_t bytes = object_bytes(kind, length);
   auto* o = static_cast<Object*>(std::aligned_alloc(16, (bytes + 15) & ~size_t(15)));
   if (!o) {
     std::fprintf(stderr, "som: out of memory\n");
@@ -80,11 +81,11 @@ Object* VM::permAlloc(uint8_t kind, uint32_t cls, uint32_t length) {
   }
   std::memset(o, 0, bytes);
   o->cls = cls;
-  o->hash = heap.nextHash();
+  o->hash = heap_.next_hash();
   o->length = length;
   o->kind = kind;
-  o->flags = F_PERMANENT;
-  permObjects_.push_back(o);
+  o->flags = kPermanent;
+  perm_objects_.push_back(o);
   return o;
 }
 
@@ -93,18 +94,18 @@ Symbol* VM::intern(std::string_view s) {
   if (it != symbols_.end()) return it->second;
   auto* sym = new Symbol();
   std::memset(static_cast<Object*>(sym), 0, sizeof(Object));
-  sym->cls = symbolTag;
+  sym->cls = symbol_tag_;
   sym->hash = 0;
-  sym->kind = K_SYMBOL;
-  sym->flags = F_PERMANENT;
+  sym->kind = kSymbol;
+  sym->flags = kPermanent;
   sym->global = 0;
-  sym->hasGlobal = false;
+  sym->has_global = false;
   sym->text = std::string(s);
   sym->length = static_cast<uint32_t>(s.size());
   // Selector arity: keywords count colons, binary selectors take one argument.
   int colons = 0;
   for (char c : s) colons += c == ':';
-  sym->numArgs = colons ? colons : (!s.empty() && isBinaryOpChar(s[0]) ? 1 : 0);
+  sym->num_args = colons ? colons : (!s.empty() && is_binary_op_char(s[0]) ? 1 : 0);
   // String and Symbol hashes agree (content hash, LANGUAGE.md §3.7).
   uint32_t h = 2166136261u;
   for (char c : s) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
@@ -113,82 +114,82 @@ Symbol* VM::intern(std::string_view s) {
   return sym;
 }
 
-Value VM::newString(std::string_view s) {
-  Object* o = heap.alloc(K_STRING, stringTag, static_cast<uint32_t>(s.size()));
+Value VM::new_string(std::string_view s) {
+  Object* o = heap_.alloc(kString, string_tag_, static_cast<uint32_t>(s.size()));
   if (!s.empty()) std::memcpy(o->bytes(), s.data(), s.size());
   o->bytes()[s.size()] = 0;
   return val(o);
 }
 
-Value VM::permString(std::string_view s) {
-  Object* o = permAlloc(K_STRING, stringTag, static_cast<uint32_t>(s.size()));
+Value VM::perm_string(std::string_view s) {
+  Object* o = perm_alloc(kString, string_tag_, static_cast<uint32_t>(s.size()));
   if (!s.empty()) std::memcpy(o->bytes(), s.data(), s.size());
   return val(o);
 }
 
-Value VM::newArray(uint32_t n) {
-  Object* o = heap.alloc(K_ARRAY, arrayTag, n);
+Value VM::new_array(uint32_t n) {
+  Object* o = heap_.alloc(kArray, array_tag_, n);
   Value* s = o->slots();
-  for (uint32_t i = 0; i < n; i++) s[i] = nilV;
+  for (uint32_t i = 0; i < n; i++) s[i] = nil_value_;
   return val(o);
 }
 
-Value VM::permArray(uint32_t n) {
-  Object* o = permAlloc(K_ARRAY, arrayTag, n);
-  for (uint32_t i = 0; i < n; i++) o->slots()[i] = nilV;
-  permArrays_.push_back(o);
+Value VM::perm_array(uint32_t n) {
+  Object* o = perm_alloc(kArray, array_tag_, n);
+  for (uint32_t i = 0; i < n; i++) o->slots()[i] = nil_value_;
+  perm_arrays_.push_back(o);
   return val(o);
 }
 
-Value VM::newDouble(double d) {
-  Object* o = heap.alloc(K_DOUBLE, doubleTag, 0);
+Value VM::new_double(double d) {
+  Object* o = heap_.alloc(kDouble, double_tag_, 0);
   o->dbl() = d;
   return val(o);
 }
 
-Value VM::permDouble(double d) {
-  Object* o = permAlloc(K_DOUBLE, doubleTag, 0);
+Value VM::perm_double(double d) {
+  Object* o = perm_alloc(kDouble, double_tag_, 0);
   o->dbl() = d;
   return val(o);
 }
 
-Value VM::newInstance(Class* c) {
+Value VM::new_instance(Class* c) {
   uint32_t n = static_cast<uint32_t>(c->fields.size());
-  Object* o = heap.alloc(K_INSTANCE, c->tag, n);
+  Object* o = heap_.alloc(kInstance, c->tag, n);
   Value* s = o->slots();
-  for (uint32_t i = 0; i < n; i++) s[i] = nilV;
+  for (uint32_t i = 0; i < n; i++) s[i] = nil_value_;
   return val(o);
 }
 
 std::string VM::describe(Value v) {
-  Class* c = classOf(v);
-  if (isInt(v)) return "Integer " + std::to_string(intOf(v));
-  if (v == nilV) return "nil";
+  Class* c = class_of(v);
+  if (is_int(v)) return "Integer " + std::to_string(int_of(v));
+  if (v == nil_value_) return "nil";
   std::string n = c && c->name ? c->name->text : "?";
-  if (obj(v)->kind == K_CLASS) return "class " + static_cast<Class*>(obj(v))->name->text;
+  if (obj(v)->kind == kClass) return "class " + static_cast<Class*>(obj(v))->name->text;
   return "instance of " + n;
 }
 
 // --- classes -------------------------------------------------------------------------------
 
-Class* VM::newClassShell(const char* name) {
-  auto makeClass = [&](bool meta) {
+Class* VM::new_class_shell(const char* name) {
+  auto make_class = [&](bool meta) {
     auto* c = new Class();
     std::memset(static_cast<Object*>(c), 0, sizeof(Object));
-    c->kind = K_CLASS;
-    c->flags = F_PERMANENT;
-    c->hash = heap.nextHash();
-    c->isMeta = meta;
-    c->tag = static_cast<uint32_t>(classTable.size());
-    classTable.push_back(c);
+    c->kind = kClass;
+    c->flags = kPermanent;
+    c->hash = heap_.next_hash();
+    c->is_meta = meta;
+    c->tag = static_cast<uint32_t>(class_table_.size());
+    class_table_.push_back(c);
     return c;
   };
-  Class* c = makeClass(false);
-  Class* m = makeClass(true);
+  Class* c = make_class(false);
+  Class* m = make_class(true);
   c->meta = m;
-  m->soleInstance = c;
+  m->sole_instance = c;
   c->cls = m->tag;
-  m->cls = metaclassClass ? metaclassClass->tag : 0;
+  m->cls = metaclass_class_ ? metaclass_class_->tag : 0;
   c->name = intern(name);
   m->name = intern(std::string(name) + " class");
   return c;
@@ -196,12 +197,12 @@ Class* VM::newClassShell(const char* name) {
 
 Method* VM::lookup(Class* c, Symbol* sel) {
   size_t h = ((reinterpret_cast<uintptr_t>(sel) >> 4) ^ (c->tag * 2654435761u)) & 8191;
-  CacheEntry& e = lookupCache_[h];
+  CacheEntry& e = lookup_cache_[h];
   if (e.tag == c->tag && e.sel == sel) return e.m;
   Method* found = nullptr;
   for (Class* k = c; k; k = k->superclass) {
-    auto it = k->methodMap.find(sel);
-    if (it != k->methodMap.end()) {
+    auto it = k->method_map.find(sel);
+    if (it != k->method_map.end()) {
       found = it->second;
       break;
     }
@@ -210,7 +211,92 @@ Method* VM::lookup(Class* c, Symbol* sel) {
   return found;
 }
 
-static bool readFile(const std::string& path, std::string& out) {
+Value VM::methods_array(Class* c) {
+  if (!c->methods_array) {
+    Value a = perm_array(static_cast<uint32_t>(c->methods.size()));
+    for (size_t i = 0; i < c->methods.size(); i++) obj(a)->slots()[i] = val(c->methods[i]);
+    obj(a)->flags |= kMethodTable;
+    for (Method* m : c->methods) c->method_slots.push_back(m->signature);
+    method_tables_[obj(a)] = c;
+    c->methods_array = a;
+  }
+  return c->methods_array;
+}
+
+void VM::replace_method(Object* table, uint32_t index, Value v) {
+  Class* c = method_tables_.at(table);
+  if (is_int(v) || obj(v)->kind != kMethod)
+    fatal("the methods of " + c->name->text + " are Methods and Primitives; cannot store " + describe(v) +
+          " at " + std::to_string(index + 1));
+  auto* m = static_cast<Method*>(obj(v));
+  Method* old = c->methods[index];
+  Symbol* sel = c->method_slots[index];
+  if (m->num_args != old->num_args)
+    fatal("cannot install " + m->signature->text + " (" + std::to_string(m->num_args) + " arguments) as " +
+          c->name->text + ">>" + sel->text + " (" + std::to_string(old->num_args) + " arguments)");
+  if (m == old) return;
+  // The new method answers for the selector of the slot; the old one may still be running (or
+  // sit in other slots), so it is kept until the VM goes away.
+  c->methods[index] = m;
+  table->slots()[index] = v;
+  c->method_map[sel] = m;
+  bool still_used = false;
+  for (Method* x : c->methods) still_used |= x == old;
+  if (!still_used) replaced_methods_.push_back(old);
+  method_changed(c, sel);
+}
+
+namespace {
+// Frame-less constant methods (`^nil`, `^true`, `^false`) answer a value fixed when they were
+// compiled; once a pseudo-variable is rebound they push a frame and read the binding instead.
+void forget_constant_pseudo_variables(Method* m) {
+  if (m->trivial == Method::kConstant && !m->code.empty() &&
+      (m->code[0] == kPushNil || m->code[0] == kPushTrue || m->code[0] == kPushFalse))
+    m->trivial = Method::kNotTrivial;
+}
+}  // namespace
+
+void VM::set_global(Symbol* name, Value v) {
+  name->global = v;
+  name->has_global = true;
+  Value* binding = name->text == "nil"     ? &nil_binding_
+                   : name->text == "true"  ? &true_binding_
+                   : name->text == "false" ? &false_binding_
+                                           : nullptr;
+  if (!binding || *binding == v) return;
+  *binding = v;
+  for (Class* c : class_table_)
+    for (Method* m : c->methods) forget_constant_pseudo_variables(m);
+  for (Method* m : replaced_methods_) forget_constant_pseudo_variables(m);
+}
+
+namespace {
+void forget_cached_targets(Method* m, Symbol* sel) {
+  for (SendSite& s : m->sites) {
+    if (s.selector != sel) continue;
+    s.cached_tag = s.cached_tag2 = UINT32_MAX;
+    s.cached_target = s.cached_target2 = nullptr;
+    s.std_tag = s.std_tag2 = UINT32_MAX;
+  }
+  for (Method* b : m->blocks) forget_cached_targets(b, sel);
+}
+}  // namespace
+
+void VM::method_changed(Class* holder, Symbol* selector) {
+  method_epoch_++;
+  // A change in `holder` can alter what `selector` means for it and every subclass, and a
+  // subclass may have cached the answer from any class above it: drop every cached answer for
+  // the selector, whatever class it was for. Changes are rare; sends pay nothing for this.
+  for (CacheEntry& e : lookup_cache_)
+    if (e.sel == selector) e = CacheEntry{UINT32_MAX, nullptr, nullptr};
+  for (Class* c : class_table_)
+    for (Method* m : c->methods) forget_cached_targets(m, selector);
+  for (Method* m : replaced_methods_) forget_cached_targets(m, selector);
+  for (auto& [key, m] : entry_methods_) forget_cached_targets(m, selector);
+  for (auto& [fn, context] : method_change_listeners_) fn(context, holder, selector);
+}
+
+static bool read_file(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
   std::ostringstream ss;
@@ -219,16 +305,16 @@ static bool readFile(const std::string& path, std::string& out) {
   return true;
 }
 
-Class* VM::loadClass(Symbol* name) {
-  if (name->hasGlobal && !isInt(name->global) && obj(name->global)->kind == K_CLASS) {
+Class* VM::load_class(Symbol* name) {
+  if (name->has_global && !is_int(name->global) && obj(name->global)->kind == kClass) {
     auto* c = static_cast<Class*>(obj(name->global));
     if (c->loaded) return c;
   }
   std::string source, path;
   bool found = false;
-  for (auto& dir : classPath_) {
+  for (auto& dir : class_path_) {
     path = dir + "/" + name->text + ".som";
-    if (readFile(path, source)) {
+    if (read_file(path, source)) {
       found = true;
       break;
     }
@@ -237,9 +323,9 @@ Class* VM::loadClass(Symbol* name) {
   for (Symbol* l : loading_)
     if (l == name) {
       std::fflush(stdout);
-      std::fprintf(stderr, "%s:1:1: error: class '%s' is its own (indirect) superclass\n",
-                   path.c_str(), name->text.c_str());
-      exitVM(1);
+      std::fprintf(stderr, "%s:1:1: error: class '%s' is its own (indirect) superclass\n", path.c_str(),
+                   name->text.c_str());
+      exit_vm(1);
     }
   struct LoadingGuard {
     std::vector<Symbol*>& v;
@@ -248,38 +334,38 @@ Class* VM::loadClass(Symbol* name) {
   } guard(loading_, name);
   ClassDef def;
   std::string err;
-  if (!parseClass(source, path, def, err)) {
+  if (!parse_class(source, path, def, err)) {
     std::fflush(stdout);
     std::fprintf(stderr, "%s\n", err.c_str());
-    exitVM(1);
+    exit_vm(1);
   }
   if (def.name != name->text) {
     std::fflush(stdout);
     std::fprintf(stderr, "%s:1:1: error: file defines class '%s', expected '%s'\n", path.c_str(),
                  def.name.c_str(), name->text.c_str());
-    exitVM(1);
+    exit_vm(1);
   }
   // Core classes have shells made at bootstrap (their tags are fixed); others are new.
   Class* cls = nullptr;
-  if (name->hasGlobal && !isInt(name->global) && obj(name->global)->kind == K_CLASS)
+  if (name->has_global && !is_int(name->global) && obj(name->global)->kind == kClass)
     cls = static_cast<Class*>(obj(name->global));
   else
-    cls = newClassShell(name->text.c_str());
-  if (!defineClass(cls, def, path)) exitVM(1);
+    cls = new_class_shell(name->text.c_str());
+  if (!define_class(cls, def, path)) exit_vm(1);
   return cls;
 }
 
-bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
+bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
   Class* super = nullptr;
-  if (def.superName != "nil") {
-    std::string sname = def.superName.empty() ? "Object" : def.superName;
+  if (def.super_name != "nil") {
+    std::string sname = def.super_name.empty() ? "Object" : def.super_name;
     if (sname == def.name) {
-      std::fprintf(stderr, "%s:1:1: error: class '%s' cannot be its own superclass\n",
-                   file.c_str(), def.name.c_str());
+      std::fprintf(stderr, "%s:1:1: error: class '%s' cannot be its own superclass\n", file.c_str(),
+                   def.name.c_str());
       return false;
     }
     Symbol* ssym = intern(sname);
-    super = loadClass(ssym);
+    super = load_class(ssym);
     if (!super) {
       std::fflush(stdout);
       std::fprintf(stderr, "%s:1:1: error: cannot load superclass '%s' of '%s' (not on the class path)\n",
@@ -289,140 +375,143 @@ bool VM::defineClass(Class* cls, ClassDef& def, const std::string& file) {
   }
   Class* meta = cls->meta;
   cls->superclass = super;
-  meta->superclass = super ? super->meta : classClass;
+  meta->superclass = super ? super->meta : class_class_;
   cls->fields = super ? super->fields : std::vector<Symbol*>{};
-  for (auto& f : def.instFields) cls->fields.push_back(intern(f));
+  for (auto& f : def.inst_fields) cls->fields.push_back(intern(f));
   meta->fields = super ? super->meta->fields : std::vector<Symbol*>{};
-  for (auto& f : def.classFields) meta->fields.push_back(intern(f));
-  cls->classFields.assign(meta->fields.size(), nilV);
-  if (super && cls->instKind == K_INSTANCE) cls->instKind = super->instKind;
-  cls->loaded = true; // before compiling: methods may name the class itself
+  for (auto& f : def.class_fields) meta->fields.push_back(intern(f));
+  cls->class_fields.assign(meta->fields.size(), nil_value_);
+  if (super && cls->inst_kind == kInstance) cls->inst_kind = super->inst_kind;
+  cls->loaded = true;  // before compiling: methods may name the class itself
   cls->name->global = val(cls);
-  cls->name->hasGlobal = true;
+  cls->name->has_global = true;
 
-  auto addMethods = [&](Class* holder, std::vector<MethodDef>& defs, bool classSide) -> bool {
+  auto add_methods = [&](Class* holder, std::vector<MethodDef>& defs, bool class_side) -> bool {
     for (auto& md : defs) {
       Method* m = nullptr;
-      if (md.isPrimitive) {
+      if (md.is_primitive) {
         m = new Method();
         std::memset(static_cast<Object*>(m), 0, sizeof(Object));
-        m->kind = K_METHOD;
-        m->flags = F_PERMANENT;
-        m->hash = heap.nextHash();
-        m->cls = primitiveClass->tag;
+        m->kind = kMethod;
+        m->flags = kPermanent;
+        m->hash = heap_.next_hash();
+        m->cls = primitive_class_->tag;
         m->holder = holder;
         m->signature = intern(md.selector);
-        m->numArgs = m->signature->numArgs;
-        m->fileName = file;
+        m->num_args = m->signature->num_args;
+        m->file_name = file;
         m->lines.push_back({0, md.pos.line});
-        std::string key = def.name + (classSide ? " class>>" : ">>") + md.selector;
-        auto it = primitives.find(key);
-        if (it == primitives.end()) {
-          m->mkind = MethodKind::MissingPrimitive;
+        std::string key = def.name + (class_side ? " class>>" : ">>") + md.selector;
+        auto it = primitives_.find(key);
+        if (it == primitives_.end()) {
+          m->mkind = MethodKind::kMissingPrimitive;
         } else {
-          m->mkind = MethodKind::Primitive;
+          m->mkind = MethodKind::kPrimitive;
           m->prim = it->second.fn;
-          m->specialPrim = it->second.special;
+          m->special_prim = it->second.special;
         }
       } else {
         std::string err;
-        m = compileMethod(*this, holder, md, file, err);
+        m = compile_method(*this, holder, md, file, err);
         if (!m) {
           std::fflush(stdout);
           std::fprintf(stderr, "%s\n", err.c_str());
           return false;
         }
-        m->cls = methodClass->tag;
-        if (debugLevel > 0) std::fputs(disassemble(*this, m).c_str(), stderr);
+        m->cls = method_class_->tag;
+        if (debug_level_ > 0) std::fputs(disassemble(*this, m).c_str(), stderr);
       }
-      auto it = holder->methodMap.find(m->signature);
-      if (it != holder->methodMap.end()) {
+      auto it = holder->method_map.find(m->signature);
+      if (it != holder->method_map.end()) {
         // A selector defined twice: the later definition wins.
         for (auto& x : holder->methods)
           if (x == it->second) x = m;
-        freeMethodTree(it->second);
+        free_method_tree(it->second);
         it->second = m;
       } else {
-        holder->methodMap[m->signature] = m;
+        holder->method_map[m->signature] = m;
         holder->methods.push_back(m);
       }
     }
     return true;
   };
-  if (!addMethods(cls, def.instMethods, false)) return false;
-  if (!addMethods(meta, def.classMethods, true)) return false;
-  // Method caches never hold misses, and a class's methods are fixed once loaded, so no
-  // invalidation is needed here.
+  if (!add_methods(cls, def.inst_methods, false)) return false;
+  if (!add_methods(meta, def.class_methods, true)) return false;
+  // Method caches never hold misses, and a class gets its methods before any send can reach
+  // them, so loading needs no invalidation (changing them later does: replace_method).
   return true;
 }
 
 bool VM::bootstrap() {
   // Shells first, so every core class has its tag before any source is compiled.
-  metaclassClass = nullptr;
-  objectClass = newClassShell("Object");
-  classClass = newClassShell("Class");
-  metaclassClass = newClassShell("Metaclass");
+  metaclass_class_ = nullptr;
+  object_class_ = new_class_shell("Object");
+  class_class_ = new_class_shell("Class");
+  metaclass_class_ = new_class_shell("Metaclass");
   // Fix the headers of metaclasses created before Metaclass existed.
-  for (Class* c : classTable)
-    if (c->isMeta) c->cls = metaclassClass->tag;
-  nilClass = newClassShell("Nil");
-  booleanClass = newClassShell("Boolean");
-  trueClass = newClassShell("True");
-  falseClass = newClassShell("False");
-  integerClass = newClassShell("Integer");
-  doubleClass = newClassShell("Double");
-  stringClass = newClassShell("String");
-  symbolClass = newClassShell("Symbol");
-  arrayClass = newClassShell("Array");
-  blockClass = newClassShell("Block");
-  block1Class = newClassShell("Block1");
-  block2Class = newClassShell("Block2");
-  block3Class = newClassShell("Block3");
-  methodClass = newClassShell("Method");
-  primitiveClass = newClassShell("Primitive");
-  systemClass = newClassShell("System");
-  integerTag = integerClass->tag;
-  doubleTag = doubleClass->tag;
-  stringTag = stringClass->tag;
-  symbolTag = symbolClass->tag;
-  arrayTag = arrayClass->tag;
-  nilTag = nilClass->tag;
-  trueTag = trueClass->tag;
-  falseTag = falseClass->tag;
+  for (Class* c : class_table_)
+    if (c->is_meta) c->cls = metaclass_class_->tag;
+  nil_class_ = new_class_shell("Nil");
+  boolean_class_ = new_class_shell("Boolean");
+  true_class_ = new_class_shell("True");
+  false_class_ = new_class_shell("False");
+  integer_class_ = new_class_shell("Integer");
+  double_class_ = new_class_shell("Double");
+  string_class_ = new_class_shell("String");
+  symbol_class_ = new_class_shell("Symbol");
+  array_class_ = new_class_shell("Array");
+  block_class_ = new_class_shell("Block");
+  block1_class_ = new_class_shell("Block1");
+  block2_class_ = new_class_shell("Block2");
+  block3_class_ = new_class_shell("Block3");
+  method_class_ = new_class_shell("Method");
+  primitive_class_ = new_class_shell("Primitive");
+  system_class_ = new_class_shell("System");
+  integer_tag_ = integer_class_->tag;
+  double_tag_ = double_class_->tag;
+  string_tag_ = string_class_->tag;
+  symbol_tag_ = symbol_class_->tag;
+  array_tag_ = array_class_->tag;
+  nil_tag_ = nil_class_->tag;
+  true_tag_ = true_class_->tag;
+  false_tag_ = false_class_->tag;
   // Symbols interned before the Symbol class existed get their class now.
-  for (auto& [k, s] : symbols_) s->cls = symbolTag;
-  arrayClass->instKind = K_ARRAY;
-  stringClass->instKind = K_STRING;
-  symbolClass->instKind = K_STRING;
+  for (auto& [k, s] : symbols_) s->cls = symbol_tag_;
+  array_class_->inst_kind = kArray;
+  string_class_->inst_kind = kString;
+  symbol_class_->inst_kind = kString;
 
-  nilV = val(permAlloc(K_INSTANCE, nilTag, 0));
-  trueV = val(permAlloc(K_INSTANCE, trueTag, 0));
-  falseV = val(permAlloc(K_INSTANCE, falseTag, 0));
-  systemV = val(permAlloc(K_INSTANCE, systemClass->tag, 0));
-  auto defGlobal = [&](const char* n, Value v) {
+  nil_value_ = val(perm_alloc(kInstance, nil_tag_, 0));
+  true_value_ = val(perm_alloc(kInstance, true_tag_, 0));
+  false_value_ = val(perm_alloc(kInstance, false_tag_, 0));
+  system_value_ = val(perm_alloc(kInstance, system_class_->tag, 0));
+  auto def_global = [&](const char* n, Value v) {
     Symbol* s = intern(n);
     s->global = v;
-    s->hasGlobal = true;
+    s->has_global = true;
   };
-  defGlobal("nil", nilV);
-  defGlobal("true", trueV);
-  defGlobal("false", falseV);
-  defGlobal("system", systemV);
-  for (Class* c : classTable)
-    if (!c->isMeta) {
+  def_global("nil", nil_value_);
+  def_global("true", true_value_);
+  def_global("false", false_value_);
+  def_global("system", system_value_);
+  nil_binding_ = nil_value_;
+  true_binding_ = true_value_;
+  false_binding_ = false_value_;
+  for (Class* c : class_table_)
+    if (!c->is_meta) {
       c->name->global = val(c);
-      c->name->hasGlobal = true;
+      c->name->has_global = true;
     }
-  symDNU = intern("doesNotUnderstand:arguments:");
-  symUnknownGlobal = intern("unknownGlobal:");
-  symEscapedBlock = intern("escapedBlock:");
-  symInitialize = intern("initialize:");
+  sym_dnu_ = intern("doesNotUnderstand:arguments:");
+  sym_unknown_global_ = intern("unknownGlobal:");
+  sym_escaped_block_ = intern("escapedBlock:");
+  sym_initialize_ = intern("initialize:");
 
-  const char* core[] = {"Object", "Class", "Metaclass", "Nil", "Boolean", "True", "False",
-                        "Integer", "Double", "String", "Symbol", "Array", "Block", "Block1",
-                        "Block2", "Block3", "Method", "Primitive", "System"};
+  const char* core[] = {"Object",  "Class",  "Metaclass", "Nil",       "Boolean", "True",  "False",
+                        "Integer", "Double", "String",    "Symbol",    "Array",   "Block", "Block1",
+                        "Block2",  "Block3", "Method",    "Primitive", "System"};
   for (const char* n : core) {
-    Class* c = loadClass(intern(n));
+    Class* c = load_class(intern(n));
     if (!c) {
       std::fprintf(stderr,
                    "som: cannot find core class %s.som on the class path (use -cp with the "
@@ -436,77 +525,77 @@ bool VM::bootstrap() {
 
 // --- running -------------------------------------------------------------------------------
 
-Method* VM::entryMethod(Symbol* sel, int argc) {
+Method* VM::entry_method(Symbol* sel, int argc) {
   auto key = std::make_pair(sel, argc);
-  auto it = entryMethods.find(key);
-  if (it != entryMethods.end()) return it->second;
+  auto it = entry_methods_.find(key);
+  if (it != entry_methods_.end()) return it->second;
   // A two-instruction trampoline: SEND site0; RETURN_LOCAL. Its frame is the entry frame.
   auto* m = new Method();
   std::memset(static_cast<Object*>(m), 0, sizeof(Object));
-  m->kind = K_METHOD;
-  m->flags = F_PERMANENT;
-  m->cls = methodClass->tag;
+  m->kind = kMethod;
+  m->flags = kPermanent;
+  m->cls = method_class_->tag;
   m->signature = intern("<entry>");
-  m->holder = systemClass;
-  m->code = {OP_SEND, 0, 0, OP_RETURN_LOCAL};
+  m->holder = system_class_;
+  m->code = {kSend, 0, 0, kReturnLocal};
   SendSite s{};
   s.selector = sel;
   s.argc = static_cast<uint32_t>(argc);
-  s.cachedTag = UINT32_MAX;
-  s.cachedTag2 = UINT32_MAX;
+  s.cached_tag = UINT32_MAX;
+  s.cached_tag2 = UINT32_MAX;
   m->sites.push_back(s);
-  m->maxStack = argc + 4;
-  entryMethods[key] = m;
+  m->max_stack = argc + 4;
+  entry_methods_[key] = m;
   return m;
 }
 
 Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args) {
-  Method* m = entryMethod(sel, static_cast<int>(args.size()));
-  Value* base = sp + 1;
-  base[0] = rcv; // the entry frame's "receiver"
+  Method* m = entry_method(sel, static_cast<int>(args.size()));
+  Value* base = sp_ + 1;
+  base[0] = rcv;  // the entry frame's "receiver"
   auto* f = reinterpret_cast<Frame*>(base + 1);
-  f->caller = fp;
-  f->retPc = pc;
+  f->caller = fp_;
+  f->ret_pc = pc_;
   f->method = m;
   f->args = base;
   f->self = rcv;
   f->context = 0;
-  f->outerCtx = 0;
-  f->isEntry = 1;
+  f->outer_ctx = 0;
+  f->is_entry = 1;
   Value* s = f->locals() - 1;
   *++s = rcv;
   for (Value a : args) *++s = a;
-  sp = s;
-  fp = f;
-  pc = m->code.data();
+  sp_ = s;
+  fp_ = f;
+  pc_ = m->code.data();
   return interpret();
 }
 
-int VM::runMain(const std::vector<std::string>& args) {
-  Value arr = newArray(static_cast<uint32_t>(args.size()));
-  extraRoots.push_back(arr);
+int VM::run_main(const std::vector<std::string>& args) {
+  Value arr = new_array(static_cast<uint32_t>(args.size()));
+  extra_roots_.push_back(arr);
   for (size_t i = 0; i < args.size(); i++) {
-    Value s = newString(args[i]);
-    obj(extraRoots.back())->slots()[i] = s;
+    Value s = new_string(args[i]);
+    obj(extra_roots_.back())->slots()[i] = s;
   }
-  arr = extraRoots.back();
-  extraRoots.pop_back();
-  send(systemV, symInitialize, {arr});
+  arr = extra_roots_.back();
+  extra_roots_.pop_back();
+  send(system_value_, sym_initialize_, {arr});
   std::fflush(stdout);
   return 0;
 }
 
 // --- errors --------------------------------------------------------------------------------
 
-void VM::printStackTrace(FILE* out) {
+void VM::print_stack_trace(FILE* out) {
   // Collect (method, pc) per activation, most recent first; the trampolines of VM entries are
   // not shown. Very deep stacks print their top 25 and bottom 5 activations.
   std::vector<std::pair<Method*, const uint8_t*>> acts;
-  const uint8_t* curPc = pc;
-  for (Frame* f = fp; f; f = f->caller) {
+  const uint8_t* cur_pc = pc_;
+  for (Frame* f = fp_; f; f = f->caller) {
     if (!(f->method->signature && f->method->signature->text == "<entry>"))
-      acts.push_back({f->method, curPc});
-    curPc = f->retPc;
+      acts.push_back({f->method, cur_pc});
+    cur_pc = f->ret_pc;
   }
   std::fprintf(out, "SOM stack trace (most recent call first, %zu activations):\n", acts.size());
   for (size_t i = 0; i < acts.size(); i++) {
@@ -516,26 +605,24 @@ void VM::printStackTrace(FILE* out) {
     }
     Method* m = acts[i].first;
     const uint8_t* p = acts[i].second;
-    uint32_t off = p && !m->code.empty() && p >= m->code.data() &&
-                           p <= m->code.data() + m->code.size()
+    uint32_t off = p && !m->code.empty() && p >= m->code.data() && p <= m->code.data() + m->code.size()
                        ? static_cast<uint32_t>(p - m->code.data())
                        : 0;
     std::string holder = m->holder && m->holder->name ? m->holder->name->text : "?";
-    std::fprintf(out, "  %s>>%s%s (%s:%d)\n", holder.c_str(),
-                 m->signature ? m->signature->text.c_str() : "?", m->isBlock ? " [block]" : "",
-                 m->fileName.c_str(), m->lineAt(off > 0 ? off - 1 : 0));
+    std::fprintf(out, "  %s>>%s%s (%s:%d)\n", holder.c_str(), m->signature ? m->signature->text.c_str() : "?",
+                 m->is_block ? " [block]" : "", m->file_name.c_str(), m->line_at(off > 0 ? off - 1 : 0));
   }
 }
 
 void VM::fatal(const std::string& message) {
   std::fflush(stdout);
   std::fprintf(stderr, "som: runtime error: %s\n", message.c_str());
-  printStackTrace(stderr);
+  print_stack_trace(stderr);
   std::fflush(stderr);
   std::_Exit(1);
 }
 
-void VM::exitVM(int status) {
+void VM::exit_vm(int status) {
   std::fflush(stdout);
   std::fflush(stderr);
   std::_Exit(status);
@@ -543,36 +630,38 @@ void VM::exitVM(int status) {
 
 // --- GC ------------------------------------------------------------------------------------
 
-void VM::collectGarbage() {
-  uint64_t t0 = nowMicros();
-  heap.begin();
+void VM::collect_garbage() {
+  uint64_t t0 = now_micros();
+  heap_.begin();
   // Frame stack: every word from the base to sp is a Value except the frame headers, whose
   // Value fields are forwarded explicitly. Walk top-down: a frame owns the words above its
   // header; the words below it (its arguments, its caller's locals and operands) belong to the
   // next region down.
-  Value* top = sp;
-  for (Frame* f = fp; f; f = f->caller) {
-    for (Value* p = f->locals(); p <= top; p++) heap.forwardSlot(p);
-    heap.forwardSlot(&f->self);
-    heap.forwardSlot(&f->context);
-    heap.forwardSlot(&f->outerCtx);
+  Value* top = sp_;
+  for (Frame* f = fp_; f; f = f->caller) {
+    for (Value* p = f->locals(); p <= top; p++) heap_.forward_slot(p);
+    heap_.forward_slot(&f->self);
+    heap_.forward_slot(&f->context);
+    heap_.forward_slot(&f->outer_ctx);
     top = reinterpret_cast<Value*>(f) - 1;
   }
-  for (Value* p = stackBase; p <= top; p++) heap.forwardSlot(p);
+  for (Value* p = stack_base_; p <= top; p++) heap_.forward_slot(p);
+  heap_.forward_slot(&nil_binding_);
+  heap_.forward_slot(&true_binding_);
+  heap_.forward_slot(&false_binding_);
   for (auto& [k, s] : symbols_)
-    if (s->hasGlobal) heap.forwardSlot(&s->global);
-  for (Class* c : classTable)
-    for (auto& v : c->classFields) heap.forwardSlot(&v);
-  for (Object* a : permArrays_)
-    for (uint32_t i = 0; i < a->length; i++) heap.forwardSlot(&a->slots()[i]);
-  for (auto& v : extraRoots) heap.forwardSlot(&v);
-  heap.finish();
-  double ms = static_cast<double>(nowMicros() - t0) / 1000.0;
-  heap.gcMillis += ms;
-  if (gcVerbose)
+    if (s->has_global) heap_.forward_slot(&s->global);
+  for (Class* c : class_table_)
+    for (auto& v : c->class_fields) heap_.forward_slot(&v);
+  for (Object* a : perm_arrays_)
+    for (uint32_t i = 0; i < a->length; i++) heap_.forward_slot(&a->slots()[i]);
+  for (auto& v : extra_roots_) heap_.forward_slot(&v);
+  heap_.finish();
+  double ms = static_cast<double>(now_micros() - t0) / 1000.0;
+  heap_.gc_millis_ += ms;
+  if (gc_verbose_)
     std::fprintf(stderr, "[GC %llu: %zu bytes live, %.2f ms]\n",
-                 static_cast<unsigned long long>(heap.collections), heap.liveBytesAfterLastGC(),
-                 ms);
+                 static_cast<unsigned long long>(heap_.collections_), heap_.live_bytes_after_last_gc(), ms);
 }
 
-} // namespace som
+}  // namespace som

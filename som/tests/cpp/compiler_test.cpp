@@ -1,9 +1,9 @@
 // Bytecode compiler tests: inlining decisions, variable placement (frame vs. context),
 // non-local returns, send-site numbering and compile errors.
-#include "bytecode.h"
-#include "compiler.h"
-#include "parser.h"
-#include "vm.h"
+#include "bytecode_p.h"
+#include "compiler_p.h"
+#include "parser_p.h"
+#include "vm_p.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@ class SomCompiler : public ::testing::Test {
   static VM* vm() {
     static VM* v = [] {
       auto* x = new VM();
-      x->setClassPath(SOM_CORE_LIB_DIR);
+      x->set_class_path(SOM_CORE_LIB_DIR);
       if (!x->bootstrap()) std::abort();
       return x;
     }();
@@ -26,28 +26,28 @@ class SomCompiler : public ::testing::Test {
   }
 
   // Compiles the single instance method of `src` (a class body) with Object as holder.
-  Method* compile(const std::string& methodSrc, std::string* error = nullptr) {
+  Method* compile(const std::string& method_src, std::string* error = nullptr) {
     ClassDef c;
     std::string err;
-    if (!parseClass("T = ( " + methodSrc + " )", "T.som", c, err)) {
+    if (!parse_class("T = ( " + method_src + " )", "T.som", c, err)) {
       ADD_FAILURE() << err;
       return nullptr;
     }
     std::string cerr;
-    Method* m = compileMethod(*vm(), vm()->objectClass, c.instMethods.at(0), "T.som", cerr);
+    Method* m = compile_method(*vm(), vm()->object_class_, c.inst_methods.at(0), "T.som", cerr);
     if (error) *error = cerr;
-    if (m) keep().push_back(m); // reachable until exit, like the VM itself
+    if (m) keep().push_back(m);  // reachable until exit, like the VM itself
     return m;
   }
 
   static std::vector<Method*>& keep() {
-    static auto* methods = new std::vector<Method*>(); // never destroyed: stays reachable
+    static auto* methods = new std::vector<Method*>();  // never destroyed: stays reachable
     return *methods;
   }
 
   static std::vector<uint8_t> ops(Method* m) {
     std::vector<uint8_t> out;
-    for (size_t pc = 0; pc < m->code.size(); pc += static_cast<size_t>(opLength(m->code[pc])))
+    for (size_t pc = 0; pc < m->code.size(); pc += static_cast<size_t>(op_length(m->code[pc])))
       out.push_back(m->code[pc]);
     return out;
   }
@@ -61,8 +61,7 @@ class SomCompiler : public ::testing::Test {
 TEST_F(SomCompiler, SimpleArithmeticUsesFastSendAndReturn) {
   Method* m = compile("m = ( ^1 + 2 )");
   ASSERT_NE(m, nullptr);
-  EXPECT_EQ(ops(m), (std::vector<uint8_t>{OP_PUSH_LITERAL, OP_PUSH_LITERAL, OP_SEND_ADD,
-                                          OP_RETURN_LOCAL}));
+  EXPECT_EQ(ops(m), (std::vector<uint8_t>{kPushLiteral, kPushLiteral, kSendAdd, kReturnLocal}));
   ASSERT_EQ(m->sites.size(), 1u);
   EXPECT_EQ(m->sites[0].selector->text, "+");
   EXPECT_EQ(m->sites[0].argc, 1u);
@@ -70,24 +69,24 @@ TEST_F(SomCompiler, SimpleArithmeticUsesFastSendAndReturn) {
 
 TEST_F(SomCompiler, MethodWithoutReturnAnswersSelf) {
   Method* m = compile("m = ( 3 foo )");
-  EXPECT_EQ(ops(m), (std::vector<uint8_t>{OP_PUSH_LITERAL, OP_SEND, OP_POP, OP_RETURN_SELF}));
+  EXPECT_EQ(ops(m), (std::vector<uint8_t>{kPushLiteral, kSend, kPop, kReturnSelf}));
 }
 
 TEST_F(SomCompiler, LiteralBlockIfTrueIsInlinedWithFallbackSite) {
   Method* m = compile("m: c = ( ^c ifTrue: [ 1 ] ifFalse: [ 2 ] )");
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
-  EXPECT_TRUE(has(m, OP_JUMP_IF_FALSE));
+  EXPECT_FALSE(has(m, kPushBlock));
+  EXPECT_TRUE(has(m, kJumpIfFalse));
   // The conditional jump names a site with the original selector for non-Boolean receivers.
   ASSERT_EQ(m->sites.size(), 1u);
   EXPECT_EQ(m->sites[0].selector->text, "ifTrue:ifFalse:");
-  EXPECT_GT(m->sites[0].contPc, 0u);
+  EXPECT_GT(m->sites[0].cont_pc, 0u);
   // Both literal blocks also exist as real block methods, used only as the arguments of that
   // fallback send (no PUSH_BLOCK on the fast path, checked above).
   ASSERT_EQ(m->blocks.size(), 2u);
-  EXPECT_EQ(m->sites[0].fallbackArg[0], 0);
-  EXPECT_EQ(m->sites[0].fallbackArg[1], 1);
-  EXPECT_EQ(m->blocks[0]->numArgs, 0);
-  EXPECT_FALSE(m->hasContext); // the blocks use no variable of m
+  EXPECT_EQ(m->sites[0].fallback_arg[0], 0);
+  EXPECT_EQ(m->sites[0].fallback_arg[1], 1);
+  EXPECT_EQ(m->blocks[0]->num_args, 0);
+  EXPECT_FALSE(m->has_context);  // the blocks use no variable of m
 }
 
 TEST_F(SomCompiler, ToDoFallbackPassesLimitStepAndBlock) {
@@ -96,12 +95,12 @@ TEST_F(SomCompiler, ToDoFallbackPassesLimitStepAndBlock) {
   for (auto& s : m->sites)
     if (s.selector->text == "to:by:do:") site = &s;
   ASSERT_NE(site, nullptr);
-  EXPECT_LE(site->fallbackArg[0], kFallbackLocal0); // the evaluated limit
-  EXPECT_EQ(site->fallbackArg[1], site->fallbackArg[0] - 1); // the step, in the next local
+  EXPECT_LE(site->fallback_arg[0], kFallbackLocal0);            // the evaluated limit
+  EXPECT_EQ(site->fallback_arg[1], site->fallback_arg[0] - 1);  // the step, in the next local
   ASSERT_EQ(m->blocks.size(), 1u);
-  EXPECT_EQ(site->fallbackArg[2], 0);
-  EXPECT_EQ(m->blocks[0]->numArgs, 1);
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  EXPECT_EQ(site->fallback_arg[2], 0);
+  EXPECT_EQ(m->blocks[0]->num_args, 1);
+  EXPECT_FALSE(has(m, kPushBlock));
 }
 
 TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
@@ -109,38 +108,38 @@ TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
   // context slot shared by the inlined code and the fallback closure. No real block needs a
   // context here, so it is lazy: `s` stays in a frame slot until the first fallback.
   Method* m = compile("m: c = ( | s | s := 0. c ifTrue: [ s := s + 1 ]. ^s )");
-  EXPECT_FALSE(m->hasContext);
-  EXPECT_TRUE(m->lazyContext);
-  EXPECT_EQ(m->numCtxVars, 1);
-  ASSERT_EQ(m->lazyVars.size(), 1u);
-  EXPECT_TRUE(has(m, OP_PUSH_LOCAL_LAZY));
-  EXPECT_TRUE(has(m, OP_STORE_LOCAL_LAZY));
-  EXPECT_FALSE(has(m, OP_PUSH_CTX));
+  EXPECT_FALSE(m->has_context);
+  EXPECT_TRUE(m->lazy_context);
+  EXPECT_EQ(m->num_ctx_vars, 1);
+  ASSERT_EQ(m->lazy_vars.size(), 1u);
+  EXPECT_TRUE(has(m, kPushLocalLazy));
+  EXPECT_TRUE(has(m, kStoreLocalLazy));
+  EXPECT_FALSE(has(m, kPushCtx));
   ASSERT_EQ(m->blocks.size(), 1u);
-  EXPECT_TRUE(has(m->blocks[0], OP_PUSH_CTX)); // the fallback block reads s from the context
+  EXPECT_TRUE(has(m->blocks[0], kPushCtx));  // the fallback block reads s from the context
   // An argument and a `^` in a fallback block: lazy too (the `^` needs the home context).
   Method* r = compile("m: n = ( n < 2 ifTrue: [ ^n ]. ^n - 1 )");
-  EXPECT_FALSE(r->hasContext);
-  EXPECT_TRUE(r->lazyContext);
-  ASSERT_EQ(r->lazyVars.size(), 1u);
-  EXPECT_EQ(r->lazyVars[0].first, -1); // argument 1, copied into the context when it is made
+  EXPECT_FALSE(r->has_context);
+  EXPECT_TRUE(r->lazy_context);
+  ASSERT_EQ(r->lazy_vars.size(), 1u);
+  EXPECT_EQ(r->lazy_vars[0].first, -1);  // argument 1, copied into the context when it is made
   // n is never assigned, so frame and context agree: the method reads it with PUSH_ARG.
-  EXPECT_FALSE(has(r, OP_PUSH_ARG_LAZY));
-  EXPECT_FALSE(has(r, OP_PUSH_CTX));
-  EXPECT_TRUE(has(r->blocks[0], OP_RETURN_NONLOCAL));
-  EXPECT_TRUE(has(r->blocks[0], OP_PUSH_CTX));
+  EXPECT_FALSE(has(r, kPushArgLazy));
+  EXPECT_FALSE(has(r, kPushCtx));
+  EXPECT_TRUE(has(r->blocks[0], kReturnNonlocal));
+  EXPECT_TRUE(has(r->blocks[0], kPushCtx));
   // An assigned argument must go through the lazy accessors.
   Method* a = compile("m: n = ( n := n + 1. n < 2 ifTrue: [ ^n ]. ^n - 1 )");
-  EXPECT_TRUE(a->lazyContext);
-  EXPECT_TRUE(has(a, OP_PUSH_ARG_LAZY));
-  EXPECT_TRUE(has(a, OP_STORE_ARG_LAZY));
+  EXPECT_TRUE(a->lazy_context);
+  EXPECT_TRUE(has(a, kPushArgLazy));
+  EXPECT_TRUE(has(a, kStoreArgLazy));
   // A real block that captures `s` gives the method a context on entry anyway: then the
   // fallback blocks' variables are ordinary context variables.
   Method* e = compile("m: c = ( | s t | s := 0. t := [ s ]. c ifTrue: [ s := s + 1 ]. ^t )");
-  EXPECT_TRUE(e->hasContext);
-  EXPECT_FALSE(e->lazyContext);
-  EXPECT_TRUE(e->lazyVars.empty());
-  EXPECT_FALSE(has(e, OP_PUSH_LOCAL_LAZY));
+  EXPECT_TRUE(e->has_context);
+  EXPECT_FALSE(e->lazy_context);
+  EXPECT_TRUE(e->lazy_vars.empty());
+  EXPECT_FALSE(has(e, kPushLocalLazy));
   // Nested inlined structures: copies are not inlined again (no exponential growth).
   Method* n = compile(
       "m: c = ( ^c ifTrue: [ c ifTrue: [ c ifTrue: [ 1 ] ifFalse: [ 2 ] ] ifFalse: [ 3 ] ] "
@@ -151,81 +150,81 @@ TEST_F(SomCompiler, FallbackBlockCapturesLikeARealBlock) {
 
 TEST_F(SomCompiler, NonBlockArgumentIsARealSend) {
   Method* m = compile("m: c = ( ^c ifTrue: 1 )");
-  EXPECT_FALSE(has(m, OP_JUMP_IF_FALSE));
-  EXPECT_TRUE(has(m, OP_SEND));
+  EXPECT_FALSE(has(m, kJumpIfFalse));
+  EXPECT_TRUE(has(m, kSend));
   Method* w = compile("m: c = ( | b | b := [ 1 ]. ^c whileTrue: b )");
-  EXPECT_FALSE(has(w, OP_JUMP_BACK));
+  EXPECT_FALSE(has(w, kJumpBack));
 }
 
 TEST_F(SomCompiler, WhileAndToDoBecomeLoops) {
   Method* m = compile("m = ( | i | i := 0. [ i < 10 ] whileTrue: [ i := i + 1 ]. ^i )");
-  EXPECT_TRUE(has(m, OP_JUMP_BACK));
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
-  EXPECT_FALSE(m->hasContext);
+  EXPECT_TRUE(has(m, kJumpBack));
+  EXPECT_FALSE(has(m, kPushBlock));
+  EXPECT_FALSE(m->has_context);
   Method* t = compile("m = ( | s | s := 0. 1 to: 10 do: [ :i | s := s + i ]. ^s )");
-  EXPECT_TRUE(has(t, OP_FOR_TEST));
-  EXPECT_TRUE(has(t, OP_FOR_STEP));
-  EXPECT_FALSE(has(t, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(t, kForTest));
+  EXPECT_TRUE(has(t, kForStep));
+  EXPECT_FALSE(has(t, kPushBlock));
   Method* d = compile("m = ( 10 downTo: 1 do: [ :i | i ] )");
-  EXPECT_TRUE(has(d, OP_FOR_TEST_DOWN));
+  EXPECT_TRUE(has(d, kForTestDown));
   Method* b = compile("m: k = ( 1 to: 10 by: k do: [ :i | i ] )");
-  EXPECT_TRUE(has(b, OP_FOR_TEST));
-  EXPECT_TRUE(has(b, OP_SEND_ADD)); // i := i + step, a real send if not small integers
-  EXPECT_FALSE(has(b, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(b, kForTest));
+  EXPECT_TRUE(has(b, kSendAdd));  // i := i + step, a real send if not small integers
+  EXPECT_FALSE(has(b, kPushBlock));
   Method* r = compile("m = ( 5 timesRepeat: [ 1 ] )");
-  EXPECT_TRUE(has(r, OP_FOR_TEST));
-  EXPECT_FALSE(has(r, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(r, kForTest));
+  EXPECT_FALSE(has(r, kPushBlock));
 }
 
 TEST_F(SomCompiler, CapturedVariablesLiveInTheContextOthersInTheFrame) {
   Method* m = compile("m: a = ( | x y | x := 1. y := 2. ^[ x + a ] )");
   ASSERT_NE(m, nullptr);
-  EXPECT_TRUE(m->hasContext);
-  EXPECT_EQ(m->numCtxVars, 2); // x and the argument a
-  EXPECT_EQ(m->numLocals, 1);  // y
-  ASSERT_EQ(m->ctxArgs.size(), 1u);
-  EXPECT_EQ(m->ctxArgs[0].first, 1);
+  EXPECT_TRUE(m->has_context);
+  EXPECT_EQ(m->num_ctx_vars, 2);  // x and the argument a
+  EXPECT_EQ(m->num_locals, 1);    // y
+  ASSERT_EQ(m->ctx_args.size(), 1u);
+  EXPECT_EQ(m->ctx_args[0].first, 1);
   ASSERT_EQ(m->blocks.size(), 1u);
   Method* b = m->blocks[0];
-  EXPECT_TRUE(b->isBlock);
-  EXPECT_FALSE(b->hasContext);
+  EXPECT_TRUE(b->is_block);
+  EXPECT_FALSE(b->has_context);
   // The block reads both captured variables at depth 1.
-  int ctxReads = 0;
-  for (size_t pc = 0; pc < b->code.size(); pc += static_cast<size_t>(opLength(b->code[pc])))
-    if (b->code[pc] == OP_PUSH_CTX) {
+  int ctx_reads = 0;
+  for (size_t pc = 0; pc < b->code.size(); pc += static_cast<size_t>(op_length(b->code[pc])))
+    if (b->code[pc] == kPushCtx) {
       EXPECT_EQ(b->code[pc + 1], 1);
-      ctxReads++;
+      ctx_reads++;
     }
-  EXPECT_EQ(ctxReads, 2);
+  EXPECT_EQ(ctx_reads, 2);
 }
 
 TEST_F(SomCompiler, BlocksThatReachNothingOutsideNeedNoContext) {
   Method* m = compile("m: a = ( ^a collect: [ :x | x * 2 + self hash ] )");
-  EXPECT_FALSE(m->hasContext); // only its parameter, self and literals
+  EXPECT_FALSE(m->has_context);  // only its parameter, self and literals
   Method* n = compile("m: a = ( | k | k := 3. ^a collect: [ :x | [ x + k ] ] )");
-  EXPECT_TRUE(n->hasContext); // the inner block reaches k two levels up
+  EXPECT_TRUE(n->has_context);  // the inner block reaches k two levels up
   ASSERT_EQ(n->blocks.size(), 1u);
-  EXPECT_TRUE(n->blocks[0]->hasContext); // and the middle block must pass the chain on
+  EXPECT_TRUE(n->blocks[0]->has_context);  // and the middle block must pass the chain on
 }
 
 TEST_F(SomCompiler, ReturnInsideBlockIsNonLocal) {
   Method* m = compile("m = ( #(1 2) do: [ :e | e = 2 ifTrue: [ ^e ] ]. ^nil )");
   ASSERT_EQ(m->blocks.size(), 1u);
-  EXPECT_TRUE(has(m->blocks[0], OP_RETURN_NONLOCAL));
-  EXPECT_TRUE(m->hasContext); // the home context marks whether the activation is alive
+  EXPECT_TRUE(has(m->blocks[0], kReturnNonlocal));
+  EXPECT_TRUE(m->has_context);  // the home context marks whether the activation is alive
   Method* inl = compile("m: c = ( c ifTrue: [ ^1 ]. ^2 )");
-  EXPECT_FALSE(has(inl, OP_RETURN_NONLOCAL)); // inlined block: plain method return
+  EXPECT_FALSE(has(inl, kReturnNonlocal));  // inlined block: plain method return
 }
 
 TEST_F(SomCompiler, SuperSendStartsLookupInHolderSuperclass) {
   ClassDef c;
   std::string err;
-  ASSERT_TRUE(parseClass("T = ( m = ( ^super printString ) )", "T.som", c, err));
-  Method* m = compileMethod(*vm(), vm()->integerClass, c.instMethods[0], "T.som", err);
+  ASSERT_TRUE(parse_class("T = ( m = ( ^super printString ) )", "T.som", c, err));
+  Method* m = compile_method(*vm(), vm()->integer_class_, c.inst_methods[0], "T.som", err);
   ASSERT_NE(m, nullptr) << err;
   keep().push_back(m);
-  EXPECT_TRUE(has(m, OP_SUPER_SEND));
-  EXPECT_EQ(m->sites[0].superStart, vm()->integerClass->superclass);
+  EXPECT_TRUE(has(m, kSuperSend));
+  EXPECT_EQ(m->sites[0].super_start, vm()->integer_class_->superclass);
 }
 
 TEST_F(SomCompiler, SendSitesAreNumberedInOrder) {
@@ -246,11 +245,11 @@ TEST_F(SomCompiler, AssigningAnUndeclaredNameIsACompileError) {
 TEST_F(SomCompiler, InlinedBlockLocalsAreResetEachEntry) {
   // A local declared in an inlined loop body must start nil on every iteration.
   Method* m = compile("m = ( 1 to: 3 do: [ :i | | t | t := i ] )");
-  bool sawNilStore = false;
+  bool saw_nil_store = false;
   auto o = ops(m);
   for (size_t i = 0; i + 1 < o.size(); i++)
-    if (o[i] == OP_PUSH_NIL && o[i + 1] == OP_STORE_LOCAL) sawNilStore = true;
-  EXPECT_TRUE(sawNilStore);
+    if (o[i] == kPushNil && o[i + 1] == kStoreLocal) saw_nil_store = true;
+  EXPECT_TRUE(saw_nil_store);
 }
 
 TEST_F(SomCompiler, DisassemblerNamesSelectors) {
@@ -262,16 +261,16 @@ TEST_F(SomCompiler, DisassemblerNamesSelectors) {
 
 TEST_F(SomCompiler, IfNilFamilyChecksForAnOverridingReceiver) {
   Method* m = compile("m: x = ( ^x ifNil: [ 1 ] ifNotNil: [ 2 ] )");
-  EXPECT_TRUE(has(m, OP_NIL_CHECK));
-  EXPECT_TRUE(has(m, OP_JUMP_IF_NOT_NIL));
-  EXPECT_FALSE(has(m, OP_PUSH_BLOCK));
+  EXPECT_TRUE(has(m, kNilCheck));
+  EXPECT_TRUE(has(m, kJumpIfNotNil));
+  EXPECT_FALSE(has(m, kPushBlock));
   ASSERT_EQ(m->sites.size(), 1u);
   EXPECT_EQ(m->sites[0].selector->text, "ifNil:ifNotNil:");
-  EXPECT_GT(m->sites[0].contPc, 0u);
+  EXPECT_GT(m->sites[0].cont_pc, 0u);
   ASSERT_EQ(m->blocks.size(), 2u);
-  EXPECT_EQ(m->sites[0].fallbackArg[0], 0);
-  EXPECT_EQ(m->sites[0].fallbackArg[1], 1);
+  EXPECT_EQ(m->sites[0].fallback_arg[0], 0);
+  EXPECT_EQ(m->sites[0].fallback_arg[1], 1);
 }
 
-} // namespace
-} // namespace som
+}  // namespace
+}  // namespace som

@@ -1,10 +1,10 @@
 // libFuzzer target: every class the parser accepts goes through the bytecode compiler (each
 // method compiled against Object as holder) and the disassembler. Compile errors are fine;
 // crashes, sanitizer reports, and code that the disassembler cannot walk are failures.
-#include "bytecode.h"
-#include "compiler.h"
-#include "parser.h"
-#include "vm.h"
+#include "bytecode_p.h"
+#include "compiler_p.h"
+#include "parser_p.h"
+#include "vm_p.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -13,53 +13,53 @@
 #include <string_view>
 
 namespace {
-som::VM* bootedVM() {
+som::VM* booted_vm() {
   static som::VM* vm = [] {
     auto* v = new som::VM();
-    v->setClassPath(SOM_CORE_LIB_DIR);
+    v->set_class_path(SOM_CORE_LIB_DIR);
     if (!v->bootstrap()) std::abort();
     return v;
   }();
   return vm;
 }
 
-void checkCode(som::Method* m) {
-  size_t pc = 0;
-  while (pc < m->code.size()) {
-    uint8_t op = m->code[pc];
-    if (op >= som::OP_COUNT) std::abort();
-    pc += static_cast<size_t>(som::opLength(op));
+void check_code(som::Method* m) {
+  size_t pc_ = 0;
+  while (pc_ < m->code.size()) {
+    uint8_t op = m->code[pc_];
+    if (op >= som::kOpCount) std::abort();
+    pc_ += static_cast<size_t>(som::op_length(op));
   }
-  if (pc != m->code.size()) std::abort(); // instructions must tile the code exactly
-  for (som::Method* b : m->blocks) checkCode(b);
+  if (pc_ != m->code.size()) std::abort();  // instructions must tile the code exactly
+  for (som::Method* b : m->blocks) check_code(b);
 }
 
 // Compiled methods are permanent in the VM; the fuzzer frees them so long runs stay small
 // (their literals and interned symbols still accumulate slowly).
-void freeMethod(som::Method* m) {
-  for (som::Method* b : m->blocks) freeMethod(b);
+void free_method(som::Method* m) {
+  for (som::Method* b : m->blocks) free_method(b);
   delete m;
 }
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view src(reinterpret_cast<const char*>(data), size);
   som::ClassDef def;
   std::string error;
-  if (!som::parseClass(src, "fuzz.som", def, error)) return 0;
-  som::VM* vm = bootedVM();
-  for (auto* methods : {&def.instMethods, &def.classMethods}) {
+  if (!som::parse_class(src, "fuzz.som", def, error)) return 0;
+  som::VM* vm = booted_vm();
+  for (auto* methods : {&def.inst_methods, &def.class_methods}) {
     for (som::MethodDef& md : *methods) {
-      if (md.isPrimitive) continue;
+      if (md.is_primitive) continue;
       std::string err;
-      som::Method* m = som::compileMethod(*vm, vm->objectClass, md, "fuzz.som", err);
+      som::Method* m = som::compile_method(*vm, vm->object_class_, md, "fuzz.som", err);
       if (!m) {
         if (err.rfind("fuzz.som:", 0) != 0) std::abort();
         continue;
       }
-      checkCode(m);
+      check_code(m);
       (void)som::disassemble(*vm, m);
-      freeMethod(m);
+      free_method(m);
     }
   }
   return 0;

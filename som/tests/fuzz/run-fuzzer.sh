@@ -21,7 +21,7 @@ vm_sources=(parser compiler bytecode heap vm interpreter numbers primitives)
   "$src/tests/fuzz/compiler_fuzzer.cpp" $(printf "$src/src/%s.cpp " "${vm_sources[@]}") -lgmp \
   -o "$out/som_compiler_fuzzer" 2>&1 | sed 's/^/  /'
 for f in "$out"/som_compiler_fuzzer; do [[ -x "$f" ]] || { echo "build of $f failed" >&2; exit 1; }; done
-# Seed corpus: the core library and the test classes (copied so the fuzzer may add files).
+# Starting corpus: the core library and the test classes (copied so the fuzzer may add files).
 for f in "$src"/core-lib/*.som "$src"/tests/som/*.som "$src"/tests/programs/*.som; do
   [[ -f "$f" ]] && cp -n "$f" "$out/corpus/" 2>/dev/null || true
 done

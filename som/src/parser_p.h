@@ -3,7 +3,7 @@
 // (C++20, compilable by clang 14) so it can be fuzzed on its own.
 #pragma once
 
-#include "ast.h"
+#include "ast_p.h"
 
 #include <string>
 #include <string_view>
@@ -11,21 +11,39 @@
 namespace som {
 
 enum class Tok : uint8_t {
-  End, Ident, Keyword, KeywordSeq, Operator, Integer, Double, String, Symbol,
-  Colon, Assign, LParen, RParen, LBracket, RBracket, Pound, Caret, Period, Separator,
-  Primitive, Error
+  kEnd,
+  kIdent,
+  kKeyword,
+  kKeywordSeq,
+  kOperator,
+  kInteger,
+  kDouble,
+  kString,
+  kSymbol,
+  kColon,
+  kAssign,
+  kLParen,
+  kRParen,
+  kLBracket,
+  kRBracket,
+  kPound,
+  kCaret,
+  kPeriod,
+  kSeparator,
+  kPrimitive,
+  kError
 };
 
 struct Token {
-  Tok kind = Tok::End;
-  std::string text; // identifier/keyword/operator/string/symbol bytes, number digits
+  Tok kind = Tok::kEnd;
+  std::string text;  // identifier/keyword/operator/string/symbol bytes, number digits
   SrcPos pos;
-  size_t offset = 0; // byte offset of the first character
-  size_t endOffset = 0;
+  size_t offset = 0;  // byte offset of the first character
+  size_t end_offset = 0;
 };
 
 // Splits SOM source into tokens. Errors (unterminated string/comment, bad character) come
-// back as a Tok::Error token whose text is the message.
+// back as a Tok::kError token whose text is the message.
 class Lexer {
  public:
   explicit Lexer(std::string_view src) : src_(src) {}
@@ -33,9 +51,9 @@ class Lexer {
 
  private:
   char peek(size_t k = 0) const { return pos_ + k < src_.size() ? src_[pos_ + k] : '\0'; }
-  bool atEnd(size_t k = 0) const { return pos_ + k >= src_.size(); }
+  bool at_end(size_t k = 0) const { return pos_ + k >= src_.size(); }
   void advance();
-  void skipSpaceAndComments(Token& err);
+  void skip_space_and_comments(Token& err);
 
   std::string_view src_;
   size_t pos_ = 0;
@@ -43,11 +61,10 @@ class Lexer {
   int col_ = 1;
 };
 
-bool isBinaryOpChar(char c);
+bool is_binary_op_char(char c);
 
 // Parses one class definition. On failure returns false and sets `error` to
 // "<file>:<line>:<col>: error: <message>".
-bool parseClass(std::string_view source, const std::string& fileName, ClassDef& out,
-                std::string& error);
+bool parse_class(std::string_view source, const std::string& file_name, ClassDef& out, std::string& error);
 
-} // namespace som
+}  // namespace som

@@ -2,11 +2,11 @@
 // copying collector. Collection happens only at safepoints chosen by the interpreter (method
 // entry and backward jumps), never inside an allocation, so C++ code (primitives, the
 // compiler) may hold raw object pointers between allocations. Allocation past the budget just
-// raises `needGC`; the next safepoint collects. Identity hashes are stored in the header and
+// raises `need_gc`; the next safepoint collects. Identity hashes are stored in the header and
 // copied with the object, so they are stable across moves.
 #pragma once
 
-#include "object.h"
+#include "object_p.h"
 
 #include <cstdlib>
 #include <vector>
@@ -23,15 +23,17 @@ class Heap {
   Heap& operator=(const Heap&) = delete;
 
   Object* alloc(uint8_t kind, uint32_t cls, uint32_t length) {
-    size_t bytes = objectBytes(kind, length);
+    size_t bytes = object_bytes(kind, length);
     char* p = top_;
-    if (static_cast<size_t>(end_ - p) < bytes) p = allocSlow(bytes);
-    else top_ = p + bytes;
+    if (static_cast<size_t>(end_ - p) < bytes)
+      p = alloc_slow(bytes);
+    else
+      top_ = p + bytes;
     allocated_ += bytes;
-    if (allocated_ > budget_) needGC = true;
+    if (allocated_ > budget_) need_gc_ = true;
     Object* o = reinterpret_cast<Object*>(p);
     o->cls = cls;
-    o->hash = nextHash();
+    o->hash = next_hash();
     o->length = length;
     o->kind = kind;
     o->flags = 0;
@@ -39,37 +41,40 @@ class Heap {
     return o;
   }
 
-  uint32_t nextHash() {
-    hashState_ = hashState_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    return static_cast<uint32_t>(hashState_ >> 33) | 1;
+  uint32_t next_hash() {
+    hash_state_ = hash_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(hash_state_ >> 33) | 1;
   }
 
   // Collection protocol: begin(), forward() every root slot, finish() (which scans the copies
   // transitively), after which the old chunks are released.
   void begin();
-  void forwardSlot(Value* slot) {
+  void forward_slot(Value* slot) {
     Value v = *slot;
     if ((v & 1) || v == 0) return;
     Object* o = obj(v);
-    if (o->flags & F_PERMANENT) return;
+    if (o->flags & kPermanent) return;
     *slot = copy(o);
   }
   void finish();
 
   // GC stress testing (env SOM_GC_STRESS=1): every allocation requests a collection, so the
   // interpreter collects at every safepoint and stale pointers show up at once.
-  void setStress(bool on) { stress_ = on; budget_ = on ? 0 : budget_; }
+  void set_stress(bool on) {
+    stress_ = on;
+    budget_ = on ? 0 : budget_;
+  }
 
-  bool needGC = false;
-  uint64_t collections = 0;
-  uint64_t totalAllocated() const { return totalAllocated_ + allocated_; }
-  size_t liveBytesAfterLastGC() const { return live_; }
-  size_t footprintBytes() const { // bytes of chunk memory currently held
-    size_t n = freeChunks_.size() * kChunkBytes;
+  bool need_gc_ = false;
+  uint64_t collections_ = 0;
+  uint64_t total_allocated() const { return total_allocated_ + allocated_; }
+  size_t live_bytes_after_last_gc() const { return live_; }
+  size_t footprint_bytes() const {  // bytes of chunk memory currently held
+    size_t n = free_chunks_.size() * kChunkBytes;
     for (auto& c : chunks_) n += static_cast<size_t>(c.end - c.start);
     return n;
   }
-  double gcMillis = 0;
+  double gc_millis_ = 0;
 
  private:
   struct Chunk {
@@ -77,23 +82,23 @@ class Heap {
     char* top;
     char* end;
   };
-  char* allocSlow(size_t bytes);
-  char* newChunk(std::vector<Chunk>& list, size_t bytes);
+  char* alloc_slow(size_t bytes);
+  char* new_chunk(std::vector<Chunk>& list, size_t bytes);
   Value copy(Object* o);
-  char* toAlloc(size_t bytes);
+  char* to_alloc(size_t bytes);
 
-  std::vector<Chunk> chunks_;   // from-space during GC; the heap otherwise
-  std::vector<Chunk> toChunks_;
-  std::vector<char*> freeChunks_;
-  size_t toCurrent_ = 0;        // index of the to-space chunk being bump-allocated
+  std::vector<Chunk> chunks_;  // from-space during GC; the heap otherwise
+  std::vector<Chunk> to_chunks_;
+  std::vector<char*> free_chunks_;
+  size_t to_current_ = 0;  // index of the to-space chunk being bump-allocated
   char* top_ = nullptr;
   char* end_ = nullptr;
-  size_t allocated_ = 0;        // bytes since the last collection
+  size_t allocated_ = 0;  // bytes since the last collection
   size_t budget_ = size_t(32) << 20;
   size_t live_ = 0;
-  uint64_t totalAllocated_ = 0;
-  uint64_t hashState_ = 0x9E3779B97F4A7C15ULL;
+  uint64_t total_allocated_ = 0;
+  uint64_t hash_state_ = 0x9E3779B97F4A7C15ULL;
   bool stress_ = false;
 };
 
-} // namespace som
+}  // namespace som

@@ -1,9 +1,9 @@
 // Number arithmetic shared by the interpreter's fast paths and the Integer/Double primitives:
-// small integers overflow exactly into GMP big integers (stored inline in K_BIGINT objects),
+// small integers overflow exactly into GMP big integers (stored inline in kBigInt objects),
 // and big results that fit shrink back to small integers.
 #pragma once
 
-#include "object.h"
+#include "object_p.h"
 
 #include <gmp.h>
 
@@ -18,8 +18,8 @@ struct IntView {
   mp_limb_t limb;
   mpz_t z;
   explicit IntView(Value v) {
-    if (isInt(v)) {
-      int64_t i = intOf(v);
+    if (is_int(v)) {
+      int64_t i = int_of(v);
       limb = i < 0 ? static_cast<mp_limb_t>(-static_cast<uint64_t>(i)) : static_cast<mp_limb_t>(i);
       mpz_roinit_n(z, &limb, i < 0 ? -1 : (i == 0 ? 0 : 1));
     } else {
@@ -30,18 +30,20 @@ struct IntView {
   }
 };
 
-bool isBig(Value v);
-bool isDouble(Value v);
-bool isNumber(Value v);
-double toDouble(Value v); // Integer (small/big) or Double
+bool is_big(Value v);
+bool is_double(Value v);
+bool is_number(Value v);
+double to_double(Value v);  // Integer (small/big) or Double
 
-Value numAdd(VM& vm, Value a, Value b); // a: Integer or Double; b: checked (fatal if not a number)
-Value numSub(VM& vm, Value a, Value b);
-Value numMul(VM& vm, Value a, Value b);
+Value num_add(VM& vm, Value a, Value b);  // a: Integer or Double; b: checked (fatal if not a number)
+Value num_sub(VM& vm, Value a, Value b);
+Value num_mul(VM& vm, Value a, Value b);
 // Three-way numeric comparison; returns false in *ok if b (or a) is not a number.
-int numCompare(Value a, Value b, bool* ok);
-Value makeInt64(VM& vm, int64_t i);
-std::string integerToString(Value v);
-std::string doubleToString(double d);
+int num_compare(Value a, Value b, bool* ok);
+Value make_int64(VM& vm, int64_t i);
+std::string integer_to_string(Value v);
+std::string double_to_string(double d);
+// to_double, but an Integer beyond the double range is an error (VM::fatal) naming `op`.
+double to_finite_double(VM& vm, Value v, const char* op);
 
-} // namespace som
+}  // namespace som

@@ -1,0 +1,165 @@
+// The SOM virtual machine: symbols, classes, globals, class loading, the frame stack, the
+// interpreter loop, primitives and garbage-collection roots. One VM per process is the normal
+// case, but nothing is global except the pointer used by the fatal-error path.
+#pragma once
+
+#include "heap_p.h"
+#include "object_p.h"
+
+#include <cstdio>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace som {
+
+struct ClassDef;
+
+struct PrimEntry {
+  PrimFn fn = nullptr;
+  SpecialPrim special = SpecialPrim::kNone;
+};
+
+class VM {
+ public:
+  VM();
+  ~VM();
+  VM(const VM&) = delete;
+  VM& operator=(const VM&) = delete;
+
+  // --- setup --------------------------------------------------------------------------
+  void set_class_path(const std::string& cp);  // ':'-separated
+  void add_class_path_entry(const std::string& dir) { class_path_.push_back(dir); }
+  // Creates nil/true/false/system and loads the core classes from the class path.
+  // On failure prints a message to stderr and returns false.
+  bool bootstrap();
+  // The standard startup protocol: sends `initialize:` to system with the argument array.
+  // Returns the process exit status.
+  int run_main(const std::vector<std::string>& args);
+
+  // Sends `sel` to `rcv` and runs the interpreter until it answers (a re-entrant entry point).
+  Value send(Value rcv, Symbol* sel, std::initializer_list<Value> args = {});
+
+  // --- objects ------------------------------------------------------------------------
+  Symbol* intern(std::string_view s);
+  Value new_string(std::string_view s);
+  Value new_array(uint32_t n);
+  Value new_double(double d);
+  Value new_instance(Class* c);
+  // A permanent object (never moved or collected); freed when the VM is destroyed.
+  Object* perm_alloc(uint8_t kind, uint32_t cls, uint32_t length);
+  Value perm_string(std::string_view s);
+  Value perm_double(double d);
+  Value perm_array(uint32_t n);  // registered as a GC root (literal arrays may be mutated)
+  Value int_value(int64_t i);    // small or big
+  Value big_from_decimal(const std::string& digits, bool permanent);
+
+  uint32_t tag_of(Value v) const { return is_int(v) ? integer_tag_ : obj(v)->cls; }
+  Class* class_of(Value v) const { return class_table_[tag_of(v)]; }
+  Method* lookup(Class* c, Symbol* sel);
+  Class* load_class(Symbol* name);  // nullptr if no file on the class path; exits on errors
+  bool is_string(Value v) const { return !is_int(v) && (obj(v)->kind == kString || obj(v)->kind == kSymbol); }
+  std::string_view string_of(Value v) const {
+    Object* o = obj(v);
+    if (o->kind == kSymbol) return static_cast<Symbol*>(o)->text;
+    return std::string_view(o->bytes(), o->length);
+  }
+  std::string describe(Value v);  // "instance of Foo", for error messages
+
+  // `system global: name put: v`. nil, true and false are globals too (LANGUAGE.md §3): the
+  // PUSH_NIL/PUSH_TRUE/PUSH_FALSE instructions read nil_binding_/true_binding_/false_binding_,
+  // which are the objects nil/true/false until a program rebinds those globals. (Values the VM
+  // makes itself, such as fresh locals and Array slots, are always the real nil.)
+  void set_global(Symbol* name, Value v);
+
+  // --- changing methods at run time ----------------------------------------------------
+  // `Class>>methods` answers the class's method table (a permanent Array flagged
+  // kMethodTable); `table at: i put: aMethod` lands in replace_method, which makes aMethod the
+  // class's method for the selector of the method it replaces, and then announces the change.
+  Value methods_array(Class* c);
+  void replace_method(Object* table, uint32_t index, Value method);
+  // The one "method changed" event (docs/som-vm.md, "Changing methods"): every cache that maps
+  // (class, selector) to a method subscribes to it. The interpreter's own caches (global lookup
+  // cache, send-site inline caches, NIL_CHECK caches) are flushed for `selector` first; then
+  // each listener runs (a JIT drops or repatches its inline caches there). `method_epoch()`
+  // counts the changes, for a cache that prefers to compare an epoch on a slow path.
+  using MethodChangeListener = void (*)(void* context, Class* holder, Symbol* selector);
+  void on_method_changed(MethodChangeListener fn, void* context) {
+    method_change_listeners_.push_back({fn, context});
+  }
+  void method_changed(Class* holder, Symbol* selector);
+  uint64_t method_epoch() const { return method_epoch_; }
+
+  // --- errors -------------------------------------------------------------------------
+  [[noreturn]] void fatal(const std::string& message);
+  void print_stack_trace(FILE* out);
+  [[noreturn]] void exit_vm(int status);
+
+  // --- GC -----------------------------------------------------------------------------
+  void collect_garbage();
+  std::vector<Value> extra_roots_;  // values C++ code keeps across interpreter calls
+
+  // --- interpreter state ----------------------------------------------------------------
+  Value interpret();  // runs from fp/pc until the current entry frame returns
+  Value* stack_base_ = nullptr;
+  Value* stack_limit_ = nullptr;
+  Value* sp_ = nullptr;  // top element (stack_base - 1 when empty)
+  Frame* fp_ = nullptr;
+  const uint8_t* pc_ = nullptr;
+
+  Heap heap_;
+  std::vector<Class*> class_table_;  // tag -> class
+  uint32_t integer_tag_ = 0, double_tag_ = 0, string_tag_ = 0, symbol_tag_ = 0, array_tag_ = 0;
+  uint32_t nil_tag_ = 0, true_tag_ = 0, false_tag_ = 0;
+  Class *object_class_ = nullptr, *class_class_ = nullptr, *metaclass_class_ = nullptr, *nil_class_ = nullptr,
+        *boolean_class_ = nullptr, *true_class_ = nullptr, *false_class_ = nullptr, *integer_class_ = nullptr,
+        *double_class_ = nullptr, *string_class_ = nullptr, *symbol_class_ = nullptr, *array_class_ = nullptr,
+        *block_class_ = nullptr, *block1_class_ = nullptr, *block2_class_ = nullptr, *block3_class_ = nullptr,
+        *method_class_ = nullptr, *primitive_class_ = nullptr, *system_class_ = nullptr;
+  Value nil_value_ = 0, true_value_ = 0, false_value_ = 0, system_value_ = 0;
+  Value nil_binding_ = 0, true_binding_ = 0, false_binding_ = 0;  // see set_global
+  Symbol *sym_dnu_ = nullptr, *sym_unknown_global_ = nullptr, *sym_escaped_block_ = nullptr,
+         *sym_initialize_ = nullptr;
+
+  // Primitive table: key "Class>>sel" or "Class class>>sel".
+  std::unordered_map<std::string, PrimEntry> primitives_;
+  void register_primitives();  // primitives.cpp
+
+  // false: compile without control-structure inlining, arithmetic fast-path opcodes and
+  // frame-less trivial methods, and never fill inline caches (every send uses the global
+  // lookup cache). A reference configuration for measuring what those optimizations buy.
+  bool optimize_ = true;
+  uint64_t start_micros_ = 0;
+  int debug_level_ = 0;
+  bool gc_verbose_ = false;
+  std::map<std::pair<Symbol*, int>, Method*> entry_methods_;
+
+ private:
+  Class* new_class_shell(const char* name);
+  bool define_class(Class* cls, ClassDef& def, const std::string& file);
+  Method* entry_method(Symbol* sel, int argc);
+
+  std::vector<std::string> class_path_;
+  std::vector<Symbol*> loading_;  // classes being loaded (superclass cycle detection)
+  std::unordered_map<std::string_view, Symbol*> symbols_;
+  std::vector<Object*> perm_arrays_;
+  std::vector<Object*> perm_objects_;  // everything perm_alloc returned
+  struct CacheEntry {
+    uint32_t tag;
+    Symbol* sel;
+    Method* m;
+  };
+  std::vector<CacheEntry> lookup_cache_;
+  std::vector<std::pair<MethodChangeListener, void*>> method_change_listeners_;
+  uint64_t method_epoch_ = 0;
+  std::unordered_map<Object*, Class*> method_tables_;  // methods_array -> its class
+  std::vector<Method*> replaced_methods_;              // no longer in a class; freed with the VM
+  size_t stack_bytes_ = 0;
+};
+
+uint64_t now_micros();
+
+}  // namespace som
