@@ -5,7 +5,7 @@
 #   make test    configure, build and run every test (ctest) in build/
 #   make bench   build and run every benchmark; JSON per binary in build/bench/<binary>.json
 #   make asan    the tests under AddressSanitizer + UBSan (build-asan/)
-#   make tsan    the concurrency tests (labels stress, patch, rseq, ic) under ThreadSanitizer
+#   make tsan    the concurrency tests (labels stress, code, patch, rseq, ic) under ThreadSanitizer
 #                (build-tsan/). TSan reserves most of the address space, so tests that map host
 #                data at fixed far/low addresses cannot run under it; TSAN_TESTS overrides.
 #   make format  clang-format every C++ source
@@ -14,7 +14,7 @@
 
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
-TSAN_TESTS ?= -L 'stress|patch|rseq|ic'
+TSAN_TESTS ?= -L 'stress|code|patch|rseq|ic'
 ENSURE := tools/ensure-packages
 ifeq ($(CI),true)
   export JITKIT_WERROR := ON
