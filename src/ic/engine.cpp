@@ -437,18 +437,17 @@ Result<SiteId> Engine::attach(const install::InstalledCode& code, const SendSite
                                                   " (emit it with Engine::emit_send into that code)");
   }
   auto site = std::make_unique<Site>();
-  site->imm = detail::site_ref(code, send.imm);
-  site->call = detail::site_ref(code, send.call);
+  site->imm = code.site(send.imm);
+  site->call = code.site(send.call);
   site->selector = send.selector;
-  site->return_address = detail::end_address(site->call);
   site->call_target = impl_->miss->code.start();
   std::lock_guard lock(impl_->mutex);
-  if (impl_->by_return_address.count(site->return_address) != 0) {
+  if (impl_->by_return_address.count(site->call.end_address()) != 0) {
     return Error(ErrorCode::kInvalidState, "ic: attach: the send site returning to " +
-                                               hex(site->return_address) + " is already attached");
+                                               hex(site->call.end_address()) + " is already attached");
   }
   const auto index = static_cast<std::uint32_t>(impl_->sites.size());
-  impl_->by_return_address.emplace(site->return_address, index);
+  impl_->by_return_address.emplace(site->call.end_address(), index);
   impl_->sites.push_back(std::move(site));
   impl_->stats.sites++;
   return SiteId{index};
@@ -457,7 +456,7 @@ Result<SiteId> Engine::attach(const install::InstalledCode& code, const SendSite
 Status Engine::detach_range(std::uintptr_t begin, std::uintptr_t end) {
   std::lock_guard lock(impl_->mutex);
   for (auto& s : impl_->sites) {
-    const std::uintptr_t at = detail::insn_address(s->call);
+    const auto at = reinterpret_cast<std::uintptr_t>(s->call.insn);
     if (s->detached || at < begin || at >= end) continue;
     s->detached = true;
     if (s->pic) {
@@ -465,7 +464,7 @@ Status Engine::detach_range(std::uintptr_t begin, std::uintptr_t end) {
       s->pic.reset();
       impl_->stats.live_pics--;
     }
-    impl_->by_return_address.erase(s->return_address);
+    impl_->by_return_address.erase(s->call.end_address());
     impl_->stats.sites--;
   }
   return ok();
@@ -593,7 +592,7 @@ Result<SiteInfo> Engine::site(SiteId id) const {
   info.selector = s.selector;
   info.cases = s.cases;
   info.call_target = s.call_target;
-  info.return_address = s.return_address;
+  info.return_address = s.call.end_address();
   info.cooling = s.cooling_gen != 0;
   return info;
 }
@@ -611,11 +610,11 @@ Result<std::string> Engine::listing(SiteId id) const {
     return Error(ErrorCode::kInvalidArgument, "ic: no site " + std::to_string(id.index));
   }
   const Site& s = *impl_->sites[id.index];
-  const std::uintptr_t begin = detail::pad_address(s.imm);
+  const auto begin = reinterpret_cast<std::uintptr_t>(s.imm.pad);  // the padding before the mov
   std::string out = "send site " + std::to_string(id.index) + " (" + impl_->selector_name(s.selector) + ", " +
                     kind_name(s.kind) + ")\n";
   out += debug::listing("send " + impl_->selector_name(s.selector), reinterpret_cast<const void*>(begin),
-                        s.return_address - begin);
+                        s.call.end_address() - begin);
   if (s.kind == SiteKind::kPolymorphic && s.pic) {
     out += debug::listing(s.pic->stub->code);
   } else if (s.kind == SiteKind::kMegamorphic) {

@@ -9,10 +9,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ic/patch_site_p.h"
 #include "jitkit/debug/code_registry.h"
 #include "jitkit/ic/engine.h"
 #include "jitkit/install/install.h"
+#include "jitkit/install/patch_site.h"
 #include "jitkit/patch/patcher.h"
 
 namespace jitkit::ic::detail {
@@ -27,17 +27,16 @@ struct StubCode {
 struct Pic {
   std::unique_ptr<StubCode> stub;
   struct Slot {
-    SiteRef cmp;
-    SiteRef jmp;
+    install::PatchSite cmp;
+    install::PatchSite jmp;
   };
   std::vector<Slot> slots;
 };
 
 struct Site {
-  SiteRef imm;
-  SiteRef call;
+  install::PatchSite imm;
+  install::PatchSite call;  // its end_address() is the site's return address
   std::uint32_t selector = 0;
-  std::uintptr_t return_address = 0;
   SiteKind kind = SiteKind::kUnlinked;
   std::vector<SiteCase> cases;
   std::unique_ptr<Pic> pic;

@@ -47,11 +47,6 @@ std::uint32_t load_u32(const std::uint8_t* p) {
   return v;
 }
 
-// The address right after the site's instruction: where a rel32 of a 5-byte call/jmp counts from.
-std::uintptr_t end_of(const install::PatchSite& site) {
-  return reinterpret_cast<std::uintptr_t>(site.insn) + site.insn_size;
-}
-
 // Where the 5-byte call/jmp rel32 at `insn` (opcode, then the rel32) goes now, as a core would
 // compute it: the end of the instruction plus the sign-extended rel32.
 std::uintptr_t rel32_destination(const std::uint8_t* insn) {
@@ -194,7 +189,7 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const install::PatchSite& si
     return Error(ErrorCode::kOutOfRange,
                  "patch: trampoline at " + hex(code) + " cannot reach its address slot at " + hex(slot));
   }
-  if (!x86_64::rel32_between(end_of(site), code)) {
+  if (!x86_64::rel32_between(site.end_address(), code)) {
     return Error(ErrorCode::kOutOfRange,
                  "patch: site at " + hex(site.insn) + " cannot reach its trampoline at " + hex(code));
   }
@@ -219,7 +214,7 @@ Result<Patcher::Trampoline> Patcher::trampoline_for(const install::PatchSite& si
 Result<std::uintptr_t> Patcher::route(const install::PatchSite& site, std::uintptr_t target,
                                       SlotStore* slot_store) {
   *slot_store = SlotStore{};
-  if (x86_64::rel32_between(end_of(site), target)) return target;
+  if (x86_64::rel32_between(site.end_address(), target)) return target;
   JITKIT_TRY(Trampoline t, trampoline_for(site));
   *slot_store = SlotStore{t.slot, static_cast<std::uint64_t>(target)};
   return reinterpret_cast<std::uintptr_t>(t.code);
@@ -245,7 +240,7 @@ Result<RetargetPath> Patcher::retarget(const install::PatchSite& site, const voi
   if (zone_->writable(site.field) == nullptr) {
     return Error(ErrorCode::kInvalidState, "patch: no writable alias for the field at " + hex(site.field));
   }
-  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(end_of(site), dest));
+  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(site.end_address(), dest));
   apply(slot_store);
   RetargetPath path = RetargetPath::kDirect;
   if (slot_store.slot != nullptr && load_u32(site.field) == rel) {
@@ -282,7 +277,7 @@ Result<std::uintptr_t> Patcher::current_target(const install::PatchSite& site) c
   const std::uint8_t op = __atomic_load_n(site.insn, __ATOMIC_ACQUIRE);
   if (site.kind == x64::PatchSiteKind::kStaticKey) {
     if (op == x86_64::kJmpRel32) return rel32_destination(site.insn);
-    return end_of(site);  // disabled: falls through
+    return site.end_address();  // disabled: falls through
   }
   JITKIT_TRY(check_call_or_jump(site, false));
   const std::uintptr_t dest = rel32_destination(site.insn);
@@ -400,7 +395,7 @@ Result<std::optional<InstructionEdit>> static_key_edit(const code::CodeZone& zon
     return Error(ErrorCode::kInvalidState, buf);
   }
   if (enabled) {
-    auto rel = x86_64::rel32_between(end_of(site), reinterpret_cast<std::uintptr_t>(site.key_target));
+    auto rel = x86_64::rel32_between(site.end_address(), reinterpret_cast<std::uintptr_t>(site.key_target));
     if (!rel) {
       return Error(ErrorCode::kOutOfRange, "patch: static key at " + hex(site.insn) +
                                                " cannot reach its target " + hex(site.key_target));
@@ -551,7 +546,7 @@ Status Patcher::commit_locked(PatchBatch& batch, CommitObserver* observer) {
   SlotStore slot_store;
   JITKIT_TRY(std::uintptr_t dest, route(site, target, &slot_store));
   if (slot_store.slot != nullptr) plan.slot_stores.push_back(slot_store);
-  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(end_of(site), dest));
+  const auto rel = static_cast<std::uint32_t>(*x86_64::rel32_between(site.end_address(), dest));
   if (load_u32(site.field) == rel) return ok();  // already there (or the slot store sufficed)
   if (is_aligned(reinterpret_cast<std::uintptr_t>(site.field), 4)) {
     plan.stores.push_back({site.field, 4, rel});

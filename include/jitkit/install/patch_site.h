@@ -33,6 +33,10 @@ struct PatchSite {
   // kStaticKey only: where the jump goes when the key is enabled (the jump a disabled key keeps
   // aside). nullptr for the other kinds.
   std::uint8_t* key_target = nullptr;
+
+  // The address right after the instruction: where a call's rel32 counts from, and the return
+  // address a call leaves.
+  std::uintptr_t end_address() const { return reinterpret_cast<std::uintptr_t>(insn) + insn_size; }
 };
 
 }  // namespace jitkit::install

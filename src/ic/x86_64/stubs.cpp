@@ -148,7 +148,7 @@ Result<std::unique_ptr<Pic>> install_pic(Engine::Impl& impl, std::uint32_t selec
   }
   JITKIT_TRY(auto code, install::install(a, *impl.zone, stub_options(impl.stub_name("pic", selector))));
   auto pic = std::make_unique<Pic>();
-  for (std::size_t i = 0; i < n; ++i) pic->slots.push_back({site_ref(code, cmp[i]), site_ref(code, jmp[i])});
+  for (std::size_t i = 0; i < n; ++i) pic->slots.push_back({code.site(cmp[i]), code.site(jmp[i])});
   JITKIT_TRY(pic->stub, impl.finish_stub(std::move(code), debug::FrameInfo::leaf()));
   return pic;
 }
