@@ -4,6 +4,7 @@
 // one, so two receiver classes stay cached and a third evicts the older), and small-integer
 // fast paths for arithmetic/comparison sends. See docs/som-bytecode.md.
 #include "bytecode_p.h"
+#include "jit/jit_p.h"
 #include "numbers_p.h"
 #include "vm_p.h"
 
@@ -16,25 +17,6 @@ inline Value ctx_at(Frame* f, int depth) {
   Value c = f->outer_ctx;
   for (int i = 1; i < depth; i++) c = obj(c)->slots()[0];
   return c;
-}
-inline Value* fields_of(Object* o) {
-  return o->kind == kClass ? static_cast<Class*>(o)->class_fields.data() : o->slots();
-}
-// Does field i, as numbered by `holder` (the method's defining class), exist in self? Always
-// true for sends found by normal lookup under this VM's own library; perform:inSuperclass: and
-// invokeOn:with: can run a method on an unrelated receiver, which must not crash the VM.
-// A class object's slots are its class-side fields, numbered like the fields of its METAclass,
-// so only a class-side method (holder is a metaclass) may index them. An instance-side method
-// of Class or Object reaching a class object numbers the fields Class/Object declare for their
-// instances, which this VM's class objects do not have (`name`, `superclass`, `class` are
-// primitives, LANGUAGE.md §4). Without the holder check such a read silently aliased a
-// class-side field: an older standard library's `Class = ( | superClass name ... |
-// name = ( ^name ) )` answered a user class's third class-side field as its name.
-inline bool has_field(Value self, uint32_t i, const Class* holder) {
-  if (is_int(self)) return false;
-  Object* o = obj(self);
-  if (o->kind == kInstance) return i < o->length;
-  return o->kind == kClass && holder && holder->is_meta && i < static_cast<Class*>(o)->class_fields.size();
 }
 bool inherits_from(Class* c, Class* k) {
   for (; c; c = c->superclass)
@@ -158,20 +140,10 @@ L_PushGlobal : {
   site = nullptr;
   goto do_send;
 }
-L_PushBlock : {
-  Method* bm = f->method->blocks[u16at(ip + 1)];
-  Class* bc = bm->num_args == 0   ? block1_class_
-              : bm->num_args == 1 ? block2_class_
-              : bm->num_args == 2 ? block3_class_
-                                  : block_class_;
-  Object* b = heap_.alloc(kBlock, bc->tag, 3);
-  b->slots()[0] = val(bm);
-  b->slots()[1] = f->context ? f->context : nil_value_;
-  b->slots()[2] = f->self;
-  *++s = val(b);
+L_PushBlock:
+  *++s = new_block(f->method->blocks[u16at(ip + 1)], f->context, f->self);
   ip += 3;
   SOM_DISPATCH();
-}
 L_StoreLocal:
   f->locals()[ip[1]] = *s;
   ip += 2;
@@ -187,16 +159,7 @@ L_StoreField:
   SOM_DISPATCH();
 bad_field:
   SOM_SAVE();
-  {
-    // Name the field and its declaring class: with a library that declares fields this VM
-    // implements as primitives (Class>>name, Object>>class), that is what the user must fix.
-    const Class* h = f->method->holder;
-    std::string field = std::to_string(ip[1] + 1);
-    if (h && ip[1] < h->fields.size())
-      field += " ('" + h->fields[ip[1]]->text + "' of " + h->name->text + ")";
-    fatal("method " + f->method->signature->text + " accesses field " + field + ", which " +
-          describe(f->self) + " does not have");
-  }
+  fatal_bad_field(f->method, f->self, ip[1]);
 L_StoreCtx:
   obj(ctx_at(f, ip[1]))->slots()[2 + ip[2]] = *s;
   ip += 3;
@@ -362,34 +325,62 @@ L_ReturnNonlocal : {
     // escapedBlock: to the self of the activation that sent value (its caller).
     Value blk = f->args[0];
     Frame* done = f;
-    if (done->context) obj(done->context)->slots()[1] = from_int(0);
-    if (done->is_entry) {
+    if (done->is_entry == kEntryFromHost) {
       SOM_SAVE();
       fatal("escaped block evaluated from outside the interpreter");
     }
-    s = done->args - 1;
-    ret_ip = done->ret_pc;
-    f = done->caller;
-    *++s = f->self;
-    *++s = blk;
-    base = s - 1;
+    if (done->is_entry == kEntryFromJit) {
+      // Compiled code sent value: the block frame stays (it is this interpreter run's entry)
+      // and returns the reply of escapedBlock: to the compiled sender (docs/som-jit.md).
+      static const uint8_t kReturnReply[] = {kReturnLocal};
+      *++s = done->caller->self;
+      *++s = blk;
+      base = s - 1;
+      ret_ip = kReturnReply;
+    } else {
+      if (done->context) obj(done->context)->slots()[1] = from_int(0);
+      s = done->args - 1;
+      ret_ip = done->ret_pc;
+      f = done->caller;
+      *++s = f->self;
+      *++s = blk;
+      base = s - 1;
+    }
     argc = 1;
     sel = sym_escaped_block_;
     lookup_start = nullptr;
     site = nullptr;
     goto do_send;
   }
-  auto* target = reinterpret_cast<Frame*>(marker & ~Value(1));
-  for (Frame* x = f; x != target; x = x->caller) {
-    if (!x || x->is_entry) {
-      SOM_SAVE();
-      fatal("non-local return across a VM entry boundary");
-    }
-    if (x->context) obj(x->context)->slots()[1] = from_int(0);
-  }
-  f = target;
-  goto do_return;
+  unwind_target_ = reinterpret_cast<Frame*>(marker & ~Value(1));
+  unwind_value_ = result;
+  goto unwinding;
 }
+
+unwinding:
+  // A non-local return to unwind_target_, starting with frame f: every frame above the target
+  // is left (its context marked dead). Crossing the entry frame of this interpreter run returns
+  // to the compiled code that started it, which goes on unwinding (docs/som-jit.md).
+  for (;;) {
+    if (f == unwind_target_) {
+      unwind_target_ = nullptr;
+      result = unwind_value_;
+      goto do_return;
+    }
+    if (f->context) obj(f->context)->slots()[1] = from_int(0);
+    if (f->is_entry) {
+      if (f->is_entry == kEntryFromHost) {
+        unwind_target_ = nullptr;
+        SOM_SAVE();
+        fatal("non-local return across a VM entry boundary");
+      }
+      fp_ = f->caller;
+      pc_ = f->ret_pc;
+      sp_ = f->args - 1;
+      return 0;
+    }
+    f = f->caller;
+  }
 
 do_return : {
   Frame* done = f;
@@ -416,7 +407,37 @@ L_JumpBack:
     collect_garbage();
   }
   ip = f->method->code.data() + u16at(ip + 1);
+  if (jit_ && ++f->method->hotness >= jit_threshold_ && !f->method->jit_failed) {
+    // On-stack replacement: the compiled code continues this very frame at the loop head.
+    SOM_SAVE();
+    pc_ = ip;
+    if (uintptr_t entry = jit_->osr_entry(f, static_cast<uint32_t>(ip - f->method->code.data()))) {
+      result = jit_->enter_osr(f, entry);
+      goto compiled_frame_done;
+    }
+  }
   SOM_DISPATCH();
+
+compiled_frame_done : {
+  // Compiled code has run frame f to its end (context marked dead, or unwinding past it).
+  Frame* done = f;
+  s = done->args;
+  *s = result;
+  ip = done->ret_pc;
+  f = done->caller;
+  if (done->is_entry) {
+    if (unwind_target_ && done->is_entry == kEntryFromHost) {
+      f = done;
+      goto unwinding;  // reports the crossing
+    }
+    fp_ = f;
+    pc_ = ip;
+    sp_ = s - 1;
+    return result;
+  }
+  if (unwind_target_) goto unwinding;
+  SOM_DISPATCH();
+}
 L_JumpIfTrue:
   if (*s == true_value_) {
     s--;
@@ -491,48 +512,8 @@ L_ForCheck:
   }
   site = &f->method->sites[u16at(ip + 1)];
 fallback_args:
-  // The send's arguments (site->fallback_arg): the literal blocks, materialised now as real
-  // closures over this activation's context and self (the compiler made every variable they use
-  // a context variable, so they share it with the inlined code), or the loop's already
-  // evaluated limit/step. heap.alloc does not collect (it only raises need_gc), so the operand
-  // stack needs no SOM_SAVE() here.
-  if (f->method->lazy_context && !f->context) {
-    bool any_block = false;
-    for (uint32_t i = 0; i < site->argc; i++) any_block |= site->fallback_arg[i] >= 0;
-    if (any_block) {
-      // Create the context the closures capture (same layout as at frame entry) and move the
-      // variables they share with this activation into it; from now on the *_LAZY
-      // instructions use the context, so both sides see every later store.
-      Method* fm = f->method;
-      Object* c = heap_.alloc(kContext, 0, static_cast<uint32_t>(2 + fm->num_ctx_vars));
-      Value* cs = c->slots();
-      cs[0] = f->outer_ctx ? f->outer_ctx : nil_value_;
-      cs[1] = val(f) | 1;
-      for (int i = 0; i < fm->num_ctx_vars; i++) cs[2 + i] = nil_value_;
-      for (auto& [frame_slot, ctx_slot] : fm->lazy_vars)
-        cs[2 + ctx_slot] = frame_slot >= 0 ? f->locals()[frame_slot] : f->args[-frame_slot];
-      f->context = val(c);
-    }
-  }
-  for (uint32_t i = 0; i < site->argc; i++) {
-    int32_t a = site->fallback_arg[i];
-    if (a >= 0) {
-      Method* bm = f->method->blocks[static_cast<uint32_t>(a)];
-      Class* bc = bm->num_args == 0   ? block1_class_
-                  : bm->num_args == 1 ? block2_class_
-                  : bm->num_args == 2 ? block3_class_
-                                      : block_class_;
-      Object* b = heap_.alloc(kBlock, bc->tag, 3);
-      b->slots()[0] = val(bm);
-      b->slots()[1] = f->context ? f->context : nil_value_;
-      b->slots()[2] = f->self;
-      *++s = val(b);
-    } else if (a <= kFallbackLocal0) {
-      *++s = f->locals()[kFallbackLocal0 - a];
-    } else {
-      *++s = nil_value_;
-    }
-  }
+  // heap.alloc does not collect (it only raises need_gc), so no SOM_SAVE() is needed here.
+  s = push_fallback_args(f, site, s);
   ret_ip = f->method->code.data() + site->cont_pc;
   goto send_site;
 L_ForTest:
@@ -645,6 +626,17 @@ do_invoke:
       }
     }
   push_frame:
+    if (jit_ && (m->jit_entry || (++m->hotness >= jit_threshold_ && !m->jit_failed && jit_->compile(m)))) {
+      fp_ = f;
+      pc_ = ret_ip;
+      sp_ = s;
+      result = jit_->enter(m, base, f);
+      s = base;
+      *s = result;
+      ip = ret_ip;
+      if (unwind_target_) goto unwinding;
+      SOM_DISPATCH();
+    }
     if (heap_.need_gc_) {
       SOM_SAVE();
       collect_garbage();
@@ -673,15 +665,7 @@ do_invoke:
     s = l + m->num_locals - 1;
     f = nf;
     ip = m->code.data();
-    if (m->has_context) {
-      Object* c = heap_.alloc(kContext, 0, static_cast<uint32_t>(2 + m->num_ctx_vars));
-      Value* cs = c->slots();
-      cs[0] = nf->outer_ctx ? nf->outer_ctx : nil_value_;
-      cs[1] = val(nf) | 1;
-      for (int i = 0; i < m->num_ctx_vars; i++) cs[2 + i] = nil_value_;
-      for (auto& [arg_idx, slot] : m->ctx_args) cs[2 + slot] = base[arg_idx];
-      nf->context = val(c);
-    }
+    if (m->has_context) enter_context(nf);
     SOM_DISPATCH();
   }
   if (m->mkind == MethodKind::kPrimitive) {
@@ -831,6 +815,36 @@ do_invoke:
   pc_ = ret_ip;
   fatal("primitive " + (m->holder ? m->holder->name->text : std::string("?")) + ">>" + m->signature->text +
         " is declared but not implemented by this VM");
+}
+
+Value* VM::push_fallback_args(Frame* f, SendSite* site, Value* s) {
+  // The literal blocks are materialised now as real closures over this activation's context
+  // and self (the compiler made every variable they use a context variable, so they share it
+  // with the inlined code); limits and steps are the loop's already evaluated locals.
+  Method* m = f->method;
+  if (m->lazy_context && !f->context) {
+    bool any_block = false;
+    for (uint32_t i = 0; i < site->argc; i++) any_block |= site->fallback_arg[i] >= 0;
+    if (any_block) {
+      // Create the context the closures capture (same layout as at frame entry) and move the
+      // variables they share with this activation into it; from now on the *_LAZY
+      // instructions use the context, so both sides see every later store.
+      Value c = new_context(f);
+      for (auto& [frame_slot, ctx_slot] : m->lazy_vars)
+        obj(c)->slots()[2 + ctx_slot] = frame_slot >= 0 ? f->locals()[frame_slot] : f->args[-frame_slot];
+      f->context = c;
+    }
+  }
+  for (uint32_t i = 0; i < site->argc; i++) {
+    int32_t a = site->fallback_arg[i];
+    if (a >= 0)
+      *++s = new_block(m->blocks[static_cast<uint32_t>(a)], f->context, f->self);
+    else if (a <= kFallbackLocal0)
+      *++s = f->locals()[kFallbackLocal0 - a];
+    else
+      *++s = nil_value_;
+  }
+  return s;
 }
 
 }  // namespace som

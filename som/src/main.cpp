@@ -1,12 +1,16 @@
-// The `som` command: som [-cp path] [-d] [-g] MainClass|File.som [args...]
+// The `som` command: som [-cp path] [-d] [-g] [--jit=...] MainClass|File.som [args...]
+#include "jit/jit_p.h"
 #include "vm_p.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 namespace {
+constexpr unsigned kDefaultJitThreshold = 100;
+
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: som [options] -cp <dir1:dir2...> MainClass|path/File.som [args...]\n"
@@ -16,7 +20,12 @@ void usage(FILE* out) {
                "  -g           print garbage-collection statistics to stderr\n"
                "  -H<n>MB      accepted for compatibility (the heap grows on demand)\n"
                "  --no-opt     no inlining, fast paths or inline caches (for comparisons)\n"
-               "  -h, --help   this help\n");
+               "  --jit=MODE   off: interpret only; on (default): compile hot methods and loops;\n"
+               "               always: compile every method before it first runs\n"
+               "  --jit-threshold=N  invocations + loop iterations before a method is compiled (default %u)\n"
+               "  --jit-stats  print what the JIT compiled and the inline-cache states to stderr at exit\n"
+               "  -h, --help   this help\n",
+               kDefaultJitThreshold);
 }
 }  // namespace
 
@@ -24,7 +33,9 @@ int main(int argc, char** argv) {
   static char out_buf[1 << 16];
   std::setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
   std::string class_path;
-  bool debug = false, gc_stats = false, no_opt = false;
+  bool debug = false, gc_stats = false, no_opt = false, jit_stats = false;
+  som::JitMode jit_mode = som::JitMode::kOn;
+  unsigned long jit_threshold = kDefaultJitThreshold;
   int i = 1;
   for (; i < argc; i++) {
     std::string a = argv[i];
@@ -44,6 +55,18 @@ int main(int argc, char** argv) {
       gc_stats = true;
     } else if (a == "--no-opt") {
       no_opt = true;
+    } else if (a == "--jit=off" || a == "--jit=on" || a == "--jit=always") {
+      jit_mode = a == "--jit=off" ? som::JitMode::kOff : a == "--jit=on" ? som::JitMode::kOn : som::JitMode::kAlways;
+    } else if (a.rfind("--jit-threshold=", 0) == 0) {
+      char* end = nullptr;
+      const std::string n = a.substr(16);
+      jit_threshold = std::strtoul(n.c_str(), &end, 10);
+      if (n.empty() || *end != 0 || jit_threshold > 1000000000) {
+        std::fprintf(stderr, "som: --jit-threshold needs a number from 0 to 1000000000, got '%s'\n", n.c_str());
+        return 1;
+      }
+    } else if (a == "--jit-stats") {
+      jit_stats = true;
     } else if (a.rfind("-H", 0) == 0) {
       // heap size: accepted and ignored
     } else if (!a.empty() && a[0] == '-') {
@@ -76,10 +99,16 @@ int main(int argc, char** argv) {
   // The program's directory joins the class path (after -cp, like SOM++); "." if none.
   vm.add_class_path_entry(dir.empty() ? "." : dir);
   if (!vm.bootstrap()) return 1;
+  // --no-opt is the interpreter's reference configuration: it runs without the JIT.
+  if (jit_mode != som::JitMode::kOff && !no_opt) {
+    vm.jit_ = std::make_unique<som::Jit>(vm);
+    vm.jit_threshold_ = jit_mode == som::JitMode::kAlways ? 0 : static_cast<uint32_t>(jit_threshold);
+  }
   std::vector<std::string> args;
   args.push_back(name);
   for (; i < argc; i++) args.push_back(argv[i]);
   int status = vm.run_main(args);
+  if (jit_stats && vm.jit_) vm.jit_->print_stats(stderr);
   if (gc_stats)
     std::fprintf(stderr, "[GC] %llu collections, %.2f ms, %llu bytes allocated\n",
                  static_cast<unsigned long long>(vm.heap_.collections_), vm.heap_.gc_millis_,

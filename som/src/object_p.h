@@ -166,6 +166,12 @@ struct Method : Object {
   bool lazy_context = false;
   std::vector<std::pair<int, int>> lazy_vars;
   std::vector<std::pair<uint32_t, int>> lines;  // (pc, line) in increasing pc order
+  // Baseline JIT (som/src/jit, docs/som-jit.md): the compiled body (0 while the method runs in
+  // the interpreter), the tiering counter (invocations plus back-edges in the interpreter) and
+  // whether compiling it failed (it then stays interpreted).
+  uintptr_t jit_entry = 0;
+  uint32_t hotness = 0;
+  bool jit_failed = false;
   std::string file_name;
   int line_at(uint32_t pc) const {
     int l = lines.empty() ? 0 : lines[0].second;
@@ -209,9 +215,38 @@ struct Frame {
   Value self;         // the home method's receiver (blocks: the closure's self)
   Value context;      // own Context object or 0 (no context)
   Value outer_ctx;    // blocks: the closure's outer context; methods: 0
-  uint64_t is_entry;  // 1: returning from this frame leaves the interpreter loop
+  uint64_t is_entry;  // kEntryFromHost / kEntryFromJit: returning leaves the interpreter loop
   Value* locals() { return reinterpret_cast<Value*>(this + 1); }
 };
 constexpr size_t kFrameWords = sizeof(Frame) / sizeof(Value);
 
+// Frame::is_entry: 0 for an ordinary activation; otherwise the first frame of an interpreter
+// run started from native code. From C++ (VM::send: main, the benchmark runner, primitives) a
+// non-local return may not cross it; from compiled code (docs/som-jit.md) it may: the
+// interpreter returns to the compiled caller with VM::unwind_target_ set and the compiled frames
+// unwind themselves by returning.
+constexpr uint64_t kEntryFromHost = 1;
+constexpr uint64_t kEntryFromJit = 2;
+
+// The fields of `o` as PUSH_FIELD/STORE_FIELD number them: a class object's are its class-side
+// fields.
+inline Value* fields_of(Object* o) {
+  return o->kind == kClass ? static_cast<Class*>(o)->class_fields.data() : o->slots();
+}
+// Does field i, as numbered by `holder` (the method's defining class), exist in self? Always
+// true for sends found by normal lookup under this VM's own library; perform:inSuperclass: and
+// invokeOn:with: can run a method on an unrelated receiver, which must not crash the VM.
+// A class object's slots are its class-side fields, numbered like the fields of its METAclass,
+// so only a class-side method (holder is a metaclass) may index them. An instance-side method
+// of Class or Object reaching a class object numbers the fields Class/Object declare for their
+// instances, which this VM's class objects do not have (`name`, `superclass`, `class` are
+// primitives, LANGUAGE.md §4). Without the holder check such a read silently aliased a
+// class-side field: an older standard library's `Class = ( | superClass name ... |
+// name = ( ^name ) )` answered a user class's third class-side field as its name.
+inline bool has_field(Value self, uint32_t i, const Class* holder) {
+  if (is_int(self)) return false;
+  Object* o = obj(self);
+  if (o->kind == kInstance) return i < o->length;
+  return o->kind == kClass && holder && holder->is_meta && i < static_cast<Class*>(o)->class_fields.size();
+}
 }  // namespace som

@@ -3,6 +3,7 @@
 
 #include "bytecode_p.h"
 #include "compiler_p.h"
+#include "jit/jit_p.h"
 #include "parser_p.h"
 
 #include <sys/mman.h>
@@ -52,7 +53,9 @@ VM::~VM() {
   for (Class* c : class_table_) methods.insert(c->methods.begin(), c->methods.end());
   for (Method* m : methods) free_method_tree(m);
   for (Class* c : class_table_) delete c;
+  jit_.reset();  // its code refers to methods; it goes first
   for (auto& [key, m] : entry_methods_) delete m;
+  for (auto& [target, m] : direct_entry_methods_) delete m;
   std::vector<Symbol*> syms;
   for (auto& [text, sym] : symbols_) syms.push_back(sym);
   symbols_.clear();
@@ -293,6 +296,7 @@ void VM::method_changed(Class* holder, Symbol* selector) {
     for (Method* m : c->methods) forget_cached_targets(m, selector);
   for (Method* m : replaced_methods_) forget_cached_targets(m, selector);
   for (auto& [key, m] : entry_methods_) forget_cached_targets(m, selector);
+  for (auto& [target, m] : direct_entry_methods_) forget_cached_targets(m, selector);
   for (auto& [fn, context] : method_change_listeners_) fn(context, holder, selector);
 }
 
@@ -529,6 +533,12 @@ Method* VM::entry_method(Symbol* sel, int argc) {
   auto key = std::make_pair(sel, argc);
   auto it = entry_methods_.find(key);
   if (it != entry_methods_.end()) return it->second;
+  Method* m = new_entry_method(sel, argc);
+  entry_methods_[key] = m;
+  return m;
+}
+
+Method* VM::new_entry_method(Symbol* sel, int argc) {
   // A two-instruction trampoline: SEND site0; RETURN_LOCAL. Its frame is the entry frame.
   auto* m = new Method();
   std::memset(static_cast<Object*>(m), 0, sizeof(Object));
@@ -545,13 +555,17 @@ Method* VM::entry_method(Symbol* sel, int argc) {
   s.cached_tag2 = UINT32_MAX;
   m->sites.push_back(s);
   m->max_stack = argc + 4;
-  entry_methods_[key] = m;
   return m;
 }
 
-Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args) {
-  Method* m = entry_method(sel, static_cast<int>(args.size()));
+Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args, uint64_t entry_kind) {
+  return run_entry(entry_method(sel, static_cast<int>(args.size())), rcv, args.begin(),
+                   static_cast<uint32_t>(args.size()), entry_kind);
+}
+
+Value VM::run_entry(Method* m, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind) {
   Value* base = sp_ + 1;
+  if (base + kFrameWords + argc + 64 >= stack_limit_) fatal("stack overflow: recursion too deep");
   base[0] = rcv;  // the entry frame's "receiver"
   auto* f = reinterpret_cast<Frame*>(base + 1);
   f->caller = fp_;
@@ -561,14 +575,62 @@ Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args) {
   f->self = rcv;
   f->context = 0;
   f->outer_ctx = 0;
-  f->is_entry = 1;
+  f->is_entry = entry_kind;
   Value* s = f->locals() - 1;
   *++s = rcv;
-  for (Value a : args) *++s = a;
+  for (uint32_t i = 0; i < argc; i++) *++s = args[i];
   sp_ = s;
   fp_ = f;
   pc_ = m->code.data();
   return interpret();
+}
+
+Value VM::run_from_jit(Method* m, Value* base, uint32_t argc) {
+  if (m->mkind == MethodKind::kBytecode) {
+    // The frame goes right above the arguments, as the interpreter's push_frame would put it.
+    if (heap_.need_gc_) collect_garbage();  // sp_ == base + argc: the arguments are roots
+    if (base + argc + kFrameWords + m->num_locals + m->max_stack + 16 >= stack_limit_)
+      fatal("stack overflow: recursion too deep");
+    auto* f = reinterpret_cast<Frame*>(base + argc + 1);
+    f->caller = fp_;
+    f->ret_pc = pc_;
+    f->method = m;
+    f->args = base;
+    if (m->is_block) {
+      f->self = obj(base[0])->slots()[2];
+      f->outer_ctx = obj(base[0])->slots()[1];
+    } else {
+      f->self = base[0];
+      f->outer_ctx = 0;
+    }
+    f->context = 0;
+    f->is_entry = kEntryFromJit;
+    Value* l = f->locals();
+    for (int i = 0; i < m->num_locals; i++) l[i] = nil_value_;
+    sp_ = l + m->num_locals - 1;
+    fp_ = f;
+    if (m->has_context) enter_context(f);
+    pc_ = m->code.data();
+    return interpret();
+  }
+  // A primitive the interpreter performs itself: a one-send trampoline whose inline cache
+  // already holds `m` for this receiver's class, so no lookup can pick another method.
+  Method*& entry = direct_entry_methods_[m];
+  if (!entry) entry = new_entry_method(m->signature, static_cast<int>(argc));
+  SendSite& site = entry->sites[0];
+  site.cached_tag = tag_of(base[0]);
+  site.cached_target = m;
+  site.cached_tag2 = UINT32_MAX;
+  return run_entry(entry, base[0], base + 1, argc, kEntryFromJit);
+}
+
+Value VM::not_understood_from_jit(Symbol* sel, Value* base, uint32_t argc) {
+  if (!lookup(class_of(base[0]), sym_dnu_))
+    fatal(describe(base[0]) + " does not understand #" + sel->text +
+          " (and no doesNotUnderstand:arguments: method)");
+  Value arr = new_array(argc);
+  for (uint32_t i = 0; i < argc; i++) obj(arr)->slots()[i] = base[1 + i];
+  return send(base[0], sym_dnu_, {val(sel), arr}, kEntryFromJit);
 }
 
 int VM::run_main(const std::vector<std::string>& args) {
@@ -620,6 +682,16 @@ void VM::fatal(const std::string& message) {
   print_stack_trace(stderr);
   std::fflush(stderr);
   std::_Exit(1);
+}
+
+void VM::fatal_bad_field(Method* m, Value self, uint32_t index) {
+  // Name the field and its declaring class: with a library that declares fields this VM
+  // implements as primitives (Class>>name, Object>>class), that is what the user must fix.
+  const Class* h = m->holder;
+  std::string field = std::to_string(index + 1);
+  if (h && index < h->fields.size()) field += " ('" + h->fields[index]->text + "' of " + h->name->text + ")";
+  fatal("method " + m->signature->text + " accesses field " + field + ", which " + describe(self) +
+        " does not have");
 }
 
 void VM::exit_vm(int status) {

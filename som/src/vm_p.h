@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 namespace som {
 
 struct ClassDef;
+class Jit;
 
 struct PrimEntry {
   PrimFn fn = nullptr;
@@ -41,7 +43,18 @@ class VM {
   int run_main(const std::vector<std::string>& args);
 
   // Sends `sel` to `rcv` and runs the interpreter until it answers (a re-entrant entry point).
-  Value send(Value rcv, Symbol* sel, std::initializer_list<Value> args = {});
+  // `entry_kind` says who is calling (object_p.h, kEntryFromHost / kEntryFromJit).
+  Value send(Value rcv, Symbol* sel, std::initializer_list<Value> args = {},
+             uint64_t entry_kind = kEntryFromHost);
+  // Runs `m` exactly (no lookup) on the receiver and arguments at base[0..argc], the top of the
+  // frame stack (sp_ == base + argc), for compiled code (entry kind kEntryFromJit). Bytecode
+  // methods and blocks get their frame right there, as if the interpreter had sent them;
+  // primitives the interpreter performs itself (perform:, invokeOn:with:, ...) run through a
+  // one-send trampoline whose inline cache is filled with `m`.
+  Value run_from_jit(Method* m, Value* base, uint32_t argc);
+  // Sends doesNotUnderstand:arguments: for a failed lookup of `sel` (receiver and arguments at
+  // base[0..argc]), as the interpreter does; fatal if the class has no such method either.
+  Value not_understood_from_jit(Symbol* sel, Value* base, uint32_t argc);
 
   // --- objects ------------------------------------------------------------------------
   Symbol* intern(std::string_view s);
@@ -55,6 +68,40 @@ class VM {
   Value perm_double(double d);
   Value perm_array(uint32_t n);  // registered as a GC root (literal arrays may be mutated)
   Value int_value(int64_t i);    // small or big
+  // A closure over block method `bm` capturing `context` (0: none) and `self`.
+  Value new_block(Method* bm, Value context, Value self) {
+    Class* bc = bm->num_args == 0   ? block1_class_
+                : bm->num_args == 1 ? block2_class_
+                : bm->num_args == 2 ? block3_class_
+                                    : block_class_;
+    Object* b = heap_.alloc(kBlock, bc->tag, 3);
+    b->slots()[0] = val(bm);
+    b->slots()[1] = context ? context : nil_value_;
+    b->slots()[2] = self;
+    return val(b);
+  }
+  // The Context of activation `f` (layout: docs/som-vm.md, "Contexts"), made at frame entry
+  // for methods with has_context and on the first fallback for lazy_context ones.
+  Value new_context(Frame* f) {
+    Method* m = f->method;
+    Object* c = heap_.alloc(kContext, 0, static_cast<uint32_t>(2 + m->num_ctx_vars));
+    Value* cs = c->slots();
+    cs[0] = f->outer_ctx ? f->outer_ctx : nil_value_;
+    cs[1] = val(f) | 1;
+    for (int i = 0; i < m->num_ctx_vars; i++) cs[2 + i] = nil_value_;
+    return val(c);
+  }
+  // Entry context of a has_context activation: captured arguments copied in.
+  void enter_context(Frame* f) {
+    Value c = new_context(f);
+    for (auto& [arg_idx, slot] : f->method->ctx_args) obj(c)->slots()[2 + slot] = f->args[arg_idx];
+    f->context = c;
+  }
+  // Pushes the arguments of the fallback send of an inlined control structure (`site`) above
+  // `s`, the top of `f`'s operand stack (docs/som-bytecode.md, "Fallback sends get real
+  // blocks"), making the lazy context first if a block needs it. Answers the new top.
+  Value* push_fallback_args(Frame* f, SendSite* site, Value* s);
+
   Value big_from_decimal(const std::string& digits, bool permanent);
 
   uint32_t tag_of(Value v) const { return is_int(v) ? integer_tag_ : obj(v)->cls; }
@@ -95,12 +142,26 @@ class VM {
 
   // --- errors -------------------------------------------------------------------------
   [[noreturn]] void fatal(const std::string& message);
+  // PUSH_FIELD/STORE_FIELD of field `index` of `m`'s holder on a `self` without it.
+  [[noreturn]] void fatal_bad_field(Method* m, Value self, uint32_t index);
   void print_stack_trace(FILE* out);
   [[noreturn]] void exit_vm(int status);
 
   // --- GC -----------------------------------------------------------------------------
   void collect_garbage();
   std::vector<Value> extra_roots_;  // values C++ code keeps across interpreter calls
+
+  // --- baseline JIT (som/src/jit, docs/som-jit.md) ----------------------------------------
+  // nullptr: --jit=off. Methods are compiled after jit_threshold_ interpreter invocations
+  // plus back-edges (0: before they first run).
+  std::unique_ptr<Jit> jit_;
+  uint32_t jit_threshold_ = 0;
+  // A non-local return in progress across compiled frames: the home frame it returns from, and
+  // the value. Every compiled frame and interpreter run it passes unwinds itself (object_p.h).
+  Frame* unwind_target_ = nullptr;
+  Value unwind_value_ = 0;
+  // Compiled code runs on the native stack; it reports `stack overflow` below this address.
+  uintptr_t native_stack_limit_ = 0;
 
   // --- interpreter state ----------------------------------------------------------------
   Value interpret();  // runs from fp/pc until the current entry frame returns
@@ -141,6 +202,9 @@ class VM {
   Class* new_class_shell(const char* name);
   bool define_class(Class* cls, ClassDef& def, const std::string& file);
   Method* entry_method(Symbol* sel, int argc);
+  Method* new_entry_method(Symbol* sel, int argc);
+  Value run_entry(Method* entry, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind);
+  std::unordered_map<Method*, Method*> direct_entry_methods_;  // run_from_jit trampolines
 
   std::vector<std::string> class_path_;
   std::vector<Symbol*> loading_;  // classes being loaded (superclass cycle detection)

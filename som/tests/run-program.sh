@@ -5,13 +5,14 @@
 #   som -cp som/core-lib:som/tests/programs som/tests/programs/<Name>.som
 # from <source-root>. Checks: stdout equals <Name>.expected exactly; the exit status equals
 # <Name>.exitcode (default 0); stderr contains <Name>.stderr (if that file exists).
+# SOM_FLAGS (optional): extra som options, e.g. --jit=always.
 set -uo pipefail
 som=${1:?som binary}; root=${2:?source root}; name=${3:?program name}
 dir=som/tests/programs
 cd "$root" || exit 2
 out=$(mktemp); err=$(mktemp)
 trap 'rm -f "$out" "$err"' EXIT
-timeout "${SOM_PROGRAM_TIMEOUT:-60}" "$som" -cp som/core-lib:$dir "$dir/$name.som" >"$out" 2>"$err"
+timeout "${SOM_PROGRAM_TIMEOUT:-60}" "$som" ${SOM_FLAGS:-} -cp som/core-lib:$dir "$dir/$name.som" >"$out" 2>"$err"
 status=$?
 want_status=0
 [[ -f "$dir/$name.exitcode" ]] && want_status=$(tr -d ' \n' <"$dir/$name.exitcode")

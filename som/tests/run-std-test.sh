@@ -42,7 +42,7 @@ timeout_s=${SOM_STD_TIMEOUT:-120}
 
 if [[ "$kind" == testsuite ]]; then
   cd "$std" || exit 2
-  out=$(timeout "$timeout_s" "$som" -cp "$corelib:TestSuite" TestSuite/TestHarness.som 2>&1)
+  out=$(timeout "$timeout_s" "$som" ${SOM_FLAGS:-} -cp "$corelib:TestSuite" TestSuite/TestHarness.som 2>&1)
   status=$?
   printf '%s\n' "$out" | tail -25
   if [[ $status -ne 0 ]]; then echo "FAIL: TestHarness exit status $status"; exit 1; fi
@@ -81,7 +81,7 @@ else
   classpath=$corelib
 fi
 cd "$scratch" || exit 2
-timeout "$timeout_s" "$som" -cp "$classpath" "core-lib/IntegrationTests/Tests/$name.som" \
+timeout "$timeout_s" "$som" ${SOM_FLAGS:-} -cp "$classpath" "core-lib/IntegrationTests/Tests/$name.som" \
   >"$scratch/stdout" 2>"$scratch/stderr"
 status=$?
 

@@ -1,0 +1,452 @@
+// The JIT's setup and bookkeeping: the code zone, the inline-cache engine and its VM interface,
+// the shared stubs, per-method entry stubs, tiering, invalidation and statistics
+// (docs/som-jit.md). The translation itself is method_compiler.cpp.
+#include <pthread.h>
+
+#include <cstdio>
+
+#include "jit/jit_impl_p.h"
+#include "jitkit/debug/installed_code.h"
+
+namespace som {
+
+using namespace jitkit;
+using namespace jitkit::x64;
+
+static_assert(offsetof(Frame, caller) == kFrameCaller && offsetof(Frame, ret_pc) == kFrameRetPc &&
+              offsetof(Frame, method) == kFrameMethod && offsetof(Frame, args) == kFrameArgs &&
+              offsetof(Frame, self) == kFrameSelf && offsetof(Frame, context) == kFrameContext &&
+              offsetof(Frame, outer_ctx) == kFrameOuterCtx && offsetof(Frame, is_entry) == kFrameIsEntry &&
+              sizeof(Frame) == kFrameLocals);
+static_assert(offsetof(Object, length) == kObjLength && offsetof(Object, kind) == kObjKind &&
+              offsetof(Object, flags) == kObjFlags && sizeof(Object) == kObjSlots);
+
+namespace {
+
+template <typename T>
+int32_t offset_in(const void* base, const T* field) {
+  return static_cast<int32_t>(reinterpret_cast<const char*>(field) - static_cast<const char*>(base));
+}
+
+[[noreturn]] void fail(VM& vm, const std::string& what, const Error& e) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "som: the JIT cannot start: %s: %s (run with --jit=off)\n", what.c_str(), e.message().c_str());
+  vm.exit_vm(1);
+}
+
+std::string method_name(Method* m) {
+  std::string name = (m->holder && m->holder->name ? m->holder->name->text : std::string("?")) + ">>" +
+                     (m->signature ? m->signature->text : std::string("?"));
+  return m->is_block ? name + " [block]" : name;
+}
+
+// The lowest address compiled code may push to on this thread's native stack.
+uintptr_t native_stack_limit() {
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+  pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  // Leave room for the runtime functions, the interpreter and the error path below the limit.
+  return reinterpret_cast<uintptr_t>(addr) + (size_t{256} << 10);
+}
+
+}  // namespace
+
+Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
+  Impl& impl = *impl_;
+  VmOffsets& o = impl.vm_offsets;
+  o.fp = offset_in(&vm, &vm.fp_);
+  o.pc = offset_in(&vm, &vm.pc_);
+  o.sp = offset_in(&vm, &vm.sp_);
+  o.need_gc = offset_in(&vm, &vm.heap_.need_gc_);
+  o.stack_limit = offset_in(&vm, &vm.stack_limit_);
+  o.native_stack_limit = offset_in(&vm, &vm.native_stack_limit_);
+  o.unwind_target = offset_in(&vm, &vm.unwind_target_);
+  o.unwind_value = offset_in(&vm, &vm.unwind_value_);
+  o.nil_binding = offset_in(&vm, &vm.nil_binding_);
+  o.true_binding = offset_in(&vm, &vm.true_binding_);
+  o.false_binding = offset_in(&vm, &vm.false_binding_);
+  o.nil_value = offset_in(&vm, &vm.nil_value_);
+  o.true_value = offset_in(&vm, &vm.true_value_);
+  o.false_value = offset_in(&vm, &vm.false_value_);
+  Method probe_method;
+  impl.method_jit_entry = offset_in(&probe_method, &probe_method.jit_entry);
+  impl.method_num_args = offset_in(&probe_method, &probe_method.num_args);
+  Symbol* probe_symbol = vm.sym_dnu_;
+  impl.symbol_global = offset_in(probe_symbol, &probe_symbol->global);
+  impl.symbol_has_global = offset_in(probe_symbol, &probe_symbol->has_global);
+  impl.restart_selector = vm.intern("restart");
+  vm.native_stack_limit_ = native_stack_limit();
+
+  auto zone = code::CodeZone::create();
+  if (!zone) fail(vm, "code zone", zone.error());
+  impl.zone = std::move(*zone);
+  auto patcher = patch::Patcher::create(*impl.zone);
+  if (!patcher) fail(vm, "patcher", patcher.error());
+  impl.patcher = std::move(*patcher);
+
+  // How the inline caches see SOM: the class tag of a small integer is the Integer class's; any
+  // other value points at a header whose first word is its class tag (object_p.h).
+  ic::VmInterface vmi;
+  const uint32_t integer_tag = vm.integer_tag_;
+  vmi.load_tag = [integer_tag](Assembler& a, Gp64 receiver, Gp32 tag) {
+    Label done = a.new_label();
+    a.mov(tag, static_cast<int64_t>(integer_tag));
+    a.test(receiver, 1);
+    a.jnz(done);
+    a.mov(tag, dword_ptr(receiver, 0));
+    a.bind(done);
+  };
+  vmi.lookup = [this](uint32_t tag, uint32_t selector) -> std::optional<ic::Method> {
+    Method* m = vm_.lookup(vm_.class_table_[tag], impl_->selectors[selector]);
+    if (!m) return std::nullopt;
+    EntryStub* stub = impl_->entry_stub(m);
+    if (!stub) vm_.fatal("the JIT's code zone is full (entry stub of " + method_name(m) + ")");
+    return stub->entries;
+  };
+  vmi.not_understood = [this](const ic::NotUnderstood& nu) -> uint64_t {
+    Symbol* selector = impl_->selectors[nu.selector];
+    auto* base = reinterpret_cast<Value*>(nu.args[0]);
+    const auto argc = static_cast<uint32_t>(selector->num_args);
+    vm_.sp_ = base + argc;
+    return vm_.not_understood_from_jit(selector, base, argc);
+  };
+  vmi.selector_name = [this](uint32_t selector) { return impl_->selectors[selector]->text; };
+  ic::EngineOptions options;
+  options.convention.receiver = rdi;
+  options.convention.args = {rsi};  // the address of the receiver slot: arguments follow it
+  options.name = "som";
+  auto engine = ic::Engine::create(*impl.zone, std::move(vmi), options);
+  if (!engine) fail(vm, "inline-cache engine", engine.error());
+  impl.engine = std::move(*engine);
+
+  // Shared stubs: entering compiled code from C++ (plain and on-stack replacement), and the
+  // thunks through which entry stubs reach the interpreter.
+  Assembler a;
+  Label enter = a.new_label(), enter_osr = a.new_label(), osr_frame = a.new_label();
+  Label interpret = a.new_label(), special = a.new_label();
+  // enter(vm, entry, receiver, base, caller, method): the System V callee-saved registers the
+  // JIT uses are saved; rsp is 16-byte aligned at the call.
+  a.bind(enter);
+  a.push(rbp);
+  a.mov(rbp, rsp);
+  a.push(kVmReg);
+  a.push(kFrameReg);
+  a.mov(kVmReg, rdi);
+  a.mov(kFrameReg, r8);
+  a.mov(rax, rsi);
+  a.mov(rdi, rdx);
+  a.mov(rsi, rcx);
+  a.mov(rdx, r9);
+  a.call(rax);
+  a.pop(kFrameReg);
+  a.pop(kVmReg);
+  a.pop(rbp);
+  a.ret();
+  // enter_osr(vm, frame, address): builds the native frame a compiled prologue would have
+  // built for `frame` (saved rbp, the caller's frame register) and jumps into the body.
+  a.bind(enter_osr);
+  a.push(rbp);
+  a.mov(rbp, rsp);
+  a.push(kVmReg);
+  a.push(kFrameReg);
+  a.mov(kVmReg, rdi);
+  a.call(osr_frame);
+  a.pop(kFrameReg);
+  a.pop(kVmReg);
+  a.pop(rbp);
+  a.ret();
+  a.bind(osr_frame);
+  a.push(rbp);
+  a.mov(rbp, rsp);
+  a.push(qword_ptr(rsi, kFrameCaller));
+  a.sub(rsp, 8);
+  a.mov(kFrameReg, rsi);
+  a.jmp(rdx);
+  // Entry-stub thunks: rsi = base, rdx = Method*.
+  for (auto [label, fn] : {std::pair{interpret, reinterpret_cast<const void*>(&jit_runtime::run_interpreted)},
+                           std::pair{special, reinterpret_cast<const void*>(&jit_runtime::run_special)}}) {
+    a.bind(label);
+    a.sub(rsp, 8);
+    a.mov(rdi, kVmReg);
+    a.call(abs(fn));
+    a.add(rsp, 8);
+    a.ret();
+  }
+  auto stubs = install::install(a, *impl.zone, {.name = "som_jit_stubs"});
+  if (!stubs) fail(vm, "stubs", stubs.error());
+  impl.stubs = std::move(*stubs);
+  impl.enter = reinterpret_cast<decltype(impl.enter)>(impl.stubs.label_address(enter));
+  impl.enter_osr = reinterpret_cast<decltype(impl.enter_osr)>(impl.stubs.label_address(enter_osr));
+  impl.interpret_thunk = impl.stubs.label_address(interpret);
+  impl.special_thunk = impl.stubs.label_address(special);
+  if (auto reg = debug::register_installed(impl.stubs, debug::FrameInfo::none())) impl.registrations.push_back(std::move(*reg));
+
+  vm.on_method_changed([](void* jit, Class*, Symbol* selector) { static_cast<Jit*>(jit)->method_changed(selector); },
+                       this);
+}
+
+Jit::~Jit() = default;
+
+EntryStub* Jit::Impl::entry_stub(Method* m) {
+  auto it = entry_stubs.find(m);
+  if (it != entry_stubs.end()) return it->second.get();
+  Assembler a;
+  auto entries = engine->emit_method_entry(a);
+  if (!entries) return nullptr;
+  auto stub = std::make_unique<EntryStub>();
+  std::optional<PatchSiteId> body_jump;
+  const int32_t n = m->num_args;
+  auto jump_to_method = [&](uintptr_t thunk) {
+    a.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m)));
+    a.jmp(abs(reinterpret_cast<const void*>(thunk)));
+  };
+  // Receiver checks of the frame-less paths; `slow` takes the general path.
+  auto require_kind = [&](Label slow, uint8_t kind) {
+    a.test(rdi, 1);
+    a.jnz(slow);
+    a.cmp(byte_ptr(rdi, kObjKind), kind);
+    a.jne(slow);
+  };
+  auto call_primitive = [&] {
+    // A direct call of the C++ primitive: (VM&, receiver and arguments). VM::pc_/fp_ already
+    // describe the sender; sp_ ends at the last argument.
+    a.lea(rax, qword_ptr(rsi, 8 * n));
+    a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
+    a.mov(rdi, kVmReg);
+    a.sub(rsp, 8);
+    a.call(abs(m->prim));
+    a.add(rsp, 8);
+    a.ret();
+  };
+  if (m->mkind == MethodKind::kBytecode) {
+    Label general = a.new_label();
+    const auto field = static_cast<int32_t>(m->trivial_index);
+    switch (m->trivial) {  // frame-less accessors (docs/som-bytecode.md, "Methods without frames")
+      case Method::kGetter:
+      case Method::kSetter:
+        require_kind(general, kInstance);
+        a.cmp(dword_ptr(rdi, kObjLength), field);
+        a.jbe(general);
+        if (m->trivial == Method::kGetter) {
+          a.mov(rax, qword_ptr(rdi, kObjSlots + 8 * field));
+        } else {
+          a.mov(rax, qword_ptr(rsi, 8));
+          a.mov(qword_ptr(rdi, kObjSlots + 8 * field), rax);
+          a.mov(rax, rdi);
+        }
+        a.ret();
+        break;
+      case Method::kConstant:
+        a.mov(rax, static_cast<int64_t>(m->trivial_value));
+        a.ret();
+        break;
+      case Method::kSelf:
+        a.mov(rax, rdi);
+        a.ret();
+        break;
+      default:
+        break;
+    }
+    a.bind(general);
+    // The body: compiled code once there is some (this jump is retargeted by jitkit::patch),
+    // the interpreter until then.
+    a.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m)));
+    body_jump = a.jmp_site(abs(reinterpret_cast<const void*>(m->jit_entry ? m->jit_entry : interpret_thunk)));
+  } else if (m->mkind == MethodKind::kPrimitive) {
+    Label slow = a.new_label();
+    switch (m->special_prim) {
+      case SpecialPrim::kNone:
+        call_primitive();
+        break;
+      case SpecialPrim::kArrayAt:
+      case SpecialPrim::kArrayAtPut:
+        require_kind(slow, kArray);
+        if (m->special_prim == SpecialPrim::kArrayAtPut) {
+          a.test(byte_ptr(rdi, kObjFlags), kMethodTable);  // storing into it replaces a method
+          a.jnz(slow);
+        }
+        a.mov(rax, qword_ptr(rsi, 8));
+        a.test(rax, 1);
+        a.jz(slow);
+        a.sar(rax, 1);
+        a.sub(rax, 1);
+        a.mov(ecx, dword_ptr(rdi, kObjLength));
+        a.cmp(rax, rcx);
+        a.jae(slow);  // unsigned: also index < 1
+        if (m->special_prim == SpecialPrim::kArrayAt) {
+          a.mov(rax, qword_ptr(rdi, rax, 8, kObjSlots));
+        } else {
+          a.mov(rcx, qword_ptr(rsi, 16));
+          a.mov(qword_ptr(rdi, rax, 8, kObjSlots), rcx);
+          a.mov(rax, rdi);
+        }
+        a.ret();
+        a.bind(slow);
+        call_primitive();  // reports the error
+        break;
+      case SpecialPrim::kArrayLength:
+        require_kind(slow, kArray);
+        a.mov(eax, dword_ptr(rdi, kObjLength));
+        a.lea(rax, qword_ptr(no_base, rax, 2, 1));
+        a.ret();
+        a.bind(slow);
+        call_primitive();
+        break;
+      case SpecialPrim::kValue: {
+        // Block evaluation: straight into the block's compiled body, or the interpreter.
+        Label interpreted = a.new_label();
+        require_kind(slow, kBlock);
+        a.mov(rdx, qword_ptr(rdi, kBlockMethod));
+        a.cmp(dword_ptr(rdx, method_num_args), n);
+        a.jne(slow);
+        a.mov(rax, qword_ptr(rdx, method_jit_entry));
+        a.test(rax, rax);
+        a.jz(interpreted);
+        a.jmp(rax);
+        a.bind(interpreted);
+        a.jmp(abs(reinterpret_cast<const void*>(interpret_thunk)));
+        a.bind(slow);
+        jump_to_method(special_thunk);  // the interpreter reports the error
+        break;
+      }
+      case SpecialPrim::kRestart:
+        // Only a `restart` send site calls this; it restarts its own activation on 0.
+        a.xor_(eax, eax);
+        a.ret();
+        break;
+      default:  // perform:, invokeOn:with:: the interpreter performs them
+        jump_to_method(special_thunk);
+    }
+  } else {
+    jump_to_method(special_thunk);  // a missing primitive: the interpreter reports it
+  }
+  auto code = install::install(a, *zone, {.name = "entry:" + method_name(m)});
+  if (!code) return nullptr;
+  stub->code = std::move(*code);
+  stub->entries = {stub->code.label_address(entries->checked), stub->code.label_address(entries->unchecked)};
+  if (body_jump) stub->body_jump = stub->code.site(*body_jump);
+  EntryStub* result = stub.get();
+  entry_stubs[m] = std::move(stub);
+  return result;
+}
+
+bool Jit::compile(Method* m) {
+  if (m->jit_entry) return true;
+  if (m->jit_failed) return false;
+  std::string error;
+  if (!compile_method(vm_, *impl_, stats_, m, error)) {
+    m->jit_failed = true;
+    stats_.compile_failures++;
+    if (vm_.debug_level_ > 0)
+      std::fprintf(stderr, "[JIT] %s stays interpreted: %s\n", method_name(m).c_str(), error.c_str());
+    return false;
+  }
+  CompiledMethod& cm = *impl_->compiled[m];
+  if (auto reg = debug::register_installed(cm.code)) impl_->registrations.push_back(std::move(*reg));
+  // Send sites linked to this method's entry stub now reach the compiled body.
+  auto it = impl_->entry_stubs.find(m);
+  if (it != impl_->entry_stubs.end() && it->second->body_jump) {
+    if (auto st = impl_->patcher->retarget(*it->second->body_jump, reinterpret_cast<const void*>(m->jit_entry)); !st)
+      vm_.fatal("the JIT cannot patch the entry of " + method_name(m) + ": " + st.error().message());
+  }
+  if (vm_.debug_level_ > 0)
+    std::fprintf(stderr, "[JIT] compiled %s: %zu bytecode bytes -> %zu bytes of code\n", method_name(m).c_str(),
+                 m->code.size(), cm.code.code_size());
+  return true;
+}
+
+Value Jit::enter(Method* m, Value* base, Frame* caller) {
+  return impl_->enter(&vm_, m->jit_entry, base[0], base, caller, m);
+}
+
+uintptr_t Jit::osr_entry(Frame* f, uint32_t pc) {
+  Method* m = f->method;
+  if (!compile(m)) return 0;
+  for (auto& [head, address] : impl_->compiled[m]->osr_entries)
+    if (head == pc) {
+      stats_.osr_entries++;
+      return address;
+    }
+  return 0;
+}
+
+Value Jit::enter_osr(Frame* f, uintptr_t entry) { return impl_->enter_osr(&vm_, f, entry); }
+
+void Jit::method_changed(Symbol* selector) {
+  auto it = impl_->selector_ids.find(selector);
+  if (it == impl_->selector_ids.end()) return;  // no compiled send of it
+  stats_.invalidations++;
+  if (auto st = impl_->engine->invalidate_selector(it->second); !st)
+    vm_.fatal("the JIT cannot invalidate #" + selector->text + ": " + st.error().message());
+}
+
+std::string Jit::listing(Method* m) {
+  auto it = impl_->compiled.find(m);
+  if (it == impl_->compiled.end()) return method_name(m) + ": not compiled\n";
+  debug::ListingOptions options;
+  options.labels = it->second->labels;
+  std::string out = debug::listing(it->second->code, options);
+  for (size_t i = 0; i < it->second->sites.size(); i++) {
+    auto text = impl_->engine->listing(it->second->sites[i]);
+    if (text) out += "\nsend site at pc " + std::to_string(it->second->site_pcs[i]) + ":\n" + *text;
+  }
+  return out;
+}
+
+std::string Jit::site_states(Method* m) {
+  auto it = impl_->compiled.find(m);
+  if (it == impl_->compiled.end()) return "";
+  std::string out;
+  for (size_t i = 0; i < it->second->sites.size(); i++) {
+    auto info = impl_->engine->site(it->second->sites[i]);
+    if (!info) continue;
+    out += "pc " + std::to_string(it->second->site_pcs[i]) + " #" + impl_->selectors[info->selector]->text + " " +
+           ic::kind_name(info->kind);
+    if (info->kind == ic::SiteKind::kPolymorphic) out += "(" + std::to_string(info->cases.size()) + ")";
+    out += "\n";
+  }
+  return out;
+}
+
+std::string Jit::cache_report() {
+  size_t counts[4] = {0, 0, 0, 0};
+  for (auto& [m, cm] : impl_->compiled)
+    for (auto id : cm->sites)
+      if (auto info = impl_->engine->site(id)) counts[static_cast<int>(info->kind)]++;
+  const ic::EngineStats s = impl_->engine->stats();
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "inline caches: %zu sites: %zu unlinked, %zu monomorphic, %zu polymorphic, %zu megamorphic\n"
+                "transitions: %llu unlinked->mono, %llu mono->poly, %llu poly extended, %llu poly->mega; "
+                "%llu misses, %llu not understood\n",
+                counts[0] + counts[1] + counts[2] + counts[3], counts[0], counts[1], counts[2], counts[3],
+                static_cast<unsigned long long>(s.unlinked_to_mono), static_cast<unsigned long long>(s.mono_to_pic),
+                static_cast<unsigned long long>(s.pic_extend), static_cast<unsigned long long>(s.pic_to_mega),
+                static_cast<unsigned long long>(s.misses), static_cast<unsigned long long>(s.not_understood));
+  return buf;
+}
+
+void Jit::print_stats(std::FILE* out) {
+  const double us = static_cast<double>(stats_.compile_nanos) / 1000.0;
+  std::fprintf(out,
+               "[JIT] %llu methods compiled (%llu failed), %llu bytecode bytes -> %llu code bytes (%.2f per byte), "
+               "compile time %.3f ms (%.1f us per method, %.1f bytecode bytes per us), %llu OSR entries, "
+               "%zu entry stubs\n",
+               static_cast<unsigned long long>(stats_.methods_compiled),
+               static_cast<unsigned long long>(stats_.compile_failures),
+               static_cast<unsigned long long>(stats_.bytecode_bytes),
+               static_cast<unsigned long long>(stats_.code_bytes),
+               stats_.bytecode_bytes ? static_cast<double>(stats_.code_bytes) / static_cast<double>(stats_.bytecode_bytes) : 0.0,
+               us / 1000.0, stats_.methods_compiled ? us / static_cast<double>(stats_.methods_compiled) : 0.0,
+               us > 0 ? static_cast<double>(stats_.bytecode_bytes) / us : 0.0,
+               static_cast<unsigned long long>(stats_.osr_entries), impl_->entry_stubs.size());
+  const ic::EngineStats s = impl_->engine->stats();
+  std::fprintf(out, "[JIT] %s[JIT] invalidations: %llu selectors, %llu sites unlinked\n", cache_report().c_str(),
+               static_cast<unsigned long long>(stats_.invalidations),
+               static_cast<unsigned long long>(s.sites_unlinked));
+}
+
+}  // namespace som

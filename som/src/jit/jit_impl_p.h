@@ -1,0 +1,125 @@
+// The JIT's shared state (Jit::Impl) and the runtime functions compiled code calls. Private to
+// som/src/jit: jit.cpp owns the state, method_compiler.cpp emits code against it,
+// runtime.cpp implements the calls. docs/som-jit.md describes the conventions used here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "jit/jit_p.h"
+#include "jitkit/code/code_zone.h"
+#include "jitkit/debug/code_registry.h"
+#include "jitkit/ic/engine.h"
+#include "jitkit/install/install.h"
+#include "jitkit/patch/patcher.h"
+#include "jitkit/x64/assembler.h"
+#include "vm_p.h"
+
+namespace som {
+
+// Registers of compiled code. kVmReg and kFrameReg are callee-saved in the System V ABI, so the
+// runtime functions (C++) preserve them; everything else is scratch at every call.
+//   rbx  the VM                       r12  the current Frame
+//   rdi  receiver at a send, rsi  address of the receiver slot (base of the arguments),
+//   rdx  the Method* an entry stub passes on; eax/r10d/r11: inline-cache machinery.
+inline constexpr jitkit::x64::Gp64 kVmReg = jitkit::x64::rbx;
+inline constexpr jitkit::x64::Gp64 kFrameReg = jitkit::x64::r12;
+
+// Byte offsets of the VM fields compiled code reads, from kVmReg.
+struct VmOffsets {
+  int32_t fp, pc, sp, need_gc, stack_limit, native_stack_limit, unwind_target, unwind_value;
+  int32_t nil_binding, true_binding, false_binding, nil_value, true_value, false_value;
+};
+
+// Offsets into objects (object_p.h). Frame fields are fixed by the struct (asserted in jit.cpp).
+inline constexpr int32_t kFrameCaller = 0, kFrameRetPc = 8, kFrameMethod = 16, kFrameArgs = 24,
+                         kFrameSelf = 32, kFrameContext = 40, kFrameOuterCtx = 48, kFrameIsEntry = 56,
+                         kFrameLocals = 64;
+inline constexpr int32_t kObjLength = 8, kObjKind = 12, kObjFlags = 13, kObjSlots = 16;
+// Context slots: [0] outer, [1] home marker, [2..] variables; Block slots: method, context, self.
+inline constexpr int32_t kCtxOuter = kObjSlots, kCtxMarker = kObjSlots + 8, kCtxVars = kObjSlots + 16;
+inline constexpr int32_t kBlockMethod = kObjSlots, kBlockContext = kObjSlots + 8, kBlockSelf = kObjSlots + 16;
+
+// The code of one compiled method or block.
+struct CompiledMethod {
+  jitkit::install::InstalledCode code;
+  std::vector<std::pair<uint32_t, uintptr_t>> osr_entries;  // loop-head pc -> address
+  std::vector<jitkit::ic::SiteId> sites;                     // in bytecode order
+  std::vector<uint32_t> site_pcs;                            // pc of each of `sites`
+  std::vector<std::pair<uintptr_t, std::string>> labels;     // for listings: "pc 12: SEND"
+};
+
+// A method's entry stub: what inline caches link to (ic::Method). It checks the receiver's tag
+// (checked entry), then answers a frame-less accessor or a primitive directly, or jumps to the
+// compiled body — a patch site that starts at the interpreter and is retargeted when the
+// method gets compiled.
+struct EntryStub {
+  jitkit::install::InstalledCode code;
+  jitkit::ic::Method entries;
+  std::optional<jitkit::install::PatchSite> body_jump;
+};
+
+struct Jit::Impl {
+  std::unique_ptr<jitkit::code::CodeZone> zone;
+  std::unique_ptr<jitkit::ic::Engine> engine;
+  std::unique_ptr<jitkit::patch::Patcher> patcher;
+  VmOffsets vm_offsets{};
+  int32_t method_jit_entry = 0, method_num_args = 0, symbol_global = 0, symbol_has_global = 0;
+
+  // Shared stubs (one code block).
+  jitkit::install::InstalledCode stubs;
+  Value (*enter)(VM* vm, uintptr_t entry, Value receiver, Value* base, Frame* caller, Method* m) = nullptr;
+  Value (*enter_osr)(VM* vm, Frame* f, uintptr_t entry) = nullptr;
+  uintptr_t interpret_thunk = 0;  // rdx = Method*: runs it in the interpreter (runtime.cpp)
+  uintptr_t special_thunk = 0;    // rdx = Method*: a primitive the interpreter performs itself
+
+  std::unordered_map<Method*, std::unique_ptr<CompiledMethod>> compiled;
+  std::unordered_map<Method*, std::unique_ptr<EntryStub>> entry_stubs;
+  std::vector<jitkit::debug::Registration> registrations;
+
+  // Selectors as the engine's 31-bit numbers.
+  std::unordered_map<Symbol*, uint32_t> selector_ids;
+  std::vector<Symbol*> selectors;
+  uint32_t selector_id(Symbol* s) {
+    auto [it, added] = selector_ids.try_emplace(s, static_cast<uint32_t>(selectors.size()));
+    if (added) selectors.push_back(s);
+    return it->second;
+  }
+  Symbol* restart_selector = nullptr;
+
+  EntryStub* entry_stub(Method* m);  // jit.cpp; nullptr if it cannot be made
+};
+
+// Compiles `m` into impl (method_compiler.cpp). On failure answers false and sets `error`.
+bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::string& error);
+
+// Runtime functions compiled code and stubs call (runtime.cpp). Each takes the VM first; the
+// ones that may collect or report an error expect VM::fp_/sp_/pc_ to describe the compiled
+// frame (the compiled code stores them first).
+namespace jit_runtime {
+void collect_garbage(VM* vm);
+[[noreturn]] void stack_overflow(VM* vm);
+Value run_interpreted(VM* vm, Value* base, Method* m);
+Value run_special(VM* vm, Value* base, Method* m);
+void enter_context(VM* vm, Frame* f);
+Value new_block(VM* vm, Frame* f, Method* block_method);
+Value box_double(VM* vm, double d);
+Value read_global(VM* vm, Frame* f, Symbol* name);
+Value read_field(VM* vm, Frame* f, uint32_t index);
+void write_field(VM* vm, Frame* f, uint32_t index, Value v);
+Value super_send(VM* vm, Value* base, SendSite* site);
+Value fallback_send(VM* vm, Frame* f, SendSite* site, Value* receiver_slot);
+int64_t nil_check(VM* vm, Frame* f, SendSite* site, Value* receiver_slot);
+int64_t for_check(VM* vm, Frame* f, SendSite* site, Value* receiver_slot);
+int64_t for_test(VM* vm, Value counter, Value limit, int64_t down);
+Value for_step(VM* vm, Value counter, int64_t down);
+Value nonlocal_return(VM* vm, Frame* f, int64_t depth, Value result);
+// Any method, any kind, on the arguments at base[0..argc] (C++ callers).
+Value invoke(VM* vm, Method* m, Value* base, uint32_t argc);
+}  // namespace jit_runtime
+
+}  // namespace som

@@ -1,0 +1,95 @@
+// The SOM baseline JIT: compiles bytecode methods and blocks to x86-64 with jitkit, and runs them
+// beside the interpreter (docs/som-jit.md has the whole design).
+//
+//  * jitkit::x64 emits, jitkit::install puts the code into a dual-mapped CodeZone (never W+X),
+//    jitkit::ic provides every send site's inline cache (monomorphic → PIC → megamorphic),
+//    jitkit::patch retargets a method's entry stub when the method gets compiled, and
+//    jitkit::debug names every compiled method `Class>>selector` for gdb and perf.
+//  * Compiled frames have the interpreter's frame layout (object_p.h) and keep every value in
+//    a frame slot, so the collector, stack traces and non-local return treat them alike.
+//  * Tiering: a method is compiled after VM::jit_threshold_ interpreter invocations plus
+//    back-edges; a back-edge past the threshold transfers the running frame into the compiled
+//    code (on-stack replacement).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "object_p.h"
+
+namespace jitkit::code {
+class CodeZone;
+}
+namespace jitkit::ic {
+class Engine;
+}
+namespace jitkit::patch {
+class Patcher;
+}
+
+namespace som {
+
+class VM;
+
+enum class JitMode : uint8_t { kOff, kOn, kAlways };
+
+// What `som --jit-stats` prints.
+struct JitStats {
+  uint64_t methods_compiled = 0;
+  uint64_t compile_failures = 0;
+  uint64_t bytecode_bytes = 0;  // of the compiled methods
+  uint64_t code_bytes = 0;      // machine code of the compiled methods (without entry stubs)
+  uint64_t compile_nanos = 0;
+  uint64_t osr_entries = 0;  // frames moved from the interpreter into compiled code
+  uint64_t invalidations = 0;  // selectors whose caches were dropped after a method change
+};
+
+class Jit {
+ public:
+  // Makes the code zone, the inline-cache engine and the shared stubs; fatal on failure (the
+  // VM cannot run compiled code without them, and `--jit=off` needs none of it).
+  explicit Jit(VM& vm);
+  ~Jit();
+  Jit(const Jit&) = delete;
+  Jit& operator=(const Jit&) = delete;
+
+  // Compiles `m` (a bytecode method or block) unless it is compiled already. False when it
+  // cannot be compiled (the reason is printed under -d); the method then stays interpreted.
+  bool compile(Method* m);
+
+  // Runs compiled method `m` on the receiver and arguments at base[0..n] for the interpreter
+  // frame `caller` (VM::fp_/pc_/sp_ describe the caller). Answers the method's value; with
+  // VM::unwind_target_ set, a non-local return is passing through.
+  Value enter(Method* m, Value* base, Frame* caller);
+  // On-stack replacement: the compiled address that continues frame `f` at bytecode `pc` (a
+  // loop head), compiling the method first; 0 if there is none.
+  uintptr_t osr_entry(Frame* f, uint32_t pc);
+  // Continues interpreter frame `f` in compiled code at `entry` until the frame returns.
+  Value enter_osr(Frame* f, uintptr_t entry);
+
+  // VM::on_method_changed: drops every inline cache that may hold a method for `selector`.
+  void method_changed(Symbol* selector);
+
+  // Compiled code, for -d, the demo and tests: the disassembly of `m` with names resolved, and
+  // the state of each of its send sites' inline caches.
+  std::string listing(Method* m);
+  std::string site_states(Method* m);
+  const JitStats& stats() const { return stats_; }
+  // Inline-cache counts: sites by state now, and transitions so far.
+  std::string cache_report();
+  // `som --jit-stats`.
+  void print_stats(std::FILE* out);
+
+  struct Impl;
+
+ private:
+  VM& vm_;
+  JitStats stats_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace som

@@ -1,0 +1,902 @@
+// Bytecode → x86-64 for one method or block (docs/som-jit.md, "Code").
+//
+// A baseline translation: one pass over the bytecode, each instruction becomes a fixed template.
+// The operand stack stays in the frame: the depth at every pc is static (docs/som-bytecode.md),
+// so stack entry k is the frame slot locals[num_locals + k] at a constant offset from r12, and
+// every value compiled code holds is in a frame slot whenever it calls out. Fast paths are
+// inline; slow paths are emitted out of line after the body and call the runtime (runtime.cpp)
+// or send through the site's jitkit::ic inline cache.
+#include <chrono>
+#include <functional>
+
+#include "bytecode_p.h"
+#include "jit/jit_impl_p.h"
+
+namespace som {
+
+using namespace jitkit;
+using namespace jitkit::x64;
+
+namespace {
+
+inline uint16_t u16at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+class MethodCompiler {
+ public:
+  MethodCompiler(VM& vm, Jit::Impl& impl, Method* m)
+      : vm_(vm), impl_(impl), m_(m), off_(impl.vm_offsets), code_(m->code.data()) {}
+
+  bool compile(CompiledMethod& out, std::string& error);
+
+ private:
+  // Frame slots.
+  Mem local(int i) const { return qword_ptr(kFrameReg, kFrameLocals + 8 * i); }
+  Mem arg(int i) const { return qword_ptr(kFrameReg, -8 * (m_->num_args + 1) + 8 * i); }
+  Mem stack(int k) const { return local(m_->num_locals + k); }
+  Mem vm_field(int32_t offset, int bytes = 8) const {
+    return bytes == 8 ? qword_ptr(kVmReg, offset) : byte_ptr(kVmReg, offset);
+  }
+  uintptr_t bytecode_address(uint32_t pc) const { return reinterpret_cast<uintptr_t>(code_ + pc); }
+
+  bool compute_depths(std::string& error);
+  void emit_prologue();
+  void emit_instruction(uint32_t pc, int d);
+  // VM::fp_/sp_/pc_ describe this frame with `depth` operands, resuming at `resume_pc`: before a
+  // call that may collect, report an error or run SOM code.
+  void sync(int depth, uint32_t resume_pc);
+  void call_runtime(const void* fn) { a_.call(abs(fn)); }
+  void check_unwind() {
+    a_.cmp(vm_field(off_.unwind_target), 0);
+    a_.jne(unwind_);
+  }
+  void load_context(Gp64 dst, int depth);
+  void load_tag(Gp64 value, Gp32 tag);
+  // A real send through the site's inline cache; receiver at stack(base).
+  void emit_send(const SendSite& site, int base, uint32_t resume_pc);
+  void emit_field_access(uint32_t pc, int d, bool store);
+  void emit_arith(uint32_t pc, int d);
+  void emit_conditional_jump(uint32_t pc, int d);
+  void emit_fallback(const SendSite& site, int d);
+  void cold(std::function<void()> fn) { cold_.push_back(std::move(fn)); }
+
+  VM& vm_;
+  Jit::Impl& impl_;
+  Method* m_;
+  const VmOffsets& off_;
+  const uint8_t* code_;
+  Assembler a_{8192};
+  std::vector<int> depth_;  // per pc: stack depth before the instruction, -1 unreachable
+  std::vector<bool> jump_target_;
+  std::vector<Label> pc_label_;
+  std::vector<uint32_t> loop_heads_;
+  std::vector<std::function<void()>> cold_;
+  std::vector<std::pair<ic::SendSite, uint32_t>> sends_;
+  Label start_, ret_, unwind_;
+  std::string send_error_;
+};
+
+bool MethodCompiler::compute_depths(std::string& error) {
+  const auto& code = m_->code;
+  const auto size = static_cast<uint32_t>(code.size());
+  depth_.assign(size + 1, -1);
+  jump_target_.assign(size + 1, false);
+  auto reach = [&](uint32_t pc, int d) -> bool {
+    if (pc > size) return false;
+    if (depth_[pc] >= 0 && depth_[pc] != d) return false;
+    depth_[pc] = d;
+    return true;
+  };
+  auto target = [&](uint32_t pc, int d) -> bool {
+    jump_target_[pc] = true;
+    return reach(pc, d);
+  };
+  depth_[0] = 0;
+  for (uint32_t pc = 0; pc < size;) {
+    const uint8_t op = code[pc];
+    if (op >= kOpCount) {
+      error = "bad opcode " + std::to_string(op) + " at pc " + std::to_string(pc);
+      return false;
+    }
+    const uint32_t next = pc + static_cast<uint32_t>(op_length(op));
+    const int d = depth_[pc];
+    if (d < 0) {  // not reachable by fall-through or a jump seen so far
+      pc = next;
+      continue;
+    }
+    bool ok = true;
+    bool falls_through = true;
+    const uint8_t* p = &code[pc];
+    auto site_at = [&](int at) -> const SendSite& { return m_->sites[u16at(p + at)]; };
+    switch (op) {
+      case kPushLocal: case kPushArg: case kPushField: case kPushCtx: case kPushSelf: case kPushNil:
+      case kPushTrue: case kPushFalse: case kPushLiteral: case kPushGlobal: case kPushBlock: case kDup:
+      case kPushLocalLazy: case kPushArgLazy:
+        ok = reach(next, d + 1);
+        break;
+      case kStoreLocal: case kStoreArg: case kStoreField: case kStoreCtx: case kStoreLocalLazy:
+      case kStoreArgLazy: case kForStep:
+        ok = reach(next, d);
+        break;
+      case kPop:
+        ok = reach(next, d - 1);
+        break;
+      case kSend: case kSuperSend: case kSendAdd: case kSendSub: case kSendMul: case kSendLt: case kSendGt:
+      case kSendLe: case kSendGe: case kSendEq: case kSendDiv: case kSendMod: case kSendBitand:
+        ok = reach(next, d - static_cast<int>(site_at(1).argc));
+        break;
+      case kReturnLocal: case kReturnSelf: case kReturnNonlocal:
+        falls_through = false;
+        break;
+      case kJump: case kJumpBack:
+        ok = target(u16at(p + 1), d);
+        if (op == kJumpBack) loop_heads_.push_back(u16at(p + 1));
+        falls_through = false;
+        break;
+      case kJumpIfTrue: case kJumpIfFalse:
+        ok = target(u16at(p + 1), d - 1) && reach(next, d - 1) && target(site_at(3).cont_pc, d);
+        break;
+      case kJumpIfNil: case kJumpIfNotNil:
+        ok = target(u16at(p + 1), d - 1) && reach(next, d - 1);
+        break;
+      case kNilCheck: case kForCheck:
+        ok = reach(next, d) && target(site_at(1).cont_pc, d);
+        break;
+      case kForTest: case kForTestDown:
+        ok = target(u16at(p + 3), d) && reach(next, d);
+        break;
+      default:
+        ok = false;
+    }
+    (void)falls_through;
+    if (!ok) {
+      error = "inconsistent stack depth after " + std::string(op_name(op)) + " at pc " + std::to_string(pc);
+      return false;
+    }
+    pc = next;
+  }
+  return true;
+}
+
+void MethodCompiler::sync(int depth, uint32_t resume_pc) {
+  a_.mov(vm_field(off_.fp), kFrameReg);
+  a_.lea(rax, local(m_->num_locals + depth - 1));
+  a_.mov(vm_field(off_.sp), rax);
+  a_.mov(rax, static_cast<int64_t>(bytecode_address(resume_pc)));
+  a_.mov(vm_field(off_.pc), rax);
+}
+
+void MethodCompiler::load_context(Gp64 dst, int depth) {
+  if (depth == 0) {
+    a_.mov(dst, qword_ptr(kFrameReg, kFrameContext));
+    return;
+  }
+  a_.mov(dst, qword_ptr(kFrameReg, kFrameOuterCtx));
+  for (int i = 1; i < depth; i++) a_.mov(dst, qword_ptr(dst, kCtxOuter));
+}
+
+void MethodCompiler::load_tag(Gp64 value, Gp32 tag) {
+  Label done = a_.new_label();
+  a_.mov(tag, static_cast<int64_t>(vm_.integer_tag_));
+  a_.test(value, 1);
+  a_.jnz(done);
+  a_.mov(tag, dword_ptr(value, 0));
+  a_.bind(done);
+}
+
+void MethodCompiler::emit_prologue() {
+  const int n = m_->num_args;
+  Label overflow = a_.new_label();
+  a_.push(rbp);
+  a_.mov(rbp, rsp);
+  a_.push(kFrameReg);  // the caller's frame; also keeps rsp 16-byte aligned for calls
+  a_.sub(rsp, 8);
+  // Room for the frame on the frame stack (as the interpreter's push_frame), and native stack.
+  a_.lea(rax, qword_ptr(rsi, 8 * (n + 1 + static_cast<int>(kFrameWords) + m_->num_locals + m_->max_stack + 16)));
+  a_.cmp(rax, vm_field(off_.stack_limit));
+  a_.jae(overflow);
+  a_.cmp(rsp, vm_field(off_.native_stack_limit));
+  a_.jb(overflow);
+  cold([this, overflow] {
+    a_.bind(overflow);
+    a_.mov(vm_field(off_.fp), kFrameReg);  // reported in the caller, as the interpreter does
+    a_.mov(rdi, kVmReg);
+    call_runtime(reinterpret_cast<const void*>(&jit_runtime::stack_overflow));
+    a_.ud2();
+  });
+  // The frame header right above the arguments (object_p.h, Frame).
+  a_.lea(rax, qword_ptr(rsi, 8 * (n + 1)));
+  a_.mov(qword_ptr(rax, kFrameCaller), kFrameReg);
+  a_.mov(rcx, vm_field(off_.pc));
+  a_.mov(qword_ptr(rax, kFrameRetPc), rcx);
+  a_.mov(rcx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m_)));
+  a_.mov(qword_ptr(rax, kFrameMethod), rcx);
+  a_.mov(qword_ptr(rax, kFrameArgs), rsi);
+  if (m_->is_block) {
+    a_.mov(rcx, qword_ptr(rdi, kBlockSelf));
+    a_.mov(qword_ptr(rax, kFrameSelf), rcx);
+    a_.mov(rcx, qword_ptr(rdi, kBlockContext));
+    a_.mov(qword_ptr(rax, kFrameOuterCtx), rcx);
+  } else {
+    a_.mov(qword_ptr(rax, kFrameSelf), rdi);
+    a_.mov(qword_ptr(rax, kFrameOuterCtx), 0);
+  }
+  a_.mov(qword_ptr(rax, kFrameContext), 0);
+  a_.mov(qword_ptr(rax, kFrameIsEntry), 0);
+  a_.mov(kFrameReg, rax);
+  if (m_->num_locals > 0) {
+    a_.mov(rcx, vm_field(off_.nil_value));
+    for (int i = 0; i < m_->num_locals; i++) a_.mov(local(i), rcx);
+  }
+  if (m_->has_context) {
+    a_.mov(rdi, kVmReg);
+    a_.mov(rsi, kFrameReg);
+    call_runtime(reinterpret_cast<const void*>(&jit_runtime::enter_context));
+  }
+  // Safepoint at entry and at `restart`: every value is in a frame slot.
+  a_.bind(start_);
+  Label gc = a_.new_label(), body = a_.new_label();
+  a_.cmp(vm_field(off_.need_gc, 1), 0);
+  a_.jne(gc);
+  a_.bind(body);
+  cold([this, gc, body] {
+    a_.bind(gc);
+    sync(0, 0);
+    a_.mov(rdi, kVmReg);
+    call_runtime(reinterpret_cast<const void*>(&jit_runtime::collect_garbage));
+    a_.jmp(body);
+  });
+}
+
+void MethodCompiler::emit_send(const SendSite& site, int base, uint32_t resume_pc) {
+  a_.mov(vm_field(off_.fp), kFrameReg);
+  a_.mov(rax, static_cast<int64_t>(bytecode_address(resume_pc)));
+  a_.mov(vm_field(off_.pc), rax);
+  a_.lea(rsi, stack(base));
+  a_.mov(rdi, qword_ptr(rsi, 0));
+  auto send = impl_.engine->emit_send(a_, impl_.selector_id(site.selector));
+  if (!send) {
+    send_error_ = send.error().message();
+    return;
+  }
+  sends_.push_back({*send, resume_pc});
+  check_unwind();
+  if (site.selector == impl_.restart_selector && site.argc == 0) {
+    // Block>>restart restarts this activation (its entry stub answers 0, never a value).
+    a_.test(rax, rax);
+    a_.jz(start_);
+  }
+  a_.mov(stack(base), rax);
+}
+
+void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
+  const uint32_t index = code_[pc + 1];
+  const uint32_t next = pc + 2;
+  Label slow = a_.new_label(), done = a_.new_label();
+  a_.mov(rcx, qword_ptr(kFrameReg, kFrameSelf));
+  a_.test(rcx, 1);
+  a_.jnz(slow);
+  a_.cmp(byte_ptr(rcx, kObjKind), kInstance);
+  a_.jne(slow);
+  a_.cmp(dword_ptr(rcx, kObjLength), static_cast<int64_t>(index));
+  a_.jbe(slow);
+  if (store) {
+    a_.mov(rax, stack(d - 1));
+    a_.mov(qword_ptr(rcx, kObjSlots + 8 * static_cast<int32_t>(index)), rax);
+  } else {
+    a_.mov(rax, qword_ptr(rcx, kObjSlots + 8 * static_cast<int32_t>(index)));
+    a_.mov(stack(d), rax);
+  }
+  a_.bind(done);
+  cold([=, this] {
+    // Class-side fields, and the error for a receiver without the field.
+    a_.bind(slow);
+    sync(d, next);
+    a_.mov(rdi, kVmReg);
+    a_.mov(rsi, kFrameReg);
+    a_.mov(edx, static_cast<int64_t>(index));
+    if (store) {
+      a_.mov(rcx, stack(d - 1));
+      call_runtime(reinterpret_cast<const void*>(&jit_runtime::write_field));
+    } else {
+      call_runtime(reinterpret_cast<const void*>(&jit_runtime::read_field));
+      a_.mov(stack(d), rax);
+    }
+    a_.jmp(done);
+  });
+}
+
+void MethodCompiler::emit_fallback(const SendSite& site, int d) {
+  // Not a Boolean / not nil-like / not a number: the control structure's real send; its reply
+  // replaces the receiver and execution resumes at site.cont_pc.
+  sync(d, site.cont_pc);
+  a_.mov(rdi, kVmReg);
+  a_.mov(rsi, kFrameReg);
+  a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
+  a_.lea(rcx, stack(d - 1));
+  call_runtime(reinterpret_cast<const void*>(&jit_runtime::fallback_send));
+  check_unwind();
+  a_.mov(stack(d - 1), rax);
+  a_.jmp(pc_label_[site.cont_pc]);
+}
+
+void MethodCompiler::emit_conditional_jump(uint32_t pc, int d) {
+  const uint8_t op = code_[pc];
+  const SendSite& site = m_->sites[u16at(code_ + pc + 3)];
+  const bool on_true = op == kJumpIfTrue;
+  Label not_bool = a_.new_label();
+  a_.mov(rax, stack(d - 1));
+  a_.cmp(rax, vm_field(on_true ? off_.true_value : off_.false_value));
+  a_.je(pc_label_[u16at(code_ + pc + 1)]);
+  a_.cmp(rax, vm_field(on_true ? off_.false_value : off_.true_value));
+  a_.jne(not_bool);
+  cold([=, this, &site] {
+    a_.bind(not_bool);
+    emit_fallback(site, d);
+  });
+}
+
+void MethodCompiler::emit_arith(uint32_t pc, int d) {
+  const uint8_t op = code_[pc];
+  const SendSite& site = m_->sites[u16at(code_ + pc + 1)];
+  const uint32_t next = pc + 3;
+  const bool is_compare = op == kSendLt || op == kSendGt || op == kSendLe || op == kSendGe || op == kSendEq;
+  const bool has_double = op != kSendDiv && op != kSendMod && op != kSendBitand;
+  // A comparison followed by JUMP_IF_TRUE/FALSE (not itself a jump target) branches directly.
+  const uint8_t next_op = next < m_->code.size() ? code_[next] : 0;
+  const bool fused = is_compare && next < m_->code.size() && !jump_target_[next] &&
+                     (next_op == kJumpIfTrue || next_op == kJumpIfFalse);
+  Label slow = a_.new_label(), not_int = a_.new_label(), done = a_.new_label();
+  Label is_true = a_.new_label(), is_false = a_.new_label();
+  if (fused) {
+    const uint32_t after = next + 5;
+    Label taken = pc_label_[u16at(code_ + next + 1)];
+    // JUMP_IF_TRUE jumps when true; JUMP_IF_FALSE when false.
+    is_true = next_op == kJumpIfTrue ? taken : pc_label_[after];
+    is_false = next_op == kJumpIfTrue ? pc_label_[after] : taken;
+  }
+  a_.mov(rax, stack(d - 2));
+  a_.mov(rcx, stack(d - 1));
+  a_.mov(edx, eax);
+  a_.and_(edx, ecx);
+  a_.test(edx, 1);
+  a_.jz(not_int);
+  auto store = [&](Gp64 r) { a_.mov(stack(d - 2), r); };
+  switch (op) {
+    case kSendAdd:  // tagged: a + (b - 1)
+      a_.lea(rdx, qword_ptr(rcx, -1));
+      a_.add(rdx, rax);
+      a_.jo(slow);
+      store(rdx);
+      break;
+    case kSendSub:  // tagged: (a - b) + 1
+      a_.mov(rdx, rax);
+      a_.sub(rdx, rcx);
+      a_.jo(slow);
+      a_.or_(rdx, 1);
+      store(rdx);
+      break;
+    case kSendMul:  // tagged: (a - 1) * (b >> 1) + 1; overflow of the 64-bit product = of 63 bits
+      a_.lea(rdx, qword_ptr(rax, -1));
+      a_.mov(r8, rcx);
+      a_.sar(r8, 1);
+      a_.imul(rdx, r8);
+      a_.jo(slow);
+      a_.or_(rdx, 1);
+      store(rdx);
+      break;
+    case kSendDiv:
+    case kSendMod:
+      a_.mov(r8, rcx);
+      a_.sar(r8, 1);
+      a_.jz(slow);  // division by zero: the primitive reports it
+      a_.sar(rax, 1);
+      a_.cqo();
+      a_.idiv(r8);
+      if (op == kSendDiv) {
+        a_.add(rax, rax);  // the only quotient that does not fit: kSmallMin / -1
+        a_.jo(slow);
+        a_.or_(rax, 1);
+        store(rax);
+      } else {
+        Label sign_ok = a_.new_label();
+        a_.mov(rax, rdx);  // remainder, with the sign of the divisor (floored modulo)
+        a_.test(rax, rax);
+        a_.jz(sign_ok);
+        a_.mov(r9, rax);
+        a_.xor_(r9, r8);
+        a_.jns(sign_ok);
+        a_.add(rax, r8);
+        a_.bind(sign_ok);
+        a_.add(rax, rax);
+        a_.or_(rax, 1);
+        store(rax);
+      }
+      break;
+    case kSendBitand:
+      a_.and_(rax, rcx);
+      store(rax);
+      break;
+    default: {  // comparisons of tagged integers: the tag preserves the order
+      a_.cmp(rax, rcx);
+      const Cond c = op == kSendLt ? Cond::kL : op == kSendGt ? Cond::kG : op == kSendLe ? Cond::kLE
+                                                          : op == kSendGe ? Cond::kGE : Cond::kE;
+      a_.jcc(c, is_true);
+      a_.jmp(is_false);
+    }
+  }
+  if (!is_compare) a_.bind(done);
+  cold([=, this, &site]() mutable {
+    if (is_compare && !fused) {
+      a_.bind(is_true);
+      a_.mov(rdx, vm_field(off_.true_value));
+      a_.mov(stack(d - 2), rdx);
+      a_.jmp(done);
+      a_.bind(is_false);
+      a_.mov(rdx, vm_field(off_.false_value));
+      a_.mov(stack(d - 2), rdx);
+      a_.jmp(done);
+    }
+    a_.bind(not_int);
+    if (has_double) {
+      // Double receiver, Double or Integer argument: as the interpreter's fast path.
+      Label arg_int = a_.new_label(), have_arg = a_.new_label();
+      a_.test(rax, 1);
+      a_.jnz(slow);
+      a_.cmp(byte_ptr(rax, kObjKind), kDouble);
+      a_.jne(slow);
+      a_.movsd(xmm0, qword_ptr(rax, kObjSlots));
+      a_.test(rcx, 1);
+      a_.jnz(arg_int);
+      a_.cmp(byte_ptr(rcx, kObjKind), kDouble);
+      a_.jne(slow);
+      a_.movsd(xmm1, qword_ptr(rcx, kObjSlots));
+      a_.jmp(have_arg);
+      a_.bind(arg_int);
+      a_.sar(rcx, 1);
+      a_.cvtsi2sd(xmm1, rcx);
+      a_.bind(have_arg);
+      switch (op) {
+        case kSendAdd:
+        case kSendSub:
+        case kSendMul:
+          if (op == kSendAdd) a_.addsd(xmm0, xmm1);
+          if (op == kSendSub) a_.subsd(xmm0, xmm1);
+          if (op == kSendMul) a_.mulsd(xmm0, xmm1);
+          a_.mov(rdi, kVmReg);
+          call_runtime(reinterpret_cast<const void*>(&jit_runtime::box_double));
+          a_.mov(stack(d - 2), rax);
+          a_.jmp(done);
+          break;
+        case kSendLt:  // x < y
+          a_.ucomisd(xmm1, xmm0);
+          a_.ja(is_true);
+          a_.jmp(is_false);
+          break;
+        case kSendGt:  // x > y
+          a_.ucomisd(xmm0, xmm1);
+          a_.ja(is_true);
+          a_.jmp(is_false);
+          break;
+        case kSendLe:  // (y < x) not: true when unordered too
+          a_.ucomisd(xmm0, xmm1);
+          a_.jbe(is_true);
+          a_.jmp(is_false);
+          break;
+        case kSendGe:  // (x < y) not
+          a_.ucomisd(xmm1, xmm0);
+          a_.jbe(is_true);
+          a_.jmp(is_false);
+          break;
+        default:  // kSendEq: equal and ordered
+          a_.ucomisd(xmm0, xmm1);
+          a_.jp(is_false);
+          a_.je(is_true);
+          a_.jmp(is_false);
+      }
+    } else {
+      a_.jmp(slow);
+    }
+    a_.bind(slow);
+    emit_send(site, d - 2, next);
+    a_.jmp(fused ? pc_label_[next] : done);
+  });
+  if (is_compare) a_.bind(done);
+}
+
+void MethodCompiler::emit_instruction(uint32_t pc, int d) {
+  const uint8_t* p = code_ + pc;
+  const uint8_t op = *p;
+  const uint32_t next = pc + static_cast<uint32_t>(op_length(op));
+  auto push = [&](Gp64 r) { a_.mov(stack(d), r); };
+  switch (op) {
+    case kPushLocal:
+      a_.mov(rax, local(p[1]));
+      push(rax);
+      break;
+    case kPushArg:
+      a_.mov(rax, arg(p[1]));
+      push(rax);
+      break;
+    case kPushField:
+      emit_field_access(pc, d, false);
+      break;
+    case kPushCtx:
+      load_context(rcx, p[1]);
+      a_.mov(rax, qword_ptr(rcx, kCtxVars + 8 * p[2]));
+      push(rax);
+      break;
+    case kPushSelf:
+      a_.mov(rax, qword_ptr(kFrameReg, kFrameSelf));
+      push(rax);
+      break;
+    case kPushNil:
+    case kPushTrue:
+    case kPushFalse:
+      a_.mov(rax, vm_field(op == kPushNil ? off_.nil_binding : op == kPushTrue ? off_.true_binding : off_.false_binding));
+      push(rax);
+      break;
+    case kPushLiteral:  // literals are permanent objects or small integers
+      a_.mov(rax, static_cast<int64_t>(m_->literals[u16at(p + 1)]));
+      push(rax);
+      break;
+    case kPushGlobal: {
+      auto* name = static_cast<Symbol*>(obj(m_->literals[u16at(p + 1)]));
+      Label slow = a_.new_label(), done = a_.new_label();
+      a_.mov(rcx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(name)));
+      a_.cmp(byte_ptr(rcx, impl_.symbol_has_global), 0);
+      a_.je(slow);
+      a_.mov(rax, qword_ptr(rcx, impl_.symbol_global));
+      push(rax);
+      a_.bind(done);
+      cold([=, this] {
+        // Undefined: load the class, else unknownGlobal: (which runs SOM code).
+        a_.bind(slow);
+        sync(d, next);
+        a_.mov(rdi, kVmReg);
+        a_.mov(rsi, kFrameReg);
+        a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(name)));
+        call_runtime(reinterpret_cast<const void*>(&jit_runtime::read_global));
+        check_unwind();
+        a_.mov(stack(d), rax);
+        a_.jmp(done);
+      });
+      break;
+    }
+    case kPushBlock:  // allocation never collects (heap_p.h), so no sync is needed
+      a_.mov(rdi, kVmReg);
+      a_.mov(rsi, kFrameReg);
+      a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m_->blocks[u16at(p + 1)])));
+      call_runtime(reinterpret_cast<const void*>(&jit_runtime::new_block));
+      push(rax);
+      break;
+    case kStoreLocal:
+      a_.mov(rax, stack(d - 1));
+      a_.mov(local(p[1]), rax);
+      break;
+    case kStoreArg:
+      a_.mov(rax, stack(d - 1));
+      a_.mov(arg(p[1]), rax);
+      break;
+    case kStoreField:
+      emit_field_access(pc, d, true);
+      break;
+    case kStoreCtx:
+      load_context(rcx, p[1]);
+      a_.mov(rax, stack(d - 1));
+      a_.mov(qword_ptr(rcx, kCtxVars + 8 * p[2]), rax);
+      break;
+    case kPop:
+      break;
+    case kDup:
+      a_.mov(rax, stack(d - 1));
+      push(rax);
+      break;
+    case kSend: {
+      const SendSite& site = m_->sites[u16at(p + 1)];
+      emit_send(site, d - static_cast<int>(site.argc) - 1, next);
+      break;
+    }
+    case kSuperSend: {
+      // The target depends only on the method's holder; the runtime looks it up (global lookup
+      // cache) and runs it.
+      const SendSite& site = m_->sites[u16at(p + 1)];
+      const int base = d - static_cast<int>(site.argc) - 1;
+      sync(d, next);
+      a_.mov(rdi, kVmReg);
+      a_.lea(rsi, stack(base));
+      a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
+      call_runtime(reinterpret_cast<const void*>(&jit_runtime::super_send));
+      check_unwind();
+      a_.mov(stack(base), rax);
+      break;
+    }
+    case kSendAdd: case kSendSub: case kSendMul: case kSendLt: case kSendGt: case kSendLe: case kSendGe:
+    case kSendEq: case kSendDiv: case kSendMod: case kSendBitand:
+      emit_arith(pc, d);
+      break;
+    case kReturnLocal:
+      a_.mov(rax, stack(d - 1));
+      a_.jmp(ret_);
+      break;
+    case kReturnSelf:
+      a_.mov(rax, qword_ptr(kFrameReg, kFrameSelf));
+      a_.jmp(ret_);
+      break;
+    case kReturnNonlocal:
+      sync(d, next);
+      a_.mov(rdi, kVmReg);
+      a_.mov(rsi, kFrameReg);
+      a_.mov(edx, static_cast<int64_t>(p[1]));
+      a_.mov(rcx, stack(d - 1));
+      call_runtime(reinterpret_cast<const void*>(&jit_runtime::nonlocal_return));
+      check_unwind();
+      a_.jmp(ret_);  // the home was dead: the reply of escapedBlock: is the block's value
+      break;
+    case kJump:
+      a_.jmp(pc_label_[u16at(p + 1)]);
+      break;
+    case kJumpBack: {
+      // A safepoint: collect here if an allocation asked for it.
+      const uint32_t target = u16at(p + 1);
+      Label gc = a_.new_label();
+      a_.cmp(vm_field(off_.need_gc, 1), 0);
+      a_.jne(gc);
+      a_.jmp(pc_label_[target]);
+      cold([=, this] {
+        a_.bind(gc);
+        sync(d, target);
+        a_.mov(rdi, kVmReg);
+        call_runtime(reinterpret_cast<const void*>(&jit_runtime::collect_garbage));
+        a_.jmp(pc_label_[target]);
+      });
+      break;
+    }
+    case kJumpIfTrue:
+    case kJumpIfFalse:
+      emit_conditional_jump(pc, d);
+      break;
+    case kJumpIfNil:
+    case kJumpIfNotNil:
+      a_.mov(rax, stack(d - 1));
+      a_.cmp(rax, vm_field(off_.nil_value));
+      a_.jcc(op == kJumpIfNil ? Cond::kE : Cond::kNE, pc_label_[u16at(p + 1)]);
+      break;
+    case kNilCheck: {
+      // nil, or a receiver class known to use Object's method (the site's two-entry cache,
+      // filled by the runtime): the inlined code runs.
+      const SendSite& site = m_->sites[u16at(p + 1)];
+      Label done = a_.new_label(), slow = a_.new_label();
+      a_.mov(rax, stack(d - 1));
+      a_.cmp(rax, vm_field(off_.nil_value));
+      a_.je(done);
+      load_tag(rax, ecx);
+      a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
+      a_.cmp(ecx, dword_ptr(rdx, static_cast<int32_t>(offsetof(SendSite, std_tag))));
+      a_.je(done);
+      a_.cmp(ecx, dword_ptr(rdx, static_cast<int32_t>(offsetof(SendSite, std_tag2))));
+      a_.jne(slow);
+      a_.bind(done);
+      cold([=, this, &site] {
+        a_.bind(slow);
+        sync(d, site.cont_pc);
+        a_.mov(rdi, kVmReg);
+        a_.mov(rsi, kFrameReg);
+        a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
+        a_.lea(rcx, stack(d - 1));
+        call_runtime(reinterpret_cast<const void*>(&jit_runtime::nil_check));
+        check_unwind();
+        a_.test(rax, rax);
+        a_.jnz(done);
+        a_.jmp(pc_label_[site.cont_pc]);
+      });
+      break;
+    }
+    case kForCheck: {
+      const SendSite& site = m_->sites[u16at(p + 1)];
+      Label done = a_.new_label(), slow = a_.new_label();
+      a_.mov(rax, stack(d - 1));
+      a_.test(rax, 1);
+      a_.jz(slow);
+      a_.bind(done);
+      cold([=, this, &site] {
+        a_.bind(slow);
+        sync(d, site.cont_pc);
+        a_.mov(rdi, kVmReg);
+        a_.mov(rsi, kFrameReg);
+        a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
+        a_.lea(rcx, stack(d - 1));
+        call_runtime(reinterpret_cast<const void*>(&jit_runtime::for_check));
+        check_unwind();
+        a_.test(rax, rax);
+        a_.jnz(done);
+        a_.jmp(pc_label_[site.cont_pc]);
+      });
+      break;
+    }
+    case kForTest:
+    case kForTestDown: {
+      const bool down = op == kForTestDown;
+      Label exit = pc_label_[u16at(p + 3)];
+      Label slow = a_.new_label(), done = a_.new_label();
+      a_.mov(rax, local(p[1]));
+      a_.mov(rcx, local(p[2]));
+      a_.mov(edx, eax);
+      a_.and_(edx, ecx);
+      a_.test(edx, 1);
+      a_.jz(slow);
+      a_.cmp(rax, rcx);
+      a_.jcc(down ? Cond::kL : Cond::kG, exit);
+      a_.bind(done);
+      cold([=, this] {
+        a_.bind(slow);
+        sync(d, pc);  // clobbers rax
+        a_.mov(rdi, kVmReg);
+        a_.mov(rsi, local(p[1]));
+        a_.mov(rdx, local(p[2]));
+        a_.mov(ecx, down ? 1 : 0);
+        call_runtime(reinterpret_cast<const void*>(&jit_runtime::for_test));
+        a_.test(rax, rax);
+        a_.jz(exit);
+        a_.jmp(done);
+      });
+      break;
+    }
+    case kForStep: {
+      const bool down = p[2] != 0;
+      const uint8_t counter = p[1];
+      Label slow = a_.new_label(), done = a_.new_label();
+      a_.mov(rax, local(counter));
+      a_.test(rax, 1);
+      a_.jz(slow);
+      if (down)
+        a_.sub(rax, 2);
+      else
+        a_.add(rax, 2);
+      a_.jo(slow);  // leaves 63 bits: the big-integer path
+      a_.mov(local(counter), rax);
+      a_.bind(done);
+      cold([=, this] {
+        a_.bind(slow);
+        sync(d, next);
+        a_.mov(rdi, kVmReg);
+        a_.mov(rsi, local(counter));
+        a_.mov(edx, down ? 1 : 0);
+        call_runtime(reinterpret_cast<const void*>(&jit_runtime::for_step));
+        a_.mov(local(counter), rax);
+        a_.jmp(done);
+      });
+      break;
+    }
+    case kPushLocalLazy:
+    case kPushArgLazy:
+    case kStoreLocalLazy:
+    case kStoreArgLazy: {
+      // The frame slot until the activation has a Context, the context slot afterwards.
+      const bool is_arg = op == kPushArgLazy || op == kStoreArgLazy;
+      const bool is_store = op == kStoreLocalLazy || op == kStoreArgLazy;
+      const Mem frame_slot = is_arg ? arg(p[1]) : local(p[1]);
+      const Mem ctx_slot = qword_ptr(rcx, kCtxVars + 8 * p[2]);
+      Label in_ctx = a_.new_label(), done = a_.new_label();
+      if (is_store) a_.mov(rax, stack(d - 1));
+      a_.mov(rcx, qword_ptr(kFrameReg, kFrameContext));
+      a_.test(rcx, rcx);
+      a_.jnz(in_ctx);
+      if (is_store)
+        a_.mov(frame_slot, rax);
+      else
+        a_.mov(rax, frame_slot);
+      a_.jmp(done);
+      a_.bind(in_ctx);
+      if (is_store)
+        a_.mov(ctx_slot, rax);
+      else
+        a_.mov(rax, ctx_slot);
+      a_.bind(done);
+      if (!is_store) push(rax);
+      break;
+    }
+    default:
+      a_.ud2();
+  }
+}
+
+bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
+  if (m_->mkind != MethodKind::kBytecode || m_->code.empty()) {
+    error = "not a bytecode method";
+    return false;
+  }
+  if (!compute_depths(error)) return false;
+  const auto size = static_cast<uint32_t>(m_->code.size());
+  pc_label_.resize(size + 1);
+  for (auto& l : pc_label_) l = a_.new_label();
+  start_ = a_.new_label();
+  ret_ = a_.new_label();
+  unwind_ = a_.new_label();
+  emit_prologue();
+  std::vector<std::pair<Label, uint32_t>> pc_marks;
+  for (uint32_t pc = 0; pc < size; pc += static_cast<uint32_t>(op_length(m_->code[pc]))) {
+    a_.bind(pc_label_[pc]);
+    if (depth_[pc] < 0) continue;  // unreachable: no code
+    pc_marks.push_back({pc_label_[pc], pc});
+    emit_instruction(pc, depth_[pc]);
+  }
+  a_.bind(pc_label_[size]);
+  a_.ud2();  // no method falls off its end (the compiler ends each with a return)
+
+  // Return: the activation's context no longer has a live frame (non-local returns to it
+  // become escapedBlock:), then the caller's frame register and the native frame.
+  a_.bind(ret_);
+  if (m_->has_context || m_->lazy_context) {
+    Label no_context = a_.new_label();
+    a_.mov(rcx, qword_ptr(kFrameReg, kFrameContext));
+    a_.test(rcx, rcx);
+    a_.jz(no_context);
+    a_.mov(qword_ptr(rcx, kCtxMarker), static_cast<int64_t>(from_int(0)));
+    a_.bind(no_context);
+  }
+  a_.mov(kFrameReg, qword_ptr(rbp, -8));
+  a_.mov(rsp, rbp);
+  a_.pop(rbp);
+  a_.ret();
+  // A non-local return is passing: finish it here if this frame is its home, else leave.
+  a_.bind(unwind_);
+  a_.mov(rcx, vm_field(off_.unwind_target));
+  a_.cmp(rcx, kFrameReg);
+  a_.jne(ret_);
+  a_.mov(vm_field(off_.unwind_target), 0);
+  a_.mov(rax, vm_field(off_.unwind_value));
+  a_.jmp(ret_);
+  for (size_t i = 0; i < cold_.size(); i++) cold_[i]();  // may append more cold paths
+
+  if (!send_error_.empty()) {
+    error = "inline cache: " + send_error_;
+    return false;
+  }
+  if (!a_.ok()) {
+    error = "assembler: " + a_.error()->message();
+    return false;
+  }
+  std::string name = (m_->holder && m_->holder->name ? m_->holder->name->text : std::string("?")) + ">>" +
+                     (m_->signature ? m_->signature->text : std::string("?"));
+  if (m_->is_block) name += " [block]";
+  auto code = install::install(a_, *impl_.zone, {.name = name, .visibility = code::Visibility::kThisThread});
+  if (!code) {
+    error = "install: " + code.error().message();
+    return false;
+  }
+  out.code = std::move(*code);
+  for (auto& [send, pc] : sends_) {
+    auto site = impl_.engine->attach(out.code, send);
+    if (!site) {
+      error = "inline cache: " + site.error().message();
+      (void)impl_.zone->free(out.code.block());
+      return false;
+    }
+    out.sites.push_back(*site);
+    out.site_pcs.push_back(pc);
+  }
+  for (uint32_t head : loop_heads_) out.osr_entries.push_back({head, out.code.label_address(pc_label_[head])});
+  for (auto& [label, pc] : pc_marks)
+    out.labels.push_back({out.code.label_address(label), "pc " + std::to_string(pc) + ": " + op_name(m_->code[pc])});
+  return true;
+}
+
+}  // namespace
+
+bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::string& error) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto compiled = std::make_unique<CompiledMethod>();
+  MethodCompiler compiler(vm, impl, m);
+  const bool ok = compiler.compile(*compiled, error);
+  stats.compile_nanos += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  if (!ok) return false;
+  stats.methods_compiled++;
+  stats.bytecode_bytes += m->code.size();
+  stats.code_bytes += compiled->code.code_size();
+  m->jit_entry = compiled->code.start();
+  impl.compiled[m] = std::move(compiled);
+  return true;
+}
+
+}  // namespace som
