@@ -66,15 +66,47 @@ constexpr int64_t kSmallMax = (int64_t{1} << 62) - 1;  // largest small (tagged)
 constexpr int64_t kSmallMin = -(int64_t{1} << 62);     // smallest small integer
 
 // Integers around the interesting boundaries: 32 bits, the 62-bit small-integer range, 64 bits.
-const std::vector<std::string> kIntEdges = {
-    "0", "1", "-1", "2", "-2", "3", "7", "-7", "10", "100", "255", "256", "65535", "65536",
-    "2147483647", "2147483648", "-2147483648", "-2147483649", "4294967295", "4294967296",
-    "3037000499", "3037000500", "-3037000500", "2147483649", "4611686018427387903",
-    "4611686018427387904", "-4611686018427387904", "-4611686018427387905", "4611686018427387902",
-    "-4611686018427387903", "2305843009213693952", "-2305843009213693952",
-    "9223372036854775807", "9223372036854775808", "-9223372036854775808",
-    "-9223372036854775809", "18446744073709551615", "18446744073709551616",
-    "1180591620717411303424", "-1180591620717411303425", "85070591730234615865843651857942052864"};
+const std::vector<std::string> kIntEdges = {"0",
+                                            "1",
+                                            "-1",
+                                            "2",
+                                            "-2",
+                                            "3",
+                                            "7",
+                                            "-7",
+                                            "10",
+                                            "100",
+                                            "255",
+                                            "256",
+                                            "65535",
+                                            "65536",
+                                            "2147483647",
+                                            "2147483648",
+                                            "-2147483648",
+                                            "-2147483649",
+                                            "4294967295",
+                                            "4294967296",
+                                            "3037000499",
+                                            "3037000500",
+                                            "-3037000500",
+                                            "2147483649",
+                                            "4611686018427387903",
+                                            "4611686018427387904",
+                                            "-4611686018427387904",
+                                            "-4611686018427387905",
+                                            "4611686018427387902",
+                                            "-4611686018427387903",
+                                            "2305843009213693952",
+                                            "-2305843009213693952",
+                                            "9223372036854775807",
+                                            "9223372036854775808",
+                                            "-9223372036854775808",
+                                            "-9223372036854775809",
+                                            "18446744073709551615",
+                                            "18446744073709551616",
+                                            "1180591620717411303424",
+                                            "-1180591620717411303425",
+                                            "85070591730234615865843651857942052864"};
 
 // An Integer literal: boundary values, values next to ±2^62, small values, full 64-bit values.
 std::string int_literal(Rng& rng) {
@@ -121,10 +153,24 @@ std::string small_int_literal(Rng& rng) {
 
 // A Double literal `digits.digits` (no exponent in SOM). Zero only when allow_zero.
 std::string double_literal(Rng& rng, bool allow_zero = true) {
-  static const std::vector<std::string> kDoubleEdges = {
-      "0.1", "0.2", "0.5", "1.0", "-1.0", "2.5", "-2.5", "3.14159", "0.3", "1.5",
-      "4611686018427387904.0", "-4611686018427387904.0", "9007199254740993.0", "1000000.0",
-      "0.001", "123.456", "-0.75", "1.0000000000000002"};
+  static const std::vector<std::string> kDoubleEdges = {"0.1",
+                                                        "0.2",
+                                                        "0.5",
+                                                        "1.0",
+                                                        "-1.0",
+                                                        "2.5",
+                                                        "-2.5",
+                                                        "3.14159",
+                                                        "0.3",
+                                                        "1.5",
+                                                        "4611686018427387904.0",
+                                                        "-4611686018427387904.0",
+                                                        "9007199254740993.0",
+                                                        "1000000.0",
+                                                        "0.001",
+                                                        "123.456",
+                                                        "-0.75",
+                                                        "1.0000000000000002"};
   for (;;) {
     std::string s;
     if (rng.chance(40)) {
@@ -233,8 +279,7 @@ class Generator {
   void line(std::string& body, const std::string& text) { body += "        " + text + "\n"; }
   std::string fresh(const std::string& stem) { return stem + std::to_string(++counter_); }
   void add_method(const std::string& text) { methods_ += "    " + text + "\n\n"; }
-  std::string section_method(const std::string& stem, const std::string& locals,
-                             const std::string& body);
+  std::string section_method(const std::string& stem, const std::string& locals, const std::string& body);
 
   void make_classes();
   std::string class_name(int i) const { return main_name_ + "C" + std::to_string(i); }
@@ -283,11 +328,10 @@ std::string Generator::int_section() {
     if (k < 5) {
       line(body, int_expr(rng_, 3, vars) + " println.");
     } else if (k < 7) {
-      line(body, "(" + int_expr(rng_, 2, vars) + rng_.pick(kComparisons) + int_expr(rng_, 2, vars) +
-                     ") println.");
+      line(body,
+           "(" + int_expr(rng_, 2, vars) + rng_.pick(kComparisons) + int_expr(rng_, 2, vars) + ") println.");
     } else if (k < 8) {
-      line(body, "(" + int_expr(rng_, 2, vars) + " // " + operand(nonzero_int_literal(rng_)) +
-                     ") println.");
+      line(body, "(" + int_expr(rng_, 2, vars) + " // " + operand(nonzero_int_literal(rng_)) + ") println.");
     } else {
       // Reassign a variable so later expressions see small and big values at the same sites.
       line(body, "(" + rng_.pick(vars) + " := " + int_expr(rng_, 2, vars) + ") println.");
@@ -298,9 +342,8 @@ std::string Generator::int_section() {
   int m = static_cast<int>(rng_.range(4, 7));
   line(body, "arr := Array new: " + str(m) + ".");
   for (int i = 1; i <= m; i++) line(body, "arr at: " + str(i) + " put: " + int_literal(rng_) + ".");
-  std::vector<std::string> ops = {"(x + y)",     "(x - y)",      "(x * y)",
-                                  "(x < y)",     "(x = y)",      "(x >= y)",
-                                  "(x max: y)",  "(x == y)",     "((x + y) - y = x)"};
+  std::vector<std::string> ops = {"(x + y)",  "(x - y)",    "(x * y)",  "(x < y)",          "(x = y)",
+                                  "(x >= y)", "(x max: y)", "(x == y)", "((x + y) - y = x)"};
   std::vector<std::string> div_ops = {"(x / y)", "(x % y)", "(x rem: y)", "(x // y)"};
   std::vector<std::string> bit_ops = {"(x & y)", "(x bitXor: y)"};
   std::string stmts;
@@ -333,11 +376,11 @@ std::string Generator::int_loop_section() {
   line(body, "(x = 1) println. (x == 1) println.");
   int64_t start = kSmallMax - rng_.range(0, 12);
   if (rng_.chance(50)) {
-    line(body, str(start) + " to: " + str(start + rng_.range(2, 8)) +
-                   " do: [ :i | i println. (i - 1) println ].");
+    line(body,
+         str(start) + " to: " + str(start + rng_.range(2, 8)) + " do: [ :i | i println. (i - 1) println ].");
   } else {
-    line(body, str(start) + " to: " + str(start + rng_.range(10, 40)) + " by: " +
-                   str(rng_.range(2, 7)) + " do: [ :i | i println ].");
+    line(body, str(start) + " to: " + str(start + rng_.range(10, 40)) + " by: " + str(rng_.range(2, 7)) +
+                   " do: [ :i | i println ].");
   }
   int64_t low = kSmallMin + rng_.range(0, 6);
   line(body, str(low) + " downTo: " + str(low - rng_.range(1, 6)) + " do: [ :i | i println ].");
@@ -361,11 +404,11 @@ std::string Generator::double_section() {
     if (k < 5) {
       line(body, double_expr(rng_, 3, vars) + " println.");
     } else if (k < 7) {
-      line(body, "(" + double_expr(rng_, 2, vars) + rng_.pick(kComparisons) +
-                     double_expr(rng_, 2, vars) + ") println.");
-    } else if (k < 8) {
-      line(body, "(" + operand(int_literal(rng_)) + " / " + operand(nonzero_double_literal(rng_)) +
+      line(body, "(" + double_expr(rng_, 2, vars) + rng_.pick(kComparisons) + double_expr(rng_, 2, vars) +
                      ") println.");
+    } else if (k < 8) {
+      line(body,
+           "(" + operand(int_literal(rng_)) + " / " + operand(nonzero_double_literal(rng_)) + ") println.");
     } else {
       line(body, "(" + rng_.pick(vars) + " := " + double_expr(rng_, 2, vars) + ") println.");
     }
@@ -374,17 +417,17 @@ std::string Generator::double_section() {
   int m = static_cast<int>(rng_.range(4, 6));
   line(body, "arr := Array new: " + str(m) + ".");
   for (int i = 1; i <= m; i++) {
-    line(body, "arr at: " + str(i) + " put: " +
-                   (rng_.chance(65) ? double_literal(rng_) : str(rng_.range(-20, 20))) + ".");
+    line(body, "arr at: " + str(i) +
+                   " put: " + (rng_.chance(65) ? double_literal(rng_) : str(rng_.range(-20, 20))) + ".");
   }
-  line(body, "arr do: [ :x | arr do: [ :y | (x + y) println. (x * y) println. (x - y) println. "
-             "(x < y) println. (x = y) println. (x <= y) println. "
-             "y = 0 ifFalse: [ (x // y) println ] ] ].");
+  line(body,
+       "arr do: [ :x | arr do: [ :y | (x + y) println. (x * y) println. (x - y) println. "
+       "(x < y) println. (x = y) println. (x <= y) println. "
+       "y = 0 ifFalse: [ (x // y) println ] ] ].");
   line(body, "s := 0.0. arr do: [ :x | s := s + x ]. s println. (s * 0.1) println.");
   line(body, "s := 0. 1 to: " + str(rng_.range(5, 30)) + " do: [ :i | s := s + (i // " +
                  str(rng_.range(2, 9)) + ") ]. s println.");
-  line(body, "1.5 to: " + str(rng_.range(-2, 6)) + "." + str(rng_.range(0, 9)) +
-                 " do: [ :x | x println ].");
+  line(body, "1.5 to: " + str(rng_.range(-2, 6)) + "." + str(rng_.range(0, 9)) + " do: [ :x | x println ].");
   return section_method("doubles", "d e arr s", body);
 }
 
@@ -416,13 +459,15 @@ std::string Generator::block_section() {
       case 3:
         line(body, "blk := self makeAdder: " + operand(int_literal(rng_)) + ".");
         line(body, "(blk value: " + operand(int_literal(rng_)) + ") println.");
-        line(body, "((self makeAdder: " + operand(small_int_literal(rng_)) + ") value: (blk value: " +
-                       operand(small_int_literal(rng_)) + ")) println.");
+        line(body, "((self makeAdder: " + operand(small_int_literal(rng_)) +
+                       ") value: (blk value: " + operand(small_int_literal(rng_)) + ")) println.");
         break;
       case 4:
         line(body, "s := 0.");
-        line(body, "1 to: " + str(rng_.range(2, 6)) + " do: [ :j | blk := [ :x | [ :y | s := s + x "
-                   "+ y + j ] value: x * " + str(rng_.range(1, 5)) + " ]. (blk value: j) println ].");
+        line(body, "1 to: " + str(rng_.range(2, 6)) +
+                       " do: [ :j | blk := [ :x | [ :y | s := s + x "
+                       "+ y + j ] value: x * " +
+                       str(rng_.range(1, 5)) + " ]. (blk value: j) println ].");
         line(body, "s println.");
         break;
       case 5: {
@@ -445,8 +490,7 @@ std::string Generator::block_section() {
       case 7:
         line(body, "s := " + str(rng_.range(0, 5)) + ".");
         line(body, "(self twice: [ s := s * 2 + 1 ]) println. s println.");
-        line(body, "t := self invoke: [ s := s - 1. s ] depth: " + str(rng_.range(0, 6)) +
-                       ". t println.");
+        line(body, "t := self invoke: [ s := s - 1. s ] depth: " + str(rng_.range(0, 6)) + ". t println.");
         break;
       case 8:
         // Escaped block: escapedBlock: (overridden in this class) answers a value.
@@ -456,10 +500,9 @@ std::string Generator::block_section() {
       default:
         line(body, "blk := [ :x :y | x + y ]. s := 0.");
         line(body, "#(" + str(rng_.range(-9, 9)) + " " + str(rng_.range(-9, 9)) + " " +
-                       str(rng_.range(-9, 9)) +
-                       ") do: [ :e | s := blk value: s with: e ]. s println.");
-        line(body, "(#(1 2 3) inject: " + operand(int_literal(rng_)) +
-                       " into: [ :acc :e | acc * e ]) println.");
+                       str(rng_.range(-9, 9)) + ") do: [ :e | s := blk value: s with: e ]. s println.");
+        line(body,
+             "(#(1 2 3) inject: " + operand(int_literal(rng_)) + " into: [ :acc :e | acc * e ]) println.");
         break;
     }
   }
@@ -479,15 +522,15 @@ std::string Generator::nlr_section() {
 
   std::string deep = fresh("nlrDeep");
   int depth = static_cast<int>(rng_.range(0, 8));
-  add_method(deep + ": x = ( self invoke: [ ^x * " + str(rng_.range(2, 5)) + " ] depth: " +
-             str(depth) + ". ^#notReached )");
+  add_method(deep + ": x = ( self invoke: [ ^x * " + str(rng_.range(2, 5)) + " ] depth: " + str(depth) +
+             ". ^#notReached )");
   line(body, "(self " + deep + ": " + operand(int_literal(rng_)) + ") println.");
 
   std::string nested = fresh("nlrNested");
-  add_method(nested + ": x = ( [ :y | [ :z | z > " + str(lim) + " ifTrue: [ ^z ]. y ] value: y + x ] "
+  add_method(nested + ": x = ( [ :y | [ :z | z > " + str(lim) +
+             " ifTrue: [ ^z ]. y ] value: y + x ] "
              "value: x. ^x negated )");
-  for (int i = 0; i < 3; i++)
-    line(body, "(self " + nested + ": " + str(rng_.range(-5, 10)) + ") println.");
+  for (int i = 0; i < 3; i++) line(body, "(self " + nested + ": " + str(rng_.range(-5, 10)) + ") println.");
 
   std::string loop = fresh("nlrLoop");
   add_method(loop + " = ( | i | i := 0. [ true ] whileTrue: [ i := i + 1. i > " + str(lim) +
@@ -516,7 +559,8 @@ std::string Generator::nlr_section() {
 
   // The same block both returns normally and non-locally, depending on its argument.
   std::string twice = fresh("nlrTwice");
-  add_method(twice + ": k = ( | blk | blk := [ :x | x > k ifTrue: [ ^x ]. x * 2 ]. "
+  add_method(twice +
+             ": k = ( | blk | blk := [ :x | x > k ifTrue: [ ^x ]. x * 2 ]. "
              "(blk value: 1) println. (blk value: 2) println. (blk value: 100) println. ^#end )");
   line(body, "(self " + twice + ": " + str(rng_.range(0, 4)) + ") println.");
   return section_method("nlr", "arr", body);
@@ -537,20 +581,19 @@ void Generator::make_classes() {
     std::string text = "\"Generated by som_difftest_gen.\"\n" + class_name(i) + " = " +
                        (root ? std::string("Object") : class_name(parent)) + " (\n";
     text += "    | " + fa + " " + fb + " |\n";
-    text += "    init = ( " + std::string(root ? "" : "super init. ") + fa + " := " +
-            int_literal(rng_) + ". " + fb + " := " + str(rng_.range(-50, 50)) + " )\n";
+    text += "    init = ( " + std::string(root ? "" : "super init. ") + fa + " := " + int_literal(rng_) +
+            ". " + fb + " := " + str(rng_.range(-50, 50)) + " )\n";
     text += "    " + fa + " = ( ^" + fa + " )\n";
     text += "    " + fa + ": v = ( " + fa + " := v )\n";
-    if (root || rng_.chance(60))
-      text += "    tag = ( ^#" + class_name(i) + " )\n";
+    if (root || rng_.chance(60)) text += "    tag = ( ^#" + class_name(i) + " )\n";
     if (root || rng_.chance(70)) {
       std::string e = "(" + fb + " * x) + " + operand(str(rng_.range(-9, 9)));
       if (!root && rng_.chance(60)) e = "(super compute: x) + " + e;
       text += "    compute: x = ( ^" + e + " )\n";
     }
     if (root || rng_.chance(50)) {
-      std::string upd = fb + " := " + fb + " + x. " + fa + " := " + fa +
-                        (rng_.chance(50) ? " + " : " - ") + "(x * " + str(rng_.range(1, 1000)) + ")";
+      std::string upd = fb + " := " + fb + " + x. " + fa + " := " + fa + (rng_.chance(50) ? " + " : " - ") +
+                        "(x * " + str(rng_.range(1, 1000)) + ")";
       if (!root && rng_.chance(50)) upd = "super update: x. " + upd;
       text += "    update: x = ( " + upd + " )\n";
     }
@@ -562,8 +605,10 @@ void Generator::make_classes() {
       std::string v = root ? "self compute: 1" : "(super visit: blk) + 1";
       text += "    visit: blk = ( ^blk value: (" + v + ") )\n";
     }
-    if (root) text += "    depth = ( ^0 )\n";
-    else if (rng_.chance(70)) text += "    depth = ( ^super depth + 1 )\n";
+    if (root)
+      text += "    depth = ( ^0 )\n";
+    else if (rng_.chance(70))
+      text += "    depth = ( ^super depth + 1 )\n";
     text += ")\n";
     class_text_.push_back(text);
   }
@@ -580,9 +625,15 @@ std::string Generator::poly_section() {
   // How many classes the sites see: 1 (monomorphic), 2..4 (polymorphic) or all (megamorphic).
   int width;
   switch (rng_.range(0, 2)) {
-    case 0: width = 1; break;
-    case 1: width = static_cast<int>(rng_.range(2, 4 < num_classes_ ? 4 : num_classes_)); break;
-    default: width = num_classes_; break;
+    case 0:
+      width = 1;
+      break;
+    case 1:
+      width = static_cast<int>(rng_.range(2, 4 < num_classes_ ? 4 : num_classes_));
+      break;
+    default:
+      width = num_classes_;
+      break;
   }
   // `width` distinct classes (1-based for make:), each of them at least once in objs.
   std::vector<int> classes;
@@ -597,8 +648,12 @@ std::string Generator::poly_section() {
     line(body, "objs at: " + str(i) + " put: (self make: " + str(cls) + ").");
   }
   int rounds = static_cast<int>(rng_.range(2, 5));
-  std::vector<std::string> sends = {"(o compute: r) println.", "o update: r.", "o value1 println.",
-                                    "o tag println.", "o describe println.", "o depth println.",
+  std::vector<std::string> sends = {"(o compute: r) println.",
+                                    "o update: r.",
+                                    "o value1 println.",
+                                    "o tag println.",
+                                    "o describe println.",
+                                    "o depth println.",
                                     "(o visit: [ :v | v - r ]) println.",
                                     "o value1: (o value1 + r). o value1 println.",
                                     "(o compute: o value1) println."};
@@ -609,8 +664,8 @@ std::string Generator::poly_section() {
   line(body, "sum := 0. objs do: [ :o | sum := sum + (o compute: 2) ]. sum println.");
   line(body, "objs do: [ :o | o describe println ].");
   std::string f = "f" + str(classes[0] - 1) + "a";
-  line(body, "o := self make: " + str(classes[0]) + ". o " + f + ": " + int_literal(rng_) + ". o " +
-                 f + " println. o value1 println.");
+  line(body, "o := self make: " + str(classes[0]) + ". o " + f + ": " + int_literal(rng_) + ". o " + f +
+                 " println. o value1 println.");
   return section_method("poly", "objs sum o", body);
 }
 
@@ -643,14 +698,14 @@ std::string Generator::loop_section() {
                        " timesRepeat: [ s := s * -2 ]) println. s println.");
         break;
       case 5:
-        line(body, operand(str(a)) + " to: " + operand(str(b + 10)) + " by: " +
-                       str(rng_.range(1, 4)) + " do: [ :k | k println ].");
-        line(body, operand(str(b + 10)) + " downTo: " + operand(str(a)) + " by: " +
-                       str(rng_.range(1, 4)) + " do: [ :k | k println ].");
+        line(body, operand(str(a)) + " to: " + operand(str(b + 10)) + " by: " + str(rng_.range(1, 4)) +
+                       " do: [ :k | k println ].");
+        line(body, operand(str(b + 10)) + " downTo: " + operand(str(a)) + " by: " + str(rng_.range(1, 4)) +
+                       " do: [ :k | k println ].");
         break;
       case 6:
-        line(body, "1 to: " + str(rng_.range(2, 5)) + ".5 do: [ :k | k println ]. 4 downTo: " +
-                       "1.5 do: [ :k | k println ].");
+        line(body, "1 to: " + str(rng_.range(2, 5)) +
+                       ".5 do: [ :k | k println ]. 4 downTo: " + "1.5 do: [ :k | k println ].");
         break;
       case 7:
         // Real sends of the loop selectors: the block is a variable, not a literal.
@@ -660,22 +715,26 @@ std::string Generator::loop_section() {
         break;
       case 8:
         line(body, "c := " + str(a) + " < " + str(b) + ".");
-        line(body, "(c ifTrue: [ #yes ] ifFalse: [ #no ]) println. (c ifTrue: 1 ifFalse: 2) "
-                   "println. (c ifFalse: [ 3 ]) println. (c not ifTrue: [ 4 ]) println.");
-        line(body, "(c and: [ " + str(a) + " > 0 ]) println. (c or: [ 7 ]) println. (c and: "
-                   "c not) println. (c or: false) println. (c && [ true ]) println. (c || "
-                   "[ false ]) println.");
+        line(body,
+             "(c ifTrue: [ #yes ] ifFalse: [ #no ]) println. (c ifTrue: 1 ifFalse: 2) "
+             "println. (c ifFalse: [ 3 ]) println. (c not ifTrue: [ 4 ]) println.");
+        line(body, "(c and: [ " + str(a) +
+                       " > 0 ]) println. (c or: [ 7 ]) println. (c and: "
+                       "c not) println. (c or: false) println. (c && [ true ]) println. (c || "
+                       "[ false ]) println.");
         break;
       case 9:
         line(body, "r := " + std::string(rng_.chance(50) ? "nil" : int_literal(rng_)) + ".");
-        line(body, "(r ifNil: [ #isNil ] ifNotNil: [ r + 1 ]) println. (r ifNil: [ 0 ]) println. "
-                   "(r ifNotNil: [ #notNil ]) println. (r ifNotNil: [ 1 ] ifNil: [ 2 ]) println.");
+        line(body,
+             "(r ifNil: [ #isNil ] ifNotNil: [ r + 1 ]) println. (r ifNil: [ 0 ]) println. "
+             "(r ifNotNil: [ #notNil ]) println. (r ifNotNil: [ 1 ] ifNil: [ 2 ]) println.");
         line(body, "r isNil println. (r ifNil: 5) println.");
         break;
       case 10:
         // Nested inlined loops with conditionals and a result that uses every iteration.
-        line(body, "s := 0. 1 to: " + str(rng_.range(2, 6)) + " do: [ :x | | t | t := x. 1 to: " +
-                       str(rng_.range(2, 6)) + " do: [ :y | ((x + y) % 2) = 0 ifTrue: [ t := t * "
+        line(body, "s := 0. 1 to: " + str(rng_.range(2, 6)) +
+                       " do: [ :x | | t | t := x. 1 to: " + str(rng_.range(2, 6)) +
+                       " do: [ :y | ((x + y) % 2) = 0 ifTrue: [ t := t * "
                        "y ] ifFalse: [ t := t - y ] ]. s := s + t ]. s println.");
         break;
       default:
@@ -715,8 +774,8 @@ std::string Generator::fallback_section() {
 std::string Generator::recursion_section() {
   std::string body;
   line(body, "(self fib: " + str(rng_.range(5, 17)) + ") println.");
-  line(body, "(self sumTo: " + str(rng_.range(10, 1500)) + " acc: " + operand(int_literal(rng_)) +
-                 ") println.");
+  line(body,
+       "(self sumTo: " + str(rng_.range(10, 1500)) + " acc: " + operand(int_literal(rng_)) + ") println.");
   line(body, "(self ack: " + str(rng_.range(0, 2)) + " with: " + str(rng_.range(0, 5)) + ") println.");
   line(body, "(self fact: " + str(rng_.range(15, 30)) + ") println.");
   return section_method("recursion", "", body);
@@ -748,8 +807,7 @@ bool Generator::write_file(const std::string& name, const std::string& text) {
   std::string path = out_dir_ + "/" + name + ".som";
   FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) {
-    std::fprintf(stderr, "som_difftest_gen: cannot write %s: %s\n", path.c_str(),
-                 std::strerror(errno));
+    std::fprintf(stderr, "som_difftest_gen: cannot write %s: %s\n", path.c_str(), std::strerror(errno));
     return false;
   }
   bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
@@ -773,17 +831,18 @@ bool Generator::write() {
   add_method("escapedBlock: b = ( 'escaped' println. ^#escapedResult )");
   add_method("fib: n = ( n < 2 ifTrue: [ ^n ]. ^(self fib: n - 1) + (self fib: n - 2) )");
   add_method("sumTo: n acc: a = ( n = 0 ifTrue: [ ^a ]. ^self sumTo: n - 1 acc: a + n )");
-  add_method("ack: m with: n = ( m = 0 ifTrue: [ ^n + 1 ]. n = 0 ifTrue: [ ^self ack: m - 1 with: 1 ]. "
-             "^self ack: m - 1 with: (self ack: m with: n - 1) )");
+  add_method(
+      "ack: m with: n = ( m = 0 ifTrue: [ ^n + 1 ]. n = 0 ifTrue: [ ^self ack: m - 1 with: 1 ]. "
+      "^self ack: m - 1 with: (self ack: m with: n - 1) )");
   add_method("fact: n = ( n <= 1 ifTrue: [ ^1 ]. ^n * (self fact: n - 1) )");
 
   // Every kind of section once, then a few more at random, in random order.
   using SectionFn = std::string (Generator::*)();
-  std::vector<SectionFn> kinds = {
-      &Generator::int_section,   &Generator::int_loop_section, &Generator::double_section,
-      &Generator::block_section, &Generator::nlr_section,      &Generator::poly_section,
-      &Generator::loop_section,  &Generator::fallback_section, &Generator::recursion_section,
-      &Generator::array_string_section};
+  std::vector<SectionFn> kinds = {&Generator::int_section,       &Generator::int_loop_section,
+                                  &Generator::double_section,    &Generator::block_section,
+                                  &Generator::nlr_section,       &Generator::poly_section,
+                                  &Generator::loop_section,      &Generator::fallback_section,
+                                  &Generator::recursion_section, &Generator::array_string_section};
   std::vector<SectionFn> plan = kinds;
   int extra = static_cast<int>(rng_.range(1, 4));
   for (int i = 0; i < extra; i++) plan.push_back(rng_.pick(kinds));

@@ -6,7 +6,7 @@
 # once with flag set A and once with each other flag set, and stdout and the exit status must be
 # byte-for-byte equal (the programs are deterministic and exit 0, so a non-zero status fails too).
 #
-# Seeds: SOM_DIFFTEST_FIRST_SEED (default 1) and SOM_DIFFTEST_SEEDS (default 400) name the
+# Seeds: SOM_DIFFTEST_FIRST_SEED (default 1) and SOM_DIFFTEST_SEEDS (default 800) name the
 # range; with <part>/<parts> this run takes the part-th of <parts> contiguous slices of it (ctest
 # runs the slices in parallel).
 # Flag sets (words separated by spaces): SOM_DIFFTEST_FLAGS_A (default --jit=off),
@@ -23,7 +23,7 @@ gen=${3:?generator binary}
 part_spec=${4:-1/1}
 
 first=${SOM_DIFFTEST_FIRST_SEED:-1}
-total=${SOM_DIFFTEST_SEEDS:-400}
+total=${SOM_DIFFTEST_SEEDS:-800}
 keep_root=${SOM_DIFFTEST_KEEP_DIR:-${TMPDIR:-/tmp}/som-difftest-failures}
 timeout_s=${SOM_DIFFTEST_TIMEOUT:-30}
 core_lib=$root/som/core-lib
@@ -119,7 +119,7 @@ for (( seed = lo; seed < hi; seed++ )); do
   fi
 done
 
-echo "run-difftest: seeds $lo..$(( hi - 1 )) ($count programs), flag sets: $(printf "'%s' " "${flag_sets[@]}")," \
-     "$failures failing"
+echo "run-difftest: seeds $lo..$(( hi - 1 )) ($count programs)," \
+     "flag sets: $(printf "'%s' " "${flag_sets[@]}"), $failures failing"
 (( failures == 0 )) || exit 1
 exit 0
