@@ -182,7 +182,7 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   impl.enter_osr = reinterpret_cast<decltype(impl.enter_osr)>(impl.stubs.label_address(enter_osr));
   impl.interpret_thunk = impl.stubs.label_address(interpret);
   impl.special_thunk = impl.stubs.label_address(special);
-  if (auto reg = debug::register_installed(impl.stubs, debug::FrameInfo::none())) impl.registrations.push_back(std::move(*reg));
+  if (auto reg = debug::register_installed(impl.stubs, debug::FrameInfo::none())) impl.stubs_registration = std::move(*reg);
 
   vm.on_method_changed([](void* jit, Class*, Symbol* selector) { static_cast<Jit*>(jit)->method_changed(selector); },
                        this);
@@ -345,7 +345,7 @@ bool Jit::compile(Method* m) {
     return false;
   }
   CompiledMethod& cm = *impl_->compiled[m];
-  if (auto reg = debug::register_installed(cm.code)) impl_->registrations.push_back(std::move(*reg));
+  if (auto reg = debug::register_installed(cm.code)) cm.registration = std::move(*reg);
   // Send sites linked to this method's entry stub now reach the compiled body.
   auto it = impl_->entry_stubs.find(m);
   if (it != impl_->entry_stubs.end() && it->second->body_jump) {
@@ -356,6 +356,23 @@ bool Jit::compile(Method* m) {
     std::fprintf(stderr, "[JIT] compiled %s: %zu bytecode bytes -> %zu bytes of code\n", method_name(m).c_str(),
                  m->code.size(), cm.code.code_size());
   return true;
+}
+
+void Jit::discard(Method* m) {
+  if (auto stub = impl_->entry_stubs.find(m); stub != impl_->entry_stubs.end()) {
+    (void)impl_->engine->invalidate_method(stub->second->entries);
+    (void)impl_->engine->retire(stub->second->code.block());
+    impl_->entry_stubs.erase(stub);
+  }
+  if (auto it = impl_->compiled.find(m); it != impl_->compiled.end()) {
+    const install::InstalledCode& code = it->second->code;
+    (void)impl_->engine->detach_range(code.start(), code.start() + code.used_size());
+    it->second->registration.reset();
+    (void)impl_->engine->retire(code.block());
+    impl_->compiled.erase(it);
+  }
+  (void)impl_->engine->reclaim();
+  m->jit_entry = 0;
 }
 
 Value Jit::enter(Method* m, Value* base, Frame* caller) {

@@ -51,6 +51,7 @@ struct CompiledMethod {
   std::vector<jitkit::ic::SiteId> sites;                     // in bytecode order
   std::vector<uint32_t> site_pcs;                            // pc of each of `sites`
   std::vector<std::pair<uintptr_t, std::string>> labels;     // for listings: "pc 12: SEND"
+  std::optional<jitkit::debug::Registration> registration;  // Class>>selector for gdb, perf
 };
 
 // A method's entry stub: what inline caches link to (ic::Method). It checks the receiver's tag
@@ -79,7 +80,7 @@ struct Jit::Impl {
 
   std::unordered_map<Method*, std::unique_ptr<CompiledMethod>> compiled;
   std::unordered_map<Method*, std::unique_ptr<EntryStub>> entry_stubs;
-  std::vector<jitkit::debug::Registration> registrations;
+  std::optional<jitkit::debug::Registration> stubs_registration;
 
   // Selectors as the engine's 31-bit numbers.
   std::unordered_map<Symbol*, uint32_t> selector_ids;

@@ -71,6 +71,10 @@ class Jit {
   // Continues interpreter frame `f` in compiled code at `entry` until the frame returns.
   Value enter_osr(Frame* f, uintptr_t entry);
 
+  // Frees `m`'s machine code and entry stub, for a method that is being deleted (the compiler
+  // fuzzer's): no frame may be running it. The method is interpreted again afterwards.
+  void discard(Method* m);
+
   // VM::on_method_changed: drops every inline cache that may hold a method for `selector`.
   void method_changed(Symbol* selector);
 

@@ -1,8 +1,10 @@
 // libFuzzer target: every class the parser accepts goes through the bytecode compiler (each
-// method compiled against Object as holder) and the disassembler. Compile errors are fine;
-// crashes, sanitizer reports, and code that the disassembler cannot walk are failures.
+// method compiled against Object as holder), the disassembler and the baseline JIT. Compile
+// errors are fine; crashes, sanitizer reports, code that the disassembler cannot walk and
+// bytecode the JIT refuses are failures.
 #include "bytecode_p.h"
 #include "compiler_p.h"
+#include "jit/jit_p.h"
 #include "parser_p.h"
 #include "vm_p.h"
 
@@ -18,6 +20,7 @@ som::VM* booted_vm() {
     auto* v = new som::VM();
     v->set_class_path(SOM_CORE_LIB_DIR);
     if (!v->bootstrap()) std::abort();
+    v->jit_ = std::make_unique<som::Jit>(*v);
     return v;
   }();
   return vm;
@@ -34,10 +37,18 @@ void check_code(som::Method* m) {
   for (som::Method* b : m->blocks) check_code(b);
 }
 
-// Compiled methods are permanent in the VM; the fuzzer frees them so long runs stay small
-// (their literals and interned symbols still accumulate slowly).
-void free_method(som::Method* m) {
-  for (som::Method* b : m->blocks) free_method(b);
+// Machine code for the method and its blocks (never run here: the JIT must accept every
+// method the bytecode compiler produces).
+void jit_compile(som::VM* vm, som::Method* m) {
+  if (!vm->jit_->compile(m)) std::abort();
+  for (som::Method* b : m->blocks) jit_compile(vm, b);
+}
+
+// Compiled methods are permanent in the VM; the fuzzer frees them (and their machine code) so
+// long runs stay small (their literals and interned symbols still accumulate slowly).
+void free_method(som::VM* vm, som::Method* m) {
+  for (som::Method* b : m->blocks) free_method(vm, b);
+  vm->jit_->discard(m);
   delete m;
 }
 }  // namespace
@@ -59,7 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       check_code(m);
       (void)som::disassemble(*vm, m);
-      free_method(m);
+      jit_compile(vm, m);
+      free_method(vm, m);
     }
   }
   return 0;
