@@ -5,14 +5,21 @@
 //   BM_SomNoOpt/<Name>  the same VM with those optimizations switched off (VM::optimize_ =
 //                       false): every control structure is a real send, every send a global
 //                       lookup-cache probe. It is our own reference point, not SOM++.
+//   BM_SomJit/<Name>    the baseline JIT (docs/som-jit.md) at its default settings, in a VM of
+//                       its own per benchmark, so that its counters are that benchmark's:
+//                       first_iter_ms (the first iteration ever, with tier-up and compilation),
+//                       compile_ms and compile_share (compile time / first iteration),
+//                       methods, us_per_method, bytecode_bytes_per_us, code_bytes_per_bytecode.
 // One benchmark iteration is one `benchmark` send followed by `verifyResult:` on its answer;
 // a wrong answer fails the entry.
+#include "jit/jit_p.h"
 #include "vm_p.h"
 
 #include <benchmark/benchmark.h>
 
 #include <dirent.h>
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +30,10 @@ struct SomBenchmarks {
   som::VM vm;
   std::vector<std::string> names;
   std::vector<size_t> root_index;  // instance of each benchmark class in vm.extra_roots_
+  // BM_SomJit: what the first iteration ever cost, and what the JIT did during it.
+  bool first_done = false;
+  double first_iter_ms = 0;
+  som::JitStats first_stats;
 };
 
 std::vector<std::string> list_benchmarks(const std::string& dir) {
@@ -41,26 +52,57 @@ std::vector<std::string> list_benchmarks(const std::string& dir) {
   return out;
 }
 
-void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
+bool run_iteration(SomBenchmarks* sb, size_t i) {
   som::VM& vm = sb->vm;
-  som::Symbol* bench = vm.intern("benchmark");
-  som::Symbol* verify = vm.intern("verifyResult:");
+  som::Value result = vm.send(vm.extra_roots_[sb->root_index[i]], vm.intern("benchmark"));
+  // `result` is pushed onto the frame stack by send() before anything can allocate.
+  som::Value ok = vm.send(vm.extra_roots_[sb->root_index[i]], vm.intern("verifyResult:"), {result});
+  return ok == vm.true_value_;
+}
+
+void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
+  if (sb->vm.jit_ && !sb->first_done) {
+    // The cold start, once per VM: interpretation, tier-up and compilation included.
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool ok = run_iteration(sb, i);
+    sb->first_iter_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    sb->first_stats = sb->vm.jit_->stats();
+    sb->first_done = true;
+    if (!ok) {
+      state.SkipWithError(("verifyResult: failed for " + sb->names[i]).c_str());
+      return;
+    }
+  }
   for (auto _ : state) {
-    som::Value result = vm.send(vm.extra_roots_[sb->root_index[i]], bench);
-    // `result` is pushed onto the frame stack by send() before anything can allocate.
-    som::Value ok = vm.send(vm.extra_roots_[sb->root_index[i]], verify, {result});
-    if (ok != vm.true_value_) {
+    if (!run_iteration(sb, i)) {
       state.SkipWithError(("verifyResult: failed for " + sb->names[i]).c_str());
       break;
     }
   }
+  if (sb->vm.jit_) {
+    const som::JitStats& s = sb->first_stats;
+    const double compile_ms = static_cast<double>(s.compile_nanos) / 1e6;
+    const double methods = static_cast<double>(s.methods_compiled);
+    const double bytes = static_cast<double>(s.bytecode_bytes);
+    state.counters["first_iter_ms"] = sb->first_iter_ms;
+    state.counters["compile_ms"] = compile_ms;
+    state.counters["compile_share"] = sb->first_iter_ms > 0 ? compile_ms / sb->first_iter_ms : 0;
+    state.counters["methods"] = methods;
+    state.counters["us_per_method"] = methods > 0 ? compile_ms * 1000 / methods : 0;
+    state.counters["bytecode_bytes_per_us"] = compile_ms > 0 ? bytes / (compile_ms * 1000) : 0;
+    state.counters["code_bytes_per_bytecode"] = bytes > 0 ? static_cast<double>(s.code_bytes) / bytes : 0;
+  }
 }
 
-SomBenchmarks* boot(bool optimize) {
+SomBenchmarks* boot(bool optimize, bool jit) {
   auto* sb = new SomBenchmarks();
   sb->vm.optimize_ = optimize;
   sb->vm.set_class_path(std::string(SOM_CORE_LIB_DIR) + ":" + SOM_BENCH_DIR);
   if (!sb->vm.bootstrap()) std::exit(1);
+  if (jit) {
+    sb->vm.jit_ = std::make_unique<som::Jit>(sb->vm);
+    sb->vm.jit_threshold_ = som::kDefaultJitThreshold;
+  }
   som::Symbol* new_sel = sb->vm.intern("new");
   for (const std::string& n : list_benchmarks(SOM_BENCH_DIR)) {
     som::Class* c = sb->vm.load_class(sb->vm.intern(n));
@@ -78,10 +120,12 @@ SomBenchmarks* boot(bool optimize) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  SomBenchmarks* opt = boot(true);
-  SomBenchmarks* no_opt = boot(false);
+  SomBenchmarks* opt = boot(true, false);
+  SomBenchmarks* no_opt = boot(false, false);
   for (size_t i = 0; i < opt->names.size(); i++) {
     benchmark::RegisterBenchmark(("BM_Som/" + opt->names[i]).c_str(), run_one, opt, i)
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("BM_SomJit/" + opt->names[i]).c_str(), run_one, boot(true, true), i)
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("BM_SomNoOpt/" + no_opt->names[i]).c_str(), run_one, no_opt, i)
         ->Unit(benchmark::kMillisecond);

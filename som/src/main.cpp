@@ -9,8 +9,6 @@
 #include <vector>
 
 namespace {
-constexpr unsigned kDefaultJitThreshold = 100;
-
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: som [options] -cp <dir1:dir2...> MainClass|path/File.som [args...]\n"
@@ -25,7 +23,7 @@ void usage(FILE* out) {
                "  --jit-threshold=N  invocations + loop iterations before a method is compiled (default %u)\n"
                "  --jit-stats  print what the JIT compiled and the inline-cache states to stderr at exit\n"
                "  -h, --help   this help\n",
-               kDefaultJitThreshold);
+               som::kDefaultJitThreshold);
 }
 }  // namespace
 
@@ -35,7 +33,7 @@ int main(int argc, char** argv) {
   std::string class_path;
   bool debug = false, gc_stats = false, no_opt = false, jit_stats = false;
   som::JitMode jit_mode = som::JitMode::kOn;
-  unsigned long jit_threshold = kDefaultJitThreshold;
+  unsigned long jit_threshold = som::kDefaultJitThreshold;
   int i = 1;
   for (; i < argc; i++) {
     std::string a = argv[i];

@@ -37,6 +37,9 @@ class VM;
 
 enum class JitMode : uint8_t { kOff, kOn, kAlways };
 
+// Interpreter invocations plus back-edges before a method is compiled (`som --jit=on`).
+inline constexpr uint32_t kDefaultJitThreshold = 100;
+
 // What `som --jit-stats` prints.
 struct JitStats {
   uint64_t methods_compiled = 0;
