@@ -22,6 +22,8 @@ void usage(FILE* out) {
                "               always: compile every method before it first runs\n"
                "  --jit-threshold=N  invocations + loop iterations before a method is compiled (default %u)\n"
                "  --jit-stats  print what the JIT compiled and the inline-cache states to stderr at exit\n"
+               "  --jit-listing=Class>>selector  print that method's machine code and its inline\n"
+               "               caches (PIC stubs included) to stderr at exit\n"
                "  -h, --help   this help\n",
                som::kDefaultJitThreshold);
 }
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
   std::string class_path;
   bool debug = false, gc_stats = false, no_opt = false, jit_stats = false;
   som::JitMode jit_mode = som::JitMode::kOn;
+  std::string jit_listing;
   unsigned long jit_threshold = som::kDefaultJitThreshold;
   int i = 1;
   for (; i < argc; i++) {
@@ -63,6 +66,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "som: --jit-threshold needs a number from 0 to 1000000000, got '%s'\n", n.c_str());
         return 1;
       }
+    } else if (a.rfind("--jit-listing=", 0) == 0) {
+      jit_listing = a.substr(14);
     } else if (a == "--jit-stats") {
       jit_stats = true;
     } else if (a.rfind("-H", 0) == 0) {
@@ -107,6 +112,10 @@ int main(int argc, char** argv) {
   for (; i < argc; i++) args.push_back(argv[i]);
   int status = vm.run_main(args);
   if (jit_stats && vm.jit_) vm.jit_->print_stats(stderr);
+  if (!jit_listing.empty() && vm.jit_) {
+    std::string text = vm.jit_->listing(jit_listing);
+    std::fprintf(stderr, "%s", text.empty() ? ("[JIT] " + jit_listing + " was not compiled\n").c_str() : text.c_str());
+  }
   if (gc_stats)
     std::fprintf(stderr, "[GC] %llu collections, %.2f ms, %llu bytes allocated\n",
                  static_cast<unsigned long long>(vm.heap_.collections_), vm.heap_.gc_millis_,

@@ -3,6 +3,7 @@
 // (docs/som-jit.md). The translation itself is method_compiler.cpp.
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "jit/jit_impl_p.h"
@@ -410,6 +411,16 @@ std::string Jit::listing(Method* m) {
     auto text = impl_->engine->listing(it->second->sites[i]);
     if (text) out += "\nsend site at pc " + std::to_string(it->second->site_pcs[i]) + ":\n" + *text;
   }
+  return out;
+}
+
+std::string Jit::listing(std::string_view name) {
+  std::vector<Method*> found;
+  for (auto& [m, cm] : impl_->compiled)
+    if (method_name(m) == name) found.push_back(m);
+  std::sort(found.begin(), found.end(), [](Method* a, Method* b) { return a->jit_entry < b->jit_entry; });
+  std::string out;
+  for (Method* m : found) out += listing(m) + "\n";
   return out;
 }
 

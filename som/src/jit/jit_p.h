@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -84,6 +85,9 @@ class Jit {
   // Compiled code, for -d, the demo and tests: the disassembly of `m` with names resolved, and
   // the state of each of its send sites' inline caches.
   std::string listing(Method* m);
+  // The listings of every compiled method or block named `name` ("Class>>selector", blocks
+  // "Class>>selector [block]"); empty if none.
+  std::string listing(std::string_view name);
   std::string site_states(Method* m);
   const JitStats& stats() const { return stats_; }
   // Inline-cache counts: sites by state now, and transitions so far.
