@@ -329,6 +329,7 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
   stub->code = std::move(*code);
   stub->entries = {stub->code.label_address(entries->checked), stub->code.label_address(entries->unchecked)};
   if (body_jump) stub->body_jump = stub->code.site(*body_jump);
+  if (auto reg = debug::register_installed(stub->code, debug::FrameInfo::none())) stub->registration = std::move(*reg);
   EntryStub* result = stub.get();
   entry_stubs[m] = std::move(stub);
   return result;
@@ -346,7 +347,6 @@ bool Jit::compile(Method* m) {
     return false;
   }
   CompiledMethod& cm = *impl_->compiled[m];
-  if (auto reg = debug::register_installed(cm.code)) cm.registration = std::move(*reg);
   // Send sites linked to this method's entry stub now reach the compiled body.
   auto it = impl_->entry_stubs.find(m);
   if (it != impl_->entry_stubs.end() && it->second->body_jump) {

@@ -62,6 +62,7 @@ struct EntryStub {
   jitkit::install::InstalledCode code;
   jitkit::ic::Method entries;
   std::optional<jitkit::install::PatchSite> body_jump;
+  std::optional<jitkit::debug::Registration> registration;  // entry:Class>>selector
 };
 
 struct Jit::Impl {

@@ -11,6 +11,7 @@
 
 #include "bytecode_p.h"
 #include "jit/jit_impl_p.h"
+#include "jitkit/debug/installed_code.h"
 
 namespace som {
 
@@ -71,7 +72,7 @@ class MethodCompiler {
   std::vector<uint32_t> loop_heads_;
   std::vector<std::function<void()>> cold_;
   std::vector<std::pair<ic::SendSite, uint32_t>> sends_;
-  Label start_, ret_, unwind_;
+  Label start_, ret_, unwind_, frame_gone_;
   std::string send_error_;
 };
 
@@ -812,6 +813,7 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
   start_ = a_.new_label();
   ret_ = a_.new_label();
   unwind_ = a_.new_label();
+  frame_gone_ = a_.new_label();
   emit_prologue();
   std::vector<std::pair<Label, uint32_t>> pc_marks;
   for (uint32_t pc = 0; pc < size; pc += static_cast<uint32_t>(op_length(m_->code[pc]))) {
@@ -837,6 +839,7 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
   a_.mov(kFrameReg, qword_ptr(rbp, -8));
   a_.mov(rsp, rbp);
   a_.pop(rbp);
+  a_.bind(frame_gone_);
   a_.ret();
   // A non-local return is passing: finish it here if this frame is its home, else leave.
   a_.bind(unwind_);
@@ -875,6 +878,10 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
     out.sites.push_back(*site);
     out.site_pcs.push_back(pc);
   }
+  // Unwind rules for gdb and perf: the rbp frame, gone at the one `ret`.
+  if (auto reg = debug::register_installed(
+          out.code, debug::FrameInfo::frame_pointer(1, 4, {out.code.label_offset(frame_gone_)})))
+    out.registration = std::move(*reg);
   for (uint32_t head : loop_heads_) out.osr_entries.push_back({head, out.code.label_address(pc_label_[head])});
   for (auto& [label, pc] : pc_marks)
     out.labels.push_back({out.code.label_address(label), "pc " + std::to_string(pc) + ": " + op_name(m_->code[pc])});
