@@ -9,6 +9,7 @@
 //                       its own per benchmark, so that its counters are that benchmark's:
 //                       first_iter_ms (the first iteration ever, with tier-up and compilation),
 //                       compile_ms and compile_share (compile time / first iteration),
+//                       register_ms and register_share (naming the code for gdb and perf),
 //                       methods, us_per_method, bytecode_bytes_per_us, code_bytes_per_bytecode.
 // One benchmark iteration is one `benchmark` send followed by `verifyResult:` on its answer;
 // a wrong answer fails the entry.
@@ -87,6 +88,9 @@ void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
     state.counters["first_iter_ms"] = sb->first_iter_ms;
     state.counters["compile_ms"] = compile_ms;
     state.counters["compile_share"] = sb->first_iter_ms > 0 ? compile_ms / sb->first_iter_ms : 0;
+    const double register_ms = static_cast<double>(s.register_nanos) / 1e6;
+    state.counters["register_ms"] = register_ms;
+    state.counters["register_share"] = sb->first_iter_ms > 0 ? register_ms / sb->first_iter_ms : 0;
     state.counters["methods"] = methods;
     state.counters["us_per_method"] = methods > 0 ? compile_ms * 1000 / methods : 0;
     state.counters["bytecode_bytes_per_us"] = compile_ms > 0 ? bytes / (compile_ms * 1000) : 0;

@@ -461,8 +461,8 @@ void Jit::print_stats(std::FILE* out) {
   const double us = static_cast<double>(stats_.compile_nanos) / 1000.0;
   std::fprintf(out,
                "[JIT] %llu methods compiled (%llu failed), %llu bytecode bytes -> %llu code bytes (%.2f per byte), "
-               "compile time %.3f ms (%.1f us per method, %.1f bytecode bytes per us), %llu OSR entries, "
-               "%zu entry stubs\n",
+               "compile time %.3f ms (%.1f us per method, %.1f bytecode bytes per us) + %.3f ms naming the code "
+               "for gdb/perf, %llu OSR entries, %zu entry stubs\n",
                static_cast<unsigned long long>(stats_.methods_compiled),
                static_cast<unsigned long long>(stats_.compile_failures),
                static_cast<unsigned long long>(stats_.bytecode_bytes),
@@ -470,7 +470,7 @@ void Jit::print_stats(std::FILE* out) {
                stats_.bytecode_bytes ? static_cast<double>(stats_.code_bytes) / static_cast<double>(stats_.bytecode_bytes) : 0.0,
                us / 1000.0, stats_.methods_compiled ? us / static_cast<double>(stats_.methods_compiled) : 0.0,
                us > 0 ? static_cast<double>(stats_.bytecode_bytes) / us : 0.0,
-               static_cast<unsigned long long>(stats_.osr_entries), impl_->entry_stubs.size());
+               static_cast<double>(stats_.register_nanos) / 1e6, static_cast<unsigned long long>(stats_.osr_entries), impl_->entry_stubs.size());
   const ic::EngineStats s = impl_->engine->stats();
   std::fprintf(out, "[JIT] %s[JIT] invalidations: %llu selectors, %llu sites unlinked\n", cache_report().c_str(),
                static_cast<unsigned long long>(stats_.invalidations),

@@ -52,6 +52,7 @@ struct CompiledMethod {
   std::vector<uint32_t> site_pcs;                            // pc of each of `sites`
   std::vector<std::pair<uintptr_t, std::string>> labels;     // for listings: "pc 12: SEND"
   std::optional<jitkit::debug::Registration> registration;  // Class>>selector for gdb, perf
+  uint32_t frame_gone_offset = 0;                           // of the `ret` (unwind rules)
 };
 
 // A method's entry stub: what inline caches link to (ic::Method). It checks the receiver's tag

@@ -47,7 +47,8 @@ struct JitStats {
   uint64_t compile_failures = 0;
   uint64_t bytecode_bytes = 0;  // of the compiled methods
   uint64_t code_bytes = 0;      // machine code of the compiled methods (without entry stubs)
-  uint64_t compile_nanos = 0;
+  uint64_t compile_nanos = 0;   // bytecode -> installed code with attached send sites
+  uint64_t register_nanos = 0;  // naming the code for gdb and perf (jitkit::debug)
   uint64_t osr_entries = 0;  // frames moved from the interpreter into compiled code
   uint64_t invalidations = 0;  // selectors whose caches were dropped after a method change
 };

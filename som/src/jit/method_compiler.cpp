@@ -878,10 +878,7 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
     out.sites.push_back(*site);
     out.site_pcs.push_back(pc);
   }
-  // Unwind rules for gdb and perf: the rbp frame, gone at the one `ret`.
-  if (auto reg = debug::register_installed(
-          out.code, debug::FrameInfo::frame_pointer(1, 4, {out.code.label_offset(frame_gone_)})))
-    out.registration = std::move(*reg);
+  out.frame_gone_offset = out.code.label_offset(frame_gone_);
   for (uint32_t head : loop_heads_) out.osr_entries.push_back({head, out.code.label_address(pc_label_[head])});
   for (auto& [label, pc] : pc_marks)
     out.labels.push_back({out.code.label_address(label), "pc " + std::to_string(pc) + ": " + op_name(m_->code[pc])});
@@ -898,6 +895,13 @@ bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::st
   stats.compile_nanos += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
   if (!ok) return false;
+  // Unwind rules for gdb and perf: the rbp frame, gone at the one `ret`.
+  const auto t1 = std::chrono::steady_clock::now();
+  if (auto reg = debug::register_installed(compiled->code,
+                                           debug::FrameInfo::frame_pointer(1, 4, {compiled->frame_gone_offset})))
+    compiled->registration = std::move(*reg);
+  stats.register_nanos += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t1).count());
   stats.methods_compiled++;
   stats.bytecode_bytes += m->code.size();
   stats.code_bytes += compiled->code.code_size();
