@@ -31,6 +31,8 @@ struct SomBenchmarks {
   som::VM vm;
   std::vector<std::string> names;
   std::vector<size_t> root_index;  // instance of each benchmark class in vm.extra_roots_
+  som::Symbol* benchmark = nullptr;  // #benchmark, #verifyResult:
+  som::Symbol* verify = nullptr;
   // BM_SomJit: what the first iteration ever cost, and what the JIT did during it.
   bool first_done = false;
   double first_iter_ms = 0;
@@ -55,9 +57,9 @@ std::vector<std::string> list_benchmarks(const std::string& dir) {
 
 bool run_iteration(SomBenchmarks* sb, size_t i) {
   som::VM& vm = sb->vm;
-  som::Value result = vm.send(vm.extra_roots_[sb->root_index[i]], vm.intern("benchmark"));
+  som::Value result = vm.send(vm.extra_roots_[sb->root_index[i]], sb->benchmark);
   // `result` is pushed onto the frame stack by send() before anything can allocate.
-  som::Value ok = vm.send(vm.extra_roots_[sb->root_index[i]], vm.intern("verifyResult:"), {result});
+  som::Value ok = vm.send(vm.extra_roots_[sb->root_index[i]], sb->verify, {result});
   return ok == vm.true_value_;
 }
 
@@ -103,6 +105,8 @@ SomBenchmarks* boot(bool optimize, bool jit) {
   sb->vm.optimize_ = optimize;
   sb->vm.set_class_path(std::string(SOM_CORE_LIB_DIR) + ":" + SOM_BENCH_DIR);
   if (!sb->vm.bootstrap()) std::exit(1);
+  sb->benchmark = sb->vm.intern("benchmark");
+  sb->verify = sb->vm.intern("verifyResult:");
   if (jit) {
     sb->vm.jit_ = std::make_unique<som::Jit>(sb->vm);
     sb->vm.jit_threshold_ = som::kDefaultJitThreshold;

@@ -626,7 +626,7 @@ do_invoke:
       }
     }
   push_frame:
-    if (jit_ && (m->jit_entry || (++m->hotness >= jit_threshold_ && !m->jit_failed && jit_->compile(m)))) {
+    if (jit_ && jit_->tier_up(m, jit_threshold_)) {
       fp_ = f;
       pc_ = ret_ip;
       sp_ = s;

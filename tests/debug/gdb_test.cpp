@@ -16,6 +16,7 @@ namespace {
 
 using test_util::CommandResult;
 using test_util::find_group;
+using test_util::first_backtrace;
 using test_util::require_tool;
 using test_util::run_command;
 
@@ -52,19 +53,6 @@ bool hardware_breakpoints_available() {
 constexpr const char* kNoHardwareBreakpoints =
     "gdb reports no hardware breakpoint support in this machine (a VM without debug registers); "
     "breakpoints in read-only shared code need them";
-
-// The lines of the first `bt` (from "#0" to the last consecutive "#n" line).
-std::string first_backtrace(const std::string& out) {
-  std::size_t start = out.find("\n#0 ");
-  if (start == std::string::npos) return {};
-  std::size_t end = start + 1;
-  while (end < out.size() && out[end] == '#') {
-    std::size_t nl = out.find('\n', end);
-    if (nl == std::string::npos) return out.substr(start + 1);
-    end = nl + 1;
-  }
-  return out.substr(start + 1, end - start - 1);
-}
 
 TEST(GdbJit, BacktraceFromHostCallbackReachesMainThroughJitFramesInDualMappedCode) {
   if (!require_tool("gdb", "gdb")) return;

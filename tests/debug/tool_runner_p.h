@@ -40,6 +40,19 @@ inline bool require_tool(const std::string& tool, const std::string& package) {
   return true;
 }
 
+// The lines of the first gdb `bt` in `out` (from "#0" to the last consecutive "#n" line).
+inline std::string first_backtrace(const std::string& out) {
+  std::size_t start = out.find("\n#0 ");
+  if (start == std::string::npos) return {};
+  std::size_t end = start + 1;
+  while (end < out.size() && out[end] == '#') {
+    std::size_t nl = out.find('\n', end);
+    if (nl == std::string::npos) return out.substr(start + 1);
+    end = nl + 1;
+  }
+  return out.substr(start + 1, end - start - 1);
+}
+
 // The first capture group of `pattern` in `text`, or "" when absent.
 inline std::string find_group(const std::string& text, const std::string& pattern) {
   std::smatch m;

@@ -35,12 +35,6 @@ int32_t offset_in(const void* base, const T* field) {
   vm.exit_vm(1);
 }
 
-std::string method_name(Method* m) {
-  std::string name = (m->holder && m->holder->name ? m->holder->name->text : std::string("?")) + ">>" +
-                     (m->signature ? m->signature->text : std::string("?"));
-  return m->is_block ? name + " [block]" : name;
-}
-
 // The lowest address compiled code may push to on this thread's native stack.
 uintptr_t native_stack_limit() {
   pthread_attr_t attr;
@@ -54,6 +48,21 @@ uintptr_t native_stack_limit() {
 }
 
 }  // namespace
+
+std::string jit_method_name(const Method* m) {
+  std::string name = (m->holder && m->holder->name ? m->holder->name->text : std::string("?")) + ">>" +
+                     (m->signature ? m->signature->text : std::string("?"));
+  return m->is_block ? name + " [block]" : name;
+}
+
+void emit_load_tag(Assembler& a, Gp64 value, Gp32 tag, uint32_t integer_tag) {
+  Label done = a.new_label();
+  a.mov(tag, static_cast<int64_t>(integer_tag));
+  a.test(value, 1);
+  a.jnz(done);
+  a.mov(tag, dword_ptr(value, 0));
+  a.bind(done);
+}
 
 Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   Impl& impl = *impl_;
@@ -93,18 +102,13 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   ic::VmInterface vmi;
   const uint32_t integer_tag = vm.integer_tag_;
   vmi.load_tag = [integer_tag](Assembler& a, Gp64 receiver, Gp32 tag) {
-    Label done = a.new_label();
-    a.mov(tag, static_cast<int64_t>(integer_tag));
-    a.test(receiver, 1);
-    a.jnz(done);
-    a.mov(tag, dword_ptr(receiver, 0));
-    a.bind(done);
+    emit_load_tag(a, receiver, tag, integer_tag);
   };
   vmi.lookup = [this](uint32_t tag, uint32_t selector) -> std::optional<ic::Method> {
     Method* m = vm_.lookup(vm_.class_table_[tag], impl_->selectors[selector]);
     if (!m) return std::nullopt;
     EntryStub* stub = impl_->entry_stub(m);
-    if (!stub) vm_.fatal("the JIT's code zone is full (entry stub of " + method_name(m) + ")");
+    if (!stub) vm_.fatal("the JIT's code zone is full (entry stub of " + jit_method_name(m) + ")");
     return stub->entries;
   };
   vmi.not_understood = [this](const ic::NotUnderstood& nu) -> uint64_t {
@@ -127,38 +131,37 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   // thunks through which entry stubs reach the interpreter.
   Assembler a;
   Label enter = a.new_label(), enter_osr = a.new_label(), osr_frame = a.new_label();
-  Label interpret = a.new_label(), special = a.new_label();
+  Label invoke = a.new_label();
   // enter(vm, entry, receiver, base, caller, method): the System V callee-saved registers the
   // JIT uses are saved; rsp is 16-byte aligned at the call.
+  auto save_host_registers = [&a] {
+    a.push(rbp);
+    a.mov(rbp, rsp);
+    a.push(kVmReg);
+    a.push(kFrameReg);
+    a.mov(kVmReg, rdi);
+  };
+  auto restore_host_registers = [&a] {
+    a.pop(kFrameReg);
+    a.pop(kVmReg);
+    a.pop(rbp);
+    a.ret();
+  };
   a.bind(enter);
-  a.push(rbp);
-  a.mov(rbp, rsp);
-  a.push(kVmReg);
-  a.push(kFrameReg);
-  a.mov(kVmReg, rdi);
+  save_host_registers();
   a.mov(kFrameReg, r8);
   a.mov(rax, rsi);
   a.mov(rdi, rdx);
   a.mov(rsi, rcx);
   a.mov(rdx, r9);
   a.call(rax);
-  a.pop(kFrameReg);
-  a.pop(kVmReg);
-  a.pop(rbp);
-  a.ret();
+  restore_host_registers();
   // enter_osr(vm, frame, address): builds the native frame a compiled prologue would have
   // built for `frame` (saved rbp, the caller's frame register) and jumps into the body.
   a.bind(enter_osr);
-  a.push(rbp);
-  a.mov(rbp, rsp);
-  a.push(kVmReg);
-  a.push(kFrameReg);
-  a.mov(kVmReg, rdi);
+  save_host_registers();
   a.call(osr_frame);
-  a.pop(kFrameReg);
-  a.pop(kVmReg);
-  a.pop(rbp);
-  a.ret();
+  restore_host_registers();
   a.bind(osr_frame);
   a.push(rbp);
   a.mov(rbp, rsp);
@@ -166,23 +169,20 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   a.sub(rsp, 8);
   a.mov(kFrameReg, rsi);
   a.jmp(rdx);
-  // Entry-stub thunks: rsi = base, rdx = Method*.
-  for (auto [label, fn] : {std::pair{interpret, reinterpret_cast<const void*>(&jit_runtime::run_interpreted)},
-                           std::pair{special, reinterpret_cast<const void*>(&jit_runtime::run_special)}}) {
-    a.bind(label);
-    a.sub(rsp, 8);
-    a.mov(rdi, kVmReg);
-    a.call(abs(fn));
-    a.add(rsp, 8);
-    a.ret();
-  }
+  // The entry stubs' way out of compiled code (rsi = base, rdx = Method*): any method kind, run
+  // by jit_runtime::invoke_from_stub (tier-up, the interpreter, or the primitive).
+  a.bind(invoke);
+  a.sub(rsp, 8);
+  a.mov(rdi, kVmReg);
+  a.call(abs(reinterpret_cast<const void*>(&jit_runtime::invoke_from_stub)));
+  a.add(rsp, 8);
+  a.ret();
   auto stubs = install::install(a, *impl.zone, {.name = "som_jit_stubs"});
   if (!stubs) fail(vm, "stubs", stubs.error());
   impl.stubs = std::move(*stubs);
   impl.enter = reinterpret_cast<decltype(impl.enter)>(impl.stubs.label_address(enter));
   impl.enter_osr = reinterpret_cast<decltype(impl.enter_osr)>(impl.stubs.label_address(enter_osr));
-  impl.interpret_thunk = impl.stubs.label_address(interpret);
-  impl.special_thunk = impl.stubs.label_address(special);
+  impl.invoke_thunk = impl.stubs.label_address(invoke);
   if (auto reg = debug::register_installed(impl.stubs, debug::FrameInfo::none())) impl.stubs_registration = std::move(*reg);
 
   vm.on_method_changed([](void* jit, Class*, Symbol* selector) { static_cast<Jit*>(jit)->method_changed(selector); },
@@ -255,7 +255,7 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
     // The body: compiled code once there is some (this jump is retargeted by jitkit::patch),
     // the interpreter until then.
     a.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m)));
-    body_jump = a.jmp_site(abs(reinterpret_cast<const void*>(m->jit_entry ? m->jit_entry : interpret_thunk)));
+    body_jump = a.jmp_site(abs(reinterpret_cast<const void*>(m->jit_entry ? m->jit_entry : invoke_thunk)));
   } else if (m->mkind == MethodKind::kPrimitive) {
     Label slow = a.new_label();
     switch (m->special_prim) {
@@ -308,9 +308,9 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
         a.jz(interpreted);
         a.jmp(rax);
         a.bind(interpreted);
-        a.jmp(abs(reinterpret_cast<const void*>(interpret_thunk)));
+        a.jmp(abs(reinterpret_cast<const void*>(invoke_thunk)));
         a.bind(slow);
-        jump_to_method(special_thunk);  // the interpreter reports the error
+        jump_to_method(invoke_thunk);  // the interpreter reports the error
         break;
       }
       case SpecialPrim::kRestart:
@@ -319,12 +319,12 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
         a.ret();
         break;
       default:  // perform:, invokeOn:with:: the interpreter performs them
-        jump_to_method(special_thunk);
+        jump_to_method(invoke_thunk);
     }
   } else {
-    jump_to_method(special_thunk);  // a missing primitive: the interpreter reports it
+    jump_to_method(invoke_thunk);  // a missing primitive: the interpreter reports it
   }
-  auto code = install::install(a, *zone, {.name = "entry:" + method_name(m)});
+  auto code = install::install(a, *zone, {.name = "entry:" + jit_method_name(m)});
   if (!code) return nullptr;
   stub->code = std::move(*code);
   stub->entries = {stub->code.label_address(entries->checked), stub->code.label_address(entries->unchecked)};
@@ -343,7 +343,7 @@ bool Jit::compile(Method* m) {
     m->jit_failed = true;
     stats_.compile_failures++;
     if (vm_.debug_level_ > 0)
-      std::fprintf(stderr, "[JIT] %s stays interpreted: %s\n", method_name(m).c_str(), error.c_str());
+      std::fprintf(stderr, "[JIT] %s stays interpreted: %s\n", jit_method_name(m).c_str(), error.c_str());
     return false;
   }
   CompiledMethod& cm = *impl_->compiled[m];
@@ -351,10 +351,10 @@ bool Jit::compile(Method* m) {
   auto it = impl_->entry_stubs.find(m);
   if (it != impl_->entry_stubs.end() && it->second->body_jump) {
     if (auto st = impl_->patcher->retarget(*it->second->body_jump, reinterpret_cast<const void*>(m->jit_entry)); !st)
-      vm_.fatal("the JIT cannot patch the entry of " + method_name(m) + ": " + st.error().message());
+      vm_.fatal("the JIT cannot patch the entry of " + jit_method_name(m) + ": " + st.error().message());
   }
   if (vm_.debug_level_ > 0)
-    std::fprintf(stderr, "[JIT] compiled %s: %zu bytecode bytes -> %zu bytes of code\n", method_name(m).c_str(),
+    std::fprintf(stderr, "[JIT] compiled %s: %zu bytecode bytes -> %zu bytes of code\n", jit_method_name(m).c_str(),
                  m->code.size(), cm.code.code_size());
   return true;
 }
@@ -403,7 +403,7 @@ void Jit::method_changed(Symbol* selector) {
 
 std::string Jit::listing(Method* m) {
   auto it = impl_->compiled.find(m);
-  if (it == impl_->compiled.end()) return method_name(m) + ": not compiled\n";
+  if (it == impl_->compiled.end()) return jit_method_name(m) + ": not compiled\n";
   debug::ListingOptions options;
   options.labels = it->second->labels;
   std::string out = debug::listing(it->second->code, options);
@@ -417,7 +417,7 @@ std::string Jit::listing(Method* m) {
 std::string Jit::listing(std::string_view name) {
   std::vector<Method*> found;
   for (auto& [m, cm] : impl_->compiled)
-    if (method_name(m) == name) found.push_back(m);
+    if (jit_method_name(m) == name) found.push_back(m);
   std::sort(found.begin(), found.end(), [](Method* a, Method* b) { return a->jit_entry < b->jit_entry; });
   std::string out;
   for (Method* m : found) out += listing(m) + "\n";

@@ -77,8 +77,7 @@ struct Jit::Impl {
   jitkit::install::InstalledCode stubs;
   Value (*enter)(VM* vm, uintptr_t entry, Value receiver, Value* base, Frame* caller, Method* m) = nullptr;
   Value (*enter_osr)(VM* vm, Frame* f, uintptr_t entry) = nullptr;
-  uintptr_t interpret_thunk = 0;  // rdx = Method*: runs it in the interpreter (runtime.cpp)
-  uintptr_t special_thunk = 0;    // rdx = Method*: a primitive the interpreter performs itself
+  uintptr_t invoke_thunk = 0;  // rdx = Method*: jit_runtime::invoke_from_stub
 
   std::unordered_map<Method*, std::unique_ptr<CompiledMethod>> compiled;
   std::unordered_map<Method*, std::unique_ptr<EntryStub>> entry_stubs;
@@ -97,6 +96,13 @@ struct Jit::Impl {
   EntryStub* entry_stub(Method* m);  // jit.cpp; nullptr if it cannot be made
 };
 
+// "Class>>selector" ("Class class>>selector" on the class side, "... [block]" for blocks): the
+// name of m's code for gdb, perf, listings and messages (jit.cpp).
+std::string jit_method_name(const Method* m);
+// Loads the class tag of `value` into `tag`: the Integer tag for a small integer, else the
+// header's first word. Writes only `tag` and the flags (the inline caches' tag loader, jit.cpp).
+void emit_load_tag(jitkit::x64::Assembler& a, jitkit::x64::Gp64 value, jitkit::x64::Gp32 tag, uint32_t integer_tag);
+
 // Compiles `m` into impl (method_compiler.cpp). On failure answers false and sets `error`.
 bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::string& error);
 
@@ -106,8 +112,9 @@ bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::st
 namespace jit_runtime {
 void collect_garbage(VM* vm);
 [[noreturn]] void stack_overflow(VM* vm);
-Value run_interpreted(VM* vm, Value* base, Method* m);
-Value run_special(VM* vm, Value* base, Method* m);
+// An entry stub's method that compiled code cannot run directly (not compiled yet, or a
+// primitive the interpreter performs itself): jit_runtime::invoke on its own arguments.
+Value invoke_from_stub(VM* vm, Value* base, Method* m);
 void enter_context(VM* vm, Frame* f);
 Value new_block(VM* vm, Frame* f, Method* block_method);
 Value box_double(VM* vm, double d);

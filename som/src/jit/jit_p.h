@@ -65,6 +65,11 @@ class Jit {
   // Compiles `m` (a bytecode method or block) unless it is compiled already. False when it
   // cannot be compiled (the reason is printed under -d); the method then stays interpreted.
   bool compile(Method* m);
+  // One invocation of bytecode method `m` outside compiled code: true when it runs compiled,
+  // compiling it once its invocations plus back-edges reach `threshold` (VM::jit_threshold_).
+  bool tier_up(Method* m, uint32_t threshold) {
+    return m->jit_entry || (++m->hotness >= threshold && !m->jit_failed && compile(m));
+  }
 
   // Runs compiled method `m` on the receiver and arguments at base[0..n] for the interpreter
   // frame `caller` (VM::fp_/pc_/sp_ describe the caller). Answers the method's value; with

@@ -51,13 +51,18 @@ class MethodCompiler {
     a_.jne(unwind_);
   }
   void load_context(Gp64 dst, int depth);
-  void load_tag(Gp64 value, Gp32 tag);
   // A real send through the site's inline cache; receiver at stack(base).
   void emit_send(const SendSite& site, int base, uint32_t resume_pc);
   void emit_field_access(uint32_t pc, int d, bool store);
   void emit_arith(uint32_t pc, int d);
   void emit_conditional_jump(uint32_t pc, int d);
   void emit_fallback(const SendSite& site, int d);
+  // The runtime function `fn` for the inlined control structure at `site` (receiver on top of
+  // `d` operands): fallback_send, nil_check or for_check. A passing non-local return leaves.
+  void call_control_runtime(const void* fn, const SendSite& site, int d);
+  // The slow path of NIL_CHECK / FOR_CHECK: `fn` answers 1 (the inlined code runs: `done`) or 0
+  // (it made the real send; resume at site.cont_pc).
+  void emit_check_slow_path(const void* fn, const SendSite& site, int d, Label slow, Label done);
   void cold(std::function<void()> fn) { cold_.push_back(std::move(fn)); }
 
   VM& vm_;
@@ -105,7 +110,6 @@ bool MethodCompiler::compute_depths(std::string& error) {
       continue;
     }
     bool ok = true;
-    bool falls_through = true;
     const uint8_t* p = &code[pc];
     auto site_at = [&](int at) -> const SendSite& { return m_->sites[u16at(p + at)]; };
     switch (op) {
@@ -126,12 +130,10 @@ bool MethodCompiler::compute_depths(std::string& error) {
         ok = reach(next, d - static_cast<int>(site_at(1).argc));
         break;
       case kReturnLocal: case kReturnSelf: case kReturnNonlocal:
-        falls_through = false;
-        break;
+        break;  // no successor
       case kJump: case kJumpBack:
         ok = target(u16at(p + 1), d);
         if (op == kJumpBack) loop_heads_.push_back(u16at(p + 1));
-        falls_through = false;
         break;
       case kJumpIfTrue: case kJumpIfFalse:
         ok = target(u16at(p + 1), d - 1) && reach(next, d - 1) && target(site_at(3).cont_pc, d);
@@ -148,7 +150,6 @@ bool MethodCompiler::compute_depths(std::string& error) {
       default:
         ok = false;
     }
-    (void)falls_through;
     if (!ok) {
       error = "inconsistent stack depth after " + std::string(op_name(op)) + " at pc " + std::to_string(pc);
       return false;
@@ -173,15 +174,6 @@ void MethodCompiler::load_context(Gp64 dst, int depth) {
   }
   a_.mov(dst, qword_ptr(kFrameReg, kFrameOuterCtx));
   for (int i = 1; i < depth; i++) a_.mov(dst, qword_ptr(dst, kCtxOuter));
-}
-
-void MethodCompiler::load_tag(Gp64 value, Gp32 tag) {
-  Label done = a_.new_label();
-  a_.mov(tag, static_cast<int64_t>(vm_.integer_tag_));
-  a_.test(value, 1);
-  a_.jnz(done);
-  a_.mov(tag, dword_ptr(value, 0));
-  a_.bind(done);
 }
 
 void MethodCompiler::emit_prologue() {
@@ -306,18 +298,32 @@ void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
   });
 }
 
-void MethodCompiler::emit_fallback(const SendSite& site, int d) {
-  // Not a Boolean / not nil-like / not a number: the control structure's real send; its reply
-  // replaces the receiver and execution resumes at site.cont_pc.
+void MethodCompiler::call_control_runtime(const void* fn, const SendSite& site, int d) {
   sync(d, site.cont_pc);
   a_.mov(rdi, kVmReg);
   a_.mov(rsi, kFrameReg);
   a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
   a_.lea(rcx, stack(d - 1));
-  call_runtime(reinterpret_cast<const void*>(&jit_runtime::fallback_send));
+  call_runtime(fn);
   check_unwind();
+}
+
+void MethodCompiler::emit_fallback(const SendSite& site, int d) {
+  // Not a Boolean: the control structure's real send; its reply replaces the receiver and
+  // execution resumes at site.cont_pc.
+  call_control_runtime(reinterpret_cast<const void*>(&jit_runtime::fallback_send), site, d);
   a_.mov(stack(d - 1), rax);
   a_.jmp(pc_label_[site.cont_pc]);
+}
+
+void MethodCompiler::emit_check_slow_path(const void* fn, const SendSite& site, int d, Label slow, Label done) {
+  cold([=, this, &site] {
+    a_.bind(slow);
+    call_control_runtime(fn, site, d);
+    a_.test(rax, rax);
+    a_.jnz(done);
+    a_.jmp(pc_label_[site.cont_pc]);
+  });
 }
 
 void MethodCompiler::emit_conditional_jump(uint32_t pc, int d) {
@@ -670,26 +676,14 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       a_.mov(rax, stack(d - 1));
       a_.cmp(rax, vm_field(off_.nil_value));
       a_.je(done);
-      load_tag(rax, ecx);
+      emit_load_tag(a_, rax, ecx, vm_.integer_tag_);
       a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
       a_.cmp(ecx, dword_ptr(rdx, static_cast<int32_t>(offsetof(SendSite, std_tag))));
       a_.je(done);
       a_.cmp(ecx, dword_ptr(rdx, static_cast<int32_t>(offsetof(SendSite, std_tag2))));
       a_.jne(slow);
       a_.bind(done);
-      cold([=, this, &site] {
-        a_.bind(slow);
-        sync(d, site.cont_pc);
-        a_.mov(rdi, kVmReg);
-        a_.mov(rsi, kFrameReg);
-        a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
-        a_.lea(rcx, stack(d - 1));
-        call_runtime(reinterpret_cast<const void*>(&jit_runtime::nil_check));
-        check_unwind();
-        a_.test(rax, rax);
-        a_.jnz(done);
-        a_.jmp(pc_label_[site.cont_pc]);
-      });
+      emit_check_slow_path(reinterpret_cast<const void*>(&jit_runtime::nil_check), site, d, slow, done);
       break;
     }
     case kForCheck: {
@@ -699,19 +693,7 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       a_.test(rax, 1);
       a_.jz(slow);
       a_.bind(done);
-      cold([=, this, &site] {
-        a_.bind(slow);
-        sync(d, site.cont_pc);
-        a_.mov(rdi, kVmReg);
-        a_.mov(rsi, kFrameReg);
-        a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(&site)));
-        a_.lea(rcx, stack(d - 1));
-        call_runtime(reinterpret_cast<const void*>(&jit_runtime::for_check));
-        check_unwind();
-        a_.test(rax, rax);
-        a_.jnz(done);
-        a_.jmp(pc_label_[site.cont_pc]);
-      });
+      emit_check_slow_path(reinterpret_cast<const void*>(&jit_runtime::for_check), site, d, slow, done);
       break;
     }
     case kForTest:
@@ -859,10 +841,8 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
     error = "assembler: " + a_.error()->message();
     return false;
   }
-  std::string name = (m_->holder && m_->holder->name ? m_->holder->name->text : std::string("?")) + ">>" +
-                     (m_->signature ? m_->signature->text : std::string("?"));
-  if (m_->is_block) name += " [block]";
-  auto code = install::install(a_, *impl_.zone, {.name = name, .visibility = code::Visibility::kThisThread});
+  auto code = install::install(a_, *impl_.zone,
+                               {.name = jit_method_name(m_), .visibility = code::Visibility::kThisThread});
   if (!code) {
     error = "install: " + code.error().message();
     return false;

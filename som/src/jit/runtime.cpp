@@ -10,18 +10,8 @@ void collect_garbage(VM* vm) { vm->collect_garbage(); }
 
 void stack_overflow(VM* vm) { vm->fatal("stack overflow: recursion too deep"); }
 
-Value run_interpreted(VM* vm, Value* base, Method* m) {
-  // A send from compiled code reached a method that is still interpreted: tier it up when it is
-  // hot, else run it in the interpreter.
-  if (!m->jit_failed && ++m->hotness >= vm->jit_threshold_ && vm->jit_->compile(m))
-    return vm->jit_->enter(m, base, vm->fp_);
-  vm->sp_ = base + m->num_args;
-  return vm->run_from_jit(m, base, static_cast<uint32_t>(m->num_args));
-}
-
-Value run_special(VM* vm, Value* base, Method* m) {
-  vm->sp_ = base + m->num_args;
-  return vm->run_from_jit(m, base, static_cast<uint32_t>(m->num_args));
+Value invoke_from_stub(VM* vm, Value* base, Method* m) {
+  return invoke(vm, m, base, static_cast<uint32_t>(m->num_args));
 }
 
 void enter_context(VM* vm, Frame* f) { vm->enter_context(f); }
@@ -126,8 +116,8 @@ Value nonlocal_return(VM* vm, Frame* f, int64_t depth, Value result) {
 Value invoke(VM* vm, Method* m, Value* base, uint32_t argc) {
   vm->sp_ = base + argc;
   if (m->mkind == MethodKind::kBytecode) {
-    if (m->jit_entry || (!m->jit_failed && ++m->hotness >= vm->jit_threshold_ && vm->jit_->compile(m)))
-      return vm->jit_->enter(m, base, vm->fp_);
+    // A send from compiled code counts towards tiering up, like an interpreter invocation.
+    if (vm->jit_->tier_up(m, vm->jit_threshold_)) return vm->jit_->enter(m, base, vm->fp_);
     return vm->run_from_jit(m, base, argc);
   }
   if (m->mkind == MethodKind::kPrimitive && m->special_prim == SpecialPrim::kNone) return m->prim(*vm, base);

@@ -27,6 +27,7 @@ extern char** environ;
 namespace som {
 namespace {
 
+using jitkit::debug::test_util::first_backtrace;
 using jitkit::debug::test_util::require_tool;
 using jitkit::debug::test_util::run_command;
 
@@ -61,18 +62,6 @@ class SomJitDebug : public ::testing::Test {
         "-ex 'set pagination off' -ex 'break sys_ticks' -ex 'ignore 1 " +
         std::to_string(hit - 1) + "' -ex run -ex bt --args " + SOM_BINARY + " " + som_args();
     return run_command(cmd).output;
-  }
-  // The lines of the first backtrace ("#0 ..." up to the last consecutive "#n" line).
-  static std::string first_backtrace(const std::string& out) {
-    std::size_t start = out.find("\n#0 ");
-    if (start == std::string::npos) return {};
-    std::size_t end = start + 1;
-    while (end < out.size() && out[end] == '#') {
-      std::size_t nl = out.find('\n', end);
-      if (nl == std::string::npos) return out.substr(start + 1);
-      end = nl + 1;
-    }
-    return out.substr(start + 1, end - start - 1);
   }
   // The frames #0 sys_ticks, Deep>>level3 [block], Deep>>level3, Deep>>level2, Deep>>level1,
   // Deep>>run, in this order, and main below them (other frames may come between).
