@@ -358,9 +358,11 @@ L_ReturnNonlocal : {
 }
 
 unwinding:
-  // A non-local return to unwind_target_, starting with frame f: every frame above the target
-  // is left (its context marked dead). Crossing the entry frame of this interpreter run returns
-  // to the compiled code that started it, which goes on unwinding (docs/som-jit.md).
+  // A non-local return to unwind_target_, or an error (kUnwindToHost, unwind_p.h), starting
+  // with frame f: every frame above the target is left (its context marked dead). Crossing the
+  // entry frame of this interpreter run returns to the compiled code or the native that started
+  // it, which goes on unwinding (docs/som-jit.md, docs/som-embedding.md); at the embedding
+  // program's entry an error continues as a C++ exception.
   for (;;) {
     if (f == unwind_target_) {
       unwind_target_ = nullptr;
@@ -370,8 +372,9 @@ unwinding:
     if (f->context) obj(f->context)->slots()[1] = from_int(0);
     if (f->is_entry) {
       if (f->is_entry == kEntryFromHost) {
-        unwind_target_ = nullptr;
         SOM_SAVE();
+        if (unwind_target_ == kUnwindToHost) throw VmUnwind{};  // pending_error_ holds it
+        unwind_target_ = nullptr;
         fatal("non-local return across a VM entry boundary");
       }
       fp_ = f->caller;
@@ -806,6 +809,16 @@ do_invoke:
           SOM_DISPATCH();
         }
         goto call_prim;
+      case SpecialPrim::kNative:
+        fp_ = f;
+        pc_ = ret_ip;
+        sp_ = s;
+        result = call_native(m, base);
+        if (unwind_target_) goto unwinding;  // an error or a non-local return passed the native
+        s = base;
+        *s = result;
+        ip = ret_ip;
+        SOM_DISPATCH();
       default:
         break;
     }

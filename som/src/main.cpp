@@ -1,5 +1,9 @@
-// The `som` command: som [-cp path] [-d] [-g] [--jit=...] MainClass|File.som [args...]
+// The `som` command: som [-cp path] [-d] [-g] [--jit=...] [--native lib.so] MainClass|File.som
+// [args...]. Built on the embedding API (jitkit/som/vm.h), like any program that embeds the VM.
+#include <pthread.h>
+
 #include "jit/jit_p.h"
+#include "jitkit/som/vm.h"
 #include "vm_p.h"
 
 #include <cstdio>
@@ -24,9 +28,76 @@ void usage(FILE* out) {
                "  --jit-stats  print what the JIT compiled and the inline-cache states to stderr at exit\n"
                "  --jit-listing=Class>>selector  print that method's machine code and its inline\n"
                "               caches (PIC stubs included) to stderr at exit\n"
+               "  --native <lib.so>  load a library of native methods (jitkit/som/native.h)\n"
                "  -h, --help   this help\n",
                som::kDefaultJitThreshold);
 }
+struct Command {
+  jitkit::som::Options options;
+  std::vector<std::string> args;
+  bool jit_stats = false;
+  std::string jit_listing;
+  int status = 0;
+};
+
+// Runs the program; answers the process exit status.
+int run(Command& c) {
+  auto created = jitkit::som::Vm::create(c.options);
+  if (!created) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s\n", created.error().describe().c_str());
+    return 1;
+  }
+  jitkit::som::Vm& vm = **created;
+  auto ran = vm.run_main(c.args);
+  int status = 0;
+  std::fflush(stdout);
+  if (!ran) {
+    const jitkit::som::Error& e = ran.error();
+    status = e.exit_status();
+    // `system exit:` has said what it had to say; every other error is reported here.
+    if (e.kind() != jitkit::som::ErrorKind::kExit) std::fprintf(stderr, "%s\n", e.describe().c_str());
+  }
+  som::VM& impl = vm.internal();
+  if (c.jit_stats && impl.jit_) impl.jit_->print_stats(stderr);
+  if (!c.jit_listing.empty() && impl.jit_) {
+    std::string text = impl.jit_->listing(c.jit_listing);
+    std::fprintf(stderr, "%s",
+                 text.empty() ? ("[JIT] " + c.jit_listing + " was not compiled\n").c_str() : text.c_str());
+  }
+  if (c.options.gc_verbose)
+    std::fprintf(stderr, "[GC] %llu collections, %.2f ms, %llu bytes allocated\n",
+                 static_cast<unsigned long long>(impl.heap_.collections_), impl.heap_.gc_millis_,
+                 static_cast<unsigned long long>(impl.heap_.total_allocated()));
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(status);  // the VM's memory goes with the process
+}
+
+// SOM runs on a thread of its own with a large native stack, so that deep recursion through
+// native methods (SOM -> native -> SOM ...) reaches the frame stack's limit, a clean `stack
+// overflow` error, long before the native stack's. The pages are committed only when used.
+constexpr size_t kSomThreadStackBytes = size_t{1} << 30;
+
+int run_on_large_stack(Command& c) {
+  pthread_attr_t attr;
+  pthread_t thread;
+  if (pthread_attr_init(&attr) == 0 && pthread_attr_setstacksize(&attr, kSomThreadStackBytes) == 0 &&
+      pthread_create(
+          &thread, &attr,
+          [](void* p) -> void* {
+            auto* cmd = static_cast<Command*>(p);
+            cmd->status = run(*cmd);
+            return nullptr;
+          },
+          &c) == 0) {
+    pthread_attr_destroy(&attr);
+    pthread_join(thread, nullptr);
+    return c.status;
+  }
+  return run(c);  // no such thread: the main thread's stack
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,6 +108,7 @@ int main(int argc, char** argv) {
   som::JitMode jit_mode = som::JitMode::kOn;
   std::string jit_listing;
   unsigned long jit_threshold = som::kDefaultJitThreshold;
+  std::vector<std::string> natives;
   int i = 1;
   for (; i < argc; i++) {
     std::string a = argv[i];
@@ -68,6 +140,12 @@ int main(int argc, char** argv) {
       }
     } else if (a.rfind("--jit-listing=", 0) == 0) {
       jit_listing = a.substr(14);
+    } else if (a == "--native") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "som: --native needs a library path\n");
+        return 1;
+      }
+      natives.push_back(argv[++i]);
     } else if (a == "--jit-stats") {
       jit_stats = true;
     } else if (a.rfind("-H", 0) == 0) {
@@ -94,31 +172,28 @@ int main(int argc, char** argv) {
   }
   if (name.size() > 4 && name.compare(name.size() - 4, 4, ".som") == 0) name.resize(name.size() - 4);
 
-  som::VM vm;
-  vm.debug_level_ = debug ? 1 : 0;
-  vm.gc_verbose_ = gc_stats;
-  vm.optimize_ = !no_opt;
-  vm.set_class_path(class_path);
+  Command c;
+  jitkit::som::Options& o = c.options;
+  o.debug_level = debug ? 1 : 0;
+  o.gc_verbose = gc_stats;
+  o.optimize = !no_opt;  // --no-opt is the interpreter's reference configuration, without the JIT
+  size_t start = 0;
+  while (start <= class_path.size()) {
+    size_t end = class_path.find(':', start);
+    if (end == std::string::npos) end = class_path.size();
+    if (end > start) o.class_path.push_back(class_path.substr(start, end - start));
+    start = end + 1;
+  }
   // The program's directory joins the class path (after -cp, like SOM++); "." if none.
-  vm.add_class_path_entry(dir.empty() ? "." : dir);
-  if (!vm.bootstrap()) return 1;
-  // --no-opt is the interpreter's reference configuration: it runs without the JIT.
-  if (jit_mode != som::JitMode::kOff && !no_opt) {
-    vm.jit_ = std::make_unique<som::Jit>(vm);
-    vm.jit_threshold_ = jit_mode == som::JitMode::kAlways ? 0 : static_cast<uint32_t>(jit_threshold);
-  }
-  std::vector<std::string> args;
-  args.push_back(name);
-  for (; i < argc; i++) args.push_back(argv[i]);
-  int status = vm.run_main(args);
-  if (jit_stats && vm.jit_) vm.jit_->print_stats(stderr);
-  if (!jit_listing.empty() && vm.jit_) {
-    std::string text = vm.jit_->listing(jit_listing);
-    std::fprintf(stderr, "%s", text.empty() ? ("[JIT] " + jit_listing + " was not compiled\n").c_str() : text.c_str());
-  }
-  if (gc_stats)
-    std::fprintf(stderr, "[GC] %llu collections, %.2f ms, %llu bytes allocated\n",
-                 static_cast<unsigned long long>(vm.heap_.collections_), vm.heap_.gc_millis_,
-                 static_cast<unsigned long long>(vm.heap_.total_allocated()));
-  vm.exit_vm(status);
+  o.class_path.push_back(dir.empty() ? "." : dir);
+  o.jit = jit_mode == som::JitMode::kOff      ? jitkit::som::JitMode::kOff
+          : jit_mode == som::JitMode::kAlways ? jitkit::som::JitMode::kAlways
+                                              : jitkit::som::JitMode::kOn;
+  o.jit_threshold = static_cast<uint32_t>(jit_threshold);
+  o.natives = natives;
+  c.jit_stats = jit_stats;
+  c.jit_listing = jit_listing;
+  c.args.push_back(name);
+  for (; i < argc; i++) c.args.push_back(argv[i]);
+  return run_on_large_stack(c);
 }

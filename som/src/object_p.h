@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "jitkit/som/native.h"
+
 namespace som {
 
 using Value = uint64_t;
@@ -131,6 +133,7 @@ enum class SpecialPrim : uint8_t {
   kArrayAt,           // Array at: / at:put: / length: inline fast paths, `fn` on failure
   kArrayAtPut,
   kArrayLength,
+  kNative,  // a native method (jitkit/som/native.h): Method::native, called directly
 };
 
 class VM;
@@ -148,6 +151,7 @@ struct Method : Object {
   int num_ctx_vars = 0;     // context variables (captured)
   int max_stack = 0;
   PrimFn prim = nullptr;
+  jitkit::som::NativeFn native = nullptr;  // SpecialPrim::kNative
   SpecialPrim special_prim = SpecialPrim::kNone;  // primitive the interpreter performs itself
   // Trivial bytecode methods the interpreter answers without pushing a frame.
   enum Trivial : uint8_t { kNotTrivial, kGetter, kSetter, kConstant, kSelf } trivial = kNotTrivial;
@@ -221,12 +225,18 @@ struct Frame {
 constexpr size_t kFrameWords = sizeof(Frame) / sizeof(Value);
 
 // Frame::is_entry: 0 for an ordinary activation; otherwise the first frame of an interpreter
-// run started from native code. From C++ (VM::send: main, the benchmark runner, primitives) a
-// non-local return may not cross it; from compiled code (docs/som-jit.md) it may: the
-// interpreter returns to the compiled caller with VM::unwind_target_ set and the compiled frames
-// unwind themselves by returning.
+// run started from outside the interpreter.
+//  * kEntryFromHost: the embedding program's outermost send (VM::send, the embedding API). A
+//    non-local return may not cross it; an error passing it continues as a C++ VmUnwind
+//    (unwind_p.h) to the API, which answers the Error.
+//  * kEntryFromJit: compiled code (docs/som-jit.md). A non-local return or an error crosses it:
+//    the interpreter returns to the compiled caller with VM::unwind_target_ set and the compiled
+//    frames unwind themselves by returning.
+//  * kEntryFromNative: a native method's call back into SOM (docs/som-embedding.md). Crossed
+//    like kEntryFromJit; the native's send answers ErrorKind::kUnwinding.
 constexpr uint64_t kEntryFromHost = 1;
 constexpr uint64_t kEntryFromJit = 2;
+constexpr uint64_t kEntryFromNative = 3;
 
 // The fields of `o` as PUSH_FIELD/STORE_FIELD number them: a class object's are its class-side
 // fields.

@@ -636,7 +636,14 @@ SOM_PRIM(sys_load) {
 }
 SOM_PRIM(sys_exit) {
   int64_t code = need_small(vm, a[1], "exit:");
-  vm.exit_vm(static_cast<int>(code));
+  vm.raise_exit(static_cast<int>(code));
+}
+SOM_PRIM(sys_load_native) {
+  // Binds the native methods of a shared library (jitkit/som/native.h); errors are SOM errors.
+  need_string(vm, a[1], "loadNative:");
+  std::string error = vm.load_native(std::string(vm.string_of(a[1])));
+  if (!error.empty()) vm.fatal(error);
+  return a[0];
 }
 SOM_PRIM(sys_print_string) {
   need_string(vm, a[1], "printString:");
@@ -786,6 +793,7 @@ void VM::register_primitives() {
   reg("System>>loadFile:", sys_load_file);
   reg("System>>load:", sys_load);
   reg("System>>exit:", sys_exit);
+  reg("System>>loadNative:", sys_load_native);
   reg("System>>printString:", sys_print_string);
   reg("System>>printNewline", sys_print_newline);
   reg("System>>errorPrint:", sys_error_print);

@@ -16,22 +16,42 @@
 
 namespace som {
 
+using jitkit::som::ErrorKind;
+
 uint64_t now_micros() {
   using namespace std::chrono;
   return static_cast<uint64_t>(duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count());
 }
 
-VM::VM() : lookup_cache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
-  // The frame stack: 256 MiB of address space, committed lazily by the kernel.
+namespace {
+// The lowest address SOM may use on the calling thread's native stack: compiled code and
+// interpreter runs nested through natives report `stack overflow` below it. The margin leaves
+// room for the runtime functions, a native's own frames and the error path (which formats the
+// stack trace and throws).
+uintptr_t native_stack_limit() {
+  pthread_attr_t attr;
+  void* addr = nullptr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+  pthread_attr_getstack(&attr, &addr, &size);
+  pthread_attr_destroy(&attr);
+  return reinterpret_cast<uintptr_t>(addr) + (size_t{256} << 10);
+}
+}  // namespace
+
+VM::VM() : owner_thread_(pthread_self()), lookup_cache_(8192, CacheEntry{UINT32_MAX, nullptr, nullptr}) {
+  native_stack_limit_ = native_stack_limit();
+  // The frame stack: 256 MiB of address space, committed lazily by the kernel. bootstrap()
+  // reports a failure to reserve it.
   stack_bytes_ = size_t(256) << 20;
   void* mem =
       mmap(nullptr, stack_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) {
-    std::fprintf(stderr, "som: cannot reserve the frame stack\n");
-    std::exit(1);
+    stack_bytes_ = 0;
+    mem = nullptr;
   }
   stack_base_ = static_cast<Value*>(mem);
-  stack_limit_ = stack_base_ + stack_bytes_ / sizeof(Value) - 1024;
+  stack_limit_ = stack_base_ ? stack_base_ + stack_bytes_ / sizeof(Value) - 1024 : nullptr;
   sp_ = stack_base_ - 1;
   start_micros_ = now_micros();
   if (const char* st = std::getenv("SOM_GC_STRESS"); st && *st == '1') heap_.set_stress(true);
@@ -46,7 +66,7 @@ void free_method_tree(Method* m) {
 }  // namespace
 
 VM::~VM() {
-  munmap(stack_base_, stack_bytes_);
+  if (stack_base_) munmap(stack_base_, stack_bytes_);
   // Permanent objects live as long as the VM: classes with their methods, symbols, literals.
   // A method replaced at run time may sit in several slots, or in none (replaced_methods_).
   std::unordered_set<Method*> methods(replaced_methods_.begin(), replaced_methods_.end());
@@ -61,6 +81,7 @@ VM::~VM() {
   symbols_.clear();
   for (Symbol* sym : syms) delete sym;
   for (Object* o : perm_objects_) std::free(o);
+  close_native_libraries();
 }
 
 void VM::set_class_path(const std::string& cp) {
@@ -238,15 +259,27 @@ void VM::replace_method(Object* table, uint32_t index, Value v) {
     fatal("cannot install " + m->signature->text + " (" + std::to_string(m->num_args) + " arguments) as " +
           c->name->text + ">>" + sel->text + " (" + std::to_string(old->num_args) + " arguments)");
   if (m == old) return;
-  // The new method answers for the selector of the slot; the old one may still be running (or
-  // sit in other slots), so it is kept until the VM goes away.
   c->methods[index] = m;
   table->slots()[index] = v;
   c->method_map[sel] = m;
   bool still_used = false;
   for (Method* x : c->methods) still_used |= x == old;
+  // The new method answers for the selector of the slot; the old one may still be running (or
+  // sit in other slots), so it is kept until the VM goes away.
   if (!still_used) replaced_methods_.push_back(old);
   method_changed(c, sel);
+}
+
+void VM::install_method(Class* holder, Method* old, Method* m) {
+  Symbol* sel = old->signature;
+  for (size_t i = 0; i < holder->methods.size(); i++)
+    if (holder->methods[i] == old) {
+      holder->methods[i] = m;
+      if (holder->methods_array) obj(holder->methods_array)->slots()[i] = val(m);
+    }
+  holder->method_map[sel] = m;
+  replaced_methods_.push_back(old);  // it may be running: kept until the VM goes away
+  method_changed(holder, sel);
 }
 
 namespace {
@@ -325,12 +358,7 @@ Class* VM::load_class(Symbol* name) {
   }
   if (!found) return nullptr;
   for (Symbol* l : loading_)
-    if (l == name) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "%s:1:1: error: class '%s' is its own (indirect) superclass\n", path.c_str(),
-                   name->text.c_str());
-      exit_vm(1);
-    }
+    if (l == name) raise(ErrorKind::kCompile, path + ":1:1: error: class '" + name->text + "' is its own (indirect) superclass");
   struct LoadingGuard {
     std::vector<Symbol*>& v;
     LoadingGuard(std::vector<Symbol*>& vec, Symbol* s) : v(vec) { v.push_back(s); }
@@ -338,44 +366,31 @@ Class* VM::load_class(Symbol* name) {
   } guard(loading_, name);
   ClassDef def;
   std::string err;
-  if (!parse_class(source, path, def, err)) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "%s\n", err.c_str());
-    exit_vm(1);
-  }
-  if (def.name != name->text) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "%s:1:1: error: file defines class '%s', expected '%s'\n", path.c_str(),
-                 def.name.c_str(), name->text.c_str());
-    exit_vm(1);
-  }
+  if (!parse_class(source, path, def, err)) raise(ErrorKind::kCompile, err);
+  if (def.name != name->text)
+    raise(ErrorKind::kCompile,
+          path + ":1:1: error: file defines class '" + def.name + "', expected '" + name->text + "'");
   // Core classes have shells made at bootstrap (their tags are fixed); others are new.
   Class* cls = nullptr;
   if (name->has_global && !is_int(name->global) && obj(name->global)->kind == kClass)
     cls = static_cast<Class*>(obj(name->global));
   else
     cls = new_class_shell(name->text.c_str());
-  if (!define_class(cls, def, path)) exit_vm(1);
+  define_class(cls, def, path);
   return cls;
 }
 
-bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
+void VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
   Class* super = nullptr;
   if (def.super_name != "nil") {
     std::string sname = def.super_name.empty() ? "Object" : def.super_name;
-    if (sname == def.name) {
-      std::fprintf(stderr, "%s:1:1: error: class '%s' cannot be its own superclass\n", file.c_str(),
-                   def.name.c_str());
-      return false;
-    }
+    if (sname == def.name)
+      raise(ErrorKind::kCompile, file + ":1:1: error: class '" + def.name + "' cannot be its own superclass");
     Symbol* ssym = intern(sname);
     super = load_class(ssym);
-    if (!super) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "%s:1:1: error: cannot load superclass '%s' of '%s' (not on the class path)\n",
-                   file.c_str(), sname.c_str(), def.name.c_str());
-      return false;
-    }
+    if (!super)
+      raise(ErrorKind::kCompile, file + ":1:1: error: cannot load superclass '" + sname + "' of '" + def.name +
+                                     "' (not on the class path)");
   }
   Class* meta = cls->meta;
   cls->superclass = super;
@@ -390,7 +405,7 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
   cls->name->global = val(cls);
   cls->name->has_global = true;
 
-  auto add_methods = [&](Class* holder, std::vector<MethodDef>& defs, bool class_side) -> bool {
+  auto add_methods = [&](Class* holder, std::vector<MethodDef>& defs, bool class_side) {
     for (auto& md : defs) {
       Method* m = nullptr;
       if (md.is_primitive) {
@@ -417,11 +432,7 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
       } else {
         std::string err;
         m = compile_method(*this, holder, md, file, err);
-        if (!m) {
-          std::fflush(stdout);
-          std::fprintf(stderr, "%s\n", err.c_str());
-          return false;
-        }
+        if (!m) raise(ErrorKind::kCompile, err);
         m->cls = method_class_->tag;
         if (debug_level_ > 0) std::fputs(disassemble(*this, m).c_str(), stderr);
       }
@@ -437,16 +448,18 @@ bool VM::define_class(Class* cls, ClassDef& def, const std::string& file) {
         holder->methods.push_back(m);
       }
     }
-    return true;
   };
-  if (!add_methods(cls, def.inst_methods, false)) return false;
-  if (!add_methods(meta, def.class_methods, true)) return false;
+  add_methods(cls, def.inst_methods, false);
+  add_methods(meta, def.class_methods, true);
   // Method caches never hold misses, and a class gets its methods before any send can reach
   // them, so loading needs no invalidation (changing them later does: replace_method).
-  return true;
 }
 
 bool VM::bootstrap() {
+  if (!stack_base_) {
+    pending_error_ = {ErrorKind::kRuntime, "cannot reserve the frame stack (256 MiB of address space)", "", 1};
+    return false;
+  }
   // Shells first, so every core class has its tag before any source is compiled.
   metaclass_class_ = nullptr;
   object_class_ = new_class_shell("Object");
@@ -515,12 +528,12 @@ bool VM::bootstrap() {
                         "Integer", "Double", "String",    "Symbol",    "Array",   "Block", "Block1",
                         "Block2",  "Block3", "Method",    "Primitive", "System"};
   for (const char* n : core) {
-    Class* c = load_class(intern(n));
+    Class* c = load_class(intern(n));  // raises kCompile for a class that does not compile
     if (!c) {
-      std::fprintf(stderr,
-                   "som: cannot find core class %s.som on the class path (use -cp with the "
-                   "core library directory)\n",
-                   n);
+      pending_error_ = {ErrorKind::kInvalidArgument,
+                        std::string("cannot find core class ") + n +
+                            ".som on the class path (use -cp with the core library directory)",
+                        "", 1};
       return false;
     }
   }
@@ -565,7 +578,10 @@ Value VM::send(Value rcv, Symbol* sel, std::initializer_list<Value> args, uint64
 
 Value VM::run_entry(Method* m, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind) {
   Value* base = sp_ + 1;
-  if (base + kFrameWords + argc + 64 >= stack_limit_) fatal("stack overflow: recursion too deep");
+  // Each entry nests an interpreter run on the native stack (natives calling back into SOM).
+  if (base + kFrameWords + argc + 64 >= stack_limit_ ||
+      reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) < native_stack_limit_)
+    fatal("stack overflow: recursion too deep");
   base[0] = rcv;  // the entry frame's "receiver"
   auto* f = reinterpret_cast<Frame*>(base + 1);
   f->caller = fp_;
@@ -633,7 +649,7 @@ Value VM::not_understood_from_jit(Symbol* sel, Value* base, uint32_t argc) {
   return send(base[0], sym_dnu_, {val(sel), arr}, kEntryFromJit);
 }
 
-int VM::run_main(const std::vector<std::string>& args) {
+void VM::run_main(const std::vector<std::string>& args) {
   Value arr = new_array(static_cast<uint32_t>(args.size()));
   extra_roots_.push_back(arr);
   for (size_t i = 0; i < args.size(); i++) {
@@ -644,12 +660,13 @@ int VM::run_main(const std::vector<std::string>& args) {
   extra_roots_.pop_back();
   send(system_value_, sym_initialize_, {arr});
   std::fflush(stdout);
-  return 0;
 }
 
 // --- errors --------------------------------------------------------------------------------
 
-void VM::print_stack_trace(FILE* out) {
+void VM::print_stack_trace(FILE* out) { std::fputs(stack_trace().c_str(), out); }
+
+std::string VM::stack_trace() {
   // Collect (method, pc) per activation, most recent first; the trampolines of VM entries are
   // not shown. Very deep stacks print their top 25 and bottom 5 activations.
   std::vector<std::pair<Method*, const uint8_t*>> acts;
@@ -659,10 +676,10 @@ void VM::print_stack_trace(FILE* out) {
       acts.push_back({f->method, cur_pc});
     cur_pc = f->ret_pc;
   }
-  std::fprintf(out, "SOM stack trace (most recent call first, %zu activations):\n", acts.size());
+  std::string out = "SOM stack trace (most recent call first, " + std::to_string(acts.size()) + " activations):\n";
   for (size_t i = 0; i < acts.size(); i++) {
     if (acts.size() > 30 && i == 25) {
-      std::fprintf(out, "  ... %zu activations omitted ...\n", acts.size() - 30);
+      out += "  ... " + std::to_string(acts.size() - 30) + " activations omitted ...\n";
       i = acts.size() - 5;
     }
     Method* m = acts[i].first;
@@ -671,17 +688,29 @@ void VM::print_stack_trace(FILE* out) {
                        ? static_cast<uint32_t>(p - m->code.data())
                        : 0;
     std::string holder = m->holder && m->holder->name ? m->holder->name->text : "?";
-    std::fprintf(out, "  %s>>%s%s (%s:%d)\n", holder.c_str(), m->signature ? m->signature->text.c_str() : "?",
-                 m->is_block ? " [block]" : "", m->file_name.c_str(), m->line_at(off > 0 ? off - 1 : 0));
+    out += "  " + holder + ">>" + (m->signature ? m->signature->text : std::string("?")) +
+           (m->is_block ? " [block]" : "") + " (" + m->file_name + ":" +
+           std::to_string(m->line_at(off > 0 ? off - 1 : 0)) + ")\n";
   }
+  return out;
 }
 
-void VM::fatal(const std::string& message) {
-  std::fflush(stdout);
-  std::fprintf(stderr, "som: runtime error: %s\n", message.c_str());
-  print_stack_trace(stderr);
-  std::fflush(stderr);
-  std::_Exit(1);
+void VM::raise(ErrorKind kind, const std::string& message, int exit_status) {
+  pending_error_ = {kind, message, kind == ErrorKind::kCompile ? std::string() : stack_trace(), exit_status};
+  throw VmUnwind{};
+}
+
+void VM::raise_exit(int status) {
+  // The reason, if the program is failing through Object>>error: (which prints it too).
+  std::string message = "system exit: " + std::to_string(status);
+  for (Frame* f = fp_; f; f = f->caller) {
+    Method* m = f->method;
+    if (m->signature && m->signature->text == "error:" && m->holder == object_class_ && is_string(f->args[1])) {
+      message = std::string(string_of(f->args[1])) + " (" + message + ")";
+      break;
+    }
+  }
+  raise(ErrorKind::kExit, message, status);
 }
 
 void VM::fatal_bad_field(Method* m, Value self, uint32_t index) {
@@ -694,10 +723,16 @@ void VM::fatal_bad_field(Method* m, Value self, uint32_t index) {
         " does not have");
 }
 
-void VM::exit_vm(int status) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::_Exit(status);
+VmCheckpoint::VmCheckpoint(VM& vm)
+    : vm_(vm), fp_(vm.fp_), pc_(vm.pc_), sp_(vm.sp_), roots_(vm.extra_roots_.size()) {}
+
+void VmCheckpoint::abandon() {
+  for (Frame* f = vm_.fp_; f && f != fp_; f = f->caller)
+    if (f->context) obj(f->context)->slots()[1] = from_int(0);
+  vm_.fp_ = fp_;
+  vm_.pc_ = pc_;
+  vm_.sp_ = sp_;
+  vm_.extra_roots_.resize(roots_);
 }
 
 // --- GC ------------------------------------------------------------------------------------
@@ -728,6 +763,7 @@ void VM::collect_garbage() {
   for (Object* a : perm_arrays_)
     for (uint32_t i = 0; i < a->length; i++) heap_.forward_slot(&a->slots()[i]);
   for (auto& v : extra_roots_) heap_.forward_slot(&v);
+  for (auto& v : handles_) heap_.forward_slot(&v);
   heap_.finish();
   double ms = static_cast<double>(now_micros() - t0) / 1000.0;
   heap_.gc_millis_ += ms;

@@ -5,6 +5,9 @@
 
 #include "heap_p.h"
 #include "object_p.h"
+#include "unwind_p.h"
+
+#include <pthread.h>
 
 #include <cstdio>
 #include <initializer_list>
@@ -36,11 +39,12 @@ class VM {
   void set_class_path(const std::string& cp);  // ':'-separated
   void add_class_path_entry(const std::string& dir) { class_path_.push_back(dir); }
   // Creates nil/true/false/system and loads the core classes from the class path.
-  // On failure prints a message to stderr and returns false.
+  // On failure answers false with pending_error_ set (or raises, for a class that does not
+  // compile).
   bool bootstrap();
   // The standard startup protocol: sends `initialize:` to system with the argument array.
-  // Returns the process exit status.
-  int run_main(const std::vector<std::string>& args);
+  // Raises (VmUnwind) on errors and on `system exit:`.
+  void run_main(const std::vector<std::string>& args);
 
   // Sends `sel` to `rcv` and runs the interpreter until it answers (a re-entrant entry point).
   // `entry_kind` says who is calling (object_p.h, kEntryFromHost / kEntryFromJit).
@@ -107,7 +111,7 @@ class VM {
   uint32_t tag_of(Value v) const { return is_int(v) ? integer_tag_ : obj(v)->cls; }
   Class* class_of(Value v) const { return class_table_[tag_of(v)]; }
   Method* lookup(Class* c, Symbol* sel);
-  Class* load_class(Symbol* name);  // nullptr if no file on the class path; exits on errors
+  Class* load_class(Symbol* name);  // nullptr if no file on the class path; raises kCompile
   bool is_string(Value v) const { return !is_int(v) && (obj(v)->kind == kString || obj(v)->kind == kSymbol); }
   std::string_view string_of(Value v) const {
     Object* o = obj(v);
@@ -140,12 +144,50 @@ class VM {
   void method_changed(Class* holder, Symbol* selector);
   uint64_t method_epoch() const { return method_epoch_; }
 
-  // --- errors -------------------------------------------------------------------------
-  [[noreturn]] void fatal(const std::string& message);
+  // --- errors (unwind_p.h, docs/som-embedding.md) ----------------------------------------
+  // Records `message` and the SOM stack trace as pending_error_ and unwinds to the outermost
+  // call of the embedding program (for the `som` command: prints it and exits).
+  [[noreturn]] void raise(jitkit::som::ErrorKind kind, const std::string& message, int exit_status = 1);
+  [[noreturn]] void fatal(const std::string& message) { raise(jitkit::som::ErrorKind::kRuntime, message); }
+  // `system exit: status`: ends the outermost call with ErrorKind::kExit. Its message is the
+  // argument of the innermost Object>>error: activation, if one is running (the library's
+  // error: and doesNotUnderstand: end in `system exit: 1`).
+  [[noreturn]] void raise_exit(int status);
   // PUSH_FIELD/STORE_FIELD of field `index` of `m`'s holder on a `self` without it.
   [[noreturn]] void fatal_bad_field(Method* m, Value self, uint32_t index);
   void print_stack_trace(FILE* out);
-  [[noreturn]] void exit_vm(int status);
+  std::string stack_trace();
+  PendingError pending_error_;
+
+  // --- embedding (jitkit/som/vm.h) --------------------------------------------------------
+  // What the owning thread is doing: nothing in the VM (kIdle), running SOM or the VM's own
+  // code (kRunning), or running a native method (kInNative). The embedding API accepts calls
+  // only when idle or from a native, and only on owner_thread_.
+  enum class RunState : uint8_t { kIdle, kRunning, kInNative };
+  RunState run_state_ = RunState::kIdle;
+  pthread_t owner_thread_;
+  // The API object natives receive (set by jitkit::som::Vm).
+  jitkit::som::Vm* facade_ = nullptr;
+  // Handle roots: slot i holds a value while a Handle owns it; free slots hold from_int(0).
+  std::vector<Value> handles_;
+  std::vector<uint32_t> free_handles_;
+  // Native methods (native_methods.cpp): loads `path` and binds its methods. Answers an error
+  // message, or "" on success; on error nothing is bound.
+  std::string load_native(const std::string& path);
+  // Calls native method `m` on the receiver and arguments at base[0..] (sp_ ends at the last).
+  Value call_native(Method* m, Value* base) {
+    run_state_ = RunState::kInNative;
+    Value r = m->native(*facade_, reinterpret_cast<const jitkit::som::Value*>(base)).bits();
+    run_state_ = RunState::kRunning;
+    return r ? r : nil_value_;
+  }
+  // Makes `m` the method `holder` answers for `selector` instead of `old` (method tables,
+  // `methods` arrays, caches: the one "method changed" event).
+  void install_method(Class* holder, Method* old, Method* m);
+  // The embedding API's send: an entry of kind kEntryFromHost or kEntryFromNative.
+  Value run_send(Value rcv, Symbol* sel, const Value* args, uint32_t argc, uint64_t entry_kind) {
+    return run_entry(entry_method(sel, static_cast<int>(argc)), rcv, args, argc, entry_kind);
+  }
 
   // --- GC -----------------------------------------------------------------------------
   void collect_garbage();
@@ -160,7 +202,8 @@ class VM {
   // the value. Every compiled frame and interpreter run it passes unwinds itself (object_p.h).
   Frame* unwind_target_ = nullptr;
   Value unwind_value_ = 0;
-  // Compiled code runs on the native stack; it reports `stack overflow` below this address.
+  // SOM runs on the owner thread's native stack (compiled code, and the interpreter re-entered
+  // from natives); below this address it reports `stack overflow`.
   uintptr_t native_stack_limit_ = 0;
 
   // --- interpreter state ----------------------------------------------------------------
@@ -200,7 +243,8 @@ class VM {
 
  private:
   Class* new_class_shell(const char* name);
-  bool define_class(Class* cls, ClassDef& def, const std::string& file);
+  void define_class(Class* cls, ClassDef& def, const std::string& file);
+  void close_native_libraries();
   Method* entry_method(Symbol* sel, int argc);
   Method* new_entry_method(Symbol* sel, int argc);
   Value run_entry(Method* entry, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind);
@@ -221,6 +265,7 @@ class VM {
   uint64_t method_epoch_ = 0;
   std::unordered_map<Object*, Class*> method_tables_;  // methods_array -> its class
   std::vector<Method*> replaced_methods_;              // no longer in a class; freed with the VM
+  std::vector<void*> native_libraries_;                // dlopen handles, closed with the VM
   size_t stack_bytes_ = 0;
 };
 

@@ -1,8 +1,6 @@
 // The JIT's setup and bookkeeping: the code zone, the inline-cache engine and its VM interface,
 // the shared stubs, per-method entry stubs, tiering, invalidation and statistics
 // (docs/som-jit.md). The translation itself is method_compiler.cpp.
-#include <pthread.h>
-
 #include <algorithm>
 #include <cstdio>
 
@@ -30,21 +28,7 @@ int32_t offset_in(const void* base, const T* field) {
 }
 
 [[noreturn]] void fail(VM& vm, const std::string& what, const Error& e) {
-  std::fflush(stdout);
-  std::fprintf(stderr, "som: the JIT cannot start: %s: %s (run with --jit=off)\n", what.c_str(), e.message().c_str());
-  vm.exit_vm(1);
-}
-
-// The lowest address compiled code may push to on this thread's native stack.
-uintptr_t native_stack_limit() {
-  pthread_attr_t attr;
-  void* addr = nullptr;
-  size_t size = 0;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
-  pthread_attr_getstack(&attr, &addr, &size);
-  pthread_attr_destroy(&attr);
-  // Leave room for the runtime functions, the interpreter and the error path below the limit.
-  return reinterpret_cast<uintptr_t>(addr) + (size_t{256} << 10);
+  vm.fatal("the JIT cannot start: " + what + ": " + e.message() + " (run with --jit=off)");
 }
 
 }  // namespace
@@ -81,6 +65,8 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   o.nil_value = offset_in(&vm, &vm.nil_value_);
   o.true_value = offset_in(&vm, &vm.true_value_);
   o.false_value = offset_in(&vm, &vm.false_value_);
+  o.run_state = offset_in(&vm, &vm.run_state_);
+  o.facade = offset_in(&vm, &vm.facade_);
   Method probe_method;
   impl.method_jit_entry = offset_in(&probe_method, &probe_method.jit_entry);
   impl.method_num_args = offset_in(&probe_method, &probe_method.num_args);
@@ -88,7 +74,6 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   impl.symbol_global = offset_in(probe_symbol, &probe_symbol->global);
   impl.symbol_has_global = offset_in(probe_symbol, &probe_symbol->has_global);
   impl.restart_selector = vm.intern("restart");
-  vm.native_stack_limit_ = native_stack_limit();
 
   auto zone = code::CodeZone::create();
   if (!zone) fail(vm, "code zone", zone.error());
@@ -108,15 +93,23 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
     Method* m = vm_.lookup(vm_.class_table_[tag], impl_->selectors[selector]);
     if (!m) return std::nullopt;
     EntryStub* stub = impl_->entry_stub(m);
-    if (!stub) vm_.fatal("the JIT's code zone is full (entry stub of " + jit_method_name(m) + ")");
+    if (!stub) {
+      // No exception may cross the engine: the send goes on to not_understood, which raises.
+      impl_->lookup_error = "the JIT's code zone is full (entry stub of " + jit_method_name(m) + ")";
+      return std::nullopt;
+    }
     return stub->entries;
   };
   vmi.not_understood = [this](const ic::NotUnderstood& nu) -> uint64_t {
     Symbol* selector = impl_->selectors[nu.selector];
     auto* base = reinterpret_cast<Value*>(nu.args[0]);
     const auto argc = static_cast<uint32_t>(selector->num_args);
-    vm_.sp_ = base + argc;
-    return vm_.not_understood_from_jit(selector, base, argc);
+    if (!impl_->lookup_error.empty()) {
+      std::string error = std::move(impl_->lookup_error);
+      impl_->lookup_error.clear();
+      return jit_runtime::raise_from_stub(&vm_, error);
+    }
+    return jit_runtime::not_understood(&vm_, selector, base, argc);
   };
   vmi.selector_name = [this](uint32_t selector) { return impl_->selectors[selector]->text; };
   ic::EngineOptions options;
@@ -212,14 +205,36 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
     a.jne(slow);
   };
   auto call_primitive = [&] {
-    // A direct call of the C++ primitive: (VM&, receiver and arguments). VM::pc_/fp_ already
-    // describe the sender; sp_ ends at the last argument.
+    // A call of the C++ primitive through jit_runtime::call_primitive (which turns its errors
+    // into the unwinding protocol): (VM*, receiver and arguments, the function). VM::pc_/fp_
+    // already describe the sender; sp_ ends at the last argument.
     a.lea(rax, qword_ptr(rsi, 8 * n));
     a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
     a.mov(rdi, kVmReg);
+    a.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m->prim)));
     a.sub(rsp, 8);
-    a.call(abs(m->prim));
+    a.call(abs(reinterpret_cast<const void*>(&jit_runtime::call_primitive)));
     a.add(rsp, 8);
+    a.ret();
+  };
+  auto call_native = [&] {
+    // A native method (jitkit/som/native.h): a plain call of the library's function with
+    // (the embedding API's Vm&, receiver and arguments), as VM::call_native does. Natives never
+    // throw; an error or a non-local return they let pass is in unwind_target_, which the
+    // sender checks after the send.
+    Label answered = a.new_label();
+    a.lea(rax, qword_ptr(rsi, 8 * n));
+    a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
+    a.mov(byte_ptr(kVmReg, vm_offsets.run_state), static_cast<int64_t>(VM::RunState::kInNative));
+    a.mov(rdi, qword_ptr(kVmReg, vm_offsets.facade));
+    a.sub(rsp, 8);
+    a.call(abs(reinterpret_cast<const void*>(m->native)));
+    a.add(rsp, 8);
+    a.mov(byte_ptr(kVmReg, vm_offsets.run_state), static_cast<int64_t>(VM::RunState::kRunning));
+    a.test(rax, rax);  // an empty Value answers nil
+    a.jnz(answered);
+    a.mov(rax, qword_ptr(kVmReg, vm_offsets.nil_value));
+    a.bind(answered);
     a.ret();
   };
   if (m->mkind == MethodKind::kBytecode) {
@@ -313,6 +328,9 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
         jump_to_method(invoke_thunk);  // the interpreter reports the error
         break;
       }
+      case SpecialPrim::kNative:
+        call_native();
+        break;
       case SpecialPrim::kRestart:
         // Only a `restart` send site calls this; it restarts its own activation on 0.
         a.xor_(eax, eax);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +34,7 @@ inline constexpr jitkit::x64::Gp64 kFrameReg = jitkit::x64::r12;
 struct VmOffsets {
   int32_t fp, pc, sp, need_gc, stack_limit, native_stack_limit, unwind_target, unwind_value;
   int32_t nil_binding, true_binding, false_binding, nil_value, true_value, false_value;
+  int32_t run_state, facade;
 };
 
 // Offsets into objects (object_p.h). Frame fields are fixed by the struct (asserted in jit.cpp).
@@ -92,6 +94,9 @@ struct Jit::Impl {
     return it->second;
   }
   Symbol* restart_selector = nullptr;
+  // Set by the inline caches' lookup when it cannot make an entry stub (the zone is full): the
+  // engine then calls not_understood, which raises this error instead.
+  std::string lookup_error;
 
   EntryStub* entry_stub(Method* m);  // jit.cpp; nullptr if it cannot be made
 };
@@ -106,15 +111,39 @@ void emit_load_tag(jitkit::x64::Assembler& a, jitkit::x64::Gp64 value, jitkit::x
 // Compiles `m` into impl (method_compiler.cpp). On failure answers false and sets `error`.
 bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::string& error);
 
+// Runs `body`, which C++ entered from compiled code: an error raised inside (a VmUnwind) is
+// caught here and comes back to the compiled code as the unwinding protocol, unwind_target_ =
+// kUnwindToHost with a zero result, which the compiled code checks (unwind_p.h). Never lets an
+// exception reach a compiled frame, which has no unwind tables for C++.
+template <typename Body>
+auto run_guarded(VM& vm, Body&& body) noexcept -> decltype(body()) {
+  VmCheckpoint checkpoint(vm);
+  try {
+    return body();
+  } catch (const VmUnwind&) {
+    checkpoint.abandon();
+    vm.unwind_target_ = kUnwindToHost;
+    if constexpr (!std::is_void_v<decltype(body())>) return {};
+  }
+}
+
 // Runtime functions compiled code and stubs call (runtime.cpp). Each takes the VM first; the
 // ones that may collect or report an error expect VM::fp_/sp_/pc_ to describe the compiled
-// frame (the compiled code stores them first).
+// frame (the compiled code stores them first). The ones that can fail or run SOM code are
+// guarded (run_guarded): on an error they return 0 with unwind_target_ set, and the compiled
+// code checks it after the call.
 namespace jit_runtime {
 void collect_garbage(VM* vm);
-[[noreturn]] void stack_overflow(VM* vm);
+void stack_overflow(VM* vm);  // raises, guarded: always returns with an error unwinding
 // An entry stub's method that compiled code cannot run directly (not compiled yet, or a
-// primitive the interpreter performs itself): jit_runtime::invoke on its own arguments.
+// primitive the interpreter performs itself): any method kind, on its own arguments.
 Value invoke_from_stub(VM* vm, Value* base, Method* m);
+// An entry stub's direct call of the C++ primitive `fn` on base[0..], guarded.
+Value call_primitive(VM* vm, Value* base, PrimFn fn);
+// The inline caches' not-understood handler: doesNotUnderstand:arguments:, guarded.
+Value not_understood(VM* vm, Symbol* selector, Value* base, uint32_t argc);
+// Raises `message` as a runtime error from a stub (guarded: returns with it unwinding).
+Value raise_from_stub(VM* vm, const std::string& message);
 void enter_context(VM* vm, Frame* f);
 Value new_block(VM* vm, Frame* f, Method* block_method);
 Value box_double(VM* vm, double d);
@@ -128,8 +157,6 @@ int64_t for_check(VM* vm, Frame* f, SendSite* site, Value* receiver_slot);
 int64_t for_test(VM* vm, Value counter, Value limit, int64_t down);
 Value for_step(VM* vm, Value counter, int64_t down);
 Value nonlocal_return(VM* vm, Frame* f, int64_t depth, Value result);
-// Any method, any kind, on the arguments at base[0..argc] (C++ callers).
-Value invoke(VM* vm, Method* m, Value* base, uint32_t argc);
 }  // namespace jit_runtime
 
 }  // namespace som

@@ -194,7 +194,12 @@ void MethodCompiler::emit_prologue() {
     a_.mov(vm_field(off_.fp), kFrameReg);  // reported in the caller, as the interpreter does
     a_.mov(rdi, kVmReg);
     call_runtime(reinterpret_cast<const void*>(&jit_runtime::stack_overflow));
-    a_.ud2();
+    // The error unwinds (unwind_p.h): leave before this activation has a frame; the caller
+    // sees unwind_target_.
+    a_.xor_(eax, eax);
+    a_.mov(rsp, rbp);
+    a_.pop(rbp);
+    a_.ret();
   });
   // The frame header right above the arguments (object_p.h, Frame).
   a_.lea(rax, qword_ptr(rsi, 8 * (n + 1)));
@@ -290,8 +295,10 @@ void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
     if (store) {
       a_.mov(rcx, stack(d - 1));
       call_runtime(reinterpret_cast<const void*>(&jit_runtime::write_field));
+      check_unwind();
     } else {
       call_runtime(reinterpret_cast<const void*>(&jit_runtime::read_field));
+      check_unwind();
       a_.mov(stack(d), rax);
     }
     a_.jmp(done);
@@ -718,6 +725,7 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
         a_.mov(rdx, local(p[2]));
         a_.mov(ecx, down ? 1 : 0);
         call_runtime(reinterpret_cast<const void*>(&jit_runtime::for_test));
+        check_unwind();
         a_.test(rax, rax);
         a_.jz(exit);
         a_.jmp(done);

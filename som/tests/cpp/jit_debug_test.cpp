@@ -64,7 +64,8 @@ class SomJitDebug : public ::testing::Test {
     return run_command(cmd).output;
   }
   // The frames #0 sys_ticks, Deep>>level3 [block], Deep>>level3, Deep>>level2, Deep>>level1,
-  // Deep>>run, in this order, and main below them (other frames may come between).
+  // Deep>>run, in this order, and the start of the thread `som` runs SOM on below them (other
+  // frames may come between).
   static void expect_deep_chain(const std::string& bt) {
     const std::string gap = R"(([^\n]*\n)*)";
     const std::regex chain(R"(^#0 +[^\n]*sys_ticks[^\n]*\n)" + gap +
@@ -72,7 +73,7 @@ class SomJitDebug : public ::testing::Test {
                            R"(#\d+ +0x[0-9a-f]+ in Deep>>level3 \(\)\n)" + gap +
                            R"(#\d+ +0x[0-9a-f]+ in Deep>>level2 \(\)\n)" + gap +
                            R"(#\d+ +0x[0-9a-f]+ in Deep>>level1 \(\)\n)" + gap +
-                           R"(#\d+ +0x[0-9a-f]+ in Deep>>run \(\)\n)" + gap + R"(#\d+ +0x[0-9a-f]+ in main \()");
+                           R"(#\d+ +0x[0-9a-f]+ in Deep>>run \(\)\n)" + gap + R"(#\d+ +0x[0-9a-f]+ in start_thread \()");
     EXPECT_TRUE(std::regex_search(bt, chain)) << bt;
   }
 

@@ -1,0 +1,251 @@
+// jitkit/som/vm.h — embedding the SOM virtual machine in a C++ program.
+//
+// A program creates a Vm with a class path, looks up classes, sends messages and reads the
+// answers. Native code that the VM calls (native methods, jitkit/som/native.h) uses the same
+// API to call back into SOM, at any depth: SOM → native → SOM → native → ... from interpreted
+// and from compiled code alike (docs/som-embedding.md has the whole model).
+//
+//   jitkit::som::Options options;
+//   options.class_path = {"/usr/share/jitkit/som/core-lib", "app/som"};
+//   auto vm = jitkit::som::Vm::create(options);
+//   if (!vm) { std::fprintf(stderr, "%s\n", vm.error().describe().c_str()); return 1; }
+//   auto cls = (*vm)->global("Counter");                    // loads Counter.som
+//   auto counter = (*vm)->send(*cls, "new");
+//   jitkit::som::Handle keep = (*vm)->hold(*counter);       // survives collections
+//   auto n = (*vm)->send(keep.get(), "add:", {(*vm)->integer(41)});
+//   if (!n) std::fprintf(stderr, "%s\n", n.error().describe().c_str());   // never exits
+//
+// Values. A Value is one tagged machine word. Objects move when the collector runs, and the
+// collector runs only while SOM code runs (making a value never collects), so a Value is
+// valid until the next call that runs SOM code: send, global, run_main, load_native. To keep
+// one across such calls, hold it in a Handle, which the collector updates. The arguments a
+// native method receives are the exception: they live in the VM's frame stack, which the
+// collector updates too (native.h).
+//
+// Errors. Nothing here throws, and the VM never exits the process. Every operation that can
+// fail answers a Result: the value, or an Error with its kind, its message and the SOM stack
+// trace at the point of failure. A runtime error in SOM code, a `doesNotUnderstand:`, or
+// `system exit:` ends the outermost send the embedding program made; the program then
+// decides what to do. Inside a native method, a send whose callee fails answers
+// ErrorKind::kUnwinding: the native must return, and the VM goes on unwinding (native.h).
+//
+// Threads and signals. A Vm belongs to the thread that created it. A call from any other
+// thread, and a call made while the VM is running SOM code (which is what a signal handler
+// interrupting the VM would do), is refused with ErrorKind::kRefused and touches nothing.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace som {
+class VM;  // the implementation (som/src)
+}
+
+namespace jitkit::som {
+
+class Vm;
+
+// One SOM value: a small integer, or a reference to an object (nil, true and false are
+// objects). Compare with == for identity. See "Values" above for how long it stays valid.
+class Value {
+ public:
+  constexpr Value() = default;  // no value (not nil): what a failed native answers
+  constexpr explicit Value(std::uint64_t bits) : bits_(bits) {}
+  constexpr std::uint64_t bits() const { return bits_; }
+  constexpr bool is_empty() const { return bits_ == 0; }
+  friend constexpr bool operator==(Value, Value) = default;
+
+ private:
+  std::uint64_t bits_ = 0;
+};
+static_assert(sizeof(Value) == 8 && std::is_trivially_copyable_v<Value>);
+
+enum class ErrorKind {
+  kRuntime,          // a SOM runtime error: bad primitive argument, stack overflow, ...
+  kExit,             // SOM ran `system exit: n` (Object>>error: and the default
+                     // doesNotUnderstand: end there): exit_status() is n
+  kCompile,          // a class's source does not parse or compile (file:line:column)
+  kUnwinding,        // inside a native: an error or a non-local return is passing through
+                     // this native's frame; return from the native (native.h)
+  kRefused,          // wrong thread, signal handler, or a call while SOM code runs
+  kInvalidArgument,  // the call itself is wrong: unknown class, a Value of the wrong kind, ...
+  kNativeLibrary,    // loading or binding native methods failed (native.h)
+};
+
+// The name of an ErrorKind, e.g. "runtime error".
+std::string_view error_kind_name(ErrorKind kind);
+
+class Error {
+ public:
+  Error(ErrorKind kind, std::string message, std::string stack_trace = {}, int exit_status = 1)
+      : kind_(kind), message_(std::move(message)), stack_trace_(std::move(stack_trace)), exit_status_(exit_status) {}
+
+  ErrorKind kind() const { return kind_; }
+  const std::string& message() const { return message_; }
+  // "SOM stack trace (most recent call first, N activations):\n  Class>>selector (file:line)\n..."
+  // for errors raised while SOM code ran; empty otherwise.
+  const std::string& stack_trace() const { return stack_trace_; }
+  // The status SOM asked for (kExit); 1 for other errors.
+  int exit_status() const { return exit_status_; }
+  // The message as the `som` command prints it ("som: runtime error: ..." and the trace).
+  std::string describe() const;
+
+ private:
+  ErrorKind kind_;
+  std::string message_;
+  std::string stack_trace_;
+  int exit_status_;
+};
+
+// A value or an Error (a Status is Result<void>).
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}    // NOLINT: implicit by design
+  Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+  bool has_value() const { return state_.index() == 0; }
+  explicit operator bool() const { return has_value(); }
+  T& value() & { return std::get<0>(state_); }
+  const T& value() const& { return std::get<0>(state_); }
+  T&& value() && { return std::get<0>(std::move(state_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  const Error& error() const& { return std::get<1>(state_); }
+  Error&& error() && { return std::get<1>(std::move(state_)); }
+
+ private:
+  std::variant<T, Error> state_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+  bool has_value() const { return state_.index() == 0; }
+  explicit operator bool() const { return has_value(); }
+  const Error& error() const& { return std::get<1>(state_); }
+  Error&& error() && { return std::get<1>(std::move(state_)); }
+
+ private:
+  std::variant<std::monostate, Error> state_;
+};
+using Status = Result<void>;
+
+// Keeps one value alive and current across collections (a GC root). Move-only; releases its
+// root when destroyed. Use it on the Vm's thread only, and do not let it outlive the Vm.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(Handle&& other) noexcept : vm_(std::exchange(other.vm_, nullptr)), slot_(other.slot_) {}
+  Handle& operator=(Handle&& other) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+
+  Value get() const;  // the value now (empty Value for an empty handle)
+  void set(Value v);  // keep another value in the same root
+  explicit operator bool() const { return vm_ != nullptr; }
+  void reset();  // releases the root
+
+ private:
+  friend class Vm;
+  Handle(Vm* vm, std::uint32_t slot) : vm_(vm), slot_(slot) {}
+  Vm* vm_ = nullptr;
+  std::uint32_t slot_ = 0;
+};
+
+enum class JitMode { kOff, kOn, kAlways };
+
+struct Options {
+  // Directories searched for Class.som files, in order. Must include the core library.
+  std::vector<std::string> class_path;
+  JitMode jit = JitMode::kOn;
+  // Interpreter invocations plus loop iterations before a method is compiled (JitMode::kOn).
+  std::uint32_t jit_threshold = 100;
+  // Shared libraries of native methods to load after the core classes (native.h).
+  std::vector<std::string> natives;
+  bool optimize = true;  // false: the interpreter's reference configuration (no JIT either)
+  int debug_level = 0;   // 1: print bytecode and JIT decisions to stderr (`som -d`)
+  bool gc_verbose = false;
+};
+
+class Vm {
+ public:
+  // Creates a VM on the calling thread, which then owns it, and loads the core classes and
+  // Options::natives. Errors: kCompile (a core class does not compile), kInvalidArgument (a
+  // core class is not on the class path), kNativeLibrary, or kRuntime (no memory for the
+  // frame stack, or the JIT cannot start).
+  static Result<std::unique_ptr<Vm>> create(const Options& options);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  // --- running SOM ---------------------------------------------------------------------
+  // Sends `selector` to `receiver` and answers the reply. The number of arguments must match
+  // the selector's arity (kInvalidArgument otherwise).
+  Result<Value> send(Value receiver, std::string_view selector, std::span<const Value> args);
+  Result<Value> send(Value receiver, std::string_view selector, std::initializer_list<Value> args = {}) {
+    return send(receiver, selector, std::span<const Value>(args.begin(), args.size()));
+  }
+  // The value of global `name`; a class not loaded yet is loaded from the class path.
+  // kInvalidArgument if there is no such global and no such class file.
+  Result<Value> global(std::string_view name);
+  // The `som` command's protocol: `system initialize: args` (args[0] is the main class).
+  // Succeeds when initialize: returns; `system exit: n` comes back as an Error of kind kExit
+  // with exit_status() n (also for n = 0).
+  Status run_main(const std::vector<std::string>& args);
+
+  // --- making values ------------------------------------------------------------------
+  // These never collect. When the call is refused (another thread, a signal handler, a native
+  // whose send is unwinding) they answer an empty Value and change nothing.
+  Value nil() const;
+  Value boolean(bool b) const;
+  Value integer(std::int64_t i);  // a small or a big integer
+  Result<Value> integer_from_decimal(std::string_view digits);  // any size, optional '-'
+  Value dbl(double d);
+  Value string(std::string_view utf8);
+  Value symbol(std::string_view text);
+  Value new_array(std::uint32_t length);  // filled with nil
+  Status array_put(Value array, std::uint32_t index, Value element);  // 0-based
+
+  // --- reading values -----------------------------------------------------------------
+  bool is_nil(Value v) const;
+  bool is_integer(Value v) const;  // small or big
+  Result<std::int64_t> to_int64(Value v) const;  // kInvalidArgument if not an Integer or too big
+  Result<std::string> to_decimal(Value v) const;  // any Integer
+  Result<double> to_double(Value v) const;  // a Double (or an Integer, converted)
+  Result<bool> to_bool(Value v) const;
+  Result<std::string> to_string(Value v) const;  // a String's or a Symbol's text
+  Result<std::uint32_t> array_length(Value v) const;
+  Result<Value> array_at(Value array, std::uint32_t index) const;  // 0-based
+  std::string class_name(Value v) const;  // "Integer", "Foo class", ...
+
+  // --- handles and natives ------------------------------------------------------------
+  Handle hold(Value v);
+  // Loads a native library and binds its methods (native.h).
+  Status load_native(std::string_view path);
+  // For a native method: makes its send fail with a SOM runtime error carrying `message` and
+  // the SOM stack trace; the native must return the Value this answers.
+  Value fail(std::string_view message);
+
+  // The implementation, for the `som` command and the VM's own tests.
+  ::som::VM& internal() { return *vm_; }
+
+ private:
+  friend class Handle;
+  explicit Vm(std::unique_ptr<::som::VM> vm);
+  std::unique_ptr<::som::VM> vm_;
+};
+
+}  // namespace jitkit::som
