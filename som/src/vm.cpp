@@ -706,7 +706,7 @@ void VM::raise_exit(int status) {
   for (Frame* f = fp_; f; f = f->caller) {
     Method* m = f->method;
     if (m->signature && m->signature->text == "error:" && m->holder == object_class_ && is_string(f->args[1])) {
-      message = std::string(string_of(f->args[1])) + " (" + message + ")";
+      message = std::string(string_of(f->args[1]));
       break;
     }
   }

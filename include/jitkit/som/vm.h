@@ -87,9 +87,12 @@ class Error {
  public:
   Error(ErrorKind kind, std::string message, std::string stack_trace = {}, int exit_status = 1)
       : kind_(kind), message_(std::move(message)), stack_trace_(std::move(stack_trace)), exit_status_(exit_status) {}
+  // An error with a static message: makes no allocation, so that a refusal can be answered
+  // even inside a signal handler that interrupted malloc.
+  Error(ErrorKind kind, const char* static_message) : kind_(kind), static_message_(static_message), exit_status_(1) {}
 
   ErrorKind kind() const { return kind_; }
-  const std::string& message() const { return message_; }
+  std::string_view message() const { return static_message_ ? std::string_view(static_message_) : message_; }
   // "SOM stack trace (most recent call first, N activations):\n  Class>>selector (file:line)\n..."
   // for errors raised while SOM code ran; empty otherwise.
   const std::string& stack_trace() const { return stack_trace_; }
@@ -101,6 +104,7 @@ class Error {
  private:
   ErrorKind kind_;
   std::string message_;
+  const char* static_message_ = nullptr;
   std::string stack_trace_;
   int exit_status_;
 };

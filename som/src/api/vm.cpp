@@ -40,9 +40,10 @@ std::string_view error_kind_name(ErrorKind kind) {
 
 std::string Error::describe() const {
   // kCompile messages are complete diagnostics ("file:line:column: error: ...").
-  if (kind_ == ErrorKind::kCompile) return message_;
-  std::string out = "som: " + std::string(error_kind_name(kind_)) + ": " + message_;
-  if (kind_ == ErrorKind::kExit) out += " (status " + std::to_string(exit_status_) + ")";
+  if (kind_ == ErrorKind::kCompile) return std::string(message());
+  std::string out = kind_ == ErrorKind::kExit
+                        ? "som: exited with status " + std::to_string(exit_status_) + ": " + std::string(message())
+                        : "som: " + std::string(error_kind_name(kind_)) + ": " + std::string(message());
   if (!stack_trace_.empty()) out += "\n" + stack_trace_;
   if (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
@@ -66,7 +67,8 @@ Error unwinding(const VM& vm) {
 Value wrap(::som::Value v) { return Value(v); }
 ::som::Value raw(Value v) { return v.bits(); }
 
-// Why the calling code may not use the VM now, if it may not.
+// Why the calling code may not use the VM now, if it may not. Reads two words and allocates
+// nothing (static messages), so a signal handler gets its refusal safely.
 std::optional<Error> refusal(const VM& vm) {
   if (!pthread_equal(pthread_self(), vm.owner_thread_))
     return Error(ErrorKind::kRefused,
@@ -75,7 +77,9 @@ std::optional<Error> refusal(const VM& vm) {
     return Error(ErrorKind::kRefused,
                  "called while the VM is running SOM code (from a signal handler or from the VM's own code); only "
                  "the embedding program and native methods may call the VM");
-  if (vm.unwind_target_) return unwinding(vm);
+  if (vm.unwind_target_)
+    return Error(ErrorKind::kUnwinding,
+                 "an error or a non-local return is unwinding through this native: return from the native");
   return std::nullopt;
 }
 
