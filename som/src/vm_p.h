@@ -184,10 +184,10 @@ class VM {
   // Makes `m` the method `holder` answers for `selector` instead of `old` (method tables,
   // `methods` arrays, caches: the one "method changed" event).
   void install_method(Class* holder, Method* old, Method* m);
-  // The embedding API's send: an entry of kind kEntryFromHost or kEntryFromNative.
-  Value run_send(Value rcv, Symbol* sel, const Value* args, uint32_t argc, uint64_t entry_kind) {
-    return run_entry(entry_method(sel, static_cast<int>(argc)), rcv, args, argc, entry_kind);
-  }
+  // The one-send trampoline method for `sel` with `argc` arguments (VM::send, the embedding
+  // API's Selector) and an interpreter run of it: an entry of kind `entry_kind`.
+  Method* entry_method(Symbol* sel, int argc);
+  Value run_entry(Method* entry, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind);
 
   // --- GC -----------------------------------------------------------------------------
   void collect_garbage();
@@ -245,9 +245,7 @@ class VM {
   Class* new_class_shell(const char* name);
   void define_class(Class* cls, ClassDef& def, const std::string& file);
   void close_native_libraries();
-  Method* entry_method(Symbol* sel, int argc);
   Method* new_entry_method(Symbol* sel, int argc);
-  Value run_entry(Method* entry, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind);
   std::unordered_map<Method*, Method*> direct_entry_methods_;  // run_from_jit trampolines
 
   std::vector<std::string> class_path_;

@@ -55,6 +55,9 @@ class Vm;
 
 // One SOM value: a small integer, or a reference to an object (nil, true and false are
 // objects). Compare with == for identity. See "Values" above for how long it stays valid.
+// The encoding of small integers is part of the ABI, so that natives can read and make them
+// inline (is_small_integer and friends below): the word 2n+1 is the integer n, for n in
+// [-2^62, 2^62-1]; every other non-zero word refers to an object.
 class Value {
  public:
   constexpr Value() = default;  // no value (not nil): what a failed native answers
@@ -67,6 +70,30 @@ class Value {
   std::uint64_t bits_ = 0;
 };
 static_assert(sizeof(Value) == 8 && std::is_trivially_copyable_v<Value>);
+
+inline constexpr std::int64_t kSmallIntegerMin = -(std::int64_t{1} << 62);
+inline constexpr std::int64_t kSmallIntegerMax = (std::int64_t{1} << 62) - 1;
+constexpr bool is_small_integer(Value v) { return (v.bits() & 1) != 0; }
+// The integer of a small-integer Value (check is_small_integer first).
+constexpr std::int64_t small_integer_value(Value v) { return static_cast<std::int64_t>(v.bits()) >> 1; }
+// The Value of n, which must be within [kSmallIntegerMin, kSmallIntegerMax] (Vm::integer
+// takes any int64).
+constexpr Value small_integer(std::int64_t n) { return Value((static_cast<std::uint64_t>(n) << 1) | 1); }
+
+// An interned selector: what Vm::send looks up, made once (Vm::selector) and valid as long as
+// its Vm. Sending through one skips interning the selector's text on every send.
+class Selector {
+ public:
+  Selector() = default;
+  int arity() const { return arity_; }
+  explicit operator bool() const { return symbol_ != nullptr; }
+
+ private:
+  friend class Vm;
+  void* symbol_ = nullptr;
+  void* entry_ = nullptr;  // the VM's one-send trampoline for this selector
+  int arity_ = 0;
+};
 
 enum class ErrorKind {
   kRuntime,          // a SOM runtime error: bad primitive argument, stack overflow, ...
@@ -202,6 +229,12 @@ class Vm {
   Result<Value> send(Value receiver, std::string_view selector, std::initializer_list<Value> args = {}) {
     return send(receiver, selector, std::span<const Value>(args.begin(), args.size()));
   }
+  // The same with a selector interned once: the fast way for natives that call back often.
+  Result<Value> send(Value receiver, Selector selector, std::span<const Value> args);
+  Result<Value> send(Value receiver, Selector selector, std::initializer_list<Value> args = {}) {
+    return send(receiver, selector, std::span<const Value>(args.begin(), args.size()));
+  }
+  Result<Selector> selector(std::string_view name);
   // The value of global `name`; a class not loaded yet is loaded from the class path.
   // kInvalidArgument if there is no such global and no such class file.
   Result<Value> global(std::string_view name);
@@ -215,7 +248,10 @@ class Vm {
   // whose send is unwinding) they answer an empty Value and change nothing.
   Value nil() const;
   Value boolean(bool b) const;
-  Value integer(std::int64_t i);  // a small or a big integer
+  // A small or a big integer (a small one is made inline and touches no VM state).
+  Value integer(std::int64_t i) {
+    return i >= kSmallIntegerMin && i <= kSmallIntegerMax ? small_integer(i) : big_integer(i);
+  }
   Result<Value> integer_from_decimal(std::string_view digits);  // any size, optional '-'
   Value dbl(double d);
   Value string(std::string_view utf8);
@@ -226,7 +262,11 @@ class Vm {
   // --- reading values -----------------------------------------------------------------
   bool is_nil(Value v) const;
   bool is_integer(Value v) const;  // small or big
-  Result<std::int64_t> to_int64(Value v) const;  // kInvalidArgument if not an Integer or too big
+  // kInvalidArgument if not an Integer or too big. Small integers are read inline.
+  Result<std::int64_t> to_int64(Value v) const {
+    if (is_small_integer(v)) return small_integer_value(v);
+    return big_to_int64(v);
+  }
   Result<std::string> to_decimal(Value v) const;  // any Integer
   Result<double> to_double(Value v) const;  // a Double (or an Integer, converted)
   Result<bool> to_bool(Value v) const;
@@ -249,6 +289,8 @@ class Vm {
  private:
   friend class Handle;
   explicit Vm(std::unique_ptr<::som::VM> vm);
+  Value big_integer(std::int64_t i);
+  Result<std::int64_t> big_to_int64(Value v) const;
   std::unique_ptr<::som::VM> vm_;
 };
 

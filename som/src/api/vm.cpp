@@ -170,21 +170,39 @@ Result<std::unique_ptr<Vm>> Vm::create(const Options& options) {
   return vm;
 }
 
+Result<Selector> Vm::selector(std::string_view name) {
+  if (auto refused = refusal(*vm_)) return *refused;
+  if (name.empty()) return Error(ErrorKind::kInvalidArgument, "an empty selector");
+  Selector s;
+  auto* sym = vm_->intern(name);
+  s.symbol_ = sym;
+  s.arity_ = sym->num_args;
+  s.entry_ = vm_->entry_method(sym, sym->num_args);
+  return s;
+}
+
 Result<Value> Vm::send(Value receiver, std::string_view selector, std::span<const Value> args) {
+  auto sel = this->selector(selector);
+  if (!sel) return std::move(sel).error();
+  return send(receiver, *sel, args);
+}
+
+Result<Value> Vm::send(Value receiver, Selector selector, std::span<const Value> args) {
   VM& vm = *vm_;
   if (auto refused = refusal(vm)) return *refused;
-  if (receiver.is_empty()) return Error(ErrorKind::kInvalidArgument, "send #" + std::string(selector) + " to no value");
+  auto* sym = static_cast<::som::Symbol*>(selector.symbol_);
+  if (!sym) return Error(ErrorKind::kInvalidArgument, "send of an empty Selector");
+  if (receiver.is_empty()) return Error(ErrorKind::kInvalidArgument, "send #" + sym->text + " to no value");
   for (Value a : args)
-    if (a.is_empty())
-      return Error(ErrorKind::kInvalidArgument, "send #" + std::string(selector) + " with an empty argument");
-  ::som::Symbol* sel = vm.intern(selector);
-  if (static_cast<size_t>(sel->num_args) != args.size())
-    return Error(ErrorKind::kInvalidArgument, "#" + sel->text + " takes " + std::to_string(sel->num_args) +
+    if (a.is_empty()) return Error(ErrorKind::kInvalidArgument, "send #" + sym->text + " with an empty argument");
+  if (static_cast<size_t>(selector.arity_) != args.size())
+    return Error(ErrorKind::kInvalidArgument, "#" + sym->text + " takes " + std::to_string(selector.arity_) +
                                                   " arguments, got " + std::to_string(args.size()));
   static_assert(sizeof(Value) == sizeof(::som::Value));
   const auto* raw_args = reinterpret_cast<const ::som::Value*>(args.data());
   const auto argc = static_cast<uint32_t>(args.size());
-  return run(vm, [&](uint64_t entry_kind) { return vm.run_send(raw(receiver), sel, raw_args, argc, entry_kind); });
+  auto* entry = static_cast<::som::Method*>(selector.entry_);
+  return run(vm, [&](uint64_t entry_kind) { return vm.run_entry(entry, raw(receiver), raw_args, argc, entry_kind); });
 }
 
 Result<Value> Vm::global(std::string_view name) {
@@ -214,7 +232,7 @@ Status Vm::run_main(const std::vector<std::string>& args) {
 Value Vm::nil() const { return wrap(vm_->nil_value_); }
 Value Vm::boolean(bool b) const { return wrap(b ? vm_->true_value_ : vm_->false_value_); }
 
-Value Vm::integer(std::int64_t i) {
+Value Vm::big_integer(std::int64_t i) {
   if (refusal(*vm_)) return Value();
   return wrap(vm_->int_value(i));
 }
@@ -265,9 +283,8 @@ bool Vm::is_nil(Value v) const { return raw(v) == vm_->nil_value_; }
 
 bool Vm::is_integer(Value v) const { return !v.is_empty() && (::som::is_int(raw(v)) || ::som::is_big(raw(v))); }
 
-Result<std::int64_t> Vm::to_int64(Value v) const {
+Result<std::int64_t> Vm::big_to_int64(Value v) const {
   if (!is_integer(v)) return not_a(*vm_, "an Integer", v);
-  if (::som::is_int(raw(v))) return ::som::int_of(raw(v));
   ::som::IntView view(raw(v));
   if (!mpz_fits_slong_p(view.z))
     return Error(ErrorKind::kInvalidArgument, ::som::integer_to_string(raw(v)) + " does not fit in 64 bits");

@@ -76,6 +76,15 @@ class SOM_EMBED_SUITE : public ::testing::Test {};
 TEST_F(SOM_EMBED_SUITE, SendsAnswerValuesOfEveryKind) {
   with_vm([](js::Vm& vm) {
     EXPECT_EQ(42, as_int(vm, ok(vm, vm.send(vm.integer(40), "+", {vm.integer(2)}))));
+    // The header's inline small-integer encoding is the VM's.
+    EXPECT_EQ(js::small_integer(-42), ok(vm, vm.send(vm.integer(-40), "-", {vm.integer(2)})));
+    EXPECT_EQ(js::kSmallIntegerMax, as_int(vm, ok(vm, vm.send(vm.integer(js::kSmallIntegerMax - 1), "+", {vm.integer(1)}))));
+    // Selectors interned once send like their text.
+    auto plus = vm.selector("+");
+    ASSERT_TRUE(plus);
+    EXPECT_EQ(1, plus->arity());
+    EXPECT_EQ(js::small_integer(7), ok(vm, vm.send(vm.integer(3), *plus, {vm.integer(4)})));
+    EXPECT_EQ(js::ErrorKind::kInvalidArgument, vm.send(vm.integer(3), *plus).error().kind());
     // Past 62 bits the answer is a GMP integer, read back in decimal.
     js::Value big = ok(vm, vm.send(vm.integer(int64_t{1} << 61), "*", {vm.integer(1000)}));
     EXPECT_TRUE(vm.is_integer(big));
