@@ -649,7 +649,7 @@ Value VM::not_understood_from_jit(Symbol* sel, Value* base, uint32_t argc) {
   return send(base[0], sym_dnu_, {val(sel), arr}, kEntryFromJit);
 }
 
-void VM::run_main(const std::vector<std::string>& args) {
+void VM::run_main(const std::vector<std::string>& args, uint64_t entry_kind) {
   Value arr = new_array(static_cast<uint32_t>(args.size()));
   extra_roots_.push_back(arr);
   for (size_t i = 0; i < args.size(); i++) {
@@ -658,7 +658,7 @@ void VM::run_main(const std::vector<std::string>& args) {
   }
   arr = extra_roots_.back();
   extra_roots_.pop_back();
-  send(system_value_, sym_initialize_, {arr});
+  send(system_value_, sym_initialize_, {arr}, entry_kind);
   std::fflush(stdout);
 }
 

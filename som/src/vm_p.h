@@ -44,7 +44,7 @@ class VM {
   bool bootstrap();
   // The standard startup protocol: sends `initialize:` to system with the argument array.
   // Raises (VmUnwind) on errors and on `system exit:`.
-  void run_main(const std::vector<std::string>& args);
+  void run_main(const std::vector<std::string>& args, uint64_t entry_kind = kEntryFromHost);
 
   // Sends `sel` to `rcv` and runs the interpreter until it answers (a re-entrant entry point).
   // `entry_kind` says who is calling (object_p.h, kEntryFromHost / kEntryFromJit).

@@ -174,7 +174,8 @@ class [[nodiscard]] Result<void> {
 using Status = Result<void>;
 
 // Keeps one value alive and current across collections (a GC root). Move-only; releases its
-// root when destroyed. Use it on the Vm's thread only, and do not let it outlive the Vm.
+// root when destroyed. Use it on the Vm's thread only (released on another thread, its root is
+// leaked rather than raced), and do not let it outlive the Vm.
 class Handle {
  public:
   Handle() = default;
@@ -257,7 +258,9 @@ class Vm {
   Value string(std::string_view utf8);
   Value symbol(std::string_view text);
   Value new_array(std::uint32_t length);  // filled with nil
-  Status array_put(Value array, std::uint32_t index, Value element);  // 0-based
+  // 0-based. Storing into a class's `methods` Array replaces that method of the class, as
+  // SOM's at:put: does (it may fail as a send does).
+  Status array_put(Value array, std::uint32_t index, Value element);
 
   // --- reading values -----------------------------------------------------------------
   bool is_nil(Value v) const;
@@ -276,6 +279,7 @@ class Vm {
   std::string class_name(Value v) const;  // "Integer", "Foo class", ...
 
   // --- handles and natives ------------------------------------------------------------
+  // An empty Handle when refused (another thread, a signal handler) or for an empty Value.
   Handle hold(Value v);
   // Loads a native library and binds its methods (native.h).
   Status load_native(std::string_view path);

@@ -115,6 +115,20 @@ Result<Value> run(VM& vm, Body&& body) {
   }
 }
 
+// Marks the VM busy while an API call changes its state outside SOM code (allocating, taking a
+// handle), so that a signal handler interrupting it is refused like one interrupting SOM code.
+class Busy {
+ public:
+  explicit Busy(VM& vm) : vm_(vm), caller_state_(vm.run_state_) { vm.run_state_ = RunState::kRunning; }
+  ~Busy() { vm_.run_state_ = caller_state_; }
+  Busy(const Busy&) = delete;
+  Busy& operator=(const Busy&) = delete;
+
+ private:
+  VM& vm_;
+  RunState caller_state_;
+};
+
 Error not_a(const VM& vm, const char* what, Value v) {
   return Error(ErrorKind::kInvalidArgument,
                std::string("expected ") + what + ", got " + const_cast<VM&>(vm).describe(raw(v)));
@@ -134,14 +148,18 @@ Handle& Handle::operator=(Handle&& other) noexcept {
 Value Handle::get() const { return vm_ ? Value(vm_->vm_->handles_[slot_]) : Value(); }
 
 void Handle::set(Value v) {
-  if (vm_) vm_->vm_->handles_[slot_] = v.bits();
+  if (vm_ && !v.is_empty()) vm_->vm_->handles_[slot_] = v.bits();
 }
 
 void Handle::reset() {
   if (!vm_) return;
-  vm_->vm_->handles_[slot_] = 0;
-  vm_->vm_->free_handles_.push_back(slot_);
+  VM& vm = *vm_->vm_;
   vm_ = nullptr;
+  // On another thread the root is left in place (a leak, never a race with the VM's thread).
+  if (!pthread_equal(pthread_self(), vm.owner_thread_)) return;
+  Busy busy(vm);
+  vm.handles_[slot_] = 0;
+  vm.free_handles_.push_back(slot_);
 }
 
 Vm::Vm(std::unique_ptr<VM> vm) : vm_(std::move(vm)) { vm_->facade_ = this; }
@@ -173,6 +191,7 @@ Result<std::unique_ptr<Vm>> Vm::create(const Options& options) {
 Result<Selector> Vm::selector(std::string_view name) {
   if (auto refused = refusal(*vm_)) return *refused;
   if (name.empty()) return Error(ErrorKind::kInvalidArgument, "an empty selector");
+  Busy busy(*vm_);
   Selector s;
   auto* sym = vm_->intern(name);
   s.symbol_ = sym;
@@ -221,8 +240,8 @@ Result<Value> Vm::global(std::string_view name) {
 
 Status Vm::run_main(const std::vector<std::string>& args) {
   VM& vm = *vm_;
-  auto r = run(vm, [&](uint64_t) -> ::som::Value {
-    vm.run_main(args);
+  auto r = run(vm, [&](uint64_t entry_kind) -> ::som::Value {
+    vm.run_main(args, entry_kind);
     return vm.nil_value_;
   });
   if (!r) return std::move(r).error();
@@ -234,6 +253,7 @@ Value Vm::boolean(bool b) const { return wrap(b ? vm_->true_value_ : vm_->false_
 
 Value Vm::big_integer(std::int64_t i) {
   if (refusal(*vm_)) return Value();
+  Busy busy(*vm_);
   return wrap(vm_->int_value(i));
 }
 
@@ -244,26 +264,31 @@ Result<Value> Vm::integer_from_decimal(std::string_view digits) {
   bool valid = text.size() > start;
   for (size_t i = start; i < text.size(); i++) valid &= text[i] >= '0' && text[i] <= '9';
   if (!valid) return Error(ErrorKind::kInvalidArgument, "not a decimal integer: '" + text + "'");
+  Busy busy(*vm_);
   return wrap(vm_->big_from_decimal(text, false));
 }
 
 Value Vm::dbl(double d) {
   if (refusal(*vm_)) return Value();
+  Busy busy(*vm_);
   return wrap(vm_->new_double(d));
 }
 
 Value Vm::string(std::string_view utf8) {
   if (refusal(*vm_)) return Value();
+  Busy busy(*vm_);
   return wrap(vm_->new_string(utf8));
 }
 
 Value Vm::symbol(std::string_view text) {
   if (refusal(*vm_)) return Value();
+  Busy busy(*vm_);
   return wrap(::som::val(vm_->intern(text)));
 }
 
 Value Vm::new_array(std::uint32_t length) {
   if (refusal(*vm_)) return Value();
+  Busy busy(*vm_);
   return wrap(vm_->new_array(length));
 }
 
@@ -275,7 +300,18 @@ Status Vm::array_put(Value array, std::uint32_t index, Value element) {
     return Error(ErrorKind::kInvalidArgument,
                  "index " + std::to_string(index) + " out of bounds (length " + std::to_string(*length) + ")");
   if (element.is_empty()) return Error(ErrorKind::kInvalidArgument, "cannot store an empty Value");
-  ::som::obj(raw(array))->slots()[index] = raw(element);
+  ::som::Object* o = ::som::obj(raw(array));
+  if (o->flags & ::som::kMethodTable) {
+    // A class's `methods` Array: storing replaces a method of the class, as SOM's at:put: does.
+    VM& vm = *vm_;
+    auto r = run(vm, [&](uint64_t) -> ::som::Value {
+      vm.replace_method(o, index, raw(element));
+      return vm.nil_value_;
+    });
+    if (!r) return std::move(r).error();
+    return {};
+  }
+  o->slots()[index] = raw(element);
   return {};
 }
 
@@ -335,6 +371,8 @@ std::string Vm::class_name(Value v) const {
 
 Handle Vm::hold(Value v) {
   VM& vm = *vm_;
+  if (refusal(vm) || v.is_empty()) return Handle();
+  Busy busy(vm);
   std::uint32_t slot;
   if (!vm.free_handles_.empty()) {
     slot = vm.free_handles_.back();

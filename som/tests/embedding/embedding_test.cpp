@@ -259,16 +259,42 @@ TEST_F(SOM_EMBED_SUITE, CallsFromAnotherThreadAreRefusedAndChangeNothing) {
   with_vm([](js::Vm& vm) {
     js::Value three = vm.integer(3);
     js::ErrorKind kind = js::ErrorKind::kRuntime;
-    bool empty_value = false;
+    bool empty_value = false, empty_handle = false;
     std::thread other([&] {
       auto r = vm.send(three, "+", {three});
       kind = r ? js::ErrorKind::kRuntime : r.error().kind();
       empty_value = vm.string("x").is_empty();
+      empty_handle = !vm.hold(three);
     });
     other.join();
     EXPECT_EQ(js::ErrorKind::kRefused, kind);
     EXPECT_TRUE(empty_value);
+    EXPECT_TRUE(empty_handle);
     EXPECT_EQ(6, as_int(vm, ok(vm, vm.send(three, "+", {three}))));
+  });
+}
+
+TEST_F(SOM_EMBED_SUITE, StoringIntoAMethodsArrayReplacesTheMethodAsInSom) {
+  with_vm([](js::Vm& vm) {
+    js::Handle table = vm.hold(ok(vm, vm.send(ok(vm, vm.global("EmbedSample")), "methods")));
+    auto index_of = [&](const char* selector) -> uint32_t {
+      for (uint32_t i = 0; i < *vm.array_length(table.get()); i++) {
+        auto sig = vm.send(*vm.array_at(table.get(), i), "signature");
+        if (sig && *vm.to_string(*sig) == selector) return i;
+      }
+      ADD_FAILURE() << "no method " << selector;
+      return 0;
+    };
+    const uint32_t first = index_of("first"), second = index_of("second");
+    js::Handle original = vm.hold(*vm.array_at(table.get(), first));
+    EXPECT_EQ(1, as_int(vm, ok(vm, vm.send(sample(vm), "first"))));
+    ASSERT_TRUE(vm.array_put(table.get(), first, *vm.array_at(table.get(), second)));
+    EXPECT_EQ(2, as_int(vm, ok(vm, vm.send(sample(vm), "first"))));  // the class changed, caches too
+    ASSERT_TRUE(vm.array_put(table.get(), first, original.get()));
+    EXPECT_EQ(1, as_int(vm, ok(vm, vm.send(sample(vm), "first"))));
+    auto wrong = vm.array_put(table.get(), first, vm.integer(3));
+    ASSERT_FALSE(wrong);
+    EXPECT_EQ(js::ErrorKind::kRuntime, wrong.error().kind());
   });
 }
 

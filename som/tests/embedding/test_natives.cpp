@@ -64,6 +64,15 @@ js::Value hold_across_collection(js::Vm& vm, const js::Value* args) noexcept {
   return held.get();  // where the collector moved it
 }
 
+js::Value run_main(js::Vm& vm, const js::Value* args) noexcept {
+  FrameWitness witness;
+  auto name = vm.to_string(args[1]);
+  if (!name) return vm.fail("runMain: needs a String");
+  auto st = vm.run_main({*name});
+  if (!st && st.error().kind() == js::ErrorKind::kUnwinding) g_unwinding_seen++;
+  return args[0];
+}
+
 js::Value unwinding_seen(js::Vm& vm, const js::Value*) noexcept { return vm.integer(g_unwinding_seen); }
 js::Value destructors_run(js::Vm& vm, const js::Value*) noexcept { return vm.integer(g_destructors_run); }
 js::Value deepest(js::Vm& vm, const js::Value*) noexcept { return vm.integer(g_deepest); }
@@ -81,6 +90,7 @@ extern "C" void jitkit_som_register_natives(js::NativeRegistry& natives) {
   natives.bind("NativeTest class>>call:with:", 2, call_with);
   natives.bind("NativeTest class>>fail:", 1, fail);
   natives.bind("NativeTest class>>holdAcrossCollection:", 1, hold_across_collection);
+  natives.bind("NativeTest class>>runMain:", 1, run_main);
   natives.bind("NativeTest class>>unwindingSeen", 0, unwinding_seen);
   natives.bind("NativeTest class>>destructorsRun", 0, destructors_run);
   natives.bind("NativeTest class>>deepest", 0, deepest);
