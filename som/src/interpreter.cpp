@@ -373,9 +373,7 @@ unwinding:
     if (f->is_entry) {
       if (f->is_entry == kEntryFromHost) {
         SOM_SAVE();
-        if (unwind_target_ == kUnwindToHost) throw VmUnwind{};  // pending_error_ holds it
-        unwind_target_ = nullptr;
-        fatal("non-local return across a VM entry boundary");
+        cross_host_entry();  // an error continues as a VmUnwind; a non-local return is refused
       }
       fp_ = f->caller;
       pc_ = f->ret_pc;
@@ -384,6 +382,20 @@ unwinding:
     }
     f = f->caller;
   }
+
+native_call:
+  __attribute__((cold));
+  // A native method (docs/som-embedding.md): called directly; an error or a non-local return
+  // that passed it is in unwind_target_.
+  fp_ = f;
+  pc_ = ret_ip;
+  sp_ = s;
+  result = call_native_out_of_line(m, base);
+  if (unwind_target_) goto unwinding;
+  s = base;
+  *s = result;
+  ip = ret_ip;
+  SOM_DISPATCH();
 
 do_return : {
   Frame* done = f;
@@ -810,15 +822,7 @@ do_invoke:
         }
         goto call_prim;
       case SpecialPrim::kNative:
-        fp_ = f;
-        pc_ = ret_ip;
-        sp_ = s;
-        result = call_native(m, base);
-        if (unwind_target_) goto unwinding;  // an error or a non-local return passed the native
-        s = base;
-        *s = result;
-        ip = ret_ip;
-        SOM_DISPATCH();
+        goto native_call;  // kept apart from the hot primitive paths
       default:
         break;
     }

@@ -151,7 +151,6 @@ struct Method : Object {
   int num_ctx_vars = 0;     // context variables (captured)
   int max_stack = 0;
   PrimFn prim = nullptr;
-  jitkit::som::NativeFn native = nullptr;  // SpecialPrim::kNative
   SpecialPrim special_prim = SpecialPrim::kNone;  // primitive the interpreter performs itself
   // Trivial bytecode methods the interpreter answers without pushing a frame.
   enum Trivial : uint8_t { kNotTrivial, kGetter, kSetter, kConstant, kSelf } trivial = kNotTrivial;
@@ -177,6 +176,8 @@ struct Method : Object {
   uint32_t hotness = 0;
   bool jit_failed = false;
   std::string file_name;
+  // SpecialPrim::kNative: the library function (last: the interpreter's hot fields stay put).
+  jitkit::som::NativeFn native = nullptr;
   int line_at(uint32_t pc) const {
     int l = lines.empty() ? 0 : lines[0].second;
     for (auto& e : lines) {

@@ -700,6 +700,16 @@ void VM::raise(ErrorKind kind, const std::string& message, int exit_status) {
   throw VmUnwind{};
 }
 
+void VM::fatal(const std::string& message) { raise(ErrorKind::kRuntime, message); }
+
+void VM::cross_host_entry() {
+  if (unwind_target_ == kUnwindToHost) throw VmUnwind{};  // pending_error_ holds it
+  unwind_target_ = nullptr;
+  fatal("non-local return across a VM entry boundary");
+}
+
+Value VM::call_native_out_of_line(Method* m, Value* base) { return call_native(m, base); }
+
 void VM::raise_exit(int status) {
   // The reason, if the program is failing through Object>>error: (which prints it too).
   std::string message = "system exit: " + std::to_string(status);

@@ -148,7 +148,7 @@ class VM {
   // Records `message` and the SOM stack trace as pending_error_ and unwinds to the outermost
   // call of the embedding program (for the `som` command: prints it and exits).
   [[noreturn]] void raise(jitkit::som::ErrorKind kind, const std::string& message, int exit_status = 1);
-  [[noreturn]] void fatal(const std::string& message) { raise(jitkit::som::ErrorKind::kRuntime, message); }
+  [[noreturn]] void fatal(const std::string& message);  // raise(kRuntime, message)
   // `system exit: status`: ends the outermost call with ErrorKind::kExit. Its message is the
   // argument of the innermost Object>>error: activation, if one is running (the library's
   // error: and doesNotUnderstand: end in `system exit: 1`).
@@ -157,37 +157,10 @@ class VM {
   [[noreturn]] void fatal_bad_field(Method* m, Value self, uint32_t index);
   void print_stack_trace(FILE* out);
   std::string stack_trace();
-  PendingError pending_error_;
-
-  // --- embedding (jitkit/som/vm.h) --------------------------------------------------------
-  // What the owning thread is doing: nothing in the VM (kIdle), running SOM or the VM's own
-  // code (kRunning), or running a native method (kInNative). The embedding API accepts calls
-  // only when idle or from a native, and only on owner_thread_.
-  enum class RunState : uint8_t { kIdle, kRunning, kInNative };
-  RunState run_state_ = RunState::kIdle;
-  pthread_t owner_thread_;
-  // The API object natives receive (set by jitkit::som::Vm).
-  jitkit::som::Vm* facade_ = nullptr;
-  // Handle roots: slot i holds a value while a Handle owns it; free slots hold from_int(0).
-  std::vector<Value> handles_;
-  std::vector<uint32_t> free_handles_;
-  // Native methods (native_methods.cpp): loads `path` and binds its methods. Answers an error
-  // message, or "" on success; on error nothing is bound.
-  std::string load_native(const std::string& path);
-  // Calls native method `m` on the receiver and arguments at base[0..] (sp_ ends at the last).
-  Value call_native(Method* m, Value* base) {
-    run_state_ = RunState::kInNative;
-    Value r = m->native(*facade_, reinterpret_cast<const jitkit::som::Value*>(base)).bits();
-    run_state_ = RunState::kRunning;
-    return r ? r : nil_value_;
-  }
-  // Makes `m` the method `holder` answers for `selector` instead of `old` (method tables,
-  // `methods` arrays, caches: the one "method changed" event).
-  void install_method(Class* holder, Method* old, Method* m);
-  // The one-send trampoline method for `sel` with `argc` arguments (VM::send, the embedding
-  // API's Selector) and an interpreter run of it: an entry of kind `entry_kind`.
-  Method* entry_method(Symbol* sel, int argc);
-  Value run_entry(Method* entry, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind);
+  // An unwinding reached an entry of kind kEntryFromHost: an error (kUnwindToHost) continues as
+  // a VmUnwind, a non-local return may not cross it (a runtime error). Out of line, so that
+  // interpret() contains no throw.
+  [[noreturn]] void cross_host_entry();
 
   // --- GC -----------------------------------------------------------------------------
   void collect_garbage();
@@ -240,6 +213,40 @@ class VM {
   int debug_level_ = 0;
   bool gc_verbose_ = false;
   std::map<std::pair<Symbol*, int>, Method*> entry_methods_;
+
+  // (The embedding members come after the interpreter's, whose offsets from `this` its hot
+  // paths encode.)
+  // --- embedding (jitkit/som/vm.h) --------------------------------------------------------
+  // What the owning thread is doing: nothing in the VM (kIdle), running SOM or the VM's own
+  // code (kRunning), or running a native method (kInNative). The embedding API accepts calls
+  // only when idle or from a native, and only on owner_thread_.
+  enum class RunState : uint8_t { kIdle, kRunning, kInNative };
+  RunState run_state_ = RunState::kIdle;
+  PendingError pending_error_;  // the error on its way out (raise)
+  pthread_t owner_thread_;
+  // The API object natives receive (set by jitkit::som::Vm).
+  jitkit::som::Vm* facade_ = nullptr;
+  // Handle roots: slot i holds a value while a Handle owns it; free slots hold from_int(0).
+  std::vector<Value> handles_;
+  std::vector<uint32_t> free_handles_;
+  // Native methods (native_methods.cpp): loads `path` and binds its methods. Answers an error
+  // message, or "" on success; on error nothing is bound.
+  std::string load_native(const std::string& path);
+  // Calls native method `m` on the receiver and arguments at base[0..] (sp_ ends at the last).
+  Value call_native(Method* m, Value* base) {
+    run_state_ = RunState::kInNative;
+    Value r = m->native(*facade_, reinterpret_cast<const jitkit::som::Value*>(base)).bits();
+    run_state_ = RunState::kRunning;
+    return r ? r : nil_value_;
+  }
+  Value call_native_out_of_line(Method* m, Value* base);  // the interpreter's, kept small
+  // Makes `m` the method `holder` answers for `selector` instead of `old` (method tables,
+  // `methods` arrays, caches: the one "method changed" event).
+  void install_method(Class* holder, Method* old, Method* m);
+  // The one-send trampoline method for `sel` with `argc` arguments (VM::send, the embedding
+  // API's Selector) and an interpreter run of it: an entry of kind `entry_kind`.
+  Method* entry_method(Symbol* sel, int argc);
+  Value run_entry(Method* entry, Value rcv, const Value* args, uint32_t argc, uint64_t entry_kind);
 
  private:
   Class* new_class_shell(const char* name);

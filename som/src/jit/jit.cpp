@@ -212,10 +212,7 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
     a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
     a.mov(rdi, kVmReg);
     a.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m->prim)));
-    a.sub(rsp, 8);
-    a.call(abs(reinterpret_cast<const void*>(&jit_runtime::call_primitive)));
-    a.add(rsp, 8);
-    a.ret();
+    a.jmp(abs(reinterpret_cast<const void*>(&jit_runtime::call_primitive)));  // returns to the sender
   };
   auto call_native = [&] {
     // A native method (jitkit/som/native.h): a plain call of the library's function with
