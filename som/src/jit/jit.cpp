@@ -215,15 +215,14 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
   auto call_primitive = [&] {
     // A call of the C++ primitive through jit_runtime::call_primitive (which turns its errors
     // into the unwinding protocol): (VM*, receiver and arguments, the function). VM::pc_/fp_
-    // already describe the sender; sp_ ends at the last argument.
+    // already describe the sender; sp_ ends at the last argument. A tail jump: the stub was
+    // entered like a function (the sender's return address on top, rsp 8 mod 16), so the C++
+    // function returns straight to the sender, which saves a call and a return per primitive.
     a.lea(rax, qword_ptr(rsi, 8 * n));
     a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
     a.mov(rdi, kVmReg);
     a.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m->prim)));
-    a.sub(rsp, 8);
-    a.call(abs(reinterpret_cast<const void*>(&jit_runtime::call_primitive)));
-    a.add(rsp, 8);
-    a.ret();
+    a.jmp(abs(reinterpret_cast<const void*>(&jit_runtime::call_primitive)));
   };
   auto call_native = [&] {
     // A native method (jitkit/som/native.h): a plain call of the library's function with
