@@ -41,9 +41,31 @@ class Heap {
     return o;
   }
 
+  // The identity hash: the top bits of a 64-bit LCG, odd so that no hash is 0.
+  static constexpr uint64_t kHashMultiplier = 6364136223846793005ULL;
+  static constexpr uint64_t kHashIncrement = 1442695040888963407ULL;
+  static constexpr int kHashShift = 33;
   uint32_t next_hash() {
-    hash_state_ = hash_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
-    return static_cast<uint32_t>(hash_state_ >> 33) | 1;
+    hash_state_ = hash_state_ * kHashMultiplier + kHashIncrement;
+    return static_cast<uint32_t>(hash_state_ >> kHashShift) | 1;
+  }
+
+  // Byte offsets, from the Heap, of the state alloc() updates, for code generated elsewhere
+  // that inlines alloc() for a fixed small size (the JIT boxes Doubles in compiled code,
+  // som/src/jit). top, end, allocated, budget and hash_state are 64-bit words, need_gc a byte
+  // (0 or 1). Such code must do exactly what alloc() does, in the same order (bump top_ or
+  // call the VM when the chunk is full, count allocated_, raise need_gc_ past budget_, take
+  // next_hash()), so that compiled code and the interpreter allocate the same objects with the
+  // same hashes and collect at the same safepoints. The fields stay private: nothing else
+  // should touch them.
+  struct InlineAllocOffsets {
+    int32_t top, end, allocated, budget, hash_state, need_gc;
+  };
+  InlineAllocOffsets inline_alloc_offsets() const {
+    auto at = [this](const void* field) {
+      return static_cast<int32_t>(static_cast<const char*>(field) - reinterpret_cast<const char*>(this));
+    };
+    return {at(&top_), at(&end_), at(&allocated_), at(&budget_), at(&hash_state_), at(&need_gc_)};
   }
 
   // Collection protocol: begin(), forward() every root slot, finish() (which scans the copies

@@ -733,9 +733,6 @@ void VM::fatal_bad_field(Method* m, Value self, uint32_t index) {
         " does not have");
 }
 
-VmCheckpoint::VmCheckpoint(VM& vm)
-    : vm_(vm), fp_(vm.fp_), pc_(vm.pc_), sp_(vm.sp_), roots_(vm.extra_roots_.size()) {}
-
 void VmCheckpoint::abandon() {
   for (Frame* f = vm_.fp_; f && f != fp_; f = f->caller)
     if (f->context) obj(f->context)->slots()[1] = from_int(0);

@@ -276,4 +276,10 @@ class VM {
 
 uint64_t now_micros();
 
+// Inline, not in vm.cpp: compiled code takes a checkpoint around every runtime call that may run
+// SOM code (run_guarded: every send to a method not compiled yet goes through one), where an
+// out-of-line constructor showed up in profiles.
+inline VmCheckpoint::VmCheckpoint(VM& vm)
+    : vm_(vm), fp_(vm.fp_), pc_(vm.pc_), sp_(vm.sp_), roots_(vm.extra_roots_.size()) {}
+
 }  // namespace som

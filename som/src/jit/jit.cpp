@@ -17,7 +17,8 @@ static_assert(offsetof(Frame, caller) == kFrameCaller && offsetof(Frame, ret_pc)
               offsetof(Frame, self) == kFrameSelf && offsetof(Frame, context) == kFrameContext &&
               offsetof(Frame, outer_ctx) == kFrameOuterCtx && offsetof(Frame, is_entry) == kFrameIsEntry &&
               sizeof(Frame) == kFrameLocals);
-static_assert(offsetof(Object, length) == kObjLength && offsetof(Object, kind) == kObjKind &&
+static_assert(offsetof(Object, cls) == kObjClass && offsetof(Object, hash) == kObjHash &&
+              offsetof(Object, length) == kObjLength && offsetof(Object, kind) == kObjKind &&
               offsetof(Object, flags) == kObjFlags && sizeof(Object) == kObjSlots);
 
 namespace {
@@ -54,7 +55,14 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   o.fp = offset_in(&vm, &vm.fp_);
   o.pc = offset_in(&vm, &vm.pc_);
   o.sp = offset_in(&vm, &vm.sp_);
-  o.need_gc = offset_in(&vm, &vm.heap_.need_gc_);
+  const int32_t heap = offset_in(&vm, &vm.heap_);
+  const Heap::InlineAllocOffsets heap_fields = vm.heap_.inline_alloc_offsets();
+  o.need_gc = heap + heap_fields.need_gc;
+  o.heap_top = heap + heap_fields.top;
+  o.heap_end = heap + heap_fields.end;
+  o.heap_allocated = heap + heap_fields.allocated;
+  o.heap_budget = heap + heap_fields.budget;
+  o.heap_hash_state = heap + heap_fields.hash_state;
   o.stack_limit = offset_in(&vm, &vm.stack_limit_);
   o.native_stack_limit = offset_in(&vm, &vm.native_stack_limit_);
   o.unwind_target = offset_in(&vm, &vm.unwind_target_);
@@ -207,7 +215,9 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
   auto call_primitive = [&] {
     // A call of the C++ primitive through jit_runtime::call_primitive (which turns its errors
     // into the unwinding protocol): (VM*, receiver and arguments, the function). VM::pc_/fp_
-    // already describe the sender; sp_ ends at the last argument.
+    // already describe the sender; sp_ ends at the last argument. A tail jump: the stub was
+    // entered like a function (the sender's return address on top, rsp 8 mod 16), so the C++
+    // function returns straight to the sender, which saves a call and a return per primitive.
     a.lea(rax, qword_ptr(rsi, 8 * n));
     a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
     a.mov(rdi, kVmReg);

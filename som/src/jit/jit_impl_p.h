@@ -35,13 +35,16 @@ struct VmOffsets {
   int32_t fp, pc, sp, need_gc, stack_limit, native_stack_limit, unwind_target, unwind_value;
   int32_t nil_binding, true_binding, false_binding, nil_value, true_value, false_value;
   int32_t run_state, facade;
+  // The heap's bump allocator (Heap::inline_alloc_offsets), for the inline Double boxes.
+  int32_t heap_top, heap_end, heap_allocated, heap_budget, heap_hash_state;
 };
 
 // Offsets into objects (object_p.h). Frame fields are fixed by the struct (asserted in jit.cpp).
 inline constexpr int32_t kFrameCaller = 0, kFrameRetPc = 8, kFrameMethod = 16, kFrameArgs = 24,
                          kFrameSelf = 32, kFrameContext = 40, kFrameOuterCtx = 48, kFrameIsEntry = 56,
                          kFrameLocals = 64;
-inline constexpr int32_t kObjLength = 8, kObjKind = 12, kObjFlags = 13, kObjSlots = 16;
+inline constexpr int32_t kObjClass = 0, kObjHash = 4, kObjLength = 8, kObjKind = 12, kObjFlags = 13,
+                         kObjSlots = 16;
 // Context slots: [0] outer, [1] home marker, [2..] variables; Block slots: method, context, self.
 inline constexpr int32_t kCtxOuter = kObjSlots, kCtxMarker = kObjSlots + 8, kCtxVars = kObjSlots + 16;
 inline constexpr int32_t kBlockMethod = kObjSlots, kBlockContext = kObjSlots + 8, kBlockSelf = kObjSlots + 16;
@@ -146,6 +149,7 @@ Value not_understood(VM* vm, Symbol* selector, Value* base, uint32_t argc);
 Value raise_from_stub(VM* vm, const std::string& message);
 void enter_context(VM* vm, Frame* f);
 Value new_block(VM* vm, Frame* f, Method* block_method);
+// A new Double: compiled code boxes inline and calls this only when the heap's chunk is full.
 Value box_double(VM* vm, double d);
 Value read_global(VM* vm, Frame* f, Symbol* name);
 Value read_field(VM* vm, Frame* f, uint32_t index);

@@ -55,6 +55,9 @@ class MethodCompiler {
   void emit_send(const SendSite& site, int base, uint32_t resume_pc);
   void emit_field_access(uint32_t pc, int d, bool store);
   void emit_arith(uint32_t pc, int d);
+  // A new Double holding xmm0 into rax: Heap::alloc inlined, the VM's new_double when the chunk
+  // is full. Clobbers rcx, rdx and the flags.
+  void emit_box_double();
   void emit_conditional_jump(uint32_t pc, int d);
   void emit_fallback(const SendSite& site, int d);
   // The runtime function `fn` for the inlined control structure at `site` (receiver on top of
@@ -349,6 +352,54 @@ void MethodCompiler::emit_conditional_jump(uint32_t pc, int d) {
   });
 }
 
+void MethodCompiler::emit_box_double() {
+  // Heap::alloc(kDouble, double_tag_, 0) step by step, so that the interpreter and compiled code
+  // allocate the same objects with the same hashes, and raise need_gc_ at the same allocation
+  // (with SOM_GC_STRESS's budget of 0, at every one). Allocation never collects: the next
+  // safepoint does, so nothing needs to be in a frame slot here.
+  constexpr int32_t kBytes = sizeof(Object) + sizeof(double);
+  static_assert(kBytes == kObjSlots + 8);
+  Label full = a_.new_label(), counted = a_.new_label(), boxed = a_.new_label();
+  a_.mov(rax, vm_field(off_.heap_top));
+  a_.lea(rdx, qword_ptr(rax, kBytes));
+  a_.cmp(rdx, vm_field(off_.heap_end));  // top + bytes > end: end - top < bytes
+  a_.ja(full);
+  a_.mov(vm_field(off_.heap_top), rdx);
+  a_.mov(rdx, vm_field(off_.heap_allocated));
+  a_.add(rdx, kBytes);
+  a_.mov(vm_field(off_.heap_allocated), rdx);
+  a_.cmp(rdx, vm_field(off_.heap_budget));
+  a_.jbe(counted);
+  a_.mov(vm_field(off_.need_gc, 1), 1);
+  a_.bind(counted);
+  // next_hash(): the LCG step, then (state >> kHashShift) | 1 as the header's hash word.
+  a_.mov(rdx, static_cast<int64_t>(Heap::kHashMultiplier));
+  a_.imul(rdx, vm_field(off_.heap_hash_state));
+  a_.mov(rcx, static_cast<int64_t>(Heap::kHashIncrement));
+  a_.add(rdx, rcx);
+  a_.mov(vm_field(off_.heap_hash_state), rdx);
+  a_.shr(rdx, Heap::kHashShift);
+  a_.or_(edx, 1);
+  // The header as two words: cls | hash << 32, then length, kind, flags, aux (all 0 but kind).
+  static_assert(kObjClass == 0 && kObjHash == 4 && kObjLength == 8 && kObjKind > kObjLength &&
+                kObjFlags > kObjKind && kObjSlots == 16);
+  a_.shl(rdx, 32);
+  a_.mov(ecx, static_cast<int64_t>(vm_.double_tag_));
+  a_.or_(rdx, rcx);
+  a_.mov(qword_ptr(rax, kObjClass), rdx);
+  a_.mov(rcx, static_cast<int64_t>(uint64_t{kDouble} << (8 * (kObjKind - kObjLength))));
+  a_.mov(qword_ptr(rax, kObjLength), rcx);
+  a_.movsd(qword_ptr(rax, kObjSlots), xmm0);
+  a_.bind(boxed);
+  cold([this, full, boxed] {
+    // The chunk is full: the VM takes a new one (xmm0 still holds the value).
+    a_.bind(full);
+    a_.mov(rdi, kVmReg);
+    call_runtime(reinterpret_cast<const void*>(&jit_runtime::box_double));
+    a_.jmp(boxed);
+  });
+}
+
 void MethodCompiler::emit_arith(uint32_t pc, int d) {
   const uint8_t op = code_[pc];
   const SendSite& site = m_->sites[u16at(code_ + pc + 1)];
@@ -476,8 +527,7 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
           if (op == kSendAdd) a_.addsd(xmm0, xmm1);
           if (op == kSendSub) a_.subsd(xmm0, xmm1);
           if (op == kSendMul) a_.mulsd(xmm0, xmm1);
-          a_.mov(rdi, kVmReg);
-          call_runtime(reinterpret_cast<const void*>(&jit_runtime::box_double));
+          emit_box_double();
           a_.mov(stack(d - 2), rax);
           a_.jmp(done);
           break;

@@ -5,6 +5,11 @@
 // unlink the site so that the next send runs the new method, never the old one.
 // Every test also checks what the sends answer, so a cache that dispatches to the wrong method
 // fails even when its state looks right.
+//
+// Doubles boxed by compiled code (Heap::alloc inlined after `+ - *`, method_compiler.cpp) must
+// be the interpreter's: the same identity hashes in the same order, the same bytes counted and,
+// under SOM_GC_STRESS's budget of 0, a collection requested by every box, so that both collect
+// at the same safepoints.
 #include "jit/jit_p.h"
 #include "vm_p.h"
 
@@ -179,6 +184,87 @@ TEST_F(SomJitSites, ReplacingAMethodLeavesSitesOfOtherSelectorsLinked) {
   EXPECT_EQ(site_state(kind_of_, "kind"), "polymorphic(2)");
   EXPECT_EQ(kind_of('A'), "kindA");
   EXPECT_EQ(kind_of('B'), "kindB");
+}
+
+// One VM interpreting and one compiling every method before it runs (the same bootstrap, the
+// same class) run the same Double loop; every observable effect of the boxes is compared.
+class SomJitDoubles : public ::testing::Test {
+ protected:
+  struct Outcome {
+    double value = 0;
+    uint32_t hash_before = 0;  // next_hash() just before the loop: the runs start alike
+    uint32_t result_hash = 0;  // the identity hash of the last box
+    uint32_t hash_after = 0;   // next_hash() after it: as many hashes were taken
+    uint64_t bytes = 0;        // allocated by the loop
+    uint64_t collections = 0;  // during the loop
+    uint64_t methods_compiled = 0;
+  };
+
+  void SetUp() override {
+    char tmpl[] = "/tmp/som_jit_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    // Three boxes per iteration: Double + Double, Double * Double, Double - Integer.
+    std::ofstream(dir_ + "/JitDoubles.som") << "JitDoubles = ( ---- "
+                                               "churn: n = ( | x y | x := 0.75. y := 0.0. "
+                                               "  1 to: n do: [ :i | y := (y + x) * 0.5 - 1 ]. ^y ) )";
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+
+  Outcome run(bool jit, bool gc_stress, int64_t n) {
+    Outcome out;
+    VM vm;
+    vm.set_class_path(std::string(SOM_CORE_LIB_DIR) + ":" + dir_);
+    EXPECT_TRUE(vm.bootstrap());
+    if (jit) {
+      vm.jit_ = std::make_unique<Jit>(vm);
+      vm.jit_threshold_ = 0;
+    }
+    if (gc_stress) vm.heap_.set_stress(true);
+    Class* c = vm.load_class(vm.intern("JitDoubles"));
+    EXPECT_NE(c, nullptr);
+    if (!c) return out;
+    out.hash_before = vm.heap_.next_hash();
+    const uint64_t bytes0 = vm.heap_.total_allocated(), collections0 = vm.heap_.collections_;
+    Value y = vm.send(val(c), vm.intern("churn:"), {from_int(n)});
+    EXPECT_TRUE(!is_int(y) && obj(y)->kind == kDouble);
+    out.value = obj(y)->dbl();
+    out.result_hash = obj(y)->hash;
+    out.bytes = vm.heap_.total_allocated() - bytes0;
+    out.collections = vm.heap_.collections_ - collections0;
+    out.hash_after = vm.heap_.next_hash();
+    if (jit) out.methods_compiled = vm.jit_->stats().methods_compiled;
+    return out;
+  }
+
+  void expect_same(const Outcome& interpreted, const Outcome& compiled) {
+    EXPECT_GT(compiled.methods_compiled, 0u);
+    EXPECT_EQ(interpreted.hash_before, compiled.hash_before);
+    EXPECT_EQ(interpreted.value, compiled.value);
+    EXPECT_EQ(interpreted.result_hash, compiled.result_hash);
+    EXPECT_EQ(interpreted.hash_after, compiled.hash_after);
+    EXPECT_EQ(interpreted.bytes, compiled.bytes);
+    EXPECT_EQ(interpreted.collections, compiled.collections);
+  }
+
+  std::string dir_;
+};
+
+TEST_F(SomJitDoubles, CompiledBoxesTakeTheInterpretersHashesAndBytesAcrossFullChunks) {
+  // 150,000 boxes of 24 bytes: 3.4 MiB, so the inline path meets full 1 MiB chunks.
+  constexpr int64_t kIterations = 50'000;
+  const Outcome interpreted = run(false, false, kIterations);
+  const Outcome compiled = run(true, false, kIterations);
+  EXPECT_GE(interpreted.bytes, uint64_t{3 * 24 * kIterations});
+  expect_same(interpreted, compiled);
+}
+
+TEST_F(SomJitDoubles, UnderGcStressEveryCompiledBoxRequestsTheCollectionTheInterpreterMakes) {
+  constexpr int64_t kIterations = 300;
+  const Outcome interpreted = run(false, true, kIterations);
+  const Outcome compiled = run(true, true, kIterations);
+  EXPECT_GE(interpreted.collections, uint64_t{kIterations});  // one per loop back-edge at least
+  expect_same(interpreted, compiled);
 }
 
 }  // namespace
