@@ -17,10 +17,11 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 mkdir -p "$out/corpus"
 "$cxx" "${flags[@]}" "$src/tests/fuzz/parser_fuzzer.cpp" "$src/src/parser.cpp" \
   -o "$out/som_parser_fuzzer"
-vm_sources=(parser compiler bytecode heap vm interpreter numbers primitives jit/jit jit/method_compiler jit/runtime)
+vm_sources=(parser compiler bytecode heap vm interpreter numbers primitives native_methods api/vm jit/jit
+            jit/method_compiler jit/runtime)
 "$cxx" "${flags[@]}" -Wno-gnu-label-as-value -DSOM_CORE_LIB_DIR="\"$src/core-lib\"" \
   "$src/tests/fuzz/compiler_fuzzer.cpp" $(printf "$src/src/%s.cpp " "${vm_sources[@]}") \
-  -Wl,--start-group "${libs[@]}" -Wl,--end-group -lZydis -lZycore -lgmp -lpthread \
+  -Wl,--start-group "${libs[@]}" -Wl,--end-group -lZydis -lZycore -lgmp -lpthread -ldl \
   -o "$out/som_compiler_fuzzer" 2>&1 | sed 's/^/  /'
 for f in "$out"/som_compiler_fuzzer; do [[ -x "$f" ]] || { echo "build of $f failed" >&2; exit 1; }; done
 # Starting corpus: the core library and the test classes (copied so the fuzzer may add files).
