@@ -82,6 +82,12 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   impl.symbol_global = offset_in(probe_symbol, &probe_symbol->global);
   impl.symbol_has_global = offset_in(probe_symbol, &probe_symbol->has_global);
   impl.restart_selector = vm.intern("restart");
+  for (auto [key, op] : {std::pair{"Integer>>bitXor:", Impl::SmallIntOp::kBitXor},
+                         {"Integer>>bitOr:", Impl::SmallIntOp::kBitOr},
+                         {"Integer>><<", Impl::SmallIntOp::kShiftLeft},
+                         {"Integer>>>>>", Impl::SmallIntOp::kShiftRightLogical}})
+    if (auto it = vm.primitives_.find(key); it != vm.primitives_.end() && it->second.fn)
+      impl.small_int_prims.emplace(it->second.fn, op);
 
   auto zone = code::CodeZone::create();
   if (!zone) fail(vm, "code zone", zone.error());
@@ -192,6 +198,62 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
 
 Jit::~Jit() = default;
 
+namespace {
+
+// The small-integer case of an Integer primitive, in its entry stub: receiver in rdi, argument
+// at [rsi + 8], both tagged (2n + 1). Answers in rax and returns, or jumps to `slow` (big or
+// non-integer operands, negative or large shift counts, overflow), where the C++ primitive
+// does everything, errors included.
+void emit_small_int_primitive(Assembler& a, Jit::Impl::SmallIntOp op, Label slow) {
+  using Op = Jit::Impl::SmallIntOp;
+  a.test(rdi, 1);
+  a.jz(slow);
+  a.mov(rcx, qword_ptr(rsi, 8));
+  a.test(rcx, 1);
+  a.jz(slow);
+  switch (op) {
+    case Op::kBitXor:  // (2x+1) ^ (2y+1) = 2(x^y): the tag comes back with `or`
+      a.mov(rax, rdi);
+      a.xor_(rax, rcx);
+      a.or_(rax, 1);
+      break;
+    case Op::kBitOr:
+      a.mov(rax, rdi);
+      a.or_(rax, rcx);
+      break;
+    case Op::kShiftLeft: {
+      // 2x << n, kept only if shifting back gives 2x again (no bit lost, sign unchanged).
+      a.sar(rcx, 1);
+      a.cmp(rcx, 62);
+      a.jae(slow);  // unsigned: negative counts too
+      a.lea(rax, qword_ptr(rdi, -1));
+      a.mov(rdx, rax);
+      a.shl(rdx, cl);
+      a.mov(r8, rdx);
+      a.sar(r8, cl);
+      a.cmp(r8, rax);
+      a.jne(slow);
+      a.lea(rax, qword_ptr(rdx, 1));
+      break;
+    }
+    case Op::kShiftRightLogical:
+      // A non-negative x: the logical shift is the arithmetic one and the result stays small.
+      a.test(rdi, rdi);
+      a.js(slow);
+      a.sar(rcx, 1);
+      a.cmp(rcx, 63);
+      a.ja(slow);  // unsigned: negative counts too
+      a.mov(rax, rdi);
+      a.shr(rax, 1);
+      a.shr(rax, cl);
+      a.lea(rax, qword_ptr(no_base, rax, 2, 1));
+      break;
+  }
+  a.ret();
+}
+
+}  // namespace
+
 EntryStub* Jit::Impl::entry_stub(Method* m) {
   auto it = entry_stubs.find(m);
   if (it != entry_stubs.end()) return it->second.get();
@@ -282,6 +344,9 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
     Label slow = a.new_label();
     switch (m->special_prim) {
       case SpecialPrim::kNone:
+        if (auto op = small_int_prims.find(m->prim); op != small_int_prims.end())
+          emit_small_int_primitive(a, op->second, slow);  // then the primitive below
+        a.bind(slow);
         call_primitive();
         break;
       case SpecialPrim::kArrayAt:

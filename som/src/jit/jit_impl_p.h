@@ -97,6 +97,11 @@ struct Jit::Impl {
     return it->second;
   }
   Symbol* restart_selector = nullptr;
+  // Integer primitives whose entry stubs answer small-integer operands inline (the C++
+  // primitive on any other operand), by their function. (`&` needs none: compiled code does
+  // it inline at the send, as + and - .)
+  enum class SmallIntOp : uint8_t { kBitXor, kBitOr, kShiftLeft, kShiftRightLogical };
+  std::unordered_map<PrimFn, SmallIntOp> small_int_prims;
   // Set by the inline caches' lookup when it cannot make an entry stub (the zone is full): the
   // engine then calls not_understood, which raises this error instead.
   std::string lookup_error;
