@@ -131,6 +131,24 @@ void report(benchmark::State& state, Comparison c, bool is_floor, double t0) {
   if (!g_floor_ns[c].empty()) state.counters["x_floor"] = ns / median(g_floor_ns[c]);
 }
 
+// Runs `run` (kCalls calls; answers "" or what went wrong) once untimed, which under
+// JitMode::kAlways compiles the loop and its callees, then once per benchmark iteration.
+template <typename Run>
+void time_calls(benchmark::State& state, Comparison c, bool is_floor, Run&& run) {
+  if (auto error = run(); !error.empty()) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  const double t0 = thread_cpu_seconds();
+  for (auto _ : state) {
+    if (auto error = run(); !error.empty()) {
+      state.SkipWithError(error.c_str());
+      return;
+    }
+  }
+  report(state, c, is_floor, t0);
+}
+
 // `method` (an adding native) called kCalls times from C++ per iteration, as som_loop's loop does.
 void native_call_function_pointer(benchmark::State& state, BenchVm* b, Comparison c, const char* method) {
   js::Vm& vm = *b->vm;
@@ -164,19 +182,7 @@ void som_loop(benchmark::State& state, BenchVm* b, Comparison c, const char* sel
     if (!n || *n != kCalls) return std::string("the loop did not answer kCalls");
     return std::string();
   };
-  // Once untimed: under JitMode::kAlways this compiles the loop and its callees.
-  if (auto error = run(); !error.empty()) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
-  const double t0 = thread_cpu_seconds();
-  for (auto _ : state) {
-    if (auto error = run(); !error.empty()) {
-      state.SkipWithError(error.c_str());
-      return;
-    }
-  }
-  report(state, c, false, t0);
+  time_calls(state, c, false, run);
 }
 
 // kCalls sends of #trivial to the callee per iteration, by `selector` (the native
@@ -192,18 +198,7 @@ void callback_loop(benchmark::State& state, BenchVm* b, const char* selector, bo
     if (!n || *n != b->callee_count) return std::string("#trivial was not sent kCalls times");
     return std::string();
   };
-  if (auto error = run(); !error.empty()) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
-  const double t0 = thread_cpu_seconds();
-  for (auto _ : state) {
-    if (auto error = run(); !error.empty()) {
-      state.SkipWithError(error.c_str());
-      return;
-    }
-  }
-  report(state, kCallback, is_floor, t0);
+  time_calls(state, kCallback, is_floor, run);
 }
 
 }  // namespace

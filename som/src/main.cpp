@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, out_buf, _IOFBF, sizeof out_buf);
   std::string class_path;
   bool debug = false, gc_stats = false, no_opt = false, jit_stats = false;
-  som::JitMode jit_mode = som::JitMode::kOn;
+  jitkit::som::JitMode jit_mode = jitkit::som::JitMode::kOn;
   std::string jit_listing;
   unsigned long jit_threshold = som::kDefaultJitThreshold;
   std::vector<std::string> natives;
@@ -129,7 +129,9 @@ int main(int argc, char** argv) {
     } else if (a == "--no-opt") {
       no_opt = true;
     } else if (a == "--jit=off" || a == "--jit=on" || a == "--jit=always") {
-      jit_mode = a == "--jit=off" ? som::JitMode::kOff : a == "--jit=on" ? som::JitMode::kOn : som::JitMode::kAlways;
+      jit_mode = a == "--jit=off"  ? jitkit::som::JitMode::kOff
+                 : a == "--jit=on" ? jitkit::som::JitMode::kOn
+                                   : jitkit::som::JitMode::kAlways;
     } else if (a.rfind("--jit-threshold=", 0) == 0) {
       char* end = nullptr;
       const std::string n = a.substr(16);
@@ -177,18 +179,10 @@ int main(int argc, char** argv) {
   o.debug_level = debug ? 1 : 0;
   o.gc_verbose = gc_stats;
   o.optimize = !no_opt;  // --no-opt is the interpreter's reference configuration, without the JIT
-  size_t start = 0;
-  while (start <= class_path.size()) {
-    size_t end = class_path.find(':', start);
-    if (end == std::string::npos) end = class_path.size();
-    if (end > start) o.class_path.push_back(class_path.substr(start, end - start));
-    start = end + 1;
-  }
+  o.class_path = som::split_class_path(class_path);
   // The program's directory joins the class path (after -cp, like SOM++); "." if none.
   o.class_path.push_back(dir.empty() ? "." : dir);
-  o.jit = jit_mode == som::JitMode::kOff      ? jitkit::som::JitMode::kOff
-          : jit_mode == som::JitMode::kAlways ? jitkit::som::JitMode::kAlways
-                                              : jitkit::som::JitMode::kOn;
+  o.jit = jit_mode;
   o.jit_threshold = static_cast<uint32_t>(jit_threshold);
   o.natives = natives;
   c.jit_stats = jit_stats;

@@ -84,14 +84,20 @@ VM::~VM() {
   close_native_libraries();
 }
 
-void VM::set_class_path(const std::string& cp) {
+std::vector<std::string> split_class_path(const std::string& cp) {
+  std::vector<std::string> dirs;
   size_t start = 0;
   while (start <= cp.size()) {
     size_t end = cp.find(':', start);
     if (end == std::string::npos) end = cp.size();
-    if (end > start) class_path_.push_back(cp.substr(start, end - start));
+    if (end > start) dirs.push_back(cp.substr(start, end - start));
     start = end + 1;
   }
+  return dirs;
+}
+
+void VM::set_class_path(const std::string& cp) {
+  for (std::string& dir : split_class_path(cp)) class_path_.push_back(std::move(dir));
 }
 
 // --- objects -------------------------------------------------------------------------------

@@ -275,6 +275,8 @@ class VM {
 };
 
 uint64_t now_micros();
+// The directories of a ':'-separated class path, empty entries skipped.
+std::vector<std::string> split_class_path(const std::string& cp);
 
 // Inline, not in vm.cpp: compiled code takes a checkpoint around every runtime call that may run
 // SOM code (run_guarded: every send to a method not compiled yet goes through one), where an

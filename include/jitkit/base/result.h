@@ -60,14 +60,16 @@ class [[nodiscard]] Error {
   std::string message_;
 };
 
-// Either a value of type T or an Error.
-template <typename T>
+// Either a value of type T or an error of type E. E is jitkit::Error throughout the toolkit; a
+// layer with richer errors uses its own (the SOM embedding API: jitkit::som::Error, which adds a
+// SOM stack trace).
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
-  static_assert(!std::is_same_v<T, Error>, "Result<Error> is meaningless");
+  static_assert(!std::is_same_v<T, E>, "a Result of its own error type is meaningless");
 
  public:
   Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
-  Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+  Result(E error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool has_value() const noexcept { return state_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
@@ -81,27 +83,27 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  const Error& error() const& { assert(!has_value()); return std::get<1>(state_); }
-  Error&& error() && { assert(!has_value()); return std::get<1>(std::move(state_)); }
+  const E& error() const& { assert(!has_value()); return std::get<1>(state_); }
+  E&& error() && { assert(!has_value()); return std::get<1>(std::move(state_)); }
 
  private:
-  std::variant<T, Error> state_;
+  std::variant<T, E> state_;
 };
 
-// Success or an Error.
-template <>
-class [[nodiscard]] Result<void> {
+// Success or an error.
+template <typename E>
+class [[nodiscard]] Result<void, E> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit by design
+  Result(E error) : error_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit by design
 
   bool has_value() const noexcept { return error_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
-  const Error& error() const& { assert(!has_value()); return std::get<1>(error_); }
-  Error&& error() && { assert(!has_value()); return std::get<1>(std::move(error_)); }
+  const E& error() const& { assert(!has_value()); return std::get<1>(error_); }
+  E&& error() && { assert(!has_value()); return std::get<1>(std::move(error_)); }
 
  private:
-  std::variant<std::monostate, Error> error_;
+  std::variant<std::monostate, E> error_;
 };
 
 using Status = Result<void>;

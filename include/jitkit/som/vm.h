@@ -42,8 +42,9 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
+
+#include "jitkit/base/result.h"
 
 namespace som {
 class VM;  // the implementation (som/src)
@@ -136,41 +137,9 @@ class Error {
   int exit_status_;
 };
 
-// A value or an Error (a Status is Result<void>).
+// A value or an Error: the toolkit's Result (jitkit/base/result.h) with the SOM Error.
 template <typename T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}    // NOLINT: implicit by design
-  Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
-  bool has_value() const { return state_.index() == 0; }
-  explicit operator bool() const { return has_value(); }
-  T& value() & { return std::get<0>(state_); }
-  const T& value() const& { return std::get<0>(state_); }
-  T&& value() && { return std::get<0>(std::move(state_)); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const Error& error() const& { return std::get<1>(state_); }
-  Error&& error() && { return std::get<1>(std::move(state_)); }
-
- private:
-  std::variant<T, Error> state_;
-};
-
-template <>
-class [[nodiscard]] Result<void> {
- public:
-  Result() = default;
-  Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
-  bool has_value() const { return state_.index() == 0; }
-  explicit operator bool() const { return has_value(); }
-  const Error& error() const& { return std::get<1>(state_); }
-  Error&& error() && { return std::get<1>(std::move(state_)); }
-
- private:
-  std::variant<std::monostate, Error> state_;
-};
+using Result = jitkit::Result<T, Error>;
 using Status = Result<void>;
 
 // Keeps one value alive and current across collections (a GC root). Move-only; releases its
@@ -198,13 +167,15 @@ class Handle {
 };
 
 enum class JitMode { kOff, kOn, kAlways };
+// Options::jit_threshold's default (`som --jit-threshold`).
+inline constexpr std::uint32_t kDefaultJitThreshold = 100;
 
 struct Options {
   // Directories searched for Class.som files, in order. Must include the core library.
   std::vector<std::string> class_path;
   JitMode jit = JitMode::kOn;
   // Interpreter invocations plus loop iterations before a method is compiled (JitMode::kOn).
-  std::uint32_t jit_threshold = 100;
+  std::uint32_t jit_threshold = kDefaultJitThreshold;
   // Shared libraries of native methods to load after the core classes (native.h).
   std::vector<std::string> natives;
   bool optimize = true;  // false: the interpreter's reference configuration (no JIT either)

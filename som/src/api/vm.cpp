@@ -129,6 +129,14 @@ class Busy {
   RunState caller_state_;
 };
 
+// A value-making call: refused (an empty Value) or made with the VM marked busy.
+template <typename Make>
+Value make_value(VM& vm, Make&& make) {
+  if (refusal(vm)) return Value();
+  Busy busy(vm);
+  return wrap(make());
+}
+
 Error not_a(const VM& vm, const char* what, Value v) {
   return Error(ErrorKind::kInvalidArgument,
                std::string("expected ") + what + ", got " + const_cast<VM&>(vm).describe(raw(v)));
@@ -252,9 +260,7 @@ Value Vm::nil() const { return wrap(vm_->nil_value_); }
 Value Vm::boolean(bool b) const { return wrap(b ? vm_->true_value_ : vm_->false_value_); }
 
 Value Vm::big_integer(std::int64_t i) {
-  if (refusal(*vm_)) return Value();
-  Busy busy(*vm_);
-  return wrap(vm_->int_value(i));
+  return make_value(*vm_, [&] { return vm_->int_value(i); });
 }
 
 Result<Value> Vm::integer_from_decimal(std::string_view digits) {
@@ -269,27 +275,19 @@ Result<Value> Vm::integer_from_decimal(std::string_view digits) {
 }
 
 Value Vm::dbl(double d) {
-  if (refusal(*vm_)) return Value();
-  Busy busy(*vm_);
-  return wrap(vm_->new_double(d));
+  return make_value(*vm_, [&] { return vm_->new_double(d); });
 }
 
 Value Vm::string(std::string_view utf8) {
-  if (refusal(*vm_)) return Value();
-  Busy busy(*vm_);
-  return wrap(vm_->new_string(utf8));
+  return make_value(*vm_, [&] { return vm_->new_string(utf8); });
 }
 
 Value Vm::symbol(std::string_view text) {
-  if (refusal(*vm_)) return Value();
-  Busy busy(*vm_);
-  return wrap(::som::val(vm_->intern(text)));
+  return make_value(*vm_, [&] { return ::som::val(vm_->intern(text)); });
 }
 
 Value Vm::new_array(std::uint32_t length) {
-  if (refusal(*vm_)) return Value();
-  Busy busy(*vm_);
-  return wrap(vm_->new_array(length));
+  return make_value(*vm_, [&] { return vm_->new_array(length); });
 }
 
 Status Vm::array_put(Value array, std::uint32_t index, Value element) {

@@ -36,10 +36,9 @@ namespace som {
 
 class VM;
 
-enum class JitMode : uint8_t { kOff, kOn, kAlways };
-
-// Interpreter invocations plus back-edges before a method is compiled (`som --jit=on`).
-inline constexpr uint32_t kDefaultJitThreshold = 100;
+// Interpreter invocations plus back-edges before a method is compiled (`som --jit=on`): the
+// embedding API's default (jitkit/som/vm.h).
+using jitkit::som::kDefaultJitThreshold;
 
 // What `som --jit-stats` prints.
 struct JitStats {
