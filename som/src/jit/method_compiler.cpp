@@ -1,11 +1,16 @@
 // Bytecode → x86-64 for one method or block (docs/som-jit.md, "Code").
 //
-// A baseline translation: one pass over the bytecode, each instruction becomes a fixed template.
-// The operand stack stays in the frame: the depth at every pc is static (docs/som-bytecode.md),
-// so stack entry k is the frame slot locals[num_locals + k] at a constant offset from r12, and
-// every value compiled code holds is in a frame slot whenever it calls out. Fast paths are
-// inline; slow paths are emitted out of line after the body and call the runtime (runtime.cpp)
-// or send through the site's jitkit::ic inline cache.
+// A baseline translation: one pass over the bytecode, each instruction becomes a template.
+// The operand stack lives in the frame: the depth at every pc is static (docs/som-bytecode.md),
+// so stack entry k is the frame slot locals[num_locals + k] at a constant offset from r12.
+// Pushes are deferred: the compiler remembers what an entry holds (a constant, an argument,
+// local or self, a VM word, or the value in kOperandReg) and the instruction that consumes it
+// reads it from there, so `n - 1` is one `sub` with an immediate and `x := x + 1` never
+// touches the stack slots. Every entry is written to its slot before anything that may collect,
+// report an error or run SOM code, and at every jump target ("Deferred operands" in
+// docs/som-jit.md), so the frame is exactly the interpreter's whenever anyone looks at it.
+// Fast paths are inline; slow paths are emitted out of line after the body and call the runtime
+// (runtime.cpp) or send through the site's jitkit::ic inline cache.
 #include <chrono>
 #include <functional>
 
@@ -21,6 +26,28 @@ using namespace jitkit::x64;
 namespace {
 
 inline uint16_t u16at(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// The register that holds a deferred operand stack entry computed by compiled code (an
+// arithmetic result, a send's reply). At most one entry is in it at a time.
+inline constexpr Gp64 kOperandReg = rdx;
+
+// What a stack entry holds while its push is deferred.
+struct Operand {
+  enum class Kind : uint8_t {
+    kInSlot,      // in its frame slot (the state of every entry at a jump target)
+    kImmediate,   // `value`: a small integer or a permanent object (a literal)
+    kFrameWord,   // the word at kFrameReg + offset: an argument, a local or self
+    kVmWord,      // the word at kVmReg + offset: the nil, true or false binding
+    kInRegister,  // kOperandReg
+  };
+  Kind kind = Kind::kInSlot;
+  int32_t offset = 0;
+  Value value = 0;
+  // A small integer whose tagged form is a sign-extended 32-bit immediate.
+  bool is_small_immediate() const {
+    return kind == Kind::kImmediate && is_int(value) && static_cast<int64_t>(value) == static_cast<int32_t>(value);
+  }
+};
 
 class MethodCompiler {
  public:
@@ -51,8 +78,26 @@ class MethodCompiler {
     a_.jne(unwind_);
   }
   void load_context(Gp64 dst, int depth);
-  // A real send through the site's inline cache; receiver at stack(base).
-  void emit_send(const SendSite& site, int base, uint32_t resume_pc);
+
+  // Deferred operands: operands_ has one entry per stack entry of the instruction being compiled.
+  void push_operand(Operand o) { operands_.push_back(o); }
+  static Operand frame_word(int32_t offset) { return {Operand::Kind::kFrameWord, offset, 0}; }
+  // Loads entry `index` (described by `o`) into `dst`.
+  void load_operand(const Operand& o, int index, Gp64 dst);
+  // Writes entry `index` to its frame slot (rax is the scratch register).
+  void store_operand(int index);
+  // Writes entries 0 .. count-1 to their frame slots.
+  void flush_operands(int count);
+  void flush_operands() { flush_operands(static_cast<int>(operands_.size())); }
+  // Every entry in its slot, `depth` of them: after an instruction that flushed, or at a label.
+  void reset_operands(int depth) { operands_.assign(static_cast<size_t>(depth), Operand{}); }
+  // The instructions that read their operands where they are (the others flush first).
+  bool emit_deferred(uint32_t pc, int d);
+  void emit_store_variable(int32_t offset, int d);
+
+  // A real send through the site's inline cache; receiver at stack(base). The reply goes to
+  // stack(base), or stays in kOperandReg when `reply_in_register`.
+  void emit_send(const SendSite& site, int base, uint32_t resume_pc, bool reply_in_register = false);
   void emit_field_access(uint32_t pc, int d, bool store);
   void emit_arith(uint32_t pc, int d);
   // A new Double holding xmm0 into rax: Heap::alloc inlined, the VM's new_double when the chunk
@@ -80,6 +125,7 @@ class MethodCompiler {
   std::vector<uint32_t> loop_heads_;
   std::vector<std::function<void()>> cold_;
   std::vector<std::pair<ic::SendSite, uint32_t>> sends_;
+  std::vector<Operand> operands_;
   Label start_, ret_, unwind_, frame_gone_;
   std::string send_error_;
 };
@@ -179,6 +225,44 @@ void MethodCompiler::load_context(Gp64 dst, int depth) {
   for (int i = 1; i < depth; i++) a_.mov(dst, qword_ptr(dst, kCtxOuter));
 }
 
+void MethodCompiler::load_operand(const Operand& o, int index, Gp64 dst) {
+  switch (o.kind) {
+    case Operand::Kind::kInSlot:
+      a_.mov(dst, stack(index));
+      break;
+    case Operand::Kind::kImmediate:
+      a_.mov(dst, static_cast<int64_t>(o.value));
+      break;
+    case Operand::Kind::kFrameWord:
+      a_.mov(dst, qword_ptr(kFrameReg, o.offset));
+      break;
+    case Operand::Kind::kVmWord:
+      a_.mov(dst, vm_field(o.offset));
+      break;
+    case Operand::Kind::kInRegister:
+      if (dst.id != kOperandReg.id) a_.mov(dst, kOperandReg);
+      break;
+  }
+}
+
+void MethodCompiler::store_operand(int index) {
+  Operand& o = operands_[static_cast<size_t>(index)];
+  if (o.kind == Operand::Kind::kInSlot) return;
+  if (o.kind == Operand::Kind::kInRegister) {
+    a_.mov(stack(index), kOperandReg);
+  } else if (o.kind == Operand::Kind::kImmediate && static_cast<int64_t>(o.value) == static_cast<int32_t>(o.value)) {
+    a_.mov(stack(index), static_cast<int64_t>(o.value));
+  } else {
+    load_operand(o, index, rax);
+    a_.mov(stack(index), rax);
+  }
+  o = Operand{};
+}
+
+void MethodCompiler::flush_operands(int count) {
+  for (int i = 0; i < count; i++) store_operand(i);
+}
+
 void MethodCompiler::emit_prologue() {
   const int n = m_->num_args;
   Label overflow = a_.new_label();
@@ -248,7 +332,7 @@ void MethodCompiler::emit_prologue() {
   });
 }
 
-void MethodCompiler::emit_send(const SendSite& site, int base, uint32_t resume_pc) {
+void MethodCompiler::emit_send(const SendSite& site, int base, uint32_t resume_pc, bool reply_in_register) {
   a_.mov(vm_field(off_.fp), kFrameReg);
   a_.mov(rax, static_cast<int64_t>(bytecode_address(resume_pc)));
   a_.mov(vm_field(off_.pc), rax);
@@ -266,7 +350,10 @@ void MethodCompiler::emit_send(const SendSite& site, int base, uint32_t resume_p
     a_.test(rax, rax);
     a_.jz(start_);
   }
-  a_.mov(stack(base), rax);
+  if (reply_in_register)
+    a_.mov(kOperandReg, rax);
+  else
+    a_.mov(stack(base), rax);
 }
 
 void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
@@ -341,13 +428,18 @@ void MethodCompiler::emit_conditional_jump(uint32_t pc, int d) {
   const SendSite& site = m_->sites[u16at(code_ + pc + 3)];
   const bool on_true = op == kJumpIfTrue;
   Label not_bool = a_.new_label();
-  a_.mov(rax, stack(d - 1));
+  // Both successors are jump targets: everything below the condition goes to its slot.
+  flush_operands(d - 1);
+  const Operand condition = operands_[static_cast<size_t>(d - 1)];
+  operands_.pop_back();
+  load_operand(condition, d - 1, rax);
   a_.cmp(rax, vm_field(on_true ? off_.true_value : off_.false_value));
   a_.je(pc_label_[u16at(code_ + pc + 1)]);
   a_.cmp(rax, vm_field(on_true ? off_.false_value : off_.true_value));
   a_.jne(not_bool);
   cold([=, this, &site] {
     a_.bind(not_bool);
+    if (condition.kind != Operand::Kind::kInSlot) a_.mov(stack(d - 1), rax);  // the receiver
     emit_fallback(site, d);
   });
 }
@@ -418,36 +510,64 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
     // JUMP_IF_TRUE jumps when true; JUMP_IF_FALSE when false.
     is_true = next_op == kJumpIfTrue ? taken : pc_label_[after];
     is_false = next_op == kJumpIfTrue ? pc_label_[after] : taken;
+    // Reached by jumps from here: the main loop writes every entry to its slot before them.
+    jump_target_[next] = true;
+    jump_target_[after] = true;
   }
-  a_.mov(rax, stack(d - 2));
-  a_.mov(rcx, stack(d - 1));
-  a_.mov(edx, eax);
-  a_.and_(edx, ecx);
-  a_.test(edx, 1);
+  // The operands are read where they are; everything below them goes to its slot, so that the
+  // slow path's send and the jumps of a fused comparison see the interpreter's frame. Division
+  // clobbers its operands' registers before it can fail, so it reads them from their slots.
+  const bool divides = op == kSendDiv || op == kSendMod;
+  flush_operands(divides ? d : d - 2);
+  const Operand left = operands_[static_cast<size_t>(d - 2)];
+  const Operand right = operands_[static_cast<size_t>(d - 1)];
+  operands_.resize(static_cast<size_t>(d - 2));
+  // A small-integer constant argument (`n - 1`, `i < 10`) needs no tag check and no register.
+  const bool right_imm = right.is_small_immediate() && !divides;
+  const auto imm = static_cast<int64_t>(right.value);  // tagged: 2b + 1
+  load_operand(left, d - 2, rax);
+  if (right_imm) {
+    a_.test(al, 1);
+  } else {
+    load_operand(right, d - 1, rcx);
+    a_.mov(edx, eax);
+    a_.and_(edx, ecx);
+    a_.test(edx, 1);
+  }
   a_.jz(not_int);
-  auto store = [&](Gp64 r) { a_.mov(stack(d - 2), r); };
   switch (op) {
     case kSendAdd:  // tagged: a + (b - 1)
-      a_.lea(rdx, qword_ptr(rcx, -1));
-      a_.add(rdx, rax);
+      if (right_imm) {
+        a_.mov(rdx, rax);
+        a_.add(rdx, imm - 1);
+      } else {
+        a_.lea(rdx, qword_ptr(rcx, -1));
+        a_.add(rdx, rax);
+      }
       a_.jo(slow);
-      store(rdx);
       break;
-    case kSendSub:  // tagged: (a - b) + 1
+    case kSendSub:  // tagged: (a - b) + 1, which is a - (b - 1)
       a_.mov(rdx, rax);
-      a_.sub(rdx, rcx);
-      a_.jo(slow);
-      a_.or_(rdx, 1);
-      store(rdx);
+      if (right_imm) {
+        a_.sub(rdx, imm - 1);
+        a_.jo(slow);
+      } else {
+        a_.sub(rdx, rcx);
+        a_.jo(slow);
+        a_.or_(rdx, 1);
+      }
       break;
     case kSendMul:  // tagged: (a - 1) * (b >> 1) + 1; overflow of the 64-bit product = of 63 bits
       a_.lea(rdx, qword_ptr(rax, -1));
-      a_.mov(r8, rcx);
-      a_.sar(r8, 1);
-      a_.imul(rdx, r8);
+      if (right_imm) {
+        a_.imul(rdx, rdx, imm >> 1);
+      } else {
+        a_.mov(r8, rcx);
+        a_.sar(r8, 1);
+        a_.imul(rdx, r8);
+      }
       a_.jo(slow);
       a_.or_(rdx, 1);
-      store(rdx);
       break;
     case kSendDiv:
     case kSendMod:
@@ -461,7 +581,6 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
         a_.add(rax, rax);  // the only quotient that does not fit: kSmallMin / -1
         a_.jo(slow);
         a_.or_(rax, 1);
-        store(rax);
       } else {
         Label sign_ok = a_.new_label();
         a_.mov(rax, rdx);  // remainder, with the sign of the divisor (floored modulo)
@@ -474,36 +593,49 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
         a_.bind(sign_ok);
         a_.add(rax, rax);
         a_.or_(rax, 1);
-        store(rax);
       }
+      a_.mov(rdx, rax);
       break;
     case kSendBitand:
-      a_.and_(rax, rcx);
-      store(rax);
+      a_.mov(rdx, rax);
+      if (right_imm)
+        a_.and_(rdx, imm);
+      else
+        a_.and_(rdx, rcx);
       break;
     default: {  // comparisons of tagged integers: the tag preserves the order
-      a_.cmp(rax, rcx);
+      if (right_imm)
+        a_.cmp(rax, imm);
+      else
+        a_.cmp(rax, rcx);
       const Cond c = op == kSendLt ? Cond::kL : op == kSendGt ? Cond::kG : op == kSendLe ? Cond::kLE
                                                           : op == kSendGe ? Cond::kGE : Cond::kE;
-      a_.jcc(c, is_true);
-      a_.jmp(is_false);
+      if (fused) {
+        a_.jcc(c, is_true);
+        a_.jmp(is_false);
+      } else {
+        a_.mov(rdx, vm_field(off_.false_value));  // mov leaves the flags alone
+        a_.jcc(negate(c), done);
+        a_.mov(rdx, vm_field(off_.true_value));
+      }
     }
   }
-  if (!is_compare) a_.bind(done);
+  a_.bind(done);
+  if (!fused) push_operand({Operand::Kind::kInRegister, 0, 0});
   cold([=, this, &site]() mutable {
-    if (is_compare && !fused) {
+    if (is_compare && !fused) {  // the Double comparisons' answers
       a_.bind(is_true);
       a_.mov(rdx, vm_field(off_.true_value));
-      a_.mov(stack(d - 2), rdx);
       a_.jmp(done);
       a_.bind(is_false);
       a_.mov(rdx, vm_field(off_.false_value));
-      a_.mov(stack(d - 2), rdx);
       a_.jmp(done);
     }
     a_.bind(not_int);
+    if (right_imm) a_.mov(rcx, imm);
     if (has_double) {
-      // Double receiver, Double or Integer argument: as the interpreter's fast path.
+      // Double receiver, Double or Integer argument: as the interpreter's fast path. Every way
+      // to `slow` leaves rax and rcx as they were.
       Label arg_int = a_.new_label(), have_arg = a_.new_label();
       a_.test(rax, 1);
       a_.jnz(slow);
@@ -528,7 +660,7 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
           if (op == kSendSub) a_.subsd(xmm0, xmm1);
           if (op == kSendMul) a_.mulsd(xmm0, xmm1);
           emit_box_double();
-          a_.mov(stack(d - 2), rax);
+          a_.mov(rdx, rax);
           a_.jmp(done);
           break;
         case kSendLt:  // x < y
@@ -560,47 +692,122 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
     } else {
       a_.jmp(slow);
     }
+    // The real send: its receiver and argument into their slots first (rax and rcx on every
+    // way here, except a constant argument, which may not have been loaded).
     a_.bind(slow);
-    emit_send(site, d - 2, next);
+    if (left.kind != Operand::Kind::kInSlot) a_.mov(stack(d - 2), rax);
+    if (right_imm)
+      a_.mov(stack(d - 1), imm);
+    else if (right.kind != Operand::Kind::kInSlot)
+      a_.mov(stack(d - 1), rcx);
+    emit_send(site, d - 2, next, /*reply_in_register=*/!fused);
     a_.jmp(fused ? pc_label_[next] : done);
   });
-  if (is_compare) a_.bind(done);
+}
+
+void MethodCompiler::emit_store_variable(int32_t offset, int d) {
+  // Entries that still read the variable's old value take it to their slots first.
+  for (int i = 0; i < d - 1; i++) {
+    const Operand& o = operands_[static_cast<size_t>(i)];
+    if (o.kind == Operand::Kind::kFrameWord && o.offset == offset) store_operand(i);
+  }
+  const Operand& value = operands_[static_cast<size_t>(d - 1)];  // STORE does not pop it
+  if (value.kind == Operand::Kind::kFrameWord && value.offset == offset) return;  // x := x
+  if (value.kind == Operand::Kind::kInRegister) {
+    a_.mov(qword_ptr(kFrameReg, offset), kOperandReg);
+  } else if (value.kind == Operand::Kind::kImmediate &&
+             static_cast<int64_t>(value.value) == static_cast<int32_t>(value.value)) {
+    a_.mov(qword_ptr(kFrameReg, offset), static_cast<int64_t>(value.value));
+  } else {
+    load_operand(value, d - 1, rax);
+    a_.mov(qword_ptr(kFrameReg, offset), rax);
+  }
+}
+
+bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
+  const uint8_t* p = code_ + pc;
+  const uint8_t op = *p;
+  switch (op) {
+    case kPushLocal:
+      push_operand(frame_word(kFrameLocals + 8 * p[1]));
+      return true;
+    case kPushArg:
+      push_operand(frame_word(-8 * (m_->num_args + 1) + 8 * p[1]));
+      return true;
+    case kPushSelf:
+      push_operand(frame_word(kFrameSelf));
+      return true;
+    case kPushNil:
+    case kPushTrue:
+    case kPushFalse:
+      push_operand({Operand::Kind::kVmWord,
+                    op == kPushNil ? off_.nil_binding : op == kPushTrue ? off_.true_binding : off_.false_binding, 0});
+      return true;
+    case kPushLiteral:  // literals are permanent objects or small integers
+      push_operand({Operand::Kind::kImmediate, 0, m_->literals[u16at(p + 1)]});
+      return true;
+    case kPop:
+      operands_.pop_back();
+      return true;
+    case kStoreLocal:
+      emit_store_variable(kFrameLocals + 8 * p[1], d);
+      return true;
+    case kStoreArg:
+      emit_store_variable(-8 * (m_->num_args + 1) + 8 * p[1], d);
+      return true;
+    case kSend: {
+      const SendSite& site = m_->sites[u16at(p + 1)];
+      const int base = d - static_cast<int>(site.argc) - 1;
+      flush_operands();  // the receiver and arguments in their slots, everything else too
+      emit_send(site, base, pc + static_cast<uint32_t>(op_length(op)), /*reply_in_register=*/true);
+      reset_operands(base);
+      push_operand({Operand::Kind::kInRegister, 0, 0});
+      return true;
+    }
+    case kSendAdd: case kSendSub: case kSendMul: case kSendLt: case kSendGt: case kSendLe: case kSendGe:
+    case kSendEq: case kSendDiv: case kSendMod: case kSendBitand:
+      emit_arith(pc, d);
+      return true;
+    case kJumpIfTrue:
+    case kJumpIfFalse:
+      emit_conditional_jump(pc, d);
+      return true;
+    case kJumpIfNil:
+    case kJumpIfNotNil: {
+      flush_operands(d - 1);
+      load_operand(operands_.back(), d - 1, rax);
+      operands_.pop_back();
+      a_.cmp(rax, vm_field(off_.nil_value));
+      a_.jcc(op == kJumpIfNil ? Cond::kE : Cond::kNE, pc_label_[u16at(p + 1)]);
+      return true;
+    }
+    case kReturnLocal:
+      load_operand(operands_.back(), d - 1, rax);
+      a_.jmp(ret_);
+      reset_operands(0);  // nothing follows but a jump target or unreachable code
+      return true;
+    default:
+      return false;
+  }
 }
 
 void MethodCompiler::emit_instruction(uint32_t pc, int d) {
+  if (emit_deferred(pc, d)) return;
+  // Every other instruction works on the frame slots: the deferred entries go there first.
+  flush_operands();
   const uint8_t* p = code_ + pc;
   const uint8_t op = *p;
   const uint32_t next = pc + static_cast<uint32_t>(op_length(op));
+  const uint32_t size = static_cast<uint32_t>(m_->code.size());
+  reset_operands(next <= size && depth_[next] >= 0 ? depth_[next] : 0);  // the state it leaves
   auto push = [&](Gp64 r) { a_.mov(stack(d), r); };
   switch (op) {
-    case kPushLocal:
-      a_.mov(rax, local(p[1]));
-      push(rax);
-      break;
-    case kPushArg:
-      a_.mov(rax, arg(p[1]));
-      push(rax);
-      break;
     case kPushField:
       emit_field_access(pc, d, false);
       break;
     case kPushCtx:
       load_context(rcx, p[1]);
       a_.mov(rax, qword_ptr(rcx, kCtxVars + 8 * p[2]));
-      push(rax);
-      break;
-    case kPushSelf:
-      a_.mov(rax, qword_ptr(kFrameReg, kFrameSelf));
-      push(rax);
-      break;
-    case kPushNil:
-    case kPushTrue:
-    case kPushFalse:
-      a_.mov(rax, vm_field(op == kPushNil ? off_.nil_binding : op == kPushTrue ? off_.true_binding : off_.false_binding));
-      push(rax);
-      break;
-    case kPushLiteral:  // literals are permanent objects or small integers
-      a_.mov(rax, static_cast<int64_t>(m_->literals[u16at(p + 1)]));
       push(rax);
       break;
     case kPushGlobal: {
@@ -633,14 +840,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       call_runtime(reinterpret_cast<const void*>(&jit_runtime::new_block));
       push(rax);
       break;
-    case kStoreLocal:
-      a_.mov(rax, stack(d - 1));
-      a_.mov(local(p[1]), rax);
-      break;
-    case kStoreArg:
-      a_.mov(rax, stack(d - 1));
-      a_.mov(arg(p[1]), rax);
-      break;
     case kStoreField:
       emit_field_access(pc, d, true);
       break;
@@ -649,17 +848,10 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       a_.mov(rax, stack(d - 1));
       a_.mov(qword_ptr(rcx, kCtxVars + 8 * p[2]), rax);
       break;
-    case kPop:
-      break;
     case kDup:
       a_.mov(rax, stack(d - 1));
       push(rax);
       break;
-    case kSend: {
-      const SendSite& site = m_->sites[u16at(p + 1)];
-      emit_send(site, d - static_cast<int>(site.argc) - 1, next);
-      break;
-    }
     case kSuperSend: {
       // The target depends only on the method's holder; the runtime looks it up (global lookup
       // cache) and runs it.
@@ -674,14 +866,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       a_.mov(stack(base), rax);
       break;
     }
-    case kSendAdd: case kSendSub: case kSendMul: case kSendLt: case kSendGt: case kSendLe: case kSendGe:
-    case kSendEq: case kSendDiv: case kSendMod: case kSendBitand:
-      emit_arith(pc, d);
-      break;
-    case kReturnLocal:
-      a_.mov(rax, stack(d - 1));
-      a_.jmp(ret_);
-      break;
     case kReturnSelf:
       a_.mov(rax, qword_ptr(kFrameReg, kFrameSelf));
       a_.jmp(ret_);
@@ -715,16 +899,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       });
       break;
     }
-    case kJumpIfTrue:
-    case kJumpIfFalse:
-      emit_conditional_jump(pc, d);
-      break;
-    case kJumpIfNil:
-    case kJumpIfNotNil:
-      a_.mov(rax, stack(d - 1));
-      a_.cmp(rax, vm_field(off_.nil_value));
-      a_.jcc(op == kJumpIfNil ? Cond::kE : Cond::kNE, pc_label_[u16at(p + 1)]);
-      break;
     case kNilCheck: {
       // nil, or a receiver class known to use Object's method (the site's two-entry cache,
       // filled by the runtime): the inlined code runs.
@@ -857,8 +1031,18 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
   emit_prologue();
   std::vector<std::pair<Label, uint32_t>> pc_marks;
   for (uint32_t pc = 0; pc < size; pc += static_cast<uint32_t>(op_length(m_->code[pc]))) {
+    if (depth_[pc] >= 0 && jump_target_[pc]) {
+      // Jumps arrive with every entry in its slot; so does the fall-through.
+      flush_operands();
+      reset_operands(depth_[pc]);
+    }
     a_.bind(pc_label_[pc]);
     if (depth_[pc] < 0) continue;  // unreachable: no code
+    if (operands_.size() != static_cast<size_t>(depth_[pc])) {
+      error = "internal error: operand stack of depth " + std::to_string(operands_.size()) + " at pc " +
+              std::to_string(pc) + ", expected " + std::to_string(depth_[pc]);
+      return false;
+    }
     pc_marks.push_back({pc_label_[pc], pc});
     emit_instruction(pc, depth_[pc]);
   }
