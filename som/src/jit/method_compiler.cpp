@@ -86,6 +86,18 @@ class MethodCompiler {
   void load_operand(const Operand& o, int index, Gp64 dst);
   // Writes entry `index` to its frame slot (rax is the scratch register).
   void store_operand(int index);
+  // The code that writes an entry described by `o` to slot `index`, leaving operands_ alone.
+  void write_operand_slot(const Operand& o, int index);
+  // A slow path's call with deferred entries on the fast path: it writes `entries` (operands_
+  // as the fast path left them) to their slots before the call, and afterwards reloads the
+  // register entry from its slot (the collector may have moved what it points to). The other
+  // kinds stay valid across the call: frame words are updated in place, immediates are
+  // permanent.
+  void write_operand_slots(const std::vector<Operand>& entries);
+  void reload_register_operand(const std::vector<Operand>& entries);
+  // Gives the entry in kOperandReg, if any, its slot: before an instruction that puts a new
+  // value there.
+  void spill_register_operand();
   // Writes entries 0 .. count-1 to their frame slots.
   void flush_operands(int count);
   void flush_operands() { flush_operands(static_cast<int>(operands_.size())); }
@@ -247,6 +259,11 @@ void MethodCompiler::load_operand(const Operand& o, int index, Gp64 dst) {
 
 void MethodCompiler::store_operand(int index) {
   Operand& o = operands_[static_cast<size_t>(index)];
+  write_operand_slot(o, index);
+  o = Operand{};
+}
+
+void MethodCompiler::write_operand_slot(const Operand& o, int index) {
   if (o.kind == Operand::Kind::kInSlot) return;
   if (o.kind == Operand::Kind::kInRegister) {
     a_.mov(stack(index), kOperandReg);
@@ -256,7 +273,20 @@ void MethodCompiler::store_operand(int index) {
     load_operand(o, index, rax);
     a_.mov(stack(index), rax);
   }
-  o = Operand{};
+}
+
+void MethodCompiler::write_operand_slots(const std::vector<Operand>& entries) {
+  for (size_t i = 0; i < entries.size(); i++) write_operand_slot(entries[i], static_cast<int>(i));
+}
+
+void MethodCompiler::reload_register_operand(const std::vector<Operand>& entries) {
+  for (size_t i = 0; i < entries.size(); i++)
+    if (entries[i].kind == Operand::Kind::kInRegister) a_.mov(kOperandReg, stack(static_cast<int>(i)));
+}
+
+void MethodCompiler::spill_register_operand() {
+  for (size_t i = 0; i < operands_.size(); i++)
+    if (operands_[i].kind == Operand::Kind::kInRegister) store_operand(static_cast<int>(i));
 }
 
 void MethodCompiler::flush_operands(int count) {
@@ -359,25 +389,34 @@ void MethodCompiler::emit_send(const SendSite& site, int base, uint32_t resume_p
 void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
   const uint32_t index = code_[pc + 1];
   const uint32_t next = pc + 2;
+  const Mem field = qword_ptr(rcx, kObjSlots + 8 * static_cast<int32_t>(index));
   Label slow = a_.new_label(), done = a_.new_label();
+  if (!store) spill_register_operand();  // the field's value goes to kOperandReg
+  const std::vector<Operand> pending = operands_;
   a_.mov(rcx, qword_ptr(kFrameReg, kFrameSelf));
-  a_.test(rcx, 1);
+  a_.test(cl, 1);
   a_.jnz(slow);
   a_.cmp(byte_ptr(rcx, kObjKind), kInstance);
   a_.jne(slow);
   a_.cmp(dword_ptr(rcx, kObjLength), static_cast<int64_t>(index));
   a_.jbe(slow);
-  if (store) {
-    a_.mov(rax, stack(d - 1));
-    a_.mov(qword_ptr(rcx, kObjSlots + 8 * static_cast<int32_t>(index)), rax);
+  if (store) {  // STORE_FIELD leaves the value on the stack
+    const Operand& value = operands_[static_cast<size_t>(d - 1)];
+    if (value.kind == Operand::Kind::kInRegister) {
+      a_.mov(field, kOperandReg);
+    } else {
+      load_operand(value, d - 1, rax);
+      a_.mov(field, rax);
+    }
   } else {
-    a_.mov(rax, qword_ptr(rcx, kObjSlots + 8 * static_cast<int32_t>(index)));
-    a_.mov(stack(d), rax);
+    a_.mov(kOperandReg, field);
+    push_operand({Operand::Kind::kInRegister, 0, 0});
   }
   a_.bind(done);
   cold([=, this] {
     // Class-side fields, and the error for a receiver without the field.
     a_.bind(slow);
+    write_operand_slots(pending);
     sync(d, next);
     a_.mov(rdi, kVmReg);
     a_.mov(rsi, kFrameReg);
@@ -386,10 +425,11 @@ void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
       a_.mov(rcx, stack(d - 1));
       call_runtime(reinterpret_cast<const void*>(&jit_runtime::write_field));
       check_unwind();
+      reload_register_operand(pending);
     } else {
       call_runtime(reinterpret_cast<const void*>(&jit_runtime::read_field));
       check_unwind();
-      a_.mov(stack(d), rax);
+      a_.mov(kOperandReg, rax);
     }
     a_.jmp(done);
   });
@@ -755,6 +795,12 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
     case kStoreArg:
       emit_store_variable(-8 * (m_->num_args + 1) + 8 * p[1], d);
       return true;
+    case kPushField:
+      emit_field_access(pc, d, false);
+      return true;
+    case kStoreField:
+      emit_field_access(pc, d, true);
+      return true;
     case kSend: {
       const SendSite& site = m_->sites[u16at(p + 1)];
       const int base = d - static_cast<int>(site.argc) - 1;
@@ -802,9 +848,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
   reset_operands(next <= size && depth_[next] >= 0 ? depth_[next] : 0);  // the state it leaves
   auto push = [&](Gp64 r) { a_.mov(stack(d), r); };
   switch (op) {
-    case kPushField:
-      emit_field_access(pc, d, false);
-      break;
     case kPushCtx:
       load_context(rcx, p[1]);
       a_.mov(rax, qword_ptr(rcx, kCtxVars + 8 * p[2]));
@@ -839,9 +882,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m_->blocks[u16at(p + 1)])));
       call_runtime(reinterpret_cast<const void*>(&jit_runtime::new_block));
       push(rax);
-      break;
-    case kStoreField:
-      emit_field_access(pc, d, true);
       break;
     case kStoreCtx:
       load_context(rcx, p[1]);
@@ -1032,7 +1072,10 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
   std::vector<std::pair<Label, uint32_t>> pc_marks;
   for (uint32_t pc = 0; pc < size; pc += static_cast<uint32_t>(op_length(m_->code[pc]))) {
     if (depth_[pc] >= 0 && jump_target_[pc]) {
-      // Jumps arrive with every entry in its slot; so does the fall-through.
+      // Jumps arrive with every entry in its slot; so does the fall-through, except a value
+      // that a POP here discards on every path.
+      if (m_->code[pc] == kPop && !operands_.empty() && operands_.size() == static_cast<size_t>(depth_[pc]))
+        operands_.back() = Operand{};
       flush_operands();
       reset_operands(depth_[pc]);
     }
