@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "bytecode_p.h"
 #include "jit/jit_impl_p.h"
 #include "jitkit/debug/installed_code.h"
 
@@ -495,7 +496,8 @@ std::string Jit::listing(Method* m) {
   auto it = impl_->compiled.find(m);
   if (it == impl_->compiled.end()) return jit_method_name(m) + ": not compiled\n";
   debug::ListingOptions options;
-  options.labels = it->second->labels;
+  for (auto [offset, pc] : it->second->instruction_offsets)
+    options.labels.push_back({it->second->code.start() + offset, "pc " + std::to_string(pc) + ": " + op_name(m->code[pc])});
   std::string out = debug::listing(it->second->code, options);
   for (size_t i = 0; i < it->second->sites.size(); i++) {
     auto text = impl_->engine->listing(it->second->sites[i]);

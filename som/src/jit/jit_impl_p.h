@@ -55,7 +55,9 @@ struct CompiledMethod {
   std::vector<std::pair<uint32_t, uintptr_t>> osr_entries;  // loop-head pc -> address
   std::vector<jitkit::ic::SiteId> sites;                     // in bytecode order
   std::vector<uint32_t> site_pcs;                            // pc of each of `sites`
-  std::vector<std::pair<uintptr_t, std::string>> labels;     // for listings: "pc 12: SEND"
+  // Where each bytecode instruction's code starts (code offset, pc), for listings; the text
+  // ("pc 12: SEND") is made only when a listing is asked for.
+  std::vector<std::pair<uint32_t, uint32_t>> instruction_offsets;
   std::optional<jitkit::debug::Registration> registration;  // Class>>selector for gdb, perf
   uint32_t frame_gone_offset = 0;                           // of the `ret` (unwind rules)
 };

@@ -1146,7 +1146,7 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
   out.frame_gone_offset = out.code.label_offset(frame_gone_);
   for (uint32_t head : loop_heads_) out.osr_entries.push_back({head, out.code.label_address(pc_label_[head])});
   for (auto& [label, pc] : pc_marks)
-    out.labels.push_back({out.code.label_address(label), "pc " + std::to_string(pc) + ": " + op_name(m_->code[pc])});
+    out.instruction_offsets.push_back({out.code.label_offset(label), pc});
   return true;
 }
 
