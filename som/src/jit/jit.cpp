@@ -89,6 +89,7 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
                          {"Integer>>>>>", Impl::SmallIntOp::kShiftRightLogical}})
     if (auto it = vm.primitives_.find(key); it != vm.primitives_.end() && it->second.fn)
       impl.small_int_prims.emplace(it->second.fn, op);
+  if (auto it = vm.primitives_.find("Object>>=="); it != vm.primitives_.end()) impl.identity_prim = it->second.fn;
 
   auto zone = code::CodeZone::create();
   if (!zone) fail(vm, "code zone", zone.error());
@@ -253,6 +254,37 @@ void emit_small_int_primitive(Assembler& a, Jit::Impl::SmallIntOp op, Label slow
   a.ret();
 }
 
+// Object>>== in its entry stub: receiver in rdi, argument at [rsi + 8]. The same word is
+// identical; two different words are not, unless both are numbers, which compare by value
+// (1 == 1.0, two equal big integers): a boxed number on either side goes to `slow`, the primitive.
+void emit_identity_primitive(Assembler& a, const VmOffsets& o, Label slow) {
+  static_assert(kBigInt == kDouble + 1);
+  Label identical = a.new_label(), different = a.new_label(), receiver_small = a.new_label();
+  auto boxed_number_to_slow = [&](Gp64 value) {  // value is not a small integer
+    a.movzx(eax, byte_ptr(value, kObjKind));
+    a.sub(eax, kDouble);
+    a.cmp(eax, 1);
+    a.jbe(slow);
+  };
+  a.mov(rcx, qword_ptr(rsi, 8));
+  a.cmp(rdi, rcx);
+  a.je(identical);
+  a.test(dil, 1);
+  a.jnz(receiver_small);
+  boxed_number_to_slow(rdi);
+  a.jmp(different);  // the receiver is no number
+  a.bind(receiver_small);
+  a.test(cl, 1);
+  a.jnz(different);  // two different small integers
+  boxed_number_to_slow(rcx);
+  a.bind(different);
+  a.mov(rax, qword_ptr(kVmReg, o.false_value));
+  a.ret();
+  a.bind(identical);
+  a.mov(rax, qword_ptr(kVmReg, o.true_value));
+  a.ret();
+}
+
 }  // namespace
 
 EntryStub* Jit::Impl::entry_stub(Method* m) {
@@ -347,6 +379,8 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
       case SpecialPrim::kNone:
         if (auto op = small_int_prims.find(m->prim); op != small_int_prims.end())
           emit_small_int_primitive(a, op->second, slow);  // then the primitive below
+        else if (m->prim == identity_prim)
+          emit_identity_primitive(a, vm_offsets, slow);
         a.bind(slow);
         call_primitive();
         break;

@@ -104,6 +104,7 @@ struct Jit::Impl {
   // it inline at the send, as + and - .)
   enum class SmallIntOp : uint8_t { kBitXor, kBitOr, kShiftLeft, kShiftRightLogical };
   std::unordered_map<PrimFn, SmallIntOp> small_int_prims;
+  PrimFn identity_prim = nullptr;  // Object>>==, answered in its entry stub unless both are numbers
   // Set by the inline caches' lookup when it cannot make an entry stub (the zone is full): the
   // engine then calls not_understood, which raises this error instead.
   std::string lookup_error;
