@@ -119,6 +119,9 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   vmi.not_understood = [this](const ic::NotUnderstood& nu) -> uint64_t {
     Symbol* selector = impl_->selectors[nu.selector];
     auto* base = reinterpret_cast<Value*>(nu.args[0]);
+    // The sender, as an entry stub that leaves compiled code records it (kSenderPcReg).
+    vm_.pc_ = reinterpret_cast<const uint8_t*>(nu.args[1]);
+    vm_.fp_ = reinterpret_cast<Frame*>(nu.args[2]);
     const auto argc = static_cast<uint32_t>(selector->num_args);
     if (!impl_->lookup_error.empty()) {
       std::string error = std::move(impl_->lookup_error);
@@ -130,7 +133,9 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   vmi.selector_name = [this](uint32_t selector) { return impl_->selectors[selector]->text; };
   ic::EngineOptions options;
   options.convention.receiver = rdi;
-  options.convention.args = {rsi};  // the address of the receiver slot: arguments follow it
+  // The address of the receiver slot (arguments follow it), then what the not-understood
+  // handler needs to know the sender: its resume pc and its frame.
+  options.convention.args = {rsi, kSenderPcReg, kFrameReg};
   options.name = "som";
   auto engine = ic::Engine::create(*impl.zone, std::move(vmi), options);
   if (!engine) fail(vm, "inline-cache engine", engine.error());
@@ -163,6 +168,7 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   a.mov(rdi, rdx);
   a.mov(rsi, rcx);
   a.mov(rdx, r9);
+  a.mov(kSenderPcReg, qword_ptr(kVmReg, o.pc));  // the C++ caller set it
   a.call(rax);
   restore_host_registers();
   // enter_osr(vm, frame, address): builds the native frame a compiled prologue would have
@@ -181,6 +187,8 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   // The entry stubs' way out of compiled code (rsi = base, rdx = Method*): any method kind, run
   // by jit_runtime::invoke_from_stub (tier-up, the interpreter, or the primitive).
   a.bind(invoke);
+  a.mov(qword_ptr(kVmReg, o.pc), kSenderPcReg);
+  a.mov(qword_ptr(kVmReg, o.fp), kFrameReg);
   a.sub(rsp, 8);
   a.mov(rdi, kVmReg);
   a.call(abs(reinterpret_cast<const void*>(&jit_runtime::invoke_from_stub)));
@@ -307,12 +315,19 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
     a.cmp(byte_ptr(rdi, kObjKind), kind);
     a.jne(slow);
   };
-  auto call_primitive = [&] {
+  // Leaving compiled code: VM::pc_/fp_ describe the sender (its resume pc is in `sender_pc`,
+  // kSenderPcReg unless a fast path moved it; its frame is kFrameReg).
+  auto record_sender = [&](Gp64 sender_pc) {
+    a.mov(qword_ptr(kVmReg, vm_offsets.pc), sender_pc);
+    a.mov(qword_ptr(kVmReg, vm_offsets.fp), kFrameReg);
+  };
+  auto call_primitive = [&](Gp64 sender_pc) {
     // A call of the C++ primitive through jit_runtime::call_primitive (which turns its errors
-    // into the unwinding protocol): (VM*, receiver and arguments, the function). VM::pc_/fp_
-    // already describe the sender; sp_ ends at the last argument. A tail jump: the stub was
-    // entered like a function (the sender's return address on top, rsp 8 mod 16), so the C++
-    // function returns straight to the sender, which saves a call and a return per primitive.
+    // into the unwinding protocol): (VM*, receiver and arguments, the function), with sp_
+    // ending at the last argument. A tail jump: the stub was entered like a function (the
+    // sender's return address on top, rsp 8 mod 16), so the C++ function returns straight to
+    // the sender, which saves a call and a return per primitive.
+    record_sender(sender_pc);
     a.lea(rax, qword_ptr(rsi, 8 * n));
     a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
     a.mov(rdi, kVmReg);
@@ -325,6 +340,7 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
     // throw; an error or a non-local return they let pass is in unwind_target_, which the
     // sender checks after the send.
     Label answered = a.new_label();
+    record_sender(kSenderPcReg);
     a.lea(rax, qword_ptr(rsi, 8 * n));
     a.mov(qword_ptr(kVmReg, vm_offsets.sp), rax);
     a.mov(byte_ptr(kVmReg, vm_offsets.run_state), static_cast<int64_t>(VM::RunState::kInNative));
@@ -376,14 +392,22 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
   } else if (m->mkind == MethodKind::kPrimitive) {
     Label slow = a.new_label();
     switch (m->special_prim) {
-      case SpecialPrim::kNone:
-        if (auto op = small_int_prims.find(m->prim); op != small_int_prims.end())
+      case SpecialPrim::kNone: {
+        // The fast paths need rcx (a shift count must be in cl): the sender's pc waits in r9.
+        Gp64 sender_pc = kSenderPcReg;
+        if (auto op = small_int_prims.find(m->prim); op != small_int_prims.end()) {
+          a.mov(r9, kSenderPcReg);
+          sender_pc = r9;
           emit_small_int_primitive(a, op->second, slow);  // then the primitive below
-        else if (m->prim == identity_prim)
+        } else if (m->prim == identity_prim) {
+          a.mov(r9, kSenderPcReg);
+          sender_pc = r9;
           emit_identity_primitive(a, vm_offsets, slow);
+        }
         a.bind(slow);
-        call_primitive();
+        call_primitive(sender_pc);
         break;
+      }
       case SpecialPrim::kArrayAt:
       case SpecialPrim::kArrayAtPut:
         require_kind(slow, kArray);
@@ -392,23 +416,23 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
           a.jnz(slow);
         }
         a.mov(rax, qword_ptr(rsi, 8));
-        a.test(rax, 1);
+        a.test(al, 1);
         a.jz(slow);
         a.sar(rax, 1);
         a.sub(rax, 1);
-        a.mov(ecx, dword_ptr(rdi, kObjLength));
-        a.cmp(rax, rcx);
+        a.mov(r8d, dword_ptr(rdi, kObjLength));
+        a.cmp(rax, r8);
         a.jae(slow);  // unsigned: also index < 1
         if (m->special_prim == SpecialPrim::kArrayAt) {
           a.mov(rax, qword_ptr(rdi, rax, 8, kObjSlots));
         } else {
-          a.mov(rcx, qword_ptr(rsi, 16));
-          a.mov(qword_ptr(rdi, rax, 8, kObjSlots), rcx);
+          a.mov(r8, qword_ptr(rsi, 16));
+          a.mov(qword_ptr(rdi, rax, 8, kObjSlots), r8);
           a.mov(rax, rdi);
         }
         a.ret();
         a.bind(slow);
-        call_primitive();  // reports the error
+        call_primitive(kSenderPcReg);  // reports the error
         break;
       case SpecialPrim::kArrayLength:
         require_kind(slow, kArray);
@@ -416,7 +440,7 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
         a.lea(rax, qword_ptr(no_base, rax, 2, 1));
         a.ret();
         a.bind(slow);
-        call_primitive();
+        call_primitive(kSenderPcReg);
         break;
       case SpecialPrim::kValue: {
         // Block evaluation: straight into the block's compiled body, or the interpreter.

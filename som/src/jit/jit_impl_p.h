@@ -26,9 +26,15 @@ namespace som {
 // runtime functions (C++) preserve them; everything else is scratch at every call.
 //   rbx  the VM                       r12  the current Frame
 //   rdi  receiver at a send, rsi  address of the receiver slot (base of the arguments),
+//   rcx  the sender's resume pc at a send (kSenderPcReg),
 //   rdx  the Method* an entry stub passes on; eax/r10d/r11: inline-cache machinery.
 inline constexpr jitkit::x64::Gp64 kVmReg = jitkit::x64::rbx;
 inline constexpr jitkit::x64::Gp64 kFrameReg = jitkit::x64::r12;
+// At a send, the sender's resume pc (a bytecode address): the callee's prologue stores it as
+// its frame's ret_pc. An argument register of the inline caches' convention, so the send
+// machinery preserves it; entry stubs that leave compiled code store it, and kFrameReg, in
+// VM::pc_ and VM::fp_ (compiled sends do not).
+inline constexpr jitkit::x64::Gp64 kSenderPcReg = jitkit::x64::rcx;
 
 // Byte offsets of the VM fields compiled code reads, from kVmReg.
 struct VmOffsets {

@@ -309,6 +309,7 @@ void MethodCompiler::emit_prologue() {
   cold([this, overflow] {
     a_.bind(overflow);
     a_.mov(vm_field(off_.fp), kFrameReg);  // reported in the caller, as the interpreter does
+    a_.mov(vm_field(off_.pc), kSenderPcReg);
     a_.mov(rdi, kVmReg);
     call_runtime(reinterpret_cast<const void*>(&jit_runtime::stack_overflow));
     // The error unwinds (unwind_p.h): leave before this activation has a frame; the caller
@@ -321,8 +322,7 @@ void MethodCompiler::emit_prologue() {
   // The frame header right above the arguments (object_p.h, Frame).
   a_.lea(rax, qword_ptr(rsi, 8 * (n + 1)));
   a_.mov(qword_ptr(rax, kFrameCaller), kFrameReg);
-  a_.mov(rcx, vm_field(off_.pc));
-  a_.mov(qword_ptr(rax, kFrameRetPc), rcx);
+  a_.mov(qword_ptr(rax, kFrameRetPc), kSenderPcReg);
   a_.mov(rcx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m_)));
   a_.mov(qword_ptr(rax, kFrameMethod), rcx);
   a_.mov(qword_ptr(rax, kFrameArgs), rsi);
@@ -363,9 +363,8 @@ void MethodCompiler::emit_prologue() {
 }
 
 void MethodCompiler::emit_send(const SendSite& site, int base, uint32_t resume_pc, bool reply_in_register) {
-  a_.mov(vm_field(off_.fp), kFrameReg);
-  a_.mov(rax, static_cast<int64_t>(bytecode_address(resume_pc)));
-  a_.mov(vm_field(off_.pc), rax);
+  // VM::fp_ and pc_ are left alone: the entry stubs that leave compiled code store them.
+  a_.mov(kSenderPcReg, static_cast<int64_t>(bytecode_address(resume_pc)));
   a_.lea(rsi, stack(base));
   a_.mov(rdi, qword_ptr(rsi, 0));
   auto send = impl_.engine->emit_send(a_, impl_.selector_id(site.selector));
