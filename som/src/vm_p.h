@@ -175,6 +175,10 @@ class VM {
   // the value. Every compiled frame and interpreter run it passes unwinds itself (object_p.h).
   Frame* unwind_target_ = nullptr;
   Value unwind_value_ = 0;
+  // 1 while Array>>at: and Array>>at:put: are the VM's primitives: compiled code then does them
+  // inline at the send site for an exact Array receiver. The JIT clears it when either is
+  // redefined (Jit::method_changed).
+  uint8_t jit_inline_array_access_ = 0;
   // SOM runs on the owner thread's native stack (compiled code, and the interpreter re-entered
   // from natives); below this address it reports `stack overflow`.
   uintptr_t native_stack_limit_ = 0;

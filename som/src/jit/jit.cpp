@@ -76,6 +76,7 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   o.false_value = offset_in(&vm, &vm.false_value_);
   o.run_state = offset_in(&vm, &vm.run_state_);
   o.facade = offset_in(&vm, &vm.facade_);
+  o.inline_array_access = offset_in(&vm, &vm.jit_inline_array_access_);
   Method probe_method;
   impl.method_jit_entry = offset_in(&probe_method, &probe_method.jit_entry);
   impl.method_num_args = offset_in(&probe_method, &probe_method.num_args);
@@ -83,6 +84,9 @@ Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   impl.symbol_global = offset_in(probe_symbol, &probe_symbol->global);
   impl.symbol_has_global = offset_in(probe_symbol, &probe_symbol->has_global);
   impl.restart_selector = vm.intern("restart");
+  impl.at_selector = vm.intern("at:");
+  impl.at_put_selector = vm.intern("at:put:");
+  vm.jit_inline_array_access_ = impl.array_access_is_primitive(vm) ? 1 : 0;
   for (auto [key, op] : {std::pair{"Integer>>bitXor:", Impl::SmallIntOp::kBitXor},
                          {"Integer>>bitOr:", Impl::SmallIntOp::kBitOr},
                          {"Integer>><<", Impl::SmallIntOp::kShiftLeft},
@@ -542,7 +546,18 @@ uintptr_t Jit::osr_entry(Frame* f, uint32_t pc) {
 
 Value Jit::enter_osr(Frame* f, uintptr_t entry) { return impl_->enter_osr(&vm_, f, entry); }
 
+bool Jit::Impl::array_access_is_primitive(VM& vm) const {
+  Class* array = vm.class_table_[vm.array_tag_];
+  Method* at = vm.lookup(array, at_selector);
+  Method* at_put = vm.lookup(array, at_put_selector);
+  return at && at->mkind == MethodKind::kPrimitive && at->special_prim == SpecialPrim::kArrayAt && at_put &&
+         at_put->mkind == MethodKind::kPrimitive && at_put->special_prim == SpecialPrim::kArrayAtPut;
+}
+
 void Jit::method_changed(Symbol* selector) {
+  if ((selector == impl_->at_selector || selector == impl_->at_put_selector) && vm_.jit_inline_array_access_ &&
+      !impl_->array_access_is_primitive(vm_))
+    vm_.jit_inline_array_access_ = 0;  // for good: compiled sites fall back to their sends
   auto it = impl_->selector_ids.find(selector);
   if (it == impl_->selector_ids.end()) return;  // no compiled send of it
   stats_.invalidations++;

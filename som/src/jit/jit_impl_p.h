@@ -40,7 +40,7 @@ inline constexpr jitkit::x64::Gp64 kSenderPcReg = jitkit::x64::rcx;
 struct VmOffsets {
   int32_t fp, pc, sp, need_gc, stack_limit, native_stack_limit, unwind_target, unwind_value;
   int32_t nil_binding, true_binding, false_binding, nil_value, true_value, false_value;
-  int32_t run_state, facade;
+  int32_t run_state, facade, inline_array_access;
   // The heap's bump allocator (Heap::inline_alloc_offsets), for the inline Double boxes.
   int32_t heap_top, heap_end, heap_allocated, heap_budget, heap_hash_state;
 };
@@ -105,6 +105,10 @@ struct Jit::Impl {
     return it->second;
   }
   Symbol* restart_selector = nullptr;
+  Symbol* at_selector = nullptr;      // at:, answered inline for Arrays (VM::jit_inline_array_access_)
+  Symbol* at_put_selector = nullptr;  // at:put:, likewise
+  // Whether Array's at: and at:put: are still the primitives (jit.cpp).
+  bool array_access_is_primitive(VM& vm) const;
   // Integer primitives whose entry stubs answer small-integer operands inline (the C++
   // primitive on any other operand), by their function. (`&` needs none: compiled code does
   // it inline at the send, as + and - .)

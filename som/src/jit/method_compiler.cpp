@@ -111,6 +111,10 @@ class MethodCompiler {
   // stack(base), or stays in kOperandReg when `reply_in_register`.
   void emit_send(const SendSite& site, int base, uint32_t resume_pc, bool reply_in_register = false);
   void emit_field_access(uint32_t pc, int d, bool store);
+  // `at:` (or `at:put:`) at a send site: inline for an exact Array receiver, a small-integer
+  // index in bounds (and no method table) while VM::jit_inline_array_access_ is set; the real
+  // send otherwise.
+  void emit_array_access(const SendSite& site, uint32_t next, int d, bool put);
   void emit_arith(uint32_t pc, int d);
   // A new Double holding xmm0 into rax: Heap::alloc inlined, the VM's new_double when the chunk
   // is full. Clobbers rcx, rdx and the flags.
@@ -430,6 +434,58 @@ void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
       check_unwind();
       a_.mov(kOperandReg, rax);
     }
+    a_.jmp(done);
+  });
+}
+
+void MethodCompiler::emit_array_access(const SendSite& site, uint32_t next, int d, bool put) {
+  const int base = d - (put ? 3 : 2);
+  flush_operands(base);
+  // receiver, index (, value): read where they are, written to their slots only for the send.
+  const std::vector<Operand> args(operands_.begin() + base, operands_.end());
+  operands_.resize(static_cast<size_t>(base));
+  Label send = a_.new_label(), done = a_.new_label();
+  load_operand(args[0], base, rdi);
+  load_operand(args[1], base + 1, rax);
+  a_.test(dil, 1);
+  a_.jnz(send);
+  a_.cmp(dword_ptr(rdi, kObjClass), static_cast<int64_t>(vm_.array_tag_));  // exactly an Array
+  a_.jne(send);
+  a_.cmp(vm_field(off_.inline_array_access, 1), 0);
+  a_.je(send);
+  if (put) {
+    a_.test(byte_ptr(rdi, kObjFlags), kMethodTable);  // storing into it replaces a method
+    a_.jnz(send);
+  }
+  a_.test(al, 1);
+  a_.jz(send);
+  a_.mov(r8, rax);
+  a_.sar(r8, 1);
+  a_.sub(r8, 1);
+  a_.mov(r9d, dword_ptr(rdi, kObjLength));
+  a_.cmp(r8, r9);
+  a_.jae(send);  // unsigned: also index < 1
+  const Mem element = qword_ptr(rdi, r8, 8, kObjSlots);
+  if (!put) {
+    a_.mov(kOperandReg, element);
+  } else {
+    const Operand& value = args[2];
+    if (value.kind == Operand::Kind::kInRegister) {
+      a_.mov(element, kOperandReg);
+    } else if (value.is_small_immediate()) {
+      a_.mov(element, static_cast<int64_t>(value.value));
+    } else {
+      load_operand(value, base + 2, r9);
+      a_.mov(element, r9);
+    }
+    a_.mov(kOperandReg, rdi);  // at:put: answers the receiver
+  }
+  a_.bind(done);
+  push_operand({Operand::Kind::kInRegister, 0, 0});
+  cold([=, this, &site] {
+    a_.bind(send);  // rdx is as the fast path found it on every way here
+    for (size_t i = 0; i < args.size(); i++) write_operand_slot(args[i], base + static_cast<int>(i));
+    emit_send(site, base, next, /*reply_in_register=*/true);
     a_.jmp(done);
   });
 }
@@ -803,6 +859,11 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
     case kSend: {
       const SendSite& site = m_->sites[u16at(p + 1)];
       const int base = d - static_cast<int>(site.argc) - 1;
+      if ((site.selector == impl_.at_selector && site.argc == 1) ||
+          (site.selector == impl_.at_put_selector && site.argc == 2)) {
+        emit_array_access(site, pc + static_cast<uint32_t>(op_length(op)), d, site.argc == 2);
+        return true;
+      }
       flush_operands();  // the receiver and arguments in their slots, everything else too
       emit_send(site, base, pc + static_cast<uint32_t>(op_length(op)), /*reply_in_register=*/true);
       reset_operands(base);
