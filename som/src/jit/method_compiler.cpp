@@ -1122,8 +1122,15 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
   }
   if (!compute_depths(error)) return false;
   const auto size = static_cast<uint32_t>(m_->code.size());
-  pc_label_.resize(size + 1);
-  for (auto& l : pc_label_) l = a_.new_label();
+  pc_label_.resize(size + 1);  // a label at each instruction, and at the end
+  for (uint32_t pc = 0; pc < size; pc += static_cast<uint32_t>(op_length(m_->code[pc]))) pc_label_[pc] = a_.new_label();
+  pc_label_[size] = a_.new_label();
+  for (uint32_t pc = 0; pc <= size; pc++)
+    if (jump_target_[pc] && !pc_label_[pc].valid()) {
+      error = "a jump into the middle of an instruction, at pc " + std::to_string(pc);
+      return false;
+    }
+  cold_.reserve(64);
   start_ = a_.new_label();
   ret_ = a_.new_label();
   unwind_ = a_.new_label();
