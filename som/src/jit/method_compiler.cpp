@@ -106,6 +106,9 @@ class MethodCompiler {
   // The instructions that read their operands where they are (the others flush first).
   bool emit_deferred(uint32_t pc, int d);
   void emit_store_variable(int32_t offset, int d);
+  // PUSH/STORE_LOCAL_LAZY and _ARG_LAZY: the frame slot until the activation has a Context,
+  // the context slot afterwards.
+  void emit_lazy_variable(uint32_t pc, int d);
 
   // A real send through the site's inline cache; receiver at stack(base). The reply goes to
   // stack(base), or stays in kOperandReg when `reply_in_register`.
@@ -819,6 +822,47 @@ void MethodCompiler::emit_store_variable(int32_t offset, int d) {
   }
 }
 
+void MethodCompiler::emit_lazy_variable(uint32_t pc, int d) {
+  const uint8_t* p = code_ + pc;
+  const uint8_t op = *p;
+  const bool is_arg = op == kPushArgLazy || op == kStoreArgLazy;
+  const bool is_store = op == kStoreLocalLazy || op == kStoreArgLazy;
+  const int32_t frame_offset = is_arg ? -8 * (m_->num_args + 1) + 8 * p[1] : kFrameLocals + 8 * p[1];
+  const Mem frame_slot = qword_ptr(kFrameReg, frame_offset);
+  const Mem ctx_slot = qword_ptr(rcx, kCtxVars + 8 * p[2]);
+  Label in_ctx = a_.new_label(), done = a_.new_label();
+  Gp64 value = kOperandReg;
+  if (is_store) {
+    // Entries that still read the frame slot's old value take it to their slots first.
+    for (int i = 0; i < d - 1; i++) {
+      const Operand& o = operands_[static_cast<size_t>(i)];
+      if (o.kind == Operand::Kind::kFrameWord && o.offset == frame_offset) store_operand(i);
+    }
+    const Operand& top = operands_[static_cast<size_t>(d - 1)];  // STORE does not pop it
+    if (top.kind != Operand::Kind::kInRegister) {
+      load_operand(top, d - 1, rax);
+      value = rax;
+    }
+  } else {
+    spill_register_operand();  // the value goes to kOperandReg
+  }
+  a_.mov(rcx, qword_ptr(kFrameReg, kFrameContext));
+  a_.test(rcx, rcx);
+  a_.jnz(in_ctx);
+  if (is_store)
+    a_.mov(frame_slot, value);
+  else
+    a_.mov(kOperandReg, frame_slot);
+  a_.jmp(done);
+  a_.bind(in_ctx);
+  if (is_store)
+    a_.mov(ctx_slot, value);
+  else
+    a_.mov(kOperandReg, ctx_slot);
+  a_.bind(done);
+  if (!is_store) push_operand({Operand::Kind::kInRegister, 0, 0});
+}
+
 bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
   const uint8_t* p = code_ + pc;
   const uint8_t op = *p;
@@ -849,6 +893,12 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
       return true;
     case kStoreArg:
       emit_store_variable(-8 * (m_->num_args + 1) + 8 * p[1], d);
+      return true;
+    case kPushLocalLazy:
+    case kPushArgLazy:
+    case kStoreLocalLazy:
+    case kStoreArgLazy:
+      emit_lazy_variable(pc, d);
       return true;
     case kPushField:
       emit_field_access(pc, d, false);
@@ -1080,34 +1130,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
         a_.mov(local(counter), rax);
         a_.jmp(done);
       });
-      break;
-    }
-    case kPushLocalLazy:
-    case kPushArgLazy:
-    case kStoreLocalLazy:
-    case kStoreArgLazy: {
-      // The frame slot until the activation has a Context, the context slot afterwards.
-      const bool is_arg = op == kPushArgLazy || op == kStoreArgLazy;
-      const bool is_store = op == kStoreLocalLazy || op == kStoreArgLazy;
-      const Mem frame_slot = is_arg ? arg(p[1]) : local(p[1]);
-      const Mem ctx_slot = qword_ptr(rcx, kCtxVars + 8 * p[2]);
-      Label in_ctx = a_.new_label(), done = a_.new_label();
-      if (is_store) a_.mov(rax, stack(d - 1));
-      a_.mov(rcx, qword_ptr(kFrameReg, kFrameContext));
-      a_.test(rcx, rcx);
-      a_.jnz(in_ctx);
-      if (is_store)
-        a_.mov(frame_slot, rax);
-      else
-        a_.mov(rax, frame_slot);
-      a_.jmp(done);
-      a_.bind(in_ctx);
-      if (is_store)
-        a_.mov(ctx_slot, rax);
-      else
-        a_.mov(rax, ctx_slot);
-      a_.bind(done);
-      if (!is_store) push(rax);
       break;
     }
     default:
