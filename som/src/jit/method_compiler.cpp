@@ -900,6 +900,26 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
     case kStoreArgLazy:
       emit_lazy_variable(pc, d);
       return true;
+    case kPushCtx:  // a variable of an enclosing activation's Context
+      spill_register_operand();
+      load_context(rcx, p[1]);
+      a_.mov(kOperandReg, qword_ptr(rcx, kCtxVars + 8 * p[2]));
+      push_operand({Operand::Kind::kInRegister, 0, 0});
+      return true;
+    case kStoreCtx: {
+      const Operand& value = operands_[static_cast<size_t>(d - 1)];  // STORE does not pop it
+      load_context(rcx, p[1]);
+      const Mem slot = qword_ptr(rcx, kCtxVars + 8 * p[2]);
+      if (value.kind == Operand::Kind::kInRegister) {
+        a_.mov(slot, kOperandReg);
+      } else if (value.is_small_immediate()) {
+        a_.mov(slot, static_cast<int64_t>(value.value));
+      } else {
+        load_operand(value, d - 1, rax);
+        a_.mov(slot, rax);
+      }
+      return true;
+    }
     case kPushField:
       emit_field_access(pc, d, false);
       return true;
@@ -958,11 +978,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
   reset_operands(next <= size && depth_[next] >= 0 ? depth_[next] : 0);  // the state it leaves
   auto push = [&](Gp64 r) { a_.mov(stack(d), r); };
   switch (op) {
-    case kPushCtx:
-      load_context(rcx, p[1]);
-      a_.mov(rax, qword_ptr(rcx, kCtxVars + 8 * p[2]));
-      push(rax);
-      break;
     case kPushGlobal: {
       auto* name = static_cast<Symbol*>(obj(m_->literals[u16at(p + 1)]));
       Label slow = a_.new_label(), done = a_.new_label();
@@ -992,11 +1007,6 @@ void MethodCompiler::emit_instruction(uint32_t pc, int d) {
       a_.mov(rdx, static_cast<int64_t>(reinterpret_cast<uintptr_t>(m_->blocks[u16at(p + 1)])));
       call_runtime(reinterpret_cast<const void*>(&jit_runtime::new_block));
       push(rax);
-      break;
-    case kStoreCtx:
-      load_context(rcx, p[1]);
-      a_.mov(rax, stack(d - 1));
-      a_.mov(qword_ptr(rcx, kCtxVars + 8 * p[2]), rax);
       break;
     case kDup:
       a_.mov(rax, stack(d - 1));
