@@ -18,6 +18,7 @@
 
 #include "assembler_p.h"
 #include "jitkit/base/format.h"
+#include "thread_slot_p.h"
 
 namespace jitkit::x64 {
 namespace {
@@ -113,6 +114,7 @@ std::uint8_t* AssemblerAccess::put_host(std::uint8_t* out, const H& h, HostForm 
 }
 
 unsigned AssemblerAccess::host_size(const H& h, HostForm form) {
+  if (form == HostForm::kRipRelative) return h.rip_size;  // measured when it was emitted
   std::uint8_t tmp[48];
   std::uint8_t* end = put_host(tmp, h, form, 0, 0);
   return end ? static_cast<unsigned>(end - tmp) : 0;
@@ -124,30 +126,30 @@ constexpr HostForm kAllForms[] = {HostForm::kRipRelative, HostForm::kAbsolute32,
                                   HostForm::kAddressSlot, HostForm::kImm64ToDest, HostForm::kScratchRegister};
 }  // namespace
 
-std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
-  std::size_t size = static_cast<std::size_t>(a.cur_ - a.buf_);
-  for (const Assembler::Item& it : a.items_) {
-    switch (it.kind) {
-      case ItemKind::kJmp:
-        size += 5;
-        break;
-      case ItemKind::kJcc:
-        size += 6;
-        break;
-      case ItemKind::kAlign:
-        size += it.ref - 1;
-        break;
-      case ItemKind::kHost: {
-        unsigned m = 0;
-        for (HostForm f : kAllForms) m = std::max(m, host_size(a.host_insns_[it.ref], f));
-        size += m;
-        break;
-      }
-    }
+unsigned AssemblerAccess::host_max_size(const H& h) {
+  unsigned m = 0;
+  for (HostForm f : kAllForms) {
+    std::uint8_t tmp[48];
+    std::uint8_t* end = put_host(tmp, h, f, 0, 0);
+    if (end) m = std::max(m, static_cast<unsigned>(end - tmp));
   }
+  return m;
+}
+
+// The items' largest sizes are summed as they are emitted (items_bound_): O(1), where summing
+// them here made every install() walk the items twice (once for the block, once in encode).
+std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
+  std::size_t size = static_cast<std::size_t>(a.cur_ - a.buf_) + a.items_bound_;
   size = align_up(size, 8) + 8u * a.slot_count_;
   size = align_up(size, a.pool_alignment_) + a.pool_.size();
   return size;
+}
+
+std::string host_text(const H& h) {
+  if (!h.text.empty()) return h.text;
+  std::string s = h.op == HostOp::kCall ? "call " : "jmp ";
+  s += hex(h.address);
+  return s;
 }
 
 namespace {
@@ -170,7 +172,7 @@ Result<HostForm> host_form(const H& h, std::uint64_t base, std::uint64_t hi) {
   if (h.op == HostOp::kLea) return HostForm::kImm64ToDest;
   if (h.moffs) return HostForm::kMoffs64;
   if (h.scratch != kNoReg && !h.scratch_conflict) return HostForm::kScratchRegister;
-  std::string why = h.text + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
+  std::string why = host_text(h) + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
                     hex(base) + ", " + hex(hi) + ") and does not fit in 32 bits sign-extended; ";
   if (h.scratch != kNoReg) {
     why += "the allowed scratch register " + std::string(name(Gp64{h.scratch})) +
@@ -182,6 +184,15 @@ Result<HostForm> host_form(const H& h, std::uint64_t base, std::uint64_t hi) {
   }
   return Error(ErrorCode::kOutOfRange, "assembler: " + why);
 }
+
+// The per-item arrays of a Layout, kept per thread so that encoding many functions does not
+// allocate them again each time.
+struct LayoutScratch {
+  std::vector<std::uint32_t> size;
+  std::vector<HostForm> form;
+  std::vector<std::uint32_t> prefix;
+  std::vector<std::uint32_t> slot_of;
+};
 
 // One encode() run over the assembler's state (read only) for one base address. The phases run in
 // the order they are declared; each one uses what the ones before it decided.
@@ -201,11 +212,12 @@ struct Layout {
   std::uint64_t upper;
   std::uint64_t hi;
   // Per item: its final size, its host form (kHost), its address slot (kAddressSlot); and the
-  // prefix sums of the sizes, by which every buffer position becomes a final offset.
-  std::vector<std::uint32_t> size;
-  std::vector<HostForm> form;
-  std::vector<std::uint32_t> prefix;
-  std::vector<std::uint32_t> slot_of;
+  // prefix sums of the sizes, by which every buffer position becomes a final offset. The arrays
+  // belong to the thread's LayoutScratch (reused by the next encode).
+  std::vector<std::uint32_t>& size;
+  std::vector<HostForm>& form;
+  std::vector<std::uint32_t>& prefix;
+  std::vector<std::uint32_t>& slot_of;
   // Sections: code, then the address slots, then the constant pool.
   std::size_t code_size = 0;
   std::uint32_t slots = 0;
@@ -239,7 +251,7 @@ Status Layout::choose_host_forms() {
     JITKIT_TRY(HostForm f, host_form(h, base, hi));
     unsigned s = AssemblerAccess::host_size(h, f);
     if (s == 0) {
-      return Error(ErrorCode::kInvalidArgument, "assembler: " + h.text + ": cannot be encoded in the " +
+      return Error(ErrorCode::kInvalidArgument, "assembler: " + host_text(h) + ": cannot be encoded in the " +
                                                     std::string(name(f)) +
                                                     " form (a high-byte register beside a REX prefix)");
     }
@@ -249,10 +261,18 @@ Status Layout::choose_host_forms() {
   return ok();
 }
 
-// Every jump to a label starts in its 2-byte short form; its label must be bound in the code.
+// Every jump to a label starts in its 2-byte short form, unless the distance in the buffer alone
+// already rules it out; its label must be bound in the code.
+//
+// Items only add bytes, so for a forward jump (its label after the item) the final displacement
+// is at least the buffer distance L.pos - pos, and for a backward one it is at most
+// L.pos - pos - 2. A jump whose bound is outside rel8 would be grown by the first relaxation
+// pass anyway (that pass sees every item at its smallest size): starting it near gives the
+// same layout one pass sooner. A JIT's jumps to out-of-line slow paths are mostly of this kind.
 Status Layout::start_jumps_short() {
   for (std::size_t i = 0; i < item_count(); ++i) {
-    if (!is_jump(items[i].kind)) continue;
+    const auto k = items[i].kind;
+    if (!is_jump(k)) continue;
     const LS& L = labels[items[i].ref];
     if (L.section != LS::kCode) {
       return Error(
@@ -260,7 +280,10 @@ Status Layout::start_jumps_short() {
           "assembler: jump to " + label_text(Label{items[i].ref}) +
               (L.section == LS::kUnbound ? ", which is never bound" : ", which is a constant, not code"));
     }
-    size[i] = 2;
+    const std::int64_t distance = static_cast<std::int64_t>(L.pos) - static_cast<std::int64_t>(items[i].pos);
+    const bool forward = L.items_before > i;
+    const bool far = forward ? distance > 127 : distance - 2 < -128;
+    size[i] = far ? (k == ItemKind::kJcc ? 6 : 5) : 2;
   }
   return ok();
 }
@@ -469,11 +492,12 @@ Status Layout::record_sites(EncodedCode& out) const {
 }
 
 void Layout::record_host_operands(EncodedCode& out) const {
+  out.host_operands.reserve(host_insns.size());
   for (std::size_t i = 0; i < item_count(); ++i) {
     if (items[i].kind != ItemKind::kHost) continue;
     const H& h = host_insns[items[i].ref];
     out.host_operands.push_back(HostOperandChoice{
-        items[i].pos + prefix[i], static_cast<std::uint8_t>(size[i]), h.address, form[i], h.text});
+        items[i].pos + prefix[i], static_cast<std::uint8_t>(size[i]), h.address, form[i], host_text(h)});
   }
 }
 
@@ -492,6 +516,13 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
   }
   const std::uint64_t upper = upper_bound(a);
   const std::size_t n = a.items_.size();
+  LayoutScratch own;  // only when the thread's scratch is gone (a destructor at thread exit)
+  LayoutScratch* scratch = detail::thread_slot<LayoutScratch>();
+  if (scratch == nullptr) scratch = &own;
+  scratch->size.assign(n, 0);
+  scratch->form.assign(n, HostForm::kRipRelative);
+  scratch->prefix.assign(n + 1, 0);
+  scratch->slot_of.assign(n, 0);
   Layout layout{.buf = a.buf_,
                 .buf_size = static_cast<std::size_t>(a.cur_ - a.buf_),
                 .items = a.items_,
@@ -504,10 +535,10 @@ Status AssemblerAccess::encode(const Assembler& a, std::uint64_t base, EncodedCo
                 .base = base,
                 .upper = upper,
                 .hi = base + upper,
-                .size = std::vector<std::uint32_t>(n, 0),
-                .form = std::vector<HostForm>(n, HostForm::kRipRelative),
-                .prefix = std::vector<std::uint32_t>(n + 1, 0),
-                .slot_of = std::vector<std::uint32_t>(n, 0)};
+                .size = scratch->size,
+                .form = scratch->form,
+                .prefix = scratch->prefix,
+                .slot_of = scratch->slot_of};
   JITKIT_TRY(layout.choose_host_forms());
   JITKIT_TRY(layout.start_jumps_short());
   layout.relax_jumps();
