@@ -639,12 +639,21 @@ std::size_t Assembler::required_alignment() const {
 
 Result<EncodedCode> Assembler::encode(std::uint64_t base_address) const {
   EncodedCode out;
-  JITKIT_TRY(A::encode(*this, base_address, out));
+  JITKIT_TRY(A::encode(*this, base_address, nullptr, 0, out));
   return out;
 }
 
 Status Assembler::encode_into(std::uint64_t base_address, EncodedCode& out) const {
-  return A::encode(*this, base_address, out);
+  JITKIT_TRY(A::encode(*this, base_address, nullptr, 0, out));
+  return jitkit::ok();
+}
+
+Result<std::size_t> Assembler::encode_to(std::uint64_t base_address, std::uint8_t* dst, std::size_t capacity,
+                                         EncodedCode& records) const {
+  if (dst == nullptr) {
+    return Error(ErrorCode::kInvalidArgument, "assembler: encode_to: no destination for the bytes");
+  }
+  return A::encode(*this, base_address, dst, capacity, records);
 }
 
 // =========================================================================================

@@ -125,7 +125,10 @@ struct AssemblerAccess {
   static std::uint32_t pos(const Assembler& a) { return static_cast<std::uint32_t>(a.cur_ - a.buf_); }
   static std::uint32_t item_count(const Assembler& a) { return static_cast<std::uint32_t>(a.items_.size()); }
   static void fail(Assembler& a, ErrorCode code, std::string message);
-  static Status encode(const Assembler& a, std::uint64_t base, EncodedCode& out);
+  // The layout for `base` into `out`; the bytes go to `dst` (`capacity` bytes) when it is not
+  // null, else into out.bytes. Returns the number of bytes.
+  static Result<std::size_t> encode(const Assembler& a, std::uint64_t base, std::uint8_t* dst,
+                                    std::size_t capacity, EncodedCode& out);
   static std::size_t upper_bound(const Assembler& a);
   static unsigned host_size(const Assembler::HostInsn& h, HostForm form);
   // The longest form `h` may take (for the size upper bound).

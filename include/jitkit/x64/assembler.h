@@ -174,6 +174,13 @@ class Assembler {
   // avoids reallocating and page-faulting a fresh output buffer each time). On error `out` is
   // unspecified.
   Status encode_into(std::uint64_t base_address, EncodedCode& out) const;
+  // The same with the bytes written straight to `dst` (`capacity` bytes, at least what the
+  // layout needs; size_upper_bound() always suffices), e.g. the writable view of the code block
+  // they will run in, which saves copying them there; `records` gets everything else (code_size,
+  // labels, sites, host operands) and its `bytes` are left empty. Returns the number of bytes
+  // written (code, address slots, constants). On error the bytes at `dst` are unspecified.
+  Result<std::size_t> encode_to(std::uint64_t base_address, std::uint8_t* dst, std::size_t capacity,
+                                EncodedCode& records) const;
 
   // --- Data movement ----------------------------------------------------------------------
   void mov(Gp8 dst, Gp8 src);
