@@ -186,8 +186,10 @@ Status validate_symbols(std::span<const Symbol> symbols) {
       prev = r.code_offset;
     }
   }
-  // Overlapping functions: gdb would pick one of them arbitrarily for a pc.
+  // Overlapping functions: gdb would pick one of them arbitrarily for a pc. (A batch of one
+  // function, the most common, has nothing to compare.)
   std::vector<const Symbol*> functions;
+  if (symbols.size() < 2) return ok();
   for (const Symbol& s : symbols) {
     if (s.kind == SymbolKind::kFunction) functions.push_back(&s);
   }
