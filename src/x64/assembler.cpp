@@ -233,15 +233,17 @@ inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
   h.imm = imm;
   h.address = address;
   h.text = std::move(text);
-  std::uint8_t tmp[48];
-  const std::uint8_t* rip_end = A::put_host(tmp, h, HostForm::kRipRelative, 0, 0);
-  if (!rip_end) return bad_operands(a, host_text(h), nullptr);
-  h.rip_size = static_cast<std::uint8_t>(rip_end - tmp);
   if (op == HostOp::kCall || op == HostOp::kJmp) {
-    // rel32 (5 bytes) or `call/jmp [rip+slot]` (6): put_host has no other form for them.
+    // E8/E9 rel32 (5 bytes) or `call/jmp [rip+slot]` (6): put_host has no other form for them,
+    // and both always encode.
+    h.rip_size = 5;
     h.max_size = 6;
     ++A::slot_count(a);
   } else {
+    std::uint8_t tmp[48];
+    const std::uint8_t* rip_end = A::put_host(tmp, h, HostForm::kRipRelative, 0, 0);
+    if (!rip_end) return bad_operands(a, host_text(h), nullptr);
+    h.rip_size = static_cast<std::uint8_t>(rip_end - tmp);
     h.max_size = static_cast<std::uint8_t>(A::host_max_size(h));
   }
   A::items_bound(a) += h.max_size;
