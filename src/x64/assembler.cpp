@@ -232,7 +232,12 @@ inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
   h.enc = e;
   h.imm = imm;
   h.address = address;
-  h.text = std::move(text);
+  if (text.empty()) {
+    h.text = Assembler::HostInsn::kNoText;
+  } else {
+    h.text = static_cast<std::uint32_t>(A::host_texts(a).size());
+    A::host_texts(a).push_back(std::move(text));
+  }
   if (op == HostOp::kCall || op == HostOp::kJmp) {
     // E8/E9 rel32 (5 bytes) or `call/jmp [rip+slot]` (6): put_host has no other form for them,
     // and both always encode.
@@ -242,7 +247,7 @@ inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
   } else {
     std::uint8_t tmp[48];
     const std::uint8_t* rip_end = A::put_host(tmp, h, HostForm::kRipRelative, 0, 0);
-    if (!rip_end) return bad_operands(a, host_text(h), nullptr);
+    if (!rip_end) return bad_operands(a, host_text(h, A::host_texts(a)), nullptr);
     h.rip_size = static_cast<std::uint8_t>(rip_end - tmp);
     h.max_size = static_cast<std::uint8_t>(A::host_max_size(h));
   }
@@ -458,6 +463,7 @@ struct AssemblerStorage {
   std::size_t capacity = 0;
   std::vector<Assembler::Item> items;
   std::vector<Assembler::HostInsn> host_insns;
+  std::vector<std::string> host_texts;
   std::vector<Assembler::Fixup> fixups;
   std::vector<Assembler::LabelState> labels;
   std::vector<Assembler::SiteState> sites;
@@ -490,6 +496,7 @@ Assembler::Assembler(std::size_t reserve_bytes) {
     }
     items_ = std::move(kept->items);
     host_insns_ = std::move(kept->host_insns);
+    host_texts_ = std::move(kept->host_texts);
     fixups_ = std::move(kept->fixups);
     labels_ = std::move(kept->labels);
     sites_ = std::move(kept->sites);
@@ -511,6 +518,7 @@ Assembler::~Assembler() {
       kept->capacity = cap;
       detail::keep(items_, kept->items);
       detail::keep(host_insns_, kept->host_insns);
+      detail::keep(host_texts_, kept->host_texts);
       detail::keep(fixups_, kept->fixups);
       detail::keep(labels_, kept->labels);
       detail::keep(sites_, kept->sites);
@@ -531,6 +539,7 @@ Assembler::Assembler(Assembler&& o) noexcept
       max_alignment_(o.max_alignment_),
       items_(std::move(o.items_)),
       host_insns_(std::move(o.host_insns_)),
+      host_texts_(std::move(o.host_texts_)),
       fixups_(std::move(o.fixups_)),
       labels_(std::move(o.labels_)),
       sites_(std::move(o.sites_)),
@@ -554,6 +563,7 @@ Assembler& Assembler::operator=(Assembler&& o) noexcept {
     max_alignment_ = o.max_alignment_;
     items_ = std::move(o.items_);
     host_insns_ = std::move(o.host_insns_);
+    host_texts_ = std::move(o.host_texts_);
     fixups_ = std::move(o.fixups_);
     labels_ = std::move(o.labels_);
     sites_ = std::move(o.sites_);
@@ -593,6 +603,7 @@ void Assembler::reset() {
   max_alignment_ = 1;
   items_.clear();
   host_insns_.clear();
+  host_texts_.clear();
   fixups_.clear();
   labels_.clear();
   sites_.clear();

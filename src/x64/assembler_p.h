@@ -49,13 +49,16 @@ struct Assembler::HostInsn {
   std::uint32_t enc;      // packed opcode (encoding_p.h)
   std::int64_t imm;
   std::uint64_t address;
-  // The instruction as written, for choices and errors; empty for kCall/kJmp, whose text
-  // ("call 0x7f...") host_text() derives from the address when it is needed, so that the
-  // frequent host calls of a JIT format nothing while emitting.
-  std::string text;
+  // The instruction as written, for choices and errors: an index into the assembler's
+  // host_texts_, or kNoText for kCall/kJmp, whose text ("call 0x7f...") host_text() derives from
+  // the address when it is needed. A JIT's many host calls format and store no string (and the
+  // items stay small) while emitting.
+  std::uint32_t text;
+  static constexpr std::uint32_t kNoText = 0xFFFFFFFFu;
 };
-// What a host-address instruction is shown as in messages and HostOperandChoice::text.
-std::string host_text(const Assembler::HostInsn& h);
+// What a host-address instruction is shown as in messages and HostOperandChoice::text; `texts`
+// is the assembler's host_texts_.
+std::string host_text(const Assembler::HostInsn& h, const std::vector<std::string>& texts);
 
 enum class FixupKind : std::uint8_t {
   kRel8,       // label - (field + 1)
@@ -107,6 +110,8 @@ struct AssemblerAccess {
   static const auto& items(const Assembler& a) { return a.items_; }
   static auto& host_insns(Assembler& a) { return a.host_insns_; }
   static const auto& host_insns(const Assembler& a) { return a.host_insns_; }
+  static auto& host_texts(Assembler& a) { return a.host_texts_; }
+  static const auto& host_texts(const Assembler& a) { return a.host_texts_; }
   static auto& fixups(Assembler& a) { return a.fixups_; }
   static auto& labels(Assembler& a) { return a.labels_; }
   static const auto& labels(const Assembler& a) { return a.labels_; }

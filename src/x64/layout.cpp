@@ -145,8 +145,8 @@ std::size_t AssemblerAccess::upper_bound(const Assembler& a) {
   return size;
 }
 
-std::string host_text(const H& h) {
-  if (!h.text.empty()) return h.text;
+std::string host_text(const H& h, const std::vector<std::string>& texts) {
+  if (h.text != H::kNoText) return texts[h.text];
   // "call 0x..." / "jmp 0x..." as insn() writes them (hex(): lower case, no leading zeros), built
   // in place: one allocation per text, which every encode makes for every host call.
   static constexpr char kDigits[] = "0123456789abcdef";
@@ -179,14 +179,14 @@ bool is_jump(ItemKind k) { return k == ItemKind::kJmp || k == ItemKind::kJcc; }
 // The form of a host-address instruction for code somewhere in [base, hi): the first of
 // RIP-relative, address slot (call/jmp), absolute disp32, imm64 into the destination (lea),
 // moffs64, scratch register that can encode it. Only the address decides, never the layout.
-Result<HostForm> host_form(const H& h, std::uint64_t base, std::uint64_t hi) {
+Result<HostForm> host_form(const H& h, const std::vector<std::string>& texts, std::uint64_t base, std::uint64_t hi) {
   if (reach(h.address, base, hi)) return HostForm::kRipRelative;
   if (h.op == HostOp::kCall || h.op == HostOp::kJmp) return HostForm::kAddressSlot;
   if (fits_signed<32>(static_cast<std::int64_t>(h.address))) return HostForm::kAbsolute32;
   if (h.op == HostOp::kLea) return HostForm::kImm64ToDest;
   if (h.moffs) return HostForm::kMoffs64;
   if (h.scratch != kNoReg && !h.scratch_conflict) return HostForm::kScratchRegister;
-  std::string why = host_text(h) + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
+  std::string why = host_text(h, texts) + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
                     hex(base) + ", " + hex(hi) + ") and does not fit in 32 bits sign-extended; ";
   if (h.scratch != kNoReg) {
     why += "the allowed scratch register " + std::string(name(Gp64{h.scratch})) +
@@ -218,6 +218,7 @@ struct Layout {
   std::size_t buf_size;
   const std::vector<Assembler::Item>& items;
   const std::vector<H>& host_insns;
+  const std::vector<std::string>& host_texts;
   const std::vector<Assembler::Fixup>& fixups;
   const std::vector<LS>& labels;
   const std::vector<Assembler::SiteState>& sites;
@@ -273,10 +274,10 @@ Status Layout::size_items() {
     switch (it.kind) {
       case ItemKind::kHost: {
         const H& h = host_insns[it.ref];
-        JITKIT_TRY(HostForm f, host_form(h, base, hi));
+        JITKIT_TRY(HostForm f, host_form(h, host_texts, base, hi));
         unsigned s = AssemblerAccess::host_size(h, f);
         if (s == 0) {
-          return Error(ErrorCode::kInvalidArgument, "assembler: " + host_text(h) + ": cannot be encoded in the " +
+          return Error(ErrorCode::kInvalidArgument, "assembler: " + host_text(h, host_texts) + ": cannot be encoded in the " +
                                                         std::string(name(f)) +
                                                         " form (a high-byte register beside a REX prefix)");
         }
@@ -407,7 +408,7 @@ Status Layout::write_code(std::uint8_t* o, EncodedCode& out) const {
         if (form[i] == HostForm::kAddressSlot) put64(o + slot, h.address);
         out.host_operands.push_back(HostOperandChoice{static_cast<std::uint32_t>(dst),
                                                       static_cast<std::uint8_t>(size[i]), h.address, form[i],
-                                                      host_text(h)});
+                                                      host_text(h, host_texts)});
         break;
       }
     }
@@ -541,6 +542,7 @@ Result<std::size_t> AssemblerAccess::encode(const Assembler& a, std::uint64_t ba
                 .buf_size = static_cast<std::size_t>(a.cur_ - a.buf_),
                 .items = a.items_,
                 .host_insns = a.host_insns_,
+                .host_texts = a.host_texts_,
                 .fixups = a.fixups_,
                 .labels = a.labels_,
                 .sites = a.sites_,

@@ -516,6 +516,7 @@ class Assembler {
   std::uint32_t max_alignment_ = 1;
   std::vector<Item> items_;
   std::vector<HostInsn> host_insns_;
+  std::vector<std::string> host_texts_;  // of the host-address instructions that keep a text
   std::vector<Fixup> fixups_;
   std::vector<LabelState> labels_;
   std::vector<SiteState> sites_;
