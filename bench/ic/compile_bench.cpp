@@ -178,7 +178,8 @@ void BM_CompileStages(benchmark::State& state, Stage stage) {
     }
     registration.reset();
     if (stage >= Stage::kAttach) {
-      if (auto s = world->engine->detach_range(code.start(), code.start() + code.used_size()); !s) die(s.error());
+      if (auto s = world->engine->detach_range(code.start(), code.start() + code.used_size()); !s)
+        die(s.error());
     }
     if (auto s = world->zone->free(code.block()); !s) die(s.error());
   }
@@ -221,7 +222,10 @@ void BM_FirstCompileInZone(benchmark::State& state) {
 BENCHMARK(BM_FirstCompileInZone)->Arg(10)->Arg(40)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CompileStages, emit, Stage::kEmit)->Arg(10)->Arg(40)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CompileStages, encode, Stage::kEncode)->Arg(10)->Arg(40)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_CompileStages, install, Stage::kInstall)->Arg(10)->Arg(40)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_CompileStages, install, Stage::kInstall)
+    ->Arg(10)
+    ->Arg(40)
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CompileStages, attach, Stage::kAttach)->Arg(10)->Arg(40)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_CompileStages, register, Stage::kRegister)
     ->Arg(10)

@@ -109,7 +109,8 @@ void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
 
 // Every method and block of the VM's classes and entry trampolines that has compiled code, in
 // class-table order (deterministic for one VM).
-void collect_compiled(som::Method* m, std::unordered_set<som::Method*>& seen, std::vector<som::Method*>& out) {
+void collect_compiled(som::Method* m, std::unordered_set<som::Method*>& seen,
+                      std::vector<som::Method*>& out) {
   if (!m || !seen.insert(m).second) return;
   if (m->jit_entry) out.push_back(m);
   for (som::Method* b : m->blocks) collect_compiled(b, seen, out);

@@ -76,16 +76,30 @@ struct Range {
 // The CIE shared by all FDEs of an object: CFA = rsp+8, return address at CFA-8 (the state at
 // a function's first instruction, right after `call`). Fixed bytes, padded to 8.
 constexpr std::uint8_t kCie[] = {
-    20, 0, 0, 0,              // length of what follows
-    0xff, 0xff, 0xff, 0xff,   // CIE_id of .debug_frame
-    1,                        // version 1: return_address_register is one byte
-    0,                        // augmentation ""
-    1,                        // code_alignment_factor (ULEB)
-    0x78,                     // data_alignment_factor -8 (SLEB)
-    kDwarfRip,                // return_address_register
-    kCfaDefCfa, kDwarfRsp, 8, // CFA = rsp + 8
-    kCfaOffset | kDwarfRip, 1,  // rip saved at CFA + 1 * -8
-    kCfaNop, kCfaNop, kCfaNop, kCfaNop, kCfaNop, kCfaNop,
+    20,
+    0,
+    0,
+    0,  // length of what follows
+    0xff,
+    0xff,
+    0xff,
+    0xff,       // CIE_id of .debug_frame
+    1,          // version 1: return_address_register is one byte
+    0,          // augmentation ""
+    1,          // code_alignment_factor (ULEB)
+    0x78,       // data_alignment_factor -8 (SLEB)
+    kDwarfRip,  // return_address_register
+    kCfaDefCfa,
+    kDwarfRsp,
+    8,  // CFA = rsp + 8
+    kCfaOffset | kDwarfRip,
+    1,  // rip saved at CFA + 1 * -8
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
 };
 static_assert(sizeof(kCie) == 24 && kDataAlign == -8);
 
@@ -299,9 +313,10 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
                           static_cast<Elf64_Word>(1 + locals), 8, sizeof(Elf64_Sym)});
   sh = put(sh, Elf64_Shdr{kNameDebugFrame, SHT_PROGBITS, 0, 0, frame_off, frame_size, 0, 0, 8, 0});
   for (const Range& r : ranges) {
-    sh = put(sh, Elf64_Shdr{r.code ? kNameText : kNameData, SHT_NOBITS,
-                            r.code ? std::uint64_t{SHF_ALLOC | SHF_EXECINSTR} : std::uint64_t{SHF_ALLOC | SHF_WRITE},
-                            r.begin, shoff, r.end - r.begin, 0, 0, 1, 0});
+    sh = put(sh, Elf64_Shdr{
+                     r.code ? kNameText : kNameData, SHT_NOBITS,
+                     r.code ? std::uint64_t{SHF_ALLOC | SHF_EXECINSTR} : std::uint64_t{SHF_ALLOC | SHF_WRITE},
+                     r.begin, shoff, r.end - r.begin, 0, 0, 1, 0});
   }
   out.resize(shoff + section_count * sizeof(Elf64_Shdr));
 

@@ -447,8 +447,8 @@ Result<SiteId> Engine::attach(const install::InstalledCode& code, const SendSite
   std::lock_guard lock(e.mutex);
   const auto index = e.free_sites.empty() ? static_cast<std::uint32_t>(e.sites.size()) : e.free_sites.back();
   if (!e.by_return_address.insert(call.end_address(), index)) {
-    return Error(ErrorCode::kInvalidState,
-                 "ic: attach: the send site returning to " + hex(call.end_address()) + " is already attached");
+    return Error(ErrorCode::kInvalidState, "ic: attach: the send site returning to " +
+                                               hex(call.end_address()) + " is already attached");
   }
   if (index == e.sites.size()) {
     e.sites.push_back(std::make_unique<Site>());

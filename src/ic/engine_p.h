@@ -202,7 +202,7 @@ struct Engine::Impl {
   std::vector<std::uint32_t> free_sites;  // detached slots, reused by attach()
   detail::ReturnAddressIndex by_return_address;
   std::map<std::uintptr_t, detail::CodeSites> sites_by_code;
-  std::uintptr_t max_group_span = 0;  // the largest end - start of a group
+  std::uintptr_t max_group_span = 0;        // the largest end - start of a group
   detail::CodeSites* last_group = nullptr;  // the group attach() used last, at last_group_start
   std::uintptr_t last_group_start = 0;
   // Sites and table slots unlinked in some generation, so that reclaim() re-arms them without

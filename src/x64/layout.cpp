@@ -179,15 +179,17 @@ bool is_jump(ItemKind k) { return k == ItemKind::kJmp || k == ItemKind::kJcc; }
 // The form of a host-address instruction for code somewhere in [base, hi): the first of
 // RIP-relative, address slot (call/jmp), absolute disp32, imm64 into the destination (lea),
 // moffs64, scratch register that can encode it. Only the address decides, never the layout.
-Result<HostForm> host_form(const H& h, const std::vector<std::string>& texts, std::uint64_t base, std::uint64_t hi) {
+Result<HostForm> host_form(const H& h, const std::vector<std::string>& texts, std::uint64_t base,
+                           std::uint64_t hi) {
   if (reach(h.address, base, hi)) return HostForm::kRipRelative;
   if (h.op == HostOp::kCall || h.op == HostOp::kJmp) return HostForm::kAddressSlot;
   if (fits_signed<32>(static_cast<std::int64_t>(h.address))) return HostForm::kAbsolute32;
   if (h.op == HostOp::kLea) return HostForm::kImm64ToDest;
   if (h.moffs) return HostForm::kMoffs64;
   if (h.scratch != kNoReg && !h.scratch_conflict) return HostForm::kScratchRegister;
-  std::string why = host_text(h, texts) + ": host address " + hex(h.address) + " is not within ±2 GiB of the code at [" +
-                    hex(base) + ", " + hex(hi) + ") and does not fit in 32 bits sign-extended; ";
+  std::string why = host_text(h, texts) + ": host address " + hex(h.address) +
+                    " is not within ±2 GiB of the code at [" + hex(base) + ", " + hex(hi) +
+                    ") and does not fit in 32 bits sign-extended; ";
   if (h.scratch != kNoReg) {
     why += "the allowed scratch register " + std::string(name(Gp64{h.scratch})) +
            " is an operand of this instruction";
@@ -277,8 +279,8 @@ Status Layout::size_items() {
         JITKIT_TRY(HostForm f, host_form(h, host_texts, base, hi));
         unsigned s = AssemblerAccess::host_size(h, f);
         if (s == 0) {
-          return Error(ErrorCode::kInvalidArgument, "assembler: " + host_text(h, host_texts) + ": cannot be encoded in the " +
-                                                        std::string(name(f)) +
+          return Error(ErrorCode::kInvalidArgument, "assembler: " + host_text(h, host_texts) +
+                                                        ": cannot be encoded in the " + std::string(name(f)) +
                                                         " form (a high-byte register beside a REX prefix)");
         }
         form[i] = f;
@@ -566,7 +568,8 @@ Result<std::size_t> AssemblerAccess::encode(const Assembler& a, std::uint64_t ba
     out.bytes.clear();
     if (capacity < layout.total) {
       return Error(ErrorCode::kInvalidArgument, "assembler: encoding needs " + std::to_string(layout.total) +
-                                                    " bytes, the destination has " + std::to_string(capacity));
+                                                    " bytes, the destination has " +
+                                                    std::to_string(capacity));
     }
   }
   JITKIT_TRY(layout.write_code(dst, out));

@@ -438,7 +438,8 @@ TEST(IcDetachTest, ReturnAddressIndexAgreesWithAMapThroughInsertsAndDeletesInsid
   std::mt19937_64 rng(42);
   // Few distinct keys at a high load: long clusters, and deletions inside them.
   std::vector<std::uintptr_t> keys;
-  for (int i = 0; i < 700; ++i) keys.push_back(0x7f0000001000u + 5u * static_cast<std::uintptr_t>(rng() % 100000));
+  for (int i = 0; i < 700; ++i)
+    keys.push_back(0x7f0000001000u + 5u * static_cast<std::uintptr_t>(rng() % 100000));
   for (std::uint32_t step = 0; step < 200000; ++step) {
     const std::uintptr_t key = keys[rng() % keys.size()];
     if (rng() % 2 == 0) {

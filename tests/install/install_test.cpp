@@ -204,8 +204,8 @@ TEST(Install, SameCodeRunsInEveryZoneMode) {
     EXPECT_EQ(code->sites().size(), 1u);
     EXPECT_GT(code->used_size(), code->code_size());
     auto fn = code->entry<long(long, double)>();
-    EXPECT_EQ(fn(5, 0.0), 2);      // five calls: 0 left, 2.5 added, truncated to 2
-    EXPECT_EQ(fn(100, 1.0), 95);   // twelve calls: 88 left, 1 + 6 added
+    EXPECT_EQ(fn(5, 0.0), 2);     // five calls: 0 left, 2.5 added, truncated to 2
+    EXPECT_EQ(fn(100, 1.0), 95);  // twelve calls: 88 left, 1 + 6 added
     EXPECT_TRUE((*zone)->free(code->block()));
   }
 }

@@ -522,7 +522,7 @@ class Assembler {
   std::vector<SiteState> sites_;
   std::vector<std::uint8_t> pool_;
   std::uint32_t pool_alignment_ = 1;
-  std::uint32_t slot_count_ = 0;  // host call/jmp items that may need an address slot
+  std::uint32_t slot_count_ = 0;   // host call/jmp items that may need an address slot
   std::uint32_t items_bound_ = 0;  // the items' largest sizes, summed (size_upper_bound())
 
   friend struct AssemblerAccess;  // src/x64: the encoder helpers
