@@ -11,6 +11,12 @@
 //                       compile_ms and compile_share (compile time / first iteration),
 //                       register_ms and register_share (naming the code for gdb and perf),
 //                       methods, us_per_method, bytecode_bytes_per_us, code_bytes_per_bytecode.
+//   BM_SomJitCompile/<Name>  warm compile speed: in a JIT VM of its own whose benchmark ran once,
+//                       each iteration discards and recompiles every method the JIT compiled
+//                       (som::Jit::discard, then som::Jit::compile: emit, install, attaching the
+//                       send sites, naming the code for gdb/perf). Only the compile calls are
+//                       timed; counters: methods, us_per_method, bytecode_bytes_per_us,
+//                       code_bytes_per_us, register_share (the naming's part of compile time).
 // One benchmark iteration is one `benchmark` send followed by `verifyResult:` on its answer;
 // a wrong answer fails the entry.
 #include "jit/jit_p.h"
@@ -23,6 +29,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace {
@@ -100,6 +107,70 @@ void run_one(benchmark::State& state, SomBenchmarks* sb, size_t i) {
   }
 }
 
+// Every method and block of the VM's classes and entry trampolines that has compiled code, in
+// class-table order (deterministic for one VM).
+void collect_compiled(som::Method* m, std::unordered_set<som::Method*>& seen,
+                      std::vector<som::Method*>& out) {
+  if (!m || !seen.insert(m).second) return;
+  if (m->jit_entry) out.push_back(m);
+  for (som::Method* b : m->blocks) collect_compiled(b, seen, out);
+}
+
+std::vector<som::Method*> compiled_methods(som::VM& vm) {
+  std::unordered_set<som::Method*> seen;
+  std::vector<som::Method*> out;
+  for (som::Class* c : vm.class_table_)
+    for (som::Method* m : c->methods) collect_compiled(m, seen, out);
+  for (auto& [key, m] : vm.entry_methods_) collect_compiled(m, seen, out);
+  return out;
+}
+
+void compile_all(benchmark::State& state, SomBenchmarks* sb, size_t i) {
+  if (!sb->first_done) {
+    sb->first_done = true;
+    if (!run_iteration(sb, i)) {
+      state.SkipWithError(("verifyResult: failed for " + sb->names[i]).c_str());
+      return;
+    }
+  }
+  som::Jit& jit = *sb->vm.jit_;
+  const std::vector<som::Method*> methods = compiled_methods(sb->vm);
+  if (methods.empty()) {
+    state.SkipWithError(("no compiled methods after one run of " + sb->names[i]).c_str());
+    return;
+  }
+  uint64_t bytecode_bytes = 0;
+  for (som::Method* m : methods) bytecode_bytes += m->code.size();
+  const som::JitStats before = jit.stats();
+  double total_ns = 0;
+  for (auto _ : state) {
+    double ns = 0;
+    for (som::Method* m : methods) {
+      jit.discard(m);
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool ok = jit.compile(m);
+      ns += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+      if (!ok) {
+        state.SkipWithError(("recompiling a method of " + sb->names[i] + " failed").c_str());
+        return;
+      }
+    }
+    total_ns += ns;
+    state.SetIterationTime(ns / 1e9);
+  }
+  const som::JitStats& after = jit.stats();
+  const double compiled = static_cast<double>(after.methods_compiled - before.methods_compiled);
+  const double us = total_ns / 1000;
+  const double code_bytes = static_cast<double>(after.code_bytes - before.code_bytes);
+  const double register_us = static_cast<double>(after.register_nanos - before.register_nanos) / 1000;
+  state.counters["methods"] = static_cast<double>(methods.size());
+  state.counters["us_per_method"] = compiled > 0 ? us / compiled : 0;
+  state.counters["bytecode_bytes_per_us"] =
+      us > 0 ? static_cast<double>(bytecode_bytes) * static_cast<double>(state.iterations()) / us : 0;
+  state.counters["code_bytes_per_us"] = us > 0 ? code_bytes / us : 0;
+  state.counters["register_share"] = us > 0 ? register_us / us : 0;
+}
+
 SomBenchmarks* boot(bool optimize, bool jit) {
   auto* sb = new SomBenchmarks();
   sb->vm.optimize_ = optimize;
@@ -137,6 +208,19 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("BM_SomNoOpt/" + no_opt->names[i]).c_str(), run_one, no_opt, i)
         ->Unit(benchmark::kMillisecond);
+  }
+  // A compile benchmark's VM boots when the benchmark first runs, so that a run without them
+  // does not boot a VM per benchmark more.
+  auto* compile_vms = new std::vector<SomBenchmarks*>(opt->names.size(), nullptr);
+  for (size_t i = 0; i < opt->names.size(); i++) {
+    benchmark::RegisterBenchmark(("BM_SomJitCompile/" + opt->names[i]).c_str(),
+                                 [compile_vms, i](benchmark::State& state) {
+                                   SomBenchmarks*& sb = (*compile_vms)[i];
+                                   if (!sb) sb = boot(true, true);
+                                   compile_all(state, sb, i);
+                                 })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

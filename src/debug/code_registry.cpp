@@ -134,8 +134,10 @@ struct Batch {
 
 // A group of batches that share gdb object(s). Grouping::kOwnObject: exactly one batch.
 // Grouping::kMerge: small batches merged up to kMaxMergedSymbols symbols.
+// Batches are referred to by pointer inside runs: they live in Impl::batches, a node-based map,
+// whose elements keep their address, so walking a run's symbols hashes nothing.
 struct Run {
-  std::vector<std::uint64_t> batches;       // live
+  std::vector<Batch*> batches;              // live
   std::vector<std::uint64_t> dead_batches;  // released, still in `objects`
   std::size_t symbols = 0;                  // live symbols
   std::size_t dead_symbols = 0;
@@ -186,6 +188,7 @@ struct CodeRegistry::Impl {
   std::size_t gdb_bytes = 0;
   std::uint64_t gdb_calls = 0;
   std::uint64_t symbols_built = 0;
+  std::vector<const Symbol*> relink_symbols;  // relink()'s list, kept for its capacity
   // Sorted address index for symbolize(), rebuilt lazily after changes.
   mutable std::vector<IndexEntry> index;
   mutable bool index_dirty = true;
@@ -204,10 +207,10 @@ struct CodeRegistry::Impl {
   void relink(Run& run) {
     unlink(run);
     if (!options.gdb || run.symbols == 0) return;
-    std::vector<const Symbol*> symbols;
-    symbols.reserve(run.symbols);
-    for (std::uint64_t id : run.batches) {
-      for (const Symbol& s : batches.at(id).symbols) symbols.push_back(&s);
+    std::vector<const Symbol*>& symbols = relink_symbols;
+    symbols.clear();
+    for (const Batch* batch : run.batches) {
+      for (const Symbol& s : batch->symbols) symbols.push_back(&s);
     }
     symbols_built += symbols.size();
     for (auto& image : detail::build_elf_objects(std::span<const Symbol* const>(symbols))) {
@@ -224,18 +227,17 @@ struct CodeRegistry::Impl {
     }
   }
 
-  void add_to_run(Run& run, std::uint64_t run_id, std::uint64_t batch_id) {
-    Batch& batch = batches.at(batch_id);
+  void add_to_run(Run& run, std::uint64_t run_id, Batch& batch) {
     batch.run = run_id;
     batch.pos = run.batches.size();
-    run.batches.push_back(batch_id);
+    run.batches.push_back(&batch);
   }
   // O(1): the last batch takes the removed one's place (order within a run does not matter).
-  void remove_from_run(Run& run, std::uint64_t batch_id) {
-    std::size_t pos = batches.at(batch_id).pos;
-    std::uint64_t last = run.batches.back();
+  void remove_from_run(Run& run, const Batch& batch) {
+    std::size_t pos = batch.pos;
+    Batch* last = run.batches.back();
     run.batches[pos] = last;
-    batches.at(last).pos = pos;
+    last->pos = pos;
     run.batches.pop_back();
   }
 
@@ -294,7 +296,7 @@ struct CodeRegistry::Impl {
     Batch& batch = batches.at(batch_id);
     std::uint64_t run_id = next_id++;
     Run& run = runs[run_id];
-    add_to_run(run, run_id, batch_id);
+    add_to_run(run, run_id, batch);
     run.symbols = batch.symbols.size();
     if (grouping == Grouping::kOwnObject || run.symbols >= kMaxMergedSymbols) {
       relink(run);
@@ -317,7 +319,7 @@ struct CodeRegistry::Impl {
       }
       unlink(upper);  // nothing to do for the new run: it was never linked
       purge_dead(upper);
-      for (std::uint64_t id : upper.batches) add_to_run(lower, lower_id, id);
+      for (Batch* b : upper.batches) add_to_run(lower, lower_id, *b);
       lower.symbols += upper.symbols;
       pool.pop_back();
       runs.erase(upper_id);
@@ -333,7 +335,7 @@ struct CodeRegistry::Impl {
     Batch& batch = batches.at(batch_id);
     std::uint64_t run_id = batch.run;
     Run& run = runs.at(run_id);
-    remove_from_run(run, batch_id);
+    remove_from_run(run, batch);
     run.symbols -= batch.symbols.size();
     if (run.batches.empty()) {
       batches.erase(batch_id);
@@ -466,7 +468,7 @@ Status CodeRegistry::remove_function(const void* address) {
   run.symbols -= removed;
   std::uint64_t run_id = batch.run;
   if (batch.symbols.empty()) {
-    impl_->remove_from_run(run, id);
+    impl_->remove_from_run(run, batch);
     impl_->batches.erase(id);
     if (run.batches.empty()) {
       impl_->drop_run(run_id);

@@ -31,38 +31,33 @@ constexpr std::uint8_t kCfaDefCfa = 0x0c;
 constexpr std::uint8_t kCfaNop = 0x00;
 constexpr std::int64_t kDataAlign = -8;  // CIE data_alignment_factor
 
-void put_u8(std::vector<std::uint8_t>& out, std::uint8_t v) { out.push_back(v); }
+// Writers into memory sized beforehand: every object is built in one buffer whose size is
+// bounded before anything is written (building it byte by byte into growing vectors, with a
+// vector per section, made small objects cost more in allocation than in ELF).
 template <typename T>
-void put(std::vector<std::uint8_t>& out, T v) {
-  std::uint8_t bytes[sizeof(T)];
-  std::memcpy(bytes, &v, sizeof(T));
-  out.insert(out.end(), bytes, bytes + sizeof(T));
+std::uint8_t* put(std::uint8_t* p, T v) {
+  std::memcpy(p, &v, sizeof(T));
+  return p + sizeof(T);
 }
-template <typename T>
-void put_at(std::vector<std::uint8_t>& out, std::size_t pos, T v) {
-  std::memcpy(out.data() + pos, &v, sizeof(T));
-}
-void put_uleb(std::vector<std::uint8_t>& out, std::uint64_t v) {
+std::uint8_t* put_uleb(std::uint8_t* p, std::uint64_t v) {
   do {
     std::uint8_t b = v & 0x7f;
     v >>= 7;
     if (v != 0) b |= 0x80;
-    out.push_back(b);
+    *p++ = b;
   } while (v != 0);
+  return p;
 }
-void put_sleb(std::vector<std::uint8_t>& out, std::int64_t v) {
-  bool more = true;
-  while (more) {
-    std::uint8_t b = v & 0x7f;
-    v >>= 7;  // arithmetic shift (C++20)
-    more = !((v == 0 && (b & 0x40) == 0) || (v == -1 && (b & 0x40) != 0));
-    if (more) b |= 0x80;
-    out.push_back(b);
-  }
+std::uint8_t* pad_to(std::uint8_t* begin, std::uint8_t* p, std::size_t alignment, std::uint8_t fill) {
+  while (!is_aligned(static_cast<std::size_t>(p - begin), alignment)) *p++ = fill;
+  return p;
 }
-void pad_to(std::vector<std::uint8_t>& out, std::size_t alignment, std::uint8_t fill) {
-  while (!is_aligned(out.size(), alignment)) out.push_back(fill);
-}
+
+// The most bytes one unwind row adds to a CFA program: an advance (opcode + 4), a def_cfa
+// (opcode, register and offset as ULEBs of at most 1 and 5 bytes) and an rbp rule (2).
+constexpr std::size_t kMaxCfaBytesPerRow = 5 + 7 + 2;
+// An FDE's bytes besides its program: length, CIE pointer, address, size, padding to 8.
+constexpr std::size_t kMaxFdeOverhead = 4 + 4 + 8 + 8 + 7;
 
 std::uint64_t extent_end(const Symbol& s) {
   std::uint64_t len = std::max<std::uint64_t>({s.size, s.extent, 1});
@@ -79,24 +74,79 @@ struct Range {
 };
 
 // The CIE shared by all FDEs of an object: CFA = rsp+8, return address at CFA-8 (the state at
-// a function's first instruction, right after `call`).
-std::vector<std::uint8_t> make_cie() {
-  std::vector<std::uint8_t> cie;
-  put<std::uint32_t>(cie, 0);            // length, patched below
-  put<std::uint32_t>(cie, 0xffffffffu);  // CIE_id of .debug_frame
-  put_u8(cie, 1);                        // version 1: return_address_register is one byte
-  put_u8(cie, 0);                        // augmentation ""
-  put_uleb(cie, 1);                      // code_alignment_factor
-  put_sleb(cie, kDataAlign);             // data_alignment_factor
-  put_u8(cie, kDwarfRip);                // return_address_register
-  put_u8(cie, kCfaDefCfa);
-  put_uleb(cie, kDwarfRsp);
-  put_uleb(cie, 8);
-  put_u8(cie, kCfaOffset | kDwarfRip);  // rip saved at CFA + 1 * -8
-  put_uleb(cie, 1);
-  pad_to(cie, 8, kCfaNop);
-  put_at<std::uint32_t>(cie, 0, static_cast<std::uint32_t>(cie.size() - 4));
-  return cie;
+// a function's first instruction, right after `call`). Fixed bytes, padded to 8.
+constexpr std::uint8_t kCie[] = {
+    20,
+    0,
+    0,
+    0,  // length of what follows
+    0xff,
+    0xff,
+    0xff,
+    0xff,       // CIE_id of .debug_frame
+    1,          // version 1: return_address_register is one byte
+    0,          // augmentation ""
+    1,          // code_alignment_factor (ULEB)
+    0x78,       // data_alignment_factor -8 (SLEB)
+    kDwarfRip,  // return_address_register
+    kCfaDefCfa,
+    kDwarfRsp,
+    8,  // CFA = rsp + 8
+    kCfaOffset | kDwarfRip,
+    1,  // rip saved at CFA + 1 * -8
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
+    kCfaNop,
+};
+static_assert(sizeof(kCie) == 24 && kDataAlign == -8);
+
+// The program of `frame` at `p` (room for kMaxCfaBytesPerRow per row); returns its end.
+std::uint8_t* write_cfa_program(std::uint8_t* p, const FrameInfo& frame, std::size_t function_size) {
+  // The CIE's initial state: CFA = rsp+8, rbp unchanged.
+  UnwindRow::Base base = UnwindRow::Base::kRsp;
+  std::int32_t cfa_offset = 8;
+  bool rbp_saved = false;
+  std::uint32_t loc = 0;
+  for (const UnwindRow& row : frame.rows) {
+    if (row.code_offset >= function_size) break;  // describes no instruction
+    std::uint32_t delta = row.code_offset - loc;
+    if (delta != 0) {
+      if (delta < 64) {
+        *p++ = kCfaAdvanceLoc | static_cast<std::uint8_t>(delta);
+      } else if (delta <= 0xff) {
+        *p++ = kCfaAdvanceLoc1;
+        *p++ = static_cast<std::uint8_t>(delta);
+      } else if (delta <= 0xffff) {
+        *p++ = kCfaAdvanceLoc2;
+        p = put<std::uint16_t>(p, static_cast<std::uint16_t>(delta));
+      } else {
+        *p++ = kCfaAdvanceLoc4;
+        p = put<std::uint32_t>(p, delta);
+      }
+      loc = row.code_offset;
+    }
+    if (row.base != base || row.cfa_offset != cfa_offset) {
+      *p++ = kCfaDefCfa;
+      p = put_uleb(p, row.base == UnwindRow::Base::kRsp ? kDwarfRsp : kDwarfRbp);
+      p = put_uleb(p, static_cast<std::uint32_t>(row.cfa_offset));
+      base = row.base;
+      cfa_offset = row.cfa_offset;
+    }
+    if (row.rbp_saved != rbp_saved) {
+      if (row.rbp_saved) {
+        *p++ = kCfaOffset | kDwarfRbp;  // rbp at CFA + 2 * -8
+        p = put_uleb(p, 2);
+      } else {
+        *p++ = kCfaSameValue;
+        p = put_uleb(p, kDwarfRbp);
+      }
+      rbp_saved = row.rbp_saved;
+    }
+  }
+  return p;
 }
 
 }  // namespace
@@ -108,47 +158,10 @@ std::vector<std::uint8_t> cfa_program(const FrameInfo& frame, std::size_t functi
 }
 
 void append_cfa_program(std::vector<std::uint8_t>& out, const FrameInfo& frame, std::size_t function_size) {
-  // The CIE's initial state: CFA = rsp+8, rbp unchanged.
-  UnwindRow::Base base = UnwindRow::Base::kRsp;
-  std::int32_t cfa_offset = 8;
-  bool rbp_saved = false;
-  std::uint32_t loc = 0;
-  for (const UnwindRow& row : frame.rows) {
-    if (row.code_offset >= function_size) break;  // describes no instruction
-    std::uint32_t delta = row.code_offset - loc;
-    if (delta != 0) {
-      if (delta < 64) {
-        put_u8(out, kCfaAdvanceLoc | static_cast<std::uint8_t>(delta));
-      } else if (delta <= 0xff) {
-        put_u8(out, kCfaAdvanceLoc1);
-        put_u8(out, static_cast<std::uint8_t>(delta));
-      } else if (delta <= 0xffff) {
-        put_u8(out, kCfaAdvanceLoc2);
-        put<std::uint16_t>(out, static_cast<std::uint16_t>(delta));
-      } else {
-        put_u8(out, kCfaAdvanceLoc4);
-        put<std::uint32_t>(out, delta);
-      }
-      loc = row.code_offset;
-    }
-    if (row.base != base || row.cfa_offset != cfa_offset) {
-      put_u8(out, kCfaDefCfa);
-      put_uleb(out, row.base == UnwindRow::Base::kRsp ? kDwarfRsp : kDwarfRbp);
-      put_uleb(out, static_cast<std::uint32_t>(row.cfa_offset));
-      base = row.base;
-      cfa_offset = row.cfa_offset;
-    }
-    if (row.rbp_saved != rbp_saved) {
-      if (row.rbp_saved) {
-        put_u8(out, kCfaOffset | kDwarfRbp);  // rbp at CFA + 2 * -8
-        put_uleb(out, 2);
-      } else {
-        put_u8(out, kCfaSameValue);
-        put_uleb(out, kDwarfRbp);
-      }
-      rbp_saved = row.rbp_saved;
-    }
-  }
+  const std::size_t at = out.size();
+  out.resize(at + kMaxCfaBytesPerRow * frame.rows.size());
+  std::uint8_t* end = write_cfa_program(out.data() + at, frame, function_size);
+  out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
 Status validate_symbols(std::span<const Symbol> symbols) {
@@ -187,8 +200,10 @@ Status validate_symbols(std::span<const Symbol> symbols) {
       prev = r.code_offset;
     }
   }
-  // Overlapping functions: gdb would pick one of them arbitrarily for a pc.
+  // Overlapping functions: gdb would pick one of them arbitrarily for a pc. (A batch of one
+  // function, the most common, has nothing to compare.)
   std::vector<const Symbol*> functions;
+  if (symbols.size() < 2) return ok();
   for (const Symbol& s : symbols) {
     if (s.kind == SymbolKind::kFunction) functions.push_back(&s);
   }
@@ -206,8 +221,9 @@ Status validate_symbols(std::span<const Symbol> symbols) {
 
 namespace {
 
-// One ELF object for `order` (indices into symbols, sorted by address) whose extents fall in
-// `ranges` (sorted, code ranges and data ranges separately sorted but interleaved freely).
+// One ELF object for `members` (indices into symbols, sorted by address) whose extents fall in
+// `ranges` (sorted, code ranges and data ranges separately sorted but interleaved freely);
+// member_range[m] is the range of members[m].
 std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
                                     std::span<const std::uint32_t> members,
                                     std::span<const std::uint32_t> member_range,
@@ -219,22 +235,33 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
   constexpr std::uint32_t kNameShstrtab = 1, kNameStrtab = 11, kNameSymtab = 19, kNameDebugFrame = 27,
                           kNameText = 40, kNameData = 46;
 
-  // .strtab and .symtab: null symbol, locals (labels), then globals (functions, data).
-  // Sizes are known up front: reserving them avoids regrowing multi-megabyte vectors (which
-  // showed up in profiles as allocator work, not ELF building).
+  // File layout: header, .shstrtab, .strtab, .symtab (8-aligned), .debug_frame (8-aligned),
+  // section headers (8-aligned). Everything but the FDEs' programs has a known size, and those
+  // have a bound: the buffer is sized once, written in place and trimmed.
   std::size_t name_bytes = 1;
-  std::size_t fde_count = 0;
-  for (std::uint32_t idx : members) {
-    name_bytes += symbols[idx]->name.size() + 1;
-    if (symbols[idx]->frame.has_unwind) ++fde_count;
-  }
-  std::vector<std::uint8_t> strtab;
-  strtab.reserve(name_bytes);
-  strtab.push_back(0);
-  std::vector<Elf64_Sym> syms(1);
-  syms.reserve(members.size() + 1);
-  std::memset(syms.data(), 0, sizeof(Elf64_Sym));
   std::size_t locals = 0;
+  std::size_t frame_bound = 0;
+  for (std::uint32_t idx : members) {
+    const Symbol& s = *symbols[idx];
+    name_bytes += s.name.size() + 1;
+    if (s.kind == SymbolKind::kLabel) ++locals;
+    if (s.frame.has_unwind) frame_bound += kMaxFdeOverhead + kMaxCfaBytesPerRow * s.frame.rows.size();
+  }
+  if (frame_bound > 0) frame_bound += sizeof(kCie);
+  const std::size_t shstrtab_off = sizeof(Elf64_Ehdr);
+  const std::size_t strtab_off = shstrtab_off + sizeof(kShstrtab);
+  const std::size_t symtab_off = align_up(strtab_off + name_bytes, 8);
+  const std::size_t sym_count = members.size() + 1;
+  const std::size_t frame_off = symtab_off + sym_count * sizeof(Elf64_Sym);
+  const std::size_t section_count = kFirstRange + ranges.size();
+  std::vector<std::uint8_t> out(frame_off + frame_bound + 7 + section_count * sizeof(Elf64_Shdr));
+  std::uint8_t* const o = out.data();
+  std::memcpy(o + shstrtab_off, kShstrtab, sizeof(kShstrtab));
+
+  // .strtab and .symtab: null symbol (the zeroed first entry), locals (labels), then globals
+  // (functions, data); each name is written beside its symbol.
+  std::uint8_t* names = o + strtab_off + 1;
+  std::uint8_t* sym = o + symtab_off + sizeof(Elf64_Sym);
   for (int pass = 0; pass < 2; ++pass) {
     for (std::size_t m = 0; m < members.size(); ++m) {
       const Symbol& s = *symbols[members[m]];
@@ -242,9 +269,9 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
       if (local != (pass == 0)) continue;
       const Range& r = ranges[member_range[m]];
       Elf64_Sym e{};
-      e.st_name = static_cast<Elf64_Word>(strtab.size());
-      strtab.insert(strtab.end(), s.name.begin(), s.name.end());
-      strtab.push_back(0);
+      e.st_name = static_cast<Elf64_Word>(names - (o + strtab_off));
+      std::memcpy(names, s.name.data(), s.name.size());
+      names += s.name.size() + 1;  // the NUL is already there
       unsigned char type = s.kind == SymbolKind::kFunction ? STT_FUNC
                            : s.kind == SymbolKind::kData   ? STT_OBJECT
                                                            : STT_NOTYPE;
@@ -253,76 +280,45 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
       e.st_shndx = static_cast<Elf64_Section>(kFirstRange + member_range[m]);
       e.st_value = s.address - r.begin;  // ET_REL: section-relative
       e.st_size = s.size;
-      syms.push_back(e);
-      if (local) ++locals;
+      sym = put(sym, e);
     }
   }
 
   // .debug_frame: the CIE at offset 0, then one FDE per function with unwind rows.
-  std::vector<std::uint8_t> frame;
-  if (fde_count > 0) {
-    frame.reserve(32 + fde_count * 48);
-    std::vector<std::uint8_t> cie = make_cie();
-    frame.insert(frame.end(), cie.begin(), cie.end());
+  std::uint8_t* const frame = o + frame_off;
+  std::uint8_t* f = frame;
+  if (frame_bound > 0) {
+    std::memcpy(f, kCie, sizeof(kCie));
+    f += sizeof(kCie);
     for (std::uint32_t idx : members) {
       const Symbol& s = *symbols[idx];
       if (!s.frame.has_unwind) continue;
-      std::size_t start = frame.size();
-      put<std::uint32_t>(frame, 0);  // length, patched below
-      put<std::uint32_t>(frame, 0);  // CIE_pointer: the CIE at offset 0
-      put<std::uint64_t>(frame, s.address);
-      put<std::uint64_t>(frame, s.size);
-      append_cfa_program(frame, s.frame, s.size);
-      pad_to(frame, 8, kCfaNop);
-      put_at<std::uint32_t>(frame, start, static_cast<std::uint32_t>(frame.size() - start - 4));
+      std::uint8_t* start = f;
+      f = put<std::uint32_t>(f, 0);  // length, patched below
+      f = put<std::uint32_t>(f, 0);  // CIE_pointer: the CIE at offset 0
+      f = put<std::uint64_t>(f, s.address);
+      f = put<std::uint64_t>(f, s.size);
+      f = write_cfa_program(f, s.frame, s.size);
+      f = pad_to(frame, f, 8, kCfaNop);
+      put<std::uint32_t>(start, static_cast<std::uint32_t>(f - start - 4));
     }
   }
+  const std::size_t frame_size = static_cast<std::size_t>(f - frame);
+  const std::size_t shoff = align_up(frame_off + frame_size, 8);
 
-  // File layout: header, .shstrtab, .strtab, .symtab (8-aligned), .debug_frame (8-aligned),
-  // section headers (8-aligned).
-  std::vector<std::uint8_t> out;
-  out.reserve(sizeof(Elf64_Ehdr) + 64 + strtab.size() + 8 + syms.size() * sizeof(Elf64_Sym) + frame.size() +
-              8 + (kFirstRange + ranges.size()) * sizeof(Elf64_Shdr));
-  out.resize(sizeof(Elf64_Ehdr), 0);
-  std::size_t shstrtab_off = out.size();
-  out.insert(out.end(), kShstrtab, kShstrtab + sizeof(kShstrtab));
-  std::size_t strtab_off = out.size();
-  out.insert(out.end(), strtab.begin(), strtab.end());
-  pad_to(out, 8, 0);
-  std::size_t symtab_off = out.size();
-  const auto* sym_bytes = reinterpret_cast<const std::uint8_t*>(syms.data());
-  out.insert(out.end(), sym_bytes, sym_bytes + syms.size() * sizeof(Elf64_Sym));
-  std::size_t frame_off = out.size();
-  out.insert(out.end(), frame.begin(), frame.end());
-  pad_to(out, 8, 0);
-  std::size_t shoff = out.size();
-
-  std::vector<Elf64_Shdr> sh(kFirstRange + ranges.size());
-  std::memset(sh.data(), 0, sh.size() * sizeof(Elf64_Shdr));
-  sh[1] = {kNameShstrtab, SHT_STRTAB, 0, 0, shstrtab_off, sizeof(kShstrtab), 0, 0, 1, 0};
-  sh[2] = {kNameStrtab, SHT_STRTAB, 0, 0, strtab_off, strtab.size(), 0, 0, 1, 0};
-  sh[3] = {kNameSymtab, SHT_SYMTAB,
-           0,           0,
-           symtab_off,  syms.size() * sizeof(Elf64_Sym),
-           2,           static_cast<Elf64_Word>(1 + locals),
-           8,           sizeof(Elf64_Sym)};
-  sh[4] = {kNameDebugFrame, SHT_PROGBITS, 0, 0, frame_off, frame.size(), 0, 0, 8, 0};
-  for (std::size_t i = 0; i < ranges.size(); ++i) {
-    const Range& r = ranges[i];
-    sh[kFirstRange + i] = {
-        r.code ? kNameText : kNameData,
-        SHT_NOBITS,
-        r.code ? std::uint64_t{SHF_ALLOC | SHF_EXECINSTR} : std::uint64_t{SHF_ALLOC | SHF_WRITE},
-        r.begin,
-        shoff,
-        r.end - r.begin,
-        0,
-        0,
-        1,
-        0};
+  std::uint8_t* sh = o + shoff + sizeof(Elf64_Shdr);  // the null header is the zeroed first one
+  sh = put(sh, Elf64_Shdr{kNameShstrtab, SHT_STRTAB, 0, 0, shstrtab_off, sizeof(kShstrtab), 0, 0, 1, 0});
+  sh = put(sh, Elf64_Shdr{kNameStrtab, SHT_STRTAB, 0, 0, strtab_off, name_bytes, 0, 0, 1, 0});
+  sh = put(sh, Elf64_Shdr{kNameSymtab, SHT_SYMTAB, 0, 0, symtab_off, sym_count * sizeof(Elf64_Sym), 2,
+                          static_cast<Elf64_Word>(1 + locals), 8, sizeof(Elf64_Sym)});
+  sh = put(sh, Elf64_Shdr{kNameDebugFrame, SHT_PROGBITS, 0, 0, frame_off, frame_size, 0, 0, 8, 0});
+  for (const Range& r : ranges) {
+    sh = put(sh, Elf64_Shdr{
+                     r.code ? kNameText : kNameData, SHT_NOBITS,
+                     r.code ? std::uint64_t{SHF_ALLOC | SHF_EXECINSTR} : std::uint64_t{SHF_ALLOC | SHF_WRITE},
+                     r.begin, shoff, r.end - r.begin, 0, 0, 1, 0});
   }
-  const auto* sh_bytes = reinterpret_cast<const std::uint8_t*>(sh.data());
-  out.insert(out.end(), sh_bytes, sh_bytes + sh.size() * sizeof(Elf64_Shdr));
+  out.resize(shoff + section_count * sizeof(Elf64_Shdr));
 
   Elf64_Ehdr eh{};
   std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -336,7 +332,7 @@ std::vector<std::uint8_t> build_one(std::span<const Symbol* const> symbols,
   eh.e_shoff = shoff;
   eh.e_ehsize = sizeof(Elf64_Ehdr);
   eh.e_shentsize = sizeof(Elf64_Shdr);
-  eh.e_shnum = static_cast<Elf64_Half>(sh.size());
+  eh.e_shnum = static_cast<Elf64_Half>(section_count);
   eh.e_shstrndx = 1;
   std::memcpy(out.data(), &eh, sizeof eh);
   return out;
@@ -382,6 +378,13 @@ std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol*
 
   // Split into objects of at most kMaxRangesPerObject ranges (object k holds ranges
   // [k*max, (k+1)*max) and the symbols inside them), keeping each object's symbols sorted.
+  std::vector<std::vector<std::uint8_t>> objects;
+  if (ranges.size() <= kMaxRangesPerObject) {  // the usual case: one object, every symbol
+    std::vector<std::uint32_t> member_range(order.size());
+    for (std::size_t m = 0; m < order.size(); ++m) member_range[m] = range_of[order[m]];
+    objects.push_back(build_one(symbols, order, member_range, ranges));
+    return objects;
+  }
   std::size_t object_count = (ranges.size() + kMaxRangesPerObject - 1) / kMaxRangesPerObject;
   std::vector<std::vector<std::uint32_t>> members(object_count);
   std::vector<std::vector<std::uint32_t>> member_range(object_count);
@@ -390,7 +393,6 @@ std::vector<std::vector<std::uint8_t>> build_elf_objects(std::span<const Symbol*
     members[object].push_back(idx);
     member_range[object].push_back(static_cast<std::uint32_t>(range_of[idx] - object * kMaxRangesPerObject));
   }
-  std::vector<std::vector<std::uint8_t>> objects;
   for (std::size_t k = 0; k < object_count; ++k) {
     std::size_t first = k * kMaxRangesPerObject;
     std::size_t count = std::min(kMaxRangesPerObject, ranges.size() - first);

@@ -157,6 +157,7 @@ bool table_fill(Engine::Impl& impl, std::uint32_t tag, std::uint32_t selector, s
       impl.slot_meta[first + 1].state == SlotMeta::State::kLive) {
     clear_slot_key(impl.table[first + 1]);
     impl.slot_meta[first + 1] = {SlotMeta::State::kCooling, impl.gen};
+    impl.cooling_slots.push_back(static_cast<std::uint32_t>(first + 1));
     impl.stats.table_evictions++;
   }
   return false;
@@ -254,9 +255,10 @@ Status transition(Engine::Impl& impl, Site& site, std::uint32_t tag, const Metho
   return ok();
 }
 
-// Queues the unlinking of `site` into `batch` (call to the miss stub, immediate back to the
-// marked selector) and makes it cool until the next grace period.
-Status unlink_site(Engine::Impl& impl, Site& site, patch::PatchBatch& batch) {
+// Queues the unlinking of site `index` into `batch` (call to the miss stub, immediate back to
+// the marked selector) and makes it cool until the next grace period.
+Status unlink_site(Engine::Impl& impl, std::uint32_t index, patch::PatchBatch& batch) {
+  Site& site = *impl.sites[index];
   JITKIT_TRY(batch.retarget(site.call, reinterpret_cast<const void*>(impl.miss->code.start())));
   JITKIT_TRY(batch.set_imm32(site.imm, static_cast<std::int32_t>(site.selector | kUnlinkedMark)));
   if (site.pic) {
@@ -268,6 +270,7 @@ Status unlink_site(Engine::Impl& impl, Site& site, patch::PatchBatch& batch) {
   site.cases.clear();
   site.call_target = impl.miss->code.start();
   site.cooling_gen = impl.gen;
+  impl.cooling_sites.push_back(index);
   impl.stats.sites_unlinked++;
   return ok();
 }
@@ -277,15 +280,17 @@ Status invalidate(Engine& engine, Engine::Impl& impl, SitePred site_pred, SlotPr
   {
     std::lock_guard lock(impl.mutex);
     patch::PatchBatch batch(*impl.patcher);
-    for (auto& s : impl.sites) {
-      if (s->detached || s->kind == SiteKind::kUnlinked || !site_pred(*s)) continue;
-      JITKIT_TRY(unlink_site(impl, *s, batch));
+    for (std::size_t i = 0; i < impl.sites.size(); ++i) {
+      const Site& s = *impl.sites[i];
+      if (s.detached || s.kind == SiteKind::kUnlinked || !site_pred(s)) continue;
+      JITKIT_TRY(unlink_site(impl, static_cast<std::uint32_t>(i), batch));
     }
     for (std::size_t i = 0; i < impl.slot_meta.size(); ++i) {
       if (impl.slot_meta[i].state != SlotMeta::State::kLive) continue;
       if (!slot_pred(slot_key(impl.table[i]), slot_entry(impl.table[i]))) continue;
       clear_slot_key(impl.table[i]);
       impl.slot_meta[i] = {SlotMeta::State::kCooling, impl.gen};
+      impl.cooling_slots.push_back(static_cast<std::uint32_t>(i));
       impl.stats.table_slots_cleared++;
     }
     if (!batch.empty()) JITKIT_TRY(impl.patcher->commit(batch));
@@ -330,8 +335,9 @@ std::uintptr_t handle_miss(Engine::Impl* impl, std::uintptr_t return_address, st
   std::lock_guard lock(impl->mutex);
   impl->stats.misses++;
   Site* site = nullptr;
-  if (auto it = impl->by_return_address.find(return_address); it != impl->by_return_address.end()) {
-    site = impl->sites[it->second].get();
+  if (const std::uint32_t index = impl->by_return_address.find(return_address);
+      index != detail::ReturnAddressIndex::kNone) {
+    site = impl->sites[index].get();
   }
   std::uint32_t selector = 0;
   if (site != nullptr) {
@@ -436,36 +442,72 @@ Result<SiteId> Engine::attach(const install::InstalledCode& code, const SendSite
                                                   "' at " + hex(code.start()) +
                                                   " (emit it with Engine::emit_send into that code)");
   }
-  auto site = std::make_unique<Site>();
-  site->imm = code.site(send.imm);
-  site->call = code.site(send.call);
-  site->selector = send.selector;
-  site->call_target = impl_->miss->code.start();
-  std::lock_guard lock(impl_->mutex);
-  if (impl_->by_return_address.count(site->call.end_address()) != 0) {
+  const install::PatchSite& call = code.site(send.call);
+  Impl& e = *impl_;
+  std::lock_guard lock(e.mutex);
+  const auto index = e.free_sites.empty() ? static_cast<std::uint32_t>(e.sites.size()) : e.free_sites.back();
+  if (!e.by_return_address.insert(call.end_address(), index)) {
     return Error(ErrorCode::kInvalidState, "ic: attach: the send site returning to " +
-                                               hex(site->call.end_address()) + " is already attached");
+                                               hex(call.end_address()) + " is already attached");
   }
-  const auto index = static_cast<std::uint32_t>(impl_->sites.size());
-  impl_->by_return_address.emplace(site->call.end_address(), index);
-  impl_->sites.push_back(std::move(site));
-  impl_->stats.sites++;
+  if (index == e.sites.size()) {
+    e.sites.push_back(std::make_unique<Site>());
+  } else {
+    e.free_sites.pop_back();
+  }
+  // A reused slot keeps the capacity of its case list; everything else starts afresh.
+  Site& site = *e.sites[index];
+  site.imm = code.site(send.imm);
+  site.call = call;
+  site.selector = send.selector;
+  site.kind = SiteKind::kUnlinked;
+  site.cases.clear();
+  site.pic.reset();
+  site.call_target = e.miss->code.start();
+  site.cooling_gen = 0;
+  site.detached = false;
+  // A method's sites are attached one after another: its group is then the last one used.
+  if (e.last_group == nullptr || e.last_group_start != code.start()) {
+    e.last_group_start = code.start();
+    e.last_group = &e.sites_by_code[code.start()];
+  }
+  e.last_group->end = std::max<std::uintptr_t>(e.last_group->end, code.start() + code.used_size());
+  e.max_group_span = std::max<std::uintptr_t>(e.max_group_span, e.last_group->end - code.start());
+  e.last_group->sites.push_back(index);
+  e.stats.sites++;
   return SiteId{index};
 }
 
 Status Engine::detach_range(std::uintptr_t begin, std::uintptr_t end) {
-  std::lock_guard lock(impl_->mutex);
-  for (auto& s : impl_->sites) {
-    const auto at = reinterpret_cast<std::uintptr_t>(s->call.insn);
-    if (s->detached || at < begin || at >= end) continue;
-    s->detached = true;
-    if (s->pic) {
-      retire_stub(*impl_, std::move(s->pic->stub));
-      s->pic.reset();
-      impl_->stats.live_pics--;
+  Impl& e = *impl_;
+  std::lock_guard lock(e.mutex);
+  // A block that holds a site in [begin, end) starts before `end` and at most max_group_span
+  // bytes before `begin`: only those groups are visited, not every site of the engine.
+  auto it = e.sites_by_code.lower_bound(begin > e.max_group_span ? begin - e.max_group_span : 0);
+  while (it != e.sites_by_code.end() && it->first < end) {
+    std::vector<std::uint32_t>& group = it->second.sites;
+    std::erase_if(group, [&](std::uint32_t index) {
+      Site& s = *e.sites[index];
+      const auto at = reinterpret_cast<std::uintptr_t>(s.call.insn);
+      if (s.detached || at < begin || at >= end) return s.detached;
+      s.detached = true;
+      if (s.pic) {
+        retire_stub(e, std::move(s.pic->stub));
+        s.pic.reset();
+        e.stats.live_pics--;
+      }
+      s.cases.clear();
+      e.by_return_address.erase(s.call.end_address());
+      e.free_sites.push_back(index);
+      e.stats.sites--;
+      return true;
+    });
+    if (group.empty()) {
+      if (e.last_group == &it->second) e.last_group = nullptr;
+      it = e.sites_by_code.erase(it);
+    } else {
+      ++it;
     }
-    impl_->by_return_address.erase(s->call.end_address());
-    impl_->stats.sites--;
   }
   return ok();
 }
@@ -552,12 +594,17 @@ Status Engine::reclaim() {
   {
     std::lock_guard lock(e.mutex);
     e.stats.grace_periods++;
-    for (auto& s : e.sites) {
-      if (s->cooling_gen != 0 && s->cooling_gen <= target) s->cooling_gen = 0;
-    }
-    for (auto& m : e.slot_meta) {
+    // Sites and slots that cooled in a later generation stay on their lists.
+    std::erase_if(e.cooling_sites, [&](std::uint32_t index) {
+      Site& s = *e.sites[index];
+      if (s.cooling_gen != 0 && s.cooling_gen <= target) s.cooling_gen = 0;
+      return s.cooling_gen == 0;
+    });
+    std::erase_if(e.cooling_slots, [&](std::uint32_t index) {
+      SlotMeta& m = e.slot_meta[index];
       if (m.state == SlotMeta::State::kCooling && m.cooling_gen <= target) m = SlotMeta{};
-    }
+      return m.state != SlotMeta::State::kCooling;
+    });
     auto keep =
         std::partition(e.retired.begin(), e.retired.end(), [&](const Retired& r) { return r.gen > target; });
     for (auto it = keep; it != e.retired.end(); ++it) {
@@ -583,7 +630,7 @@ Status Engine::reclaim() {
 
 Result<SiteInfo> Engine::site(SiteId id) const {
   std::lock_guard lock(impl_->mutex);
-  if (id.index >= impl_->sites.size()) {
+  if (id.index >= impl_->sites.size() || impl_->sites[id.index]->detached) {
     return Error(ErrorCode::kInvalidArgument, "ic: no site " + std::to_string(id.index));
   }
   const Site& s = *impl_->sites[id.index];
@@ -606,7 +653,7 @@ EngineStats Engine::stats() const {
 
 Result<std::string> Engine::listing(SiteId id) const {
   std::lock_guard lock(impl_->mutex);
-  if (id.index >= impl_->sites.size()) {
+  if (id.index >= impl_->sites.size() || impl_->sites[id.index]->detached) {
     return Error(ErrorCode::kInvalidArgument, "ic: no site " + std::to_string(id.index));
   }
   const Site& s = *impl_->sites[id.index];

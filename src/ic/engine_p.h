@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +34,8 @@ struct Pic {
   std::vector<Slot> slots;
 };
 
+// A site slot is reused after detach_range(): `detached` marks a free slot (on
+// Engine::Impl::free_sites), whose SiteId answers nothing until a later attach() takes it.
 struct Site {
   install::PatchSite imm;
   install::PatchSite call;  // its end_address() is the site's return address
@@ -43,6 +46,85 @@ struct Site {
   std::uintptr_t call_target = 0;
   std::uint64_t cooling_gen = 0;  // 0: may be linked; else unlinked in that generation
   bool detached = false;
+};
+
+// Attached sites by return address (the miss handler's lookup). Open addressing with linear
+// probing in one array: an attach costs no allocation (a node-based map allocated one per site,
+// a large part of attaching), and a lookup is a multiply and, typically, one probe. Return
+// addresses are never 0, which marks an empty entry. Deletion shifts the following entries
+// back, so there are no tombstones and lookups stay short however many sites come and go.
+class ReturnAddressIndex {
+ public:
+  static constexpr std::uint32_t kNone = ~std::uint32_t{0};
+  std::uint32_t find(std::uintptr_t key) const {
+    if (size_ == 0) return kNone;
+    for (std::size_t i = home(key);; i = (i + 1) & mask_) {
+      if (entries_[i].key == key) return entries_[i].value;
+      if (entries_[i].key == 0) return kNone;
+    }
+  }
+  // False (and no change) when `key` is present already.
+  bool insert(std::uintptr_t key, std::uint32_t value) {
+    if ((size_ + 1) * 4 > entries_.size() * 3) grow();
+    std::size_t i = home(key);
+    for (; entries_[i].key != 0; i = (i + 1) & mask_) {
+      if (entries_[i].key == key) return false;
+    }
+    entries_[i] = {key, value};
+    ++size_;
+    return true;
+  }
+  void erase(std::uintptr_t key) {
+    if (size_ == 0) return;
+    std::size_t i = home(key);
+    for (; entries_[i].key != key; i = (i + 1) & mask_) {
+      if (entries_[i].key == 0) return;
+    }
+    // Backward-shift deletion: move up each later entry of the cluster whose home position is
+    // not between the hole and itself, so every remaining key stays reachable from its home.
+    for (std::size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+      if (entries_[j].key == 0) break;
+      const std::size_t h = home(entries_[j].key);
+      const bool stays = i <= j ? (i < h && h <= j) : (i < h || h <= j);
+      if (stays) continue;
+      entries_[i] = entries_[j];
+      i = j;
+    }
+    entries_[i] = {};
+    --size_;
+  }
+  std::size_t size() const { return size_; }
+
+ private:
+  struct Entry {
+    std::uintptr_t key = 0;
+    std::uint32_t value = 0;
+  };
+  std::size_t home(std::uintptr_t key) const {
+    return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+  void grow() {
+    std::vector<Entry> old = std::move(entries_);
+    const std::size_t capacity = old.empty() ? 64 : old.size() * 2;
+    entries_.assign(capacity, Entry{});
+    mask_ = capacity - 1;
+    shift_ = 64u - static_cast<unsigned>(__builtin_ctzll(capacity));
+    size_ = 0;
+    for (const Entry& e : old) {
+      if (e.key != 0) insert(e.key, e.value);
+    }
+  }
+  std::vector<Entry> entries_;
+  std::size_t mask_ = 0;
+  unsigned shift_ = 64;
+  std::size_t size_ = 0;
+};
+
+// The attached sites of one code block (by its start in Engine::Impl::sites_by_code), so that
+// detach_range() visits only the blocks it overlaps instead of every site of the engine.
+struct CodeSites {
+  std::uintptr_t end = 0;  // of the block's used bytes
+  std::vector<std::uint32_t> sites;
 };
 
 // One slot of the open-PIC table, in the zone's read-write data (read by generated code).
@@ -117,7 +199,16 @@ struct Engine::Impl {
   mutable std::mutex mutex;
   std::mutex reclaim_mutex;  // one grace period at a time
   std::vector<std::unique_ptr<detail::Site>> sites;
-  std::unordered_map<std::uintptr_t, std::uint32_t> by_return_address;
+  std::vector<std::uint32_t> free_sites;  // detached slots, reused by attach()
+  detail::ReturnAddressIndex by_return_address;
+  std::map<std::uintptr_t, detail::CodeSites> sites_by_code;
+  std::uintptr_t max_group_span = 0;        // the largest end - start of a group
+  detail::CodeSites* last_group = nullptr;  // the group attach() used last, at last_group_start
+  std::uintptr_t last_group_start = 0;
+  // Sites and table slots unlinked in some generation, so that reclaim() re-arms them without
+  // scanning every site and slot of the engine (an index may repeat; re-arming is idempotent).
+  std::vector<std::uint32_t> cooling_sites;
+  std::vector<std::uint32_t> cooling_slots;
   std::unordered_map<std::uint32_t, std::unique_ptr<detail::StubCode>> open_pics;
   std::vector<detail::Retired> retired;
   std::uint64_t gen = 1;

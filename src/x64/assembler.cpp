@@ -12,9 +12,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "assembler_p.h"
 #include "jitkit/base/format.h"
+#include "thread_slot_p.h"
 
 namespace jitkit::x64 {
 namespace {
@@ -229,10 +232,26 @@ inline void raw(Assembler& a, std::initializer_list<std::uint8_t> bytes) {
   h.enc = e;
   h.imm = imm;
   h.address = address;
-  h.text = std::move(text);
-  std::uint8_t tmp[48];
-  if (!A::put_host(tmp, h, HostForm::kRipRelative, 0, 0)) return bad_operands(a, h.text, nullptr);
-  if (op == HostOp::kCall || op == HostOp::kJmp) ++A::slot_count(a);
+  if (text.empty()) {
+    h.text = Assembler::HostInsn::kNoText;
+  } else {
+    h.text = static_cast<std::uint32_t>(A::host_texts(a).size());
+    A::host_texts(a).push_back(std::move(text));
+  }
+  if (op == HostOp::kCall || op == HostOp::kJmp) {
+    // E8/E9 rel32 (5 bytes) or `call/jmp [rip+slot]` (6): put_host has no other form for them,
+    // and both always encode.
+    h.rip_size = 5;
+    h.max_size = 6;
+    ++A::slot_count(a);
+  } else {
+    std::uint8_t tmp[48];
+    const std::uint8_t* rip_end = A::put_host(tmp, h, HostForm::kRipRelative, 0, 0);
+    if (!rip_end) return bad_operands(a, host_text(h, A::host_texts(a)), nullptr);
+    h.rip_size = static_cast<std::uint8_t>(rip_end - tmp);
+    h.max_size = static_cast<std::uint8_t>(A::host_max_size(h));
+  }
+  A::items_bound(a) += h.max_size;
   auto& hosts = A::host_insns(a);
   A::items(a).push_back(
       Assembler::Item{pos, ItemKind::kHost, 0, 0, 0, static_cast<std::uint32_t>(hosts.size())});
@@ -435,15 +454,80 @@ std::uint32_t cc_op(std::uint32_t base, Cond c) { return base + static_cast<std:
 // Assembler: state
 // =========================================================================================
 
+namespace detail {
+// What a destroyed Assembler leaves for the next one on its thread (see assembler.h): the byte
+// buffer and the vectors, emptied but with their capacity. A JIT that constructs an Assembler
+// per function otherwise regrows every vector from nothing and mallocs the buffer each time.
+struct AssemblerStorage {
+  std::uint8_t* buf = nullptr;  // nullptr: nothing kept
+  std::size_t capacity = 0;
+  std::vector<Assembler::Item> items;
+  std::vector<Assembler::HostInsn> host_insns;
+  std::vector<std::string> host_texts;
+  std::vector<Assembler::Fixup> fixups;
+  std::vector<Assembler::LabelState> labels;
+  std::vector<Assembler::SiteState> sites;
+  std::vector<std::uint8_t> pool;
+  ~AssemblerStorage() { std::free(buf); }
+};
+// Larger buffers are freed rather than kept: one huge function must not pin its memory.
+constexpr std::size_t kMaxKeptBytes = std::size_t{1} << 20;
+template <class T>
+void keep(std::vector<T>& from, std::vector<T>& to) {
+  from.clear();
+  if (from.capacity() * sizeof(T) <= kMaxKeptBytes) to = std::move(from);
+}
+}  // namespace detail
+
 Assembler::Assembler(std::size_t reserve_bytes) {
   std::size_t cap = std::max<std::size_t>(reserve_bytes, 256);
-  buf_ = static_cast<std::uint8_t*>(std::malloc(cap));
-  if (!buf_) throw std::bad_alloc();
+  detail::AssemblerStorage* kept = detail::thread_slot<detail::AssemblerStorage>();
+  if (kept != nullptr && kept->buf != nullptr) {
+    buf_ = std::exchange(kept->buf, nullptr);
+    if (kept->capacity < cap) {
+      auto* nb = static_cast<std::uint8_t*>(std::realloc(buf_, cap));
+      if (!nb) {
+        std::free(buf_);
+        throw std::bad_alloc();
+      }
+      buf_ = nb;
+    } else {
+      cap = kept->capacity;
+    }
+    items_ = std::move(kept->items);
+    host_insns_ = std::move(kept->host_insns);
+    host_texts_ = std::move(kept->host_texts);
+    fixups_ = std::move(kept->fixups);
+    labels_ = std::move(kept->labels);
+    sites_ = std::move(kept->sites);
+    pool_ = std::move(kept->pool);
+  } else {
+    buf_ = static_cast<std::uint8_t*>(std::malloc(cap));
+    if (!buf_) throw std::bad_alloc();
+  }
   cur_ = buf_;
   end_ = buf_ + cap;
 }
 
-Assembler::~Assembler() { std::free(buf_); }
+Assembler::~Assembler() {
+  const auto cap = static_cast<std::size_t>(end_ - buf_);
+  if (buf_ != nullptr && cap <= detail::kMaxKeptBytes) {
+    detail::AssemblerStorage* kept = detail::thread_slot<detail::AssemblerStorage>();
+    if (kept != nullptr && kept->buf == nullptr) {
+      kept->buf = buf_;
+      kept->capacity = cap;
+      detail::keep(items_, kept->items);
+      detail::keep(host_insns_, kept->host_insns);
+      detail::keep(host_texts_, kept->host_texts);
+      detail::keep(fixups_, kept->fixups);
+      detail::keep(labels_, kept->labels);
+      detail::keep(sites_, kept->sites);
+      detail::keep(pool_, kept->pool);
+      return;
+    }
+  }
+  std::free(buf_);
+}
 
 Assembler::Assembler(Assembler&& o) noexcept
     : buf_(o.buf_),
@@ -455,12 +539,14 @@ Assembler::Assembler(Assembler&& o) noexcept
       max_alignment_(o.max_alignment_),
       items_(std::move(o.items_)),
       host_insns_(std::move(o.host_insns_)),
+      host_texts_(std::move(o.host_texts_)),
       fixups_(std::move(o.fixups_)),
       labels_(std::move(o.labels_)),
       sites_(std::move(o.sites_)),
       pool_(std::move(o.pool_)),
       pool_alignment_(o.pool_alignment_),
-      slot_count_(o.slot_count_) {
+      slot_count_(o.slot_count_),
+      items_bound_(o.items_bound_) {
   o.buf_ = o.cur_ = o.end_ = nullptr;
 }
 
@@ -477,12 +563,14 @@ Assembler& Assembler::operator=(Assembler&& o) noexcept {
     max_alignment_ = o.max_alignment_;
     items_ = std::move(o.items_);
     host_insns_ = std::move(o.host_insns_);
+    host_texts_ = std::move(o.host_texts_);
     fixups_ = std::move(o.fixups_);
     labels_ = std::move(o.labels_);
     sites_ = std::move(o.sites_);
     pool_ = std::move(o.pool_);
     pool_alignment_ = o.pool_alignment_;
     slot_count_ = o.slot_count_;
+    items_bound_ = o.items_bound_;
   }
   return *this;
 }
@@ -515,12 +603,14 @@ void Assembler::reset() {
   max_alignment_ = 1;
   items_.clear();
   host_insns_.clear();
+  host_texts_.clear();
   fixups_.clear();
   labels_.clear();
   sites_.clear();
   pool_.clear();
   pool_alignment_ = 1;
   slot_count_ = 0;
+  items_bound_ = 0;
 }
 
 void Assembler::allow_scratch(Gp64 reg) {
@@ -562,12 +652,21 @@ std::size_t Assembler::required_alignment() const {
 
 Result<EncodedCode> Assembler::encode(std::uint64_t base_address) const {
   EncodedCode out;
-  JITKIT_TRY(A::encode(*this, base_address, out));
+  JITKIT_TRY(A::encode(*this, base_address, nullptr, 0, out));
   return out;
 }
 
 Status Assembler::encode_into(std::uint64_t base_address, EncodedCode& out) const {
-  return A::encode(*this, base_address, out);
+  JITKIT_TRY(A::encode(*this, base_address, nullptr, 0, out));
+  return jitkit::ok();
+}
+
+Result<std::size_t> Assembler::encode_to(std::uint64_t base_address, std::uint8_t* dst, std::size_t capacity,
+                                         EncodedCode& records) const {
+  if (dst == nullptr) {
+    return Error(ErrorCode::kInvalidArgument, "assembler: encode_to: no destination for the bytes");
+  }
+  return A::encode(*this, base_address, dst, capacity, records);
 }
 
 // =========================================================================================
@@ -1018,6 +1117,7 @@ void jump(Assembler& a, bool is_jcc, Cond c, Label t, JumpForm form) {
     return;
   }
   A::items(a).push_back(Assembler::Item{pos, is_jcc ? ItemKind::kJcc : ItemKind::kJmp, cc, 0, 0, t.id});
+  A::items_bound(a) += is_jcc ? 6 : 5;  // the near form
 }
 
 // call/jmp rel32 to a label (fixed size): opcode E8/E9.
@@ -1039,13 +1139,14 @@ void rel32_to_label(Assembler& a, std::uint8_t opcode, Label t, const char* mn) 
 void Assembler::jcc(Cond c, Label t, JumpForm f) { jump(*this, true, c, t, f); }
 void Assembler::jmp(Label t, JumpForm f) { jump(*this, false, Cond::kO, t, f); }
 void Assembler::call(Label t) { rel32_to_label(*this, 0xE8, t, "call"); }
+// No text: host_text() derives it ("jmp 0x..."), as insn() would have written it.
 void Assembler::jmp(HostAddress t) {
   if (after_lock(*this)) return bad_lock(*this, insn("jmp", t), false);
-  host_item(*this, HostOp::kJmp, 0xFF, 4, 0, 0, t.address, 0, insn("jmp", t), false);
+  host_item(*this, HostOp::kJmp, 0xFF, 4, 0, 0, t.address, 0, std::string(), false);
 }
 void Assembler::call(HostAddress t) {
   if (after_lock(*this)) return bad_lock(*this, insn("call", t), false);
-  host_item(*this, HostOp::kCall, 0xFF, 2, 0, 0, t.address, 0, insn("call", t), false);
+  host_item(*this, HostOp::kCall, 0xFF, 2, 0, 0, t.address, 0, std::string(), false);
 }
 void Assembler::jmp(Gp64 r) {
   rr(*this, 0xFF, 4, rv(r), [&] { return insn("jmp", r); });
@@ -1293,6 +1394,7 @@ void pad_to(Assembler& a, std::uint32_t alignment, std::uint32_t skew) {
   }
   A::items(a).push_back(
       Assembler::Item{A::pos(a), ItemKind::kAlign, 0, static_cast<std::uint8_t>(skew), 0, alignment});
+  A::items_bound(a) += alignment - 1;
 }
 }  // namespace
 

@@ -44,11 +44,21 @@ struct Assembler::HostInsn {
   std::uint8_t scratch;   // allowed scratch register, or kNoReg
   bool lock;              // LOCK prefix precedes the instruction
   bool scratch_conflict;  // the scratch register is also an operand
+  std::uint8_t rip_size;  // bytes of the RIP-relative form
+  std::uint8_t max_size;  // bytes of the longest form it may take (size_upper_bound())
   std::uint32_t enc;      // packed opcode (encoding_p.h)
   std::int64_t imm;
   std::uint64_t address;
-  std::string text;  // the instruction as written, for choices and errors
+  // The instruction as written, for choices and errors: an index into the assembler's
+  // host_texts_, or kNoText for kCall/kJmp, whose text ("call 0x7f...") host_text() derives from
+  // the address when it is needed. A JIT's many host calls format and store no string (and the
+  // items stay small) while emitting.
+  std::uint32_t text;
+  static constexpr std::uint32_t kNoText = 0xFFFFFFFFu;
 };
+// What a host-address instruction is shown as in messages and HostOperandChoice::text; `texts`
+// is the assembler's host_texts_.
+std::string host_text(const Assembler::HostInsn& h, const std::vector<std::string>& texts);
 
 enum class FixupKind : std::uint8_t {
   kRel8,       // label - (field + 1)
@@ -100,6 +110,8 @@ struct AssemblerAccess {
   static const auto& items(const Assembler& a) { return a.items_; }
   static auto& host_insns(Assembler& a) { return a.host_insns_; }
   static const auto& host_insns(const Assembler& a) { return a.host_insns_; }
+  static auto& host_texts(Assembler& a) { return a.host_texts_; }
+  static const auto& host_texts(const Assembler& a) { return a.host_texts_; }
   static auto& fixups(Assembler& a) { return a.fixups_; }
   static auto& labels(Assembler& a) { return a.labels_; }
   static const auto& labels(const Assembler& a) { return a.labels_; }
@@ -110,6 +122,7 @@ struct AssemblerAccess {
   static std::uint32_t& max_alignment(Assembler& a) { return a.max_alignment_; }
   static std::uint32_t& pool_alignment(Assembler& a) { return a.pool_alignment_; }
   static std::uint32_t& slot_count(Assembler& a) { return a.slot_count_; }
+  static std::uint32_t& items_bound(Assembler& a) { return a.items_bound_; }
   static void grow(Assembler& a, std::size_t need);
   static void ensure(Assembler& a, std::size_t n) {
     if (static_cast<std::size_t>(a.end_ - a.cur_) < n) grow(a, n);
@@ -117,9 +130,14 @@ struct AssemblerAccess {
   static std::uint32_t pos(const Assembler& a) { return static_cast<std::uint32_t>(a.cur_ - a.buf_); }
   static std::uint32_t item_count(const Assembler& a) { return static_cast<std::uint32_t>(a.items_.size()); }
   static void fail(Assembler& a, ErrorCode code, std::string message);
-  static Status encode(const Assembler& a, std::uint64_t base, EncodedCode& out);
+  // The layout for `base` into `out`; the bytes go to `dst` (`capacity` bytes) when it is not
+  // null, else into out.bytes. Returns the number of bytes.
+  static Result<std::size_t> encode(const Assembler& a, std::uint64_t base, std::uint8_t* dst,
+                                    std::size_t capacity, EncodedCode& out);
   static std::size_t upper_bound(const Assembler& a);
   static unsigned host_size(const Assembler::HostInsn& h, HostForm form);
+  // The longest form `h` may take (for the size upper bound).
+  static unsigned host_max_size(const Assembler::HostInsn& h);
   // Encodes one host-address instruction in `form` as if it started at `insn_addr`, with the
   // address slot (kAddressSlot) at `slot_addr`. Returns the end pointer (out has >= 32 bytes).
   static std::uint8_t* put_host(std::uint8_t* out, const Assembler::HostInsn& h, HostForm form,

@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <random>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
+#include "ic/engine_p.h"
 #include "ic/ic_world_p.h"
 #include "jitkit/code/x86_64/trap_fill.h"
 #include "jitkit/debug/code_registry.h"
@@ -428,6 +431,106 @@ TEST(IcInvalidateTest, CoolingSiteCompletesSendsUncachedUntilTheGracePeriod) {
 }
 
 // --- Names, listings -----------------------------------------------------------------------
+
+TEST(IcDetachTest, ReturnAddressIndexAgreesWithAMapThroughInsertsAndDeletesInsideClusters) {
+  detail::ReturnAddressIndex index;
+  std::unordered_map<std::uintptr_t, std::uint32_t> reference;
+  std::mt19937_64 rng(42);
+  // Few distinct keys at a high load: long clusters, and deletions inside them.
+  std::vector<std::uintptr_t> keys;
+  for (int i = 0; i < 700; ++i)
+    keys.push_back(0x7f0000001000u + 5u * static_cast<std::uintptr_t>(rng() % 100000));
+  for (std::uint32_t step = 0; step < 200000; ++step) {
+    const std::uintptr_t key = keys[rng() % keys.size()];
+    if (rng() % 2 == 0) {
+      const bool added = reference.emplace(key, step).second;
+      ASSERT_EQ(index.insert(key, step), added) << "step " << step;
+    } else {
+      reference.erase(key);
+      index.erase(key);
+    }
+    if (step % 997 == 0) {
+      ASSERT_EQ(index.size(), reference.size());
+      for (std::uintptr_t k : keys) {
+        auto it = reference.find(k);
+        ASSERT_EQ(index.find(k), it == reference.end() ? detail::ReturnAddressIndex::kNone : it->second)
+            << "step " << step;
+      }
+    }
+  }
+}
+
+TEST(IcDetachTest, DetachForgetsOnlyTheRangesSitesRetiresTheirPicsAndTheirIdsAreReused) {
+  World w;
+  ASSERT_TRUE(w.ok());
+  const int circle = w.define(0, kArea);
+  const int square = w.define(1, kArea);
+  auto* c = w.object(0);
+  auto* s = w.object(1);
+  auto kept = w.make_caller(kArea);
+  auto gone = w.make_caller(kArea);
+  // `gone` goes polymorphic: detaching it must retire its PIC.
+  ASSERT_EQ(gone.fn(World::ref(c), 1, 2), method_result(w.method(circle).id, 1, 2));
+  ASSERT_EQ(gone.fn(World::ref(s), 1, 2), method_result(w.method(square).id, 1, 2));
+  ASSERT_EQ(w.engine().site(gone.site)->kind, SiteKind::kPolymorphic);
+  ASSERT_EQ(w.engine().stats().live_pics, 1u);
+  ASSERT_EQ(w.engine().stats().sites, 2u);
+
+  const auto begin = reinterpret_cast<std::uintptr_t>(gone.block.exec);
+  ASSERT_TRUE(w.engine().detach_range(begin, begin + gone.block.size));
+  EXPECT_EQ(w.engine().stats().sites, 1u);
+  EXPECT_EQ(w.engine().stats().live_pics, 0u);
+  EXPECT_FALSE(w.engine().site(gone.site)) << "a detached site's id answers nothing";
+  EXPECT_FALSE(w.engine().link(gone.site, 0));
+  ASSERT_TRUE(w.engine().site(kept.site));
+  EXPECT_EQ(kept.fn(World::ref(c), 3, 4), method_result(w.method(circle).id, 3, 4));
+  EXPECT_EQ(w.engine().site(kept.site)->kind, SiteKind::kMonomorphic);
+  ASSERT_TRUE(w.engine().retire(gone.block));
+  ASSERT_TRUE(w.engine().reclaim());
+  EXPECT_EQ(w.engine().stats().stubs_freed, 1u) << "the detached site's PIC is freed after a grace period";
+
+  // Code attached afterwards takes the freed id, starts unlinked and links as usual.
+  auto next = w.make_caller(kArea);
+  EXPECT_EQ(next.site, gone.site);
+  EXPECT_EQ(w.engine().site(next.site)->kind, SiteKind::kUnlinked);
+  EXPECT_EQ(next.fn(World::ref(s), 5, 6), method_result(w.method(square).id, 5, 6));
+  EXPECT_EQ(w.engine().site(next.site)->kind, SiteKind::kMonomorphic);
+  EXPECT_EQ(w.engine().stats().sites, 2u);
+
+  // A range that ends before a block's sites, or starts after them, detaches nothing.
+  const auto next_begin = reinterpret_cast<std::uintptr_t>(next.block.exec);
+  ASSERT_TRUE(w.engine().detach_range(next_begin - 1, next_begin));
+  ASSERT_TRUE(w.engine().detach_range(next_begin + next.block.size, next_begin + next.block.size + 64));
+  EXPECT_EQ(w.engine().stats().sites, 2u);
+  EXPECT_TRUE(w.engine().site(next.site));
+}
+
+TEST(IcDetachTest, AttachingAndDetachingManyTimesKeepsOnlyLiveSitesAndMissesStillFindTheirSite) {
+  World w;
+  ASSERT_TRUE(w.ok());
+  const int circle = w.define(0, kArea);
+  auto* c = w.object(0);
+  std::vector<World::Caller> live;
+  std::uint32_t max_index = 0;
+  for (int round = 0; round < 200; ++round) {
+    live.push_back(w.make_caller(kArea));
+    max_index = std::max(max_index, live.back().site.index);
+    if (live.size() > 8) {
+      // Detach from the middle, so that the return-address index deletes inside its clusters.
+      World::Caller victim = live[live.size() / 2];
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(live.size() / 2));
+      const auto begin = reinterpret_cast<std::uintptr_t>(victim.block.exec);
+      ASSERT_TRUE(w.engine().detach_range(begin, begin + victim.block.size));
+      ASSERT_TRUE(w.engine().retire(victim.block));
+      ASSERT_TRUE(w.engine().reclaim());
+    }
+    for (const World::Caller& k : live) {
+      ASSERT_EQ(k.fn(World::ref(c), round, 1), method_result(w.method(circle).id, round, 1));
+    }
+  }
+  EXPECT_EQ(w.engine().stats().sites, live.size());
+  EXPECT_LE(max_index, 9u) << "detached ids are reused instead of growing the site table";
+}
 
 TEST(IcDebugTest, StubsAreNamedForDebuggersAndTheSiteListingShowsItsPic) {
   World w(with_cases(3));

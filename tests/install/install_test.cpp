@@ -160,5 +160,55 @@ TEST(Install, ConstantPoolRuns) {
   EXPECT_EQ(code->entry<int()>()(), 10);
 }
 
+// install() writes the bytes straight into the block's writable view where the zone has one
+// (dual-mapped, RWX) and through CodeZone::write where it does not (toggled): the same code,
+// with far host calls through address slots, constants and sites, runs in every mode.
+TEST(Install, SameCodeRunsInEveryZoneMode) {
+  struct Case {
+    code::ZoneMode mode;
+    bool allow_rwx;
+  };
+  for (Case c : {Case{code::ZoneMode::kDualMapped, false}, Case{code::ZoneMode::kToggled, false},
+                 Case{code::ZoneMode::kRwx, true}}) {
+    SCOPED_TRACE(std::string(code::mode_name(c.mode)));
+    code::ZoneOptions o;
+    o.reserve_bytes = 1 << 20;
+    o.force_mode = c.mode;
+    o.allow_rwx = c.allow_rwx;
+    auto zone = code::CodeZone::create(o);
+    if (!zone) {
+      ADD_FAILURE() << zone.error().message();
+      continue;
+    }
+    Assembler a;
+    a.allow_scratch(r11);
+    Label done = a.new_label();
+    a.push(rbx);
+    a.mov(rbx, rdi);
+    a.mov_imm32_site(eax, 0);
+    for (int i = 0; i < 12; ++i) {
+      a.test(rbx, rbx);
+      a.jz(done);
+      a.mov(rdi, rbx);
+      a.call(abs(reinterpret_cast<const void*>(+[](long v) { return v - 1; })));
+      a.mov(rbx, rax);
+      a.addsd(xmm0, qword_ptr(a.constant_f64(0.5)));
+    }
+    a.bind(done);
+    a.cvttsd2si(rax, xmm0);
+    a.add(rax, rbx);
+    a.pop(rbx);
+    a.ret();
+    auto code = install(a, **zone, {.name = "every_mode"});
+    ASSERT_TRUE(code) << code.error().message();
+    EXPECT_EQ(code->sites().size(), 1u);
+    EXPECT_GT(code->used_size(), code->code_size());
+    auto fn = code->entry<long(long, double)>();
+    EXPECT_EQ(fn(5, 0.0), 2);     // five calls: 0 left, 2.5 added, truncated to 2
+    EXPECT_EQ(fn(100, 1.0), 95);  // twelve calls: 88 left, 1 + 6 added
+    EXPECT_TRUE((*zone)->free(code->block()));
+  }
+}
+
 }  // namespace
 }  // namespace jitkit::install

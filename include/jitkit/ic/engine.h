@@ -158,7 +158,10 @@ class Engine {
   // belong to `code` or is already attached.
   Result<SiteId> attach(const install::InstalledCode& code, const SendSite& site);
   // Forgets every site whose call lies in [begin, end) (the VM frees that method). Their PIC
-  // stubs are retired. The caller frees its code after a grace period (retire()).
+  // stubs are retired. The caller frees its code after a grace period (retire()). Their SiteIds
+  // are refused from then on (site(), link(), listing()), until attach() gives them to new sites:
+  // an engine whose VM keeps replacing code holds only its live sites. Costs O(the sites in the
+  // range), not O(every site of the engine).
   Status detach_range(std::uintptr_t begin, std::uintptr_t end);
 
   // --- Transitions and invalidation ---------------------------------------------------------

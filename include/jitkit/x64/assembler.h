@@ -44,7 +44,10 @@
 // code's final address, which is what patch/ and ic/ use.
 //
 // The hot path (instructions without labels or host addresses) is a few stores into a reserved
-// byte buffer: no allocation per instruction, no virtual call.
+// byte buffer: no allocation per instruction, no virtual call. A destroyed Assembler leaves its
+// buffers to the next one constructed on the same thread (one set per thread, each buffer up to
+// 1 MiB), so a JIT that makes a fresh Assembler per function allocates no more than one that
+// reuses a single Assembler with reset().
 #pragma once
 
 #include <cstddef>
@@ -127,7 +130,8 @@ struct EncodedCode {
 
 class Assembler {
  public:
-  // `reserve_bytes` pre-sizes the buffer so that typical functions never reallocate.
+  // `reserve_bytes` pre-sizes the buffer so that typical functions never reallocate (the buffers
+  // a destroyed Assembler left on this thread are taken first; see the file comment).
   explicit Assembler(std::size_t reserve_bytes = 4096);
   ~Assembler();
   Assembler(Assembler&&) noexcept;
@@ -170,6 +174,13 @@ class Assembler {
   // avoids reallocating and page-faulting a fresh output buffer each time). On error `out` is
   // unspecified.
   Status encode_into(std::uint64_t base_address, EncodedCode& out) const;
+  // The same with the bytes written straight to `dst` (`capacity` bytes, at least what the
+  // layout needs; size_upper_bound() always suffices), e.g. the writable view of the code block
+  // they will run in, which saves copying them there; `records` gets everything else (code_size,
+  // labels, sites, host operands) and its `bytes` are left empty. Returns the number of bytes
+  // written (code, address slots, constants). On error the bytes at `dst` are unspecified.
+  Result<std::size_t> encode_to(std::uint64_t base_address, std::uint8_t* dst, std::size_t capacity,
+                                EncodedCode& records) const;
 
   // --- Data movement ----------------------------------------------------------------------
   void mov(Gp8 dst, Gp8 src);
@@ -505,12 +516,14 @@ class Assembler {
   std::uint32_t max_alignment_ = 1;
   std::vector<Item> items_;
   std::vector<HostInsn> host_insns_;
+  std::vector<std::string> host_texts_;  // of the host-address instructions that keep a text
   std::vector<Fixup> fixups_;
   std::vector<LabelState> labels_;
   std::vector<SiteState> sites_;
   std::vector<std::uint8_t> pool_;
   std::uint32_t pool_alignment_ = 1;
-  std::uint32_t slot_count_ = 0;  // host call/jmp items that may need an address slot
+  std::uint32_t slot_count_ = 0;   // host call/jmp items that may need an address slot
+  std::uint32_t items_bound_ = 0;  // the items' largest sizes, summed (size_upper_bound())
 
   friend struct AssemblerAccess;  // src/x64: the encoder helpers
 };
