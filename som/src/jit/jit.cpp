@@ -50,6 +50,17 @@ void emit_load_tag(Assembler& a, Gp64 value, Gp32 tag, uint32_t integer_tag) {
   a.bind(done);
 }
 
+void emit_array_index(Assembler& a, Gp64 array, Gp64 tagged_index, Gp64 index, Gp64 scratch, Label fail) {
+  a.test(to_gp8(tagged_index), 1);
+  a.jz(fail);
+  if (index.id != tagged_index.id) a.mov(index, tagged_index);
+  a.sar(index, 1);
+  a.sub(index, 1);
+  a.mov(to_gp32(scratch), dword_ptr(array, kObjLength));
+  a.cmp(index, scratch);
+  a.jae(fail);  // unsigned: also index < 1
+}
+
 Jit::Jit(VM& vm) : vm_(vm), impl_(std::make_unique<Impl>()) {
   Impl& impl = *impl_;
   VmOffsets& o = impl.vm_offsets;
@@ -398,18 +409,15 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
     switch (m->special_prim) {
       case SpecialPrim::kNone: {
         // The fast paths need rcx (a shift count must be in cl): the sender's pc waits in r9.
-        Gp64 sender_pc = kSenderPcReg;
-        if (auto op = small_int_prims.find(m->prim); op != small_int_prims.end()) {
-          a.mov(r9, kSenderPcReg);
-          sender_pc = r9;
-          emit_small_int_primitive(a, op->second, slow);  // then the primitive below
-        } else if (m->prim == identity_prim) {
-          a.mov(r9, kSenderPcReg);
-          sender_pc = r9;
+        const auto small_int = small_int_prims.find(m->prim);
+        const bool fast_path = small_int != small_int_prims.end() || m->prim == identity_prim;
+        if (fast_path) a.mov(r9, kSenderPcReg);
+        if (small_int != small_int_prims.end())
+          emit_small_int_primitive(a, small_int->second, slow);  // then the primitive below
+        else if (m->prim == identity_prim)
           emit_identity_primitive(a, vm_offsets, slow);
-        }
         a.bind(slow);
-        call_primitive(sender_pc);
+        call_primitive(fast_path ? r9 : kSenderPcReg);
         break;
       }
       case SpecialPrim::kArrayAt:
@@ -420,13 +428,7 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
           a.jnz(slow);
         }
         a.mov(rax, qword_ptr(rsi, 8));
-        a.test(al, 1);
-        a.jz(slow);
-        a.sar(rax, 1);
-        a.sub(rax, 1);
-        a.mov(r8d, dword_ptr(rdi, kObjLength));
-        a.cmp(rax, r8);
-        a.jae(slow);  // unsigned: also index < 1
+        emit_array_index(a, rdi, rax, rax, r8, slow);
         if (m->special_prim == SpecialPrim::kArrayAt) {
           a.mov(rax, qword_ptr(rdi, rax, 8, kObjSlots));
         } else {

@@ -128,6 +128,11 @@ std::string jit_method_name(const Method* m);
 // Loads the class tag of `value` into `tag`: the Integer tag for a small integer, else the
 // header's first word. Writes only `tag` and the flags (the inline caches' tag loader, jit.cpp).
 void emit_load_tag(jitkit::x64::Assembler& a, jitkit::x64::Gp64 value, jitkit::x64::Gp32 tag, uint32_t integer_tag);
+// The index check of Array at: and at:put: (entry stubs, and compiled send sites): jumps to
+// `fail` unless `tagged_index` is a small integer 1 .. the length of `array`; else leaves its
+// 0-based value in `index` (which may be `tagged_index`). Clobbers `scratch` and the flags.
+void emit_array_index(jitkit::x64::Assembler& a, jitkit::x64::Gp64 array, jitkit::x64::Gp64 tagged_index,
+                      jitkit::x64::Gp64 index, jitkit::x64::Gp64 scratch, jitkit::x64::Label fail);
 
 // Compiles `m` into impl (method_compiler.cpp). On failure answers false and sets `error`.
 bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::string& error);

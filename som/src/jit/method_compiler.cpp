@@ -58,8 +58,10 @@ class MethodCompiler {
 
  private:
   // Frame slots.
-  Mem local(int i) const { return qword_ptr(kFrameReg, kFrameLocals + 8 * i); }
-  Mem arg(int i) const { return qword_ptr(kFrameReg, -8 * (m_->num_args + 1) + 8 * i); }
+  int32_t local_offset(int i) const { return kFrameLocals + 8 * i; }
+  int32_t arg_offset(int i) const { return -8 * (m_->num_args + 1) + 8 * i; }
+  Mem local(int i) const { return qword_ptr(kFrameReg, local_offset(i)); }
+  Mem arg(int i) const { return qword_ptr(kFrameReg, arg_offset(i)); }
   Mem stack(int k) const { return local(m_->num_locals + k); }
   Mem vm_field(int32_t offset, int bytes = 8) const {
     return bytes == 8 ? qword_ptr(kVmReg, offset) : byte_ptr(kVmReg, offset);
@@ -82,12 +84,19 @@ class MethodCompiler {
   // Deferred operands: operands_ has one entry per stack entry of the instruction being compiled.
   void push_operand(Operand o) { operands_.push_back(o); }
   static Operand frame_word(int32_t offset) { return {Operand::Kind::kFrameWord, offset, 0}; }
+  static Operand in_register() { return {Operand::Kind::kInRegister, 0, 0}; }
   // Loads entry `index` (described by `o`) into `dst`.
   void load_operand(const Operand& o, int index, Gp64 dst);
   // Writes entry `index` to its frame slot (rax is the scratch register).
   void store_operand(int index);
-  // The code that writes an entry described by `o` to slot `index`, leaving operands_ alone.
+  // The code that writes entry `index`, described by `o`, to `dst` (through `scratch` where it
+  // needs a register), leaving operands_ alone.
+  void write_operand(const Operand& o, int index, const Mem& dst, Gp64 scratch = rax);
+  // The same to the entry's own slot (nothing for an entry already there).
   void write_operand_slot(const Operand& o, int index);
+  // Entries below `count` that read the frame word at `offset` take it to their slots: before
+  // a store into that argument or local.
+  void store_readers_of(int32_t offset, int count);
   // A slow path's call with deferred entries on the fast path: it writes `entries` (operands_
   // as the fast path left them) to their slots before the call, and afterwards reloads the
   // register entry from its slot (the collector may have moved what it points to). The other
@@ -270,15 +279,25 @@ void MethodCompiler::store_operand(int index) {
   o = Operand{};
 }
 
-void MethodCompiler::write_operand_slot(const Operand& o, int index) {
-  if (o.kind == Operand::Kind::kInSlot) return;
+void MethodCompiler::write_operand(const Operand& o, int index, const Mem& dst, Gp64 scratch) {
   if (o.kind == Operand::Kind::kInRegister) {
-    a_.mov(stack(index), kOperandReg);
+    a_.mov(dst, kOperandReg);
   } else if (o.kind == Operand::Kind::kImmediate && static_cast<int64_t>(o.value) == static_cast<int32_t>(o.value)) {
-    a_.mov(stack(index), static_cast<int64_t>(o.value));
+    a_.mov(dst, static_cast<int64_t>(o.value));  // sign-extended
   } else {
-    load_operand(o, index, rax);
-    a_.mov(stack(index), rax);
+    load_operand(o, index, scratch);
+    a_.mov(dst, scratch);
+  }
+}
+
+void MethodCompiler::write_operand_slot(const Operand& o, int index) {
+  if (o.kind != Operand::Kind::kInSlot) write_operand(o, index, stack(index));
+}
+
+void MethodCompiler::store_readers_of(int32_t offset, int count) {
+  for (int i = 0; i < count; i++) {
+    const Operand& o = operands_[static_cast<size_t>(i)];
+    if (o.kind == Operand::Kind::kFrameWord && o.offset == offset) store_operand(i);
   }
 }
 
@@ -407,16 +426,10 @@ void MethodCompiler::emit_field_access(uint32_t pc, int d, bool store) {
   a_.cmp(dword_ptr(rcx, kObjLength), static_cast<int64_t>(index));
   a_.jbe(slow);
   if (store) {  // STORE_FIELD leaves the value on the stack
-    const Operand& value = operands_[static_cast<size_t>(d - 1)];
-    if (value.kind == Operand::Kind::kInRegister) {
-      a_.mov(field, kOperandReg);
-    } else {
-      load_operand(value, d - 1, rax);
-      a_.mov(field, rax);
-    }
+    write_operand(operands_[static_cast<size_t>(d - 1)], d - 1, field);
   } else {
     a_.mov(kOperandReg, field);
-    push_operand({Operand::Kind::kInRegister, 0, 0});
+    push_operand(in_register());
   }
   a_.bind(done);
   cold([=, this] {
@@ -460,31 +473,16 @@ void MethodCompiler::emit_array_access(const SendSite& site, uint32_t next, int 
     a_.test(byte_ptr(rdi, kObjFlags), kMethodTable);  // storing into it replaces a method
     a_.jnz(send);
   }
-  a_.test(al, 1);
-  a_.jz(send);
-  a_.mov(r8, rax);
-  a_.sar(r8, 1);
-  a_.sub(r8, 1);
-  a_.mov(r9d, dword_ptr(rdi, kObjLength));
-  a_.cmp(r8, r9);
-  a_.jae(send);  // unsigned: also index < 1
+  emit_array_index(a_, rdi, rax, r8, r9, send);
   const Mem element = qword_ptr(rdi, r8, 8, kObjSlots);
   if (!put) {
     a_.mov(kOperandReg, element);
   } else {
-    const Operand& value = args[2];
-    if (value.kind == Operand::Kind::kInRegister) {
-      a_.mov(element, kOperandReg);
-    } else if (value.is_small_immediate()) {
-      a_.mov(element, static_cast<int64_t>(value.value));
-    } else {
-      load_operand(value, base + 2, r9);
-      a_.mov(element, r9);
-    }
+    write_operand(args[2], base + 2, element, r9);
     a_.mov(kOperandReg, rdi);  // at:put: answers the receiver
   }
   a_.bind(done);
-  push_operand({Operand::Kind::kInRegister, 0, 0});
+  push_operand(in_register());
   cold([=, this, &site] {
     a_.bind(send);  // rdx is as the fast path found it on every way here
     for (size_t i = 0; i < args.size(); i++) write_operand_slot(args[i], base + static_cast<int>(i));
@@ -719,7 +717,7 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
     }
   }
   a_.bind(done);
-  if (!fused) push_operand({Operand::Kind::kInRegister, 0, 0});
+  if (!fused) push_operand(in_register());
   cold([=, this, &site]() mutable {
     if (is_compare && !fused) {  // the Double comparisons' answers
       a_.bind(is_true);
@@ -804,22 +802,10 @@ void MethodCompiler::emit_arith(uint32_t pc, int d) {
 }
 
 void MethodCompiler::emit_store_variable(int32_t offset, int d) {
-  // Entries that still read the variable's old value take it to their slots first.
-  for (int i = 0; i < d - 1; i++) {
-    const Operand& o = operands_[static_cast<size_t>(i)];
-    if (o.kind == Operand::Kind::kFrameWord && o.offset == offset) store_operand(i);
-  }
+  store_readers_of(offset, d - 1);  // they still read the variable's old value
   const Operand& value = operands_[static_cast<size_t>(d - 1)];  // STORE does not pop it
   if (value.kind == Operand::Kind::kFrameWord && value.offset == offset) return;  // x := x
-  if (value.kind == Operand::Kind::kInRegister) {
-    a_.mov(qword_ptr(kFrameReg, offset), kOperandReg);
-  } else if (value.kind == Operand::Kind::kImmediate &&
-             static_cast<int64_t>(value.value) == static_cast<int32_t>(value.value)) {
-    a_.mov(qword_ptr(kFrameReg, offset), static_cast<int64_t>(value.value));
-  } else {
-    load_operand(value, d - 1, rax);
-    a_.mov(qword_ptr(kFrameReg, offset), rax);
-  }
+  write_operand(value, d - 1, qword_ptr(kFrameReg, offset));
 }
 
 void MethodCompiler::emit_lazy_variable(uint32_t pc, int d) {
@@ -827,17 +813,13 @@ void MethodCompiler::emit_lazy_variable(uint32_t pc, int d) {
   const uint8_t op = *p;
   const bool is_arg = op == kPushArgLazy || op == kStoreArgLazy;
   const bool is_store = op == kStoreLocalLazy || op == kStoreArgLazy;
-  const int32_t frame_offset = is_arg ? -8 * (m_->num_args + 1) + 8 * p[1] : kFrameLocals + 8 * p[1];
+  const int32_t frame_offset = is_arg ? arg_offset(p[1]) : local_offset(p[1]);
   const Mem frame_slot = qword_ptr(kFrameReg, frame_offset);
   const Mem ctx_slot = qword_ptr(rcx, kCtxVars + 8 * p[2]);
   Label in_ctx = a_.new_label(), done = a_.new_label();
   Gp64 value = kOperandReg;
   if (is_store) {
-    // Entries that still read the frame slot's old value take it to their slots first.
-    for (int i = 0; i < d - 1; i++) {
-      const Operand& o = operands_[static_cast<size_t>(i)];
-      if (o.kind == Operand::Kind::kFrameWord && o.offset == frame_offset) store_operand(i);
-    }
+    store_readers_of(frame_offset, d - 1);  // they still read the frame slot's old value
     const Operand& top = operands_[static_cast<size_t>(d - 1)];  // STORE does not pop it
     if (top.kind != Operand::Kind::kInRegister) {
       load_operand(top, d - 1, rax);
@@ -860,7 +842,7 @@ void MethodCompiler::emit_lazy_variable(uint32_t pc, int d) {
   else
     a_.mov(kOperandReg, ctx_slot);
   a_.bind(done);
-  if (!is_store) push_operand({Operand::Kind::kInRegister, 0, 0});
+  if (!is_store) push_operand(in_register());
 }
 
 bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
@@ -868,10 +850,10 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
   const uint8_t op = *p;
   switch (op) {
     case kPushLocal:
-      push_operand(frame_word(kFrameLocals + 8 * p[1]));
+      push_operand(frame_word(local_offset(p[1])));
       return true;
     case kPushArg:
-      push_operand(frame_word(-8 * (m_->num_args + 1) + 8 * p[1]));
+      push_operand(frame_word(arg_offset(p[1])));
       return true;
     case kPushSelf:
       push_operand(frame_word(kFrameSelf));
@@ -889,10 +871,10 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
       operands_.pop_back();
       return true;
     case kStoreLocal:
-      emit_store_variable(kFrameLocals + 8 * p[1], d);
+      emit_store_variable(local_offset(p[1]), d);
       return true;
     case kStoreArg:
-      emit_store_variable(-8 * (m_->num_args + 1) + 8 * p[1], d);
+      emit_store_variable(arg_offset(p[1]), d);
       return true;
     case kPushLocalLazy:
     case kPushArgLazy:
@@ -904,20 +886,12 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
       spill_register_operand();
       load_context(rcx, p[1]);
       a_.mov(kOperandReg, qword_ptr(rcx, kCtxVars + 8 * p[2]));
-      push_operand({Operand::Kind::kInRegister, 0, 0});
+      push_operand(in_register());
       return true;
     case kStoreCtx: {
-      const Operand& value = operands_[static_cast<size_t>(d - 1)];  // STORE does not pop it
       load_context(rcx, p[1]);
-      const Mem slot = qword_ptr(rcx, kCtxVars + 8 * p[2]);
-      if (value.kind == Operand::Kind::kInRegister) {
-        a_.mov(slot, kOperandReg);
-      } else if (value.is_small_immediate()) {
-        a_.mov(slot, static_cast<int64_t>(value.value));
-      } else {
-        load_operand(value, d - 1, rax);
-        a_.mov(slot, rax);
-      }
+      // STORE does not pop the value.
+      write_operand(operands_[static_cast<size_t>(d - 1)], d - 1, qword_ptr(rcx, kCtxVars + 8 * p[2]));
       return true;
     }
     case kPushField:
@@ -937,7 +911,7 @@ bool MethodCompiler::emit_deferred(uint32_t pc, int d) {
       flush_operands();  // the receiver and arguments in their slots, everything else too
       emit_send(site, base, pc + static_cast<uint32_t>(op_length(op)), /*reply_in_register=*/true);
       reset_operands(base);
-      push_operand({Operand::Kind::kInRegister, 0, 0});
+      push_operand(in_register());
       return true;
     }
     case kSendAdd: case kSendSub: case kSendMul: case kSendLt: case kSendGt: case kSendLe: case kSendGe:
