@@ -71,7 +71,8 @@ Result<std::unique_ptr<Patcher>> Patcher::create(code::CodeZone& zone) {
   }
   JITKIT_TRY(install_trap_handler());
   if (!detail::register_patch_range(zone.begin(), zone.end())) {
-    return Error(ErrorCode::kOutOfMemory, "patch: too many zones with a Patcher (64 at most)");
+    return Error(ErrorCode::kOutOfMemory, "patch: too many zones with a Patcher (" +
+                                              std::to_string(detail::max_patch_ranges()) + " at most)");
   }
   return std::unique_ptr<Patcher>(new Patcher(zone));
 }

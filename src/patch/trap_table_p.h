@@ -37,6 +37,8 @@ std::mutex& breakpoint_round_mutex();
 void publish_trap_table(const TrapTable* table);
 void retire_trap_table();
 
+// How many ranges register_patch_range has room for.
+int max_patch_ranges();
 // Address ranges in which a trap whose int3 has disappeared is restarted rather than forwarded
 // (the executable ranges of zones that have a Patcher). Fixed capacity; returns false if full.
 bool register_patch_range(std::uintptr_t begin, std::uintptr_t end);

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "jitkit/code/code_zone.h"
 #include "jitkit/patch/patcher.h"
@@ -324,6 +326,23 @@ TEST(PatcherCreate, ToggledZoneIsRefused) {
   ASSERT_FALSE(p.has_value());
   EXPECT_EQ(p.error().code(), ErrorCode::kUnsupported);
   EXPECT_NE(p.error().message().find("toggled"), std::string::npos);
+}
+
+// A process may hold many patched zones (a SOM VM with its JIT has two); the trap handler's
+// table used to stop at 64.
+TEST(PatcherCreate, AHundredZonesEachGetAPatcher) {
+  std::vector<std::unique_ptr<code::CodeZone>> zones;
+  std::vector<std::unique_ptr<Patcher>> patchers;
+  for (int i = 0; i < 100; i++) {
+    code::ZoneOptions o;
+    o.reserve_bytes = 64u << 10;
+    auto zone = code::CodeZone::create(o);
+    ASSERT_TRUE(zone.has_value()) << "zone " << i << ": " << zone.error().message();
+    auto p = Patcher::create(**zone);
+    ASSERT_TRUE(p.has_value()) << "patcher " << i << ": " << p.error().message();
+    zones.push_back(std::move(*zone));
+    patchers.push_back(std::move(*p));
+  }
 }
 
 }  // namespace

@@ -214,7 +214,8 @@ class Patcher {
   // A patcher for code in `zone`, which must outlive it. Installs jitkit's SIGTRAP handler
   // (trap.h) and registers SYNC_CORE membarrier. Fails with kUnsupported when the zone has no
   // writable view of live code (ZoneMode::kToggled: flipping protections would fault the threads
-  // executing it) or when membarrier SYNC_CORE is unavailable.
+  // executing it) or when membarrier SYNC_CORE is unavailable, and with kOutOfMemory when the
+  // process already has 1024 zones with a Patcher (the trap handler's fixed table).
   static Result<std::unique_ptr<Patcher>> create(code::CodeZone& zone);
   ~Patcher();
   Patcher(const Patcher&) = delete;

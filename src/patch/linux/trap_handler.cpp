@@ -25,7 +25,9 @@ std::atomic<const detail::TrapTable*> g_table{nullptr};
 std::atomic<std::uint64_t> g_generation{0};
 std::atomic<std::uint32_t> g_in_flight{0};
 
-constexpr int kMaxRanges = 64;
+// Zones with a Patcher, process-wide. A fixed table, because the SIGTRAP handler searches it
+// (no locks, no allocation); 16 bytes an entry. A SOM VM with its JIT takes two.
+constexpr int kMaxRanges = 1024;
 struct Range {
   std::atomic<std::uintptr_t> begin{0};
   std::atomic<std::uintptr_t> end{0};
@@ -225,6 +227,8 @@ void retire_trap_table() {
   // above, no handler can reach the old table any more.
   while (g_in_flight.load() != 0) sched_yield();
 }
+
+int max_patch_ranges() { return kMaxRanges; }
 
 bool register_patch_range(std::uintptr_t begin, std::uintptr_t end) {
   std::lock_guard<std::mutex> lock(g_ranges_mutex);
