@@ -5,8 +5,8 @@
 // them and calls a host function that gdb can stop in to check that the names are gone.
 //
 //   main -> jit_outer      (frame pointer: push rbp; mov rbp, rsp; call; pop rbp; ret)
-//        -> jit_middle     (NO frame pointer: sub rsp, 24; call; add rsp, 24; ret; only the CFI
-//                           tells gdb where its caller's frame is)
+//        -> jit_middle     (NO frame pointer: sub rsp, 24; fills the 24 bytes; call; add rsp, 24;
+//                           ret; only the CFI tells gdb where its caller's frame is)
 //        -> jit_inner      (frame pointer; calls host_callback through rax)
 //        -> host_callback  (C++; `break host_callback` + `bt` must reach main through the above)
 //   main -> jit_leaf       (leaf: lea eax, [rdi+1]; ret)
@@ -62,7 +62,7 @@ alignas(32) std::uint8_t rseq_descriptor[32];
 int main(int argc, char** argv) {
   bool dual = argc < 2 || std::strcmp(argv[1], "anon") != 0;
   // "nocfi": register jit_middle without unwind rows, to show that gdb needs them (its
-  // prologue analysis cannot see through `sub rsp, 24`).
+  // prologue analysis cannot see through `sub rsp, 24`: see jit_middle below).
   bool no_cfi = argc >= 3 && std::strcmp(argv[2], "nocfi") == 0;
   // "attach": after registering, print "ready" and wait (up to 60 s) for a debugger to attach
   // and read the objects registered before it came.
@@ -80,8 +80,21 @@ int main(int argc, char** argv) {
   std::vector<std::uint8_t> c_outer = {0x55, 0x48, 0x89, 0xe5, 0xe8};
   put_rel32(c_outer, outer, middle);
   c_outer.insert(c_outer.end(), {0x5d, 0xc3});
-  // jit_middle: sub rsp, 24; call jit_inner; add rsp, 24; ret
-  std::vector<std::uint8_t> c_middle = {0x48, 0x83, 0xec, 0x18, 0xe8};
+  // jit_middle: sub rsp, 24; mov qword [rsp], 0x0badc0de; mov qword [rsp+8], 0;
+  //             mov qword [rsp+16], 0; call jit_inner; add rsp, 24; ret
+  // Without CFI, gdb's prologue analysis finds no `push rbp` and takes jit_middle for a function
+  // that has not moved rsp: it reads the caller's pc at [rsp], inside the 24 bytes, instead of at
+  // [rsp+24]. Left unwritten, those bytes held what earlier calls had left there, and the
+  // backtrace depended on it: a 0 ended it; three words that are neither 0 nor code made gdb
+  // (which assumes the same of a pc it cannot name, one word further up each time) reach the
+  // return address at [rsp+24], i.e. jit_outer; a code address unwound through that code.
+  // Filled, the words gdb reads are the poison 0x0badc0de (no code there), as jit_middle's
+  // caller, and then 0, where it stops: the same backtrace whatever ran before.
+  std::vector<std::uint8_t> c_middle = {0x48, 0x83, 0xec, 0x18,                                //
+                                        0x48, 0xc7, 0x04, 0x24, 0xde, 0xc0, 0xad, 0x0b,        //
+                                        0x48, 0xc7, 0x44, 0x24, 0x08, 0x00, 0x00, 0x00, 0x00,  //
+                                        0x48, 0xc7, 0x44, 0x24, 0x10, 0x00, 0x00, 0x00, 0x00,  //
+                                        0xe8};
   put_rel32(c_middle, middle, inner);
   c_middle.insert(c_middle.end(), {0x48, 0x83, 0xc4, 0x18, 0xc3});
   // jit_inner: push rbp; mov rbp, rsp; movabs rax, host_callback; call rax; pop rbp; ret
@@ -114,7 +127,7 @@ int main(int argc, char** argv) {
   middle_frame.has_unwind = true;
   middle_frame.rows = {{0, UnwindRow::Base::kRsp, 8, false},
                        {4, UnwindRow::Base::kRsp, 32, false},
-                       {13, UnwindRow::Base::kRsp, 8, false}};
+                       {39, UnwindRow::Base::kRsp, 8, false}};
   batch.add_function("jit_middle", middle, c_middle.size(), no_cfi ? FrameInfo::none() : middle_frame,
                      b_middle.size);
   batch.add_function("jit_inner", inner, c_inner.size(), FrameInfo::frame_pointer(1, 4, {17}), b_inner.size);
