@@ -7,14 +7,16 @@
 #   make asan    the tests under AddressSanitizer + UBSan (build-asan/)
 #   make tsan    the concurrency tests (labels stress, code, patch, rseq, ic) under ThreadSanitizer
 #                (build-tsan/). TSan reserves most of the address space, so tests that map host
-#                data at fixed far/low addresses cannot run under it; TSAN_TESTS overrides.
+#                data at fixed far/low addresses cannot run under it; TSAN_TESTS overrides. Of
+#                the SOM VM's stress tests only the compile thread's (BackgroundCompile.*) run:
+#                the others are single-threaded runs under GC stress.
 #   make format  clang-format every C++ source
 #
 # Variables: JOBS (parallel jobs, default: cores), CTEST_ARGS (extra ctest arguments, e.g. -L asm).
 
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
-TSAN_TESTS ?= -L 'stress|code|patch|rseq|ic'
+TSAN_TESTS ?= -L 'stress|code|patch|rseq|ic' -E '^(som\.|example\.som|SomEmbedding)'
 ENSURE := tools/ensure-packages
 ifeq ($(CI),true)
   export JITKIT_WERROR := ON

@@ -25,6 +25,8 @@ void usage(FILE* out) {
                "  --jit=MODE   off: interpret only; on (default): compile hot methods and loops;\n"
                "               always: compile every method before it first runs\n"
                "  --jit-threshold=N  invocations + loop iterations before a method is compiled (default %u)\n"
+               "  --jit-background=on|off  on (default): compile hot methods on a thread of the\n"
+               "               VM's own while the interpreter goes on; off: the interpreter waits\n"
                "  --jit-stats  print what the JIT compiled and the inline-cache states to stderr at exit\n"
                "  --jit-listing=Class>>selector  print that method's machine code and its inline\n"
                "               caches (PIC stubs included) to stderr at exit\n"
@@ -108,6 +110,7 @@ int main(int argc, char** argv) {
   jitkit::som::JitMode jit_mode = jitkit::som::JitMode::kOn;
   std::string jit_listing;
   unsigned long jit_threshold = som::kDefaultJitThreshold;
+  bool jit_background = true;
   std::vector<std::string> natives;
   int i = 1;
   for (; i < argc; i++) {
@@ -140,6 +143,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "som: --jit-threshold needs a number from 0 to 1000000000, got '%s'\n", n.c_str());
         return 1;
       }
+    } else if (a == "--jit-background=on" || a == "--jit-background=off") {
+      jit_background = a == "--jit-background=on";
     } else if (a.rfind("--jit-listing=", 0) == 0) {
       jit_listing = a.substr(14);
     } else if (a == "--native") {
@@ -184,6 +189,7 @@ int main(int argc, char** argv) {
   o.class_path.push_back(dir.empty() ? "." : dir);
   o.jit = jit_mode;
   o.jit_threshold = static_cast<uint32_t>(jit_threshold);
+  o.jit_background = jit_background;
   o.natives = natives;
   c.jit_stats = jit_stats;
   c.jit_listing = jit_listing;

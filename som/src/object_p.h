@@ -170,11 +170,13 @@ struct Method : Object {
   std::vector<std::pair<int, int>> lazy_vars;
   std::vector<std::pair<uint32_t, int>> lines;  // (pc, line) in increasing pc order
   // Baseline JIT (som/src/jit, docs/som-jit.md): the compiled body (0 while the method runs in
-  // the interpreter), the tiering counter (invocations plus back-edges in the interpreter) and
-  // whether compiling it failed (it then stays interpreted).
+  // the interpreter), the tiering counter (invocations plus back-edges in the interpreter),
+  // whether compiling it failed (it then stays interpreted) and whether it waits for the
+  // background compile thread (jit/compile_thread_p.h).
   uintptr_t jit_entry = 0;
   uint32_t hotness = 0;
   bool jit_failed = false;
+  bool jit_queued = false;
   std::string file_name;
   // SpecialPrim::kNative: the library function (last: the interpreter's hot fields stay put).
   jitkit::som::NativeFn native = nullptr;

@@ -66,6 +66,7 @@ void free_method_tree(Method* m) {
 }  // namespace
 
 VM::~VM() {
+  jit_.reset();  // first: its compile thread may be reading methods, and its code refers to them
   if (stack_base_) munmap(stack_base_, stack_bytes_);
   // Permanent objects live as long as the VM: classes with their methods, symbols, literals.
   // A method replaced at run time may sit in several slots, or in none (replaced_methods_).
@@ -73,7 +74,6 @@ VM::~VM() {
   for (Class* c : class_table_) methods.insert(c->methods.begin(), c->methods.end());
   for (Method* m : methods) free_method_tree(m);
   for (Class* c : class_table_) delete c;
-  jit_.reset();  // its code refers to methods; it goes first
   for (auto& [key, m] : entry_methods_) delete m;
   for (auto& [target, m] : direct_entry_methods_) delete m;
   std::vector<Symbol*> syms;

@@ -176,6 +176,10 @@ struct Options {
   JitMode jit = JitMode::kOn;
   // Interpreter invocations plus loop iterations before a method is compiled (JitMode::kOn).
   std::uint32_t jit_threshold = kDefaultJitThreshold;
+  // JitMode::kOn: compile hot methods on a thread of the VM's own while the interpreter goes
+  // on running them (`som --jit-background=on`); false compiles them on the VM's thread, which
+  // waits. JitMode::kAlways always compiles on the VM's thread, before a method first runs.
+  bool jit_background = true;
   // Shared libraries of native methods to load after the core classes (native.h).
   std::vector<std::string> natives;
   bool optimize = true;  // false: the interpreter's reference configuration (no JIT either)

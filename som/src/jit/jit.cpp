@@ -2,9 +2,11 @@
 // the shared stubs, per-method entry stubs, tiering, invalidation and statistics
 // (docs/som-jit.md). The translation itself is method_compiler.cpp.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "bytecode_p.h"
+#include "jit/compile_thread_p.h"
 #include "jit/jit_impl_p.h"
 #include "jitkit/debug/installed_code.h"
 
@@ -490,18 +492,85 @@ EntryStub* Jit::Impl::entry_stub(Method* m) {
   return result;
 }
 
+CompileRequest Jit::Impl::request_for(Method* m, code::Visibility visibility) {
+  CompileRequest request{.method = m, .site_selectors = {}, .visibility = visibility};
+  request.site_selectors.reserve(m->sites.size());
+  for (const SendSite& site : m->sites) request.site_selectors.push_back(selector_id(site.selector));
+  return request;
+}
+
+namespace {
+
+uint64_t nanos_since(std::chrono::steady_clock::time_point t0) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+}
+
+}  // namespace
+
 bool Jit::compile(Method* m) {
+  if (m->jit_queued) {
+    impl_->compile_thread->withdraw(m);  // it may be compiling m right now: that outcome counts
+    publish_finished();
+    m->jit_queued = false;
+  }
   if (m->jit_entry) return true;
   if (m->jit_failed) return false;
-  std::string error;
-  if (!compile_method(vm_, *impl_, stats_, m, error)) {
+  const auto t0 = std::chrono::steady_clock::now();
+  publish(compile_method(vm_, *impl_, impl_->request_for(m, code::Visibility::kThisThread)));
+  stats_.foreground_nanos += nanos_since(t0);
+  return m->jit_entry != 0;
+}
+
+bool Jit::reached_threshold(Method* m) {
+  if (!vm_.jit_background_ || vm_.jit_threshold_ == 0) return compile(m);
+  CompileThread* thread = impl_->compile_thread.get();
+  if (thread && thread->has_outcomes()) publish_finished();
+  if (m->jit_entry || m->jit_failed || m->jit_queued) return m->jit_entry != 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!thread) {
+    start_compile_thread();
+    thread = impl_->compile_thread.get();
+  }
+  thread->submit(impl_->request_for(m, code::Visibility::kOtherThreads));
+  m->jit_queued = true;
+  stats_.foreground_nanos += nanos_since(t0);
+  return false;
+}
+
+void Jit::start_compile_thread() {
+  if (impl_->compile_thread) return;
+  impl_->compile_thread = std::make_unique<CompileThread>(
+      [&vm = vm_, &impl = *impl_](const CompileRequest& request) { return compile_method(vm, impl, request); });
+}
+
+void Jit::publish_finished() {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (CompileOutcome& outcome : impl_->compile_thread->take_outcomes()) {
+    outcome.method->jit_queued = false;
+    stats_.background_compiles++;
+    publish(std::move(outcome));
+  }
+  stats_.foreground_nanos += nanos_since(t0);
+}
+
+void Jit::publish(CompileOutcome outcome) {
+  Method* m = outcome.method;
+  stats_.compile_nanos += outcome.compile_nanos;
+  stats_.register_nanos += outcome.register_nanos;
+  if (!outcome.compiled) {
     m->jit_failed = true;
     stats_.compile_failures++;
     if (vm_.debug_level_ > 0)
-      std::fprintf(stderr, "[JIT] %s stays interpreted: %s\n", jit_method_name(m).c_str(), error.c_str());
-    return false;
+      std::fprintf(stderr, "[JIT] %s stays interpreted: %s\n", jit_method_name(m).c_str(), outcome.error.c_str());
+    return;
   }
-  CompiledMethod& cm = *impl_->compiled[m];
+  CompiledMethod& cm = *outcome.compiled;
+  stats_.methods_compiled++;
+  stats_.bytecode_bytes += m->code.size();
+  stats_.code_bytes += cm.code.code_size();
+  m->jit_entry = cm.code.start();
+  impl_->compiled[m] = std::move(outcome.compiled);
   // Send sites linked to this method's entry stub now reach the compiled body.
   auto it = impl_->entry_stubs.find(m);
   if (it != impl_->entry_stubs.end() && it->second->body_jump) {
@@ -511,10 +580,14 @@ bool Jit::compile(Method* m) {
   if (vm_.debug_level_ > 0)
     std::fprintf(stderr, "[JIT] compiled %s: %zu bytecode bytes -> %zu bytes of code\n", jit_method_name(m).c_str(),
                  m->code.size(), cm.code.code_size());
-  return true;
 }
 
 void Jit::discard(Method* m) {
+  if (m->jit_queued) {
+    impl_->compile_thread->withdraw(m);
+    publish_finished();
+    m->jit_queued = false;
+  }
   if (auto stub = impl_->entry_stubs.find(m); stub != impl_->entry_stubs.end()) {
     (void)impl_->engine->invalidate_method(stub->second->entries);
     (void)impl_->engine->retire(stub->second->code.block());
@@ -537,7 +610,7 @@ Value Jit::enter(Method* m, Value* base, Frame* caller) {
 
 uintptr_t Jit::osr_entry(Frame* f, uint32_t pc) {
   Method* m = f->method;
-  if (!compile(m)) return 0;
+  if (!m->jit_entry && !reached_threshold(m)) return 0;
   for (auto& [head, address] : impl_->compiled[m]->osr_entries)
     if (head == pc) {
       stats_.osr_entries++;
@@ -638,6 +711,13 @@ void Jit::print_stats(std::FILE* out) {
                us / 1000.0, stats_.methods_compiled ? us / static_cast<double>(stats_.methods_compiled) : 0.0,
                us > 0 ? static_cast<double>(stats_.bytecode_bytes) / us : 0.0,
                static_cast<double>(stats_.register_nanos) / 1e6, static_cast<unsigned long long>(stats_.osr_entries), impl_->entry_stubs.size());
+  std::fprintf(out, "[JIT] the interpreter's thread spent %.3f ms compiling; %llu compiles ran on the compile thread",
+               static_cast<double>(stats_.foreground_nanos) / 1e6,
+               static_cast<unsigned long long>(stats_.background_compiles));
+  if (CompileThread* thread = impl_->compile_thread.get()) {
+    if (const size_t unfinished = thread->backlog()) std::fprintf(out, " (%zu more unfinished at exit)", unfinished);
+  }
+  std::fputc('\n', out);
   const ic::EngineStats s = impl_->engine->stats();
   std::fprintf(out, "[JIT] %s[JIT] invalidations: %llu selectors, %llu sites unlinked\n", cache_report().c_str(),
                static_cast<unsigned long long>(stats_.invalidations),

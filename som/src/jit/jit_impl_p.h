@@ -22,6 +22,8 @@
 
 namespace som {
 
+class CompileThread;  // compile_thread_p.h
+
 // Registers of compiled code. kVmReg and kFrameReg are callee-saved in the System V ABI, so the
 // runtime functions (C++) preserve them; everything else is scratch at every call.
 //   rbx  the VM                       r12  the current Frame
@@ -66,6 +68,30 @@ struct CompiledMethod {
   std::vector<std::pair<uint32_t, uint32_t>> instruction_offsets;
   std::optional<jitkit::debug::Registration> registration;  // Class>>selector for gdb, perf
   uint32_t frame_gone_offset = 0;                           // of the `ret` (unwind rules)
+};
+
+// One method to compile. The compiler may run on any thread (compile_thread_p.h): it reads
+// only what does not change once a method exists (bytecode, literals, its send sites' selectors
+// and arities, its blocks) and the VM's fixed class tags; what belongs to the interpreter's
+// thread is resolved here, by that thread.
+struct CompileRequest {
+  Method* method = nullptr;
+  // The engine's number of each send site's selector, in Method::sites order (Impl::selector_id
+  // is the interpreter thread's).
+  std::vector<uint32_t> site_selectors;
+  // kOtherThreads when the code is compiled on another thread than the one that will run it.
+  jitkit::code::Visibility visibility = jitkit::code::Visibility::kThisThread;
+};
+
+// What a compile produced: the code, installed, its send sites attached and named for gdb and
+// perf, but not yet reachable (Jit::publish makes it so, on the interpreter's thread); or why
+// there is none.
+struct CompileOutcome {
+  Method* method = nullptr;
+  std::unique_ptr<CompiledMethod> compiled;  // nullptr: the compile failed, `error` says why
+  std::string error;
+  uint64_t compile_nanos = 0;   // bytecode -> installed code with attached send sites
+  uint64_t register_nanos = 0;  // naming the code for gdb and perf
 };
 
 // A method's entry stub: what inline caches link to (ic::Method). It checks the receiver's tag
@@ -120,6 +146,12 @@ struct Jit::Impl {
   std::string lookup_error;
 
   EntryStub* entry_stub(Method* m);  // jit.cpp; nullptr if it cannot be made
+  // What compile_method needs to compile `m` (interpreter thread).
+  CompileRequest request_for(Method* m, jitkit::code::Visibility visibility);
+
+  // Background compilation (VM::jit_background_): started by the first request. Last, so that
+  // it stops, and the compile it may be running ends, before anything above goes away.
+  std::unique_ptr<CompileThread> compile_thread;
 };
 
 // "Class>>selector" ("Class class>>selector" on the class side, "... [block]" for blocks): the
@@ -134,8 +166,8 @@ void emit_load_tag(jitkit::x64::Assembler& a, jitkit::x64::Gp64 value, jitkit::x
 void emit_array_index(jitkit::x64::Assembler& a, jitkit::x64::Gp64 array, jitkit::x64::Gp64 tagged_index,
                       jitkit::x64::Gp64 index, jitkit::x64::Gp64 scratch, jitkit::x64::Label fail);
 
-// Compiles `m` into impl (method_compiler.cpp). On failure answers false and sets `error`.
-bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::string& error);
+// Compiles request.method (method_compiler.cpp), on any thread: see CompileRequest.
+CompileOutcome compile_method(const VM& vm, const Jit::Impl& impl, const CompileRequest& request);
 
 // Runs `body`, which C++ entered from compiled code: an error raised inside (a VmUnwind) is
 // caught here and comes back to the compiled code as the unwinding protocol, unwind_target_ =

@@ -9,7 +9,9 @@
 //    a frame slot, so the collector, stack traces and non-local return treat them alike.
 //  * Tiering: a method is compiled after VM::jit_threshold_ interpreter invocations plus
 //    back-edges; a back-edge past the threshold transfers the running frame into the compiled
-//    code (on-stack replacement).
+//    code (on-stack replacement). With VM::jit_background_ the compile runs on a thread of its
+//    own (compile_thread_p.h) while the interpreter goes on, and the code is used from the
+//    first tier-up check after it is ready.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +37,7 @@ class Patcher;
 namespace som {
 
 class VM;
+struct CompileOutcome;  // jit_impl_p.h
 
 // Interpreter invocations plus back-edges before a method is compiled (`som --jit=on`): the
 // embedding API's default (jitkit/som/vm.h).
@@ -48,6 +51,10 @@ struct JitStats {
   uint64_t code_bytes = 0;      // machine code of the compiled methods (without entry stubs)
   uint64_t compile_nanos = 0;   // bytecode -> installed code with attached send sites
   uint64_t register_nanos = 0;  // naming the code for gdb and perf (jitkit::debug)
+  uint64_t background_compiles = 0;  // of methods_compiled and compile_failures
+  // Time the interpreter's thread spent on compiling: foreground compiles whole, and for
+  // background ones submitting the request and publishing the code.
+  uint64_t foreground_nanos = 0;
   uint64_t osr_entries = 0;  // frames moved from the interpreter into compiled code
   uint64_t invalidations = 0;  // selectors whose caches were dropped after a method change
 };
@@ -61,14 +68,23 @@ class Jit {
   Jit(const Jit&) = delete;
   Jit& operator=(const Jit&) = delete;
 
-  // Compiles `m` (a bytecode method or block) unless it is compiled already. False when it
-  // cannot be compiled (the reason is printed under -d); the method then stays interpreted.
+  // Compiles `m` (a bytecode method or block) now, on this thread, unless it is compiled
+  // already (a background compile of it is waited for). False when it cannot be compiled (the
+  // reason is printed under -d); the method then stays interpreted.
   bool compile(Method* m);
-  // One invocation of bytecode method `m` outside compiled code: true when it runs compiled,
-  // compiling it once its invocations plus back-edges reach `threshold` (VM::jit_threshold_).
+  // One invocation of bytecode method `m` outside compiled code: true when it runs compiled.
+  // Once its invocations plus back-edges reach `threshold` (VM::jit_threshold_) it is compiled
+  // (reached_threshold).
   bool tier_up(Method* m, uint32_t threshold) {
-    return m->jit_entry || (++m->hotness >= threshold && !m->jit_failed && compile(m));
+    return m->jit_entry || (++m->hotness >= threshold && !m->jit_failed && reached_threshold(m));
   }
+  // A hot method: compiled now (true), or with VM::jit_background_ (and a threshold above 0)
+  // submitted to the compile thread, answering whether its code has become ready. Each call
+  // also publishes the code of every background compile that has finished.
+  bool reached_threshold(Method* m);
+  // Starts the background compile thread ahead of the first hot method (VM::jit_background_;
+  // reached_threshold starts it otherwise).
+  void start_compile_thread();
 
   // Runs compiled method `m` on the receiver and arguments at base[0..n] for the interpreter
   // frame `caller` (VM::fp_/pc_/sp_ describe the caller). Answers the method's value; with
@@ -103,6 +119,11 @@ class Jit {
   struct Impl;
 
  private:
+  // Makes the outcome of a compile of `m` reachable, or marks `m` as staying interpreted.
+  void publish(CompileOutcome outcome);
+  // Publishes every finished background compile.
+  void publish_finished();
+
   VM& vm_;
   JitStats stats_;
   std::unique_ptr<Impl> impl_;

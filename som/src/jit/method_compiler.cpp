@@ -51,8 +51,13 @@ struct Operand {
 
 class MethodCompiler {
  public:
-  MethodCompiler(VM& vm, Jit::Impl& impl, Method* m)
-      : vm_(vm), impl_(impl), m_(m), off_(impl.vm_offsets), code_(m->code.data()) {}
+  MethodCompiler(const VM& vm, const Jit::Impl& impl, const CompileRequest& request)
+      : vm_(vm),
+        impl_(impl),
+        request_(request),
+        m_(request.method),
+        off_(impl.vm_offsets),
+        code_(request.method->code.data()) {}
 
   bool compile(CompiledMethod& out, std::string& error);
 
@@ -141,9 +146,10 @@ class MethodCompiler {
   void emit_check_slow_path(const void* fn, const SendSite& site, int d, Label slow, Label done);
   void cold(std::function<void()> fn) { cold_.push_back(std::move(fn)); }
 
-  VM& vm_;
-  Jit::Impl& impl_;
-  Method* m_;
+  const VM& vm_;
+  const Jit::Impl& impl_;
+  const CompileRequest& request_;
+  const Method* m_;
   const VmOffsets& off_;
   const uint8_t* code_;
   Assembler a_{8192};
@@ -393,7 +399,7 @@ void MethodCompiler::emit_send(const SendSite& site, int base, uint32_t resume_p
   a_.mov(kSenderPcReg, static_cast<int64_t>(bytecode_address(resume_pc)));
   a_.lea(rsi, stack(base));
   a_.mov(rdi, qword_ptr(rsi, 0));
-  auto send = impl_.engine->emit_send(a_, impl_.selector_id(site.selector));
+  auto send = impl_.engine->emit_send(a_, request_.site_selectors[static_cast<size_t>(&site - m_->sites.data())]);
   if (!send) {
     send_error_ = send.error().message();
     return;
@@ -1199,8 +1205,7 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
     error = "assembler: " + a_.error()->message();
     return false;
   }
-  auto code = install::install(a_, *impl_.zone,
-                               {.name = jit_method_name(m_), .visibility = code::Visibility::kThisThread});
+  auto code = install::install(a_, *impl_.zone, {.name = jit_method_name(m_), .visibility = request_.visibility});
   if (!code) {
     error = "install: " + code.error().message();
     return false;
@@ -1225,27 +1230,24 @@ bool MethodCompiler::compile(CompiledMethod& out, std::string& error) {
 
 }  // namespace
 
-bool compile_method(VM& vm, Jit::Impl& impl, JitStats& stats, Method* m, std::string& error) {
+CompileOutcome compile_method(const VM& vm, const Jit::Impl& impl, const CompileRequest& request) {
+  CompileOutcome outcome;
+  outcome.method = request.method;
   const auto t0 = std::chrono::steady_clock::now();
   auto compiled = std::make_unique<CompiledMethod>();
-  MethodCompiler compiler(vm, impl, m);
-  const bool ok = compiler.compile(*compiled, error);
-  stats.compile_nanos += static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-  if (!ok) return false;
-  // Unwind rules for gdb and perf: the rbp frame, gone at the one `ret`.
+  MethodCompiler compiler(vm, impl, request);
+  const bool ok = compiler.compile(*compiled, outcome.error);
   const auto t1 = std::chrono::steady_clock::now();
+  outcome.compile_nanos = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+  if (!ok) return outcome;
+  // Unwind rules for gdb and perf: the rbp frame, gone at the one `ret`.
   if (auto reg = debug::register_installed(compiled->code,
                                            debug::FrameInfo::frame_pointer(1, 4, {compiled->frame_gone_offset})))
     compiled->registration = std::move(*reg);
-  stats.register_nanos += static_cast<uint64_t>(
+  outcome.register_nanos = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t1).count());
-  stats.methods_compiled++;
-  stats.bytecode_bytes += m->code.size();
-  stats.code_bytes += compiled->code.code_size();
-  m->jit_entry = compiled->code.start();
-  impl.compiled[m] = std::move(compiled);
-  return true;
+  outcome.compiled = std::move(compiled);
+  return outcome;
 }
 
 }  // namespace som

@@ -17,7 +17,7 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 mkdir -p "$out/corpus"
 "$cxx" "${flags[@]}" "$src/tests/fuzz/parser_fuzzer.cpp" "$src/src/parser.cpp" \
   -o "$out/som_parser_fuzzer"
-vm_sources=(parser compiler bytecode heap vm interpreter numbers primitives native_methods api/vm jit/jit
+vm_sources=(parser compiler bytecode heap vm interpreter numbers primitives native_methods api/vm jit/compile_thread jit/jit
             jit/method_compiler jit/runtime)
 "$cxx" "${flags[@]}" -Wno-gnu-label-as-value -DSOM_CORE_LIB_DIR="\"$src/core-lib\"" \
   "$src/tests/fuzz/compiler_fuzzer.cpp" $(printf "$src/src/%s.cpp " "${vm_sources[@]}") \
