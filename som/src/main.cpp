@@ -25,8 +25,8 @@ void usage(FILE* out) {
                "  --jit=MODE   off: interpret only; on (default): compile hot methods and loops;\n"
                "               always: compile every method before it first runs\n"
                "  --jit-threshold=N  invocations + loop iterations before a method is compiled (default %u)\n"
-               "  --jit-background=on|off  on (default): compile hot methods on a thread of the\n"
-               "               VM's own while the interpreter goes on; off: the interpreter waits\n"
+               "  --jit-background=on|off  on: compile hot methods on a thread of the VM's own\n"
+               "               while the interpreter goes on; off (default): the interpreter waits\n"
                "  --jit-stats  print what the JIT compiled and the inline-cache states to stderr at exit\n"
                "  --jit-listing=Class>>selector  print that method's machine code and its inline\n"
                "               caches (PIC stubs included) to stderr at exit\n"
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   jitkit::som::JitMode jit_mode = jitkit::som::JitMode::kOn;
   std::string jit_listing;
   unsigned long jit_threshold = som::kDefaultJitThreshold;
-  bool jit_background = true;
+  bool jit_background = false;
   std::vector<std::string> natives;
   int i = 1;
   for (; i < argc; i++) {

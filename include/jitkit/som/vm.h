@@ -176,10 +176,13 @@ struct Options {
   JitMode jit = JitMode::kOn;
   // Interpreter invocations plus loop iterations before a method is compiled (JitMode::kOn).
   std::uint32_t jit_threshold = kDefaultJitThreshold;
-  // JitMode::kOn: compile hot methods on a thread of the VM's own while the interpreter goes
-  // on running them (`som --jit-background=on`); false compiles them on the VM's thread, which
-  // waits. JitMode::kAlways always compiles on the VM's thread, before a method first runs.
-  bool jit_background = true;
+  // JitMode::kOn: true compiles hot methods on a thread of the VM's own while the interpreter
+  // goes on running them (`som --jit-background=on`): the VM's thread then stops only to queue
+  // a method and to publish its code, but the method runs interpreted until the code is ready
+  // (docs/som-jit.md, "Background compilation"). false (the default) compiles them on the VM's
+  // thread, which waits. JitMode::kAlways always compiles on the VM's thread, before a method
+  // first runs.
+  bool jit_background = false;
   // Shared libraries of native methods to load after the core classes (native.h).
   std::vector<std::string> natives;
   bool optimize = true;  // false: the interpreter's reference configuration (no JIT either)

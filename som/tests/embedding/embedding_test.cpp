@@ -24,7 +24,10 @@ namespace js = jitkit::som;
 
 namespace {
 
-constexpr js::JitMode kJitMode = SOM_EMBED_JIT == 0 ? js::JitMode::kOff : js::JitMode::kAlways;
+constexpr js::JitMode kJitMode = SOM_EMBED_JIT == 0   ? js::JitMode::kOff
+                                 : SOM_EMBED_JIT == 3 ? js::JitMode::kOn
+                                                      : js::JitMode::kAlways;
+constexpr bool kJitBackground = SOM_EMBED_JIT == 3;  // hot after 2 calls, compiled on the side
 constexpr bool kGcStress = SOM_EMBED_GC_STRESS;
 // AddressSanitizer's redzones make every native frame several times larger (about 6 KiB per
 // sandwich level instead of 1). And ASan stops unpoisoning the stack when an exception is
@@ -56,6 +59,8 @@ void with_vm(const std::function<void(js::Vm&)>& body, size_t stack_bytes = (siz
                      js::Options options;
                      options.class_path = {SOM_CORE_LIB_DIR, SOM_EMBED_DIR};
                      options.jit = kJitMode;
+                     options.jit_background = kJitBackground;
+                     if (kJitBackground) options.jit_threshold = 2;
                      options.natives = {SOM_TEST_NATIVES};
                      auto vm = js::Vm::create(options);
                      EXPECT_TRUE(vm) << (vm ? "" : vm.error().describe());
