@@ -524,9 +524,9 @@ bool Jit::compile(Method* m) {
 
 bool Jit::reached_threshold(Method* m) {
   if (!vm_.jit_background_ || vm_.jit_threshold_ == 0) return compile(m);
-  CompileThread* thread = impl_->compile_thread.get();
-  if (thread && thread->has_outcomes()) publish_finished();
+  publish_if_finished();
   if (m->jit_entry || m->jit_failed || m->jit_queued) return m->jit_entry != 0;
+  CompileThread* thread = impl_->compile_thread.get();
   const auto t0 = std::chrono::steady_clock::now();
   if (!thread) {
     start_compile_thread();
@@ -542,6 +542,10 @@ void Jit::start_compile_thread() {
   if (impl_->compile_thread) return;
   impl_->compile_thread = std::make_unique<CompileThread>(
       [&vm = vm_, &impl = *impl_](const CompileRequest& request) { return compile_method(vm, impl, request); });
+}
+
+void Jit::publish_if_finished() {
+  if (impl_->compile_thread && impl_->compile_thread->has_outcomes()) publish_finished();
 }
 
 void Jit::publish_finished() {
@@ -641,6 +645,7 @@ void Jit::method_changed(Symbol* selector) {
 }
 
 std::string Jit::listing(Method* m) {
+  publish_if_finished();
   auto it = impl_->compiled.find(m);
   if (it == impl_->compiled.end()) return jit_method_name(m) + ": not compiled\n";
   debug::ListingOptions options;
@@ -655,6 +660,7 @@ std::string Jit::listing(Method* m) {
 }
 
 std::string Jit::listing(std::string_view name) {
+  publish_if_finished();
   std::vector<Method*> found;
   for (auto& [m, cm] : impl_->compiled)
     if (jit_method_name(m) == name) found.push_back(m);
@@ -665,6 +671,7 @@ std::string Jit::listing(std::string_view name) {
 }
 
 std::string Jit::site_states(Method* m) {
+  publish_if_finished();
   auto it = impl_->compiled.find(m);
   if (it == impl_->compiled.end()) return "";
   std::string out;
@@ -698,6 +705,7 @@ std::string Jit::cache_report() {
 }
 
 void Jit::print_stats(std::FILE* out) {
+  publish_if_finished();  // what is ready counts, and shows in the listings
   const double us = static_cast<double>(stats_.compile_nanos) / 1000.0;
   std::fprintf(out,
                "[JIT] %llu methods compiled (%llu failed), %llu bytecode bytes -> %llu code bytes (%.2f per byte), "

@@ -121,8 +121,10 @@ class Jit {
  private:
   // Makes the outcome of a compile of `m` reachable, or marks `m` as staying interpreted.
   void publish(CompileOutcome outcome);
-  // Publishes every finished background compile.
+  // Publishes every finished background compile (publish_if_finished: if there is one, which
+  // costs one atomic load).
   void publish_finished();
+  void publish_if_finished();
 
   VM& vm_;
   JitStats stats_;
