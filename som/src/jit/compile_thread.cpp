@@ -82,8 +82,9 @@ size_t CompileThread::backlog() {
   return queue_.size() + (in_progress_ ? 1 : 0);
 }
 
-std::optional<CompileRequest> CompileThread::next_request() {
-  const auto spin_until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+std::optional<CompileRequest> CompileThread::next_request(bool after_compile) {
+  const auto spin_until = after_compile ? std::chrono::steady_clock::now() + kSpinBeforeSleep
+                                        : std::chrono::steady_clock::time_point{};
   std::unique_lock lock(mutex_);
   for (;;) {
     if (stopping_) return std::nullopt;
@@ -108,7 +109,9 @@ std::optional<CompileRequest> CompileThread::next_request() {
 }
 
 void CompileThread::run() {
-  while (std::optional<CompileRequest> request = next_request()) {
+  bool after_compile = false;
+  while (std::optional<CompileRequest> request = next_request(after_compile)) {
+    after_compile = true;
     CompileOutcome outcome;
     try {
       outcome = compile_(*request);

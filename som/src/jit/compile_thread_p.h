@@ -63,8 +63,9 @@ class CompileThread {
   void run();
   // The next request, or nothing once the thread must stop. After a compile the thread polls
   // for kSpinBeforeSleep before it sleeps: hot methods come in bursts, and waking a sleeping
-  // thread costs the VM's thread a system call (about 20 us measured on the CI machine).
-  std::optional<CompileRequest> next_request();
+  // thread costs the VM's thread a system call (about 20 us measured on the CI machine). At
+  // its start it sleeps at once.
+  std::optional<CompileRequest> next_request(bool after_compile);
   static constexpr std::chrono::microseconds kSpinBeforeSleep{200};
   // Keeps the thread off `cpu`, the CPU of the VM's thread (when the process may use more
   // than one): woken from that CPU, the scheduler tends to queue it there, behind the busy
