@@ -70,11 +70,17 @@ std::vector<CompileOutcome> CompileThread::take_outcomes() {
   return std::exchange(outcomes_, {});
 }
 
-void CompileThread::withdraw(const Method* m) {
+std::optional<CompileOutcome> CompileThread::withdraw(const Method* m) {
   std::unique_lock lock(mutex_);
   std::erase_if(queue_, [m](const CompileRequest& r) { return r.method == m; });
   queued_.store(queue_.size(), std::memory_order_release);
   done_.wait(lock, [&] { return in_progress_ != m; });
+  auto it = std::find_if(outcomes_.begin(), outcomes_.end(), [m](const CompileOutcome& o) { return o.method == m; });
+  if (it == outcomes_.end()) return std::nullopt;
+  std::optional<CompileOutcome> outcome = std::move(*it);
+  outcomes_.erase(it);
+  outcomes_ready_.store(!outcomes_.empty(), std::memory_order_relaxed);
+  return outcome;
 }
 
 size_t CompileThread::backlog() {

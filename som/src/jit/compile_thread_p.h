@@ -53,9 +53,10 @@ class CompileThread {
   // The outcomes finished since the last call, in the order they finished.
   std::vector<CompileOutcome> take_outcomes();
   // Takes `m`'s request off the queue if it has not started; if it is being compiled, waits
-  // until it is done (its outcome is then among the outcomes to take). Afterwards this thread
-  // no longer reads `m`: before a method is deleted, or compiled in the foreground.
-  void withdraw(const Method* m);
+  // until it is done. Answers `m`'s outcome if there is one (it is then no longer among the
+  // outcomes to take). Afterwards this thread no longer reads `m`, and no outcome for it can
+  // come later: before a method is deleted, or compiled in the foreground.
+  std::optional<CompileOutcome> withdraw(const Method* m);
   // Requests not yet finished (queued or in progress).
   size_t backlog();
 

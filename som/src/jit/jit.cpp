@@ -508,12 +508,18 @@ uint64_t nanos_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-bool Jit::compile(Method* m) {
-  if (m->jit_queued) {
-    impl_->compile_thread->withdraw(m);  // it may be compiling m right now: that outcome counts
-    publish_finished();
-    m->jit_queued = false;
+void Jit::withdraw(Method* m) {
+  if (!m->jit_queued) return;
+  // The thread may be compiling m right now: that outcome counts.
+  if (std::optional<CompileOutcome> outcome = impl_->compile_thread->withdraw(m)) {
+    stats_.background_compiles++;
+    publish(std::move(*outcome));
   }
+  m->jit_queued = false;
+}
+
+bool Jit::compile(Method* m) {
+  withdraw(m);
   if (m->jit_entry) return true;
   if (m->jit_failed) return false;
   const auto t0 = std::chrono::steady_clock::now();
@@ -551,7 +557,6 @@ void Jit::publish_if_finished() {
 void Jit::publish_finished() {
   const auto t0 = std::chrono::steady_clock::now();
   for (CompileOutcome& outcome : impl_->compile_thread->take_outcomes()) {
-    outcome.method->jit_queued = false;
     stats_.background_compiles++;
     publish(std::move(outcome));
   }
@@ -560,6 +565,7 @@ void Jit::publish_finished() {
 
 void Jit::publish(CompileOutcome outcome) {
   Method* m = outcome.method;
+  m->jit_queued = false;
   stats_.compile_nanos += outcome.compile_nanos;
   stats_.register_nanos += outcome.register_nanos;
   if (!outcome.compiled) {
@@ -587,11 +593,7 @@ void Jit::publish(CompileOutcome outcome) {
 }
 
 void Jit::discard(Method* m) {
-  if (m->jit_queued) {
-    impl_->compile_thread->withdraw(m);
-    publish_finished();
-    m->jit_queued = false;
-  }
+  withdraw(m);
   if (auto stub = impl_->entry_stubs.find(m); stub != impl_->entry_stubs.end()) {
     (void)impl_->engine->invalidate_method(stub->second->entries);
     (void)impl_->engine->retire(stub->second->code.block());

@@ -121,6 +121,9 @@ class Jit {
  private:
   // Makes the outcome of a compile of `m` reachable, or marks `m` as staying interpreted.
   void publish(CompileOutcome outcome);
+  // Takes a queued method back from the compile thread, publishing the compile it may have
+  // finished: afterwards no background outcome for `m` can arrive.
+  void withdraw(Method* m);
   // Publishes every finished background compile (publish_if_finished: if there is one, which
   // costs one atomic load).
   void publish_finished();
