@@ -13,7 +13,7 @@
 //                       pause_ms and pause_share (the time the interpreter's thread spent on
 //                       compiling: here all of compile_ms and register_ms),
 //                       methods, us_per_method, bytecode_bytes_per_us, code_bytes_per_bytecode.
-//   BM_SomJitBackground/<Name>  the same with background compilation (VM::jit_background_,
+//   BM_SomJitBackground/<Name>  the same with background compilation (Jit::start_compile_thread,
 //                       `som --jit-background=on`): hot methods compile on the JIT's thread
 //                       while the interpreter goes on. Same counters; pause_ms is then only
 //                       submitting requests and publishing code, compile_ms the compile
@@ -193,8 +193,7 @@ SomBenchmarks* boot(bool optimize, JitSetting jit) {
   if (jit != JitSetting::kOff) {
     sb->vm.jit_ = std::make_unique<som::Jit>(sb->vm);
     sb->vm.jit_threshold_ = som::kDefaultJitThreshold;
-    sb->vm.jit_background_ = jit == JitSetting::kBackground;
-    if (sb->vm.jit_background_) sb->vm.jit_->start_compile_thread();
+    if (jit == JitSetting::kBackground) sb->vm.jit_->start_compile_thread();
   }
   som::Symbol* new_sel = sb->vm.intern("new");
   for (const std::string& n : list_benchmarks(SOM_BENCH_DIR)) {

@@ -171,9 +171,6 @@ class VM {
   // plus back-edges (0: before they first run).
   std::unique_ptr<Jit> jit_;
   uint32_t jit_threshold_ = 0;
-  // Compile hot methods on the JIT's own thread while the interpreter goes on (with a threshold
-  // above 0; `--jit=always` compiles before a method first runs, so on this thread).
-  bool jit_background_ = false;
   // A non-local return in progress across compiled frames: the home frame it returns from, and
   // the value. Every compiled frame and interpreter run it passes unwinds itself (object_p.h).
   Frame* unwind_target_ = nullptr;

@@ -187,8 +187,7 @@ Result<std::unique_ptr<Vm>> Vm::create(const Options& options) {
     if (options.jit != JitMode::kOff && options.optimize) {
       impl.jit_ = std::make_unique<::som::Jit>(impl);
       impl.jit_threshold_ = options.jit == JitMode::kAlways ? 0 : options.jit_threshold;
-      impl.jit_background_ = options.jit_background;
-      if (impl.jit_background_ && impl.jit_threshold_ > 0) impl.jit_->start_compile_thread();
+      if (options.jit_background && impl.jit_threshold_ > 0) impl.jit_->start_compile_thread();
     }
   } catch (const ::som::VmUnwind&) {
     return pending(impl);

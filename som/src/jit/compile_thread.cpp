@@ -36,7 +36,6 @@ void CompileThread::keep_off(int cpu) {
   if (pthread_setaffinity_np(thread_.native_handle(), sizeof elsewhere, &elsewhere) == 0) avoided_cpu_ = cpu;
 }
 
-
 CompileThread::~CompileThread() {
   {
     std::lock_guard lock(mutex_);

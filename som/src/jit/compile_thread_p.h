@@ -1,5 +1,5 @@
 // Background compilation: a thread that compiles the methods the interpreter asks for while the
-// interpreter goes on interpreting them (VM::jit_background_, docs/som-jit.md "Tiering").
+// interpreter goes on interpreting them (Jit::start_compile_thread, docs/som-jit.md "Tiering").
 //
 // The interpreter's thread submits a CompileRequest when a method gets hot and keeps running
 // it in the interpreter; this thread compiles it (compile_method: emit, install, attach the
@@ -46,7 +46,6 @@ class CompileThread {
 
   // Queues `request` (first come, first compiled) and wakes the thread. The caller submits a
   // method at most once until its outcome is taken or withdraw() returns.
-  //
   void submit(CompileRequest request);
   // Whether outcomes wait to be taken: one atomic load, for the interpreter's tier-up checks.
   bool has_outcomes() const { return outcomes_ready_.load(std::memory_order_acquire); }

@@ -529,16 +529,11 @@ bool Jit::compile(Method* m) {
 }
 
 bool Jit::reached_threshold(Method* m) {
-  if (!vm_.jit_background_ || vm_.jit_threshold_ == 0) return compile(m);
+  if (!impl_->compile_thread || vm_.jit_threshold_ == 0) return compile(m);
   publish_if_finished();
   if (m->jit_entry || m->jit_failed || m->jit_queued) return m->jit_entry != 0;
-  CompileThread* thread = impl_->compile_thread.get();
   const auto t0 = std::chrono::steady_clock::now();
-  if (!thread) {
-    start_compile_thread();
-    thread = impl_->compile_thread.get();
-  }
-  thread->submit(impl_->request_for(m, code::Visibility::kOtherThreads));
+  impl_->compile_thread->submit(impl_->request_for(m, code::Visibility::kOtherThreads));
   m->jit_queued = true;
   stats_.foreground_nanos += nanos_since(t0);
   return false;

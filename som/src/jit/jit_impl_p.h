@@ -149,7 +149,7 @@ struct Jit::Impl {
   // What compile_method needs to compile `m` (interpreter thread).
   CompileRequest request_for(Method* m, jitkit::code::Visibility visibility);
 
-  // Background compilation (VM::jit_background_): started by the first request. Last, so that
+  // Background compilation: on from Jit::start_compile_thread. Last, so that
   // it stops, and the compile it may be running ends, before anything above goes away.
   std::unique_ptr<CompileThread> compile_thread;
 };

@@ -9,7 +9,7 @@
 //    a frame slot, so the collector, stack traces and non-local return treat them alike.
 //  * Tiering: a method is compiled after VM::jit_threshold_ interpreter invocations plus
 //    back-edges; a back-edge past the threshold transfers the running frame into the compiled
-//    code (on-stack replacement). With VM::jit_background_ the compile runs on a thread of its
+//    code (on-stack replacement). With start_compile_thread() the compile runs on a thread of its
 //    own (compile_thread_p.h) while the interpreter goes on, and the code is used from the
 //    first tier-up check after it is ready.
 #pragma once
@@ -78,12 +78,12 @@ class Jit {
   bool tier_up(Method* m, uint32_t threshold) {
     return m->jit_entry || (++m->hotness >= threshold && !m->jit_failed && reached_threshold(m));
   }
-  // A hot method: compiled now (true), or with VM::jit_background_ (and a threshold above 0)
-  // submitted to the compile thread, answering whether its code has become ready. Each call
-  // also publishes the code of every background compile that has finished.
+  // A hot method: compiled now (true); or, once start_compile_thread() ran and with a threshold
+  // above 0, submitted to the compile thread, answering whether its code has become ready.
+  // Each call also publishes the code of every background compile that has finished.
   bool reached_threshold(Method* m);
-  // Starts the background compile thread ahead of the first hot method (VM::jit_background_;
-  // reached_threshold starts it otherwise).
+  // Background compilation from now on (`som --jit-background=on`): starts the compile thread,
+  // ahead of the first hot method. There is no way back.
   void start_compile_thread();
 
   // Runs compiled method `m` on the receiver and arguments at base[0..n] for the interpreter

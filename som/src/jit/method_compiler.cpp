@@ -834,19 +834,19 @@ void MethodCompiler::emit_lazy_variable(uint32_t pc, int d) {
   } else {
     spill_register_operand();  // the value goes to kOperandReg
   }
+  auto access = [&](const Mem& slot) {
+    if (is_store)
+      a_.mov(slot, value);
+    else
+      a_.mov(kOperandReg, slot);
+  };
   a_.mov(rcx, qword_ptr(kFrameReg, kFrameContext));
   a_.test(rcx, rcx);
   a_.jnz(in_ctx);
-  if (is_store)
-    a_.mov(frame_slot, value);
-  else
-    a_.mov(kOperandReg, frame_slot);
+  access(frame_slot);
   a_.jmp(done);
   a_.bind(in_ctx);
-  if (is_store)
-    a_.mov(ctx_slot, value);
-  else
-    a_.mov(kOperandReg, ctx_slot);
+  access(ctx_slot);
   a_.bind(done);
   if (!is_store) push_operand(in_register());
 }

@@ -1,4 +1,4 @@
-// Background compilation (VM::jit_background_, som/src/jit/compile_thread_p.h) under real
+// Background compilation (Jit::start_compile_thread, som/src/jit/compile_thread_p.h) under real
 // concurrency: the compile thread emits, installs and attaches send sites while the VM's thread
 // interprets the same methods, runs compiled code through the inline caches (misses link them),
 // collects garbage, replaces methods and deletes them. Each test checks the answers the sends
@@ -64,7 +64,6 @@ class BackgroundCompile : public ::testing::Test {
     EXPECT_TRUE(vm->bootstrap());
     vm->jit_ = std::make_unique<Jit>(*vm);
     vm->jit_threshold_ = 2;
-    vm->jit_background_ = true;
     vm->jit_->start_compile_thread();
     return vm;
   }
